@@ -1,0 +1,1 @@
+"""Pure computations over the model: flows, netfilter, routing, overlay, stitching, diagnosis."""

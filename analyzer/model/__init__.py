@@ -1,0 +1,1 @@
+"""Frozen dataclasses shared by inputs, engines and reports. Standard library only; no I/O."""

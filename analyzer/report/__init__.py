@@ -1,0 +1,1 @@
+"""Render explain documents as text, JSON and self-contained HTML. Writes no files."""
