@@ -12,6 +12,7 @@ ALLOWED = {
     "model": {"model"},
     "inputs": {"model", "inputs", "errors"},
     "engines": {"model", "engines", "errors"},
+    "pipeline": {"model", "inputs", "engines", "pipeline", "errors"},
     "report": {"model", "engines", "report", "errors"},
     "lab": {"model", "inputs", "lab", "errors"},
 }

@@ -1,0 +1,1 @@
+"""Real flannel-style clusters in network namespaces: build, record, dump, tear down."""
