@@ -1,0 +1,102 @@
+"""``bridge fdb show`` (text and ``bridge -j fdb show``) -> ``FdbEntry``."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from analyzer.inputs.ip_route import iter_lines, parse_ip
+from analyzer.model.node import FdbEntry
+from analyzer.model.refs import SourceRef
+
+_MAC = re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$")
+_ARGS = frozenset({"dev", "dst", "vlan", "master", "port", "vni", "via", "src_vni", "nhid", "state"})
+_FLAGS = frozenset({"self", "permanent", "static", "extern_learn", "sticky", "offload", "router",
+                    "used", "master", "dynamic", "local", "added_by_user", "locked", "blackhole", "norefresh"})
+
+
+def parse_bridge_fdb(text: str, source: str) -> tuple[tuple[FdbEntry, ...], tuple[str, ...]]:
+    if text.lstrip().startswith("["):
+        return _parse_json(text, source)
+    entries: list[FdbEntry] = []
+    warnings: list[str] = []
+    for number, line in iter_lines(text):
+        words = line.split()
+        if not _MAC.match(words[0]):
+            warnings.append(f"{source}:{number}: unrecognised fdb line: {line.strip()}")
+            continue
+        fields: dict[str, Any] = {}
+        i = 1
+        problem = None
+        while i < len(words):
+            key = words[i]
+            value = words[i + 1] if i + 1 < len(words) else None
+            if key in _ARGS and value is not None and not (key == "master" and value in _FLAGS):
+                try:
+                    _set(fields, key, value)
+                except ValueError as exc:
+                    problem = f"bad {key} {value!r} ({exc})"
+                i += 2
+            elif key in _FLAGS:
+                _set(fields, key, None)
+                i += 1
+            else:
+                problem = f"unrecognised fdb token {key!r} (ignored)"
+                i += 1
+        if problem:
+            warnings.append(f"{source}:{number}: {problem}")
+        entries.append(FdbEntry(mac=words[0].lower(), source=SourceRef(source, number, line.rstrip()), **fields))
+    return tuple(entries), tuple(warnings)
+
+
+def _set(fields: dict[str, Any], key: str, value: str | None) -> None:
+    if value is None:
+        if key == "self":
+            fields["is_self"] = True
+        elif key in ("permanent", "static"):
+            fields[key] = True
+        elif key == "extern_learn":
+            fields["extern_learn"] = True
+        return
+    if key == "dev":
+        fields["dev"] = value
+    elif key == "dst":
+        fields["dst"] = parse_ip(value)
+    elif key == "vlan":
+        fields["vlan"] = int(value)
+    elif key == "master":
+        fields["master"] = value
+    elif key == "port":
+        fields["port"] = int(value)
+    elif key == "vni":
+        fields["vni"] = int(value)
+    elif key == "via":
+        fields["via"] = value
+    elif key == "state" and value in ("permanent", "static"):
+        fields[value] = True
+
+
+def _parse_json(text: str, source: str) -> tuple[tuple[FdbEntry, ...], tuple[str, ...]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return (), (f"{source}:{exc.lineno}: unrecognised JSON ({exc.msg})",)
+    entries: list[FdbEntry] = []
+    warnings: list[str] = []
+    for index, item in enumerate(data if isinstance(data, list) else []):
+        try:
+            fields: dict[str, Any] = {}
+            for key, field in (("ifname", "dev"), ("dst", "dst"), ("vlan", "vlan"), ("master", "master"),
+                               ("port", "port"), ("vni", "vni"), ("via", "via")):
+                if item.get(key) is not None:
+                    _set(fields, field, str(item[key]))
+            for flag in item.get("flags", []) or []:
+                _set(fields, flag, None)
+            if item.get("state"):
+                _set(fields, item["state"], None)
+            ref = SourceRef(source, 1, json.dumps(item, separators=(",", ":")))
+            entries.append(FdbEntry(mac=str(item["mac"]).lower(), source=ref, **fields))
+        except (KeyError, ValueError, TypeError) as exc:
+            warnings.append(f"{source}:1: unrecognised fdb entry #{index + 1} ({exc})")
+    return tuple(entries), tuple(warnings)

@@ -1,0 +1,77 @@
+"""``ip neigh show`` (text and ``ip -j neigh``) -> ``NeighEntry``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from analyzer.inputs.ip_route import iter_lines, parse_ip
+from analyzer.model.node import NeighEntry
+from analyzer.model.refs import SourceRef
+
+STATES = frozenset({"PERMANENT", "NOARP", "REACHABLE", "STALE", "DELAY", "PROBE", "FAILED", "INCOMPLETE",
+                    "NONE"})
+
+
+def parse_ip_neigh(text: str, source: str) -> tuple[tuple[NeighEntry, ...], tuple[str, ...]]:
+    if text.lstrip().startswith("["):
+        return _parse_json(text, source)
+    entries: list[NeighEntry] = []
+    warnings: list[str] = []
+    for number, line in iter_lines(text):
+        words = line.split()
+        try:
+            ip = parse_ip(words[0])
+        except ValueError:
+            warnings.append(f"{source}:{number}: unrecognised neighbour line: {line.strip()}")
+            continue
+        fields: dict[str, Any] = {}
+        states: set[str] = set()
+        i = 1
+        while i < len(words):
+            key = words[i]
+            value = words[i + 1] if i + 1 < len(words) else None
+            if key in ("dev", "lladdr") and value is not None:
+                fields[key] = value.lower() if key == "lladdr" else value
+                i += 2
+            elif key in ("proto", "vrf", "nud") and value is not None:
+                i += 2
+            elif key.upper() in STATES:
+                states.add(key.upper())
+                i += 1
+            elif key in ("router", "proxy"):
+                fields[key] = True
+                i += 1
+            elif key in ("extern_learn", "offload", "managed", "used"):
+                i += 1
+            else:
+                warnings.append(f"{source}:{number}: unrecognised neighbour token {key!r} (ignored)")
+                i += 1
+        entries.append(NeighEntry(ip=ip, source=SourceRef(source, number, line.rstrip()),
+                                  states=frozenset(states), **fields))
+    return tuple(entries), tuple(warnings)
+
+
+def _parse_json(text: str, source: str) -> tuple[tuple[NeighEntry, ...], tuple[str, ...]]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return (), (f"{source}:{exc.lineno}: unrecognised JSON ({exc.msg})",)
+    entries: list[NeighEntry] = []
+    warnings: list[str] = []
+    for index, item in enumerate(data if isinstance(data, list) else []):
+        try:
+            entries.append(
+                NeighEntry(
+                    ip=parse_ip(item["dst"]),
+                    source=SourceRef(source, 1, json.dumps(item, separators=(",", ":"))),
+                    dev=item.get("dev"),
+                    lladdr=str(item["lladdr"]).lower() if item.get("lladdr") else None,
+                    states=frozenset(str(s).upper() for s in item.get("state", []) or []),
+                    router="router" in item,
+                    proxy="proxy" in item,
+                )
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            warnings.append(f"{source}:1: unrecognised neighbour entry #{index + 1} ({exc})")
+    return tuple(entries), tuple(warnings)
