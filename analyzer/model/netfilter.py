@@ -1,0 +1,186 @@
+"""An ``iptables-save`` / ``ip6tables-save`` rule set as records that keep their ``file:line``.
+
+A ``RuleSet`` holds tables, a table holds chains (built-in chains carry a policy), a chain holds
+rules in order. Each ``Rule`` keeps its verbatim text and ``SourceRef`` and the parsed pieces the
+netfilter engine needs: the generic selectors (``-s -d -i -o -p -f`` with their negation), the
+``-m`` matches with their options, and the target with its options. Standard library only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from analyzer.model.refs import SourceRef
+
+#: built-in chains of each table, in the order the kernel registers them
+BUILTIN_CHAINS: Mapping[str, tuple[str, ...]] = {
+    "raw": ("PREROUTING", "OUTPUT"),
+    "mangle": ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"),
+    "nat": ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"),
+    "filter": ("INPUT", "FORWARD", "OUTPUT"),
+    "security": ("INPUT", "FORWARD", "OUTPUT"),
+}
+
+#: targets built into iptables itself (not extension modules)
+STANDARD_TARGETS = frozenset({"ACCEPT", "DROP", "RETURN", "QUEUE"})
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One ``--name value...`` of a match or target; ``negated`` when written ``! --name``/``--name !``."""
+
+    name: str  # without the leading dashes: "dport", "ctstate", "to-destination"
+    values: tuple[str, ...] = ()
+    negated: bool = False
+
+    @property
+    def value(self) -> str:
+        return self.values[0] if self.values else ""
+
+    def __str__(self) -> str:
+        neg = "! " if self.negated else ""
+        vals = "".join(f" {v}" for v in self.values)
+        return f"{neg}--{self.name}{vals}"
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One ``-m module`` with its options (``-p tcp`` adds an implicit ``tcp`` match)."""
+
+    module: str
+    options: tuple[Option, ...] = ()
+    implicit: bool = False  # created by -p (options such as --dport given without -m tcp)
+
+    def option(self, name: str) -> Option | None:
+        return next((o for o in self.options if o.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """A generic selector (``-s``, ``-d``, ``-i``, ``-o``, ``-p``) with its negation."""
+
+    value: str
+    negated: bool = False
+
+    def __str__(self) -> str:
+        return f"! {self.value}" if self.negated else self.value
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One ``-A CHAIN ...`` line."""
+
+    table: str
+    chain: str
+    index: int  # 1-based position in its chain (as ``iptables -L --line-numbers`` shows it)
+    source: SourceRef  # file, 1-based line, verbatim text
+    src: Selector | None = None
+    dst: Selector | None = None
+    in_interface: Selector | None = None
+    out_interface: Selector | None = None
+    protocol: Selector | None = None
+    fragment: bool | None = None  # -f: True, ! -f: False, absent: None
+    matches: tuple[Match, ...] = ()
+    target: str | None = None  # None: no -j/-g (the rule only counts)
+    goto: bool = False  # -g instead of -j
+    target_options: tuple[Option, ...] = ()
+    counters: tuple[int, int] | None = None  # [packets:bytes] before -A when saved with -c
+
+    @property
+    def text(self) -> str:
+        return self.source.text
+
+    @property
+    def file(self) -> str:
+        return self.source.file
+
+    @property
+    def line(self) -> int:
+        return self.source.line
+
+    def match(self, module: str) -> Match | None:
+        return next((m for m in self.matches if m.module == module), None)
+
+    def target_option(self, name: str) -> Option | None:
+        return next((o for o in self.target_options if o.name == name), None)
+
+    @property
+    def comment(self) -> str | None:
+        m = self.match("comment")
+        if m is None:
+            return None
+        opt = m.option("comment")
+        return opt.value if opt else None
+
+    def where(self) -> str:
+        return f"{self.source.file}:{self.source.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Chain:
+    name: str
+    table: str
+    policy: str | None  # ACCEPT/DROP for built-in chains, None for user chains ("-")
+    source: SourceRef | None = None  # the ":NAME POLICY [p:b]" line (None when only created by -N/-A)
+    rules: tuple[Rule, ...] = ()
+    counters: tuple[int, int] | None = None
+
+    @property
+    def builtin(self) -> bool:
+        return self.name in BUILTIN_CHAINS.get(self.table, ())
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    chains: Mapping[str, Chain] = field(default_factory=dict)
+    source: SourceRef | None = None  # the "*name" line
+
+    def chain(self, name: str) -> Chain | None:
+        return self.chains.get(name)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleSet:
+    """Every table of one ``iptables-save`` (or ``ip6tables-save``) output."""
+
+    source: str
+    tables: Mapping[str, Table] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # lines that were skipped or look wrong, "file:line: ..."
+    notes: tuple[str, ...] = ()  # informative header facts ("iptables-legacy tables present")
+    family: str = "ipv4"  # "ipv6" when the dump holds ip6tables rules
+    backend: str | None = None  # "legacy" / "nf_tables" when the header says so
+    generator: str | None = None  # "iptables-save v1.8.4" from the "# Generated by" line
+
+    def table(self, name: str) -> Table | None:
+        return self.tables.get(name)
+
+    def chain(self, table: str, name: str) -> Chain | None:
+        t = self.tables.get(table)
+        return t.chains.get(name) if t else None
+
+    def rules(self, table: str | None = None) -> tuple[Rule, ...]:
+        out: list[Rule] = []
+        for tname, t in self.tables.items():
+            if table is not None and tname != table:
+                continue
+            for c in t.chains.values():
+                out.extend(c.rules)
+        return tuple(out)
+
+    def rule_count(self) -> int:
+        return sum(len(c.rules) for t in self.tables.values() for c in t.chains.values())
+
+    def rule_at(self, line: int) -> Rule | None:
+        """The rule written on 1-based line ``line`` of the dump."""
+        for t in self.tables.values():
+            for c in t.chains.values():
+                for r in c.rules:
+                    if r.source.line == line:
+                        return r
+        return None
+
+    def find(self, text: str) -> tuple[Rule, ...]:
+        """Rules whose verbatim text contains ``text`` (handy in tests and reports)."""
+        return tuple(r for r in self.rules() if text in r.source.text)
