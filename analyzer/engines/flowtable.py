@@ -1,0 +1,493 @@
+"""Conversation table of inner flows, aggregated from column batches with numpy group-bys.
+
+The table consumes batches of columns (see ``analyzer.inputs.fastpath.Batch``; any object with
+the same attributes works) one at a time and keeps only small per-flow state between them:
+counters in growable numpy arrays indexed by flow id, the TCP handshake state, and per file and
+direction the highest sequence number seen (for retransmissions). Memory grows with the number of
+flows, not with the number of packets.
+
+Semantics
+* A flow is (protocol, {ip:port, ip:port}) of the innermost, non-quoted IP header. Direction 0 is
+  from the numerically lower endpoint to the higher one; the client is the sender of the first pure
+  SYN (SYN without ACK) if one was captured, else the source of the first packet seen.
+* handshake: a SYN, a SYN+ACK from the other side, then a segment from the SYN sender with ACK set
+  (no SYN/RST) acknowledging the SYN+ACK's sequence number + 1.
+* retransmissions: TCP segments with payload whose whole sequence range [seq, seq+len) lies at or
+  below the highest sequence end already seen in that direction *in the same capture file* (the
+  same packet captured at two points is not a retransmission). Keep-alives and out-of-order
+  fills count too, as they would for a receiver.
+* ICMP/ICMPv6 errors quoting a packet of a known flow are counted on that flow (``icmp_errors``)
+  and not in its packets; an error quoting nothing known is a flow of its own.
+* Sampling (``sample=K``): per (flow, file, direction) the first K and last K packets plus every
+  special packet (SYN/FIN/RST, retransmission, ICMP error quoting the flow), specials capped at 8*K.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from analyzer.model.flow import Encap, FlowSummary, TCPSummary, proto_name
+from analyzer.model.record import PacketRecord, QuotedPacket
+
+KIND_IP = 2
+FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
+_BIG = 1 << 42  # group offset for the segmented running maximum (sequence ends stay within +-2**34)
+_UNSET = -(1 << 40)
+
+
+class ColumnBatch(Protocol):
+    file: str
+    n: int
+    frame: np.ndarray
+    ts: np.ndarray
+    wire_len: np.ndarray
+    linktype: np.ndarray
+    kind: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    proto: np.ndarray
+    sport: np.ndarray
+    dport: np.ndarray
+    flags: np.ndarray
+    seq: np.ndarray
+    ack: np.ndarray
+    payload_len: np.ndarray
+    tunnel: np.ndarray
+    vni: np.ndarray
+    outer_src: np.ndarray
+    outer_dst: np.ndarray
+    outer_port: np.ndarray
+    icmp_error: np.ndarray
+    interface: str | None
+
+    def raw(self, i: int) -> bytes: ...
+
+    def quoted(self, i: int) -> QuotedPacket | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SampleFrame:
+    """A kept frame, materialised into a PacketRecord only at the end."""
+
+    file: str
+    frame: int
+    ts: float
+    linktype: int
+    wire_len: int
+    interface: str | None
+    data: bytes
+
+
+class _Slot:
+    """Samples of one (flow, direction, file)."""
+
+    __slots__ = ("first", "last", "special")
+
+    def __init__(self, k: int) -> None:
+        self.first: list[SampleFrame] = []
+        self.last: deque[SampleFrame] = deque(maxlen=k)
+        self.special: list[SampleFrame] = []
+
+
+class FlowTable:
+    def __init__(self, *, intern: Callable[[str | None], int], sample: int = 0) -> None:
+        self.intern = intern
+        self.sample = max(0, int(sample))
+        self.files: list[str] = []
+        self._file = -1
+        self._ids: dict[bytes, int] = {}
+        self._pairs: dict[tuple[int, int], int] = {}
+        self.count = 0
+        self._cap = 0
+        self._a: dict[str, np.ndarray] = {}
+        self._specs: dict[str, tuple[Any, int, int]] = {
+            # name: (dtype, fill, width) ; width 2 = one value per direction
+            "lo": (np.int64, -1, 1),
+            "hi": (np.int64, -1, 1),
+            "plo": (np.int32, -1, 1),
+            "phi": (np.int32, -1, 1),
+            "proto": (np.int16, -1, 1),
+            "pk": (np.int64, 0, 2),
+            "by": (np.int64, 0, 2),
+            "first_ts": (np.float64, np.inf, 1),
+            "last_ts": (np.float64, -np.inf, 1),
+            "first_dir": (np.int8, 0, 1),
+            "syn_dir": (np.int8, -1, 1),
+            "synack": (np.bool_, False, 1),
+            "exp_ack": (np.int64, -1, 1),
+            "exp_dir": (np.int8, -1, 1),
+            "handshake": (np.bool_, False, 1),
+            "flags_or": (np.int16, 0, 2),
+            "retrans": (np.int64, 0, 1),
+            "icmp_errors": (np.int64, 0, 1),
+            # per-file state, reset by begin_file
+            "seq_base": (np.int64, -1, 2),
+            "max_end": (np.int64, _UNSET, 2),
+            "seen": (np.int64, 0, 2),
+            "special_n": (np.int64, 0, 2),
+        }
+        self._per_file: list[np.ndarray] = []
+        self._encaps: dict[int, set[tuple[int, int, int, int, int]]] = {}
+        self._samples: dict[tuple[int, int, int], _Slot] = {}
+        self._grow(1024)
+
+    # ---------------------------------------------------------------- storage
+
+    def _grow(self, need: int) -> None:
+        if need <= self._cap:
+            return
+        cap = max(need, self._cap * 2)
+        for name, (dt, fill, width) in self._specs.items():
+            new = np.full(cap * width, fill, dtype=dt)
+            old = self._a.get(name)
+            if old is not None:
+                new[: len(old)] = old
+            self._a[name] = new
+        for i, arr in enumerate(self._per_file):
+            new = np.zeros(cap, dtype=np.int64)
+            new[: len(arr)] = arr
+            self._per_file[i] = new
+        self._cap = cap
+
+    def begin_file(self, name: str) -> None:
+        self.files.append(name)
+        self._file = len(self.files) - 1
+        self._per_file.append(np.zeros(self._cap, dtype=np.int64))
+        for name_ in ("seq_base", "max_end", "seen", "special_n"):
+            dt, fill, width = self._specs[name_]
+            self._a[name_][:] = fill
+
+    def _flow_ids(self, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray, plo: np.ndarray, phi: np.ndarray,
+                  proto: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Unique keys of a chunk -> (global ids of the unique keys, inverse index per row)."""
+        view = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).ravel()
+        uniq, first, inv = np.unique(view, return_index=True, return_inverse=True)
+        gids = np.empty(len(uniq), dtype=np.int64)
+        new: list[int] = []
+        ids = self._ids
+        for j, k in enumerate(uniq.tolist()):
+            g = ids.get(k)
+            if g is None:
+                g = ids[k] = self.count + len(new)
+                new.append(j)
+            gids[j] = g
+        if new:
+            self._grow(self.count + len(new))
+            nj = np.array(new, dtype=np.int64)
+            rows = first[nj]
+            ng = gids[nj]
+            a = self._a
+            a["lo"][ng] = lo[rows]
+            a["hi"][ng] = hi[rows]
+            a["plo"][ng] = plo[rows]
+            a["phi"][ng] = phi[rows]
+            a["proto"][ng] = proto[rows]
+            self.count += len(new)
+            for g, x, y in zip(ng.tolist(), lo[rows].tolist(), hi[rows].tolist()):
+                self._pairs.setdefault((x, y), g)
+        return gids, np.asarray(inv).ravel()
+
+    def _lookup(self, src: int, dst: int, proto: int, sport: int, dport: int) -> tuple[int, int] | None:
+        """(flow id, direction) of a packet src:sport -> dst:dport, None when the flow is unknown."""
+        d = 0
+        if (src, sport) > (dst, dport):
+            src, dst, sport, dport = dst, src, dport, sport
+            d = 1
+        key = np.array([[src, dst, (proto << 40) | ((sport + 1) << 20) | (dport + 1)]], dtype=np.int64)
+        g = self._ids.get(key.view(np.dtype((np.void, 24))).ravel()[0].tobytes())
+        return None if g is None else (g, d)
+
+    # ---------------------------------------------------------------- aggregation
+
+    def add(self, b: ColumnBatch) -> None:
+        """Aggregate one batch of the current file (``begin_file`` first)."""
+        if self._file < 0:
+            raise RuntimeError("begin_file() must be called before add()")
+        m = b.kind == KIND_IP
+        err_rows = np.flatnonzero(m & b.icmp_error)
+        attached: list[tuple[int, int, int]] = []  # (row, flow id, direction) of errors quoting a known flow
+        for i in err_rows.tolist():
+            hit = self._quoted_flow(b.quoted(i))
+            if hit is not None:
+                attached.append((i, *hit))
+                m[i] = False
+        for _i, g, _d in attached:
+            self._a["icmp_errors"][g] += 1
+        rows = np.flatnonzero(m)
+        if self.sample:
+            for i, g, qd in attached:
+                self._keep_special(b, i, g, qd, force=True)
+        if len(rows) == 0:
+            return
+        src = b.src[rows]
+        dst = b.dst[rows]
+        sp = b.sport[rows].astype(np.int64)
+        dp = b.dport[rows].astype(np.int64)
+        proto = b.proto[rows].astype(np.int64)
+        d = ((src > dst) | ((src == dst) & (sp > dp))).astype(np.int64)
+        lo = np.where(d == 0, src, dst)
+        hi = np.where(d == 0, dst, src)
+        plo = np.where(d == 0, sp, dp)
+        phi = np.where(d == 0, dp, sp)
+        keys = np.empty((len(rows), 3), dtype=np.int64)
+        keys[:, 0] = lo
+        keys[:, 1] = hi
+        keys[:, 2] = (proto << 40) | ((plo + 1) << 20) | (phi + 1)
+        was = self.count
+        gids, inv = self._flow_ids(keys, lo, hi, plo, phi, proto)
+        u = len(gids)
+        a = self._a
+        g_row = gids[inv]
+        slot_local = inv * 2 + d
+        wl = b.wire_len[rows]
+        ts = b.ts[rows]
+
+        # packets and bytes each way, per-file packets
+        cnt = np.bincount(slot_local, minlength=2 * u)
+        byt = np.bincount(slot_local, weights=wl, minlength=2 * u).astype(np.int64)
+        gslots = (gids[:, None] * 2 + np.arange(2)).ravel()
+        a["pk"][gslots] += cnt
+        a["by"][gslots] += byt
+        self._per_file[self._file][gids] += cnt[0::2] + cnt[1::2]
+
+        # first/last time
+        order = np.argsort(inv, kind="stable")
+        starts = np.searchsorted(inv[order], np.arange(u))
+        ts_sorted = ts[order]
+        a["first_ts"][gids] = np.minimum(a["first_ts"][gids], np.minimum.reduceat(ts_sorted, starts))
+        a["last_ts"][gids] = np.maximum(a["last_ts"][gids], np.maximum.reduceat(ts_sorted, starts))
+        new = gids >= was
+        if new.any():
+            a["first_dir"][gids[new]] = d[order[starts[new]]]
+
+        # encapsulations
+        tun = b.tunnel[rows]
+        trows = np.flatnonzero(tun > 0)
+        if len(trows):
+            ek = np.stack(
+                [g_row[trows], tun[trows], b.vni[rows][trows], b.outer_src[rows][trows],
+                 b.outer_dst[rows][trows], b.outer_port[rows][trows]], axis=1
+            ).astype(np.int64)
+            for g, t, vni, osrc, odst, port in np.unique(ek, axis=0).tolist():
+                self._encaps.setdefault(g, set()).add((t, vni, osrc, odst, port))
+
+        # TCP
+        tcp = proto == 6
+        retrans_rows = np.zeros(len(rows), dtype=bool)
+        if tcp.any():
+            fl = b.flags[rows].astype(np.int64)
+            seq = b.seq[rows]
+            ack = b.ack[rows]
+            for bit in (FIN, SYN, RST):
+                hit = tcp & ((fl & bit) != 0)
+                if hit.any():
+                    s = np.unique(g_row[hit] * 2 + d[hit])
+                    a["flags_or"][s] |= bit
+            for i in np.flatnonzero(tcp & ((fl & SYN) != 0)).tolist():
+                g = int(g_row[i])
+                if fl[i] & ACK:
+                    a["synack"][g] = True
+                    a["exp_ack"][g] = (int(seq[i]) + 1) & 0xFFFFFFFF
+                    a["exp_dir"][g] = 1 - d[i]
+                elif a["syn_dir"][g] < 0:
+                    a["syn_dir"][g] = d[i]
+            hs = (
+                tcp
+                & ((fl & (ACK | SYN | RST)) == ACK)
+                & (ack == a["exp_ack"][g_row])
+                & (d == a["exp_dir"][g_row])
+                & (d == a["syn_dir"][g_row])
+            )
+            if hs.any():
+                a["handshake"][g_row[hs]] = True
+            retrans_rows = self._retransmissions(tcp, g_row, d, seq, b.payload_len[rows])
+
+        if self.sample:
+            self._sample(b, rows, g_row, d, tcp, retrans_rows)
+        a["seen"][gslots] += cnt
+
+    def _retransmissions(self, tcp: np.ndarray, g_row: np.ndarray, d: np.ndarray, seq: np.ndarray,
+                         plen: np.ndarray) -> np.ndarray:
+        a = self._a
+        out = np.zeros(len(g_row), dtype=bool)
+        data = np.flatnonzero(tcp & (plen > 0))
+        if len(data) == 0:
+            return out
+        slot = g_row[data] * 2 + d[data]
+        order = np.argsort(slot, kind="stable")
+        s_sorted = slot[order]
+        us, gstart = np.unique(s_sorted, return_index=True)
+        grp = np.repeat(np.arange(len(us)), np.diff(np.append(gstart, len(s_sorted))))
+        base = a["seq_base"][us]
+        unset = base < 0
+        base[unset] = seq[data][order][gstart[unset]]
+        a["seq_base"][us] = base
+        rel = (seq[data][order] - base[grp]) & 0xFFFFFFFF
+        rel = np.where(rel >= (1 << 31), rel - (1 << 32), rel)
+        end = rel + plen[data][order]
+        carried = a["max_end"][us]
+        val = end + grp * _BIG
+        cm = np.maximum.accumulate(val) - grp * _BIG
+        prev = np.empty_like(cm)
+        prev[0] = _UNSET
+        prev[1:] = cm[:-1]
+        prev[gstart] = _UNSET
+        prev = np.maximum(prev, carried[grp])
+        is_re = end <= prev
+        a["max_end"][us] = np.maximum(carried, np.maximum.reduceat(end, gstart))
+        if is_re.any():
+            re_rows = data[order][is_re]
+            out[re_rows] = True
+            np.add.at(a["retrans"], g_row[re_rows], 1)
+        return out
+
+    def _quoted_flow(self, q: QuotedPacket | None) -> tuple[int, int] | None:
+        """The flow (and direction) an ICMP error's quoted packet belongs to, if already seen.
+
+        A quoted tunnel packet (e.g. VXLAN too big for the underlay) names only its inner
+        addresses, so it is attached to the first flow seen between them.
+        """
+        if q is None:
+            return None
+        if q.tunnel and q.inner_src and q.inner_dst:
+            x, y = self.intern(q.inner_src), self.intern(q.inner_dst)
+            g = self._pairs.get((min(x, y), max(x, y)))
+            return None if g is None else (g, int(x > y))
+        sport = -1 if q.sport is None else q.sport
+        dport = -1 if q.dport is None else q.dport
+        return self._lookup(self.intern(q.src), self.intern(q.dst), q.proto, sport, dport)
+
+    # ---------------------------------------------------------------- sampling
+
+    def _frame(self, b: ColumnBatch, i: int) -> SampleFrame:
+        return SampleFrame(b.file, int(b.frame[i]), float(b.ts[i]), int(b.linktype[i]), int(b.wire_len[i]),
+                           b.interface, b.raw(i))
+
+    def _slot(self, g: int, d: int) -> _Slot:
+        key = (g, d, self._file)
+        got = self._samples.get(key)
+        if got is None:
+            got = self._samples[key] = _Slot(self.sample)
+        return got
+
+    def _keep_special(self, b: ColumnBatch, i: int, g: int, d: int, *, force: bool = False) -> None:
+        s = g * 2 + d
+        if force or self._a["special_n"][s] < 8 * self.sample:
+            self._a["special_n"][s] += 1
+            self._slot(g, d).special.append(self._frame(b, i))
+
+    def _sample(self, b: ColumnBatch, rows: np.ndarray, g_row: np.ndarray, d: np.ndarray, tcp: np.ndarray,
+                retrans: np.ndarray) -> None:
+        k = self.sample
+        slot = g_row * 2 + d
+        order = np.argsort(slot, kind="stable")
+        s_sorted = slot[order]
+        us, gstart, gcount = np.unique(s_sorted, return_index=True, return_counts=True)
+        grp = np.repeat(np.arange(len(us)), gcount)
+        rank = np.empty(len(slot), dtype=np.int64)
+        rank[order] = np.arange(len(slot)) - gstart[grp]
+        gi = np.empty(len(slot), dtype=np.int64)
+        gi[order] = grp
+        before = self._a["seen"][slot]
+        first = before + rank < k
+        last = rank >= gcount[gi] - k
+        fl = b.flags[rows].astype(np.int64)
+        special = (tcp & ((fl & (SYN | FIN | RST)) != 0)) | retrans
+        for j in np.flatnonzero(first | last | special).tolist():
+            g, dd, i = int(g_row[j]), int(d[j]), int(rows[j])
+            if special[j]:
+                self._keep_special(b, i, g, dd)
+            frame = None
+            if first[j]:
+                frame = self._frame(b, i)
+                self._slot(g, dd).first.append(frame)
+            if last[j]:
+                self._slot(g, dd).last.append(frame or self._frame(b, i))
+
+    # ---------------------------------------------------------------- results
+
+    def summaries(
+        self,
+        *,
+        addr_name: Callable[[int], str | None],
+        tunnel_name: Callable[[int], str],
+        materialise: Callable[[SampleFrame], PacketRecord] | None = None,
+    ) -> list[FlowSummary]:
+        a = self._a
+        samples: dict[int, list[SampleFrame]] = {}
+        for (g, _d, _f), slot in self._samples.items():
+            samples.setdefault(g, []).extend([*slot.first, *slot.last, *slot.special])
+        out: list[FlowSummary] = []
+        for g in range(self.count):
+            cd = int(a["syn_dir"][g]) if a["syn_dir"][g] >= 0 else int(a["first_dir"][g])
+            lo_ip, hi_ip = addr_name(int(a["lo"][g])) or "?", addr_name(int(a["hi"][g])) or "?"
+            plo, phi = int(a["plo"][g]), int(a["phi"][g])
+            c_ip, c_port, s_ip, s_port = (lo_ip, plo, hi_ip, phi) if cd == 0 else (hi_ip, phi, lo_ip, plo)
+            proto = int(a["proto"][g])
+            c_port_v = None if c_port < 0 else c_port
+            s_port_v = None if s_port < 0 else s_port
+            tcp = None
+            if proto == 6:
+                fc, fs = int(a["flags_or"][2 * g + cd]), int(a["flags_or"][2 * g + 1 - cd])
+                tcp = TCPSummary(
+                    syn=bool(a["syn_dir"][g] >= 0),
+                    syn_ack=bool(a["synack"][g]),
+                    handshake=bool(a["handshake"][g]),
+                    fin=bool((fc | fs) & FIN),
+                    rst=bool((fc | fs) & RST),
+                    fin_from_client=bool(fc & FIN),
+                    fin_from_server=bool(fs & FIN),
+                    rst_from_client=bool(fc & RST),
+                    rst_from_server=bool(fs & RST),
+                    retransmissions=int(a["retrans"][g]),
+                )
+            encaps = tuple(
+                Encap(tunnel_name(t), None if vni < 0 else vni, addr_name(osrc), addr_name(odst),
+                      None if port < 0 else port)
+                for t, vni, osrc, odst, port in sorted(self._encaps.get(g, ()))
+            )
+            per_file = tuple(
+                (name, int(arr[g])) for name, arr in zip(self.files, self._per_file) if arr[g]
+            )
+            recs: tuple[PacketRecord, ...] = ()
+            if materialise is not None and g in samples:
+                uniq = {(s.file, s.frame): s for s in samples[g]}
+                fidx = {name: i for i, name in enumerate(self.files)}
+                recs = tuple(
+                    materialise(s) for s in sorted(uniq.values(), key=lambda s: (fidx.get(s.file, 0), s.frame))
+                )
+            pname = proto_name(proto)
+            out.append(
+                FlowSummary(
+                    key=f"{pname} {_ep(c_ip, c_port_v)} > {_ep(s_ip, s_port_v)}",
+                    proto=pname,
+                    proto_num=proto,
+                    client_ip=c_ip,
+                    client_port=c_port_v,
+                    server_ip=s_ip,
+                    server_port=s_port_v,
+                    packets_c2s=int(a["pk"][2 * g + cd]),
+                    packets_s2c=int(a["pk"][2 * g + 1 - cd]),
+                    bytes_c2s=int(a["by"][2 * g + cd]),
+                    bytes_s2c=int(a["by"][2 * g + 1 - cd]),
+                    first_ts=float(a["first_ts"][g]),
+                    last_ts=float(a["last_ts"][g]),
+                    encapsulations=encaps,
+                    tcp=tcp,
+                    icmp_errors=int(a["icmp_errors"][g]),
+                    per_file=per_file,
+                    samples=recs,
+                )
+            )
+        out.sort(key=lambda f: (f.first_ts, f.key))
+        return out
+
+
+def _ep(ip: str, port: int | None) -> str:
+    host = f"[{ip}]" if ":" in ip else ip
+    return host if port is None else f"{host}:{port}"

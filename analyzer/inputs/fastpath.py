@@ -1,0 +1,635 @@
+"""Streaming, vectorised fast path: capture files -> column batches, no per-packet Python object.
+
+Classic pcap files are read in fixed-size chunks (``CHUNK_BYTES``; peak memory does not grow with
+the file). Python only walks the 16-byte record headers; numpy then gathers header fields at fixed
+offsets for every frame of the chunk at once and recognises the common shapes:
+
+* Ethernet (optionally one 802.1Q tag), Linux cooked SLL and SLL2, raw IPv4 (linktypes 101, 228);
+* IPv4 without options and not fragmented, then TCP or UDP (ports outside the tunnel ports);
+* the same inside VXLAN (outer UDP destination port in ``vxlan_ports``, I flag set, inner
+  Ethernet/IPv4) or inside IPIP (IPv4 protocol 4);
+* ARP (a non-IP frame: counted, never part of a flow).
+
+Every other frame (IPv4 options, fragments, IPv6, ICMP, GENEVE, GRE, flannel-udp, VLAN stacks,
+truncated or malformed headers...) is handed to the general decoder
+(``analyzer.inputs.decode.decode_frame`` + ``to_record``) and its ``PacketRecord`` is merged into
+the same columns, so the columns always equal what the general decoder says. pcapng, gzip and
+damaged pcap files are read through ``analyzer.inputs.capture.read_capture`` and batched the same
+way (the fast shapes still apply to their frames).
+
+Addresses are ``int64`` columns: an IPv4 address is its 32-bit value; any other address (IPv6) is
+interned in an ``AddressTable`` and gets an id >= 2**32; -1 means "none".
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import struct
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from analyzer.errors import InputError
+from analyzer.model.record import PacketRecord, QuotedPacket
+
+CHUNK_BYTES = 8 << 20
+FALLBACK_BATCH = 4096
+VXLAN_UDP_PORTS = frozenset({4789, 8472})
+# UDP ports the general decoder treats as tunnels besides VXLAN: GENEVE and flannel's UDP backend.
+OTHER_TUNNEL_UDP_PORTS = frozenset({6081, 8285})
+
+TUNNEL_NAMES = ("", "vxlan", "ipip", "geneve", "gre", "ip6in4", "flannel-udp")
+TUNNEL_CODES = {name: code for code, name in enumerate(TUNNEL_NAMES) if name}
+
+LINKTYPE_ETHERNET = 1
+LINKTYPE_RAW = 101
+LINKTYPE_LINUX_SLL = 113
+LINKTYPE_IPV4 = 228
+LINKTYPE_LINUX_SLL2 = 276
+FAST_LINKTYPES = frozenset({LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL2})
+
+# row kinds
+KIND_BAD = 0  # no usable IP header and not a recognised non-IP frame (truncated, malformed...)
+KIND_NONIP = 1  # ARP, LLDP...: decoded, but not an IP flow
+KIND_IP = 2
+
+_PCAP_MAGIC = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1e6),
+    b"\xa1\xb2\xc3\xd4": (">", 1e6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e9),
+    b"\xa1\xb2\x3c\x4d": (">", 1e9),
+}
+_PAD = 256  # zero bytes after each chunk, so fixed-offset gathers never leave the buffer
+_MAX_RECORD = 0x4000000  # 64 MiB: anything larger is a damaged record header
+
+
+class AddressTable:
+    """Non-IPv4 address strings <-> int64 ids >= 2**32 (IPv4 addresses are their own value)."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, int] = {}
+        self._names: list[str] = []
+
+    def intern(self, text: str | None) -> int:
+        if text is None:
+            return -1
+        if ":" not in text:
+            try:
+                return int(ipaddress.IPv4Address(text))
+            except ValueError:
+                pass
+        got = self._ids.get(text)
+        if got is None:
+            got = self._ids[text] = (1 << 32) + len(self._names)
+            self._names.append(text)
+        return got
+
+    def name(self, value: int) -> str | None:
+        if value < 0:
+            return None
+        if value < (1 << 32):
+            return str(ipaddress.IPv4Address(value))
+        return self._names[value - (1 << 32)]
+
+
+@dataclass(slots=True)
+class Batch:
+    """Columns for ``n`` consecutive frames of one capture file (see the module docstring)."""
+
+    file: str
+    n: int
+    frame: np.ndarray  # int64, 1-based
+    ts: np.ndarray  # float64
+    wire_len: np.ndarray  # int64
+    cap_len: np.ndarray  # int64
+    linktype: np.ndarray  # int32
+    kind: np.ndarray  # int8: KIND_BAD / KIND_NONIP / KIND_IP
+    src: np.ndarray  # int64 address ids (innermost, non-quoted)
+    dst: np.ndarray
+    proto: np.ndarray  # int16, -1 none
+    sport: np.ndarray  # int32, -1 none
+    dport: np.ndarray
+    flags: np.ndarray  # int16 raw TCP flag byte, -1 none
+    seq: np.ndarray  # int64, -1 none
+    ack: np.ndarray
+    payload_len: np.ndarray  # int64, -1 none
+    ip_id: np.ndarray  # int32, -1 none
+    tunnel: np.ndarray  # int8 index into TUNNEL_NAMES (0 none)
+    vni: np.ndarray  # int64, -1 none
+    outer_src: np.ndarray  # int64 address ids, -1 none
+    outer_dst: np.ndarray
+    outer_port: np.ndarray  # int32 outer UDP dport of UDP tunnels, -1 none
+    fallback: np.ndarray  # bool: row came from the general decoder
+    icmp_error: np.ndarray  # bool: ICMP/ICMPv6 error with a quoted packet
+    buf: bytes  # frame bytes; frame i is buf[start[i]:start[i] + cap_len[i]]
+    start: np.ndarray  # int64
+    interface: str | None = None
+    records: dict[int, PacketRecord] = field(default_factory=dict)  # fallback rows -> their record
+
+    def raw(self, i: int) -> bytes:
+        s = int(self.start[i])
+        return self.buf[s : s + int(self.cap_len[i])]
+
+    def quoted(self, i: int) -> QuotedPacket | None:
+        rec = self.records.get(i)
+        return rec.quoted if rec is not None else None
+
+
+# --------------------------------------------------------------------------------------------
+# vectorised classification
+
+
+def _u8(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return a[idx].astype(np.int64)
+
+
+def _u16(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return (a[idx].astype(np.int64) << 8) | a[idx + 1]
+
+
+def _u24(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return (a[idx].astype(np.int64) << 16) | (a[idx + 1].astype(np.int64) << 8) | a[idx + 2]
+
+
+def _u32(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    return (
+        (a[idx].astype(np.int64) << 24)
+        | (a[idx + 1].astype(np.int64) << 16)
+        | (a[idx + 2].astype(np.int64) << 8)
+        | a[idx + 3]
+    )
+
+
+def _classify(
+    a: np.ndarray,
+    base: np.ndarray,
+    cap: np.ndarray,
+    wire: np.ndarray,
+    linktype: int,
+    vxlan_ports: np.ndarray,
+    tunnel_ports: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Fixed-offset recognition of the fast shapes for frames of one linktype.
+
+    ``a`` is the padded chunk, ``base`` the frame starts, ``cap``/``wire`` the lengths. Returns the
+    columns plus ``ok`` (fast shape recognised) and ``arp`` masks.
+    """
+    n = len(base)
+    zero = np.zeros(n, dtype=bool)
+    if linktype == LINKTYPE_ETHERNET:
+        et = _u16(a, base + 12)
+        tagged = et == 0x8100
+        et = np.where(tagged, _u16(a, base + 16), et)
+        ip = base + np.where(tagged, 18, 14)
+        link_ok = cap >= ip - base
+        is4 = (et == 0x0800) & link_ok
+        arp = (et == 0x0806) & (cap >= ip - base + 28)
+    elif linktype == LINKTYPE_LINUX_SLL:
+        et = _u16(a, base + 14)
+        ip = base + 16
+        is4 = (et == 0x0800) & (cap >= 16)
+        arp = (et == 0x0806) & (cap >= 16 + 28)
+    elif linktype == LINKTYPE_LINUX_SLL2:
+        et = _u16(a, base)
+        ip = base + 20
+        is4 = (et == 0x0800) & (cap >= 20)
+        arp = (et == 0x0806) & (cap >= 20 + 28)
+    elif linktype in (LINKTYPE_RAW, LINKTYPE_IPV4):
+        ip = base
+        is4 = (a[base] >> 4) == 4
+        arp = zero
+    else:
+        return {"ok": zero, "arp": zero}
+
+    # outer IPv4: no options, not a fragment, lengths consistent with the frame
+    tot = _u16(a, ip + 2)
+    p = _u8(a, ip + 9)
+    ip_ok = (
+        is4
+        & (a[ip] == 0x45)
+        & ((_u16(a, ip + 6) & 0x3FFF) == 0)
+        & (tot >= 20)
+        & (ip - base + tot <= wire)
+        & (cap >= ip - base + 20)
+    )
+    odp = _u16(a, ip + 22)
+    vx = (
+        ip_ok
+        & (p == 17)
+        & np.isin(odp, vxlan_ports)
+        & (_u16(a, ip + 24) == tot - 20)
+        & (tot >= 20 + 8 + 8 + 14 + 20)
+        & ((a[ip + 28] & 0x08) != 0)
+        & (_u16(a, ip + 48) == 0x0800)
+    )
+    ipip = ip_ok & (p == 4) & (tot >= 40)
+    iip = np.where(vx, ip + 50, np.where(ipip, ip + 20, ip))
+
+    # innermost IPv4
+    itot = _u16(a, iip + 2)
+    ip2 = _u8(a, iip + 9)
+    tunneled = vx | ipip
+    inner_ok = np.where(
+        tunneled,
+        (a[iip] == 0x45)
+        & ((_u16(a, iip + 6) & 0x3FFF) == 0)
+        & (itot >= 20)
+        & (iip - ip + itot <= tot),
+        True,
+    )
+    ok = ip_ok & inner_ok
+    l4 = iip + 20
+    sp = _u16(a, l4)
+    dp = _u16(a, l4 + 2)
+    doff = (a[l4 + 12] >> 4).astype(np.int64) * 4
+    tcp = ok & (ip2 == 6) & (doff >= 20) & (itot >= 20 + doff) & (cap >= l4 - base + 20)
+    udp = (
+        ok
+        & (ip2 == 17)
+        & (_u16(a, l4 + 4) == itot - 20)
+        & (cap >= l4 - base + 8)
+        & ~np.isin(sp, tunnel_ports)
+        & ~np.isin(dp, tunnel_ports)
+    )
+    # a plain UDP frame to a VXLAN port that is not a fast VXLAN shape goes to the general decoder
+    ok = tcp | udp
+    cols = {
+        "ok": ok,
+        "arp": arp & ~ok,
+        "src": _u32(a, iip + 12),
+        "dst": _u32(a, iip + 16),
+        "proto": ip2,
+        "sport": sp,
+        "dport": dp,
+        "flags": np.where(tcp, a[l4 + 13].astype(np.int64), -1),
+        "seq": np.where(tcp, _u32(a, l4 + 4), -1),
+        "ack": np.where(tcp, _u32(a, l4 + 8), -1),
+        "payload_len": np.where(tcp, itot - 20 - doff, itot - 28),
+        "ip_id": _u16(a, iip + 4),
+        "tunnel": np.where(vx, TUNNEL_CODES["vxlan"], np.where(ipip, TUNNEL_CODES["ipip"], 0)),
+        "vni": np.where(vx, _u24(a, ip + 32), -1),
+        "outer_src": np.where(tunneled, _u32(a, ip + 12), -1),
+        "outer_dst": np.where(tunneled, _u32(a, ip + 16), -1),
+        "outer_port": np.where(vx, odp, -1),
+    }
+    return cols
+
+
+_COLUMNS: tuple[tuple[str, Any, int], ...] = (
+    ("src", np.int64, -1),
+    ("dst", np.int64, -1),
+    ("proto", np.int16, -1),
+    ("sport", np.int32, -1),
+    ("dport", np.int32, -1),
+    ("flags", np.int16, -1),
+    ("seq", np.int64, -1),
+    ("ack", np.int64, -1),
+    ("payload_len", np.int64, -1),
+    ("ip_id", np.int32, -1),
+    ("tunnel", np.int8, 0),
+    ("vni", np.int64, -1),
+    ("outer_src", np.int64, -1),
+    ("outer_dst", np.int64, -1),
+    ("outer_port", np.int32, -1),
+)
+
+
+class _GeneralDecoder:
+    """The general decoder of ``analyzer.inputs.decode`` (imported lazily: it is the slow path)."""
+
+    def __init__(self, vxlan_ports: frozenset[int]) -> None:
+        self.vxlan_ports = vxlan_ports
+        self._fns: tuple[Any, Any, Any] | None = None
+
+    def _load(self) -> tuple[Any, Any, Any]:
+        if self._fns is None:
+            from analyzer.inputs.capture import RawFrame
+            from analyzer.inputs.decode import decode_frame, to_record
+
+            self._fns = (RawFrame, decode_frame, to_record)
+        return self._fns
+
+    def record(
+        self, file: str, number: int, ts: float, linktype: int, data: bytes, wire_len: int, interface: str | None
+    ) -> PacketRecord:
+        raw_frame, decode_frame, to_record = self._load()
+        frame = raw_frame(
+            file=file, number=number, ts=ts, linktype=linktype, data=data, wire_len=wire_len, interface=interface
+        )
+        return to_record(frame, decode_frame(data, linktype, vxlan_ports=self.vxlan_ports))
+
+    def read_capture(self, path: str, warn: Callable[[str], None] | None) -> Iterator[Any]:
+        from analyzer.inputs.capture import read_capture
+
+        return read_capture(path, warn=warn)
+
+
+def _build_batch(
+    file: str,
+    buf: bytes,
+    start: np.ndarray,
+    cap: np.ndarray,
+    wire: np.ndarray,
+    ts: np.ndarray,
+    frame: np.ndarray,
+    linktypes: np.ndarray,
+    interface: str | None,
+    addrs: AddressTable,
+    general: _GeneralDecoder,
+    vxlan_arr: np.ndarray,
+    tunnel_arr: np.ndarray,
+    interfaces: list[str | None] | None = None,
+) -> Batch:
+    n = len(start)
+    a = np.frombuffer(buf, dtype=np.uint8)
+    cols = {name: np.full(n, fill, dtype=dt) for name, dt, fill in _COLUMNS}
+    ok = np.zeros(n, dtype=bool)
+    kind = np.zeros(n, dtype=np.int8)
+    for lt in np.unique(linktypes).tolist():
+        sel = np.flatnonzero(linktypes == lt)
+        got = _classify(a, start[sel], cap[sel], wire[sel], int(lt), vxlan_arr, tunnel_arr)
+        good = got["ok"]
+        idx = sel[good]
+        for name, _dt, _fill in _COLUMNS:
+            cols[name][idx] = got[name][good]
+        ok[idx] = True
+        kind[idx] = KIND_IP
+        arp = sel[got["arp"]]
+        kind[arp] = KIND_NONIP
+        ok[arp] = True
+    batch = Batch(
+        file=file,
+        n=n,
+        frame=frame,
+        ts=ts,
+        wire_len=wire,
+        cap_len=cap,
+        linktype=linktypes,
+        kind=kind,
+        fallback=~ok,
+        icmp_error=np.zeros(n, dtype=bool),
+        buf=buf,
+        start=start,
+        interface=interface,
+        **cols,
+    )
+    for i in np.flatnonzero(~ok).tolist():
+        iface = interfaces[i] if interfaces is not None else interface
+        rec = general.record(
+            file, int(frame[i]), float(ts[i]), int(linktypes[i]), batch.raw(i), int(wire[i]), iface
+        )
+        _merge_record(batch, i, rec, addrs)
+    return batch
+
+
+def _merge_record(batch: Batch, i: int, rec: PacketRecord, addrs: AddressTable) -> None:
+    batch.records[i] = rec
+    if rec.ip_version and rec.src is not None and rec.proto is not None:
+        batch.kind[i] = KIND_IP
+        batch.src[i] = addrs.intern(rec.src)
+        batch.dst[i] = addrs.intern(rec.dst)
+        batch.proto[i] = rec.proto
+    elif rec.arp_op is not None or (rec.ip_version == 0 and not rec.notes):
+        batch.kind[i] = KIND_NONIP
+    else:
+        batch.kind[i] = KIND_BAD
+    for name, value in (
+        ("sport", rec.sport),
+        ("dport", rec.dport),
+        ("flags", rec.tcp_flags),
+        ("seq", rec.seq),
+        ("ack", rec.ack),
+        ("payload_len", rec.payload_len),
+        ("ip_id", rec.ip_id),
+        ("vni", rec.vni),
+    ):
+        if value is not None:
+            getattr(batch, name)[i] = value
+    if rec.tunnel:
+        batch.tunnel[i] = TUNNEL_CODES.get(rec.tunnel, len(TUNNEL_NAMES) - 1)
+        batch.outer_src[i] = addrs.intern(rec.outer_src)
+        batch.outer_dst[i] = addrs.intern(rec.outer_dst)
+        if rec.outer_dport is not None:
+            batch.outer_port[i] = rec.outer_dport
+    batch.icmp_error[i] = rec.quoted is not None
+
+
+# --------------------------------------------------------------------------------------------
+# readers
+
+
+class _Anomaly(Exception):
+    """A damaged pcap record: the rest of the file goes through the general reader."""
+
+
+def iter_batches(
+    path: Path,
+    *,
+    vxlan_ports: frozenset[int] = VXLAN_UDP_PORTS,
+    addrs: AddressTable | None = None,
+    warn: Callable[[str], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+    chunk_bytes: int = CHUNK_BYTES,
+) -> Iterator[Batch]:
+    """Yield column batches for every frame of ``path`` in file order.
+
+    ``progress(bytes_read)`` is called after each batch. Raises ``InputError`` when the file cannot
+    be used at all; damaged records become warnings (through the general reader) and reading goes on.
+    """
+    addrs = addrs if addrs is not None else AddressTable()
+    general = _GeneralDecoder(vxlan_ports)
+    vxlan_arr = np.array(sorted(vxlan_ports), dtype=np.int64)
+    tunnel_arr = np.array(sorted(vxlan_ports | OTHER_TUNNEL_UDP_PORTS), dtype=np.int64)
+    name = str(path)
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed in finally, the generator may stop early
+    except OSError as exc:
+        raise InputError(name, f"cannot open: {exc.strerror or exc}") from exc
+    try:
+        head = fh.read(24)
+        spec = _PCAP_MAGIC.get(head[:4])
+        done = 0
+        if spec is not None and len(head) == 24:
+            try:
+                for batch in _pcap_batches(
+                    fh, name, head, spec, addrs, general, vxlan_arr, tunnel_arr, progress, chunk_bytes
+                ):
+                    done = int(batch.frame[-1]) if batch.n else done
+                    yield batch
+                return
+            except _Anomaly:
+                pass
+        yield from _general_batches(
+            path, name, done, addrs, general, vxlan_arr, tunnel_arr, warn, progress
+        )
+    finally:
+        fh.close()
+
+
+def _pcap_batches(
+    fh: Any,
+    name: str,
+    head: bytes,
+    spec: tuple[str, float],
+    addrs: AddressTable,
+    general: _GeneralDecoder,
+    vxlan_arr: np.ndarray,
+    tunnel_arr: np.ndarray,
+    progress: Callable[[int], None] | None,
+    chunk_bytes: int,
+) -> Iterator[Batch]:
+    order, scale = spec
+    _, _, _, _, snaplen, network = struct.unpack(order + "HHiIII", head[4:24])
+    linktype = network & 0x0FFFFFFF
+    limit = max(snaplen, 262144) if snaplen else _MAX_RECORD
+    incl_at = struct.Struct(order + "I").unpack_from
+    interface = None
+    pending = b""
+    number = 0
+    offset = 24
+    hdr_dtype = np.dtype(order + "u4")
+    cols16 = np.arange(16, dtype=np.int64)
+    while True:
+        data = fh.read(chunk_bytes)
+        buf = pending + data if pending else data
+        if not buf:
+            return
+        n = len(buf)
+        offs: list[int] = []
+        append = offs.append
+        off = 0
+        while off + 16 <= n:
+            incl = incl_at(buf, off + 8)[0]
+            if incl > limit:
+                raise _Anomaly
+            end = off + 16 + incl
+            if end > n:
+                break
+            append(off)
+            off = end
+        if not data:
+            if off < n:
+                raise _Anomaly  # a cut-off last record: the general reader reports it
+            return
+        if not offs:
+            pending = buf
+            continue
+        pending = buf[off:]
+        chunk = buf[:off] + bytes(_PAD)
+        a = np.frombuffer(chunk, dtype=np.uint8)
+        ro = np.array(offs, dtype=np.int64)
+        hdr = a[ro[:, None] + cols16].copy().view(hdr_dtype)  # (n, 4): sec, frac, incl, orig
+        cap = hdr[:, 2].astype(np.int64)
+        wire = hdr[:, 3].astype(np.int64)
+        if np.any(wire < cap):
+            wire = np.maximum(wire, cap)
+        ts = hdr[:, 0].astype(np.float64) + hdr[:, 1].astype(np.float64) / scale
+        k = len(offs)
+        frames = np.arange(number + 1, number + k + 1, dtype=np.int64)
+        batch = _build_batch(
+            name,
+            chunk,
+            ro + 16,
+            cap,
+            wire,
+            ts,
+            frames,
+            np.full(k, linktype, dtype=np.int32),
+            interface,
+            addrs,
+            general,
+            vxlan_arr,
+            tunnel_arr,
+        )
+        number += k
+        offset += off
+        if progress is not None:
+            progress(offset)
+        yield batch
+
+
+def _general_batches(
+    path: Path,
+    name: str,
+    skip: int,
+    addrs: AddressTable,
+    general: _GeneralDecoder,
+    vxlan_arr: np.ndarray,
+    tunnel_arr: np.ndarray,
+    warn: Callable[[str], None] | None,
+    progress: Callable[[int], None] | None,
+) -> Iterator[Batch]:
+    size = max(os.path.getsize(path), 1)
+    frames: list[Any] = []
+    seen = 0
+    for raw in general.read_capture(name, warn):
+        if raw.number <= skip:
+            continue
+        frames.append(raw)
+        if len(frames) >= FALLBACK_BATCH:
+            seen += len(frames)
+            yield _frames_batch(name, frames, addrs, general, vxlan_arr, tunnel_arr)
+            frames = []
+            if progress is not None:
+                progress(min(size - 1, size * seen // max(seen + 1, 1)))
+    if frames:
+        yield _frames_batch(name, frames, addrs, general, vxlan_arr, tunnel_arr)
+    if progress is not None:
+        progress(size)
+
+
+def _frames_batch(
+    name: str,
+    frames: list[Any],
+    addrs: AddressTable,
+    general: _GeneralDecoder,
+    vxlan_arr: np.ndarray,
+    tunnel_arr: np.ndarray,
+) -> Batch:
+    datas = [bytes(f.data) for f in frames]
+    cap = np.array([len(d) for d in datas], dtype=np.int64)
+    start = np.zeros(len(datas), dtype=np.int64)
+    if len(datas) > 1:
+        np.cumsum(cap[:-1], out=start[1:])
+    buf = b"".join(datas) + bytes(_PAD)
+    wire = np.maximum(np.array([f.wire_len for f in frames], dtype=np.int64), cap)
+    ifaces = [f.interface for f in frames]
+    return _build_batch(
+        name,
+        buf,
+        start,
+        cap,
+        wire,
+        np.array([f.ts for f in frames], dtype=np.float64),
+        np.array([f.number for f in frames], dtype=np.int64),
+        np.array([f.linktype for f in frames], dtype=np.int32),
+        ifaces[0] if len(set(ifaces)) == 1 else None,
+        addrs,
+        general,
+        vxlan_arr,
+        tunnel_arr,
+        interfaces=ifaces,
+    )
+
+
+def iter_rows(batches: Iterable[Batch], addrs: AddressTable) -> Iterator[dict[str, Any]]:
+    """Per-frame dicts of the columns with addresses as text (tests and debugging only)."""
+    for b in batches:
+        for i in range(b.n):
+            row: dict[str, Any] = {"file": b.file, "frame": int(b.frame[i]), "kind": int(b.kind[i])}
+            for name, _dt, fill in _COLUMNS:
+                v = int(getattr(b, name)[i])
+                if name in ("src", "dst", "outer_src", "outer_dst"):
+                    row[name] = addrs.name(v)
+                elif name == "tunnel":
+                    row[name] = TUNNEL_NAMES[v] or None
+                else:
+                    row[name] = None if v == fill else v
+            row["fallback"] = bool(b.fallback[i])
+            row["ts"] = float(b.ts[i])
+            row["wire_len"] = int(b.wire_len[i])
+            yield row
