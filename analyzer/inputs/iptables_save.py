@@ -16,7 +16,7 @@ from analyzer.errors import InputError
 from analyzer.model.netfilter import BUILTIN_CHAINS, Chain, Match, Option, Rule, RuleSet, Selector, Table
 from analyzer.model.refs import SourceRef
 
-__all__ = ["parse_iptables_save", "read_iptables_save", "tokenize"]
+__all__ = ["KNOWN_TARGETS", "parse_iptables_save", "read_iptables_save", "tokenize"]
 
 _TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
 _UNESCAPE = re.compile(r"\\(.)")
@@ -35,6 +35,23 @@ _FRAG = frozenset({"-f", "--fragment"})
 _COUNT = frozenset({"-c", "--set-counters"})
 _FAMILY = frozenset({"-4", "--ipv4", "-6", "--ipv6"})
 _MAX_WARNINGS = 200
+#: options that cannot stand without a value (iptables-restore refuses them bare)
+_NEEDS_VALUE = frozenset({
+    "dport", "sport", "dports", "sports", "ports", "destination-port", "source-port", "mark", "ctstate",
+    "state", "comment", "to-destination", "to-source", "to-ports", "to", "reject-with", "set-xmark",
+    "set-mark", "or-mark", "and-mark", "xor-mark", "probability", "mode", "every", "packet", "src-type",
+    "dst-type", "icmp-type", "icmpv6-type", "match-set", "name", "seconds", "limit", "limit-burst",
+    "length", "mac-source", "pkt-type", "physdev-in", "physdev-out", "ctstatus", "ctorigsrc",
+    "ctorigdst", "ctreplsrc", "ctrepldst", "tcp-flags", "log-prefix", "nflog-group", "set-mss",
+    "hitcount", "uid-owner", "gid-owner", "ctdir", "zone", "set-class", "queue-num",
+})
+#: targets that are iptables extensions, not user chains
+KNOWN_TARGETS = frozenset({
+    "ACCEPT", "DROP", "RETURN", "QUEUE", "REJECT", "DNAT", "SNAT", "MASQUERADE", "REDIRECT", "MARK",
+    "CONNMARK", "LOG", "NFLOG", "ULOG", "TRACE", "NOTRACK", "CT", "TCPMSS", "CHECKSUM", "NFQUEUE",
+    "CLASSIFY", "DSCP", "TOS", "TTL", "HL", "SET", "AUDIT", "TEE", "NETMAP", "CLUSTERIP", "SECMARK",
+    "CONNSECMARK", "TPROXY", "IDLETIMER", "LED", "RATEEST", "SYNPROXY", "HMARK", "CONNLIMIT",
+})
 
 
 class _RuleSyntaxError(ValueError):
@@ -146,6 +163,8 @@ def _parse_rule_tokens(tokens: list[tuple[str, bool]], start: int) -> dict:
                 break
             values.append(v)
             i += 1
+        if not values and name in _NEEDS_VALUE:
+            raise _RuleSyntaxError(f"option --{name} needs a value")
         option = Option(name, tuple(values), opt_neg)
         if current is None:
             proto = fields.get("protocol")
@@ -261,6 +280,15 @@ def parse_iptables_save(text: str, source: str) -> RuleSet:
     if table is not None:
         b.warn(len(lines), f"the file ends inside table *{table} (line {table_line}) without COMMIT: "
                            "cut off? iptables-restore would not load this table")
+    for tname in table_order:
+        tchains = b.tables[tname]["chains"]
+        for cname, c in tchains.items():
+            for r_ref, fields in c["rules"]:
+                target = fields.get("target")
+                if target and target not in tchains and target not in KNOWN_TARGETS:
+                    b.warn(r_ref.line, f"-A {cname} jumps to {target}, which is neither a chain of "
+                                       f"*{tname} nor a known target")
+    b.warnings.sort(key=_warning_line)
     if b.dropped:
         b.warnings.append(f"{source}: {b.dropped} more warnings not shown")
     tables: dict[str, Table] = {}
@@ -280,6 +308,11 @@ def parse_iptables_save(text: str, source: str) -> RuleSet:
             built[cname] = Chain(cname, tname, policy, c["source"], rules, c["counters"])
         tables[tname] = Table(tname, built, tinfo["source"])
     return RuleSet(source, tables, tuple(b.warnings), tuple(b.notes), family, backend, generator)
+
+
+def _warning_line(text: str) -> int:
+    num = text.split(": ", 1)[0].rsplit(":", 1)[-1]
+    return int(num) if num.isdigit() else 0
 
 
 def _family_of(rules: tuple[Rule, ...]) -> str | None:
