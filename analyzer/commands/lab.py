@@ -1,0 +1,174 @@
+"""``k8s-trace lab``: build flannel-style clusters in network namespaces, record them, tear them down."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from analyzer.errors import ExitStatus, LabError
+from analyzer.lab.topology import LabParams
+
+BACKENDS = ("vxlan", "host-gw")
+
+
+def _scenario_names() -> list[str]:
+    from analyzer.lab.scenarios import SCENARIOS
+
+    return [sc.name for sc in SCENARIOS]
+
+
+def _params_options(func):  # noqa: ANN001, ANN202 (click decorator)
+    """The cluster knobs every scenario accepts; unset ones keep the scenario's own values."""
+    options = [
+        click.option("--nodes", type=click.IntRange(2, 9), help="Number of nodes (scenario default: 2)."),
+        click.option("--pod-cidr", help="Cluster pod network, split in /24 per node (default 10.244.0.0/16)."),
+        click.option("--service-cidr", help="Service ClusterIP range (default 10.96.0.0/12)."),
+        click.option("--backend", type=click.Choice(BACKENDS), help="flannel backend (scenario default)."),
+        click.option("--vxlan-port", type=click.IntRange(1, 65535), help="VXLAN UDP port (default 8472)."),
+        click.option("--vni", type=click.IntRange(0, 16777215), help="VXLAN network identifier (default 1)."),
+        click.option("--vxlan-mtu", type=click.IntRange(576, 9000), help="flannel.1 MTU (default 1450)."),
+        click.option("--pod-mtu", type=click.IntRange(576, 9000), help="Pod eth0 / veth MTU (default 1450)."),
+        click.option("--underlay-mtu", type=click.IntRange(576, 9000), help="Node eth0 MTU (default 1500)."),
+        click.option("--tag", default="", help="Inserted in namespace names (k8sl-TAG-node1) to run labs side by side."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _overrides(kwargs: dict) -> dict:
+    keys = ("nodes", "pod_cidr", "service_cidr", "backend", "vxlan_port", "vni", "vxlan_mtu", "pod_mtu",
+            "underlay_mtu")
+    return {k: kwargs[k] for k in keys if kwargs.get(k) is not None}
+
+
+def _scenario_and_params(name: str, kwargs: dict):  # noqa: ANN202
+    from analyzer.lab.scenarios import scenario
+
+    try:
+        sc = scenario(name)
+    except KeyError:
+        raise click.UsageError(
+            f"unknown scenario {name!r}; `k8s-trace lab list` shows: {', '.join(_scenario_names())}"
+        ) from None
+    tag = kwargs.get("tag") or ""
+    if tag and not all(c.isalnum() or c == "-" for c in tag):
+        raise click.UsageError("--tag may hold letters, digits and '-' only")
+    # the scenario's own parameters first, then what the user asked for on the command line
+    from dataclasses import replace
+
+    base = replace(sc.lab_params(LabParams()), tag=tag, **_overrides(kwargs))
+    try:
+        base.validate()
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+    return sc, base
+
+
+@click.group("lab")
+def command() -> None:
+    """Build, record and tear down flannel-style lab clusters in network namespaces (root, Linux).
+
+    \b
+    Every address lives only inside the lab's own namespaces (prefix k8sl-): nothing is connected
+    to the host's namespace or routed to its network, and each namespace has its own resolv.conf.
+    \b
+      k8s-trace lab list
+      sudo k8s-trace lab run cross-node --out rec/
+      k8s-trace explain rec/node1 rec/node2
+    """
+
+
+@command.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable list.")
+def list_cmd(as_json: bool) -> None:
+    """Describe the scenarios."""
+    from analyzer.lab.scenarios import SCENARIOS
+
+    if as_json:
+        doc = [{"name": sc.name, "summary": sc.summary, "shows": sc.shows,
+                "expect": [{"client": s.expect.client, "kind": s.expect.kind, "status": s.expect.status,
+                            "finding": s.expect.finding} for s in sc.steps]} for sc in SCENARIOS]
+        click.echo(json.dumps(doc, indent=2))
+        return
+    width = max(len(sc.name) for sc in SCENARIOS)
+    for sc in SCENARIOS:
+        outcomes = ", ".join(
+            f"{s.expect.client}" + (f" ({s.expect.finding})" if s.expect.finding else "") for s in sc.steps
+        )
+        click.echo(f"{sc.name:<{width}}  {sc.summary}  [client: {outcomes}]")
+
+
+@command.command("run")
+@click.argument("scenario", metavar="SCENARIO")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory for scenario.json and one bundle directory per node.")
+@_params_options
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def run_cmd(scenario: str, out: Path, quiet: bool, **kwargs) -> int:
+    """Build SCENARIO, run its traffic with captures on every interface, dump every node, tear down."""
+    from analyzer.lab.run import run_scenario
+
+    sc, params = _scenario_and_params(scenario, kwargs)
+    if out.exists() and any(out.iterdir()):
+        raise click.UsageError(f"{out} is not empty; give a new directory to --out")
+    argv = ["k8s-trace", "lab", "run", *sys.argv[sys.argv.index("run") + 1:]] if "run" in sys.argv else None
+    progress = None if quiet else (lambda msg: click.echo(f"lab: {msg}", err=True))
+    doc = run_scenario(sc, params, out, command=shlex.join(argv) if argv else None, progress=progress)
+    for step in doc["steps"]:
+        mark = "as expected" if step["matches_expected"] else f"EXPECTED {step['expected']['client']}"
+        extra = ""
+        if step.get("served_by"):
+            extra = " served by " + ", ".join(f"{k} x{v}" for k, v in sorted(step["served_by"].items(), key=str))
+        click.echo(f"{step['client']} -> {step['address']} ({step['op']}): {step['outcome']}{extra} [{mark}]")
+    click.echo(f"recorded {len(doc['captures'])} captures and {len(doc['dumps'])} node dumps in {out} "
+               f"({doc['duration_s']} s)")
+    return ExitStatus.OK if doc["matches_expected"] else ExitStatus.INCONCLUSIVE
+
+
+@command.command("up")
+@click.argument("scenario", metavar="SCENARIO")
+@_params_options
+def up_cmd(scenario: str, **kwargs) -> None:
+    """Build SCENARIO and leave it running (servers started; no clients, no captures)."""
+    from analyzer.lab.state import lab_up
+
+    sc, params = _scenario_and_params(scenario, kwargs)
+    state = lab_up(sc, params)
+    click.echo(f"lab {scenario!r} is up ({len(state['namespaces'])} namespaces); state in {state['path']}")
+    for name, ns in state["objects"].items():
+        click.echo(f"  {name:<10} {ns}")
+    click.echo("explore with `k8s-trace lab exec NAME -- CMD`, remove with `k8s-trace lab down`")
+
+
+@command.command("down")
+@click.option("--tag", default="", help="The --tag the lab was started with.")
+def down_cmd(tag: str) -> None:
+    """Tear down the lab `lab up` left running: its processes, namespaces and /etc/netns entries."""
+    from analyzer.lab.state import lab_down
+
+    removed, problems = lab_down(tag)
+    click.echo(f"removed {len(removed)} namespaces" + (f": {', '.join(removed)}" if removed else ""))
+    if problems:
+        raise LabError("teardown left something behind: " + "; ".join(problems))
+
+
+@command.command("exec", context_settings={"ignore_unknown_options": True})
+@click.option("--tag", default="", help="The --tag the lab was started with.")
+@click.argument("name", metavar="NAME")
+@click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_cmd(tag: str, name: str, cmd: tuple[str, ...]) -> int:
+    """Run CMD in the namespace of lab object NAME (a pod, node1, external, router, switch)."""
+    from analyzer.lab.state import namespace_for
+
+    ns = namespace_for(tag, name)
+    if os.geteuid() != 0:
+        raise LabError("entering a lab namespace needs root")
+    done = subprocess.run(["ip", "netns", "exec", ns, *cmd], check=False)
+    return done.returncode

@@ -1,0 +1,263 @@
+"""The lab's scenarios: a cluster, the faults applied to it, the traffic, and what should happen.
+
+Each scenario states, per traffic step, the outcome the client must see (``ok`` / ``timeout`` /
+``refused`` ...) and what ``k8s-trace explain`` should conclude from the recording (``kind``,
+``status``, ``encapsulation``, ``translations``, ``finding`` and the node it names), in the
+vocabulary of the JSON contract. ``lab run`` writes both into ``scenario.json`` next to the
+actual client results.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from analyzer.lab.topology import Cluster, Faults, LabParams, Service, ServicePort, make_cluster, service_ip
+
+WEB_PORT = 8080  # container port of the web pods
+NODE_PORT = 30080
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    client: str  # what the client sees: ok | timeout | refused | frag-needed | mixed...
+    kind: str
+    status: str
+    encapsulation: tuple[str, ...] = ()  # contract encapsulation types in path order
+    translations: tuple[str, ...] = ()  # contract translation types in path order
+    finding: str | None = None
+    finding_node: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One client action. `target` is pod:NAME, svc:NAME, node:NAME or external."""
+
+    client: str  # lab name of the namespace the client runs in (a pod, or "external")
+    op: str  # http | dns | ping
+    target: str
+    port: int | None
+    expect: Expect
+    path: str = "/"
+    count: int = 1
+    size: int = 56  # ping payload
+    df: bool = False
+    timeout: float = 2.0
+    name: str = "web.default.svc.cluster.local"  # dns
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    summary: str
+    shows: str  # one paragraph for learners: what the recording shows
+    pods: tuple[tuple[str, int, tuple[tuple[str, str], ...]], ...]
+    services: tuple[tuple[str, str, tuple[ServicePort, ...], tuple[str, ...], str], ...]  # name, ip key, ports, endpoints, type
+    steps: tuple[Step, ...]
+    params: dict = field(default_factory=dict)  # LabParams overrides
+    faults: Faults = Faults()
+    external_server: bool = False
+
+    def lab_params(self, base: LabParams) -> LabParams:
+        return replace(base, **self.params)
+
+    def cluster(self, base: LabParams) -> Cluster:
+        params = self.lab_params(base)
+        services = []
+        ip_offsets = {"web": 100, "dns": 10, "empty": 200}
+        for name, ip_key, ports, endpoints, svc_type in self.services:
+            ns = "kube-system" if name == "kube-dns" else "default"
+            services.append(Service(name=name, namespace=ns, cluster_ip=service_ip(params, ip_offsets[ip_key]),
+                                    ports=ports, endpoints=endpoints, type=svc_type))
+        return make_cluster(params, [(n, i, dict(lbl)) for n, i, lbl in self.pods], services)
+
+    def servers(self, cluster: Cluster) -> list[tuple[str, list[str]]]:
+        """(pod name, agent argv) of every server to start."""
+        out = []
+        for pod in cluster.pods:
+            role = dict(pod.labels).get("app")
+            if role == "web":
+                out.append((pod.name, ["http-server", "--port", str(WEB_PORT), "--name", pod.name]))
+            elif role == "kube-dns":
+                web = next((s.cluster_ip for s in cluster.services if s.name == "web"), "10.96.0.100")
+                out.append((pod.name, ["dns-server", "--port", "53", "--a", web, "--aaaa", "fd00:10:96::100"]))
+        return out
+
+
+WEB = (("app", "web"),)
+CLIENT = (("app", "client"),)
+DNS = (("app", "kube-dns"),)
+HTTP = (ServicePort("http", 80, WEB_PORT),)
+HTTP_NODEPORT = (ServicePort("http", 80, WEB_PORT, node_port=NODE_PORT),)
+DNS_PORTS = (ServicePort("dns", 53, 53, protocol="UDP"),)
+
+OK_CROSS = Expect("ok", "pod-to-pod-cross-node", "delivered", ("vxlan",))
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario(
+        name="cross-node",
+        summary="pod-to-pod across nodes over flannel VXLAN",
+        shows="An HTTP request from client (node1) to web (node2): cni0 -> flannel.1 -> VXLAN UDP 8472 on the "
+              "underlay (VNI 1) -> flannel.1 -> cni0 on node2, and the reply the same way back.",
+        pods=(("client", 1, CLIENT), ("web", 2, WEB)),
+        services=(),
+        steps=(Step("client", "http", "pod:web", WEB_PORT, OK_CROSS),),
+    ),
+    Scenario(
+        name="same-node",
+        summary="pod-to-pod on one node (cni0 bridge only)",
+        shows="Both pods hang off node1's cni0: the request is bridged from one veth to the other, no "
+              "routing and no encapsulation.",
+        pods=(("client", 1, CLIENT), ("web", 1, WEB)),
+        services=(),
+        steps=(Step("client", "http", "pod:web", WEB_PORT, Expect("ok", "pod-to-pod-same-node", "delivered")),),
+    ),
+    Scenario(
+        name="service-remote",
+        summary="pod-to-service, the only endpoint on the other node",
+        shows="client connects to the ClusterIP of default/web; kube-proxy's DNAT on node1 rewrites it to "
+              "web's pod IP on node2, so the packet leaves node1 inside VXLAN; the reply is un-NATed on node1.",
+        pods=(("client", 1, CLIENT), ("web", 2, WEB)),
+        services=(("web", "web", HTTP, ("web",), "ClusterIP"),),
+        steps=(Step("client", "http", "svc:web", 80,
+                    Expect("ok", "pod-to-service", "delivered", ("vxlan",), ("dnat",))),),
+    ),
+    Scenario(
+        name="vxlan-blocked",
+        summary="UDP 8472 rejected by a CentOS-style INPUT chain on the receiving node",
+        shows="node2's INPUT chain ends in `-j REJECT --reject-with icmp-host-prohibited` before its accept "
+              "for UDP 8472: every VXLAN packet from node1 is answered by an ICMP host-prohibited on the "
+              "underlay, and the client times out.",
+        pods=(("client", 1, CLIENT), ("web", 2, WEB)),
+        services=(),
+        faults=Faults(block_vxlan_on=("node2",)),
+        steps=(Step("client", "http", "pod:web", WEB_PORT,
+                    Expect("timeout", "pod-to-pod-cross-node", "rejected", ("vxlan",),
+                           finding="OVERLAY_PORT_BLOCKED", finding_node="node2")),),
+    ),
+    Scenario(
+        name="no-endpoints",
+        summary="a service without endpoints: kube-proxy's filter REJECT",
+        shows="default/empty has no ready endpoint, so kube-proxy's KUBE-SERVICES filter rule rejects the SYN "
+              "on node1 with ICMP port unreachable and the client's connect() fails at once.",
+        pods=(("client", 1, CLIENT), ("web", 2, WEB)),
+        services=(("empty", "empty", HTTP, (), "ClusterIP"),),
+        steps=(Step("client", "http", "svc:empty", 80,
+                    Expect("refused", "pod-to-service", "rejected", finding="SERVICE_NO_ENDPOINTS",
+                           finding_node="node1")),),
+    ),
+    Scenario(
+        name="external-masq",
+        summary="pod-to-external with flannel's MASQUERADE",
+        shows="client fetches from 203.0.113.10 behind the lab router; FLANNEL-POSTRTG masquerades the pod "
+              "address to node1's 192.168.56.11 on the way out, and the reply comes back to it.",
+        pods=(("client", 1, CLIENT),),
+        services=(),
+        external_server=True,
+        steps=(Step("client", "http", "external", 80,
+                    Expect("ok", "pod-to-external", "delivered", translations=("masquerade",))),),
+    ),
+    Scenario(
+        name="external-no-masq",
+        summary="pod-to-external without MASQUERADE (FLANNEL-POSTRTG missing): no reply",
+        shows="Without FLANNEL-POSTRTG the packet leaves node1 with the pod source 10.244.1.2; the external "
+              "host answers toward its router, which has no route to the pod network, so no reply arrives.",
+        pods=(("client", 1, CLIENT),),
+        services=(),
+        external_server=True,
+        faults=Faults(no_masquerade=True),
+        steps=(Step("client", "http", "external", 80,
+                    Expect("timeout", "pod-to-external", "no-reply", finding="MISSING_MASQUERADE",
+                           finding_node="node1")),),
+    ),
+    Scenario(
+        name="mtu",
+        summary="pod MTU 1500 over a 1450 VXLAN device",
+        shows="Pods think their MTU is 1500 but flannel.1 carries 1450: a 1500-byte DF ping is answered by "
+              "ICMP fragmentation-needed (MTU 1450) from node1, and a large HTTP response from web makes node2 "
+              "send fragmentation-needed to web before path MTU discovery lets it through.",
+        pods=(("client", 1, CLIENT), ("web", 2, WEB)),
+        services=(),
+        params={"pod_mtu": 1500},
+        steps=(
+            Step("client", "ping", "pod:web", None, Expect("frag-needed", "pod-to-pod-cross-node", "rejected",
+                 ("vxlan",), finding="MTU_EXCEEDED", finding_node="node1"), size=1472, df=True, count=2),
+            Step("client", "http", "pod:web", WEB_PORT, Expect("ok", "pod-to-pod-cross-node", "delivered",
+                 ("vxlan",), finding="MTU_EXCEEDED", finding_node="node2"), path="/bytes/300000", timeout=5.0),
+        ),
+    ),
+    Scenario(
+        name="host-gw",
+        summary="cross-node pod-to-pod with flannel's host-gw backend (no encapsulation)",
+        shows="host-gw programs `10.244.2.0/24 via 192.168.56.12 dev eth0`: the pod packet crosses the "
+              "underlay as is, no VXLAN.",
+        pods=(("client", 1, CLIENT), ("web", 2, WEB)),
+        services=(),
+        params={"backend": "host-gw", "pod_mtu": 1500},
+        steps=(Step("client", "http", "pod:web", WEB_PORT, Expect("ok", "pod-to-pod-cross-node", "delivered")),),
+    ),
+    Scenario(
+        name="nodeport",
+        summary="NodePort from an external host, endpoint on the other node",
+        shows="203.0.113.10 connects to node1:30080; KUBE-NODEPORTS marks it for masquerade and DNATs it to "
+              "web on node2, KUBE-POSTROUTING masquerades it to node1's flannel.1 address, and it crosses "
+              "the overlay.",
+        pods=(("web", 2, WEB),),
+        services=(("web", "web", HTTP_NODEPORT, ("web",), "NodePort"),),
+        steps=(Step("external", "http", "node:node1", NODE_PORT,
+                    Expect("ok", "external-to-service", "delivered", ("vxlan",), ("dnat", "masquerade"))),),
+    ),
+    Scenario(
+        name="missing-fdb",
+        summary="a missing FDB entry for the remote VTEP on the sending node",
+        shows="node1 has the route and the neighbour for node2's VTEP but no `bridge fdb` entry for its MAC: "
+              "flannel.1 has nowhere to send the frame and drops it; nothing reaches the underlay.",
+        pods=(("client", 1, CLIENT), ("web", 2, WEB)),
+        services=(),
+        faults=Faults(missing_fdb=(("node1", "node2"),)),
+        steps=(Step("client", "http", "pod:web", WEB_PORT,
+                    Expect("timeout", "pod-to-pod-cross-node", "dropped", finding="MISSING_FDB",
+                           finding_node="node1")),),
+    ),
+    Scenario(
+        name="two-endpoints",
+        summary="a service with two endpoints, one local and one remote",
+        shows="default/web has web-1 on node1 and web-2 on node2; kube-proxy's `-m statistic --mode random "
+              "--probability 0.5` picks one per connection: some go over the bridge, some over VXLAN.",
+        pods=(("client", 1, CLIENT), ("web-1", 1, WEB), ("web-2", 2, WEB)),
+        services=(("web", "web", HTTP, ("web-1", "web-2"), "ClusterIP"),),
+        steps=(Step("client", "http", "svc:web", 80, Expect("ok", "pod-to-service", "delivered", (), ("dnat",)),
+                    count=12),),
+    ),
+    Scenario(
+        name="dns",
+        summary="DNS to the cluster DNS service over UDP (A and AAAA from one socket)",
+        shows="client sends an A and an AAAA query back to back from one UDP socket to 10.96.0.10:53; both "
+              "are DNATed to the coredns pod on node2 and answered.",
+        pods=(("client", 1, CLIENT), ("coredns", 2, DNS), ("web", 2, WEB)),
+        services=(("kube-dns", "dns", DNS_PORTS, ("coredns",), "ClusterIP"), ("web", "web", HTTP, ("web",), "ClusterIP")),
+        steps=(Step("client", "dns", "svc:kube-dns", 53,
+                    Expect("ok", "pod-to-service", "delivered", ("vxlan",), ("dnat",))),),
+    ),
+    Scenario(
+        name="three-node",
+        summary="a three-node cluster: pod-to-pod and a service spread over two remote nodes",
+        shows="Three nodes, each with its own /24 and VTEP; node1 holds FDB/neighbour/route entries for both "
+              "others. The client reaches a pod on node3 directly and a service whose endpoints are on node2 "
+              "and node3.",
+        pods=(("client", 1, CLIENT), ("web-2", 2, WEB), ("web-3", 3, WEB)),
+        services=(("web", "web", HTTP, ("web-2", "web-3"), "ClusterIP"),),
+        params={"nodes": 3},
+        steps=(
+            Step("client", "http", "pod:web-3", WEB_PORT, OK_CROSS),
+            Step("client", "http", "svc:web", 80, Expect("ok", "pod-to-service", "delivered", ("vxlan",), ("dnat",)),
+                 count=6),
+        ),
+    ),
+)
+
+
+def scenario(name: str) -> Scenario:
+    for sc in SCENARIOS:
+        if sc.name == name:
+            return sc
+    raise KeyError(name)
