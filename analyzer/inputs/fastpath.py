@@ -68,11 +68,15 @@ _MAX_RECORD = 0x4000000  # 64 MiB: anything larger is a damaged record header
 
 
 class AddressTable:
-    """Non-IPv4 address strings <-> int64 ids >= 2**32 (IPv4 addresses are their own value)."""
+    """Non-IPv4 address strings <-> int64 ids >= 2**32 (IPv4 addresses are their own value).
+
+    One table is shared by every file of a scan; it also interns tunnel type names.
+    """
 
     def __init__(self) -> None:
         self._ids: dict[str, int] = {}
         self._names: list[str] = []
+        self.tunnels = TunnelTable()
 
     def intern(self, text: str | None) -> int:
         if text is None:
@@ -94,6 +98,24 @@ class AddressTable:
         if value < (1 << 32):
             return str(ipaddress.IPv4Address(value))
         return self._names[value - (1 << 32)]
+
+
+class TunnelTable:
+    """Tunnel type names <-> small codes; the fast path's codes (``TUNNEL_CODES``) come first."""
+
+    def __init__(self) -> None:
+        self._names: list[str] = list(TUNNEL_NAMES)
+        self._codes: dict[str, int] = dict(TUNNEL_CODES)
+
+    def intern(self, name: str) -> int:
+        code = self._codes.get(name)
+        if code is None:
+            code = self._codes[name] = len(self._names)
+            self._names.append(name)
+        return code
+
+    def name(self, code: int) -> str | None:
+        return self._names[code] if 0 < code < len(self._names) else None
 
 
 @dataclass(slots=True)
@@ -298,7 +320,7 @@ _COLUMNS: tuple[tuple[str, Any, int], ...] = (
 )
 
 
-class _GeneralDecoder:
+class GeneralDecoder:
     """The general decoder of ``analyzer.inputs.decode`` (imported lazily: it is the slow path)."""
 
     def __init__(self, vxlan_ports: frozenset[int]) -> None:
@@ -339,7 +361,7 @@ def _build_batch(
     linktypes: np.ndarray,
     interface: str | None,
     addrs: AddressTable,
-    general: _GeneralDecoder,
+    general: GeneralDecoder,
     vxlan_arr: np.ndarray,
     tunnel_arr: np.ndarray,
     interfaces: list[str | None] | None = None,
@@ -410,7 +432,7 @@ def _merge_record(batch: Batch, i: int, rec: PacketRecord, addrs: AddressTable) 
         if value is not None:
             getattr(batch, name)[i] = value
     if rec.tunnel:
-        batch.tunnel[i] = TUNNEL_CODES.get(rec.tunnel, len(TUNNEL_NAMES) - 1)
+        batch.tunnel[i] = addrs.tunnels.intern(rec.tunnel)
         batch.outer_src[i] = addrs.intern(rec.outer_src)
         batch.outer_dst[i] = addrs.intern(rec.outer_dst)
         if rec.outer_dport is not None:
@@ -441,7 +463,7 @@ def iter_batches(
     be used at all; damaged records become warnings (through the general reader) and reading goes on.
     """
     addrs = addrs if addrs is not None else AddressTable()
-    general = _GeneralDecoder(vxlan_ports)
+    general = GeneralDecoder(vxlan_ports)
     vxlan_arr = np.array(sorted(vxlan_ports), dtype=np.int64)
     tunnel_arr = np.array(sorted(vxlan_ports | OTHER_TUNNEL_UDP_PORTS), dtype=np.int64)
     name = str(path)
@@ -476,7 +498,7 @@ def _pcap_batches(
     head: bytes,
     spec: tuple[str, float],
     addrs: AddressTable,
-    general: _GeneralDecoder,
+    general: GeneralDecoder,
     vxlan_arr: np.ndarray,
     tunnel_arr: np.ndarray,
     progress: Callable[[int], None] | None,
@@ -557,7 +579,7 @@ def _general_batches(
     name: str,
     skip: int,
     addrs: AddressTable,
-    general: _GeneralDecoder,
+    general: GeneralDecoder,
     vxlan_arr: np.ndarray,
     tunnel_arr: np.ndarray,
     warn: Callable[[str], None] | None,
@@ -586,7 +608,7 @@ def _frames_batch(
     name: str,
     frames: list[Any],
     addrs: AddressTable,
-    general: _GeneralDecoder,
+    general: GeneralDecoder,
     vxlan_arr: np.ndarray,
     tunnel_arr: np.ndarray,
 ) -> Batch:
@@ -626,7 +648,7 @@ def iter_rows(batches: Iterable[Batch], addrs: AddressTable) -> Iterator[dict[st
                 if name in ("src", "dst", "outer_src", "outer_dst"):
                     row[name] = addrs.name(v)
                 elif name == "tunnel":
-                    row[name] = TUNNEL_NAMES[v] or None
+                    row[name] = addrs.tunnels.name(v)
                 else:
                     row[name] = None if v == fill else v
             row["fallback"] = bool(b.fallback[i])
