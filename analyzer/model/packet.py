@@ -1,0 +1,317 @@
+"""Captured frames and their decoded layers.
+
+``RawFrame`` is what the capture reader yields; ``DecodedPacket`` is what the decoder makes of
+its bytes: a tuple of layers, outermost first, each a frozen dataclass with its ``offset`` and
+``length`` inside the frame (0-based byte offsets) plus typed fields, and the notes about
+anything malformed or cut off.
+
+Layer ``name`` values are the ones of the JSON contract (``../shared/contract/README.md``):
+eth, vlan, sll, sll2, arp, ipv4, ipv6, icmp, icmpv6, tcp, udp, sctp, vxlan, geneve, ipip,
+ip6in4, gre, flannel-udp, raw, plus ``mpls`` (an MPLS label, decoded so that the IP packet
+behind it is seen). ``ipip``, ``ip6in4`` and ``flannel-udp`` are zero-length marker layers:
+these encapsulations have no header of their own, the marker says where the tunnel starts.
+
+Layers after an ICMP/ICMPv6 error belong to the packet it quotes: ``DecodedPacket.quote_start``
+is the index of the first of them (``None`` when nothing is quoted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+#: tunnel layer names (contract ``tunnels[].type``)
+TUNNEL_NAMES = frozenset({"vxlan", "geneve", "ipip", "ip6in4", "gre", "flannel-udp"})
+#: transport layer names (contract ``l4.proto``)
+TRANSPORT_NAMES = frozenset({"tcp", "udp", "sctp", "icmp", "icmpv6"})
+#: ICMP types that quote the offending packet
+ICMP_ERROR_TYPES = frozenset({3, 4, 5, 11, 12})
+ICMPV6_ERROR_TYPES = frozenset({1, 2, 3, 4})
+
+
+@dataclass(frozen=True, slots=True)
+class RawFrame:
+    """One record of a capture file, undecoded. ``number`` is 1-based, as Wireshark shows it."""
+
+    file: str
+    number: int
+    ts: float
+    linktype: int
+    data: bytes
+    wire_len: int
+    interface: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """Base of every layer: where it sits in the frame (0-based byte offset, header length)."""
+
+    name: ClassVar[str] = "?"
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ethernet(Layer):
+    name: ClassVar[str] = "eth"
+    dst: str
+    src: str
+    ethertype: int  # values <= 1500 are an 802.3 length (LLC follows)
+
+
+@dataclass(frozen=True, slots=True)
+class VLAN(Layer):
+    name: ClassVar[str] = "vlan"
+    tpid: int  # 0x8100 (802.1Q) or 0x88a8 (802.1ad S-tag), or 0x9100
+    vid: int
+    pcp: int
+    dei: int
+    ethertype: int
+
+
+@dataclass(frozen=True, slots=True)
+class MPLS(Layer):
+    name: ClassVar[str] = "mpls"
+    labels: tuple[int, ...]  # the whole label stack, outermost first
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class SLL(Layer):
+    name: ClassVar[str] = "sll"
+    pkttype: int  # 0 to us, 1 broadcast, 2 multicast, 3 other host, 4 outgoing
+    arphrd: int
+    addr: str  # link-layer source address (lower-case hex pairs)
+    protocol: int
+
+
+@dataclass(frozen=True, slots=True)
+class SLL2(Layer):
+    name: ClassVar[str] = "sll2"
+    protocol: int
+    ifindex: int  # resolve with the node's `ip link` dump
+    arphrd: int
+    pkttype: int
+    addr: str
+
+
+@dataclass(frozen=True, slots=True)
+class ARP(Layer):
+    name: ClassVar[str] = "arp"
+    op: int
+    hwtype: int
+    ptype: int
+    sender_mac: str | None
+    sender_ip: str | None
+    target_mac: str | None
+    target_ip: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IPv4(Layer):
+    name: ClassVar[str] = "ipv4"
+    src: str
+    dst: str
+    proto: int
+    ttl: int
+    tos: int
+    total_len: int  # as in the header (0 for TSO-offloaded captures)
+    ident: int
+    df: bool
+    mf: bool
+    frag_offset: int  # bytes
+    checksum: int
+    options: tuple[int, ...]  # option type bytes, in order (EOL/NOP included)
+
+
+@dataclass(frozen=True, slots=True)
+class IPv6(Layer):
+    """IPv6 header plus its extension headers (``length`` covers both)."""
+
+    name: ClassVar[str] = "ipv6"
+    src: str
+    dst: str
+    next_header: int  # of the fixed header
+    proto: int  # upper-layer protocol after the extension headers
+    hop_limit: int
+    traffic_class: int
+    flow_label: int
+    payload_len: int
+    ext_headers: tuple[int, ...]  # protocol numbers of the extension headers, in order
+    frag_id: int | None
+    frag_offset: int  # bytes
+    mf: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ICMP(Layer):
+    name: ClassVar[str] = "icmp"
+    type: int
+    code: int
+    checksum: int
+    ident: int | None  # echo / timestamp / address mask
+    seq: int | None
+    mtu: int | None  # next-hop MTU of "fragmentation needed" (type 3 code 4)
+    gateway: str | None  # redirect
+    is_error: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ICMPv6(Layer):
+    name: ClassVar[str] = "icmpv6"
+    type: int
+    code: int
+    checksum: int
+    ident: int | None
+    seq: int | None
+    mtu: int | None  # packet too big
+    target: str | None  # neighbour solicitation / advertisement target
+    is_error: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TCP(Layer):
+    name: ClassVar[str] = "tcp"
+    sport: int
+    dport: int
+    seq: int | None  # None only in a short quote inside an ICMP error
+    ack: int | None
+    flags: int | None  # FIN 1, SYN 2, RST 4, PSH 8, ACK 16, URG 32, ECE 64, CWR 128
+    window: int | None
+    header_len: int | None
+    mss: int | None
+    wscale: int | None
+    payload_len: int | None  # from the IP lengths
+
+
+@dataclass(frozen=True, slots=True)
+class UDP(Layer):
+    name: ClassVar[str] = "udp"
+    sport: int
+    dport: int
+    ulen: int
+    checksum: int
+    checksum_ok: bool | None  # checked for tunnel carriers only; None: 0 (unused) or not verifiable
+    payload_len: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SCTP(Layer):
+    name: ClassVar[str] = "sctp"
+    sport: int
+    dport: int
+    vtag: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class VXLAN(Layer):
+    name: ClassVar[str] = "vxlan"
+    flags: int  # 16 bits (G, I, D, A bits of VXLAN-GBP included)
+    vni: int
+    group_policy: int  # VXLAN-GBP group policy id (0 for plain VXLAN)
+
+
+@dataclass(frozen=True, slots=True)
+class GENEVE(Layer):
+    name: ClassVar[str] = "geneve"
+    version: int
+    vni: int
+    protocol: int  # 0x6558 Ethernet, 0x0800 IPv4, 0x86dd IPv6
+    oam: bool
+    critical: bool
+    options: tuple[tuple[int, int, int], ...]  # (class, type, data length) of each option
+
+
+@dataclass(frozen=True, slots=True)
+class IPIP(Layer):
+    """Zero-length marker: the next IP header is encapsulated in the previous one."""
+
+    name: ClassVar[str] = "ipip"
+    outer_proto: int  # 4 (IPv4 payload) or 41 (IPv6 payload)
+
+
+@dataclass(frozen=True, slots=True)
+class IP6in4(Layer):
+    """Zero-length marker: IPv6 carried in IPv4 (protocol 41, SIT/6in4)."""
+
+    name: ClassVar[str] = "ip6in4"
+    outer_proto: int
+
+
+@dataclass(frozen=True, slots=True)
+class GRE(Layer):
+    """GRE header; for PPTP (GRE version 1) ``length`` includes the PPP header behind it."""
+
+    name: ClassVar[str] = "gre"
+    version: int
+    protocol: int
+    flags: int  # first 16 bits: C 0x8000, R 0x4000, K 0x2000, S 0x1000, A 0x0080 (v1)
+    checksum: int | None
+    key: int | None
+    seq: int | None
+    ack: int | None
+    ppp_protocol: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class FlannelUDP(Layer):
+    """Zero-length marker: flannel's UDP backend, a raw IP packet as UDP payload."""
+
+    name: ClassVar[str] = "flannel-udp"
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Raw(Layer):
+    """Bytes that no decoder claimed (unknown protocol, LLC, unsupported link type)."""
+
+    name: ClassVar[str] = "raw"
+    what: str  # why it stayed raw, e.g. "ethertype 0x88cc" or "IP protocol 89"
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedPacket:
+    layers: tuple[Layer, ...]
+    notes: tuple[str, ...] = ()
+    quote_start: int | None = None  # index of the first layer quoted inside an ICMP error
+    payload_offset: int | None = None  # start of the innermost non-quoted L4 payload
+    payload_end: int | None = None  # its end (IP lengths, capped at the captured bytes)
+
+    def to_contract(self, number: int, ts: float, interface: str | None) -> dict[str, Any]:
+        """The ``decode --format jsonl`` object of the contract for this frame.
+
+        ``ip`` has every IP header, quoted ones included (as tshark counts them); ``quoted_from``
+        (an extension) is the index in ``ip`` of the first quoted header, or null. ``l4`` is the
+        innermost transport outside any ICMP quote. ``tunnels`` lists every tunnel layer in
+        order, quoted ones included.
+        """
+        ips: list[dict[str, Any]] = []
+        tunnels: list[dict[str, Any]] = []
+        l4: dict[str, Any] | None = None
+        quoted_from: int | None = None
+        qs = self.quote_start
+        for i, layer in enumerate(self.layers):
+            quoted = qs is not None and i >= qs
+            name = layer.name
+            if isinstance(layer, IPv4 | IPv6):
+                if quoted and quoted_from is None:
+                    quoted_from = len(ips)
+                ips.append({"src": layer.src, "dst": layer.dst, "proto": layer.proto})
+            elif name in TUNNEL_NAMES:
+                tunnels.append({"type": name, "vni": getattr(layer, "vni", None)})
+            elif name in TRANSPORT_NAMES and not quoted:
+                if isinstance(layer, ICMP | ICMPv6):
+                    l4 = {"proto": name, "sport": None, "dport": None, "type": layer.type, "code": layer.code}
+                else:
+                    l4 = {"proto": name, "sport": layer.sport, "dport": layer.dport}  # type: ignore[attr-defined]
+        return {
+            "frame": number,
+            "ts": ts,
+            "interface": interface,
+            "layers": [layer.name for layer in self.layers],
+            "ip": ips,
+            "l4": l4,
+            "tunnels": tunnels,
+            "notes": list(self.notes),
+            "quoted_from": quoted_from,
+        }
