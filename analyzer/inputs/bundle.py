@@ -7,6 +7,29 @@ on a node and the lab runs inside its namespaces; ``docs/bundle.md`` documents t
 
 from __future__ import annotations
 
+import atexit
+import json
+import re
+import shutil
+import tarfile
+import tempfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+from analyzer.errors import InputError
+from analyzer.inputs.bridge_fdb import parse_bridge_fdb
+from analyzer.inputs.conntrack import parse_conntrack
+from analyzer.inputs.ip_addr import merge_interfaces, parse_ip_addr
+from analyzer.inputs.ip_neigh import parse_ip_neigh
+from analyzer.inputs.ip_route import parse_ip_route
+from analyzer.inputs.ip_rule import parse_ip_rule
+from analyzer.inputs.kubectl import looks_like_kubectl, parse_kubectl
+from analyzer.inputs.subnet_env import parse_subnet_env
+from analyzer.inputs.sysctl import parse_sysctl
+from analyzer.model.node import CaptureFile, KubeInventory, NodeSnapshot, Route
+from analyzer.model.refs import SourceRef
+
 #: (file name in the bundle, POSIX sh command run as root on the node), in collection order.
 #: ``K8S_TRACE_SUBNET_ENV`` overrides where flannel's subnet.env is read from.
 BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
@@ -28,3 +51,293 @@ BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
     ),
     ("kubectl.json", "kubectl get pods,svc,endpointslices,nodes -A -o json"),
 )
+
+
+#: kinds a bundle file can be; ``NodeSnapshot.files`` maps these to the file's display name
+KINDS = ("node", "iptables-save", "ip6tables-save", "ip-addr", "ip-link", "ip-route", "ip-rule",
+         "bridge-fdb", "ip-neigh", "subnet.env", "conntrack", "sysctl", "kubectl.json", "missing")
+#: canonical file name -> kind (names of BUNDLE_COMMANDS plus a few common spellings)
+_NAME_KINDS: dict[str, str] = {name: name for name, _ in BUNDLE_COMMANDS}
+_NAME_KINDS.update({
+    "ip6-route": "ip-route", "hostname": "node", "subnet.env": "subnet.env", "missing": "missing",
+    "collect.log": "missing", "ip-addr.json": "ip-addr", "ip-link.json": "ip-link",
+    "ip-route.json": "ip-route", "ip-rule.json": "ip-rule", "bridge-fdb.json": "bridge-fdb",
+    "ip-neigh.json": "ip-neigh", "kubectl": "kubectl.json", "iptables": "iptables-save",
+    "ip6tables": "ip6tables-save", "conntrack.txt": "conntrack",
+})
+_PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
+                b"\x0a\x0d\x0d\x0a")
+_TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.xz", ".tar.bz2")
+
+_STATE_WORDS = r"(PERMANENT|NOARP|REACHABLE|STALE|DELAY|PROBE|FAILED|INCOMPLETE|NONE)"
+_LINE_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("ip-addr", re.compile(r"^\d+:\s+[^:\s]+:\s+<[^>]*>")),
+    ("ip-rule", re.compile(r"^\d+:\s+(not\s+)?(from|to|iif|oif|fwmark|all|tos|lookup)\b")),
+    ("bridge-fdb", re.compile(r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\s+dev\s")),
+    ("ip-neigh", re.compile(r"^[0-9a-fA-F.:]+\s+dev\s+\S+.*\b" + _STATE_WORDS + r"\s*$")),
+    ("conntrack", re.compile(r"^(ipv[46]\s+\d+\s+)?[a-z0-9]+\s+\d+\s.*\bsrc=\S+\s+dst=\S+")),
+    ("subnet.env", re.compile(r"^(export\s+)?FLANNEL_\w+=")),
+    ("sysctl", re.compile(r"^[a-z0-9_]+(\.[\w\-/]+)+\s*=")),
+    ("ip-route", re.compile(
+        r"^((unicast|local|broadcast|multicast|anycast|blackhole|unreachable|prohibit|throw|nat)\s+)?"
+        r"(default|[0-9a-fA-F.:]+(/\d+)?)(\s+(dev|via|proto|scope|table|metric|src|nhid|pref|mtu|onlink)\b|\s*$)")),
+)
+
+
+def sniff_kind(text: str, name: str = "") -> str | None:
+    """Which dump ``text`` is, judged from its content (``name`` only breaks ties): a kind or None."""
+    body = text.lstrip()
+    if not body:
+        return None
+    if body.startswith("["):
+        return _sniff_json(body)
+    if looks_like_kubectl(body):
+        return "kubectl.json"
+    if re.search(r"^\*(filter|nat|mangle|raw|security)\s*$", text, re.M) and re.search(r"^COMMIT\s*$", text, re.M):
+        head = text[:2000]
+        six = "ip6tables" in head or "ip6tables" in name or re.search(r"\s-[sd]\s+[0-9a-fA-F]*:[0-9a-fA-F:]*/", text)
+        return "ip6tables-save" if six else "iptables-save"
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")][:400]
+    if len(lines) == 1 and _NAME_KINDS.get(name) == "node" and re.fullmatch(r"[A-Za-z0-9][\w.\-]*", lines[0].strip()):
+        return "node"
+    counts = dict.fromkeys((k for k, _ in _LINE_KINDS), 0)
+    for line in lines:
+        for kind, pattern in _LINE_KINDS:
+            if pattern.match(line):
+                counts[kind] += 1
+                break
+    if counts["ip-addr"] and _LINE_KINDS[0][1].match(lines[0]):
+        return "ip-addr" if re.search(r"^\s+inet6?\s", text, re.M) else "ip-link"
+    counts["ip-addr"] = 0
+    best = max(counts, key=lambda k: counts[k])
+    if counts[best] * 2 >= len(lines) and counts[best] > 0:
+        return best
+    return None
+
+
+def _sniff_json(body: str) -> str | None:
+    try:
+        data = json.loads(body)
+    except json.JSONDecodeError:
+        return None
+    items = [i for i in data if isinstance(i, dict) and i] if isinstance(data, list) else []
+    if not items:
+        return None
+    keys = set().union(*(i.keys() for i in items[:50]))
+    if "mac" in keys:
+        return "bridge-fdb"
+    if "ifname" in keys:
+        return "ip-addr" if "addr_info" in keys else "ip-link"
+    if "priority" in keys:
+        return "ip-rule"
+    if "dst" in keys and ("lladdr" in keys or "state" in keys):
+        return "ip-neigh"
+    if "dst" in keys:
+        return "ip-route"
+    return None
+
+
+def is_capture(head: bytes) -> bool:
+    return head[:4] in _PCAP_MAGICS
+
+
+def is_tarball(path: Path) -> bool:
+    return path.is_file() and (path.name.endswith(_TAR_SUFFIXES) or tarfile.is_tarfile(path))
+
+
+def capture_interface(file_name: str) -> str | None:
+    """``cni0.pcap`` -> cni0, ``flannel.1.pcapng`` -> flannel.1, ``any.pcap`` -> any; else None."""
+    for suffix in (".pcapng", ".pcap", ".cap"):
+        if file_name.endswith(suffix) and len(file_name) > len(suffix):
+            return file_name[: -len(suffix)]
+    return None
+
+
+def find_bundles(path: str | Path) -> tuple[Path, ...]:
+    """A bundle path as given, or, for a directory holding one directory per node, each of those."""
+    root = Path(path)
+    if not root.is_dir():
+        return (root,)
+    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
+    files = [p for p in entries if p.is_file() and not is_tarball(p)]
+    subdirs = sorted(p for p in entries if p.is_dir())
+    tars = sorted(p for p in entries if p.is_file() and is_tarball(p))
+    if files or not (subdirs or tars):
+        return (root,)
+    return tuple(subdirs) + tuple(tars)
+
+
+def _extract(path: Path, display: str) -> Path:
+    """Unpack a ``collect`` tarball into a fresh temp dir (removed at exit); no links or escapes."""
+    target = Path(tempfile.mkdtemp(prefix="k8s-trace-bundle-"))
+    atexit.register(shutil.rmtree, target, True)
+    try:
+        with tarfile.open(path) as tar:
+            members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
+            tar.extractall(target, members=members, filter="data")
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
+        raise InputError(display, f"cannot read the bundle tarball: {exc}",
+                         hint="k8s-trace collect writes <hostname>-k8s-trace.tar.gz") from exc
+    return target
+
+
+def _bundle_root(directory: Path) -> Path:
+    """Descend through a lone top-level directory (``tar czf x.tgz node1/``)."""
+    while True:
+        entries = [p for p in directory.iterdir() if not p.name.startswith(".")]
+        if len(entries) == 1 and entries[0].is_dir():
+            directory = entries[0]
+            continue
+        return directory
+
+
+def load_bundle(path: str | Path, *, name: str | None = None) -> NodeSnapshot:
+    """Read one node's bundle (directory, ``.tar.gz``/``.tgz``, or a single dump file).
+
+    Files are recognised by content first, by name second. Every parse problem becomes a warning
+    ``file:line: ...`` in ``NodeSnapshot.warnings``; only an unusable bundle raises ``InputError``.
+    """
+    given = Path(path)
+    display_root = str(path).rstrip("/") or str(path)
+    if not given.exists():
+        raise InputError(display_root, "no such file or directory")
+    warnings: list[str] = []
+    if given.is_dir():
+        root = _bundle_root(given)
+        rel = root.relative_to(given)
+        prefix = display_root if str(rel) == "." else f"{display_root}/{rel}"
+        files = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+        default_name = root.name
+    elif is_tarball(given):
+        root = _bundle_root(_extract(given, display_root))
+        prefix = display_root + ("" if root.name.startswith("k8s-trace-bundle-") else f"/{root.name}")
+        files = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+        default_name = root.name if not root.name.startswith("k8s-trace-bundle-") else _strip_suffix(given.name)
+    else:
+        root = given.parent
+        prefix = str(Path(display_root).parent) if "/" in display_root else ""
+        files = [given]
+        default_name = _strip_suffix(given.parent.resolve().name or given.name)
+    texts: dict[str, list[tuple[str, str]]] = {}
+    captures: list[CaptureFile] = []
+    for file in files:
+        display = f"{prefix}/{file.name}" if prefix else file.name
+        if file.is_dir():
+            warnings.append(f"{display}: subdirectory ignored (a bundle holds one node; give each node's "
+                            "directory separately)")
+            continue
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            warnings.append(f"{display}: cannot read ({exc.strerror or exc}); ignored")
+            continue
+        if is_capture(data):
+            iface = capture_interface(file.name)
+            if iface is None:
+                warnings.append(f"{display}: capture without an interface in its name (use <iface>.pcap)")
+            captures.append(CaptureFile(path=str(file), interface=iface, display=display))
+            continue
+        if b"\0" in data[:4096]:
+            warnings.append(f"{display}: binary file that is neither a capture nor a dump; ignored")
+            continue
+        text = data.decode("utf-8", errors="replace")
+        kind = _NAME_KINDS.get(file.name) if file.name in ("missing", "collect.log") else None
+        kind = kind or sniff_kind(text, file.name)
+        if kind is None:
+            named = _NAME_KINDS.get(file.name)
+            if not text.strip():
+                continue  # an empty dump (no conntrack entries, no subnet.env): nothing to say
+            if named is not None:
+                kind = named  # the name says what it is; its parser reports the lines it cannot read
+            else:
+                warnings.append(f"{display}: unrecognised file (not a known node dump or capture); ignored")
+                continue
+        texts.setdefault(kind, []).append((display, text))
+    if not texts and not captures:
+        raise InputError(display_root, "no node dump or capture found in this bundle",
+                         hint="make one with `k8s-trace collect > collect.sh` and run it on the node as root")
+    return _build(texts, captures, warnings, name or default_name)
+
+
+def _strip_suffix(file_name: str) -> str:
+    for suffix in _TAR_SUFFIXES:
+        if file_name.endswith(suffix):
+            file_name = file_name[: -len(suffix)]
+    return file_name.removesuffix("-k8s-trace")
+
+
+def _build(texts: dict[str, list[tuple[str, str]]], captures: list[CaptureFile], warnings: list[str],
+           name: str) -> NodeSnapshot:
+    files: dict[str, str] = {}
+    fields: dict[str, Any] = {}
+    node_name = name
+
+    def each(kind: str) -> list[tuple[str, str]]:
+        for display, _ in texts.get(kind, []):
+            files.setdefault(kind, display)
+        return texts.get(kind, [])
+
+    for _display, text in each("node"):
+        node_name = text.strip().splitlines()[0].strip() or node_name
+    link_dumps = []
+    for kind in ("ip-addr", "ip-link"):
+        for display, text in each(kind):
+            ifaces, w = parse_ip_addr(text, display)
+            link_dumps.append(ifaces)
+            warnings.extend(w)
+    fields["interfaces"] = merge_interfaces(*link_dumps)
+    routes: dict[tuple[Any, ...], Route] = {}
+    for display, text in each("ip-route"):
+        parsed, w = parse_ip_route(text, display)
+        warnings.extend(w)
+        for route in parsed:
+            key = (route.table, route.type, route.dst, route.dev, route.via, route.metric, route.tos)
+            routes.setdefault(key, route)  # `ip route show table all` and `ip -6 route ...` overlap
+    fields["routes"] = tuple(routes.values())
+    for kind, parser, field_name in (("ip-rule", parse_ip_rule, "rules"), ("bridge-fdb", parse_bridge_fdb, "fdb"),
+                                     ("ip-neigh", parse_ip_neigh, "neigh"),
+                                     ("conntrack", parse_conntrack, "conntrack")):
+        found: tuple[Any, ...] = ()
+        for display, text in each(kind):
+            records, w = parser(text, display)  # type: ignore[operator]
+            found += records
+            warnings.extend(w)
+        fields[field_name] = found
+    for display, text in each("subnet.env"):
+        env, w = parse_subnet_env(text, display)
+        warnings.extend(w)
+        fields["subnet_env"] = fields.get("subnet_env") or env
+    sysctl: dict[str, str] = {}
+    sysctl_sources: dict[str, SourceRef] = {}
+    for display, text in each("sysctl"):
+        values, refs, w = parse_sysctl(text, display)
+        sysctl.update(values)
+        sysctl_sources.update(refs)
+        warnings.extend(w)
+    kube: KubeInventory | None = None
+    for display, text in each("kubectl.json"):
+        inv, w = parse_kubectl(text, display)
+        kube = inv if kube is None else kube.merged(inv)
+        warnings.extend(w)
+    for kind, field_name in (("iptables-save", "ruleset"), ("ip6tables-save", "ip6ruleset")):
+        for display, text in each(kind):
+            ruleset, w = _parse_ruleset(text, display)
+            warnings.extend(w)
+            fields[field_name] = fields.get(field_name) or ruleset
+    for display, text in each("missing"):
+        for number, line in enumerate(text.splitlines(), start=1):
+            if line.strip():
+                warnings.append(f"{display}:{number}: not collected: {line.strip()}")
+    return NodeSnapshot(
+        name=node_name, files=files, sysctl=sysctl, sysctl_sources=sysctl_sources, kube=kube,
+        captures=tuple(sorted(captures, key=lambda c: c.display)), warnings=tuple(warnings), **fields,
+    )
+
+
+def _parse_ruleset(text: str, display: str) -> tuple[Any, tuple[str, ...]]:
+    try:
+        from analyzer.inputs.iptables_save import parse_iptables_save
+    except ImportError:  # the netfilter parser is optional for routing-only use
+        return None, (f"{display}: iptables-save parser unavailable; netfilter rules not loaded",)
+    ruleset = parse_iptables_save(text, display)
+    return ruleset, tuple(getattr(ruleset, "warnings", ()))
