@@ -149,11 +149,13 @@ def up_cmd(scenario: str, **kwargs) -> None:
 
 @command.command("down")
 @click.option("--tag", default="", help="The --tag the lab was started with.")
-def down_cmd(tag: str) -> None:
+@click.option("--force", is_flag=True,
+              help="Also remove lab namespaces (k8sl-..., with the lab's resolv.conf) no state file knows.")
+def down_cmd(tag: str, force: bool) -> None:
     """Tear down the lab `lab up` left running: its processes, namespaces and /etc/netns entries."""
     from analyzer.lab.state import lab_down
 
-    removed, problems = lab_down(tag)
+    removed, problems = lab_down(tag, force=force)
     click.echo(f"removed {len(removed)} namespaces" + (f": {', '.join(removed)}" if removed else ""))
     if problems:
         raise LabError("teardown left something behind: " + "; ".join(problems))
@@ -167,8 +169,11 @@ def exec_cmd(tag: str, name: str, cmd: tuple[str, ...]) -> int:
     """Run CMD in the namespace of lab object NAME (a pod, node1, external, router, switch)."""
     from analyzer.lab.state import namespace_for
 
-    ns = namespace_for(tag, name)
     if os.geteuid() != 0:
         raise LabError("entering a lab namespace needs root")
-    done = subprocess.run(["ip", "netns", "exec", ns, *cmd], check=False)
+    ns, env = namespace_for(tag, name)
+    try:
+        done = subprocess.run(["ip", "netns", "exec", ns, *cmd], env={**os.environ, **env}, check=False)
+    except OSError as exc:
+        raise LabError(f"cannot run ip netns exec: {exc}") from None
     return done.returncode
