@@ -1,0 +1,197 @@
+"""Small formatting helpers shared by the text and HTML reports (pure functions over doc dicts).
+
+Every value comes from an explain document, which may be partial: missing keys read as absent,
+never as an exception.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+ARROW = "→"
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(value: Any) -> str:
+    """``value`` as one printable line: control characters (ANSI escapes, bidi overrides) shown as
+    ``\\xNN``, so text from a capture cannot drive a terminal or reorder what is shown."""
+    if value is None:
+        return ""
+    s = str(value).replace("\r\n", "\n").replace("\n", " ").replace("\t", " ")
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
+
+
+def lst(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def dct(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def host_port(ip: Any, port: Any) -> str:
+    ip_s = clean(ip) if ip not in (None, "") else "?"
+    if port is None or port == "":
+        return ip_s
+    if ":" in ip_s and not ip_s.startswith("["):
+        ip_s = f"[{ip_s}]"
+    return f"{ip_s}:{clean(port)}"
+
+
+def endpoint(ep: Any) -> str:
+    ep = dct(ep)
+    return host_port(ep.get("ip"), ep.get("port"))
+
+
+def endpoint_name(ep: Any) -> str:
+    """``default/web (service)``, ``client-7d9 @n1``: the naming part of an endpoint, or ''."""
+    ep = dct(ep)
+    parts = []
+    if ep.get("name"):
+        parts.append(clean(ep["name"]))
+    elif ep.get("role") and ep["role"] != "unknown":
+        parts.append(clean(ep["role"]))
+    if ep.get("node"):
+        parts.append(f"@{clean(ep['node'])}")
+    return " ".join(parts)
+
+
+def translation(t: Any) -> str:
+    t = dct(t)
+    kind = clean(t.get("type") or "nat").upper()
+    where = f" @{clean(t['node'])}" if t.get("node") else ""
+    return f"{kind} {clean(t.get('from'))} {ARROW} {clean(t.get('to'))}{where}"
+
+
+def encapsulation(e: Any) -> str:
+    e = dct(e)
+    kind = clean(e.get("type") or "tunnel").upper()
+    bits = [kind]
+    if e.get("vni") is not None:
+        bits.append(f"vni {clean(e['vni'])}")
+    if e.get("outer_src") or e.get("outer_dst"):
+        dst = clean(e.get("outer_dst") or "?")
+        if e.get("port") is not None:
+            dst = host_port(dst, e["port"])
+        bits.append(f"{clean(e.get('outer_src') or '?')} {ARROW} {dst}")
+    elif e.get("port") is not None:
+        bits.append(f"port {clean(e['port'])}")
+    return " ".join(bits)
+
+
+def rule(r: Any) -> str:
+    r = dct(r)
+    if not r:
+        return ""
+    where = f"{clean(r.get('file'))}:{clean(r.get('line'))}" if r.get("file") else ""
+    chain = "/".join(clean(x) for x in (r.get("table"), r.get("chain")) if x)
+    return " ".join(x for x in (where, chain, clean(r.get("text"))) if x)
+
+
+def packets_by_file(hop: Any) -> list[tuple[str, list[int]]]:
+    """Packet numbers of a hop (from ``packets`` and packet evidence), grouped by file, sorted."""
+    hop = dct(hop)
+    seen: dict[str, set[int]] = {}
+    for item in lst(hop.get("packets")) + lst(hop.get("evidence")):
+        item = dct(item)
+        num = item.get("packet")
+        if isinstance(num, int) and not isinstance(num, bool):
+            seen.setdefault(clean(item.get("file")), set()).add(num)
+    return [(f, sorted(nums)) for f, nums in sorted(seen.items())]
+
+
+def line_evidence(items: Any) -> list[dict[str, str]]:
+    """Evidence entries that point at a dump line: ``{"where": "file:line", "text"}``."""
+    out = []
+    for item in lst(items):
+        item = dct(item)
+        if item.get("line") is not None:
+            out.append({"where": f"{clean(item.get('file'))}:{clean(item.get('line'))}",
+                        "text": clean(item.get("text"))})
+    return out
+
+
+def packet_evidence(items: Any) -> list[dict[str, str]]:
+    """Evidence entries that point at a packet: ``{"where": "file #N", "text"}``."""
+    out = []
+    for item in lst(items):
+        item = dct(item)
+        if item.get("line") is None and item.get("packet") is not None:
+            out.append({"where": f"{clean(item.get('file'))} #{clean(item.get('packet'))}",
+                        "text": clean(item.get("text"))})
+    return out
+
+
+def number_list(nums: list[int], limit: int = 8) -> str:
+    shown = ", ".join(f"#{n}" for n in nums[:limit])
+    if len(nums) > limit:
+        shown += f", … (+{len(nums) - limit})"
+    return shown
+
+
+def timestamp(ts: Any) -> str:
+    if not isinstance(ts, int | float) or isinstance(ts, bool) or not math.isfinite(ts):
+        return ""
+    try:
+        dt = datetime.fromtimestamp(ts, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return clean(ts)
+    return dt.strftime("%Y-%m-%d %H:%M:%S.") + f"{dt.microsecond:06d}"[:6] + "Z"
+
+
+def seconds(value: Any, *, signed: bool = False) -> str:
+    """``1.234 ms`` / ``2.500 s``: a duration with a unit that keeps 3-4 significant digits."""
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        return ""
+    sign = ("+" if value >= 0 else "-") if signed else ("-" if value < 0 else "")
+    v = abs(value)
+    if v >= 1:
+        body = f"{v:.3f} s"
+    elif v >= 1e-3:
+        body = f"{v * 1e3:.3f} ms"
+    elif v > 0:
+        body = f"{v * 1e6:.0f} µs"
+    else:
+        body = "0"
+    return sign + body
+
+
+def human_bytes(n: Any) -> str:
+    if not isinstance(n, int) or isinstance(n, bool):
+        return ""
+    if n < 10_000:
+        return str(n)
+    for unit, size in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return str(n)
+
+
+def duration(flow: Any) -> Any:
+    flow = dct(flow)
+    a, b = flow.get("first_seen"), flow.get("last_seen")
+    if isinstance(a, int | float) and isinstance(b, int | float):
+        return b - a
+    return None
+
+
+def is_failing(flow: Any) -> bool:
+    flow = dct(flow)
+    if flow.get("status") != "delivered":
+        return True
+    return any(dct(f).get("severity") == "error" for f in lst(flow.get("findings")))
+
+
+def mark(observed: Any, failed: Any) -> str:
+    """One-character hop mark for text: ``!`` failed, ``+`` seen, ``x`` absent, ``?`` inferred."""
+    if failed:
+        return "!"
+    if observed is True:
+        return "+"
+    if observed is False:
+        return "x"
+    return "?"

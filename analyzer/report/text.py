@@ -1,0 +1,220 @@
+"""The terminal report: one summary line per flow, then the failing flows in detail.
+
+Renders only from the explain document (docs/explain-document.md). Untrusted strings are passed
+through ``fmt.clean`` so a pod name or payload summary cannot inject terminal escapes; ANSI colour
+is added only with ``color=True``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analyzer.report import fmt, i18n
+from analyzer.report.fmt import clean, dct, lst
+
+_RESET = "\x1b[0m"
+_COLOURS = {
+    "delivered": "\x1b[32m",  # green
+    "refused": "\x1b[33m",  # yellow/orange
+    "rejected": "\x1b[31m",  # red
+    "dropped": "\x1b[1;31m",  # bold red
+    "no-reply": "\x1b[90m",  # grey
+    "incomplete": "\x1b[90m",
+    "error": "\x1b[31m",
+    "warning": "\x1b[33m",
+    "info": "\x1b[36m",
+    "bold": "\x1b[1m",
+    "dim": "\x1b[2m",
+    "failed": "\x1b[1;31m",
+}
+
+
+class _Out:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+        self.lines: list[str] = []
+
+    def paint(self, text: str, style: str | None) -> str:
+        if not self.color or not style or style not in _COLOURS:
+            return text
+        return f"{_COLOURS[style]}{text}{_RESET}"
+
+    def add(self, line: str = "") -> None:
+        self.lines.append(line.rstrip())
+
+
+def _status_cell(out: _Out, lang: str, status: str | None, width: int) -> str:
+    word = i18n.status_word(lang, status).upper()
+    pad = max(0, width - _display_width(word))
+    return out.paint(word, status) + " " * pad
+
+
+def _display_width(s: str) -> int:
+    # East Asian wide characters take two terminal columns
+    return sum(2 if "\u1100" <= ch <= "\uffdc" and not ("\u2000" <= ch <= "\u27ff") else 1 for ch in s)
+
+
+def _flow_summary(out: _Out, lang: str, flow: dict[str, Any], status_width: int) -> str:
+    client, server = flow.get("client"), flow.get("server")
+    cname, sname = fmt.endpoint_name(client), fmt.endpoint_name(server)
+    left = fmt.endpoint(client) + (f" ({cname})" if cname else "")
+    right = fmt.endpoint(server) + (f" ({sname})" if sname else "")
+    bits = [
+        _status_cell(out, lang, flow.get("status"), status_width),
+        f"{clean(flow.get('id')):<4}",
+        f"{clean(flow.get('proto') or '?'):<4}",
+        f"{left} {fmt.ARROW} {right}",
+    ]
+    line = " ".join(bits)
+    extras = [i18n.kind_word(lang, flow.get("kind"))]
+    extras += [fmt.translation(t) for t in lst(flow.get("translations"))]
+    extras += [fmt.encapsulation(e) for e in lst(flow.get("encapsulation"))]
+    codes = sorted({clean(dct(f).get("code")) for f in lst(flow.get("findings")) if dct(f).get("code")})
+    extras += codes
+    return line + "  [" + "; ".join(x for x in extras if x) + "]"
+
+
+def _hop_line(out: _Out, lang: str, index: int, hop: dict[str, Any]) -> list[str]:
+    failed = bool(hop.get("failed"))
+    m = fmt.mark(hop.get("observed"), failed)
+    where = clean(hop.get("node") or i18n.text(lang, "underlay"))
+    iface = clean(hop.get("interface") or "")
+    head = f"  {m} {index:>2}. {where:<10} {iface:<12} {clean(hop.get('kind') or ''):<10} {clean(hop.get('action') or '')}"
+    if failed:
+        head = out.paint(head + "   <== " + i18n.text(lang, "failed_here"), "failed")
+    lines = [head]
+    for file, nums in fmt.packets_by_file(hop):
+        lines.append(f"        {i18n.text(lang, 'packets')}: {file} {fmt.number_list(nums)}")
+    for ev in fmt.line_evidence(hop.get("evidence")):
+        lines.append(f"        {ev['where']}: {ev['text']}")
+    return lines
+
+
+def _finding_lines(out: _Out, lang: str, finding: dict[str, Any], indent: str = "  ") -> list[str]:
+    sev = finding.get("severity") or "info"
+    code = clean(finding.get("code") or "?")
+    node = f" @{clean(finding['node'])}" if finding.get("node") else ""
+    head = f"{indent}{out.paint(i18n.severity_word(lang, sev).upper(), sev)} {out.paint(code, 'bold')}{node}: "
+    head += clean(i18n.finding_text(lang, finding, "message"))
+    if finding.get("checkable") is False:
+        head += f" ({i18n.text(lang, 'checkable_no')})"
+    lines = [head]
+    for ev in lst(finding.get("evidence")):
+        ev = dct(ev)
+        if ev.get("line") is not None:
+            where = f"{clean(ev.get('file'))}:{clean(ev.get('line'))}"
+        elif ev.get("packet") is not None:
+            where = f"{clean(ev.get('file'))} #{clean(ev.get('packet'))}"
+        else:
+            where = clean(ev.get("file"))
+        text = clean(ev.get("text"))
+        lines.append(f"{indent}    {i18n.text(lang, 'evidence')}: {where}" + (f": {text}" if text else ""))
+    fix = i18n.finding_text(lang, finding, "fix")
+    if fix:
+        fix_lines = [clean(x) for x in str(fix).splitlines() if x.strip()]
+        lines.append(f"{indent}    {i18n.text(lang, 'fix')}: {fix_lines[0] if fix_lines else ''}")
+        lines += [f"{indent}         {x}" for x in fix_lines[1:]]
+    return lines
+
+
+def _flow_detail(out: _Out, lang: str, flow: dict[str, Any]) -> None:
+    status = flow.get("status")
+    title = f"== {clean(flow.get('id'))} {i18n.status_word(lang, status).upper()} {clean(flow.get('proto') or '?')} "
+    title += f"{fmt.endpoint(flow.get('client'))} {fmt.ARROW} {fmt.endpoint(flow.get('server'))}"
+    out.add(out.paint(title, status))
+    verdict = i18n.pick(lang, flow.get("verdict"))
+    if verdict:
+        out.add(f"  {i18n.text(lang, 'verdict')}: {clean(verdict)}")
+    for t in lst(flow.get("translations")):
+        r = fmt.rule(dct(t).get("rule"))
+        obs = "" if dct(t).get("observed") is not False else " (?)"
+        out.add(f"  {i18n.text(lang, 'nat')}: {fmt.translation(t)}{obs}" + (f"  [{r}]" if r else ""))
+    for e in lst(flow.get("encapsulation")):
+        out.add(f"  {i18n.text(lang, 'encap')}: {fmt.encapsulation(e)}")
+    hops = [dct(h) for h in lst(flow.get("hops"))]
+    if hops:
+        out.add(f"  {i18n.text(lang, 'hops_title')} ({i18n.text(lang, 'text_hop_legend')}):")
+        for i, hop in enumerate(hops, 1):
+            for line in _hop_line(out, lang, i, hop):
+                out.add(line)
+    findings = [dct(f) for f in lst(flow.get("findings"))]
+    if findings:
+        out.add(f"  {i18n.text(lang, 'findings')}:")
+        for f in findings:
+            for line in _finding_lines(out, lang, f, indent="    "):
+                out.add(line)
+    out.add()
+
+
+def render_text(doc: dict, *, lang: str = "en", color: bool = False) -> str:
+    """The explain document as a terminal report (``lang`` "en" or "zh")."""
+    lang = i18n.check_lang(lang)
+    out = _Out(color)
+    flows = [dct(f) for f in lst(doc.get("flows"))]
+    summary = dct(doc.get("summary"))
+    by_status = dct(summary.get("by_status"))
+    if not by_status:
+        for f in flows:
+            by_status[f.get("status") or "incomplete"] = by_status.get(f.get("status") or "incomplete", 0) + 1
+    counts = ", ".join(
+        f"{out.paint(str(by_status[s]) + ' ' + i18n.status_word(lang, s), s)}"
+        for s in i18n.STATUSES
+        if by_status.get(s)
+    )
+    header = f"k8s-trace: {i18n.text(lang, 'summary_line', flows=summary.get('flows', len(flows)))}"
+    if counts:
+        header += f" ({counts})"
+    fsum = dct(summary.get("findings"))
+    fcounts = ", ".join(f"{fsum[s]} {i18n.severity_word(lang, s)}" for s in ("error", "warning", "info") if fsum.get(s))
+    if fcounts:
+        header += f"; {i18n.text(lang, 'findings').lower() if lang == 'en' else i18n.text(lang, 'findings')}: {fcounts}"
+    out.add(header)
+    nodes = [dct(n) for n in lst(doc.get("nodes"))]
+    if nodes:
+        out.add(
+            f"{i18n.text(lang, 'nodes')}: "
+            + "; ".join(
+                f"{clean(n.get('name'))} {','.join(clean(a) for a in lst(n.get('addresses')))}"
+                f" pods {clean(n.get('pod_cidr') or '?')} {clean(n.get('backend') or '')}".rstrip()
+                for n in nodes
+            )
+        )
+    for off in lst(doc.get("clock_offsets")):
+        off = dct(off)
+        out.add(
+            f"{i18n.text(lang, 'clock_offsets')}: {clean(off.get('node'))} "
+            f"{fmt.seconds(off.get('offset'), signed=True)} ({clean(off.get('basis'))})"
+        )
+    out.add()
+    if not flows:
+        out.add(i18n.text(lang, "no_flows"))
+    width = max((_display_width(i18n.status_word(lang, f.get("status"))) for f in flows), default=0)
+    for f in flows:
+        out.add(_flow_summary(out, lang, f, width))
+    failing = [f for f in flows if fmt.is_failing(f)]
+    if failing:
+        out.add()
+        for f in failing:
+            _flow_detail(out, lang, f)
+    global_findings = [dct(f) for f in lst(doc.get("findings"))]
+    if global_findings:
+        out.add(f"{i18n.text(lang, 'global_findings')}:")
+        for f in global_findings:
+            for line in _finding_lines(out, lang, f):
+                out.add(line)
+        out.add()
+    not_checkable = [dct(n) for n in lst(doc.get("not_checkable"))]
+    if not_checkable:
+        out.add(f"{i18n.text(lang, 'not_checkable')}:")
+        for n in not_checkable:
+            out.add(f"  - {clean(n.get('code'))}: {clean(n.get('reason'))}")
+        out.add()
+    warnings = lst(doc.get("warnings"))
+    if warnings:
+        out.add(f"{i18n.text(lang, 'warnings')}:")
+        for w in warnings:
+            out.add(f"  - {clean(w)}")
+        out.add()
+    while out.lines and not out.lines[-1]:
+        out.lines.pop()
+    return "\n".join(out.lines) + "\n"
