@@ -155,11 +155,11 @@ def _cross_node_hops(*, client_veth: str, server_veth: str, n2_state: str = "ok"
                        if dropped else []),
              failed=dropped),
         _hop("n2:flannel.1", "n2", "flannel.1", "vtep", "DECAPSULATED", False if dropped else None,
-             E_POD["vtep_in"], packets=[] if dropped else []),
+             E_POD["vtep_in"]),
         _hop("n2:forward", "n2", None, "netfilter", "PERMITTED", None, E_POD["forward_in"],
              evidence=[] if dropped else [{"file": "n2/iptables-save", "packet": None, "line": 42, "text": FWD_RULE_N2}]),
         _hop("n2:cni0", "n2", "cni0", "bridge", "BRIDGED", None, E_POD["cni0_in"]),
-        _hop("n2:veth", "n2", server_veth, "veth", "TRANSMITTED", False if dropped else True, E_POD["pod_in"],
+        _hop("n2:veth", "n2", server_veth, "veth", "TRANSMITTED", not dropped, E_POD["pod_in"],
              packets=[] if dropped else _pk(c2v, base, base + 2, base + 3, ts=T0 + 0.00036)),
         _hop("n2:pod", "n2", "eth0", "pod", "DELIVERED", None, E_POD["pod_in"]),
     ]
