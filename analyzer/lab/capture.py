@@ -39,9 +39,10 @@ def start_captures(sb: Sandbox, ns: str, node: str, out_dir: Path,
     for iface in [*interfaces, "any"]:
         path = out_dir / f"{iface}.pcap"
         # --immediate-mode: without it libpcap's TPACKET_V3 ring hands packets over per block, and a
-        # capture stopped within its block timeout loses them all ("0 packets captured")
-        proc = sb.start(ns, ["tcpdump", "--immediate-mode", "-U", "-n", "-s", "0", "-Z", "root", "-i", iface,
-                             "-w", str(path)],
+        # capture stopped within its block timeout loses them all ("0 packets captured").
+        # -B 8192 (KiB): with the default 2 MiB ring, `-i any` drops a burst of 64 KiB GSO frames.
+        proc = sb.start(ns, ["tcpdump", "--immediate-mode", "-U", "-n", "-s", "0", "-B", "8192", "-Z", "root",
+                             "-i", iface, "-w", str(path)],
                         label=f"tcpdump {node}/{iface}")
         started.append((iface, path, proc))
     # tcpdump says "listening on IFACE" on stderr once its socket is bound

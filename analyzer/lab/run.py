@@ -202,7 +202,9 @@ def run_scenario(sc: Scenario, base: LabParams, out_dir: Path, *, command: str |
         doc["duration_s"] = round(time.monotonic() - start, 2)
         if error is None:
             doc["matches_expected"] = all(s["matches_expected"] for s in doc["steps"])
-            (out_dir / "scenario.json").write_text(json.dumps(doc, indent=2) + "\n")
+            text = json.dumps(doc, indent=2) + "\n"
+            (out_dir / "scenario.json").write_text(text)
+            doc = json.loads(text)  # what callers get is exactly what the file says (lists, not tuples)
     if error is not None:
         if isinstance(error, Interrupted):
             raise KeyboardInterrupt(str(error)) from None
