@@ -10,6 +10,7 @@ Output is deterministic: same document, same bytes.
 from __future__ import annotations
 
 import html
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,13 +20,14 @@ from analyzer.report import fmt, i18n
 from analyzer.report.fmt import dct, lst
 
 # path layout (px)
-BOX_W = 128
+BOX_W = 126
 BOX_H = 46
-GAP = 34
+GAP = 44
 ROW_LABEL_W = 92
 PAD = 10
 MAX_PER_ROW = 7
 CHAR_W = 6.7  # 11px monospace advance
+SUB_CHAR_W = 5.75  # 9.5px monospace advance (the box's second line)
 LABEL_LINE = 15
 CHANNEL = 30
 
@@ -35,6 +37,7 @@ LADDER_TOP = 46
 LADDER_ROW = 22
 LADDER_MAX_EVENTS = 80
 LADDER_WIDTH = 1000
+LADDER_RIGHT = 230  # room right of the last lane for its labels
 
 _EDGE_CLASS = {"plain": "e-plain", "nat": "e-nat", "encap": "e-encap", "decap": "e-encap", "drop": "e-drop"}
 
@@ -43,17 +46,18 @@ def _e(value: Any) -> str:
     return html.escape(fmt.clean(value), quote=True)
 
 
-def _width(s: str) -> float:
-    return sum(CHAR_W * (2 if ord(ch) > 0x2e80 else 1) for ch in s)
+def _width(s: str, char_w: float = CHAR_W) -> float:
+    """Approximate advance of ``s`` in a monospace font (CJK characters are two cells wide)."""
+    return sum(char_w * (2 if ord(ch) > 0x2E80 else 1) for ch in s)
 
 
-def _fit(s: str, px: float) -> str:
-    """``s`` shortened with an ellipsis to about ``px`` pixels of 11px monospace."""
-    if _width(s) <= px:
+def _fit(s: str, px: float, char_w: float = CHAR_W) -> str:
+    """``s`` shortened with an ellipsis to about ``px`` pixels (11px monospace by default)."""
+    if _width(s, char_w) <= px:
         return s
     out = ""
     for ch in s:
-        if _width(out + ch + "…") > px:
+        if _width(out + ch + "…", char_w) > px:
             break
         out += ch
     return out + "…"
@@ -74,11 +78,16 @@ class _Box:
 
 
 def _short_tag(label: str, kind: str) -> str:
-    head = label.split()[0] if label.split() else kind
-    head = head.upper()
-    if head == "MASQUERADE":
+    """The few letters drawn on an edge: DNAT, MASQ, VXLAN, DECAP, DROP..."""
+    if kind == "drop":
+        return "DROP"
+    if kind == "decap":
+        return "DECAP"
+    words = label.split()
+    head = (words[0] if words else kind).upper()
+    if head.startswith("MASQ"):
         head = "MASQ"
-    return _fit(head, 60)
+    return head[:5]
 
 
 def _group_rows(nodes: list[dict[str, Any]]) -> list[tuple[str, list[int]]]:
@@ -250,7 +259,7 @@ def render_path(flow: dict[str, Any], *, uid: str, lang: str = "en") -> Markup:
         obs = n.get("observed")
         state = i18n.text(lang, "obs_short" if obs is True else "abs_short" if obs is False else "inf_short")
         if n.get("failed"):
-            state = i18n.text(lang, "failed_short") + " · " + state
+            state = i18n.text(lang, "failed_short")
         hop = n.get("hop")
         hop_txt = f"{i18n.text(lang, 'hop')} {hop + 1}" if isinstance(hop, int) and not isinstance(hop, bool) else ""
         tip = " · ".join(x for x in (label, kind, fmt.clean(n.get("node")), fmt.clean(n.get("interface")), state, hop_txt) if x)
@@ -266,16 +275,17 @@ def render_path(flow: dict[str, Any], *, uid: str, lang: str = "en") -> Markup:
                 f'M{_num(b.x + BOX_W - 4)},{_num(b.y + 4)} L{_num(b.x + 4)},{_num(b.y + BOX_H - 4)}"/>'
             )
         out.append(
-            f'<text class="box-label" x="{_num(b.x + 8)}" y="{_num(b.y + 19)}">{_e(_fit(label, BOX_W - 16))}</text>'
+            f'<text class="box-label" x="{_num(b.x + 8)}" y="{_num(b.y + 19)}">'
+            f"{_e(_fit(label, BOX_W - (34 if n.get('failed') else 16)))}</text>"
         )
         sub = kind + (f" · {state}" if state else "")
         out.append(
-            f'<text class="box-sub" x="{_num(b.x + 8)}" y="{_num(b.y + 36)}">{_e(_fit(sub, (BOX_W - 16) * 1.15))}</text>'
+            f'<text class="box-sub" x="{_num(b.x + 8)}" y="{_num(b.y + 36)}">{_e(_fit(sub, BOX_W - 10, SUB_CHAR_W))}</text>'
         )
         if n.get("failed"):
-            cx, cy = b.x + BOX_W - 2, b.y + 2
+            cx, cy = b.x + BOX_W - 12, b.y + 12
             out.append(
-                f'<circle class="fail-dot" cx="{_num(cx)}" cy="{_num(cy)}" r="9"/>'
+                f'<circle class="fail-dot" cx="{_num(cx)}" cy="{_num(cy)}" r="8"/>'
                 f'<text class="fail-x" x="{_num(cx)}" y="{_num(cy + 4)}" text-anchor="middle">✕</text>'
             )
         out.append("</g>")
@@ -305,11 +315,20 @@ def _ladder_chains(events: list[dict[str, Any]], lane_index: dict[str, int]) -> 
     return prev
 
 
+def _event_time(ev: dict[str, Any]) -> float:
+    """Sort key of a ladder event: corrected timestamp, else relative time, else last (stable)."""
+    for key in ("ts", "rel"):
+        v = ev.get(key)
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v):
+            return float(v)
+    return math.inf
+
+
 def render_ladder(flow: dict[str, Any], *, uid: str, lang: str = "en") -> Markup:
     """Capture points as vertical lanes, packets as arrows across them, time down the left."""
     ladder = dct(flow.get("ladder"))
     lanes = [dct(x) for x in lst(ladder.get("lanes"))]
-    events_all = [dct(x) for x in lst(ladder.get("events"))]
+    events_all = sorted((dct(x) for x in lst(ladder.get("events"))), key=_event_time)
     if not lanes or not events_all:
         return Markup("")
     events = events_all[:LADDER_MAX_EVENTS]
@@ -317,7 +336,7 @@ def render_ladder(flow: dict[str, Any], *, uid: str, lang: str = "en") -> Markup
     n = len(lanes)
     span = LADDER_WIDTH - LADDER_GUTTER - 40
     step = min(210.0, span / max(1, n - 1)) if n > 1 else 0.0
-    width = LADDER_GUTTER + 40 + step * (n - 1) + 60
+    width = LADDER_GUTTER + 40 + step * (n - 1) + LADDER_RIGHT
     lane_x = [LADDER_GUTTER + 30 + step * i for i in range(n)]
     height = LADDER_TOP + LADDER_ROW * (len(events) + 1) + (18 if len(events_all) > len(events) else 0)
     out = [
@@ -386,13 +405,11 @@ def render_ladder(flow: dict[str, Any], *, uid: str, lang: str = "en") -> Markup
             out.append(f'<text class="pktno" x="{_num(x - 6)}" y="{_num(y - 5)}" text-anchor="end">{_e(num)}</text>')
         if p is None or outer != fmt.clean(events[p].get("outer")):
             words = label + (f" [{outer}]" if outer else "")
-            room = step - 14 if n > 1 else 300
-            if li == n - 1 and n > 1:
-                out.append(
-                    f'<text class="ev-label" x="{_num(x - 8)}" y="{_num(y + 12)}" text-anchor="end">{_e(_fit(words, room))}</text>'
-                )
-            else:
-                out.append(f'<text class="ev-label" x="{_num(x + 7)}" y="{_num(y + 4)}">{_e(_fit(words, room))}</text>')
+            last = li == n - 1
+            room = (LADDER_RIGHT - 30 if last else step - 14) if n > 1 else LADDER_RIGHT + 150
+            # a reply entering at the last lane has its stub on the right: put the label past it
+            lx = x + (22 if last and p is None and direction == "rev" else 7)
+            out.append(f'<text class="ev-label" x="{_num(lx)}" y="{_num(y + 4)}">{_e(_fit(words, room))}</text>')
         out.append("</g>")
     if len(events_all) > len(events):
         more = len(events_all) - len(events)

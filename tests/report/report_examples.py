@@ -299,11 +299,12 @@ def service_flows() -> list[dict[str, Any]]:
                 _expl("The packet was marked 0x4000 by KUBE-MARK-MASQ, so KUBE-POSTROUTING rewrites its source to the outgoing interface's address (flannel.1: 10.244.1.0).",
                       "报文被 KUBE-MARK-MASQ 打上 0x4000 标记，所以 KUBE-POSTROUTING 把源地址改为出接口地址（flannel.1：10.244.1.0）。"),
                 evidence=[{"file": "n1/iptables-save", "packet": None, "line": 63, "text": MASQ_RULE}])
-    hops = hops[:3] + [nat] + hops[3:5] + [post] + hops[5:]
+    # PREROUTING (DNAT), the route lookup, FORWARD, POSTROUTING (MASQUERADE), then flannel.1
+    hops = hops[:3] + [nat, hops[4], hops[3], post] + hops[5:]
     hops[1]["packets"] = _pk("n1/veth3a1f9c2e.pcap", 11, 13, 14)
     hops[1]["evidence"] = [{"file": "n1/veth3a1f9c2e.pcap", "packet": 11, "line": None,
                             "text": "10.244.1.5:50310 > 10.96.0.10:80 SYN"}]
-    edges = {2: ("nat", "DNAT 10.96.0.10:80 -> 10.244.2.7:80"), 6: ("nat", "MASQUERADE 10.244.1.5:50310 -> 10.244.1.0:50310"),
+    edges = {3: ("nat", "DNAT 10.96.0.10:80 -> 10.244.2.7:80"), 6: ("nat", "MASQUERADE 10.244.1.5:50310 -> 10.244.1.0:50310"),
              7: ("encap", VXLAN_LABEL), 11: ("decap", DECAP_LABEL)}
     svc = {
         "id": "f2", "proto": "tcp",
