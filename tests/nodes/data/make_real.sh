@@ -1,9 +1,12 @@
 #!/bin/sh
 # Rebuilds tests/nodes/data/real/: real iproute2 output from a flannel-shaped namespace.
-# Run as root from the repository root: sh tests/nodes/data/make_real.sh
+# Run as root from the repository root: sh tests/nodes/data/make_real.sh [OUT [QUERIES]]
+# With QUERIES (a file of `ip route get` arguments, one query a line), also writes OUT/route-get:
+# one line per query, the kernel's answer (or its error), for test_nodes_routing.py.
 set -eu
-NS=k8sC-fixture
-OUT=tests/nodes/data/real
+NS=${K8SC_NS:-k8sC-fixture}
+OUT=${1:-tests/nodes/data/real}
+QUERIES=${2:-}
 cleanup() { ip netns del "$NS" 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 ip netns add "$NS"
@@ -58,3 +61,14 @@ for f in ip-addr:"ip -d addr show" ip-link:"ip -d link show" ip-route:"ip route 
   x $cmd > "$OUT/$name"
 done
 echo "k8sC-node1" > "$OUT/node"
+x ip rule show > "$OUT/ip-rule"
+x bridge fdb show > "$OUT/bridge-fdb"
+if [ -n "$QUERIES" ]; then
+  x sysctl -qw net.ipv4.ip_forward=1
+  : > "$OUT/route-get"
+  while IFS= read -r q; do
+    # shellcheck disable=SC2086
+    answer=$(x ip -o route get $q 2>&1 | head -n 1) || true
+    printf '%s\t%s\n' "$q" "$answer" >> "$OUT/route-get"
+  done < "$QUERIES"
+fi

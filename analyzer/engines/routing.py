@@ -1,0 +1,304 @@
+"""The kernel's FIB lookup, offline: ``ip rule`` order, then the tables it names.
+
+``lookup_route`` walks the policy rules in ``pref`` order (the kernel's three default rules when
+the bundle has no ``ip rule`` dump), looks each rule's table up by longest prefix then metric,
+honours ``throw``, ``goto``, ``suppress_prefixlength`` and the blackhole/unreachable/prohibit
+actions and route types, and picks the next hop and the preferred source address the way the
+kernel does. The local table is the dump's, or, when the dump has none, one built from the node's
+addresses. The result keeps every route it weighed (``candidates``), the rule that gave the
+answer, one learner-readable sentence, and the dump lines behind it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+
+from analyzer.model.node import (
+    DROP_ROUTE_TYPES,
+    IPAddress,
+    IpRule,
+    NodeSnapshot,
+    Route,
+    RouteDecision,
+    table_name,
+)
+from analyzer.model.refs import SourceRef
+
+DEFAULT_RULES_SOURCE = "(kernel default rules)"
+
+#: what the kernel does for a drop route type, in words a learner reads
+_DROP_WORDS = {
+    "blackhole": "silently discards it (no ICMP error)",
+    "unreachable": "discards it and answers ICMP host unreachable (EHOSTUNREACH locally)",
+    "prohibit": "discards it and answers ICMP administratively prohibited (EACCES locally)",
+}
+
+
+def default_rules(family: int = 4) -> tuple[IpRule, ...]:
+    """The rules every Linux kernel starts with: 0 local, 32766 main, 32767 default."""
+    lines = ("0:\tfrom all lookup local", "32766:\tfrom all lookup main", "32767:\tfrom all lookup default")
+    return tuple(
+        IpRule(pref, SourceRef(DEFAULT_RULES_SOURCE, n, text), table=table, family=family)
+        for n, (pref, table, text) in enumerate(zip((0, 32766, 32767), ("local", "main", "default"), lines), 1)
+    )
+
+
+def local_table(node: NodeSnapshot, family: int = 4) -> tuple[Route, ...]:
+    """The node's local table: the dump's routes of table ``local`` or, without them, routes built
+    from every configured address (``local`` per address, ``broadcast`` per IPv4 subnet, 127/8)."""
+    dumped = tuple(r for r in node.routes if r.table == "local" and r.family == family)
+    if dumped:
+        return dumped
+    built: list[Route] = []
+    for iface in node.interfaces:
+        for addr, ref in zip(iface.addresses, iface.address_sources or (iface.source,) * len(iface.addresses)):
+            if addr.version != family:
+                continue
+            built.append(Route(dst=ipaddress.ip_network(addr.ip), source=ref, table="local", type="local",
+                               dev=iface.name, src=addr.ip, scope="host", proto="kernel"))
+            if family == 4 and addr.network.prefixlen < 31:
+                built.append(Route(dst=ipaddress.ip_network(addr.network.broadcast_address), source=ref,
+                                   table="local", type="broadcast", dev=iface.name, src=addr.ip,
+                                   scope="link", proto="kernel"))
+            if addr.ip.is_loopback and addr.network.prefixlen < addr.max_prefixlen:
+                built.append(Route(dst=addr.network, source=ref, table="local", type="local",
+                                   dev=iface.name, src=addr.ip, scope="host", proto="kernel"))
+    return tuple(built)
+
+
+def table_routes(node: NodeSnapshot, table: str, family: int = 4) -> tuple[Route, ...]:
+    """All routes of ``table`` ("main", "local", "100"...) for one address family."""
+    name = table_name(table)
+    if name == "local":
+        return local_table(node, family)
+    return tuple(r for r in node.routes if r.table == name and r.family == family)
+
+
+def matching_routes(routes: Iterable[Route], dst: IPAddress, *, tos: int | None = None) -> list[Route]:
+    """Routes covering ``dst``, best first: longest prefix, then lowest metric, then dump order."""
+    found = [(i, r) for i, r in enumerate(routes) if dst in r.dst and (r.tos in (None, 0) or r.tos == tos)]
+    found.sort(key=lambda item: (-item[1].dst.prefixlen, item[1].metric, item[0]))
+    return [r for _, r in found]
+
+
+def rule_matches(rule: IpRule, *, dst: IPAddress, src: IPAddress | None, iif: str | None, mark: int) -> bool:
+    """Does the packet match the rule's selectors (before ``not``)?"""
+    matched = True
+    if rule.src is not None:
+        matched = src is not None and src in rule.src
+    if matched and rule.dst is not None:
+        matched = dst in rule.dst
+    if matched and rule.iif is not None:
+        matched = (iif or "lo") == rule.iif  # locally generated packets carry iif lo in the lookup
+    if matched and rule.oif is not None:
+        matched = False  # an output-interface bound socket: not modelled for a routed packet
+    if matched and rule.fwmark is not None:
+        mask = rule.fwmask if rule.fwmask is not None else 0xFFFFFFFF
+        matched = (mark & mask) == (rule.fwmark & mask)
+    return matched != rule.invert
+
+
+def _parse_ip(value: str | IPAddress | None) -> IPAddress | None:
+    if value is None:
+        return None
+    return ipaddress.ip_address(str(value).split("%", 1)[0])
+
+
+def lookup_route(
+    node: NodeSnapshot,
+    dst: str | IPAddress,
+    *,
+    src: str | IPAddress | None = None,
+    iif: str | None = None,
+    mark: int = 0,
+    table: str | None = None,
+    tos: int | None = None,
+) -> RouteDecision:
+    """Decide what the kernel of ``node`` does with a packet to ``dst``.
+
+    ``iif`` is the interface the packet arrived on (None: sent by the node itself), ``src`` its
+    source address (None: not chosen yet), ``mark`` its fwmark. ``table`` skips the rules and
+    looks up that one table (``ip route get ... table N``).
+    """
+    daddr = ipaddress.ip_address(str(dst).split("%", 1)[0])
+    saddr = _parse_ip(src)
+    family = daddr.version
+    notes: list[str] = []
+    candidates: list[Route] = []
+    tried: list[IpRule] = []
+    if table is not None:
+        rules: tuple[IpRule, ...] = (IpRule(0, SourceRef("(--table)", 1, f"lookup {table}"), table=table_name(table)),)
+        dumped_rules = False
+    else:
+        rules = tuple(sorted((r for r in node.rules if r.family == family), key=lambda r: r.pref))
+        dumped_rules = bool(rules)
+        if not rules:
+            rules = default_rules(family)
+    base = dict(dst=daddr, src=saddr, iif=iif, mark=mark)
+
+    index = 0
+    while index < len(rules):
+        rule = rules[index]
+        index += 1
+        if not rule_matches(rule, dst=daddr, src=saddr, iif=iif, mark=mark):
+            continue
+        tried.append(rule)
+        rule_ev = (rule.source,) if dumped_rules else ()
+        if rule.action == "goto" and rule.goto is not None:
+            target = rule.goto
+            index = next((i for i, r in enumerate(rules) if r.pref >= target), len(rules))
+            continue
+        if rule.action == "nop":
+            continue
+        if rule.action in DROP_ROUTE_TYPES:
+            return RouteDecision(
+                kind=rule.action, rule=rule, candidates=tuple(candidates), evidence=rule_ev,
+                explanation=f"ip rule {rule.pref} matches {daddr} and its action is {rule.action}: the kernel "
+                            f"{_DROP_WORDS[rule.action]}.",
+                rules_tried=tuple(tried), notes=tuple(notes), **base,  # type: ignore[arg-type]
+            )
+        if rule.table is None:
+            continue
+        found = [r for r in matching_routes(table_routes(node, rule.table, family), daddr, tos=tos)
+                 if _usable(node, r, notes)]
+        candidates.extend(found)
+        if not found:
+            continue
+        best = found[0]
+        if best.type == "throw":
+            notes.append(f"table {rule.table}: throw route {best.dst} sends the lookup on to the next rule")
+            continue
+        if rule.suppress_prefixlength is not None and best.dst.prefixlen <= rule.suppress_prefixlength:
+            notes.append(f"ip rule {rule.pref}: route {best.dst} suppressed (prefix length <= "
+                         f"{rule.suppress_prefixlength})")
+            continue
+        return _decide(node, best, rule, tuple(candidates), tuple(tried), notes, dumped_rules, len(found), base)
+
+    where = "the tables its ip rules name" if dumped_rules else "the local and main tables"
+    return RouteDecision(
+        kind="no-route", candidates=tuple(candidates), rules_tried=tuple(tried), notes=tuple(notes),
+        evidence=tuple(r.source for r in tried if dumped_rules),
+        explanation=f"No route in {where} covers {daddr} (no default route either): the kernel drops it "
+                    "with 'network unreachable'.",
+        **base,  # type: ignore[arg-type]
+    )
+
+
+def _usable(node: NodeSnapshot, route: Route, notes: list[str]) -> bool:
+    """The kernel removes routes of an administratively down device; a dump taken then has none,
+    but a dump of addresses and routes taken at different instants may: skip such a route."""
+    if route.dev is None or route.type != "unicast" or not node.interfaces:
+        return True
+    iface = node.interface(route.dev)
+    if iface is not None and iface.flags and not iface.up:
+        notes.append(f"{route.source}: route {route.dst} ignored: device {route.dev} is down")
+        return False
+    return True
+
+
+def _decide(node: NodeSnapshot, route: Route, rule: IpRule, candidates: tuple[Route, ...],
+            tried: tuple[IpRule, ...], notes: list[str], dumped_rules: bool, weighed: int,
+            base: dict[str, object]) -> RouteDecision:
+    daddr: IPAddress = base["dst"]  # type: ignore[assignment]
+    evidence: list[SourceRef] = []
+    if dumped_rules:
+        evidence.append(rule.source)
+    evidence.append(route.source)
+    table = route.table
+    pick = f"the most specific of {weighed} matching routes" if weighed > 1 else "the only matching route"
+    line = _route_text(route)
+    if route.type in DROP_ROUTE_TYPES:
+        return RouteDecision(
+            kind=route.type, chosen=route, rule=rule, table=table, candidates=candidates, rules_tried=tried,
+            evidence=tuple(evidence), notes=tuple(notes),
+            explanation=f"{daddr} matches '{line}' in table {table} ({pick}): the kernel {_DROP_WORDS[route.type]}.",
+            **base,  # type: ignore[arg-type]
+        )
+    if route.type in ("local", "broadcast", "multicast", "anycast"):
+        what = {"local": "one of the node's own addresses", "broadcast": "a broadcast address of the node",
+                "multicast": "a multicast address", "anycast": "an anycast address of the node"}[route.type]
+        return RouteDecision(
+            kind="local" if route.type in ("local", "anycast") else route.type, chosen=route, rule=rule,
+            table=table, candidates=candidates, rules_tried=tried,
+            out_interface="lo" if route.type in ("local", "anycast") else route.dev,  # as `ip route get` says
+            pref_src=route.src, evidence=tuple(evidence), notes=tuple(notes),
+            explanation=f"{daddr} is {what} ('{line}' in table {table}): the packet is delivered to the node "
+                        "itself (INPUT), not forwarded.",
+            **base,  # type: ignore[arg-type]
+        )
+    via, dev = route.via, route.dev
+    if route.nexthops:
+        notes.append(f"multipath route with {len(route.nexthops)} next hops: the kernel hashes each flow onto "
+                     "one of them; the first is shown")
+    next_hop = via if via is not None else daddr
+    if via is not None and not route.onlink and not _gateway_on_link(node, via, dev):
+        notes.append(f"gateway {via} is not inside any connected (scope link) route of {dev}: the kernel would "
+                     "not have accepted this route without 'onlink'")
+    pref_src, src_ref = select_source(node, route, next_hop)
+    if src_ref is not None and src_ref not in evidence:
+        evidence.append(src_ref)
+    if base.get("iif") not in (None, "lo") and node.sysctl.get("net.ipv4.ip_forward") == "0" and daddr.version == 4:
+        notes.append("net.ipv4.ip_forward = 0: the kernel does not forward packets between interfaces")
+        ref = node.sysctl_sources.get("net.ipv4.ip_forward")
+        if ref is not None:
+            evidence.append(ref)
+    hop = (f"to gateway {via}" + (" (onlink: assumed directly reachable on the device)" if route.onlink else "")
+           if via is not None else "directly (the destination is on the link)")
+    explanation = (f"{daddr} matches '{line}' in table {table} ({pick}): sent out {dev} {hop}"
+                   + (f", source address {pref_src}" if pref_src is not None and base.get("src") is None else "")
+                   + ".")
+    return RouteDecision(
+        kind="unicast", chosen=route, rule=rule, table=table, candidates=candidates, rules_tried=tried,
+        out_interface=dev, next_hop=next_hop, pref_src=pref_src, onlink=route.onlink, evidence=tuple(evidence),
+        notes=tuple(notes), explanation=explanation, **base,  # type: ignore[arg-type]
+    )
+
+
+def _route_text(route: Route) -> str:
+    text = route.source.text.strip()
+    if text and not text.startswith(("{", "[")):
+        return text
+    parts = [] if route.type == "unicast" else [route.type]
+    parts.append("default" if route.is_default else str(route.dst))
+    if route.via is not None:
+        parts += ["via", str(route.via)]
+    if route.dev:
+        parts += ["dev", route.dev]
+    if route.onlink:
+        parts.append("onlink")
+    if route.metric:
+        parts += ["metric", str(route.metric)]
+    return " ".join(parts)
+
+
+def _gateway_on_link(node: NodeSnapshot, via: IPAddress, dev: str | None) -> bool:
+    for route in node.routes:
+        if route.via is None and route.type == "unicast" and (dev is None or route.dev == dev) \
+                and route.family == via.version and via in route.dst:
+            return True
+    iface = node.interface(dev) if dev else None
+    return iface is not None and any(a.version == via.version and via in a.network for a in iface.addresses)
+
+
+def select_source(node: NodeSnapshot, route: Route, next_hop: IPAddress) -> tuple[IPAddress | None, SourceRef | None]:
+    """The kernel's preferred source: the route's ``src``, else an address of the outgoing device in
+    the next hop's subnet, else its first address of that family, else any global address."""
+    if route.src is not None:
+        return route.src, None
+    family = next_hop.version
+    iface = node.interface(route.dev) if route.dev else None
+    if iface is not None:
+        pairs = list(zip(iface.addresses, iface.address_sources or (iface.source,) * len(iface.addresses)))
+        usable = [(a, r) for a, r in pairs if a.version == family and not (family == 6 and a.ip.is_link_local)]
+        for addr, ref in usable:
+            if next_hop in addr.network:
+                return addr.ip, ref
+        if usable:
+            return usable[0][0].ip, usable[0][1]
+    for other in node.interfaces:
+        for addr, ref in zip(other.addresses, other.address_sources or (other.source,) * len(other.addresses)):
+            if addr.version == family and not addr.ip.is_loopback and not addr.ip.is_link_local:
+                return addr.ip, ref
+    return None, None
+
