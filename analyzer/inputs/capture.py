@@ -70,8 +70,9 @@ _BUNDLE_FILES = frozenset(
      "bridge-fdb", "ip-neigh", "subnet.env", "conntrack", "sysctl", "kubectl.json"}
 )
 _IFNAME_LIKE = re.compile(
-    r"^(?:eth|ens|enp|eno|enx|em|bond|br|wlan|wl|flannel|cni|cbr|docker|veth|vxlan|tunl|tun|tap|"
-    r"gre|ipip|geneve|cali|cilium|kube-|weave|genev|lo$)[\w.@-]*$"
+    r"^(?:lo|eth\d+(?:\.\d+)?|en[ospx]\w+|em\d+|bond\d+|wlan\d+|wlp\w+|br\d+|br-[0-9a-f]+|cni\d+|cbr\d+|"
+    r"docker\d+|flannel[.\w-]*\d+|flannel-wg|tunl\d+|tun\d+|tap\w+|vxlan(?:\.\w+|\d+)|genev_sys_\d+|"
+    r"veth\w+|cali[0-9a-f]+|cilium_\w+|kube-ipvs0|weave|nodelocaldns)$"
 )
 _IFNAME_VALID = re.compile(r"^[^\s/:]{1,15}$")
 _CAPTURE_SUFFIX = re.compile(r"\.(?:pcap|pcapng|cap)(?:\.gz|\.bz2|\.xz)?$")
@@ -303,6 +304,8 @@ def _parse_idb(body: bytes, order: str, fallback: str | None) -> _Interface:
     for code, value in _options(body, 8, order):
         if code == 2 and value:
             name = value.split(b"\x00", 1)[0].decode("utf-8", "replace") or None
+            if name is not None and name.startswith("Unknown/not available"):
+                name = None  # what Wireshark writes when converting a pcap
         elif code == 9 and value:
             ticks, resol = _tsresol(value[0])
         elif code == 14 and len(value) >= 8:

@@ -315,3 +315,193 @@ class DecodedPacket:
             "notes": list(self.notes),
             "quoted_from": quoted_from,
         }
+
+
+# --- one-line summary (``k8s-trace decode`` text, evidence excerpts) ------------------------------
+
+_TCP_FLAG_NAMES = ((0x01, "FIN"), (0x02, "SYN"), (0x04, "RST"), (0x08, "PSH"), (0x10, "ACK"),
+                   (0x20, "URG"), (0x40, "ECE"), (0x80, "CWR"))
+_ICMP_NAMES = {0: "echo reply", 3: "destination unreachable", 4: "source quench", 5: "redirect",
+               8: "echo request", 9: "router advertisement", 10: "router solicitation",
+               11: "time exceeded", 12: "parameter problem", 13: "timestamp request",
+               14: "timestamp reply", 17: "address mask request", 18: "address mask reply"}
+_UNREACH = {0: "net unreachable", 1: "host unreachable", 2: "protocol unreachable", 3: "port unreachable",
+            4: "fragmentation needed", 9: "net prohibited", 10: "host prohibited", 13: "administratively prohibited"}
+_ICMPV6_NAMES = {1: "destination unreachable", 2: "packet too big", 3: "time exceeded",
+                 4: "parameter problem", 128: "echo request", 129: "echo reply", 130: "MLD query",
+                 131: "MLD report", 133: "router solicitation", 134: "router advertisement",
+                 135: "neighbor solicitation", 136: "neighbor advertisement", 137: "redirect",
+                 143: "MLDv2 report"}
+_UNREACH6 = {0: "no route", 1: "administratively prohibited", 3: "address unreachable", 4: "port unreachable"}
+
+
+def tcp_flag_text(flags: int) -> str:
+    """``[SYN, ACK]`` as tshark writes it (bit order)."""
+    return "[" + ", ".join(n for bit, n in _TCP_FLAG_NAMES if flags & bit) + "]"
+
+
+def _endpoint(addr: str, port: int) -> str:
+    return f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}"
+
+
+def _icmp_text(layer: ICMP | ICMPv6) -> str:
+    if isinstance(layer, ICMP):
+        kind = "ICMP"
+        name = _ICMP_NAMES.get(layer.type, f"type {layer.type}")
+        code = _UNREACH.get(layer.code) if layer.type == 3 else None
+    else:
+        kind = "ICMPv6"
+        name = _ICMPV6_NAMES.get(layer.type, f"type {layer.type}")
+        code = _UNREACH6.get(layer.code) if layer.type == 1 else None
+    text = f"{kind} {name}"
+    if code:
+        text += f" ({code})"
+    elif layer.code and layer.type not in (0, 8, 128, 129):
+        text += f" code {layer.code}"
+    if layer.ident is not None:
+        text += f" id=0x{layer.ident:04x} seq={layer.seq}"
+    if layer.mtu is not None:
+        text += f" mtu={layer.mtu}"
+    if isinstance(layer, ICMP) and layer.gateway:
+        text += f" gateway={layer.gateway}"
+    if isinstance(layer, ICMPv6) and layer.target:
+        text += f" target={layer.target}"
+    return text
+
+
+def _l4_text(ip: IPv4 | IPv6 | None, l4: Layer) -> str:
+    if isinstance(l4, ICMP | ICMPv6):
+        head = f"{ip.src} -> {ip.dst} " if ip else ""
+        return head + _icmp_text(l4)
+    sport, dport = l4.sport, l4.dport  # type: ignore[attr-defined]
+    head = f"{_endpoint(ip.src, sport)} -> {_endpoint(ip.dst, dport)}" if ip else f"{sport} -> {dport}"
+    if isinstance(l4, TCP):
+        text = f"{head} TCP"
+        if l4.flags is not None:
+            text += " " + tcp_flag_text(l4.flags)
+        if l4.seq is not None:
+            text += f" seq={l4.seq}"
+        if l4.flags is not None and l4.flags & 0x10:
+            text += f" ack={l4.ack}"
+        if l4.window is not None:
+            text += f" win={l4.window}"
+        if l4.mss is not None:
+            text += f" mss={l4.mss}"
+        if l4.wscale is not None:
+            text += f" ws={l4.wscale}"
+        if l4.payload_len is not None:
+            text += f" len={l4.payload_len}"
+        return text
+    if isinstance(l4, UDP):
+        return f"{head} UDP len={l4.payload_len if l4.payload_len is not None else '?'}"
+    return f"{head} SCTP"
+
+
+def _ip_text(ip: IPv4 | IPv6) -> str:
+    text = f"{ip.src} -> {ip.dst} "
+    text += f"IPv4 proto {ip.proto}" if isinstance(ip, IPv4) else f"IPv6 next header {ip.proto}"
+    return text
+
+
+def _frag_text(ip: IPv4 | IPv6) -> str:
+    ident = ip.ident if isinstance(ip, IPv4) else ip.frag_id
+    if ident is None or (not ip.frag_offset and not ip.mf):
+        return ""
+    return f" fragment id=0x{ident:x} off={ip.frag_offset}" + (" MF" if ip.mf else "")
+
+
+def _tunnel_text(ip: IPv4 | IPv6 | None, udp: UDP | None, tunnel: Layer) -> str:
+    parts = []
+    if ip is not None:
+        parts.append(f"{ip.src} -> {ip.dst}")
+    if udp is not None:
+        parts.append(f"UDP {udp.dport}")
+    if isinstance(tunnel, VXLAN):
+        parts.append(f"VXLAN vni={tunnel.vni}")
+    elif isinstance(tunnel, GENEVE):
+        parts.append(f"GENEVE vni={tunnel.vni}")
+    elif isinstance(tunnel, GRE):
+        text = "GRE" if tunnel.version == 0 else f"GREv{tunnel.version}"
+        if tunnel.key is not None:
+            text += f" key=0x{tunnel.key:x}" if tunnel.version == 0 else f" call={tunnel.key}"
+        parts.append(text)
+    elif isinstance(tunnel, IP6in4):
+        parts.append("6in4")
+    elif isinstance(tunnel, IPIP):
+        parts.append("IPIP")
+    else:
+        parts.append(tunnel.name.upper())
+    return " ".join(parts)
+
+
+def _segments(layers: tuple[Layer, ...] | list[Layer]) -> list[str]:
+    """One text per encapsulation level (split at each tunnel layer)."""
+    out: list[str] = []
+    ip: IPv4 | IPv6 | None = None
+    eth: Ethernet | None = None
+    udp: UDP | None = None
+    l4: Layer | None = None
+    arp: ARP | None = None
+    raw: Raw | None = None
+    tags: list[str] = []
+    for layer in layers:
+        if layer.name in TUNNEL_NAMES:
+            prefix = f"vlan {','.join(tags)} " if tags else ""
+            out.append(prefix + _tunnel_text(ip, udp, layer))
+            ip = eth = udp = l4 = arp = raw = None
+            tags = []
+        elif isinstance(layer, Ethernet):
+            eth = layer
+        elif isinstance(layer, VLAN):
+            tags.append(str(layer.vid))
+        elif isinstance(layer, MPLS):
+            tags.append("mpls " + "/".join(str(x) for x in layer.labels))
+        elif isinstance(layer, IPv4 | IPv6):
+            ip, udp, l4 = layer, None, None
+        elif isinstance(layer, UDP):
+            udp = layer
+            l4 = layer
+        elif isinstance(layer, TCP | SCTP | ICMP | ICMPv6):
+            l4 = layer
+        elif isinstance(layer, ARP):
+            arp = layer
+        elif isinstance(layer, Raw):
+            raw = layer
+    prefix = ""
+    if tags:
+        prefix = ("vlan " if tags[0][0].isdigit() else "") + ",".join(tags) + " "
+    if arp is not None:
+        if arp.op == 1:
+            text = f"ARP who-has {arp.target_ip} tell {arp.sender_ip}"
+        elif arp.op == 2:
+            text = f"ARP {arp.sender_ip} is-at {arp.sender_mac}"
+        else:
+            text = f"ARP op {arp.op}"
+    elif l4 is not None:
+        text = _l4_text(ip, l4)
+        if ip is not None:
+            text += _frag_text(ip)
+    elif ip is not None:
+        text = _ip_text(ip) + _frag_text(ip)
+        if raw is not None and not ip.frag_offset:
+            text += f" ({raw.what})"
+    elif eth is not None:
+        text = f"{eth.src} -> {eth.dst} " + (raw.what if raw is not None else f"ethertype 0x{eth.ethertype:04x}")
+    elif raw is not None:
+        text = raw.what
+    else:
+        text = "(nothing decoded)" if not out else "(empty payload)"
+    out.append(prefix + text)
+    return out
+
+
+def summarize(pkt: DecodedPacket) -> str:
+    """``outer | inner`` one-line text of a decoded frame, e.g.
+    ``192.168.0.11 -> 192.168.0.12 UDP 8472 VXLAN vni=1 | 10.244.1.5:40000 -> 10.244.2.7:80 TCP [SYN] seq=0 ...``.
+    An ICMP error ends with ``quoting [...]``, the quoted packet in the same form."""
+    qs = pkt.quote_start
+    main = pkt.layers if qs is None else pkt.layers[:qs]
+    text = " | ".join(_segments(main))
+    if qs is not None:
+        text += " quoting [" + " | ".join(_segments(pkt.layers[qs:])) + "]"
+    return text

@@ -11,6 +11,7 @@ from analyzer.model.packet import GRE
 
 GRE_MIN = 4
 PPP = 0x880B
+CISCO_METADATA = 0x8909  # 8 bytes: payload ethertype, version, length, options, SGT
 #: PPP protocol -> Ethernet type of the payload
 _PPP_TO_ETHERTYPE = {0x0021: 0x0800, 0x0057: 0x86DD}
 
@@ -81,6 +82,9 @@ def decode_gre(cur: Cursor, off: int, end: int) -> None:
             ppp += 2
         pos = ppp
         etype = _PPP_TO_ETHERTYPE.get(ppp_protocol or -1, -1)
+    elif protocol == CISCO_METADATA and stop - pos >= 8:
+        etype = (data[pos] << 8) | data[pos + 1]
+        pos += 8
     cur.layers.append(GRE(off, pos - off, version, protocol, flags, checksum, key, seq, ack, ppp_protocol))
     if payload_len == 0 or pos >= stop:
         return

@@ -62,19 +62,18 @@ def decode_ipv4(cur: Cursor, off: int, end: int) -> None:
             if not cur.quoted:
                 cur.note(f"byte {off}: IPv4 total length {total} exceeds the {end - off} bytes of its carrier")
             stop = end
-    if avail < hl:
+    cut_options = avail < hl  # the fixed header is there: decode it, options as far as captured
+    if cut_options:
         cur.short(off, "IPv4 header with options", hl, end)
-        cur.raw(off, end, "short IPv4 header")
-        return
     if total > avail and not cur.quoted and not cur.cut:
         cur.cut = True
         cur.note(f"byte {off}: IPv4 total length {total}, only {avail} bytes captured")
-    options = _options(cur, off + IPV4_MIN, off + hl) if hl > IPV4_MIN else ()
+    options = _options(cur, off + IPV4_MIN, off + min(hl, avail)) if hl > IPV4_MIN else ()
     frag_offset = (frag & 0x1FFF) * 8
     cur.layers.append(
         IPv4(
             off,
-            hl,
+            min(hl, avail),
             socket.inet_ntoa(src),
             socket.inet_ntoa(dst),
             proto,
@@ -90,6 +89,9 @@ def decode_ipv4(cur: Cursor, off: int, end: int) -> None:
         )
     )
     cur.ip_version, cur.ip_src, cur.ip_dst = 4, src, dst
+    cur.first_fragment = bool(frag & 0x2000) and not frag_offset
+    if cut_options:
+        return
     if frag_offset:
         cur.raw(off + hl, stop, f"IPv4 fragment at offset {frag_offset}")
         return

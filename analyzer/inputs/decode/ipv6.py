@@ -98,6 +98,7 @@ def decode_ipv6(cur: Cursor, off: int, end: int) -> None:
         )
     )
     cur.ip_version, cur.ip_src, cur.ip_dst = 6, src, dst
+    cur.first_fragment = mf and not frag_offset
     if broken:
         cur.raw(pos, stop, "IPv6 extension headers")
     elif frag_offset:

@@ -58,6 +58,7 @@ class Cursor:
         "ip_src",
         "ip_dst",
         "ip_version",
+        "first_fragment",
     )
 
     def __init__(self, data: bytes, udp_ports: dict[int, str]) -> None:
@@ -75,6 +76,7 @@ class Cursor:
         self.ip_src = b""
         self.ip_dst = b""
         self.ip_version = 0
+        self.first_fragment = False  # the last IP header is an offset-0 fragment (MF set)
 
     def note(self, text: str) -> None:
         self.notes.append(text)

@@ -49,14 +49,14 @@ def decode_udp(cur: Cursor, off: int, end: int) -> None:
         if not cur.quoted and ulen != 0:  # 0: jumbogram / offloaded, use the IP length
             cur.note(f"byte {off}: bogus UDP length {ulen} (less than 8)")
     elif off + ulen > end:
-        if not cur.quoted:
+        if not cur.quoted and not cur.first_fragment:  # a first fragment holds part of the datagram
             cur.note(f"byte {off}: UDP length {ulen} exceeds the {end - off} bytes of its IP packet")
     else:
         stop = off + ulen
     ports = cur.udp_ports
     kind = ports.get(dport) or ports.get(sport)
     ok: bool | None = None
-    if kind is not None and csum and not cur.quoted and stop <= cur.n and cur.ip_version:
+    if kind is not None and csum and not cur.quoted and not cur.first_fragment and stop <= cur.n and cur.ip_version:
         length = stop - off
         want = udp_checksum(data, off, length, cur.ip_src, cur.ip_dst)
         ok = want == csum

@@ -1,0 +1,102 @@
+"""``k8s-trace decode CAPTURE``: every frame, outer and inner layers on one line (or JSON lines).
+
+Text columns: frame number (1-based), seconds since the first frame, interface (``-`` when the
+file does not say; ``if20`` for an unresolved SLL2 index; ``In``/``Out``... after it for cooked
+captures), then one part per encapsulation level joined by `` | ``, e.g.::
+
+    12 0.000123 eth0 192.168.0.11 -> 192.168.0.12 UDP 8472 VXLAN vni=1 | 10.244.1.5:40000 -> 10.244.2.7:80 TCP [SYN] seq=0 win=64240 len=0
+
+Notes about a frame follow on the same line after ``!!``. ``--format jsonl`` writes the
+objects of the JSON contract (``../shared/contract/README.md``), one per line.
+
+Warnings about the file (cut-off record, damaged block) go to stderr, one line each. Exit
+status: 0 when the file was read (even with per-frame notes or warnings), 3 when it could not be
+read at all (not a capture, or damaged before its first frame).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from analyzer.errors import InputError
+from analyzer.inputs.capture import read_capture
+from analyzer.inputs.decode import FLANNEL_UDP_PORTS, GENEVE_UDP_PORTS, VXLAN_UDP_PORTS, decode_frame
+from analyzer.model.packet import SLL, SLL2, summarize
+
+_PKTTYPE = {0: "In", 1: "B", 2: "M", 3: "P", 4: "Out"}
+
+
+def _port(_ctx: click.Context, _param: click.Parameter, values: tuple[int, ...]) -> tuple[int, ...]:
+    for value in values:
+        if not 0 < value < 65536:
+            raise click.BadParameter(f"{value} is not a UDP port (1-65535)")
+    return values
+
+
+@click.command(name="decode")
+@click.argument("capture", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
+    help="text: one summary line per frame; jsonl: the JSON contract, one object per frame.",
+)
+@click.option("--vxlan-port", "vxlan_ports", type=int, multiple=True, callback=_port, metavar="N",
+              help="Also decode UDP port N as VXLAN (4789 and 8472 always are). Repeatable.")
+@click.option("--geneve-port", "geneve_ports", type=int, multiple=True, callback=_port, metavar="N",
+              help="Also decode UDP port N as GENEVE (6081 always is). Repeatable.")
+@click.option("--flannel-udp-port", "flannel_ports", type=int, multiple=True, callback=_port, metavar="N",
+              help="Also decode UDP port N as flannel's UDP backend (8285 always is). Repeatable.")
+@click.option("-c", "--count", type=click.IntRange(min=1), default=None, help="Stop after this many frames.")
+def command(
+    capture: Path,
+    fmt: str,
+    vxlan_ports: tuple[int, ...],
+    geneve_ports: tuple[int, ...],
+    flannel_ports: tuple[int, ...],
+    count: int | None,
+) -> None:
+    """Print every frame of CAPTURE with its outer and inner layers (pcap, pcapng, .gz)."""
+    vx = VXLAN_UDP_PORTS | frozenset(vxlan_ports)
+    gn = GENEVE_UDP_PORTS | frozenset(geneve_ports)
+    fl = FLANNEL_UDP_PORTS | frozenset(flannel_ports)
+    warnings: list[str] = []
+
+    def warn(message: str) -> None:
+        warnings.append(message)
+        sys.stdout.flush()
+        click.echo(f"k8s-trace: warning: {message}", err=True)
+
+    out = sys.stdout
+    write = out.write
+    frames = 0
+    first_ts: float | None = None
+    jsonl = fmt == "jsonl"
+    for frame in read_capture(capture, warn=warn):
+        pkt = decode_frame(frame.data, frame.linktype, vxlan_ports=vx, geneve_ports=gn, flannel_udp_ports=fl)
+        frames += 1
+        if jsonl:
+            obj = pkt.to_contract(frame.number, frame.ts, frame.interface)
+            write(json.dumps(obj, separators=(",", ":")) + "\n")
+        else:
+            if first_ts is None:
+                first_ts = frame.ts
+            iface = frame.interface
+            direction = ""
+            if pkt.layers:
+                link = pkt.layers[0]
+                if isinstance(link, SLL2) and iface is None:
+                    iface = f"if{link.ifindex}"
+                if isinstance(link, SLL | SLL2):
+                    direction = " " + _PKTTYPE.get(link.pkttype, f"type{link.pkttype}")
+            line = f"{frame.number} {frame.ts - first_ts:.6f} {iface or '-'}{direction} {summarize(pkt)}"
+            if pkt.notes:
+                line += " !! " + "; ".join(pkt.notes)
+            write(line + "\n")
+        if count is not None and frames >= count:
+            break
+    out.flush()
+    if frames == 0 and warnings:
+        raise InputError(str(capture), "no frame could be read (see the warnings above)")
