@@ -1,0 +1,146 @@
+"""resolve_overlay and reverse_lookup_vtep: the flannel VXLAN chain on real dumps, each missing
+link, host-gw, IPIP, and mapping a remote node back to its pod subnet."""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import shutil
+from pathlib import Path
+
+from analyzer.engines.overlay import resolve_overlay, reverse_lookup_vtep
+from analyzer.engines.routing import lookup_route
+from analyzer.inputs.bundle import load_bundle
+from analyzer.inputs.ip_addr import parse_ip_addr
+from analyzer.inputs.ip_neigh import parse_ip_neigh
+from analyzer.inputs.ip_route import parse_ip_route
+from analyzer.model.node import KubeInventory, KubeNode, NodeSnapshot, SubnetEnv
+from analyzer.model.refs import SourceRef
+
+REAL = Path(__file__).resolve().parent / "data" / "real"
+ip = ipaddress.ip_address
+
+
+def real_node(tmp_path: Path) -> NodeSnapshot:
+    node = tmp_path / "n1"
+    node.mkdir()
+    for name in ("ip-addr", "ip-link", "ip-route", "ip-rule", "bridge-fdb", "ip-neigh"):
+        shutil.copy(REAL / name, node / name)
+    return load_bundle(node)
+
+
+def overlay(node: NodeSnapshot, dst: str):  # noqa: ANN201
+    return resolve_overlay(node, lookup_route(node, dst))
+
+
+def test_vxlan_chain_on_real_dumps(tmp_path: Path) -> None:
+    node = real_node(tmp_path)
+    o = overlay(node, "10.244.2.7")
+    assert o is not None and o.ok
+    assert (o.type, o.device, o.next_hop, o.vtep_mac, o.remote, o.local, o.vni, o.port, o.outer_proto, o.mtu) == (
+        "vxlan", "flannel.1", ip("10.244.2.0"), "9a:5f:1e:02:02:02", ip("192.168.56.12"), ip("192.168.56.11"),
+        1, 8472, 17, 1450)
+    assert [s.what for s in o.steps] == ["route", "device", "neigh", "fdb", "underlay"]
+    assert all(s.ok for s in o.steps)
+    by_file = {Path(e.file).name: e for e in o.evidence if Path(e.file).name in ("ip-neigh", "bridge-fdb")}
+    assert by_file["ip-neigh"].text.strip() == "10.244.2.0 dev flannel.1 lladdr 9a:5f:1e:02:02:02 PERMANENT"
+    assert by_file["bridge-fdb"].text.strip() == "9a:5f:1e:02:02:02 dev flannel.1 dst 192.168.56.12 self permanent"
+    assert "UDP 8472 from 192.168.56.11 to node 192.168.56.12" in o.explanation
+    assert overlay(node, "10.244.1.5") is None  # a local pod on cni0
+    assert overlay(node, "8.8.8.8") is None  # the Internet: not overlay
+    assert resolve_overlay(node, lookup_route(node, "10.99.0.1")) is None  # blackhole
+
+
+def test_missing_neigh_and_fdb(tmp_path: Path) -> None:
+    node = real_node(tmp_path)
+    no_neigh = dataclasses.replace(node, neigh=tuple(n for n in node.neigh if str(n.ip) != "10.244.3.0"))
+    o = overlay(no_neigh, "10.244.3.9")
+    assert o is not None and o.status == "missing-neigh" and not o.ok
+    assert "10.244.3.0" in o.explanation and o.steps[-1].what == "neigh" and not o.steps[-1].ok
+    no_fdb = dataclasses.replace(node, fdb=tuple(f for f in node.fdb if f.mac != "9a:5f:1e:03:03:03"))
+    o = overlay(no_fdb, "10.244.3.9")
+    assert o is not None and o.status == "missing-fdb" and o.vtep_mac == "9a:5f:1e:03:03:03"
+    assert o.remote is None and "9a:5f:1e:03:03:03" in o.explanation
+    failed, _ = parse_ip_neigh("10.244.3.0 dev flannel.1 FAILED\n", "nb")
+    o = overlay(dataclasses.replace(no_neigh, neigh=failed), "10.244.3.9")
+    assert o is not None and o.status == "missing-neigh" and "FAILED" in o.explanation
+    assert str(o.evidence[-1]) == "nb:1"
+
+
+def test_missing_device_and_no_underlay(tmp_path: Path) -> None:
+    node = real_node(tmp_path)
+    gone = dataclasses.replace(node, interfaces=tuple(i for i in node.interfaces if i.name != "flannel.1"))
+    o = overlay(gone, "10.244.2.7")
+    assert o is not None and o.status == "missing-device" and o.device == "flannel.1"
+    cut = dataclasses.replace(node, routes=tuple(r for r in node.routes if not (
+        r.table == "main" and (r.is_default or str(r.dst) == "192.168.56.0/24"))))
+    o = overlay(cut, "10.244.2.7")
+    assert o is not None and o.status == "no-underlay-route" and o.steps[-1].what == "underlay"
+
+
+ADDRS = """\
+2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq state UP
+    link/ether 52:54:00:aa:bb:cc brd ff:ff:ff:ff:ff:ff
+    inet 192.168.56.11/24 brd 192.168.56.255 scope global eth0
+3: cni0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP
+    link/ether 0a:58:0a:f4:01:01 brd ff:ff:ff:ff:ff:ff
+    bridge forward_delay 1500
+    inet 10.244.1.1/24 brd 10.244.1.255 scope global cni0
+4: tunl0@NONE: <NOARP,UP,LOWER_UP> mtu 1480 qdisc noqueue state UNKNOWN
+    link/ipip 0.0.0.0 brd 0.0.0.0
+    ipip any remote any local 192.168.56.11 ttl inherit nopmtudisc
+    inet 10.244.1.0/32 scope global tunl0
+"""
+
+
+def _node(routes: str, neigh: str = "", with_env: bool = True) -> NodeSnapshot:
+    r, _ = parse_ip_route(routes, "r")
+    a, _ = parse_ip_addr(ADDRS, "a")
+    n, _ = parse_ip_neigh(neigh, "n")
+    env = SubnetEnv(SourceRef("subnet.env", 1), network=ipaddress.ip_network("10.244.0.0/16"),
+                    subnet=ipaddress.ip_interface("10.244.1.1/24")) if with_env else None
+    return NodeSnapshot(name="t", routes=r, interfaces=a, neigh=n, subnet_env=env)
+
+
+BASE = "default via 192.168.56.1 dev eth0\n192.168.56.0/24 dev eth0 scope link src 192.168.56.11\n" \
+       "10.244.1.0/24 dev cni0 scope link src 10.244.1.1\n"
+
+
+def test_host_gw() -> None:
+    node = _node(BASE + "10.244.2.0/24 via 192.168.56.12 dev eth0\n",
+                 "192.168.56.12 dev eth0 lladdr 52:54:00:00:00:12 REACHABLE\n")
+    assert node.backend == "host-gw"
+    o = overlay(node, "10.244.2.7")
+    assert o is not None and o.ok and (o.type, o.remote, o.vtep_mac, o.outer_proto) == (
+        "host-gw", ip("192.168.56.12"), "52:54:00:00:00:12", None)
+    assert str(o.evidence[-1]) == "n:1"
+    failed = _node(BASE + "10.244.2.0/24 via 192.168.56.12 dev eth0\n", "192.168.56.12 dev eth0 FAILED\n")
+    o = overlay(failed, "10.244.2.7")
+    assert o is not None and o.status == "missing-neigh" and "same L2" not in o.explanation
+    assert "one L2 segment" in o.explanation
+    m = reverse_lookup_vtep(node, "192.168.56.12")
+    assert m is not None and str(m.subnet) == "10.244.2.0/24" and "host-gw" in m.explanation
+
+
+def test_ipip() -> None:
+    node = _node(BASE + "10.244.3.0/24 via 192.168.56.13 dev tunl0 onlink\n")
+    assert node.backend == "ipip"
+    o = overlay(node, "10.244.3.4")
+    assert o is not None and o.ok
+    assert (o.type, o.device, o.remote, o.local, o.outer_proto, o.port) == (
+        "ipip", "tunl0", ip("192.168.56.13"), ip("192.168.56.11"), 4, None)
+    assert "protocol 4" in o.explanation
+    m = reverse_lookup_vtep(node, "192.168.56.13")
+    assert m is not None and str(m.subnet) == "10.244.3.0/24" and "IPIP" in m.explanation
+
+
+def test_reverse_lookup_vtep(tmp_path: Path) -> None:
+    node = real_node(tmp_path)
+    m = reverse_lookup_vtep(node, "192.168.56.12")
+    assert m is not None and str(m.subnet) == "10.244.2.0/24" and m.vtep_mac == "9a:5f:1e:02:02:02"
+    assert [Path(e.file).name for e in m.evidence] == ["bridge-fdb", "ip-neigh", "ip-route"]
+    assert reverse_lookup_vtep(node, "192.168.56.99") is None
+    kube = KubeInventory(nodes=(KubeNode("n9", SourceRef("kubectl.json", 12), (("InternalIP", "192.168.56.99"),),
+                                         pod_cidr=ipaddress.ip_network("10.244.9.0/24")),))
+    m = reverse_lookup_vtep(dataclasses.replace(node, kube=kube), "192.168.56.99")
+    assert m is not None and str(m.subnet) == "10.244.9.0/24" and str(m.evidence[0]) == "kubectl.json:12"
