@@ -110,17 +110,26 @@ def list_cmd(as_json: bool) -> None:
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for scenario.json and one bundle directory per node.")
 @_params_options
+@click.option("--sample", is_flag=True, help="Make it a shipped sample: drop empty captures, write README.md.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
-def run_cmd(scenario: str, out: Path, quiet: bool, **kwargs) -> int:
+def run_cmd(scenario: str, out: Path, quiet: bool, sample: bool, **kwargs) -> int:
     """Build SCENARIO, run its traffic with captures on every interface, dump every node, tear down."""
-    from analyzer.lab.run import run_scenario
-
     sc, params = _scenario_and_params(scenario, kwargs)
     if out.exists() and any(out.iterdir()):
         raise click.UsageError(f"{out} is not empty; give a new directory to --out")
     argv = ["k8s-trace", "lab", "run", *sys.argv[sys.argv.index("run") + 1:]] if "run" in sys.argv else None
+    doc = _record(sc, params, out, shlex.join(argv) if argv else None, quiet, sample)
+    return ExitStatus.OK if doc["matches_expected"] else ExitStatus.INCONCLUSIVE
+
+
+def _record(sc, params: LabParams, out: Path, command: str | None, quiet: bool, sample: bool) -> dict:  # noqa: ANN001
+    from analyzer.lab.run import run_scenario
+    from analyzer.lab.samples import make_sample
+
     progress = None if quiet else (lambda msg: click.echo(f"lab: {msg}", err=True))
-    doc = run_scenario(sc, params, out, command=shlex.join(argv) if argv else None, progress=progress)
+    doc = run_scenario(sc, params, out, command=command, progress=progress)
+    if sample:
+        doc = make_sample(out, doc)
     for step in doc["steps"]:
         mark = "as expected" if step["matches_expected"] else f"EXPECTED {step['expected']['client']}"
         extra = ""
@@ -129,7 +138,39 @@ def run_cmd(scenario: str, out: Path, quiet: bool, **kwargs) -> int:
         click.echo(f"{step['client']} -> {step['address']} ({step['op']}): {step['outcome']}{extra} [{mark}]")
     click.echo(f"recorded {len(doc['captures'])} captures and {len(doc['dumps'])} node dumps in {out} "
                f"({doc['duration_s']} s)")
-    return ExitStatus.OK if doc["matches_expected"] else ExitStatus.INCONCLUSIVE
+    return doc
+
+
+@command.command("samples")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("samples"),
+              show_default=True, help="The samples directory (each scenario's directory is replaced).")
+@click.argument("names", nargs=-1, metavar="[SCENARIO]...")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
+def samples_cmd(out: Path, names: tuple[str, ...], quiet: bool) -> int:
+    """Record every scenario (or the ones named) as a sample under --out and rewrite its README.md index."""
+    import shutil
+
+    from analyzer.lab.samples import write_index
+
+    chosen = list(names) or _scenario_names()
+    resolved = [_scenario_and_params(name, {}) for name in chosen]  # usage errors before anything runs
+    out.mkdir(parents=True, exist_ok=True)
+    differ = []
+    for sc, params in resolved:
+        target = out / sc.name
+        if target.exists():
+            if not (target / "scenario.json").is_file():
+                raise LabError(f"{target} exists and is not a lab sample (no scenario.json); not replacing it")
+            shutil.rmtree(target)
+        command = shlex.join(["k8s-trace", "lab", "run", sc.name, "--out", str(target), "--sample"])
+        doc = _record(sc, params, target, command, quiet, True)
+        if not doc["matches_expected"]:
+            differ.append(sc.name)
+    click.echo(f"index: {write_index(out)}")
+    if differ:
+        click.echo(f"k8s-trace: outcome differs from the expected one in: {', '.join(differ)}", err=True)
+        return ExitStatus.INCONCLUSIVE
+    return ExitStatus.OK
 
 
 @command.command("up")

@@ -182,7 +182,7 @@ SCENARIOS: tuple[Scenario, ...] = (
             # HTTP first: once the DF ping has taught the client the 1450 path MTU, it would advertise a
             # smaller MSS and the transfer would never meet the limit
             Step("client", "http", "pod:web", WEB_PORT, Expect("ok", "pod-to-pod-cross-node", "delivered",
-                 ("vxlan",), finding="MTU_EXCEEDED", finding_node="node2"), path="/bytes/300000", timeout=5.0),
+                 ("vxlan",), finding="MTU_EXCEEDED", finding_node="node2"), path="/bytes/40000", timeout=5.0),
             Step("client", "ping", "pod:web", None, Expect("frag-needed", "pod-to-pod-cross-node", "rejected",
                  ("vxlan",), finding="MTU_EXCEEDED", finding_node="node1"), size=1472, df=True, count=2),
         ),
