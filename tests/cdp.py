@@ -165,13 +165,18 @@ class Browser:
             return [e for e in self.events if e.get("sessionId") == session and e.get("method") in methods]
 
     # -- pages ------------------------------------------------------------------------------
-    def open(self, url: str, *, auto_dismiss_dialogs: bool = True) -> Page:
-        """A new tab with console, network and page events recorded, navigated to ``url``."""
+    def open(self, url: str, *, auto_dismiss_dialogs: bool = True, javascript: bool = True) -> Page:
+        """A new tab with console, network and page events recorded, navigated to ``url``.
+
+        Dialogs (``alert()``) are recorded and dismissed so they cannot block the page;
+        ``javascript=False`` loads the page with script execution disabled."""
         target = self.send("Target.createTarget", {"url": "about:blank"})["targetId"]
         session = self.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         page = Page(self, session, target)
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable", session=session)
+        if not javascript:
+            self.send("Emulation.setScriptExecutionDisabled", {"value": True}, session=session)
         since = len(self.events)
         self.send("Page.navigate", {"url": url}, session=session)
         if auto_dismiss_dialogs:
