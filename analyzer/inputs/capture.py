@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import io
 import lzma
 import os
 import re
@@ -115,7 +114,7 @@ def interface_from_name(path: str | os.PathLike[str]) -> str | None:
 class _Reader:
     """A binary stream with an uncompressed-byte position and damage-proof reads."""
 
-    __slots__ = ("f", "raw", "pos", "name", "size", "error")
+    __slots__ = ("f", "raw", "pos", "name", "size", "error", "pushback")
 
     def __init__(self, f: BinaryIO, name: str, size: int | None, raw: BinaryIO | None = None) -> None:
         self.f = f
@@ -124,15 +123,24 @@ class _Reader:
         self.name = name
         self.size = size  # None for compressed files
         self.error: str | None = None  # a decompression error, reported as damage
+        self.pushback = b""  # the magic bytes read to choose the format
 
     def read(self, n: int) -> bytes:
-        try:
-            data = self.f.read(n)
-        except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
-            self.error = f"compressed data is damaged ({exc})"
-            data = b""
+        if self.pushback:
+            data, self.pushback = self.pushback[:n], self.pushback[n:]
+            if len(data) < n and self.error is None:
+                data += self._read(n - len(data))
+        else:
+            data = self._read(n)
         self.pos += len(data)
         return data
+
+    def _read(self, n: int) -> bytes:
+        try:
+            return self.f.read(n)
+        except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError) as exc:
+            self.error = f"compressed data is damaged ({exc})"
+            return b""
 
     def left(self) -> int | None:
         return None if self.size is None else self.size - self.pos
@@ -144,7 +152,10 @@ class _Reader:
 
 
 def _open(path: str) -> tuple[_Reader, str | None, bytes]:
-    """Open ``path`` (decompressing by magic); return the reader, the compression and 8 magic bytes."""
+    """Open ``path`` (decompressing by magic); return the reader, the compression and 8 magic bytes.
+
+    The magic bytes are read through the reader and pushed back, so reading starts at byte 0.
+    """
     try:
         raw = open(path, "rb", buffering=BUFFER)  # noqa: SIM115 (closed by the caller)
     except IsADirectoryError:
@@ -156,24 +167,28 @@ def _open(path: str) -> tuple[_Reader, str | None, bytes]:
         if head.startswith(magic):
             raw.close()
             raise InputError(path, f"{kind}-compressed file; decompress it first", hint=f"{kind} -d")
+    compressed: str | None = None
     for magic, kind in _COMPRESSED:
         if head.startswith(magic):
+            compressed = kind
             if kind == "gzip":
                 inner: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")
             elif kind == "bzip2":
                 inner = bz2.BZ2File(raw, mode="rb")
             else:
                 inner = lzma.LZMAFile(raw, mode="rb")  # noqa: SIM115
-            stream = io.BufferedReader(inner, BUFFER)  # type: ignore[arg-type]
-            reader = _Reader(stream, path, None, raw)
-            try:
-                head = stream.peek(8)[:8]
-            except (OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
-                reader.close()
-                raise InputError(path, f"{kind}-compressed file is damaged ({exc})") from None
-            return reader, kind, bytes(head)
-    size = os.fstat(raw.fileno()).st_size
-    return _Reader(raw, path, size), None, bytes(head)
+            reader = _Reader(inner, path, None, raw)
+            break
+    else:
+        reader = _Reader(raw, path, os.fstat(raw.fileno()).st_size)
+    head = reader._read(8) if compressed else bytes(head)
+    if compressed and len(head) < 4 and reader.error:
+        reader.close()
+        raise InputError(path, f"{compressed}-{reader.error}")
+    reader.pushback = head if compressed else b""
+    if not compressed:
+        reader.f.seek(0)
+    return reader, compressed, head
 
 
 def _not_capture(path: str, head: bytes, compressed: str | None) -> InputError:
