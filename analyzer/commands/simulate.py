@@ -1,0 +1,177 @@
+"""``k8s-trace simulate NODE... --src IP[:PORT] --dst IP:PORT --proto P``: walk one packet offline.
+
+A NODE is a bundle directory, a ``collect`` tarball, or a bare ``iptables-save`` file (then
+``--local-ip`` names the node's own addresses, for ``-m addrtype`` and to tell local delivery
+from forwarding). The JSON output (``--format json``) is ``k8s-trace.simulate/1`` of
+``../shared/contract/README.md``; the text output lists each outcome with its probability and
+every step with the dump line behind it.
+
+Exit status: 0 when the walk was done (whatever the verdict), 2 usage, 3 unusable input; with
+``--fail-on-drop``: 4 when some outcome is dropped or rejected, 5 when some is undecided.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from analyzer.engines.simulate import SimOutcome, SimulationResult, simulate_packet
+from analyzer.errors import ExitStatus, InputError
+from analyzer.model.node import NodeSnapshot
+
+
+def parse_endpoint(text: str, what: str, *, need_port: bool) -> tuple[str, int | None]:
+    """``10.0.0.1``, ``10.0.0.1:80``, ``[fd00::1]:80``, ``fd00::1`` -> (ip, port)."""
+    host, port = text, None
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise click.BadParameter(f"{text!r} is not IP[:PORT]", param_hint=what)
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, _, port = text.partition(":")
+    try:
+        ip = str(ipaddress.ip_address(host))
+    except ValueError as exc:
+        raise click.BadParameter(f"{host!r} is not an IP address", param_hint=what) from exc
+    number: int | None = None
+    if port is not None:
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise click.BadParameter(f"port {port!r} is not 1-65535", param_hint=what)
+        number = int(port)
+    if need_port and number is None:
+        raise click.BadParameter(f"{text!r} needs a port (IP:PORT)", param_hint=what)
+    return ip, number
+
+
+def load_node(path: Path) -> NodeSnapshot:
+    """A bundle directory or tarball (``load_bundle``), or a bare iptables-save file."""
+    from analyzer.inputs.bundle import is_tarball, load_bundle
+    from analyzer.inputs.iptables_save import read_iptables_save
+
+    if not path.exists():
+        raise InputError(str(path), "no such file or directory")
+    if path.is_dir() or is_tarball(path):
+        node = load_bundle(path)
+        if node.ruleset is None:
+            node_warn = f"{path}: no iptables-save in this bundle: netfilter is not simulated on {node.name}"
+            click.echo(f"k8s-trace: warning: {node_warn}", err=True)
+        return node
+    ruleset = read_iptables_save(path, str(path))
+    name = path.name
+    for suffix in (".txt", ".save", ".rules"):
+        name = name.removesuffix(suffix)
+    return NodeSnapshot(name=name, files={"iptables-save": str(path)}, ruleset=ruleset,
+                        warnings=ruleset.warnings)
+
+
+@click.command()
+@click.argument("nodes", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--src", "src", required=True, metavar="IP[:PORT]", help="Source of the packet.")
+@click.option("--dst", "dst", required=True, metavar="IP:PORT", help="Destination as the client addresses it.")
+@click.option("--proto", "proto", default="tcp", show_default=True,
+              type=click.Choice(["tcp", "udp", "sctp", "icmp", "icmpv6"], case_sensitive=False))
+@click.option("--in-interface", "in_interface", metavar="IF",
+              help="Interface the packet arrives on (default: the pod bridge for a local pod, else the device "
+                   "of the route back to the source).")
+@click.option("--out-interface", "out_interface", metavar="IF",
+              help="Out interface to assume where a node has no routing dump.")
+@click.option("--local-ip", "local_ips", multiple=True, metavar="IP",
+              help="An address of the node (for a bare iptables-save file). Repeatable.")
+@click.option("--from-node", "from_node", metavar="NAME", help="Start on this node (default: the node whose pod "
+                                                                "CIDR or addresses hold --src, else the first).")
+@click.option("--mark", "mark", default="0", metavar="N", help="Packet mark when it enters (e.g. 0x4000).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+@click.option("--fail-on-drop", is_flag=True, help="Exit 4 if an outcome is dropped/rejected, 5 if undecided.")
+def command(nodes: tuple[Path, ...], src: str, dst: str, proto: str, in_interface: str | None,
+            out_interface: str | None, local_ips: tuple[str, ...], from_node: str | None, mark: str, fmt: str,
+            fail_on_drop: bool) -> int:
+    """Walk one packet through the netfilter rules and routes of NODE... (bundles or iptables-save files)."""
+    proto = proto.lower()
+    ported = proto in ("tcp", "udp", "sctp")
+    sip, sport = parse_endpoint(src, "--src", need_port=False)
+    dip, dport = parse_endpoint(dst, "--dst", need_port=ported)
+    for ip in local_ips:
+        parse_endpoint(ip, "--local-ip", need_port=False)
+    try:
+        mark_value = int(mark, 0)
+    except ValueError as exc:
+        raise click.BadParameter(f"{mark!r} is not a number", param_hint="--mark") from exc
+    if ipaddress.ip_address(sip).version != ipaddress.ip_address(dip).version:
+        raise click.BadParameter("--src and --dst are of different IP families", param_hint="--dst")
+    loaded = [load_node(p) for p in nodes]
+    names = [n.name for n in loaded]
+    if from_node is not None and from_node not in names:
+        raise click.BadParameter(f"no node named {from_node!r} (nodes: {', '.join(names)})", param_hint="--from-node")
+    for node in loaded:
+        for w in node.warnings:
+            click.echo(f"k8s-trace: warning: {w}", err=True)
+    result = simulate_packet(loaded, sip, dip, proto, sport, dport, in_interface, local_ips=list(local_ips),
+                             out_interface=out_interface, start_node=from_node, mark=mark_value)
+    for w in result.warnings:
+        click.echo(f"k8s-trace: warning: {w}", err=True)
+    if fmt == "json":
+        json.dump(result.to_contract(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_text(result))
+    if fail_on_drop:
+        if any(o.status in ("dropped", "rejected") and o.probability > 0 for o in result.outcomes):
+            return int(ExitStatus.DROPPED)
+        if any(o.status == "unknown" and o.probability > 0 for o in result.outcomes):
+            return int(ExitStatus.INCONCLUSIVE)
+    return int(ExitStatus.OK)
+
+
+def _pct(p: float) -> str:
+    if p == 0:
+        return "p=0 (conditional)"
+    return f"p={p:.4f}".rstrip("0").rstrip(".") if p != 1 else "p=1"
+
+
+def _outcome_head(i: int, o: SimOutcome) -> str:
+    parts = [f"[{i}] {_pct(o.probability)}  {o.status.upper()}"]
+    if o.dnat:
+        parts.append(f"dnat -> {o.dnat}")
+    if o.snat:
+        parts.append(f"snat -> {o.snat}")
+    if o.translation("masquerade") is not None:
+        parts.append(f"masquerade -> {o.masquerade}")
+    if o.reject_with:
+        parts.append(f"({o.reject_with})")
+    if o.out_interface:
+        parts.append(f"out {o.out_interface}")
+    if o.next_hop:
+        parts.append(f"via {o.next_hop}")
+    return "  ".join(parts)
+
+
+def render_text(result: SimulationResult) -> str:
+    p = result.packet
+    lines = [f"{p.proto} {p.endpoint('src')} -> {p.endpoint('dst')} entering node {p.node}"
+             + (f" on {p.in_interface}" if p.in_interface else "")
+             + f": {len(result.outcomes)} outcome{'s' if len(result.outcomes) != 1 else ''}"]
+    for i, o in enumerate(result.outcomes, 1):
+        lines.append("")
+        lines.append(_outcome_head(i, o))
+        lines.append(f"    {o.explanation}")
+        for label in o.labels:
+            lines.append(f"    branch: {label}")
+        for a in o.assumptions:
+            lines.append(f"    assumed: {a}")
+        for n, h in enumerate(o.hops, 1):
+            ev = f"  [{', '.join(str(e) for e in h.evidence)}]" if h.evidence else ""
+            where = f"{h.node}" + (f" {h.hook}" if h.hook else "")
+            lines.append(f"    {n:>3}. {where:<22} {h.action:<12} {h.explanation}{ev}")
+        if o.reply_status is not None:
+            lines.append(f"    reply: {o.reply_status}")
+            for n, h in enumerate(o.reply, 1):
+                ev = f"  [{', '.join(str(e) for e in h.evidence)}]" if h.evidence else ""
+                where = f"{h.node}" + (f" {h.hook}" if h.hook else "")
+                lines.append(f"    {n:>3}. {where:<22} {h.action:<12} {h.explanation}{ev}")
+    return "\n".join(lines) + "\n"
