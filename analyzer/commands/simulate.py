@@ -151,6 +151,11 @@ def _outcome_head(i: int, o: SimOutcome) -> str:
     return "  ".join(parts)
 
 
+def _refs(hop) -> str:
+    refs = [str(e) for e in hop.evidence if str(e) not in hop.explanation]
+    return f"  [{', '.join(refs)}]" if refs else ""
+
+
 def render_text(result: SimulationResult) -> str:
     p = result.packet
     lines = [f"{p.proto} {p.endpoint('src')} -> {p.endpoint('dst')} entering node {p.node}"
@@ -165,13 +170,13 @@ def render_text(result: SimulationResult) -> str:
         for a in o.assumptions:
             lines.append(f"    assumed: {a}")
         for n, h in enumerate(o.hops, 1):
-            ev = f"  [{', '.join(str(e) for e in h.evidence)}]" if h.evidence else ""
+            ev = _refs(h)
             where = f"{h.node}" + (f" {h.hook}" if h.hook else "")
             lines.append(f"    {n:>3}. {where:<22} {h.action:<12} {h.explanation}{ev}")
         if o.reply_status is not None:
             lines.append(f"    reply: {o.reply_status}")
             for n, h in enumerate(o.reply, 1):
-                ev = f"  [{', '.join(str(e) for e in h.evidence)}]" if h.evidence else ""
+                ev = _refs(h)
                 where = f"{h.node}" + (f" {h.hook}" if h.hook else "")
                 lines.append(f"    {n:>3}. {where:<22} {h.action:<12} {h.explanation}{ev}")
     return "\n".join(lines) + "\n"
