@@ -687,6 +687,7 @@ class _Work:
     translations: list[Translation]
     labels: list[str]
     assumptions: list[str]
+    after_miss: bool = False  # a random branch was just not taken: label the rule that catches it
 
 
 class NetfilterEngine:
@@ -890,6 +891,8 @@ class NetfilterEngine:
                                                                          f"{miss_label}", rule))
                     if any(f.assumption for f in forks):
                         miss.labels.append(miss_label)
+                    else:
+                        miss.after_miss = True
                     if any(f.assumption for f in forks) or 1.0 - p_match > 0:
                         stack.append((miss, cname, pos, cands, calls))
                     w.prob *= p_match
@@ -897,6 +900,9 @@ class NetfilterEngine:
                     w.labels.append(f"{what}: {' and '.join(label_match)}")
                     w.steps.append(Step(hook, table, cname, "branch", f"rule {rule.where()} taken: "
                                                                       f"{' and '.join(label_match)}", rule))
+                elif w.after_miss and rule.target not in (None, "KUBE-MARK-MASQ", "MARK", "LOG"):
+                    w.labels.append(f"{rule.comment or '-j ' + str(rule.target)}: the remaining choice")
+                    w.after_miss = False
                 # the rule matched: its target
                 outcome = self._target(hook, table, cname, cr.rule, w)
                 if outcome is None:  # non-terminating target: go on with the next rule
