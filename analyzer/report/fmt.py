@@ -64,7 +64,7 @@ def translation(t: Any) -> str:
     t = dct(t)
     kind = clean(t.get("type") or "nat").upper()
     where = f" @{clean(t['node'])}" if t.get("node") else ""
-    return f"{kind} {clean(t.get('from'))} {ARROW} {clean(t.get('to'))}{where}"
+    return f"{kind} {clean(t.get('from')) or '?'} {ARROW} {clean(t.get('to')) or '?'}{where}"
 
 
 def encapsulation(e: Any) -> str:
@@ -195,3 +195,13 @@ def mark(observed: Any, failed: Any) -> str:
     if observed is False:
         return "x"
     return "?"
+
+
+def place(lang: str, hop: Any) -> str:
+    """Where a hop with no k8s node is: the underlay, a service, the outside world, or '-'."""
+    from analyzer.report import i18n  # i18n is tiny; imported here to keep fmt free of UI words
+
+    kind = dct(hop).get("kind")
+    if kind in ("underlay", "service", "external"):
+        return i18n.text(lang, f"band_{kind}")
+    return "-"

@@ -48,7 +48,7 @@ def _hop_view(lang: str, index: int, hop: dict[str, Any]) -> dict[str, Any]:
     obs = hop.get("observed")
     return {
         "n": index,
-        "node": clean(hop.get("node")) or i18n.text(lang, "underlay"),
+        "node": clean(hop.get("node")) or fmt.place(lang, hop),
         "interface": clean(hop.get("interface")),
         "kind": clean(hop.get("kind")),
         "action": clean(hop.get("action")),

@@ -37,7 +37,7 @@ LADDER_TOP = 46
 LADDER_ROW = 22
 LADDER_MAX_EVENTS = 80
 LADDER_WIDTH = 1000
-LADDER_RIGHT = 230  # room right of the last lane for its labels
+LADDER_RIGHT = 300  # room right of the last lane for its labels
 
 _EDGE_CLASS = {"plain": "e-plain", "nat": "e-nat", "encap": "e-encap", "decap": "e-encap", "drop": "e-drop"}
 
@@ -90,11 +90,21 @@ def _short_tag(label: str, kind: str) -> str:
     return head[:5]
 
 
+def _band_name(lang: str, kind: str) -> str:
+    """Row label of graph nodes that belong to no k8s node, from their kind."""
+    if kind in ("underlay", "service", "external"):
+        return i18n.text(lang, f"band_{kind}")
+    return kind or i18n.text(lang, "unknown")
+
+
 def _group_rows(nodes: list[dict[str, Any]]) -> list[tuple[str, list[int]]]:
-    """Consecutive graph nodes of the same k8s node form a row (split after MAX_PER_ROW)."""
+    """Consecutive graph nodes of the same k8s node form a row (split after MAX_PER_ROW).
+
+    Nodes outside any k8s node (underlay, service, external) are grouped by kind; their key
+    starts with a NUL, which no node name contains after ``fmt.clean``."""
     rows: list[tuple[str, list[int]]] = []
     for i, n in enumerate(nodes):
-        key = fmt.clean(n.get("node") or "")
+        key = fmt.clean(n.get("node") or "") or "\0" + fmt.clean(n.get("kind") or "")
         if rows and rows[-1][0] == key and len(rows[-1][1]) < MAX_PER_ROW:
             rows[-1][1].append(i)
         else:
@@ -183,12 +193,13 @@ def render_path(flow: dict[str, Any], *, uid: str, lang: str = "en") -> Markup:
             r2 += 1
         top = row_y[r] - 14
         bottom = row_y[r2] + BOX_H + 8 + len(callouts[r2]) * LABEL_LINE
-        band_cls = "band" if key else "band underlay"
+        outside = key.startswith("\0")
+        band_cls = "band underlay" if key == "\0underlay" else "band outside" if outside else "band"
         out.append(
             f'<rect class="{band_cls}" x="2" y="{_num(top)}" width="{_num(width - 4)}" '
             f'height="{_num(bottom - top)}" rx="6"/>'
         )
-        name = key or i18n.text(lang, "underlay")
+        name = _band_name(lang, key[1:]) if outside else key
         out.append(
             f'<text class="band-label" x="{PAD}" y="{_num(row_y[r] + BOX_H / 2 + 4)}">'
             f"<title>{_e(name)}</title>{_e(_fit(name, ROW_LABEL_W - 6))}</text>"
@@ -265,7 +276,7 @@ def render_path(flow: dict[str, Any], *, uid: str, lang: str = "en") -> Markup:
         tip = " · ".join(x for x in (label, kind, fmt.clean(n.get("node")), fmt.clean(n.get("interface")), state, hop_txt) if x)
         attrs = f'class="{_box_classes(n)}" data-hop="{_e(hop if hop_txt else "")}"'
         out.append(f"<g {attrs}><title>{_e(tip)}</title>")
-        fill = f' fill="url(#{uid}-h)"' if obs is False else ""
+        fill = f' style="fill:url(#{uid}-h)"' if obs is False else ""  # beats the stylesheet's fill
         out.append(
             f'<rect x="{_num(b.x)}" y="{_num(b.y)}" width="{BOX_W}" height="{BOX_H}" rx="5"{fill}/>'
         )

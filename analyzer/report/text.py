@@ -77,7 +77,7 @@ def _flow_summary(out: _Out, lang: str, flow: dict[str, Any], status_width: int)
 def _hop_line(out: _Out, lang: str, index: int, hop: dict[str, Any]) -> list[str]:
     failed = bool(hop.get("failed"))
     m = fmt.mark(hop.get("observed"), failed)
-    where = clean(hop.get("node") or i18n.text(lang, "underlay"))
+    where = clean(hop.get("node")) or fmt.place(lang, hop)
     iface = clean(hop.get("interface") or "")
     head = f"  {m} {index:>2}. {where:<10} {iface:<12} {clean(hop.get('kind') or ''):<10} {clean(hop.get('action') or '')}"
     if failed:
