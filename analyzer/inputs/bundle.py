@@ -49,7 +49,7 @@ BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
         "sysctl",
         r"sysctl -a 2>/dev/null | grep -E '^net\.(ipv4\.(ip_forward|conf\..*\.rp_filter)|bridge\.)'",
     ),
-    ("kubectl.json", "kubectl get pods,svc,endpointslices,nodes -A -o json"),
+    ("kubectl.json", "kubectl get pods,svc,endpointslices,nodes -A -o json --request-timeout=20s"),
 )
 
 
