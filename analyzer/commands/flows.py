@@ -32,6 +32,7 @@ all (the message names the file), 2 for usage errors.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from collections.abc import Sequence
@@ -74,12 +75,10 @@ def command(captures: tuple[Path, ...], fmt: str, vxlan_ports: tuple[int, ...]) 
     finally:
         if progress is not None:
             progress.clear()
-    out = sys.stdout
     if fmt == "json":
-        json.dump(scan_to_json(scan), out, indent=1)
-        out.write("\n")
+        write_json(scan, sys.stdout)
     else:
-        out.write(render_text(scan))
+        write_text(scan, sys.stdout)
 
 
 class _Progress:
@@ -106,13 +105,30 @@ class _Progress:
             self.last = -1
 
 
-def scan_to_json(scan: FlowScan) -> dict:
-    flows = []
+def write_json(scan: FlowScan, out: TextIO) -> None:
+    """The JSON document, written flow by flow (a million flows never sit in memory as dicts)."""
+    head = scan_to_json(scan, flows=False)
+    out.write("{\n")
+    for key, value in head.items():
+        out.write(f" {json.dumps(key)}: {json.dumps(value)},\n")
+    out.write(' "flows": [')
+    sep = "\n  "
     for n, flow in enumerate(scan.flows, 1):
-        doc = {"id": n}
-        doc.update(flow.to_json())
-        flows.append(doc)
-    return {
+        out.write(sep)
+        out.write(json.dumps(_flow_json(n, flow)))
+        sep = ",\n  "
+    out.write("\n ]\n}\n")
+
+
+def _flow_json(n: int, flow: FlowSummary) -> dict:
+    doc: dict = {"id": n}
+    doc.update(flow.to_json())
+    return doc
+
+
+def scan_to_json(scan: FlowScan, *, flows: bool = True) -> dict:
+    """The whole document as one dict (``flows=False``: everything but the flows)."""
+    doc = {
         "schema": SCHEMA,
         "inputs": [
             {
@@ -131,9 +147,11 @@ def scan_to_json(scan: FlowScan) -> dict:
             "undecodable_frames": scan.undecodable_frames,
             "non_ip_frames": scan.non_ip_frames,
         },
-        "flows": flows,
         "warnings": list(scan.warnings),
     }
+    if flows:
+        doc["flows"] = [_flow_json(n, f) for n, f in enumerate(scan.flows, 1)]
+    return doc
 
 
 # ------------------------------------------------------------------------------------------ text
@@ -144,14 +162,27 @@ _RIGHT = {0, 4, 5, 6, 7, 8, 9}
 
 
 def render_text(scan: FlowScan) -> str:
-    """The table, then a legend and one totals line. Times are relative to the first packet."""
+    buf = io.StringIO()
+    write_text(scan, buf)
+    return buf.getvalue()
+
+
+def write_text(scan: FlowScan, out: TextIO) -> None:
+    """The table, then a legend and one totals line. Times are relative to the first packet.
+
+    Two passes over the flows (column widths, then lines) so no row is kept in memory.
+    """
     lines: list[str] = []
     t0 = min((f.first_ts for f in scan.flows), default=0.0)
-    rows = [_row(n, f, t0) for n, f in enumerate(scan.flows, 1)]
-    if rows:
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(_HEADERS)]
-        lines.append(_fmt(_HEADERS, widths))
-        lines.extend(_fmt(r, widths) for r in rows)
+    if scan.flows:
+        widths = [len(h) for h in _HEADERS]
+        for n, f in enumerate(scan.flows, 1):
+            for i, cell in enumerate(_row(n, f, t0)):
+                if len(cell) > widths[i]:
+                    widths[i] = len(cell)
+        out.write(_fmt(_HEADERS, widths) + "\n")
+        for n, f in enumerate(scan.flows, 1):
+            out.write(_fmt(_row(n, f, t0), widths) + "\n")
         lines.append("")
         lines.append("> client to server, < server to client; bytes are frame lengths on the wire; start and dur "
                      "in seconds from the first packet.")
@@ -169,7 +200,7 @@ def render_text(scan: FlowScan) -> str:
         extra.append(f"{len(scan.warnings)} warnings on stderr")
     tail = f" ({', '.join(extra)})" if extra else ""
     lines.append(f"{len(scan.flows)} flows in {scan.total_frames} frames of {files}{tail}")
-    return "\n".join(lines) + "\n"
+    out.write("\n".join(lines) + "\n")
 
 
 def _fmt(cells: Sequence[str], widths: Sequence[int]) -> str:

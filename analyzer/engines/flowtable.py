@@ -38,6 +38,7 @@ KIND_IP = 2
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 _BIG = 1 << 42  # group offset for the segmented running maximum (sequence ends stay within +-2**34)
 _UNSET = -(1 << 40)
+_H1, _H2, _H3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F), np.uint64(0x165667B19E3779F9)
 
 
 class ColumnBatch(Protocol):
@@ -100,8 +101,8 @@ class FlowTable:
         self.sample = max(0, int(sample))
         self.files: list[str] = []
         self._file = -1
-        self._ids: dict[bytes, int] = {}
-        self._pairs: dict[tuple[int, int], int] = {}
+        self._ids: dict[int, int] = {}  # 64-bit key hash -> flow id (verified against the key columns)
+        self._exact: dict[tuple[int, int, int], int] = {}  # flows whose hash collided with another's
         self.count = 0
         self._cap = 0
         self._a: dict[str, np.ndarray] = {}
@@ -109,9 +110,9 @@ class FlowTable:
             # name: (dtype, fill, width) ; width 2 = one value per direction
             "lo": (np.int64, -1, 1),
             "hi": (np.int64, -1, 1),
-            "plo": (np.int32, -1, 1),
-            "phi": (np.int32, -1, 1),
             "proto": (np.int16, -1, 1),
+            "k3": (np.int64, -1, 1),
+            "enc_h": (np.int64, 0, 2),  # hash of the last tunnel (type, vni, outer pair, port) per direction  # proto and ports packed: (proto << 40) | (plo + 1) << 20 | (phi + 1)
             "pk": (np.int64, 0, 2),
             "by": (np.int64, 0, 2),
             "first_ts": (np.float64, np.inf, 1),
@@ -132,7 +133,7 @@ class FlowTable:
             "special_n": (np.int64, 0, 2),
         }
         self._per_file: list[np.ndarray] = []
-        self._encaps: dict[int, set[tuple[int, int, int, int, int]]] = {}
+        self._encaps: set[tuple[int, int, int, int, int, int]] = set()  # (flow, type, vni, src, dst, port)
         self._samples: dict[tuple[int, int, int], _Slot] = {}
         self._grow(1024)
 
@@ -162,11 +163,19 @@ class FlowTable:
             dt, fill, width = self._specs[name_]
             self._a[name_][:] = fill
 
-    def _flow_ids(self, keys: np.ndarray, lo: np.ndarray, hi: np.ndarray, plo: np.ndarray, phi: np.ndarray,
-                  proto: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Unique keys of a chunk -> (global ids of the unique keys, inverse index per row)."""
-        view = np.ascontiguousarray(keys).view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).ravel()
-        uniq, first, inv = np.unique(view, return_index=True, return_inverse=True)
+    @staticmethod
+    def _hash(lo: np.ndarray, hi: np.ndarray, k3: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore"):
+            h = lo.astype(np.uint64) * _H1 + hi.astype(np.uint64) * _H2 + k3.astype(np.uint64) * _H3
+            return (h ^ (h >> np.uint64(29))).view(np.int64)
+
+    def _flow_ids(self, lo: np.ndarray, hi: np.ndarray, k3: np.ndarray, proto: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flow id of every row (creating flows as needed), plus the chunk's groups: the unique
+        flow ids and each row's index into them."""
+        h = self._hash(lo, hi, k3)
+        uniq, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        inv = np.asarray(inv).ravel()
         gids = np.empty(len(uniq), dtype=np.int64)
         new: list[int] = []
         ids = self._ids
@@ -176,21 +185,32 @@ class FlowTable:
                 g = ids[k] = self.count + len(new)
                 new.append(j)
             gids[j] = g
+        a = self._a
         if new:
             self._grow(self.count + len(new))
             nj = np.array(new, dtype=np.int64)
             rows = first[nj]
             ng = gids[nj]
-            a = self._a
             a["lo"][ng] = lo[rows]
             a["hi"][ng] = hi[rows]
-            a["plo"][ng] = plo[rows]
-            a["phi"][ng] = phi[rows]
+            a["k3"][ng] = k3[rows]
             a["proto"][ng] = proto[rows]
             self.count += len(new)
-            for g, x, y in zip(ng.tolist(), lo[rows].tolist(), hi[rows].tolist()):
-                self._pairs.setdefault((x, y), g)
-        return gids, np.asarray(inv).ravel()
+        g_row = gids[inv]
+        bad = np.flatnonzero((a["lo"][g_row] != lo) | (a["hi"][g_row] != hi) | (a["k3"][g_row] != k3))
+        if len(bad):  # 64-bit hash collisions (practically never): exact keys for those rows
+            for i in bad.tolist():
+                key = (int(lo[i]), int(hi[i]), int(k3[i]))
+                g = self._exact.get(key)
+                if g is None:
+                    g = self._exact[key] = self.count
+                    self._grow(self.count + 1)
+                    a["lo"][g], a["hi"][g], a["k3"][g], a["proto"][g] = key[0], key[1], key[2], proto[i]
+                    self.count += 1
+                g_row[i] = g
+            gids, inv = np.unique(g_row, return_inverse=True)
+            inv = np.asarray(inv).ravel()
+        return g_row, gids, inv
 
     def _lookup(self, src: int, dst: int, proto: int, sport: int, dport: int) -> tuple[int, int] | None:
         """(flow id, direction) of a packet src:sport -> dst:dport, None when the flow is unknown."""
@@ -198,9 +218,16 @@ class FlowTable:
         if (src, sport) > (dst, dport):
             src, dst, sport, dport = dst, src, dport, sport
             d = 1
-        key = np.array([[src, dst, (proto << 40) | ((sport + 1) << 20) | (dport + 1)]], dtype=np.int64)
-        g = self._ids.get(key.view(np.dtype((np.void, 24))).ravel()[0].tobytes())
-        return None if g is None else (g, d)
+        k3 = (proto << 40) | ((sport + 1) << 20) | (dport + 1)
+        key = (src, dst, k3)
+        g = self._exact.get(key)
+        if g is None:
+            h = int(self._hash(np.array([src]), np.array([dst]), np.array([k3]))[0])
+            g = self._ids.get(h)
+            a = self._a
+            if g is None or (int(a["lo"][g]), int(a["hi"][g]), int(a["k3"][g])) != key:
+                return None
+        return g, d
 
     # ---------------------------------------------------------------- aggregation
 
@@ -234,15 +261,11 @@ class FlowTable:
         hi = np.where(d == 0, dst, src)
         plo = np.where(d == 0, sp, dp)
         phi = np.where(d == 0, dp, sp)
-        keys = np.empty((len(rows), 3), dtype=np.int64)
-        keys[:, 0] = lo
-        keys[:, 1] = hi
-        keys[:, 2] = (proto << 40) | ((plo + 1) << 20) | (phi + 1)
+        k3 = (proto << 40) | ((plo + 1) << 20) | (phi + 1)
         was = self.count
-        gids, inv = self._flow_ids(keys, lo, hi, plo, phi, proto)
+        g_row, gids, inv = self._flow_ids(lo, hi, k3, proto)
         u = len(gids)
         a = self._a
-        g_row = gids[inv]
         slot_local = inv * 2 + d
         wl = b.wire_len[rows]
         ts = b.ts[rows]
@@ -255,26 +278,30 @@ class FlowTable:
         a["by"][gslots] += byt
         self._per_file[self._file][gids] += cnt[0::2] + cnt[1::2]
 
-        # first/last time
-        order = np.argsort(inv, kind="stable")
-        starts = np.searchsorted(inv[order], np.arange(u))
-        ts_sorted = ts[order]
-        a["first_ts"][gids] = np.minimum(a["first_ts"][gids], np.minimum.reduceat(ts_sorted, starts))
-        a["last_ts"][gids] = np.maximum(a["last_ts"][gids], np.maximum.reduceat(ts_sorted, starts))
-        new = gids >= was
+        # first/last time; the direction of a new flow's first packet
+        np.minimum.at(a["first_ts"], g_row, ts)
+        np.maximum.at(a["last_ts"], g_row, ts)
+        new = g_row >= was
         if new.any():
-            a["first_dir"][gids[new]] = d[order[starts[new]]]
+            first = np.unique(g_row[new], return_index=True)[1]
+            new_rows = np.flatnonzero(new)[first]
+            a["first_dir"][g_row[new_rows]] = d[new_rows]
 
-        # encapsulations
+        # encapsulations: only rows whose tunnel differs from the last one seen in that direction
         tun = b.tunnel[rows]
         trows = np.flatnonzero(tun > 0)
         if len(trows):
-            ek = np.stack(
-                [g_row[trows], tun[trows], b.vni[rows][trows], b.outer_src[rows][trows],
-                 b.outer_dst[rows][trows], b.outer_port[rows][trows]], axis=1
-            ).astype(np.int64)
-            for g, t, vni, osrc, odst, port in np.unique(ek, axis=0).tolist():
-                self._encaps.setdefault(g, set()).add((t, vni, osrc, odst, port))
+            cols = [g_row[trows], tun[trows].astype(np.int64), b.vni[rows][trows].astype(np.int64),
+                    b.outer_src[rows][trows], b.outer_dst[rows][trows], b.outer_port[rows][trows].astype(np.int64)]
+            with np.errstate(over="ignore"):
+                eh = ((cols[1].astype(np.uint64) * _H1 + cols[2].astype(np.uint64)) * _H2
+                      + cols[3].astype(np.uint64) * _H3 + cols[4].astype(np.uint64) * _H1
+                      + cols[5].astype(np.uint64)).view(np.int64) | 1
+            eslot = g_row[trows] * 2 + d[trows]
+            fresh = np.flatnonzero(a["enc_h"][eslot] != eh)
+            if len(fresh):
+                a["enc_h"][eslot[fresh]] = eh[fresh]
+                self._encaps.update(zip(*(c[fresh].tolist() for c in cols)))
 
         # TCP
         tcp = proto == 6
@@ -356,8 +383,9 @@ class FlowTable:
             return None
         if q.tunnel and q.inner_src and q.inner_dst:
             x, y = self.intern(q.inner_src), self.intern(q.inner_dst)
-            g = self._pairs.get((min(x, y), max(x, y)))
-            return None if g is None else (g, int(x > y))
+            a, n = self._a, self.count
+            hit = np.flatnonzero((a["lo"][:n] == min(x, y)) & (a["hi"][:n] == max(x, y)))
+            return None if len(hit) == 0 else (int(hit[0]), int(x > y))
         sport = -1 if q.sport is None else q.sport
         dport = -1 if q.dport is None else q.dport
         return self._lookup(self.intern(q.src), self.intern(q.dst), q.proto, sport, dport)
@@ -418,50 +446,63 @@ class FlowTable:
         tunnel_name: Callable[[int], str],
         materialise: Callable[[SampleFrame], PacketRecord] | None = None,
     ) -> list[FlowSummary]:
-        a = self._a
-        samples: dict[int, list[SampleFrame]] = {}
-        for (g, _d, _f), slot in self._samples.items():
-            samples.setdefault(g, []).extend([*slot.first, *slot.last, *slot.special])
+        """One ``FlowSummary`` per flow, ordered by first packet time (then key)."""
         out: list[FlowSummary] = []
-        for g in range(self.count):
-            cd = int(a["syn_dir"][g]) if a["syn_dir"][g] >= 0 else int(a["first_dir"][g])
-            lo_ip, hi_ip = addr_name(int(a["lo"][g])) or "?", addr_name(int(a["hi"][g])) or "?"
-            plo, phi = int(a["plo"][g]), int(a["phi"][g])
+        block = 8192  # columns become Python lists a block at a time (bounded temporary memory)
+        ctx = _SummaryContext(self, addr_name, tunnel_name, materialise)
+        for start in range(0, self.count, block):
+            out.extend(self._summary_block(ctx, start, min(self.count, start + block)))
+        out.sort(key=lambda f: (f.first_ts, f.key))
+        return out
+
+    def _summary_block(self, ctx: _SummaryContext, start: int, stop: int) -> list[FlowSummary]:
+        cols = ("lo", "hi", "k3", "proto", "syn_dir", "first_dir", "synack", "handshake", "retrans",
+                "icmp_errors", "first_ts", "last_ts")
+        a = {name: self._a[name][start:stop].tolist() for name in cols}
+        for name in ("pk", "by", "flags_or"):
+            a[name] = self._a[name][2 * start : 2 * stop].tolist()
+        per_file = [arr[start:stop].tolist() for arr in self._per_file]
+        name_of, encaps, samples = ctx.name_of, ctx.encaps, ctx.samples
+        materialise, fidx, intern = ctx.materialise, ctx.fidx, ctx.intern
+        pnames: dict[int, str] = {}
+        out: list[FlowSummary] = []
+        lo_l, hi_l, k3_l, pr_l = a["lo"], a["hi"], a["k3"], a["proto"]
+        syn_l, fd_l, pk, by, fl = a["syn_dir"], a["first_dir"], a["pk"], a["by"], a["flags_or"]
+        for j in range(stop - start):
+            g = start + j
+            cd = syn_l[j] if syn_l[j] >= 0 else fd_l[j]
+            k3 = k3_l[j]
+            plo, phi = ((k3 >> 20) & 0xFFFFF) - 1, (k3 & 0xFFFFF) - 1
+            lo_ip, hi_ip = name_of(lo_l[j]), name_of(hi_l[j])
             c_ip, c_port, s_ip, s_port = (lo_ip, plo, hi_ip, phi) if cd == 0 else (hi_ip, phi, lo_ip, plo)
-            proto = int(a["proto"][g])
+            proto = pr_l[j]
             c_port_v = None if c_port < 0 else c_port
             s_port_v = None if s_port < 0 else s_port
+            ci, si = 2 * j + cd, 2 * j + 1 - cd
             tcp = None
             if proto == 6:
-                fc, fs = int(a["flags_or"][2 * g + cd]), int(a["flags_or"][2 * g + 1 - cd])
-                tcp = TCPSummary(
-                    syn=bool(a["syn_dir"][g] >= 0),
-                    syn_ack=bool(a["synack"][g]),
-                    handshake=bool(a["handshake"][g]),
+                fc, fs = fl[ci], fl[si]
+                tcp = intern(TCPSummary(
+                    syn=syn_l[j] >= 0,
+                    syn_ack=a["synack"][j],
+                    handshake=a["handshake"][j],
                     fin=bool((fc | fs) & FIN),
                     rst=bool((fc | fs) & RST),
                     fin_from_client=bool(fc & FIN),
                     fin_from_server=bool(fs & FIN),
                     rst_from_client=bool(fc & RST),
                     rst_from_server=bool(fs & RST),
-                    retransmissions=int(a["retrans"][g]),
-                )
-            encaps = tuple(
-                Encap(tunnel_name(t), None if vni < 0 else vni, addr_name(osrc), addr_name(odst),
-                      None if port < 0 else port)
-                for t, vni, osrc, odst, port in sorted(self._encaps.get(g, ()))
-            )
-            per_file = tuple(
-                (name, int(arr[g])) for name, arr in zip(self.files, self._per_file) if arr[g]
-            )
+                    retransmissions=a["retrans"][j],
+                ))
             recs: tuple[PacketRecord, ...] = ()
             if materialise is not None and g in samples:
                 uniq = {(s.file, s.frame): s for s in samples[g]}
-                fidx = {name: i for i, name in enumerate(self.files)}
                 recs = tuple(
                     materialise(s) for s in sorted(uniq.values(), key=lambda s: (fidx.get(s.file, 0), s.frame))
                 )
-            pname = proto_name(proto)
+            pname = pnames.get(proto)
+            if pname is None:
+                pname = pnames[proto] = proto_name(proto)
             out.append(
                 FlowSummary(
                     key=f"{pname} {_ep(c_ip, c_port_v)} > {_ep(s_ip, s_port_v)}",
@@ -471,21 +512,52 @@ class FlowTable:
                     client_port=c_port_v,
                     server_ip=s_ip,
                     server_port=s_port_v,
-                    packets_c2s=int(a["pk"][2 * g + cd]),
-                    packets_s2c=int(a["pk"][2 * g + 1 - cd]),
-                    bytes_c2s=int(a["by"][2 * g + cd]),
-                    bytes_s2c=int(a["by"][2 * g + 1 - cd]),
-                    first_ts=float(a["first_ts"][g]),
-                    last_ts=float(a["last_ts"][g]),
-                    encapsulations=encaps,
+                    packets_c2s=pk[ci],
+                    packets_s2c=pk[si],
+                    bytes_c2s=by[ci],
+                    bytes_s2c=by[si],
+                    first_ts=a["first_ts"][j],
+                    last_ts=a["last_ts"][j],
+                    encapsulations=encaps.get(g, ()),
                     tcp=tcp,
-                    icmp_errors=int(a["icmp_errors"][g]),
-                    per_file=per_file,
+                    icmp_errors=a["icmp_errors"][j],
+                    per_file=intern(tuple((self.files[f], c[j]) for f, c in enumerate(per_file) if c[j])),
                     samples=recs,
                 )
             )
-        out.sort(key=lambda f: (f.first_ts, f.key))
         return out
+
+
+class _SummaryContext:
+    """What every block of ``FlowTable.summaries`` shares: names, tunnels, samples, interned values."""
+
+    def __init__(self, table: FlowTable, addr_name: Callable[[int], str | None], tunnel_name: Callable[[int], str],
+                 materialise: Callable[[SampleFrame], PacketRecord] | None) -> None:
+        self.addr_name = addr_name
+        self.materialise = materialise
+        self.names: dict[int, str] = {}
+        self.values: dict[Any, Any] = {}
+        lists: dict[int, list[Encap]] = {}
+        for g, t, vni, osrc, odst, port in sorted(table._encaps):
+            lists.setdefault(g, []).append(
+                self.intern(Encap(tunnel_name(t), None if vni < 0 else vni, addr_name(osrc), addr_name(odst),
+                                  None if port < 0 else port))
+            )
+        self.encaps: dict[int, tuple[Encap, ...]] = {g: self.intern(tuple(v)) for g, v in lists.items()}
+        self.samples: dict[int, list[SampleFrame]] = {}
+        for (g, _d, _f), slot in table._samples.items():
+            self.samples.setdefault(g, []).extend([*slot.first, *slot.last, *slot.special])
+        self.fidx = {name: i for i, name in enumerate(table.files)}
+
+    def name_of(self, v: int) -> str:
+        got = self.names.get(v)
+        if got is None:
+            got = self.names[v] = self.addr_name(v) or "?"
+        return got
+
+    def intern(self, value: Any) -> Any:
+        """One shared instance per distinct frozen value (many flows have equal TCP summaries...)."""
+        return self.values.setdefault(value, value)
 
 
 def _ep(ip: str, port: int | None) -> str:

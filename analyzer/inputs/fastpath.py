@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import socket
 import struct
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from analyzer.errors import InputError
+from analyzer.inputs.capture import LINKTYPE_MASK, MAX_BLOCK, MAX_RECORD, interface_from_name
 from analyzer.model.record import PacketRecord, QuotedPacket
 
 CHUNK_BYTES = 8 << 20
@@ -49,8 +51,9 @@ LINKTYPE_ETHERNET = 1
 LINKTYPE_RAW = 101
 LINKTYPE_LINUX_SLL = 113
 LINKTYPE_IPV4 = 228
+LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276
-FAST_LINKTYPES = frozenset({LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LINUX_SLL, LINKTYPE_IPV4, LINKTYPE_LINUX_SLL2})
+_ICMP_ERRORS = np.array([3, 4, 5, 11, 12], dtype=np.int64)  # ICMP types that quote a packet: general decoder
 
 # row kinds
 KIND_BAD = 0  # no usable IP header and not a recognised non-IP frame (truncated, malformed...)
@@ -64,7 +67,6 @@ _PCAP_MAGIC = {
     b"\xa1\xb2\x3c\x4d": (">", 1e9),
 }
 _PAD = 256  # zero bytes after each chunk, so fixed-offset gathers never leave the buffer
-_MAX_RECORD = 0x4000000  # 64 MiB: anything larger is a damaged record header
 
 
 class AddressTable:
@@ -96,7 +98,7 @@ class AddressTable:
         if value < 0:
             return None
         if value < (1 << 32):
-            return str(ipaddress.IPv4Address(value))
+            return f"{value >> 24}.{(value >> 16) & 255}.{(value >> 8) & 255}.{value & 255}"
         return self._names[value - (1 << 32)]
 
 
@@ -147,14 +149,14 @@ class Batch:
     outer_port: np.ndarray  # int32 outer UDP dport of UDP tunnels, -1 none
     fallback: np.ndarray  # bool: row came from the general decoder
     icmp_error: np.ndarray  # bool: ICMP/ICMPv6 error with a quoted packet
-    buf: bytes  # frame bytes; frame i is buf[start[i]:start[i] + cap_len[i]]
+    buf: bytes | bytearray  # frame i is buf[start[i]:start[i] + cap_len[i]]; valid until the next batch
     start: np.ndarray  # int64
     interface: str | None = None
     records: dict[int, PacketRecord] = field(default_factory=dict)  # fallback rows -> their record
 
     def raw(self, i: int) -> bytes:
         s = int(self.start[i])
-        return self.buf[s : s + int(self.cap_len[i])]
+        return bytes(self.buf[s : s + int(self.cap_len[i])])
 
     def quoted(self, i: int) -> QuotedPacket | None:
         rec = self.records.get(i)
@@ -190,15 +192,16 @@ def _classify(
     a: np.ndarray,
     base: np.ndarray,
     cap: np.ndarray,
-    wire: np.ndarray,
     linktype: int,
     vxlan_ports: np.ndarray,
     tunnel_ports: np.ndarray,
 ) -> dict[str, np.ndarray]:
     """Fixed-offset recognition of the fast shapes for frames of one linktype.
 
-    ``a`` is the padded chunk, ``base`` the frame starts, ``cap``/``wire`` the lengths. Returns the
-    columns plus ``ok`` (fast shape recognised) and ``arp`` masks.
+    ``a`` is the chunk, ``base`` the frame starts, ``cap`` the captured lengths. Every byte a
+    recognised frame's fields come from lies inside its captured bytes; bytes read for the other
+    rows may be anything (they are masked out). Returns the columns plus the masks ``ok`` (a fast
+    IP shape), ``v6`` (its innermost header is IPv6: addresses still to intern) and ``arp``.
     """
     n = len(base)
     zero = np.zeros(n, dtype=bool)
@@ -207,98 +210,106 @@ def _classify(
         tagged = et == 0x8100
         et = np.where(tagged, _u16(a, base + 16), et)
         ip = base + np.where(tagged, 18, 14)
-        link_ok = cap >= ip - base
-        is4 = (et == 0x0800) & link_ok
-        arp = (et == 0x0806) & (cap >= ip - base + 28)
     elif linktype == LINKTYPE_LINUX_SLL:
-        et = _u16(a, base + 14)
+        et = np.where(_u16(a, base + 2) == 824, -1, _u16(a, base + 14))  # 824: netlink, not Ethernet types
         ip = base + 16
-        is4 = (et == 0x0800) & (cap >= 16)
-        arp = (et == 0x0806) & (cap >= 16 + 28)
     elif linktype == LINKTYPE_LINUX_SLL2:
-        et = _u16(a, base)
+        et = np.where(_u16(a, base + 8) == 824, -1, _u16(a, base))
         ip = base + 20
-        is4 = (et == 0x0800) & (cap >= 20)
-        arp = (et == 0x0806) & (cap >= 20 + 28)
-    elif linktype in (LINKTYPE_RAW, LINKTYPE_IPV4):
+    elif linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6):
+        ver = a[base] >> 4
+        if linktype == LINKTYPE_IPV4:
+            ver = np.where(ver == 4, 4, 0)
+        elif linktype == LINKTYPE_IPV6:
+            ver = np.where(ver == 6, 6, 0)
+        et = np.where(ver == 4, 0x0800, np.where(ver == 6, 0x86DD, -1))
         ip = base
-        is4 = (a[base] >> 4) == 4
-        arp = zero
     else:
-        return {"ok": zero, "arp": zero}
+        return {"ok": zero, "v6": zero, "arp": zero}
+    link = ip - base
+    arp = (et == 0x0806) & (cap >= link + 28)
 
-    # outer IPv4: no options, not a fragment, lengths consistent with the frame
+    # outer IPv4 (or the only IP header): no options, not a fragment, lengths within the frame
     tot = _u16(a, ip + 2)
     p = _u8(a, ip + 9)
-    ip_ok = (
-        is4
+    ip4 = (
+        (et == 0x0800)
         & (a[ip] == 0x45)
         & ((_u16(a, ip + 6) & 0x3FFF) == 0)
         & (tot >= 20)
-        & (ip - base + tot <= wire)
-        & (cap >= ip - base + 20)
+        & (link + tot <= cap)  # a snaplen-cut packet goes to the general decoder
+        & (cap >= link + 20)
     )
     odp = _u16(a, ip + 22)
+    inner_et = _u16(a, ip + 48)
     vx = (
-        ip_ok
+        ip4
         & (p == 17)
         & np.isin(odp, vxlan_ports)
         & (_u16(a, ip + 24) == tot - 20)
         & (tot >= 20 + 8 + 8 + 14 + 20)
         & ((a[ip + 28] & 0x08) != 0)
-        & (_u16(a, ip + 48) == 0x0800)
+        & ((inner_et == 0x0800) | (inner_et == 0x86DD))
     )
-    ipip = ip_ok & (p == 4) & (tot >= 40)
+    ipip = ip4 & (p == 4) & (tot >= 40)
+    tunneled = vx | ipip
     iip = np.where(vx, ip + 50, np.where(ipip, ip + 20, ip))
+    # the innermost header is IPv6 for plain IPv6 frames and VXLAN-carried IPv6
+    v6 = np.where(vx, inner_et == 0x86DD, (et == 0x86DD) & ~ip4)
+    # room for the innermost IP packet: the outer payload when tunneled, else the frame
+    room = np.where(tunneled, tot - (iip - ip), cap - link)
 
     # innermost IPv4
     itot = _u16(a, iip + 2)
-    ip2 = _u8(a, iip + 9)
-    tunneled = vx | ipip
-    inner_ok = np.where(
-        tunneled,
-        (a[iip] == 0x45)
-        & ((_u16(a, iip + 6) & 0x3FFF) == 0)
-        & (itot >= 20)
-        & (iip - ip + itot <= tot),
-        True,
-    )
-    ok = ip_ok & inner_ok
-    l4 = iip + 20
+    in4 = ~v6 & np.where(tunneled, (a[iip] == 0x45) & ((_u16(a, iip + 6) & 0x3FFF) == 0) & (itot >= 20), ip4)
+    # innermost IPv6: no extension headers (next header TCP/UDP directly), no jumbogram
+    plen6 = _u16(a, iip + 4)
+    in6 = v6 & ((a[iip] >> 4) == 6) & (plen6 > 0)
+    ihl = np.where(in6, 40, 20)
+    ilen = np.where(in6, 40 + plen6, itot)  # the whole innermost IP packet
+    ip2 = np.where(in6, _u8(a, iip + 6), _u8(a, iip + 9))
+    inner_ok = (in4 | in6) & (ilen <= room) & (cap >= iip - base + ihl)
+
+    l4 = iip + ihl
+    l4cap = cap - (l4 - base)  # captured bytes from the transport header on
+    ipay = ilen - ihl  # transport bytes by the IP length
     sp = _u16(a, l4)
     dp = _u16(a, l4 + 2)
     doff = (a[l4 + 12] >> 4).astype(np.int64) * 4
-    tcp = ok & (ip2 == 6) & (doff >= 20) & (itot >= 20 + doff) & (cap >= l4 - base + 20)
+    tcp = inner_ok & (ip2 == 6) & (doff >= 20) & (ipay >= doff) & (l4cap >= doff)
     udp = (
-        ok
+        inner_ok
         & (ip2 == 17)
-        & (_u16(a, l4 + 4) == itot - 20)
-        & (cap >= l4 - base + 8)
+        & (_u16(a, l4 + 4) == ipay)
+        & (l4cap >= 8)
         & ~np.isin(sp, tunnel_ports)
         & ~np.isin(dp, tunnel_ports)
     )
-    # a plain UDP frame to a VXLAN port that is not a fast VXLAN shape goes to the general decoder
-    ok = tcp | udp
-    cols = {
+    icmp_type = _u8(a, l4)
+    icmp = inner_ok & ~in6 & (ip2 == 1) & (ipay >= 8) & (l4cap >= 8) & ~np.isin(icmp_type, _ICMP_ERRORS)
+    ok = tcp | udp | icmp
+    ported = tcp | udp
+    return {
         "ok": ok,
+        "v6": ok & in6,
         "arp": arp & ~ok,
-        "src": _u32(a, iip + 12),
-        "dst": _u32(a, iip + 16),
+        "iip": iip,
+        "src": np.where(in6, -1, _u32(a, iip + 12)),
+        "dst": np.where(in6, -1, _u32(a, iip + 16)),
         "proto": ip2,
-        "sport": sp,
-        "dport": dp,
+        "sport": np.where(ported, sp, -1),
+        "dport": np.where(ported, dp, -1),
         "flags": np.where(tcp, a[l4 + 13].astype(np.int64), -1),
         "seq": np.where(tcp, _u32(a, l4 + 4), -1),
         "ack": np.where(tcp, _u32(a, l4 + 8), -1),
-        "payload_len": np.where(tcp, itot - 20 - doff, itot - 28),
-        "ip_id": _u16(a, iip + 4),
+        "payload_len": np.where(tcp, ipay - doff, ipay - 8),
+        "ip_id": np.where(in6, -1, _u16(a, iip + 4)),
         "tunnel": np.where(vx, TUNNEL_CODES["vxlan"], np.where(ipip, TUNNEL_CODES["ipip"], 0)),
         "vni": np.where(vx, _u24(a, ip + 32), -1),
         "outer_src": np.where(tunneled, _u32(a, ip + 12), -1),
         "outer_dst": np.where(tunneled, _u32(a, ip + 16), -1),
         "outer_port": np.where(vx, odp, -1),
     }
-    return cols
 
 
 _COLUMNS: tuple[tuple[str, Any, int], ...] = (
@@ -352,7 +363,7 @@ class GeneralDecoder:
 
 def _build_batch(
     file: str,
-    buf: bytes,
+    buf: bytes | bytearray,
     start: np.ndarray,
     cap: np.ndarray,
     wire: np.ndarray,
@@ -373,13 +384,19 @@ def _build_batch(
     kind = np.zeros(n, dtype=np.int8)
     for lt in np.unique(linktypes).tolist():
         sel = np.flatnonzero(linktypes == lt)
-        got = _classify(a, start[sel], cap[sel], wire[sel], int(lt), vxlan_arr, tunnel_arr)
+        got = _classify(a, start[sel], cap[sel], int(lt), vxlan_arr, tunnel_arr)
         good = got["ok"]
         idx = sel[good]
-        for name, _dt, _fill in _COLUMNS:
-            cols[name][idx] = got[name][good]
-        ok[idx] = True
-        kind[idx] = KIND_IP
+        if len(idx):
+            for name, _dt, _fill in _COLUMNS:
+                cols[name][idx] = got[name][good]
+            ok[idx] = True
+            kind[idx] = KIND_IP
+            v6 = got["v6"]
+            if v6.any():
+                iip = got["iip"][v6]
+                cols["src"][sel[v6]] = _intern_v6(a, iip + 8, addrs)
+                cols["dst"][sel[v6]] = _intern_v6(a, iip + 24, addrs)
         arp = sel[got["arp"]]
         kind[arp] = KIND_NONIP
         ok[arp] = True
@@ -406,6 +423,15 @@ def _build_batch(
         )
         _merge_record(batch, i, rec, addrs)
     return batch
+
+
+def _intern_v6(a: np.ndarray, at: np.ndarray, addrs: AddressTable) -> np.ndarray:
+    """Address ids of the 16-byte IPv6 addresses at offsets ``at`` (one Python call per distinct one)."""
+    raw = np.ascontiguousarray(a[at[:, None] + np.arange(16)])
+    keys = raw.view(np.dtype((np.void, 16))).ravel()
+    uniq, inv = np.unique(keys, return_inverse=True)
+    ids = np.array([addrs.intern(socket.inet_ntop(socket.AF_INET6, u.tobytes())) for u in uniq], dtype=np.int64)
+    return ids[np.asarray(inv).ravel()]
 
 
 def _merge_record(batch: Batch, i: int, rec: PacketRecord, addrs: AddressTable) -> None:
@@ -478,7 +504,7 @@ def iter_batches(
         if spec is not None and len(head) == 24:
             try:
                 for batch in _pcap_batches(
-                    fh, name, head, spec, addrs, general, vxlan_arr, tunnel_arr, progress, chunk_bytes
+                    fh, name, head, spec, addrs, general, vxlan_arr, tunnel_arr, progress, chunk_bytes, warn
                 ):
                     done = int(batch.frame[-1]) if batch.n else done
                     yield batch
@@ -503,58 +529,75 @@ def _pcap_batches(
     tunnel_arr: np.ndarray,
     progress: Callable[[int], None] | None,
     chunk_bytes: int,
+    warn: Callable[[str], None] | None,
 ) -> Iterator[Batch]:
+    """Classic pcap: one reused buffer, refilled with ``readinto``; Python walks only the headers.
+
+    A batch's ``buf`` is that buffer: it is valid until the next batch is requested.
+    """
     order, scale = spec
     _, _, _, _, snaplen, network = struct.unpack(order + "HHiIII", head[4:24])
-    linktype = network & 0x0FFFFFFF
-    limit = max(snaplen, 262144) if snaplen else _MAX_RECORD
+    linktype = network & LINKTYPE_MASK
+    # the same limits and wording as analyzer.inputs.capture, which handles any damage
+    limit = max(MAX_RECORD, snaplen if snaplen <= MAX_BLOCK else 0)
     incl_at = struct.Struct(order + "I").unpack_from
-    interface = None
-    pending = b""
+    interface = interface_from_name(name)
+    warned_snaplen = False
+    size = max(chunk_bytes, 2 * (limit + 16))  # room for at least one whole record plus the tail
+    store = bytearray(size + _PAD)
+    view = memoryview(store)
+    a = np.frombuffer(store, dtype=np.uint8)
+    have = 0  # valid bytes at the start of store (the tail of the previous chunk, then new data)
     number = 0
-    offset = 24
+    offset = 24  # file offset of store[0]
     hdr_dtype = np.dtype(order + "u4")
     cols16 = np.arange(16, dtype=np.int64)
+    eof = False
     while True:
-        data = fh.read(chunk_bytes)
-        buf = pending + data if pending else data
-        if not buf:
-            return
-        n = len(buf)
+        if not eof:
+            got = fh.readinto(view[have:size])
+            eof = not got
+            have += got or 0
+        n = have
         offs: list[int] = []
         append = offs.append
         off = 0
-        while off + 16 <= n:
-            incl = incl_at(buf, off + 8)[0]
-            if incl > limit:
-                raise _Anomaly
-            end = off + 16 + incl
+        # store has _PAD bytes after ``size``, so the length read at off+8 never leaves it; past
+        # ``n`` it reads stale bytes, but then ``end > n`` anyway and the walk stops
+        while True:
+            end = off + 16 + incl_at(store, off + 8)[0]
             if end > n:
                 break
             append(off)
             off = end
-        if not data:
-            if off < n:
-                raise _Anomaly  # a cut-off last record: the general reader reports it
-            return
+        if off + 16 <= n and incl_at(store, off + 8)[0] > limit:
+            raise _Anomaly  # an impossible record length: the general reader reports it
         if not offs:
-            pending = buf
+            if eof:
+                if n:
+                    raise _Anomaly  # a cut-off last record: the general reader reports it
+                return
             continue
-        pending = buf[off:]
-        chunk = buf[:off] + bytes(_PAD)
-        a = np.frombuffer(chunk, dtype=np.uint8)
         ro = np.array(offs, dtype=np.int64)
-        hdr = a[ro[:, None] + cols16].copy().view(hdr_dtype)  # (n, 4): sec, frac, incl, orig
+        hdr = a[ro[:, None] + cols16].copy().view(hdr_dtype)  # (k, 4): sec, frac, incl, orig
         cap = hdr[:, 2].astype(np.int64)
-        wire = hdr[:, 3].astype(np.int64)
-        if np.any(wire < cap):
-            wire = np.maximum(wire, cap)
+        if int(cap.max()) > limit:
+            raise _Anomaly
+        wire = np.maximum(hdr[:, 3].astype(np.int64), cap)
         ts = hdr[:, 0].astype(np.float64) + hdr[:, 1].astype(np.float64) / scale
         k = len(offs)
         frames = np.arange(number + 1, number + k + 1, dtype=np.int64)
+        if not warned_snaplen and warn is not None:
+            over = np.flatnonzero(cap > snaplen)
+            if len(over):
+                warned_snaplen = True
+                warn(
+                    f"{name}: packet #{int(frames[over[0]])}: record of {int(cap[over[0]])} bytes is longer "
+                    f"than the snaplen {snaplen}"
+                )
         batch = _build_batch(
             name,
-            chunk,
+            store,
             ro + 16,
             cap,
             wire,
@@ -572,6 +615,8 @@ def _pcap_batches(
         if progress is not None:
             progress(offset)
         yield batch
+        store[: n - off] = store[off:n]  # keep the partial record for the next round
+        have = n - off
 
 
 def _general_batches(
