@@ -205,3 +205,13 @@ def place(lang: str, hop: Any) -> str:
     if kind in ("underlay", "service", "external"):
         return i18n.text(lang, f"band_{kind}")
     return "-"
+
+
+def time_span(first: Any, last: Any) -> str:
+    """``2025-11-21 19:59:57.000–20:00:09.900Z``: a capture's span, the date written once when shared."""
+    a, b = timestamp(first), timestamp(last)
+    if not a or not b:
+        return a or b
+    if a[:10] == b[:10]:
+        return f"{a[:10]} {a[11:23]}–{b[11:23]}Z"
+    return f"{a} – {b}"

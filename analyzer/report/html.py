@@ -209,6 +209,7 @@ def _header_view(lang: str, doc: dict[str, Any]) -> dict[str, Any]:
                 "frames": clean(dct(c).get("frames")),
                 "first": fmt.timestamp(dct(c).get("first_ts")),
                 "last": fmt.timestamp(dct(c).get("last_ts")),
+                "span": fmt.time_span(dct(c).get("first_ts"), dct(c).get("last_ts")),
                 "link": clean(dct(c).get("link")),
             }
             for c in lst(doc.get("captures"))

@@ -127,7 +127,7 @@ def _flow_detail(out: _Out, lang: str, flow: dict[str, Any]) -> None:
         out.add(f"  {i18n.text(lang, 'verdict')}: {clean(verdict)}")
     for t in lst(flow.get("translations")):
         r = fmt.rule(dct(t).get("rule"))
-        obs = "" if dct(t).get("observed") is not False else " (?)"
+        obs = "" if dct(t).get("observed") is not False else f" ({i18n.text(lang, 'nat_not_seen')})"
         out.add(f"  {i18n.text(lang, 'nat')}: {fmt.translation(t)}{obs}" + (f"  [{r}]" if r else ""))
     for e in lst(flow.get("encapsulation")):
         out.add(f"  {i18n.text(lang, 'encap')}: {fmt.encapsulation(e)}")
