@@ -1,0 +1,133 @@
+"""``k8s-trace explain INPUTS...``: each flow's path hop by hop, its status, and findings.
+
+INPUTS are any mix of capture files, node bundle directories (or a directory of them, as
+``lab run`` writes), ``collect`` tarballs and a kubectl JSON file. The format is text on a
+terminal, HTML for ``-o NAME.html``, JSON for ``-o NAME.json``, or ``--format``. Input problems
+are warnings on stderr (one line each). Exit status 0 whatever the verdict; with
+``--fail-on-drop``: 4 when a flow was dropped, rejected or refused, else 5 when one could not be
+decided (no-reply, incomplete).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from analyzer.errors import ExitStatus, InputError
+
+DROPPED = {"dropped", "rejected", "refused"}
+INCONCLUSIVE = {"no-reply", "incomplete"}
+
+
+def _port(_ctx: click.Context, _param: click.Parameter, values: tuple[int, ...]) -> tuple[int, ...]:
+    for value in values:
+        if not 0 < value < 65536:
+            raise click.BadParameter(f"{value} is not a UDP port (1-65535)")
+    return values
+
+
+def pick_format(fmt: str | None, output: Path | None, *, tty: bool) -> str:
+    if fmt:
+        return fmt
+    if output is not None:
+        suffix = output.suffix.lower()
+        if suffix in (".html", ".htm"):
+            return "html"
+        if suffix == ".json":
+            return "json"
+        return "text"
+    return "text" if tty else "text"
+
+
+def exit_status(doc: dict, fail_on_drop: bool) -> int:
+    if not fail_on_drop:
+        return ExitStatus.OK
+    statuses = {f.get("status") for f in doc.get("flows", [])}
+    if statuses & DROPPED:
+        return ExitStatus.DROPPED
+    if statuses & INCONCLUSIVE:
+        return ExitStatus.INCONCLUSIVE
+    return ExitStatus.OK
+
+
+class _Progress:
+    """One rewritten line on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.shown = False
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        pct = min(100, int(done * 100 / total))
+        sys.stderr.write(f"\rk8s-trace: {what} {pct:3d}%")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+
+
+@click.command(name="explain")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "html"]), default=None,
+              help="Output format (default: text; html for -o NAME.html, json for -o NAME.json).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the report to this file instead of stdout.")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
+              help="Language of the text and HTML reports.")
+@click.option("--vxlan-port", "vxlan_ports", type=int, multiple=True, callback=_port, metavar="N",
+              help="Also decode UDP port N as VXLAN (4789 and 8472 always are). Repeatable.")
+@click.option("--fail-on-drop", is_flag=True,
+              help="Exit 4 if a flow was dropped/rejected/refused, 5 if one was inconclusive (for CI).")
+@click.option("--no-progress", is_flag=True, help="Never show progress on stderr.")
+def command(inputs: tuple[Path, ...], fmt: str | None, output: Path | None, lang: str,
+            vxlan_ports: tuple[int, ...], fail_on_drop: bool, no_progress: bool) -> int:
+    """Explain each flow in captures and node bundles: path, status, findings.
+
+    \b
+    Examples:
+      k8s-trace explain any.pcap
+      k8s-trace explain node1/ node2/ -o report.html
+      k8s-trace explain lab-out/ --format json --fail-on-drop
+    """
+    from analyzer.pipeline.explain import explain_inputs
+
+    fmt = pick_format(fmt, output, tty=sys.stdout.isatty())
+    progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
+
+    def warn(line: str) -> None:
+        progress.close()
+        click.echo(f"k8s-trace: warning: {line}", err=True)
+
+    try:
+        doc = explain_inputs([str(p) for p in inputs], vxlan_ports=vxlan_ports, warn=warn, progress=progress)
+    finally:
+        progress.close()
+    if fmt == "json":
+        from analyzer.report.json_report import render_json
+
+        text = render_json(doc)
+    elif fmt == "html":
+        from analyzer.report.html import render_html
+
+        text = render_html(doc, lang=lang)
+    else:
+        from analyzer.report.text import render_text
+
+        color = output is None and sys.stdout.isatty()
+        text = render_text(doc, lang=lang, color=color)
+    if output is not None:
+        try:
+            output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(str(output), f"cannot write the report: {exc.strerror or exc}") from exc
+        click.echo(f"k8s-trace: wrote {output}", err=True)
+    else:
+        click.echo(text, nl=not text.endswith("\n"))
+    return exit_status(doc, fail_on_drop)

@@ -1,0 +1,313 @@
+"""The cluster's shape from packets (and dumps), and each flow's kind, roles and status.
+
+``infer_topology`` reads what the packets show when there are no dumps: VXLAN outer headers
+name the nodes' underlay addresses and the overlay's port and VNI, the inner addresses of VXLAN
+packets give each node's pod /24, ARP gives more node addresses. Dump-derived ``NodeFacts``
+always win over inferred ones. ``flow_kind`` and ``flow_status`` implement the contract's
+``kind`` and ``status`` values.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+
+from analyzer.model.explain import CapturePoint, NodeFacts, Service, StitchedFlow, Topology
+from analyzer.model.record import PacketRecord
+
+#: kube-apiserver's default service range; used only for addresses never seen answering themselves.
+DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+TCP_SYN, TCP_RST, TCP_ACK = 0x02, 0x04, 0x10
+
+_Net = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _net(cidr: str | None) -> _Net | None:
+    if not cidr:
+        return None
+    try:
+        return ipaddress.ip_network(cidr, strict=False)
+    except ValueError:
+        return None
+
+
+def _in(ip: str | None, cidr: str | None) -> bool:
+    net = _net(cidr)
+    if ip is None or net is None:
+        return False
+    try:
+        return ipaddress.ip_address(ip) in net
+    except ValueError:
+        return False
+
+
+def _slash24(ip: str) -> str | None:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if addr.version != 4:
+        return None
+    return str(ipaddress.ip_network(f"{ip}/24", strict=False))
+
+
+def _is_underlay_candidate(ip: str) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return not (addr.is_multicast or addr.is_unspecified or addr.is_loopback)
+
+
+def infer_topology(
+    records: Iterable[PacketRecord],
+    points: Mapping[str, CapturePoint],
+    known: Sequence[NodeFacts] = (),
+    *,
+    services: Sequence[Service] = (),
+    cluster_cidr: str | None = None,
+    service_cidr: str | None = None,
+    pod_names: Mapping[str, str] | None = None,
+    vxlan_ports: Iterable[int] = (8472, 4789),
+) -> Topology:
+    """Combine node facts from dumps with what the packets show."""
+    ports = set(vxlan_ports)
+    has_dumps = any(n.from_dumps for n in known)
+    addr_owner: dict[str, str] = {}
+    for n in known:
+        for a in n.addresses:
+            addr_owner[a] = n.name
+    pod_of_underlay: dict[str, Counter[str]] = defaultdict(Counter)
+    overlay_ports: Counter[int] = Counter()
+    vnis: Counter[int] = Counter()
+    file_outer: dict[str, Counter[str]] = defaultdict(Counter)
+    file_count: Counter[str] = Counter()
+    dsts: set[str] = set()
+    srcs: set[str] = set()
+    pod_side_addrs: set[str] = set()
+    for r in records:
+        if r.tunnel and r.outer_src and r.outer_dst:
+            if r.outer_dport is not None and (r.tunnel == "vxlan" or r.outer_dport in ports):
+                overlay_ports[r.outer_dport] += 1
+            if r.vni is not None:
+                vnis[r.vni] += 1
+            if r.src and r.quoted is None:
+                pod_of_underlay[r.outer_src][r.src] += 1
+            if r.dst and r.quoted is None:
+                pod_of_underlay[r.outer_dst][r.dst] += 1
+            file_outer[r.file][r.outer_src] += 1
+            file_outer[r.file][r.outer_dst] += 1
+            file_count[r.file] += 1
+        if r.src and r.quoted is None and r.ip_version:
+            srcs.add(r.src)
+            if r.dst:
+                dsts.add(r.dst)
+            iface = r.interface or ""
+            if iface.startswith(("cni", "veth", "cbr", "flannel")):
+                pod_side_addrs.add(r.src)
+                pod_side_addrs.add(r.dst or r.src)
+    inferred: list[str] = []
+    # nodes seen as VXLAN endpoints
+    nodes: dict[str, NodeFacts] = {n.name: n for n in known}
+    for underlay, inner in sorted(pod_of_underlay.items()):
+        if not _is_underlay_candidate(underlay):
+            continue
+        cidrs = Counter(c for ip, k in inner.items() if (c := _slash24(ip)) for _ in range(k))
+        pod_cidr = cidrs.most_common(1)[0][0] if cidrs else None
+        owner = addr_owner.get(underlay)
+        if owner is not None:
+            n = nodes[owner]
+            if n.pod_cidr is None and pod_cidr:
+                nodes[owner] = replace(n, pod_cidr=pod_cidr)
+            if n.backend == "unknown":
+                nodes[owner] = replace(nodes[owner], backend="vxlan")
+            continue
+        # a capture taken on a named (bundle) node whose every VXLAN packet carries this address
+        name = None
+        for f, c in file_outer.items():
+            pt = points.get(f)
+            if pt and pt.node and pt.node not in nodes and c.get(underlay, 0) == file_count[f]:
+                name = pt.node
+                break
+        if name is None:
+            name = underlay
+        if name in nodes:
+            n = nodes[name]
+            nodes[name] = replace(n, addresses=tuple(sorted(set(n.addresses) | {underlay})))
+        else:
+            nodes[name] = NodeFacts(name=name, addresses=(underlay,), pod_cidr=pod_cidr, backend="vxlan")
+        addr_owner[underlay] = name
+        inferred.append(f"node {name}: underlay address {underlay} and pod CIDR {pod_cidr} from VXLAN headers")
+    # named captures whose node is still unknown (host-gw, same-node captures)
+    for pt in points.values():
+        if pt.node and pt.node not in nodes:
+            nodes[pt.node] = NodeFacts(name=pt.node)
+    node_list = tuple(sorted(nodes.values(), key=lambda n: n.name))
+    pod_cidrs = [n.pod_cidr for n in node_list if n.pod_cidr]
+    if cluster_cidr is None and pod_cidrs:
+        nets = [_net(c) for c in pod_cidrs]
+        first = nets[0]
+        if first is not None and first.version == 4:
+            sixteen = first.supernet(new_prefix=min(16, first.prefixlen))
+            if all(n is not None and n.subnet_of(sixteen) for n in nets):
+                cluster_cidr = str(sixteen)
+                inferred.append(f"cluster CIDR {cluster_cidr} (the /16 holding every pod subnet seen)")
+    if cluster_cidr is None and pod_side_addrs:
+        # no overlay traffic: pods are the addresses seen on pod-side interfaces
+        c24 = Counter(c for a in pod_side_addrs if (c := _slash24(a)))
+        if c24:
+            first = ipaddress.ip_network(c24.most_common(1)[0][0])
+            cluster_cidr = str(first.supernet(new_prefix=16))
+            inferred.append(f"cluster CIDR {cluster_cidr} (addresses seen on pod-side interfaces)")
+    svc = list(services)
+    if service_cidr is None:
+        service_cidr = DEFAULT_SERVICE_CIDR
+        if not has_dumps:
+            inferred.append(f"service range assumed to be Kubernetes' default {DEFAULT_SERVICE_CIDR}")
+    known_svc = {s.ip for s in svc}
+    for d in sorted(dsts - srcs):
+        if d not in known_svc and _in(d, service_cidr) and not _in(d, cluster_cidr):
+            svc.append(Service(ip=d, port=None, name=None))
+            known_svc.add(d)
+    overlay = None
+    overlay_port = overlay_ports.most_common(1)[0][0] if overlay_ports else None
+    if overlay_port is not None:
+        overlay = "vxlan"
+    else:
+        backends = {n.backend for n in node_list} - {"unknown", "none"}
+        overlay = backends.pop() if len(backends) == 1 else None
+    return Topology(
+        nodes=node_list,
+        cluster_cidr=cluster_cidr,
+        service_cidr=service_cidr,
+        services=tuple(svc),
+        overlay=overlay,
+        overlay_port=overlay_port,
+        vni=vnis.most_common(1)[0][0] if vnis else None,
+        pod_names=dict(pod_names or {}),
+        has_dumps=has_dumps,
+        inferred=tuple(inferred),
+    )
+
+
+def node_of(ip: str | None, topo: Topology) -> str | None:
+    """The node owning ``ip``: as one of its addresses, or inside its pod CIDR."""
+    if ip is None:
+        return None
+    for n in topo.nodes:
+        if ip in n.addresses:
+            return n.name
+    for n in topo.nodes:
+        if _in(ip, n.pod_cidr):
+            return n.name
+    return None
+
+
+def service_at(ip: str | None, port: int | None, topo: Topology) -> Service | None:
+    best = None
+    for s in topo.services:
+        if s.ip == ip:
+            if s.port == port:
+                return s
+            if best is None or s.port is None:
+                best = best or s
+    return best
+
+
+def role_of(ip: str | None, topo: Topology) -> str:
+    """Contract role: pod, service, node, external or unknown."""
+    if ip is None:
+        return "unknown"
+    for n in topo.nodes:
+        if ip in n.addresses:
+            return "node"
+    if any(s.ip == ip for s in topo.services):
+        return "service"
+    for n in topo.nodes:
+        if _in(ip, n.pod_cidr):
+            # x.x.x.0 (flannel.1) and x.x.x.1 (cni0) belong to the node itself
+            return "node" if ip.endswith((".0", ".1")) and n.pod_cidr and n.pod_cidr.endswith("/24") else "pod"
+    if _in(ip, topo.cluster_cidr):
+        return "pod"
+    if _in(ip, topo.service_cidr):
+        return "service"
+    if not topo.nodes and topo.cluster_cidr is None:
+        return "unknown"
+    return "external"
+
+
+def is_pod(ip: str | None, topo: Topology) -> bool:
+    return role_of(ip, topo) == "pod"
+
+
+def flow_kind(flow: StitchedFlow, topo: Topology) -> str:
+    c_ip, s_ip, r_ip = flow.client[0], flow.server[0], flow.real_server[0]
+    c_role, s_role, r_role = role_of(c_ip, topo), role_of(s_ip, topo), role_of(r_ip, topo)
+    dnat = any(n.type == "dnat" for n in flow.nats)
+    if c_role == "pod":
+        if s_role == "service" or (dnat and r_role == "pod" and s_role != "pod"):
+            return "pod-to-service"
+        if s_role == "pod":
+            if c_ip == s_ip:
+                return "same-pod"
+            cn, sn = node_of(c_ip, topo), node_of(s_ip, topo)
+            if cn is not None and sn is not None:
+                return "pod-to-pod-same-node" if cn == sn else "pod-to-pod-cross-node"
+            same24 = _slash24(c_ip) == _slash24(s_ip)
+            return "pod-to-pod-same-node" if same24 else "pod-to-pod-cross-node"
+        if s_role == "external":
+            return "pod-to-external"
+        if s_role == "node":
+            return "pod-to-node"
+        return "other"
+    if c_role in ("external", "unknown") and (s_role == "service" or (dnat and r_role == "pod")):
+        return "external-to-service"
+    if c_role == "node" and s_role == "pod":
+        return "node-to-pod"
+    return "other"
+
+
+def _is_plain_reply(r: PacketRecord) -> bool:
+    if r.quoted is not None:
+        return False
+    if r.proto == 6:
+        return not (r.tcp_flags or 0) & TCP_RST
+    if r.proto in (1, 58):
+        return r.icmp_type in (0, 129)
+    return True
+
+
+def answer_status(flow: StitchedFlow) -> tuple[str | None, str]:
+    """Status decided by the packets alone: delivered/refused/rejected, or (None, why)."""
+    rev = [s for s in flow.sightings if s.direction == "rev"]
+    fwd = [s for s in flow.sightings if s.direction == "fwd"]
+    if any(_is_plain_reply(s.record) for s in rev):
+        return "delivered", "the server answered"
+    server_ips = {flow.server[0], flow.real_server[0]}
+    if any(s.record.proto == 6 and (s.record.tcp_flags or 0) & TCP_RST for s in rev):
+        return "refused", "the server reset the connection"
+    hard_errors = [e for e in flow.errors if not (e.record.icmp_type == 3 and e.record.icmp_code == 4)]
+    if hard_errors:
+        e = hard_errors[0].record
+        if e.icmp_type == 3 and e.icmp_code == 3 and e.src in server_ips and flow.real_server == flow.server:
+            return "refused", "the destination answered port unreachable"
+        return "rejected", f"ICMP {e.icmp_type}/{e.icmp_code} from {e.src}"
+    if not fwd:
+        return "incomplete", "no packet from the client was captured"
+    return None, "nothing came back"
+
+
+def is_failure(status: str) -> bool:
+    return status in ("dropped", "rejected", "refused")
+
+
+def in_cidr(ip: str | None, cidr: str | None) -> bool:
+    """``ip`` lies inside ``cidr`` (False when either is missing or malformed)."""
+    return _in(ip, cidr)
+
+
+def slash24(ip: str) -> str | None:
+    """The /24 holding an IPv4 address (flannel's default per-node pod subnet size)."""
+    return _slash24(ip)

@@ -1,0 +1,581 @@
+"""Findings: the contract's diagnosis codes, each from evidence in the packets and/or the dumps.
+
+Every finding names what was observed, where (``node``), the evidence (packet numbers per file,
+rule/route/FDB lines) and a concrete fix. A suspicion that only the dumps could confirm, when no
+dumps were given, is reported with ``checkable=False`` and severity ``info``; nothing is presented
+as fact without evidence. Signatures follow ``../shared/design/landscape.md`` section 3.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from analyzer.engines.classify import node_of, service_at
+from analyzer.engines.explain import finding_text
+from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
+from analyzer.model.node import NodeSnapshot
+from analyzer.model.refs import SourceRef
+
+ADMIN_PROHIBITED = {(3, 9), (3, 10), (3, 13)}
+FRAG_NEEDED = (3, 4)
+MAX_EVIDENCE = 6
+
+
+def _ev_packet(s: Sighting, text: str = "") -> Evidence:
+    return Evidence(file=s.record.file, packet=s.record.frame, text=text or _describe(s))
+
+
+def _ev_line(ref: SourceRef) -> Evidence:
+    return Evidence(file=ref.file, line=ref.line, text=ref.text)
+
+
+def _describe(s: Sighting) -> str:
+    r = s.record
+    if r.quoted is not None and r.icmp_type is not None:
+        q = r.quoted
+        inner = f" (VXLAN {q.inner_src} > {q.inner_dst})" if q.tunnel and q.inner_src else ""
+        port = f":{q.dport}" if q.dport is not None else ""
+        mtu = f" mtu {r.icmp_mtu}" if r.icmp_mtu else ""
+        return f"ICMP {r.icmp_type}/{r.icmp_code}{mtu} from {r.src} about {q.src} > {q.dst}{port}{inner}"
+    text = f"{r.src}:{r.sport} > {r.dst}:{r.dport}" if r.sport is not None else f"{r.src} > {r.dst}"
+    if r.tunnel:
+        text += f" in {r.tunnel.upper()} {r.outer_src} > {r.outer_dst}:{r.outer_dport}"
+    return text
+
+
+def _make(code: str, severity: str, node: str | None, params: Mapping[str, object], evidence: Sequence[Evidence],
+          *, checkable: bool = True, flow: str | None = None) -> Finding:
+    msg, msg_zh, fix, fix_zh = finding_text(code, params)
+    if not checkable:
+        severity = "info"
+        msg = "Suspected, not checkable without the node dumps: " + msg
+        msg_zh = "疑似（无节点转储，无法确认）：" + msg_zh
+    return Finding(code=code, severity=severity, node=node, message=msg, message_zh=msg_zh, fix=fix, fix_zh=fix_zh,
+                   evidence=tuple(evidence[:MAX_EVIDENCE]), checkable=checkable, flow=flow)
+
+
+# ----------------------------------------------------------------------------- a small rule walker
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """The terminal decision of a chain walk: ACCEPT/DROP/REJECT, the rule (or policy line), and
+    whether a rule with a match we cannot evaluate was passed over on the way (then it is a guess)."""
+
+    target: str
+    ref: SourceRef | None
+    uncertain: bool = False
+
+
+def _ip_in(ip: str | None, value: str) -> bool | None:
+    if ip is None:
+        return None
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return None
+
+
+_KNOWN_MODULES = {"comment", "tcp", "udp", "icmp", "multiport", "conntrack", "state", "addrtype"}
+
+
+def _rule_matches(rule, pkt: Mapping[str, object], node: NodeSnapshot | None) -> bool | None:
+    """True/False when decidable from ``pkt`` (src, dst, proto, sport, dport, in, out); None when not."""
+    def sel(selector, value) -> bool | None:
+        if selector is None:
+            return True
+        if value is None:
+            return None
+        hit = _ip_in(str(value), selector.value) if "." in selector.value or ":" in selector.value else None
+        if hit is None:
+            hit = str(value) == selector.value or (selector.value.endswith("+") and str(value).startswith(selector.value[:-1]))
+        return hit != selector.negated
+
+    proto = pkt.get("proto")
+    checks = [sel(rule.src, pkt.get("src")), sel(rule.dst, pkt.get("dst"))]
+    if rule.protocol is not None:
+        checks.append((str(proto) == rule.protocol.value.lower()) != rule.protocol.negated if proto else None)
+    for sel_iface, key in ((rule.in_interface, "in"), (rule.out_interface, "out")):
+        if sel_iface is not None:
+            v = pkt.get(key)
+            if v is None:
+                checks.append(None)
+            else:
+                name = sel_iface.value
+                hit = str(v) == name or (name.endswith("+") and str(v).startswith(name[:-1]))
+                checks.append(hit != sel_iface.negated)
+    for m in rule.matches:
+        if m.module not in _KNOWN_MODULES:
+            checks.append(None)
+            continue
+        for opt in m.options:
+            if opt.name in ("dport", "dports", "destination-port", "destination-ports", "sport", "sports"):
+                port = pkt.get("dport" if opt.name.startswith("d") else "sport")
+                if port is None:
+                    checks.append(None)
+                    continue
+                ok = False
+                for part in ",".join(opt.values).split(","):
+                    if ":" in part:
+                        lo, _, hi = part.partition(":")
+                        ok = ok or (int(lo or 0) <= int(port) <= int(hi or 65535))  # type: ignore[call-overload]
+                    elif part.isdigit():
+                        ok = ok or int(part) == port
+                checks.append(ok != opt.negated)
+            elif opt.name in ("ctstate", "state"):
+                states = {v.upper() for v in ",".join(opt.values).split(",")}
+                checks.append(("NEW" in states) != opt.negated)
+            elif opt.name == "dst-type":
+                if node is None or pkt.get("dst") is None:
+                    checks.append(None)
+                else:
+                    local = node.is_local(str(pkt["dst"]))
+                    checks.append((local == (opt.value.upper() == "LOCAL")) != opt.negated)
+            elif opt.name in ("comment", "icmp-type", "src-type"):
+                continue
+    if any(c is False for c in checks):
+        return False
+    if any(c is None for c in checks):
+        return None
+    return True
+
+
+def walk_chain(ruleset, table: str, chain: str, pkt: Mapping[str, object], node: NodeSnapshot | None,
+               depth: int = 0) -> Verdict | None:
+    """First terminal verdict for ``pkt`` in ``table``/``chain`` (jumps followed); None: fell off a user chain."""
+    if ruleset is None or depth > 16:
+        return None
+    ch = ruleset.chain(table, chain)
+    if ch is None:
+        return None
+    uncertain = False
+    for rule in ch.rules:
+        hit = _rule_matches(rule, pkt, node)
+        if hit is False:
+            continue
+        target = (rule.target or "").upper()
+        if hit is None:
+            if target in ("ACCEPT", "DROP", "REJECT"):
+                uncertain = True
+            continue
+        if target in ("ACCEPT", "DROP", "REJECT"):
+            return Verdict(target, rule.source, uncertain)
+        if target == "RETURN":
+            return None
+        if rule.target and ruleset.chain(table, rule.target) is not None:
+            v = walk_chain(ruleset, table, rule.target, pkt, node, depth + 1)
+            if v is not None:
+                return Verdict(v.target, v.ref, v.uncertain or uncertain)
+            if rule.goto:
+                return None
+    if ch.policy:
+        return Verdict(ch.policy.upper(), ch.source, uncertain)
+    return None
+
+
+# ----------------------------------------------------------------------------- per-flow diagnosis
+
+
+@dataclass(slots=True)
+class Context:
+    flow: StitchedFlow
+    path: Sequence[PathHop]
+    status: str
+    kind: str
+    topo: Topology
+    nodes: Mapping[str, NodeSnapshot]
+
+    def hops(self, kind: str, action: str | None = None) -> list[PathHop]:
+        return [h for h in self.path if h.kind == kind and (action is None or h.action == action)]
+
+
+def _node_ip(name: str | None, topo: Topology) -> str | None:
+    facts = topo.node_named(name)
+    return facts.addresses[0] if facts and facts.addresses else None
+
+
+def _cluster(topo: Topology) -> str:
+    return topo.cluster_cidr or "10.244.0.0/16"
+
+
+def diagnose_flow(ctx: Context) -> list[Finding]:
+    out: list[Finding] = []
+    for check in (_overlay_blocked, _no_endpoints, _no_local_endpoints, _mtu, _masquerade, _sender_tables,
+                  _forward_blocked, _dns_race, _refused, _retransmissions):
+        out.extend(check(ctx))
+    explained = {"OVERLAY_PORT_BLOCKED", "FORWARD_BLOCKED", "MTU_EXCEEDED"}
+    if not ctx.flow.errors and not any(f.code in explained and f.checkable for f in out):
+        out.extend(_bad_checksum(ctx))
+    return out
+
+
+def _overlay_blocked(ctx: Context) -> list[Finding]:
+    flow, topo = ctx.flow, ctx.topo
+    port = topo.overlay_port or 8472
+    out: list[Finding] = []
+    errs = [e for e in flow.errors if (e.record.icmp_type, e.record.icmp_code) in ADMIN_PROHIBITED | {(3, 3)}
+            and e.record.quoted is not None
+            and (e.record.quoted.tunnel is not None or (e.record.quoted.proto == 17 and e.record.quoted.dport == port))]
+    if errs:
+        e = errs[0].record
+        q = e.quoted
+        assert q is not None
+        node = node_of(e.src, topo) or node_of(q.dst, topo)
+        port = q.dport or port
+        ev = [_ev_packet(x) for x in errs[:3]]
+        vx = [s for s in flow.sightings if s.record.tunnel and s.record.outer_dst == q.dst]
+        ev += [_ev_packet(s) for s in vx[:1]]
+        ref = _input_rule(ctx.nodes.get(node or ""), q.src, q.dst, port)
+        if ref is not None:
+            ev.insert(0, _ev_line(ref))
+        how = f"rejected with ICMP {e.icmp_type}/{e.icmp_code}"
+        out.append(_make("OVERLAY_PORT_BLOCKED", "error", node, {
+            "port": port, "peer": q.src, "node_ip": q.dst, "node": node or q.dst, "how": how,
+            "how_zh": f"以 ICMP {e.icmp_type}/{e.icmp_code} 拒绝",
+            "observed": f"{len(errs)} ICMP error(s) from {e.src} quote the VXLAN packets",
+            "observed_zh": f"{e.src} 发出 {len(errs)} 个引用这些 VXLAN 包的 ICMP 差错报文",
+        }, ev, flow=flow.id))
+        return out
+    if ctx.status not in ("dropped", "no-reply"):
+        return out
+    # silent drop: seen on the receiving NIC, absent after it
+    rx = ctx.hops("nic", "receive")
+    decap = ctx.hops("vtep", "decap")
+    tx = ctx.hops("nic", "transmit")
+    if rx and decap and rx[0].observed is True and decap[0].observed is False:
+        node = rx[0].node
+        snap = ctx.nodes.get(node or "")
+        vx = [s for s in flow.sightings if s.record.tunnel and s.node == node]
+        if not vx:
+            return out
+        src_ip, dst_ip = vx[0].record.outer_src, vx[0].record.outer_dst
+        ev = [_ev_packet(s) for s in vx[:2]]
+        ref = _input_rule(snap, src_ip, dst_ip, port)
+        if ref is not None:
+            ev.insert(0, _ev_line(ref))
+        params = {"port": port, "peer": src_ip, "node_ip": dst_ip, "node": node, "how": "dropped", "how_zh": "丢弃",
+                  "observed": f"they reach {rx[0].interface} but never {decap[0].interface}",
+                  "observed_zh": f"它们到达 {rx[0].interface} 却从未出现在 {decap[0].interface}"}
+        if snap is not None and snap.ruleset is not None:
+            if ref is not None:
+                out.append(_make("OVERLAY_PORT_BLOCKED", "error", node, params, ev, flow=flow.id))
+        else:
+            out.append(_make("OVERLAY_PORT_BLOCKED", "info", node, params, ev, checkable=False, flow=flow.id))
+    elif tx and rx and tx[0].observed is True and rx[0].observed is False:
+        node = rx[0].node
+        vx = [s for s in flow.sightings if s.record.tunnel]
+        if vx:
+            params = {"port": port, "peer": vx[0].record.outer_src, "node_ip": vx[0].record.outer_dst, "node": node,
+                      "how": "lost on the underlay before reaching", "how_zh": "在底层网络中丢失，未能到达",
+                      "observed": f"sent by {tx[0].node} {tx[0].interface}, absent from {node} {rx[0].interface}",
+                      "observed_zh": f"{tx[0].node} {tx[0].interface} 已发出，{node} {rx[0].interface} 未收到"}
+            out.append(_make("OVERLAY_PORT_BLOCKED", "warning", node, params, [_ev_packet(s) for s in vx[:2]],
+                             flow=flow.id))
+    return out
+
+
+def _input_rule(snap: NodeSnapshot | None, src: str | None, dst: str | None, port: int) -> SourceRef | None:
+    """The INPUT rule (or policy) that drops/rejects UDP ``port`` from ``src`` on ``snap``."""
+    if snap is None or snap.ruleset is None:
+        return None
+    v = walk_chain(snap.ruleset, "filter", "INPUT",
+                   {"src": src, "dst": dst, "proto": "udp", "dport": port, "sport": None}, snap)
+    if v is not None and v.target in ("DROP", "REJECT"):
+        return v.ref
+    return None
+
+
+def _service_rules(snap: NodeSnapshot | None, ip: str, phrase: str) -> list[SourceRef]:
+    if snap is None or snap.ruleset is None:
+        return []
+    out = []
+    for rule in snap.ruleset.rules():
+        c = rule.comment or ""
+        if phrase in c and rule.dst is not None and _ip_in(ip, rule.dst.value) or phrase in c and rule.dst is None and phrase == "has no local endpoints":
+            out.append(rule.source)
+    return out
+
+
+def _no_endpoints(ctx: Context) -> list[Finding]:
+    flow, topo = ctx.flow, ctx.topo
+    if ctx.kind not in ("pod-to-service", "external-to-service") or ctx.status not in ("rejected", "dropped", "no-reply"):
+        return []
+    s_ip, s_port = flow.server
+    first = next((h.node for h in ctx.path if h.node), None)
+    snap = ctx.nodes.get(first or "")
+    refs = _service_rules(snap, s_ip, "has no endpoints")
+    svc = service_at(s_ip, s_port, topo)
+    errs = [e for e in flow.errors if (e.record.icmp_type, e.record.icmp_code) == (3, 3) and e.record.src == s_ip]
+    dnat = any(n.type == "dnat" for n in flow.nats)
+    if not (refs or (svc is not None and svc.no_endpoints) or (errs and not dnat)):
+        return []
+    name = (svc.name if svc and svc.name else None) or (refs[0].text.split('"')[1].split(" has")[0] if refs and '"' in refs[0].text else None)
+    ns, _, rest = (name or "?/?").partition("/")
+    ev = [_ev_line(r) for r in refs[:2]] + [_ev_packet(e) for e in errs[:2]]
+    if not ev:
+        ev = [_ev_packet(s) for s in flow.sightings[:1]]
+    observed = (f"the SYN was answered by ICMP port unreachable from {s_ip} itself" if errs else
+                "the connection got no answer")
+    observed_zh = f"SYN 收到来自 {s_ip} 本身的 ICMP 端口不可达" if errs else "连接没有得到应答"
+    checkable = bool(refs) or (svc is not None and svc.no_endpoints) or bool(errs)
+    return [_make("SERVICE_NO_ENDPOINTS", "error", first, {
+        "service": name or s_ip, "addr": f"{s_ip}:{s_port}", "namespace": ns, "name": rest.split(":")[0] or "?",
+        "observed": observed, "observed_zh": observed_zh}, ev, checkable=checkable, flow=flow.id)]
+
+
+def _no_local_endpoints(ctx: Context) -> list[Finding]:
+    flow = ctx.flow
+    if ctx.kind != "external-to-service" or ctx.status == "delivered":
+        return []
+    node = next((h.node for h in ctx.path if h.node), None)
+    snap = ctx.nodes.get(node or "")
+    refs = [r for r in _service_rules(snap, flow.server[0], "has no local endpoints")]
+    if not refs:
+        return []
+    name = refs[0].text.split('"')[1].split(" has")[0] if '"' in refs[0].text else flow.server[0]
+    ev = [_ev_line(refs[0])] + [_ev_packet(s) for s in flow.sightings[:2]]
+    return [_make("NO_LOCAL_ENDPOINTS", "error", node, {
+        "service": name, "addr": f"{flow.server[0]}:{flow.server[1]}", "node": node,
+        "observed": "the SYN arrived and got no answer", "observed_zh": "SYN 已到达但没有应答"}, ev, flow=flow.id)]
+
+
+def _mtu(ctx: Context) -> list[Finding]:
+    flow, topo = ctx.flow, ctx.topo
+    errs = [e for e in flow.errors if (e.record.icmp_type, e.record.icmp_code) == FRAG_NEEDED
+            or (e.record.proto == 58 and e.record.icmp_type == 2)]
+    if not errs:
+        return []
+    out = []
+    by_node: dict[str | None, list[Sighting]] = {}
+    for e in errs:
+        by_node.setdefault(node_of(e.record.src, topo), []).append(e)
+    for node, group in by_node.items():
+        mtu = next((e.record.icmp_mtu for e in group if e.record.icmp_mtu), None)
+        sizes = [s.record.ip_total_len or 0 for s in flow.sightings if s.record.quoted is None
+                 and (s.record.src, s.record.dst) == (group[0].record.quoted.src, group[0].record.quoted.dst)  # type: ignore[union-attr]
+                 and not s.record.tunnel]
+        size = max(sizes) if sizes else "?"
+        sev = "warning" if ctx.status == "delivered" else "error"
+        out.append(_make("MTU_EXCEEDED", sev, node, {
+            "size": size, "mtu": mtu or "?", "node": node or group[0].record.src, "where": "",
+            "observed": f"{len(group)} ICMP fragmentation-needed (MTU {mtu}) from {group[0].record.src}",
+            "observed_zh": f"{group[0].record.src} 发出 {len(group)} 个 ICMP“需要分片”（MTU {mtu}）",
+        }, [_ev_packet(e) for e in group[:4]], flow=flow.id))
+    return out
+
+
+def _masquerade(ctx: Context) -> list[Finding]:
+    flow, topo = ctx.flow, ctx.topo
+    if ctx.kind != "pod-to-external" or any(n.type in ("snat", "masquerade") for n in flow.nats):
+        return []
+    tx = [h for h in ctx.hops("nic", "transmit") if h.observed is True]
+    if not tx:
+        return []
+    hop = tx[0]
+    leaving = [s for s in flow.sightings if s.direction == "fwd" and s.node == hop.node and s.record.src == flow.client[0]
+               and any(s.record.file == f and s.record.frame == p for f, p, _ in hop.packets)]
+    if not leaving:
+        return []
+    snap = ctx.nodes.get(hop.node or "")
+    ev = [_ev_packet(s) for s in leaving[:2]]
+    sev = "warning" if ctx.status == "delivered" else "error"
+    if snap is not None and snap.ruleset is not None:
+        post = snap.ruleset.chain("nat", "POSTROUTING")
+        if post is not None and post.source is not None:
+            ev.append(_ev_line(post.source))
+    return [_make("MISSING_MASQUERADE", sev, hop.node, {
+        "pod": flow.client[0], "node": hop.node, "dst": flow.real_server[0], "cluster": _cluster(topo),
+        "observed": f"seen leaving {hop.interface} with source {flow.client[0]}",
+        "observed_zh": f"以源地址 {flow.client[0]} 离开 {hop.interface}",
+    }, ev, flow=flow.id)]
+
+
+def _sender_tables(ctx: Context) -> list[Finding]:
+    """MISSING_ROUTE / MISSING_NEIGH / MISSING_FDB on the node that should encapsulate or route."""
+    flow, topo = ctx.flow, ctx.topo
+    if ctx.status == "delivered" or ctx.kind not in ("pod-to-pod-cross-node", "pod-to-service", "external-to-service",
+                                                     "node-to-pod"):
+        return []
+    route_hops = ctx.hops("route")
+    if not route_hops:
+        return []
+    node = route_hops[0].node
+    snap = ctx.nodes.get(node or "")
+    if snap is None or not snap.routes:
+        return []
+    tx = ctx.hops("nic", "transmit")
+    if tx and tx[0].observed is True:
+        return []  # the packet left the node: its tables did their job
+    dst = flow.real_server[0]
+    peer = node_of(dst, topo)
+    if peer is None or peer == node:
+        return []
+    peer_facts = topo.node_named(peer)
+    cidr = peer_facts.pod_cidr if peer_facts and peer_facts.pod_cidr else f"{dst}/32"
+    vtep = snap.overlay_device()
+    dev = vtep.name if vtep else "flannel.1"
+    gw = cidr.split("/")[0]
+    observed = "the packet never left the node" if tx and tx[0].observed is False else "no reply came back"
+    observed_zh = "数据包从未离开该节点" if tx and tx[0].observed is False else "没有收到回包"
+    decision = _lookup(snap, dst, flow.client[0])
+    seen_ev = [_ev_packet(s) for s in flow.sightings if s.direction == "fwd" and s.node == node][:1]
+    if decision is None:
+        return []
+    chosen = decision.chosen
+    pod_route = chosen is not None and chosen.dst.prefixlen > 0 and (
+        _ip_in(dst, str(chosen.dst)) and chosen.dst.prefixlen >= 16)
+    if decision.dropped or chosen is None or not pod_route:
+        text = f"; it would use `{chosen.source.text}`" if chosen is not None else ""
+        ev = [_ev_line(chosen.source)] if chosen is not None else [Evidence(file=snap.files.get("ip-route", "ip-route"),
+                                                                          text=f"no route covers {dst}")]
+        return [_make("MISSING_ROUTE", "error", node, {
+            "node": node, "dst": dst, "cidr": cidr, "chosen": text, "chosen_zh": text.replace("; it would use", "；将使用"),
+            "peer": peer or "?", "gw": gw, "dev": dev, "observed": observed, "observed_zh": observed_zh,
+        }, ev + seen_ev, flow=flow.id)]
+    out_dev = chosen.dev
+    iface = snap.interface(out_dev) if out_dev else None
+    if iface is None or not (iface.vxlan is not None or iface.kind == "vxlan"):
+        return []
+    via = str(chosen.via) if chosen.via else dst
+    neigh = next((n for n in snap.neigh if str(n.ip) == via and n.dev == out_dev), None)
+    if neigh is None or not neigh.lladdr or "FAILED" in neigh.states or "INCOMPLETE" in neigh.states:
+        ev = [_ev_line(chosen.source)] + ([_ev_line(neigh.source)] if neigh else []) + seen_ev
+        return [_make("MISSING_NEIGH", "error", node, {
+            "node": node, "cidr": str(chosen.dst), "gw": via, "dev": out_dev, "peer": peer or "?",
+            "observed": observed, "observed_zh": observed_zh}, ev, flow=flow.id)]
+    mac = neigh.lladdr.lower()
+    fdb = next((f for f in snap.fdb if f.mac.lower() == mac and f.dev == out_dev and f.dst is not None), None)
+    if fdb is None:
+        ev = [_ev_line(chosen.source), _ev_line(neigh.source)] + seen_ev
+        return [_make("MISSING_FDB", "error", node, {
+            "node": node, "dev": out_dev, "mac": mac, "gw": via, "peer_ip": _node_ip(peer, topo) or "<node address>",
+            "observed": observed, "observed_zh": observed_zh}, ev, flow=flow.id)]
+    return []
+
+
+def _lookup(snap: NodeSnapshot, dst: str, src: str):
+    try:
+        from analyzer.engines.routing import lookup_route
+    except ImportError:  # pragma: no cover - routing lands with the dumps issue
+        return None
+    try:
+        return lookup_route(snap, dst, src=src, iif="cni0")
+    except (ValueError, TypeError, AttributeError):
+        return None
+
+
+def _forward_blocked(ctx: Context) -> list[Finding]:
+    flow, topo = ctx.flow, ctx.topo
+    if ctx.status not in ("dropped", "rejected", "no-reply"):
+        return []
+    failed = next((h for h in ctx.path if h.failed), None)
+    errs = [e for e in flow.errors if (e.record.icmp_type, e.record.icmp_code) in ADMIN_PROHIBITED
+            and e.record.quoted is not None and e.record.quoted.tunnel is None and e.record.quoted.dport != topo.overlay_port]
+    cands = [failed] if failed is not None and failed.kind == "netfilter" and failed.action == "forward" else []
+    if errs:
+        node = node_of(errs[0].record.src, topo)
+        cands = [h for h in ctx.path if h.kind == "netfilter" and h.action == "forward" and h.node == node] or cands
+    for hop in cands:
+        snap = ctx.nodes.get(hop.node or "")
+        pkt = {"src": flow.client[0], "dst": flow.real_server[0], "proto": {6: "tcp", 17: "udp", 1: "icmp"}.get(flow.proto),
+               "sport": flow.client[1], "dport": flow.real_server[1]}
+        v = walk_chain(snap.ruleset, "filter", "FORWARD", pkt, snap) if snap is not None else None
+        ev = [_ev_packet(e) for e in errs[:2]]
+        if v is not None and v.target in ("DROP", "REJECT"):
+            ev.insert(0, _ev_line(v.ref) if v.ref else Evidence(file="iptables-save", text="FORWARD policy"))
+            how = "rejects" if v.target == "REJECT" else "drops"
+            return [_make("FORWARD_BLOCKED", "error", hop.node, {
+                "node": hop.node, "how": how, "how_zh": "拒绝" if how == "rejects" else "丢弃",
+                "src": flow.client[0], "dst": flow.real_server[0], "cluster": _cluster(topo),
+                "observed": "the packet stops at the FORWARD chain" + (" (a rule we cannot fully evaluate was passed)"
+                                                                       if v.uncertain else ""),
+                "observed_zh": "数据包止于 FORWARD 链"}, ev, flow=flow.id)]
+        if errs and snap is None:
+            return [_make("FORWARD_BLOCKED", "info", hop.node, {
+                "node": hop.node, "how": "rejects", "how_zh": "拒绝", "src": flow.client[0], "dst": flow.real_server[0],
+                "cluster": _cluster(topo), "observed": f"ICMP {errs[0].record.icmp_type}/{errs[0].record.icmp_code} "
+                                                       f"from {errs[0].record.src}",
+                "observed_zh": f"来自 {errs[0].record.src} 的 ICMP {errs[0].record.icmp_type}/{errs[0].record.icmp_code}"},
+                ev, checkable=False, flow=flow.id)]
+    return []
+
+
+def _bad_checksum(ctx: Context) -> list[Finding]:
+    """Only when the packets were then lost: a veth or offloading sender leaves the checksum to
+    hardware, so a capture may show a wrong one on packets the receiver accepted."""
+    flow = ctx.flow
+    decap = ctx.hops("vtep", "decap")
+    if ctx.status == "delivered" or (decap and decap[0].observed is True):
+        return []
+    rx_keys = {(f, p) for h in ctx.path if h.kind == "nic" and h.action == "receive" for f, p, _ in h.packets}
+    rx_nodes = {h.node for h in ctx.path if h.kind == "nic" and h.action == "receive"}
+    bad = [s for s in flow.sightings if s.record.tunnel and s.record.outer_udp_csum_ok is False
+           and ((s.record.file, s.record.frame) in rx_keys
+                or (s.node in rx_nodes and node_of(s.record.outer_dst, ctx.topo) == s.node))]
+    if not bad:
+        return []
+    node = bad[0].node
+    return [_make("BAD_OVERLAY_CHECKSUM", "error", node, {
+        "count": len(bad), "node": node, "peer": bad[0].record.outer_src,
+        "observed": "receiver-side capture of the underlay", "observed_zh": "底层网络接收端抓包"},
+        [_ev_packet(s, _describe(s) + " bad UDP checksum") for s in bad[:4]], flow=flow.id)]
+
+
+def _dns_race(ctx: Context) -> list[Finding]:
+    flow = ctx.flow
+    if flow.proto != 17 or flow.server[1] != 53:
+        return []
+    queries: dict[tuple, Sighting] = {}
+    first_point = None
+    for s in flow.sightings:
+        if s.direction != "fwd":
+            continue
+        point = (s.node, s.interface, s.record.file)
+        if first_point is None:
+            first_point = point
+        if point != first_point:
+            continue
+        queries.setdefault((s.record.payload_hash, s.record.payload_len, s.record.ip_id), s)
+    qs = sorted(queries.values(), key=lambda s: s.ts)
+    for i, a in enumerate(qs):
+        for b in qs[i + 1:]:
+            if b.ts - a.ts > 0.05:
+                break
+            if b.record.payload_hash == a.record.payload_hash:
+                continue
+            for c in qs:
+                delay = c.ts - b.ts
+                if c.record.payload_hash in (a.record.payload_hash, b.record.payload_hash) and 4.0 <= delay <= 6.0:
+                    first = next((s for s in qs if s.ts < c.ts and s.record.payload_hash == c.record.payload_hash), a)
+                    return [_make("CONNTRACK_DNS_RACE", "warning", node_of(flow.client[0], ctx.topo), {
+                        "client": flow.client[0], "port": flow.client[1], "delay": c.ts - first.ts,
+                        "observed": "two queries within 50 ms, one of them sent again 5 s later",
+                        "observed_zh": "50 毫秒内两个查询，其中一个 5 秒后重发"},
+                        [_ev_packet(a), _ev_packet(b), _ev_packet(c)], flow=flow.id)]
+    return []
+
+
+def _refused(ctx: Context) -> list[Finding]:
+    flow, topo = ctx.flow, ctx.topo
+    if ctx.status != "refused":
+        return []
+    rst = [s for s in flow.sightings if s.direction == "rev" and s.record.proto == 6 and (s.record.tcp_flags or 0) & 0x04]
+    unreach = [e for e in flow.errors if (e.record.icmp_type, e.record.icmp_code) == (3, 3)]
+    ev = [_ev_packet(s) for s in (rst or unreach)[:2]]
+    how = "with a TCP reset" if rst else "with ICMP port unreachable"
+    return [_make("CONNECTION_REFUSED", "warning", node_of(flow.real_server[0], topo), {
+        "server": f"{flow.real_server[0]}:{flow.real_server[1]}", "how": how,
+        "how_zh": "TCP RST" if rst else "ICMP 端口不可达", "port": flow.real_server[1]}, ev, flow=flow.id)]
+
+
+def _retransmissions(ctx: Context) -> list[Finding]:
+    flow = ctx.flow
+    if not flow.retransmissions:
+        return []
+    where = sorted({f"{s.node or '?'} {s.interface or s.record.file}" for s in flow.retransmissions})
+    return [_make("RETRANSMISSIONS", "warning", flow.retransmissions[0].node, {
+        "count": len(flow.retransmissions), "where": ", ".join(where[:3])},
+        [_ev_packet(s) for s in flow.retransmissions[:4]], flow=flow.id)]
+

@@ -1,0 +1,351 @@
+"""Every sentence explain shows a user, in English and Chinese.
+
+The other explain engines decide *what* happened (hops, status, findings) and pass the facts
+here as keyword parameters; this module only words them. Keeping the wording in one place keeps
+the two languages in step and lets the reports stay free of prose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from analyzer.model.explain import PathHop
+
+Text = dict[str, str]
+
+
+class _Blank(dict):
+    """str.format_map helper: a missing parameter renders as '?' rather than raising."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def _fmt(template: str, params: Mapping[str, object]) -> str:
+    return template.format_map(_Blank({k: ("?" if v is None else v) for k, v in params.items()}))
+
+
+# ----------------------------------------------------------------------------- hops
+
+#: (kind, action) -> (English, Chinese). Parameters come from ``PathHop.facts`` plus node/interface.
+HOP_TEXT: dict[tuple[str, str], tuple[str, str]] = {
+    ("pod", "send"): (
+        "Pod {ip} sends the packet out of its eth0; the other end of that veth pair sits in the node.",
+        "Pod {ip} 从自己的 eth0 发出数据包；这对 veth 的另一端在节点上。",
+    ),
+    ("pod", "deliver"): (
+        "The packet reaches pod {ip} through its eth0, where the server socket receives it.",
+        "数据包经 eth0 到达 pod {ip}，由其中的服务端套接字接收。",
+    ),
+    ("veth", "enter"): (
+        "The node's end of the pod's veth pair ({interface}) receives the frame and hands it to the bridge it is attached to.",
+        "pod veth 对在节点上的一端（{interface}）收到帧，交给它所连接的网桥。",
+    ),
+    ("veth", "exit"): (
+        "The bridge sends the frame out of the veth port ({interface}) that leads into the destination pod.",
+        "网桥把帧从通往目标 pod 的 veth 端口（{interface}）发出。",
+    ),
+    ("bridge", "bridge"): (
+        "The Linux bridge {interface} (the pods' default gateway, {gateway}) switches the frame; "
+        "a packet for another subnet goes up to the node's IP stack for routing.",
+        "Linux 网桥 {interface}（pod 的默认网关 {gateway}）交换该帧；去往其他网段的包交给节点 IP 协议栈路由。",
+    ),
+    ("bridge", "exit"): (
+        "The node routes the packet to the bridge {interface}, which forwards it to the port of the destination pod.",
+        "节点把数据包路由到网桥 {interface}，网桥再转发到目标 pod 所在端口。",
+    ),
+    ("netfilter", "prerouting"): (
+        "iptables PREROUTING (nat): kube-proxy's KUBE-SERVICES chain looks for a service address; {what}",
+        "iptables PREROUTING（nat 表）：kube-proxy 的 KUBE-SERVICES 链匹配服务地址；{what_zh}",
+    ),
+    ("netfilter", "output"): (
+        "iptables OUTPUT: packets the node sends itself go through kube-proxy's chains too; {what}",
+        "iptables OUTPUT：节点自身发出的包同样经过 kube-proxy 的链；{what_zh}",
+    ),
+    ("netfilter", "forward"): (
+        "iptables FORWARD (filter) decides whether the node may route this packet between interfaces; "
+        "then POSTROUTING (nat) may rewrite the source. {what}",
+        "iptables FORWARD（filter 表）决定节点是否转发该包；随后 POSTROUTING（nat 表）可能改写源地址。{what_zh}",
+    ),
+    ("netfilter", "input"): (
+        "iptables INPUT on {node}: the VXLAN packet (UDP {port}) is addressed to the node itself, so the host "
+        "firewall must accept it before the kernel's VXLAN socket decapsulates it. {what}",
+        "{node} 上的 iptables INPUT：VXLAN 包（UDP {port}）发往节点本身，主机防火墙必须先放行，内核的 VXLAN 套接字才能解封装。{what_zh}",
+    ),
+    ("netfilter", "postrouting"): (
+        "iptables POSTROUTING (nat): flannel's and kube-proxy's MASQUERADE rules rewrite a pod source "
+        "leaving the cluster to the node's address. {what}",
+        "iptables POSTROUTING（nat 表）：flannel 与 kube-proxy 的 MASQUERADE 规则把离开集群的 pod 源地址改写为节点地址。{what_zh}",
+    ),
+    ("route", "route"): (
+        "Routing on {node}: the kernel picks the most specific route for {dst}{route}.",
+        "{node} 上的路由：内核为 {dst} 选择最具体的路由{route_zh}。",
+    ),
+    ("vtep", "encap"): (
+        "The VXLAN device {interface} wraps the frame in UDP {port} (VNI {vni}) addressed to the peer node's "
+        "VTEP {peer}, using its neighbour (VTEP MAC) and FDB (VTEP MAC -> node address) entries.",
+        "VXLAN 设备 {interface} 用 UDP {port}（VNI {vni}）封装该帧，发往对端节点 VTEP {peer}；依据邻居表（VTEP MAC）和 FDB（VTEP MAC -> 节点地址）。",
+    ),
+    ("vtep", "decap"): (
+        "The VXLAN device {interface} removes the outer headers; the inner pod-to-pod packet re-enters the IP stack.",
+        "VXLAN 设备 {interface} 剥去外层头部；内层 pod 到 pod 的包重新进入 IP 协议栈。",
+    ),
+    ("nic", "transmit"): (
+        "The node's network interface {interface} puts the packet on the wire{outer}.",
+        "节点网卡 {interface} 把数据包发到线路上{outer_zh}。",
+    ),
+    ("nic", "receive"): (
+        "The node's network interface {interface} receives the packet from the wire{outer}.",
+        "节点网卡 {interface} 从线路上收到数据包{outer_zh}。",
+    ),
+    ("underlay", "carry"): (
+        "The underlay network carries the packet between the nodes ({outer}); firewalls and security groups on "
+        "the way must allow it.",
+        "底层网络在节点之间传送该包（{outer}）；沿途的防火墙和安全组必须放行。",
+    ),
+    ("external", "send"): (
+        "The external client {ip} sends the packet to the node.",
+        "外部客户端 {ip} 向节点发送数据包。",
+    ),
+    ("external", "deliver"): (
+        "The packet leaves the cluster toward {ip}.",
+        "数据包离开集群，发往 {ip}。",
+    ),
+    ("host", "send"): (
+        "The node {node} itself ({ip}) sends the packet.",
+        "节点 {node} 本身（{ip}）发出数据包。",
+    ),
+    ("host", "deliver"): (
+        "The packet is delivered to a socket of the node {node} itself ({ip}).",
+        "数据包交付给节点 {node} 本身（{ip}）的套接字。",
+    ),
+}
+
+
+def hop_explanation(hop: PathHop) -> Text:
+    params: dict[str, object] = {"node": hop.node or "the node", "interface": hop.interface or "?"}
+    params.update(dict(hop.facts))
+    params.setdefault("what", "")
+    params.setdefault("what_zh", params["what"])
+    params.setdefault("route", "")
+    params.setdefault("route_zh", params["route"])
+    params.setdefault("outer", "")
+    params.setdefault("outer_zh", params["outer"])
+    en, zh = HOP_TEXT.get((hop.kind, hop.action), ("{label}", "{label}"))
+    params.setdefault("label", hop.label)
+    return {"en": _fmt(en, params).strip(), "zh": _fmt(zh, params).strip()}
+
+
+# ----------------------------------------------------------------------------- verdicts
+
+STATUS_TEXT: dict[str, tuple[str, str]] = {
+    "delivered": ("delivered", "已送达"),
+    "refused": ("refused", "被拒绝连接"),
+    "rejected": ("rejected", "被拒绝"),
+    "dropped": ("dropped", "被丢弃"),
+    "no-reply": ("no reply", "无应答"),
+    "incomplete": ("incomplete capture", "抓包不完整"),
+}
+
+
+def verdict(
+    *,
+    proto: str,
+    client: str,
+    server: str,
+    status: str,
+    reason: str,
+    last_seen: str | None,
+    failed_at: str | None,
+    via: str | None = None,
+) -> Text:
+    """One sentence: what happened to the flow and where."""
+    head = f"{proto.upper()} {client} -> {server}"
+    via_en = f" (via {via})" if via else ""
+    via_zh = f"（经 {via}）" if via else ""
+    if status == "delivered":
+        return {"en": f"{head}{via_en}: delivered, the server answered.", "zh": f"{head}{via_zh}：已送达，服务端有应答。"}
+    if status == "refused":
+        return {"en": f"{head}{via_en}: refused: {reason}.", "zh": f"{head}{via_zh}：连接被拒绝：{reason}。"}
+    if status == "rejected":
+        at = f" at {failed_at}" if failed_at else ""
+        at_zh = f"在 {failed_at} " if failed_at else ""
+        return {"en": f"{head}{via_en}: rejected{at}: {reason}.", "zh": f"{head}{via_zh}：{at_zh}被拒绝：{reason}。"}
+    if status == "dropped":
+        seen = f" last seen at {last_seen}," if last_seen else ""
+        seen_zh = f"最后出现在 {last_seen}，" if last_seen else ""
+        return {
+            "en": f"{head}{via_en}: dropped;{seen} never seen at {failed_at or 'the next capture point'}.",
+            "zh": f"{head}{via_zh}：被丢弃；{seen_zh}未出现在 {failed_at or '下一个抓包点'}。",
+        }
+    if status == "no-reply":
+        seen = f" last seen at {last_seen}" if last_seen else ""
+        seen_zh = f"，最后出现在 {last_seen}" if last_seen else ""
+        return {
+            "en": f"{head}{via_en}: no reply{seen}; no capture shows where it stopped.",
+            "zh": f"{head}{via_zh}：无应答{seen_zh}；没有抓包能显示它在何处停止。",
+        }
+    return {
+        "en": f"{head}{via_en}: too little was captured to decide ({reason}).",
+        "zh": f"{head}{via_zh}：抓到的包太少，无法判断（{reason}）。",
+    }
+
+
+# ----------------------------------------------------------------------------- findings
+
+#: code -> (message, message_zh, fix, fix_zh); parameters from diagnose.py.
+FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
+    "OVERLAY_PORT_BLOCKED": (
+        "VXLAN packets (UDP {port}) from {peer} to {node_ip} are {how} on {node}: {observed}",
+        "从 {peer} 发往 {node_ip} 的 VXLAN 包（UDP {port}）在 {node} 上被{how_zh}：{observed_zh}",
+        "Allow the overlay port between the nodes on {node}: "
+        "`iptables -I INPUT -p udp --dport {port} -s {peer} -j ACCEPT` "
+        "(firewalld: `firewall-cmd --permanent --add-port={port}/udp && firewall-cmd --reload`); "
+        "also open UDP {port} in any cloud security group between {peer} and {node_ip}.",
+        "在 {node} 上放行节点之间的 overlay 端口："
+        "`iptables -I INPUT -p udp --dport {port} -s {peer} -j ACCEPT`"
+        "（firewalld：`firewall-cmd --permanent --add-port={port}/udp && firewall-cmd --reload`）；"
+        "云安全组中也要放行 {peer} 与 {node_ip} 之间的 UDP {port}。",
+    ),
+    "SERVICE_NO_ENDPOINTS": (
+        "Service {service} ({addr}) has no ready endpoints; {observed}",
+        "服务 {service}（{addr}）没有就绪的后端；{observed_zh}",
+        "Check the service's selector and its pods: `kubectl get endpointslices -n {namespace} "
+        "-l kubernetes.io/service-name={name}` and `kubectl get pods -n {namespace} --show-labels`; "
+        "make the pods Ready or fix the selector.",
+        "检查服务的 selector 与 pod：`kubectl get endpointslices -n {namespace} "
+        "-l kubernetes.io/service-name={name}` 和 `kubectl get pods -n {namespace} --show-labels`；"
+        "让 pod 就绪或修正 selector。",
+    ),
+    "NO_LOCAL_ENDPOINTS": (
+        "Service {service} uses externalTrafficPolicy: Local and node {node} has no endpoint of it, so "
+        "kube-proxy drops {addr} there: {observed}",
+        "服务 {service} 使用 externalTrafficPolicy: Local，而节点 {node} 上没有它的后端，kube-proxy 在此丢弃 {addr}：{observed_zh}",
+        "Send the traffic only to nodes that run a pod of the service (load balancer health checks on "
+        "healthCheckNodePort), or set `externalTrafficPolicy: Cluster` if the client address need not be kept.",
+        "只把流量发往运行该服务 pod 的节点（负载均衡器对 healthCheckNodePort 做健康检查），"
+        "或在无需保留客户端地址时设置 `externalTrafficPolicy: Cluster`。",
+    ),
+    "MTU_EXCEEDED": (
+        "Packets of {size} bytes exceed the path MTU {mtu} on {node}{where}: {observed}",
+        "{size} 字节的包超过了 {node}{where_zh} 的路径 MTU {mtu}：{observed_zh}",
+        "Give pods an MTU that fits the overlay: the VXLAN device's MTU ({mtu}) at most, i.e. the underlay MTU "
+        "minus 50 bytes (flannel writes it to /run/flannel/subnet.env as FLANNEL_MTU and the CNI config uses it); "
+        "check `ip link show` in the pod and on {node}, and let ICMP 'fragmentation needed' through.",
+        "为 pod 设置适合 overlay 的 MTU：不超过 VXLAN 设备的 MTU（{mtu}），即底层 MTU 减 50 字节"
+        "（flannel 写在 /run/flannel/subnet.env 的 FLANNEL_MTU，CNI 配置使用它）；"
+        "在 pod 内和 {node} 上用 `ip link show` 检查，并放行 ICMP“需要分片”报文。",
+    ),
+    "MISSING_MASQUERADE": (
+        "Pod address {pod} leaves {node} toward {dst} without being rewritten to the node's address, so the "
+        "reply cannot find its way back: {observed}",
+        "Pod 地址 {pod} 未被改写为节点地址就从 {node} 发往 {dst}，回包无法返回：{observed_zh}",
+        "Restore the masquerade rule for traffic leaving the pod network on {node}: "
+        "`iptables -t nat -A POSTROUTING -s {cluster} ! -d {cluster} -j MASQUERADE` "
+        "(flannel adds it when started with --ip-masq; subnet.env FLANNEL_IPMASQ=true).",
+        "在 {node} 上恢复离开 pod 网络流量的 MASQUERADE 规则："
+        "`iptables -t nat -A POSTROUTING -s {cluster} ! -d {cluster} -j MASQUERADE`"
+        "（flannel 以 --ip-masq 启动时会添加；subnet.env 中 FLANNEL_IPMASQ=true）。",
+    ),
+    "MISSING_ROUTE": (
+        "Node {node} has no route for {dst} (pod subnet {cidr}){chosen}; {observed}",
+        "节点 {node} 没有去往 {dst}（pod 网段 {cidr}）的路由{chosen_zh}；{observed_zh}",
+        "Check that flanneld runs on {node} and sees node {peer}'s lease; the route should read "
+        "`{cidr} via {gw} dev {dev} onlink` (restart flanneld, or add it by hand: `ip route add {cidr} via {gw} dev {dev} onlink`).",
+        "检查 {node} 上的 flanneld 是否运行并能看到节点 {peer} 的租约；路由应为 "
+        "`{cidr} via {gw} dev {dev} onlink`（重启 flanneld，或手动添加：`ip route add {cidr} via {gw} dev {dev} onlink`）。",
+    ),
+    "MISSING_NEIGH": (
+        "Node {node} routes {cidr} via {gw} on {dev}, but has no usable neighbour entry for {gw} on {dev}, "
+        "so the kernel cannot build the inner Ethernet header; {observed}",
+        "节点 {node} 经 {dev} 上的 {gw} 路由 {cidr}，但 {dev} 上没有 {gw} 的可用邻居表项，内核无法构造内层以太网头；{observed_zh}",
+        "Restart flanneld on {node} so it reprograms the VTEP entries, or add it: "
+        "`ip neigh replace {gw} lladdr <VTEP MAC of {peer}> dev {dev} nud permanent`.",
+        "重启 {node} 上的 flanneld 以重新下发 VTEP 表项，或手动添加："
+        "`ip neigh replace {gw} lladdr <{peer} 的 VTEP MAC> dev {dev} nud permanent`。",
+    ),
+    "MISSING_FDB": (
+        "Node {node}'s VXLAN device {dev} has no FDB entry for VTEP MAC {mac} (the neighbour of {gw}), so it does "
+        "not know which node address to send the encapsulated packet to; {observed}",
+        "节点 {node} 的 VXLAN 设备 {dev} 没有 VTEP MAC {mac}（{gw} 的邻居）的 FDB 表项，不知道封装后的包发往哪个节点地址；{observed_zh}",
+        "Restart flanneld on {node}, or add the entry: `bridge fdb append {mac} dev {dev} dst {peer_ip}`.",
+        "重启 {node} 上的 flanneld，或手动添加：`bridge fdb append {mac} dev {dev} dst {peer_ip}`。",
+    ),
+    "FORWARD_BLOCKED": (
+        "The FORWARD chain on {node} {how} pod traffic {src} -> {dst}: {observed}",
+        "{node} 上的 FORWARD 链{how_zh} pod 流量 {src} -> {dst}：{observed_zh}",
+        "Accept pod traffic in FORWARD on {node} before the drop: "
+        "`iptables -I FORWARD -s {cluster} -j ACCEPT && iptables -I FORWARD -d {cluster} -j ACCEPT` "
+        "(flannel's FLANNEL-FWD chain does this; Docker sets the FORWARD policy to DROP).",
+        "在 {node} 的 FORWARD 链中、在丢弃规则之前放行 pod 流量："
+        "`iptables -I FORWARD -s {cluster} -j ACCEPT && iptables -I FORWARD -d {cluster} -j ACCEPT`"
+        "（flannel 的 FLANNEL-FWD 链即做此事；Docker 会把 FORWARD 默认策略设为 DROP）。",
+    ),
+    "BAD_OVERLAY_CHECKSUM": (
+        "{count} VXLAN packets arrive at {node} with a wrong outer UDP checksum (receiver-side capture), so the "
+        "kernel discards them: {observed}",
+        "{count} 个 VXLAN 包到达 {node} 时外层 UDP 校验和错误（接收端抓包），内核将其丢弃：{observed_zh}",
+        "Turn off the broken checksum offload on the sender's VXLAN device: "
+        "`ethtool -K flannel.1 tx-checksum-ip-generic off` on {peer} (flannel >= 0.21 does this itself).",
+        "在发送端关闭有缺陷的 VXLAN 校验和卸载：在 {peer} 上执行 "
+        "`ethtool -K flannel.1 tx-checksum-ip-generic off`（flannel >= 0.21 会自动处理）。",
+    ),
+    "CONNTRACK_DNS_RACE": (
+        "{client} sent parallel DNS queries from one socket (port {port}); one was answered and the other was "
+        "retried after {delay:.1f} s, the signature of the conntrack insert race: {observed}",
+        "{client} 从同一套接字（端口 {port}）并发发送 DNS 查询；一个得到应答，另一个在 {delay:.1f} 秒后重试，这是 conntrack 插入竞争的特征：{observed_zh}",
+        "Add `options single-request-reopen` (glibc) to the pod's resolv.conf via dnsConfig, use "
+        "NodeLocal DNSCache, or upgrade the kernel (fixed in 5.0+).",
+        "通过 dnsConfig 在 pod 的 resolv.conf 中加入 `options single-request-reopen`（glibc），"
+        "或使用 NodeLocal DNSCache，或升级内核（5.0+ 已修复）。",
+    ),
+    "CONNECTION_REFUSED": (
+        "{server} answered {how}: nothing listens on port {port} there.",
+        "{server} 以 {how} 应答：该处没有进程监听端口 {port}。",
+        "Check that the server process listens on {port} on the right address (`ss -lntup` in the pod) and that "
+        "the service's targetPort matches the container port.",
+        "检查服务进程是否在正确地址上监听 {port}（在 pod 中执行 `ss -lntup`），以及服务的 targetPort 是否与容器端口一致。",
+    ),
+    "RETRANSMISSIONS": (
+        "{count} segments were sent again at {where}: the first copy was lost or not acknowledged in time.",
+        "{where} 处有 {count} 个报文段被重传：第一份丢失或未及时得到确认。",
+        "Look at where the first copies stop in the hop table; loss on the underlay, an MTU mismatch or a "
+        "saturated node are the usual causes.",
+        "在逐跳表中查看第一份报文在何处消失；常见原因是底层网络丢包、MTU 不匹配或节点过载。",
+    ),
+}
+
+
+def finding_text(code: str, params: Mapping[str, object]) -> tuple[str, str, str, str]:
+    """(message, message_zh, fix, fix_zh) for a finding code with its parameters."""
+    p = dict(params)
+    for key in list(p):
+        if key.endswith("_zh"):
+            continue
+        p.setdefault(f"{key}_zh", p[key])
+    en, zh, fix, fix_zh = FINDING_TEXT[code]
+    return _fmt(en, p), _fmt(zh, p), _fmt(fix, p), _fmt(fix_zh, p)
+
+
+#: Checks that need dumps, listed in ``not_checkable`` when only captures were given.
+NOT_CHECKABLE_WITHOUT_DUMPS: dict[str, str] = {
+    "MISSING_ROUTE": "the routing table (ip-route) was not given: routes cannot be checked",
+    "MISSING_FDB": "the VXLAN FDB (bridge-fdb) was not given: VTEP entries cannot be checked",
+    "MISSING_NEIGH": "the neighbour table (ip-neigh) was not given: VTEP neighbours cannot be checked",
+    "FORWARD_BLOCKED": "no iptables-save was given: the FORWARD chain cannot be checked",
+    "SERVICE_NO_ENDPOINTS": "no iptables-save or kubectl JSON was given: service endpoints cannot be checked",
+    "NO_LOCAL_ENDPOINTS": "no iptables-save or kubectl JSON was given: externalTrafficPolicy cannot be checked",
+    "OVERLAY_PORT_BLOCKED": "no iptables-save was given: the host firewall's INPUT chain cannot be checked",
+    "MISSING_MASQUERADE": "no iptables-save was given: the POSTROUTING MASQUERADE rules cannot be checked",
+}
+
+NOT_CHECKABLE_ZH: dict[str, str] = {
+    "MISSING_ROUTE": "未提供路由表（ip-route）：无法检查路由",
+    "MISSING_FDB": "未提供 VXLAN FDB（bridge-fdb）：无法检查 VTEP 表项",
+    "MISSING_NEIGH": "未提供邻居表（ip-neigh）：无法检查 VTEP 邻居",
+    "FORWARD_BLOCKED": "未提供 iptables-save：无法检查 FORWARD 链",
+    "SERVICE_NO_ENDPOINTS": "未提供 iptables-save 或 kubectl JSON：无法检查服务后端",
+    "NO_LOCAL_ENDPOINTS": "未提供 iptables-save 或 kubectl JSON：无法检查 externalTrafficPolicy",
+    "OVERLAY_PORT_BLOCKED": "未提供 iptables-save：无法检查主机防火墙的 INPUT 链",
+    "MISSING_MASQUERADE": "未提供 iptables-save：无法检查 POSTROUTING 的 MASQUERADE 规则",
+}

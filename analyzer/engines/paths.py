@@ -1,0 +1,478 @@
+"""Each flow's expected path, overlaid with what the captures saw, as hops, a graph and a ladder.
+
+The expected path comes from the cluster's shape (``Topology``: which node owns which pod subnet,
+which backend carries traffic between nodes, the interface names from the dumps or the capture
+file names) and the NATs seen or simulated: pod -> veth -> cni0 -> netfilter -> route ->
+flannel.1 -> eth0 -> underlay -> eth0 -> netfilter INPUT -> flannel.1 -> netfilter -> cni0 ->
+veth -> pod for VXLAN, shorter for the other kinds. Then every forward copy of the flow's
+packets is placed on a hop, which gives each hop its contract ``observed`` value:
+
+* ``True``: a capture taken there holds a forward packet of the flow;
+* ``False``: a capture was taken there (a file of that node and interface, or a ``-i any``
+  capture of that node) and holds none;
+* ``None``: nothing was captured there (pods, netfilter, routing, the underlay): inferred.
+
+Copies from captures that do not name their interface (``-i any`` without interface names) are
+placed by order: the i-th copy of one packet on a node is the i-th capture point the path crosses
+on that node (the kernel hands the copies to the capture in path order).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+
+import networkx as nx
+
+from analyzer.engines.classify import node_of, role_of
+from analyzer.engines.explain import hop_explanation
+from analyzer.model.explain import (
+    CapturePoint,
+    Evidence,
+    NodeFacts,
+    ObservedNat,
+    PathHop,
+    Sighting,
+    StitchedFlow,
+    Topology,
+)
+from analyzer.model.flow import proto_name
+
+CAPTURABLE = frozenset({"veth", "bridge", "vtep", "nic"})
+DEFAULT_IFACES = {"bridge": "cni0", "vtep": "flannel.1", "nic": "eth0"}
+MAX_HOP_PACKETS = 5
+
+
+def _ep(ip: str, port: int | None) -> str:
+    if port is None:
+        return ip
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def node_interfaces(node: str | None, topo: Topology, points: Mapping[str, CapturePoint]) -> dict[str, str]:
+    """Role -> interface name on ``node``: dumps first, then the capture file names, then defaults."""
+    out = dict(DEFAULT_IFACES)
+    names = sorted({p.interface for p in points.values() if p.node == node and p.interface and not p.is_any})
+    for name in names:
+        if name.startswith(("flannel", "vxlan")):
+            out["vtep"] = name
+        elif name.startswith(("cni", "cbr", "docker", "br")):
+            out["bridge"] = name
+        elif name.startswith(("eth", "ens", "enp", "eno", "bond", "em")):
+            out["nic"] = name
+    facts = topo.node_named(node)
+    if facts is not None:
+        if facts.vtep_interface:
+            out["vtep"] = facts.vtep_interface
+        if facts.bridge_interface:
+            out["bridge"] = facts.bridge_interface
+        if facts.underlay_interface:
+            out["nic"] = facts.underlay_interface
+    return out
+
+
+def _gateway(facts: NodeFacts | None) -> str | None:
+    if facts is None or not facts.pod_cidr or "/" not in facts.pod_cidr:
+        return None
+    base = facts.pod_cidr.split("/")[0]
+    parts = base.split(".")
+    if len(parts) != 4:
+        return None
+    return ".".join(parts[:3] + [str(int(parts[3]) + 1)])
+
+
+def _node_ip(node: str | None, topo: Topology) -> str | None:
+    facts = topo.node_named(node)
+    return facts.addresses[0] if facts is not None and facts.addresses else None
+
+
+class _Builder:
+    def __init__(self, flow_id: str) -> None:
+        self.flow_id = flow_id
+        self.hops: list[PathHop] = []
+
+    def add(self, node: str | None, interface: str | None, kind: str, action: str, label: str,
+            **facts: object) -> None:
+        self.hops.append(
+            PathHop(
+                id=f"{self.flow_id}.{len(self.hops) + 1}",
+                node=node,
+                interface=interface,
+                kind=kind,
+                action=action,
+                label=label,
+                capturable=kind in CAPTURABLE,
+                facts=tuple((k, str(v)) for k, v in facts.items() if v is not None),
+            )
+        )
+
+    def edge(self, label: str, kind: str = "plain") -> None:
+        """Label the edge leaving the last hop."""
+        if self.hops:
+            self.hops[-1] = replace(self.hops[-1], edge_label=label, edge_kind=kind)
+
+
+def _veth_name(flow: StitchedFlow, node: str | None, ip: str, outgoing: bool) -> str | None:
+    for s in flow.sightings:
+        if s.node != node or not s.interface or not s.interface.startswith("veth"):
+            continue
+        r = s.record
+        if (r.src == ip and s.direction == "fwd" and not outgoing) or (r.dst == ip and s.direction == "fwd" and outgoing):
+            return s.interface
+    return None
+
+
+def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, CapturePoint]) -> list[PathHop]:
+    """The forward path the flow's packets should take, in order (observations not yet applied)."""
+    b = _Builder(flow.id)
+    c_ip, c_port = flow.client
+    s_ip, s_port = flow.server
+    r_ip, r_port = flow.real_server
+    c_role, _s_role, r_role = role_of(c_ip, topo), role_of(s_ip, topo), role_of(r_ip, topo)
+    dnats = [n for n in flow.nats if n.type == "dnat"]
+    snats = [n for n in flow.nats if n.type in ("snat", "masquerade")]
+    # the node where the packet enters the cluster's nodes
+    if c_role == "pod" or c_role == "node":
+        first = node_of(c_ip, topo)
+    else:  # external client: the node addressed (NodePort), else the node that DNATs
+        first = node_of(s_ip, topo) if role_of(s_ip, topo) == "node" else None
+        if first is None and dnats:
+            first = dnats[0].node
+        if first is None:
+            first = next((s.node for s in flow.sightings if s.direction == "fwd" and s.node), None)
+    last = node_of(r_ip, topo) if r_role in ("pod", "node") else None
+    fi = node_interfaces(first, topo, points)
+    first_facts = topo.node_named(first)
+    dnat_text = ", ".join(f"DNAT {n.before} -> {n.after}" for n in dnats if n.node in (first, None)) or ""
+    # --- the sender
+    if c_role == "pod":
+        b.add(first, "eth0", "pod", "send", f"pod {_ep(c_ip, c_port)}", ip=c_ip)
+        b.add(first, _veth_name(flow, first, c_ip, False), "veth", "enter", "veth (host side)")
+        b.add(first, fi["bridge"], "bridge", "bridge", fi["bridge"], gateway=_gateway(first_facts))
+        b.add(first, None, "netfilter", "prerouting", "PREROUTING",
+              what=(dnat_text + ".") if dnat_text else "no service address here, nothing rewritten.",
+              what_zh=(dnat_text + "。") if dnat_text else "这里没有服务地址，不做改写。")
+    elif c_role == "node":
+        b.add(first, None, "host", "send", f"node {_ep(c_ip, c_port)}", ip=c_ip)
+        b.add(first, None, "netfilter", "output", "OUTPUT",
+              what=(dnat_text + ".") if dnat_text else "nothing rewritten.",
+              what_zh=(dnat_text + "。") if dnat_text else "不做改写。")
+    else:
+        b.add(None, None, "external", "send", f"{c_role} {_ep(c_ip, c_port)}", ip=c_ip)
+        b.add(first, fi["nic"], "nic", "receive", fi["nic"])
+        b.add(first, None, "netfilter", "prerouting", "PREROUTING",
+              what=(dnat_text + ".") if dnat_text else "nothing rewritten.",
+              what_zh=(dnat_text + "。") if dnat_text else "不做改写。")
+    if dnat_text:
+        b.edge(dnat_text, "nat")
+    same_node = last is not None and last == first
+    # --- routing on the first node
+    if not (c_role == "pod" and same_node and r_role == "pod"):
+        b.add(first, None, "route", "route", "route lookup", dst=r_ip)
+    snat_text = ", ".join(f"{n.type.upper()} {n.before} -> {n.after}" for n in snats)
+    if r_role == "pod" and same_node:
+        b.add(first, None, "netfilter", "forward", "FORWARD / POSTROUTING",
+              what=(snat_text + ".") if snat_text else "")
+        if snat_text:
+            b.edge(snat_text, "nat")
+        b.add(first, fi["bridge"], "bridge", "exit", fi["bridge"])
+        b.add(first, _veth_name(flow, first, r_ip, True), "veth", "exit", "veth (host side)")
+        b.add(first, "eth0", "pod", "deliver", f"pod {_ep(r_ip, r_port)}", ip=r_ip)
+        return b.hops
+    if r_role == "node" and same_node:
+        b.add(first, None, "host", "deliver", f"node {_ep(r_ip, r_port)}", ip=r_ip, node=first)
+        return b.hops
+    b.add(first, None, "netfilter", "forward" if c_role != "node" else "postrouting",
+          "FORWARD / POSTROUTING" if c_role != "node" else "POSTROUTING",
+          what=(snat_text + ".") if snat_text else "")
+    if snat_text:
+        b.edge(snat_text, "nat")
+    if r_role not in ("pod", "node") or last is None:
+        b.add(first, fi["nic"], "nic", "transmit", fi["nic"])
+        b.add(None, None, "external", "deliver", f"{r_role} {_ep(r_ip, r_port)}", ip=r_ip)
+        return b.hops
+    # --- across the underlay to the last node
+    li = node_interfaces(last, topo, points)
+    backend = (first_facts.backend if first_facts and first_facts.backend != "unknown" else None) or topo.overlay
+    encap = [s.record for s in flow.sightings if s.direction == "fwd" and s.record.tunnel]
+    if encap or backend == "vxlan":
+        port = encap[0].outer_dport if encap else topo.overlay_port or 8472
+        vni = encap[0].vni if encap else topo.vni
+        src_ip = encap[0].outer_src if encap else _node_ip(first, topo)
+        dst_ip = encap[0].outer_dst if encap else _node_ip(last, topo)
+        tunnel = encap[0].tunnel if encap else "vxlan"
+        outer = f"{tunnel.upper()} vni {vni} {src_ip} -> {dst_ip}:{port}"
+        b.add(first, fi["vtep"], "vtep", "encap", fi["vtep"], port=port, vni=vni, peer=dst_ip)
+        b.edge(outer, "encap")
+        b.add(first, fi["nic"], "nic", "transmit", fi["nic"], outer=f" inside {outer}", outer_zh=f"（{outer}）")
+        b.add(None, None, "underlay", "carry", "underlay", outer=outer)
+        b.add(last, li["nic"], "nic", "receive", li["nic"], outer=f" inside {outer}", outer_zh=f"（{outer}）")
+        b.add(last, None, "netfilter", "input", f"INPUT udp/{port}", port=port)
+        b.add(last, li["vtep"], "vtep", "decap", li["vtep"])
+        b.edge(f"decapsulated {tunnel.upper()} vni {vni}", "decap")
+    else:
+        b.add(first, fi["nic"], "nic", "transmit", fi["nic"])
+        b.add(None, None, "underlay", "carry", "underlay", outer="no encapsulation")
+        b.add(last, li["nic"], "nic", "receive", li["nic"])
+    if r_role == "node":
+        b.add(last, None, "host", "deliver", f"node {_ep(r_ip, r_port)}", ip=r_ip, node=last)
+        return b.hops
+    b.add(last, None, "netfilter", "forward", "FORWARD / POSTROUTING")
+    b.add(last, li["bridge"], "bridge", "exit", li["bridge"])
+    b.add(last, _veth_name(flow, last, r_ip, True), "veth", "exit", "veth (host side)")
+    b.add(last, "eth0", "pod", "deliver", f"pod {_ep(r_ip, r_port)}", ip=r_ip)
+    return b.hops
+
+
+# ----------------------------------------------------------------------------- observations
+
+
+def covered(hop: PathHop, points: Mapping[str, CapturePoint]) -> bool:
+    """True when some capture was taken where ``hop`` is (so absence there means something)."""
+    if not hop.capturable or hop.node is None:
+        return False
+    for p in points.values():
+        if p.node != hop.node:
+            continue
+        if p.is_any:
+            return True
+        if hop.interface is not None and p.interface == hop.interface:
+            return True
+    return False
+
+
+def _place(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, CapturePoint]) -> dict[int, list[Sighting]]:
+    """Forward sightings per hop index."""
+    hits: dict[int, list[Sighting]] = defaultdict(list)
+    named: dict[tuple[str | None, str], int] = {}
+    for i, h in enumerate(path):
+        if h.capturable and h.interface:
+            named.setdefault((h.node, h.interface), i)
+    has_vtep = {h.node for h in path if h.kind == "vtep"}
+    unnamed: dict[tuple[str | None, tuple], list[Sighting]] = defaultdict(list)
+    for s in flow.sightings:
+        if s.direction != "fwd":
+            continue
+        pt = points.get(s.record.file)
+        if s.interface and not (pt is not None and pt.is_any and s.interface == pt.interface):
+            i = named.get((s.node, s.interface))
+            if i is None and s.interface.startswith("veth"):
+                # the veth of the path whose name was not known: the pod side of that node
+                cands = [j for j, h in enumerate(path) if h.kind == "veth" and h.node == s.node and h.interface is None]
+                want_src = s.record.src == flow.client[0]
+                if cands:
+                    i = cands[0] if want_src or len(cands) == 1 else cands[-1]
+            if i is not None:
+                hits[i].append(s)
+            continue
+        unnamed[(s.node, s.key)].append(s)
+    for (node, _key), copies in unnamed.items():
+        copies.sort(key=lambda s: (s.ts, s.record.file, s.record.frame))
+        tunnelled = [c for c in copies if c.record.tunnel]
+        plain = [c for c in copies if not c.record.tunnel]
+        nic_hops = [j for j, h in enumerate(path) if h.kind == "nic" and h.node == node]
+        inner_hops = [j for j, h in enumerate(path) if h.capturable and h.kind != "nic" and h.node == node]
+        if node not in has_vtep:
+            inner_hops = [j for j, h in enumerate(path) if h.capturable and h.node == node]
+        for group, cands in ((tunnelled, nic_hops), (plain, inner_hops)):
+            if not cands:
+                continue
+            if len(group) < len(cands) and group and group is plain and node in has_vtep:
+                # fewer copies than points: decide by the side of the node the copies are on
+                pass
+            for n, c in enumerate(group):
+                hits[cands[min(n, len(cands) - 1)]].append(c)
+    return hits
+
+
+def observe(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, CapturePoint]) -> list[PathHop]:
+    """Apply the captures to the expected path: ``observed`` and the packets of each hop."""
+    hits = _place(path, flow, points)
+    nat_seen = {(n.node, n.type) for n in flow.nats if n.evidence}
+    out = []
+    for i, h in enumerate(path):
+        seen = hits.get(i, [])
+        if seen:
+            seen = sorted(seen, key=lambda s: (s.ts, s.record.file, s.record.frame))
+            observed: bool | None = True
+            packets = tuple((s.record.file, s.record.frame, round(s.ts, 6)) for s in seen[:MAX_HOP_PACKETS])
+            evidence = tuple(
+                Evidence(file=s.record.file, packet=s.record.frame, text=_summary(s)) for s in seen[:3]
+            )
+            name = h.interface
+            if h.kind == "veth" and name is None:
+                name = next((s.interface for s in seen if s.interface and s.interface.startswith("veth")), None)
+            h = replace(h, observed=observed, packets=packets, evidence=evidence, interface=name)
+        elif h.capturable:
+            h = replace(h, observed=False if covered(h, points) else None)
+        elif h.kind == "netfilter" and (
+            (h.node, "dnat") in nat_seen and h.action in ("prerouting", "output")
+            or any((h.node, t) in nat_seen for t in ("snat", "masquerade")) and h.action in ("forward", "postrouting")
+        ):
+            nats = [n for n in flow.nats if n.node == h.node and n.evidence]
+            ev = tuple(Evidence(file=f, packet=p, text=f"{n.type} {n.before} -> {n.after}")
+                       for n in nats for f, p in n.evidence)
+            h = replace(h, observed=True, evidence=ev[:4])
+        out.append(h)
+    return out
+
+
+def _summary(s: Sighting) -> str:
+    r = s.record
+    text = f"{_ep(r.src or '?', r.sport)} > {_ep(r.dst or '?', r.dport)} {packet_label(s)}"
+    if r.tunnel:
+        text += f" in {r.tunnel.upper()} {r.outer_src} > {r.outer_dst}:{r.outer_dport}"
+    return text
+
+
+def packet_label(s: Sighting) -> str:
+    r = s.record
+    if r.proto == 6:
+        flags = r.tcp_flags or 0
+        names = [n for bit, n in ((0x02, "SYN"), (0x01, "FIN"), (0x04, "RST"), (0x08, "PSH")) if flags & bit]
+        if flags & 0x10:
+            names.append("ACK")
+        text = "/".join(names) if names else "TCP"
+        if flags & 0x12 == 0x12:
+            text = "SYN/ACK"
+        if r.payload_len:
+            text += f" len={r.payload_len}"
+        return text
+    if r.proto in (1, 58):
+        return f"ICMP {r.icmp_type}/{r.icmp_code}"
+    if r.proto == 17:
+        return f"UDP len={r.payload_len or 0}"
+    return f"{proto_name(r.proto or 0)} len={r.payload_len or 0}"
+
+
+def last_seen_index(path: Sequence[PathHop]) -> int | None:
+    seen = [i for i, h in enumerate(path) if h.observed is True and h.capturable]
+    return seen[-1] if seen else None
+
+
+def missing_after(path: Sequence[PathHop]) -> int | None:
+    """Index of the first hop after the last place the packet was seen where a capture shows it absent."""
+    last = last_seen_index(path)
+    start = 0 if last is None else last + 1
+    for i in range(start, len(path)):
+        if path[i].observed is False:
+            return i
+    return None
+
+
+def failure_index(path: Sequence[PathHop], *, error_node: str | None = None) -> int | None:
+    """The hop where the packet died: between the last sighting and the first absence.
+
+    The last inferred (uncapturable) hop before the absence is preferred (netfilter and routing
+    decide drops); without one, the last hop that saw the packet is where it stopped. With an
+    ICMP error, the netfilter hop of the node that sent it.
+    """
+    last = last_seen_index(path)
+    if error_node is not None:
+        start = 0 if last is None else last
+        cands = [i for i in range(start, len(path)) if path[i].node == error_node and path[i].kind in ("netfilter", "route")]
+        if cands:
+            return cands[0]
+        cands = [i for i in range(len(path)) if path[i].node == error_node and path[i].kind in ("netfilter", "route")]
+        if cands:
+            return cands[-1] if last is None or cands[-1] <= last else cands[0]
+    miss = missing_after(path)
+    if miss is None:
+        return None
+    lo = 0 if last is None else last + 1
+    inferred = [i for i in range(lo, miss) if not path[i].capturable and path[i].kind in ("netfilter", "route")]
+    if inferred:
+        return inferred[-1]
+    return last if last is not None else miss
+
+
+def mark_failed(path: Sequence[PathHop], index: int | None) -> list[PathHop]:
+    out = list(path)
+    if index is not None and 0 <= index < len(out):
+        out[index] = replace(out[index], failed=True, edge_kind="drop")
+    return out
+
+
+def describe(hop: PathHop) -> str:
+    """`node interface` or `node label` for sentences."""
+    where = hop.interface if hop.capturable and hop.interface else hop.label
+    return f"{hop.node} {where}" if hop.node else where
+
+
+# ----------------------------------------------------------------------------- graph and ladder
+
+
+def path_graph(path: Sequence[PathHop]) -> nx.DiGraph:
+    g = nx.DiGraph()
+    for i, h in enumerate(path):
+        g.add_node(h.id, label=h.label, kind=h.kind, node=h.node, interface=h.interface,
+                   observed=h.observed, failed=h.failed, hop=i)
+    for a, b in zip(path, path[1:], strict=False):
+        g.add_edge(a.id, b.id, label=a.edge_label, kind=a.edge_kind if a.edge_kind != "drop" or a.failed else "plain")
+    return g
+
+
+def graph_json(g: nx.DiGraph) -> dict:
+    order = sorted(g.nodes, key=lambda n: g.nodes[n]["hop"])
+    nodes = [{"id": n, **{k: g.nodes[n][k] for k in ("label", "kind", "node", "interface", "observed", "failed", "hop")}}
+             for n in order]
+    pos = {n: i for i, n in enumerate(order)}
+    edges = [{"src": a, "dst": b, "label": d["label"], "kind": d["kind"]}
+             for a, b, d in sorted(g.edges(data=True), key=lambda e: pos[e[0]])]
+    return {"nodes": nodes, "edges": edges}
+
+
+def last_seen_on_graph(g: nx.DiGraph) -> str | None:
+    """The graph node farthest along the path where the packet was captured."""
+    seen = [n for n in nx.topological_sort(g) if g.nodes[n]["observed"] is True and g.nodes[n]["kind"] in CAPTURABLE]
+    return seen[-1] if seen else None
+
+
+def ladder(flow: StitchedFlow, points: Mapping[str, CapturePoint], *, limit: int = 200) -> dict:
+    lanes: dict[tuple[str | None, str | None], str] = {}
+    events = []
+    allsight = sorted(list(flow.sightings) + list(flow.errors), key=lambda s: (s.ts, s.record.file, s.record.frame))
+    t0 = allsight[0].ts if allsight else 0.0
+    for s in allsight[:limit]:
+        pt = points.get(s.record.file)
+        iface = s.interface or (pt.interface if pt else None)
+        key = (s.node, iface)
+        if key not in lanes:
+            lanes[key] = f"L{len(lanes) + 1}"
+        r = s.record
+        outer = f"{r.tunnel.upper()} vni {r.vni}" if r.tunnel and r.vni is not None else (r.tunnel.upper() if r.tunnel else None)
+        events.append({
+            "lane": lanes[key],
+            "ts": round(s.ts, 6),
+            "rel": round(s.ts - t0, 6),
+            "file": r.file,
+            "packet": r.frame,
+            "dir": s.direction,
+            "label": packet_label(s),
+            "outer": outer,
+        })
+    lane_list = [
+        {"id": lid, "label": " ".join(x for x in (node, iface) if x) or "capture", "node": node, "interface": iface}
+        for (node, iface), lid in lanes.items()
+    ]
+    return {"lanes": lane_list, "events": events}
+
+
+def hop_json(h: PathHop) -> dict:
+    return {
+        "node": h.node,
+        "interface": h.interface,
+        "kind": h.kind,
+        "action": h.label if h.kind not in ("pod", "external", "host") else h.action,
+        "observed": h.observed,
+        "evidence": [e.to_json() for e in h.evidence],
+        "id": h.id,
+        "explanation": hop_explanation(h),
+        "packets": [{"file": f, "packet": p, "ts": t} for f, p, t in h.packets],
+        "failed": h.failed,
+    }
+
+
+def nat_list(nats: Sequence[ObservedNat]) -> list[ObservedNat]:
+    return sorted(nats, key=lambda n: 0 if n.type == "dnat" else 1)

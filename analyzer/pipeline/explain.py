@@ -1,0 +1,593 @@
+"""``explain``: captures and node bundles in, the explain document (a JSON-safe dict) out.
+
+Inputs are sorted into captures, node bundles (directories or ``collect`` tarballs, their
+captures taken on that node) and kubectl JSON. The packets come from ``scan_flows`` with samples
+(per flow, file and direction the first and last K packets plus every SYN/FIN/RST/ICMP error and
+retransmission), so memory is bounded by the number of flows. Then: the cluster's shape (dumps
+first, packets second), clock offsets, stitching, a path per flow, status, findings, document.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from analyzer import __version__
+from analyzer.engines import classify, diagnose, paths, stitch
+from analyzer.engines.explain import NOT_CHECKABLE_WITHOUT_DUMPS, NOT_CHECKABLE_ZH, STATUS_TEXT, verdict
+from analyzer.errors import InputError
+from analyzer.model.explain import (
+    ANY_INTERFACE,
+    CapturePoint,
+    Finding,
+    NodeFacts,
+    Service,
+    StitchedFlow,
+    Topology,
+)
+from analyzer.model.flow import proto_name
+from analyzer.model.node import KubeInventory, NodeSnapshot
+from analyzer.model.record import PacketRecord
+
+SCHEMA = "k8s-trace.explain/1"
+SAMPLE = 24  # packets kept per (flow, file, direction) at each end
+Warn = Callable[[str], None]
+Progress = Callable[[str, int, int], None]
+
+_BUNDLE_NAMES = {"node", "iptables-save", "ip6tables-save", "ip-addr", "ip-link", "ip-route", "ip6-route", "ip-rule",
+                 "bridge-fdb", "ip-neigh", "subnet.env", "conntrack", "sysctl"}
+
+
+@dataclass(slots=True)
+class Inputs:
+    captures: list[tuple[str, str | None, str | None, str]] = field(default_factory=list)  # path, node, iface, display
+    bundles: list[NodeSnapshot] = field(default_factory=list)
+    kube: KubeInventory | None = None
+    described: list[dict] = field(default_factory=list)
+
+
+def _looks_like_bundle_dir(d: Path) -> bool:
+    for p in d.iterdir():
+        if p.is_file() and (p.name in _BUNDLE_NAMES or p.suffix in (".pcap", ".pcapng") or p.name.endswith(".pcap.gz")):
+            return True
+    return False
+
+
+def _is_tarball(p: Path) -> bool:
+    return p.name.endswith((".tar.gz", ".tgz", ".tar"))
+
+
+def _load_kubectl(path: Path) -> KubeInventory:
+    from analyzer.inputs.kubectl import parse_kubectl
+
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from exc
+    inv, _warnings = parse_kubectl(text, str(path))
+    return inv
+
+
+def classify_inputs(given: Sequence[str | os.PathLike[str]], warn: Warn) -> Inputs:
+    from analyzer.inputs.bundle import load_bundle
+    from analyzer.inputs.capture import interface_from_name
+
+    out = Inputs()
+    for raw in given:
+        p = Path(raw)
+        if not p.exists():
+            raise InputError(str(raw), "no such file or directory")
+        if p.is_dir():
+            dirs = [p] if _looks_like_bundle_dir(p) else sorted(d for d in p.iterdir() if d.is_dir()
+                                                                and _looks_like_bundle_dir(d))
+            tars = [] if _looks_like_bundle_dir(p) else sorted(t for t in p.iterdir() if t.is_file() and _is_tarball(t))
+            if not dirs and not tars:
+                raise InputError(str(raw), "no node bundle or capture in this directory",
+                                 hint="a bundle holds iptables-save, ip-route... and <iface>.pcap files")
+            for kubefile in ([] if _looks_like_bundle_dir(p) else sorted(p.glob("*.json"))):
+                if kubefile.name == "kubectl.json":
+                    out.kube = _merge(out.kube, _load_kubectl(kubefile))
+            for b in list(dirs) + list(tars):
+                _add_bundle(out, load_bundle(b), b, warn)
+            continue
+        if _is_tarball(p):
+            _add_bundle(out, load_bundle(p), p, warn)
+            continue
+        head = _head(p)
+        if head[:1] in (b"{", b"[") or p.suffix == ".json":
+            out.kube = _merge(out.kube, _load_kubectl(p))
+            out.described.append({"path": str(raw), "type": "kubectl", "node": None, "interface": None})
+            continue
+        iface = interface_from_name(p)
+        out.captures.append((str(raw), None, iface, str(raw)))
+        out.described.append({"path": str(raw), "type": "capture", "node": None, "interface": iface})
+    return out
+
+
+def _head(p: Path) -> bytes:
+    try:
+        with open(p, "rb") as fh:
+            return fh.read(16).lstrip()
+    except OSError as exc:
+        raise InputError(str(p), f"cannot read: {exc.strerror or exc}") from exc
+
+
+def _merge(a: KubeInventory | None, b: KubeInventory | None) -> KubeInventory | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a.merged(b)
+
+
+def _add_bundle(out: Inputs, snap: NodeSnapshot, given: Path, warn: Warn) -> None:
+    out.bundles.append(snap)
+    out.described.append({"path": str(given), "type": "bundle", "node": snap.name, "interface": None})
+    for w in snap.warnings:
+        warn(w)
+    if snap.kube is not None:
+        out.kube = _merge(out.kube, snap.kube)
+    for cap in snap.captures:
+        iface = cap.interface
+        if iface is None and Path(cap.path).name.startswith("any."):
+            iface = ANY_INTERFACE
+        out.captures.append((cap.path, snap.name, iface, cap.display or cap.path))
+
+
+# ----------------------------------------------------------------------------- packets
+
+
+@dataclass(slots=True)
+class PacketSource:
+    records: list[PacketRecord]
+    conv_counts: dict[tuple, tuple[int, int, float, float]]  # conv key -> packets, bytes, first, last
+    frames: dict[str, int]
+    link: dict[str, str]
+
+
+def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: Warn,
+                 progress: Callable[[int, int], None] | None = None) -> PacketSource:
+    """The sampled packets of every flow in ``files`` (one pass, memory bounded by the flows)."""
+    from analyzer.pipeline.flows import scan_flows
+
+    scan = scan_flows([Path(f) for f in files], vxlan_ports=vxlan_ports, sample=SAMPLE, progress=progress, warn=warn)
+    records: list[PacketRecord] = []
+    seen: set[tuple[str, int]] = set()
+    counts: dict[tuple, tuple[int, int, float, float]] = {}
+    for f in scan.flows:
+        key = stitch.conv_key_of(f.proto_num, (f.client_ip, f.client_port), (f.server_ip, f.server_port))
+        old = counts.get(key)
+        val = (f.packets, f.bytes, f.first_ts, f.last_ts)
+        if old is not None:
+            val = (old[0] + val[0], old[1] + val[1], min(old[2], val[2]), max(old[3], val[3]))
+        counts[key] = val
+        for r in f.samples:
+            k = (r.file, r.frame)
+            if k not in seen:
+                seen.add(k)
+                records.append(r)
+    records.sort(key=lambda r: (r.file, r.frame))
+    link_names = {1: "ethernet", 113: "sll", 276: "sll2", 101: "raw", 228: "raw", 229: "raw", 0: "loopback"}
+    return PacketSource(
+        records=records,
+        conv_counts=counts,
+        frames={fs.path: fs.frames for fs in scan.files},
+        link={fs.path: link_names.get(fs.linktype, "unknown") if fs.linktype is not None else "mixed" for fs in scan.files},
+    )
+
+
+# ----------------------------------------------------------------------------- the cluster
+
+
+def facts_from_snapshot(snap: NodeSnapshot) -> NodeFacts:
+    vtep = snap.overlay_device()
+    bridge = snap.interface("cni0") or next((i for i in snap.interfaces if i.kind == "bridge"), None)
+    addresses: list[str] = []
+    underlay = None
+    if vtep is not None and vtep.vxlan is not None and vtep.vxlan.local is not None:
+        addresses.append(str(vtep.vxlan.local))
+        underlay = vtep.vxlan.dev
+    default = next((r for r in snap.routes if r.is_default and r.table == "main" and r.dev), None)
+    if underlay is None and default is not None:
+        underlay = default.dev
+    iface = snap.interface(underlay) if underlay is not None else None
+    if iface is not None:
+        addresses += [str(a.ip) for a in iface.addresses if a.ip.version == 4]
+    elif vtep is not None and vtep.vxlan is not None and vtep.vxlan.local is not None:
+        owner = snap.interface_of_address(vtep.vxlan.local)
+        underlay = owner.name if owner else underlay
+    backend = "unknown"
+    if vtep is not None and (vtep.vxlan is not None or vtep.kind == "vxlan"):
+        backend = "vxlan"
+    elif vtep is not None and vtep.kind == "ipip":
+        backend = "ipip"
+    pod = snap.pod_cidr
+    if backend == "unknown" and pod is not None and underlay and any(
+        r.dev == underlay and r.via is not None and r.dst.prefixlen == pod.prefixlen and r.dst != pod
+        for r in snap.routes
+    ):
+        backend = "host-gw"
+    return NodeFacts(
+        name=snap.name,
+        addresses=tuple(dict.fromkeys(addresses)),
+        pod_cidr=str(pod) if pod is not None else None,
+        backend=backend,
+        vtep_interface=vtep.name if vtep is not None else None,
+        bridge_interface=bridge.name if bridge is not None else None,
+        underlay_interface=underlay,
+        mtu={i.name: i.mtu for i in snap.interfaces if i.mtu},
+        from_dumps=bool(snap.interfaces or snap.routes),
+    )
+
+
+def services_from_dumps(snaps: Sequence[NodeSnapshot], kube: KubeInventory | None) -> list[Service]:
+    found: dict[tuple[str, int | None], Service] = {}
+    for snap in snaps:
+        rs = snap.ruleset
+        if rs is None:
+            continue
+        for rule in rs.rules():
+            comment = rule.comment or ""
+            if rule.dst is None or "/" not in rule.dst.value and rule.dst.value.count(".") != 3:
+                continue
+            ip = rule.dst.value.split("/")[0]
+            if not comment or ip.startswith("0.") or rule.dst.negated:
+                continue
+            dport = None
+            for m in rule.matches:
+                opt = m.option("dport")
+                if opt is not None and opt.value.isdigit():
+                    dport = int(opt.value)
+            name = comment.split(" ")[0]
+            if "/" not in name:
+                continue
+            no_ep = "has no endpoints" in comment
+            if "cluster IP" in comment or no_ep or "external IP" in comment or "loadbalancer IP" in comment:
+                key = (ip, dport)
+                prev = found.get(key)
+                ev = ((rule.source.file, rule.source.line, rule.source.text),)
+                if prev is None:
+                    found[key] = Service(ip=ip, port=dport, name=name, no_endpoints=no_ep, evidence=ev)
+                elif no_ep and not prev.no_endpoints:
+                    found[key] = replace(prev, no_endpoints=True, evidence=prev.evidence + ev)
+    if kube is not None:
+        for svc in kube.services:
+            for ip in {str(a) for a in (svc.cluster_ip, *svc.cluster_ips) if a is not None}:
+                for sp in svc.ports or (None,):  # type: ignore[assignment]
+                    port = sp.port if sp is not None else None
+                    name = f"{svc.namespace}/{svc.name}" + (f":{sp.name}" if sp is not None and sp.name else "")
+                    eps = kube.endpoints_of(svc.namespace, svc.name)
+                    if (ip, port) not in found:
+                        found[(ip, port)] = Service(ip=ip, port=port, name=name,
+                                                    no_endpoints=bool(kube.endpoints) and not any(e.ready for e in eps))
+    return list(found.values())
+
+
+def pod_names(kube: KubeInventory | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if kube is None:
+        return out
+    for pod in kube.pods:
+        if pod.host_network:
+            continue
+        for ip in {pod.ip, *pod.ips}:
+            if ip is not None:
+                out[str(ip)] = f"{pod.namespace}/{pod.name}"
+    return out
+
+
+def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[PacketRecord], topo: Topology
+                          ) -> dict[str, CapturePoint]:
+    """Give a bare capture (no bundle) the node it was taken on, from what it holds."""
+    outer: dict[str, Counter[str]] = {}
+    total: Counter[str] = Counter()
+    pods: dict[str, Counter[str]] = {}
+    for r in records:
+        if r.tunnel and r.outer_src and r.outer_dst and r.quoted is None:
+            outer.setdefault(r.file, Counter()).update([r.outer_src, r.outer_dst])
+            total[r.file] += 1
+        elif r.src and r.quoted is None:
+            pods.setdefault(r.file, Counter()).update([r.src])
+    out = dict(points)
+    for f, p in points.items():
+        if p.node is not None:
+            continue
+        name = None
+        c = outer.get(f)
+        if c:
+            common = [a for a, n in c.items() if n == total[f]]
+            if len(common) == 1:
+                name = classify.node_of(common[0], topo)
+        if name is None and pods.get(f):
+            for ip, _n in pods[f].most_common():
+                if classify.role_of(ip, topo) == "pod":
+                    name = classify.node_of(ip, topo)
+                    if name:
+                        break
+        if name is not None:
+            out[f] = replace(p, node=name)
+    return out
+
+
+def _placeholder_nodes(topo: Topology, records: Iterable[PacketRecord]) -> Topology:
+    """Pods seen in subnets no node claims get a node named after the subnet (inferred)."""
+    cidr = topo.cluster_cidr
+    if cidr is None:
+        return topo
+    claimed = {n.pod_cidr for n in topo.nodes if n.pod_cidr}
+    extra: dict[str, NodeFacts] = {}
+    for r in records:
+        for ip in (r.src, r.dst):
+            if ip is None or r.quoted is not None or not classify.in_cidr(ip, cidr):
+                continue
+            if classify.node_of(ip, topo) is not None or classify.role_of(ip, topo) == "service":
+                continue
+            sub = classify.slash24(ip)
+            if sub and sub not in claimed and sub not in extra:
+                extra[sub] = NodeFacts(name=f"node({sub})", pod_cidr=sub)
+    if not extra:
+        return topo
+    note = tuple(f"pods in {s} belong to a node no capture or dump names; called {n.name}" for s, n in extra.items())
+    return replace(topo, nodes=topo.nodes + tuple(extra.values()), inferred=topo.inferred + note)
+
+
+# ----------------------------------------------------------------------------- the document
+
+
+def _endpoint(ip: str, port: int | None, topo: Topology, role: str | None = None) -> dict:
+    role = role or classify.role_of(ip, topo)
+    name = None
+    if role == "service":
+        svc = classify.service_at(ip, port, topo)
+        name = svc.name if svc else None
+    elif role == "pod":
+        name = topo.pod_names.get(ip)
+    elif role == "node":
+        name = classify.node_of(ip, topo)
+    return {"ip": ip, "port": port, "role": role, "name": name, "node": classify.node_of(ip, topo)
+            if role in ("pod", "node") else None}
+
+
+def _translations(flow: StitchedFlow, path: Sequence, topo: Topology) -> list[dict]:
+    out = []
+    for n in paths.nat_list(flow.nats):
+        rule = None
+        out.append({"type": n.type, "node": n.node, "from": n.before, "to": n.after, "observed": True, "rule": rule})
+    return out
+
+
+def _encapsulation(flow: StitchedFlow, path: Sequence) -> list[dict]:
+    out: list[dict] = []
+    seen = set()
+    for s in flow.sightings:
+        r = s.record
+        if s.direction != "fwd" or not r.tunnel:
+            continue
+        key = (r.tunnel, r.vni, r.outer_dport, r.outer_src, r.outer_dst)
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append({"type": r.tunnel, "vni": r.vni, "port": r.outer_dport, "outer_src": r.outer_src,
+                    "outer_dst": r.outer_dst, "observed": True})
+    if not out:
+        encap = next((h for h in path if h.kind == "vtep" and h.action == "encap"), None)
+        if encap is not None:
+            f = dict(encap.facts)
+            tx = next((h for h in path if h.kind == "nic" and h.action == "transmit"), None)
+            if tx is not None and tx.observed is False:
+                return out  # captured where it should leave: nothing was encapsulated
+            out.append({"type": "vxlan", "vni": _int(f.get("vni")), "port": _int(f.get("port")),
+                        "outer_src": None, "outer_dst": f.get("peer"), "observed": None})
+    return out
+
+
+def _int(v: str | None) -> int | None:
+    return int(v) if v is not None and v.isdigit() else None
+
+
+def _decide_status(flow: StitchedFlow, path: Sequence) -> tuple[str, str]:
+    status, reason = classify.answer_status(flow)
+    if status is not None:
+        if status == "incomplete" or status != "delivered":
+            pass
+        return status, reason
+    frag = [e for e in flow.errors if (e.record.icmp_type, e.record.icmp_code) == (3, 4)]
+    if frag:
+        e = frag[0].record
+        return "rejected", f"ICMP fragmentation needed (MTU {e.icmp_mtu}) from {e.src}"
+    if paths.missing_after(path) is not None:
+        return "dropped", "a capture point on the path never saw it"
+    fwd = [s for s in flow.sightings if s.direction == "fwd"]
+    if flow.proto == 6 and not any((s.record.tcp_flags or 0) & 0x02 for s in fwd):
+        return "incomplete", "the capture starts in the middle of the connection"
+    return "no-reply", reason
+
+
+def explain_inputs(
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    vxlan_ports: Iterable[int] = (),
+    warn: Warn | None = None,
+    progress: Progress | None = None,
+    generated_at: str | None = None,
+) -> dict:
+    """Read everything, explain every flow, and return the explain document."""
+    warnings: list[str] = []
+
+    def _warn(line: str) -> None:
+        warnings.append(line)
+        if warn is not None:
+            warn(line)
+
+    ports = frozenset({8472, 4789, *vxlan_ports})
+    given = classify_inputs(inputs, _warn)
+    display = {path: shown for path, _n, _i, shown in given.captures}
+    snaps = {s.name: s for s in given.bundles}
+    if not given.captures:
+        raise InputError(", ".join(str(i) for i in inputs), "no capture among the inputs",
+                         hint="give pcap/pcapng files or bundles with <iface>.pcap captures")
+
+    def _prog(done: int, total: int) -> None:
+        if progress is not None:
+            progress("reading captures", done, total)
+
+    src = read_packets([p for p, *_ in given.captures], vxlan_ports=ports, warn=_warn, progress=_prog)
+    records = src.records
+    points: dict[str, CapturePoint] = {}
+    for path, node, iface, _shown in given.captures:
+        ts = [r.ts for r in records if r.file == path]
+        points[path] = CapturePoint(file=path, node=node, interface=iface, frames=src.frames.get(path, 0),
+                                    first_ts=min(ts) if ts else None, last_ts=max(ts) if ts else None,
+                                    link=src.link.get(path, "unknown"))
+        if iface is None and src.link.get(path) in ("sll", "sll2"):
+            points[path] = replace(points[path], interface=ANY_INTERFACE)
+    known = [facts_from_snapshot(s) for s in given.bundles]
+    cluster_cidr = next((str(s.subnet_env.network) for s in given.bundles
+                         if s.subnet_env is not None and s.subnet_env.network is not None), None)
+    topo = classify.infer_topology(
+        records, points, known, services=services_from_dumps(given.bundles, given.kube),
+        cluster_cidr=cluster_cidr, pod_names=pod_names(given.kube), vxlan_ports=ports,
+    )
+    topo = _placeholder_nodes(topo, records)
+    points = _assign_capture_nodes(points, records, topo)
+    offsets = stitch.estimate_offsets(records, points, topo)
+    flows = stitch.stitch_flows(records, points, topo, offsets, warn=_warn)
+    skipped = [f for f in flows if _is_multicast(f)]
+    flows = [f for f in flows if not _is_multicast(f)]
+    for n, f in enumerate(flows, 1):
+        f.id = f"f{n}"
+
+    doc_flows = []
+    all_findings: list[Finding] = []
+    for i, flow in enumerate(flows):
+        if progress is not None:
+            progress("explaining flows", i, len(flows))
+        doc_flows.append(_flow_doc(flow, topo, points, snaps, src, all_findings))
+    by_status = Counter(f["status"] for f in doc_flows)
+    by_kind = Counter(f["kind"] for f in doc_flows)
+    sev = Counter(f.severity for f in all_findings)
+    not_checkable = []
+    has_tables = {k: any(bool(getattr(s, attr)) for s in given.bundles)
+                  for k, attr in (("routes", "routes"), ("fdb", "fdb"), ("neigh", "neigh"), ("rules", "ruleset"))}
+    need = {"MISSING_ROUTE": "routes", "MISSING_FDB": "fdb", "MISSING_NEIGH": "neigh", "FORWARD_BLOCKED": "rules",
+            "OVERLAY_PORT_BLOCKED": "rules", "MISSING_MASQUERADE": "rules", "SERVICE_NO_ENDPOINTS": "rules",
+            "NO_LOCAL_ENDPOINTS": "rules"}
+    for code, what in need.items():
+        if not has_tables[what] and not (what == "rules" and given.kube is not None and "ENDPOINTS" in code):
+            not_checkable.append({"code": code, "reason": NOT_CHECKABLE_WITHOUT_DUMPS[code],
+                                  "reason_zh": NOT_CHECKABLE_ZH[code]})
+    for f in all_findings:
+        if not f.checkable and f.code not in {n["code"] for n in not_checkable}:
+            not_checkable.append({"code": f.code, "reason": NOT_CHECKABLE_WITHOUT_DUMPS.get(f.code, "needs node dumps"),
+                                  "reason_zh": NOT_CHECKABLE_ZH.get(f.code, "需要节点转储")})
+    described = []
+    for d in given.described:
+        described.append(d)
+    for path, node, iface, shown in given.captures:
+        if node is not None:
+            described.append({"path": shown, "type": "capture", "node": node, "interface": iface})
+        else:
+            for d in described:
+                if d["path"] == shown and d["type"] == "capture":
+                    d["node"] = points[path].node
+                    d["interface"] = points[path].interface
+    doc = {
+        "schema": SCHEMA,
+        "inputs": described,
+        "nodes": [{"name": n.name, "addresses": list(n.addresses), "pod_cidr": n.pod_cidr, "backend": n.backend,
+                   "inferred": not n.from_dumps} for n in topo.nodes],
+        "flows": doc_flows,
+        "findings": [],
+        "warnings": warnings,
+        "generated_at": generated_at or _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "tool": {"name": "k8s-trace", "version": __version__},
+        "summary": {"flows": len(doc_flows), "multicast_skipped": len(skipped), "by_status": dict(sorted(by_status.items())),
+                    "by_kind": dict(sorted(by_kind.items())),
+                    "findings": {k: sev.get(k, 0) for k in ("error", "warning", "info")}},
+        "clock_offsets": [{"node": o.node, "offset": o.offset, "basis": o.basis} for o in offsets],
+        "not_checkable": not_checkable,
+        "inferred": list(topo.inferred),
+        "captures": [{"path": display.get(p.file, p.file), "node": p.node, "interface": p.interface,
+                      "frames": p.frames, "first_ts": p.first_ts, "last_ts": p.last_ts, "link": p.link}
+                     for p in points.values()],
+    }
+    return _rename_files(doc, display)
+
+
+def _is_multicast(flow: StitchedFlow) -> bool:
+    """Multicast and broadcast traffic (IGMP, mDNS, DHCP...): not a connection to explain."""
+    import ipaddress
+
+    for ip in (flow.server[0], flow.client[0]):
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            continue
+        if addr.is_multicast or str(addr) == "255.255.255.255" or (addr.version == 6 and addr.is_link_local):
+            return True
+    return False
+
+
+def _rename_files(obj, names: dict[str, str]):
+    if isinstance(obj, dict):
+        return {k: (names.get(v, v) if k == "file" and isinstance(v, str) else _rename_files(v, names))
+                for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_rename_files(v, names) for v in obj]
+    return obj
+
+
+def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint], snaps: dict[str, NodeSnapshot],
+              src: PacketSource, sink: list[Finding]) -> dict:
+    kind = classify.flow_kind(flow, topo)
+    path = paths.observe(paths.expected_path(flow, topo, points), flow, points)
+    status, reason = _decide_status(flow, path)
+    error_node = None
+    if status == "rejected" and flow.errors:
+        hard = [e for e in flow.errors if e.record.icmp_type == 3] or flow.errors
+        error_node = classify.node_of(hard[0].record.src, topo)
+    failed = None
+    if status in ("dropped", "rejected"):
+        failed = paths.failure_index(path, error_node=error_node)
+        path = paths.mark_failed(path, failed)
+    ctx = diagnose.Context(flow=flow, path=path, status=status, kind=kind, topo=topo, nodes=snaps)
+    findings = diagnose.diagnose_flow(ctx)
+    sink.extend(findings)
+    g = paths.path_graph(path)
+    last = paths.last_seen_index(path)
+    pname = proto_name(flow.proto)
+    c_ep = _endpoint(*flow.client, topo)
+    s_ep = _endpoint(*flow.server, topo)
+    via = None
+    if flow.real_server != flow.server:
+        via = paths._ep(*flow.real_server)
+    keys = {stitch.conv_key_of(flow.proto, (t[0], t[1]), (t[2], t[3])) for t in flow.tuples}
+    counts = [src.conv_counts[k] for k in keys if k in src.conv_counts]
+    all_ts = [s.ts for s in flow.sightings]
+    doc = {
+        "id": flow.id,
+        "proto": pname,
+        "client": c_ep,
+        "server": s_ep,
+        "kind": kind,
+        "status": status,
+        "translations": _translations(flow, path, topo),
+        "encapsulation": _encapsulation(flow, path),
+        "hops": [paths.hop_json(h) for h in path],
+        "findings": [f.to_json() for f in findings],
+        "packets": sum(c[0] for c in counts) if counts else len(flow.sightings),
+        "bytes": sum(c[1] for c in counts) if counts else sum(s.record.wire_len for s in flow.sightings),
+        "first_seen": round(min(all_ts), 6) if all_ts else None,
+        "last_seen": round(max(all_ts), 6) if all_ts else None,
+        "verdict": verdict(proto=pname, client=paths._ep(*flow.client), server=paths._ep(*flow.server), status=status,
+                           reason=reason, last_seen=paths.describe(path[last]) if last is not None else None,
+                           failed_at=paths.describe(path[failed]) if failed is not None else None, via=via),
+        "status_text": {"en": STATUS_TEXT[status][0], "zh": STATUS_TEXT[status][1]},
+        "graph": paths.graph_json(g),
+        "ladder": paths.ladder(flow, points),
+    }
+    return doc
