@@ -75,7 +75,9 @@ def command(
     first_ts: float | None = None
     jsonl = fmt == "jsonl"
     for frame in read_capture(capture, warn=warn):
-        pkt = decode_frame(frame.data, frame.linktype, vxlan_ports=vx, geneve_ports=gn, flannel_udp_ports=fl)
+        pkt = decode_frame(
+            frame.data, frame.linktype, vxlan_ports=vx, geneve_ports=gn, flannel_udp_ports=fl, wire_len=frame.wire_len
+        )
         frames += 1
         if jsonl:
             obj = pkt.to_contract(frame.number, frame.ts, frame.interface)

@@ -65,11 +65,14 @@ def decode_frame(
     vxlan_ports: frozenset[int] = VXLAN_UDP_PORTS,
     geneve_ports: frozenset[int] = GENEVE_UDP_PORTS,
     flannel_udp_ports: frozenset[int] = FLANNEL_UDP_PORTS,
+    wire_len: int | None = None,
 ) -> DecodedPacket:
     """Decode ``data`` (one frame of link type ``linktype``) as deep as the bytes allow.
 
     UDP payloads are decoded as a tunnel when the destination port (else the source port) is
     one of the given ports; a port in two sets counts as VXLAN first, then GENEVE.
+    ``wire_len`` (the frame's original length) lets the notes tell a frame cut by the snaplen
+    ("only 33 bytes captured") from a header that claims more than the frame holds.
     """
     cur = Cursor(data, _port_map(vxlan_ports, geneve_ports, flannel_udp_ports))
     decoder = LINKTYPES.get(linktype)
@@ -79,7 +82,7 @@ def decode_frame(
             if data:
                 cur.layers.append(Raw(0, len(data), f"link type {linktype}"))
         else:
-            decoder(cur, 0, len(data))
+            decoder(cur, 0, max(len(data), wire_len or 0))
     except Exception as exc:  # a decoder bug must not lose the frame; tests assert it never happens
         cur.note(f"decoder bug: {type(exc).__name__}: {exc}")
     return DecodedPacket(tuple(cur.layers), tuple(cur.notes), cur.quote_start, cur.payload_offset, cur.payload_end)

@@ -59,13 +59,14 @@ def decode_ipv4(cur: Cursor, off: int, end: int) -> None:
     else:
         stop = off + total
         if stop > end:
-            if not cur.quoted:
+            if not cur.quoted and not cur.cut:
+                cur.cut = True
                 cur.note(f"byte {off}: IPv4 total length {total} exceeds the {end - off} bytes of its carrier")
             stop = end
     cut_options = avail < hl  # the fixed header is there: decode it, options as far as captured
     if cut_options:
         cur.short(off, "IPv4 header with options", hl, end)
-    if total > avail and not cur.quoted and not cur.cut:
+    if stop > cur.n and not cur.quoted and not cur.cut:
         cur.cut = True
         cur.note(f"byte {off}: IPv4 total length {total}, only {avail} bytes captured")
     options = _options(cur, off + IPV4_MIN, off + min(hl, avail)) if hl > IPV4_MIN else ()

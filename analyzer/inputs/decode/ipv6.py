@@ -39,7 +39,8 @@ def decode_ipv6(cur: Cursor, off: int, end: int) -> None:
     else:
         stop = off + IPV6_HEADER + plen
         if stop > end:
-            if not cur.quoted:
+            if not cur.quoted and not cur.cut:
+                cur.cut = True
                 cur.note(f"byte {off}: IPv6 payload length {plen} exceeds the {end - off - 40} bytes of its carrier")
             stop = end
         if stop - off > avail and not cur.quoted and not cur.cut:

@@ -79,7 +79,7 @@ class Cursor:
         self.first_fragment = False  # the last IP header is an offset-0 fragment (MF set)
 
     def note(self, text: str) -> None:
-        self.notes.append(text)
+        self.notes.append(f"quoted packet: {text}" if self.quoted else text)
 
     def short(self, off: int, what: str, need: int, end: int) -> None:
         """Note that ``what`` at ``off`` needs ``need`` bytes and fewer are left before ``end``.

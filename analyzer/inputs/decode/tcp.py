@@ -56,7 +56,8 @@ def decode_tcp(cur: Cursor, off: int, end: int) -> None:
         cur.note(f"byte {off}: bogus TCP header length {hl} (less than 20)")
         length = TCP_MIN
     elif hl > end - off:
-        cur.note(f"byte {off}: TCP header length {hl} exceeds the {end - off} bytes of the segment")
+        if not cur.quoted:  # a quote ends where the ICMP error ends, often inside the TCP header
+            cur.note(f"byte {off}: TCP header length {hl} exceeds the {end - off} bytes of the segment")
         length = avail if avail < hl else hl
     elif hl > avail:
         cur.short(off, "TCP header with options", hl, end)

@@ -49,7 +49,7 @@ def decode_udp(cur: Cursor, off: int, end: int) -> None:
         if not cur.quoted and ulen != 0:  # 0: jumbogram / offloaded, use the IP length
             cur.note(f"byte {off}: bogus UDP length {ulen} (less than 8)")
     elif off + ulen > end:
-        if not cur.quoted and not cur.first_fragment:  # a first fragment holds part of the datagram
+        if not cur.quoted and not cur.first_fragment and not cur.cut:  # a first fragment holds part of it
             cur.note(f"byte {off}: UDP length {ulen} exceeds the {end - off} bytes of its IP packet")
     else:
         stop = off + ulen
