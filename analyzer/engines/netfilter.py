@@ -705,13 +705,21 @@ class NetfilterEngine:
     def _compile_chain(rules: Sequence[Rule], policy: str | None) -> _CompiledChain:
         compiled: list[_CompiledRule] = []
         for rule in rules:
+            preds: list[Predicate] = []
+            problems: list[str] = []
             try:
-                preds = _selector_preds(rule)
-                for m in rule.matches:
-                    preds.extend(_compile_match(m, rule))
-                compiled.append(_CompiledRule(rule, preds, None))
+                preds.extend(_selector_preds(rule))
             except (_Unsupported, ValueError) as exc:
-                compiled.append(_CompiledRule(rule, None, str(exc)))
+                problems.append(str(exc))
+            for m in rule.matches:
+                try:
+                    preds.extend(_compile_match(m, rule))
+                except (_Unsupported, ValueError) as exc:
+                    problems.append(str(exc))
+            if problems:  # decided only if a known part already fails; else insufficient information
+                reason = "; ".join(problems)
+                preds.append(lambda p, n, reason=reason: _Unknown(f"{reason}, which k8s-trace does not model"))
+            compiled.append(_CompiledRule(rule, preds, None))
         chain = _CompiledChain(compiled, policy)
         if len(compiled) >= INDEX_MIN_RULES:
             by_dst: dict[IPAddress, list[int]] = {}

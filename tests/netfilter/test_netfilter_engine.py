@@ -1,0 +1,233 @@
+"""The netfilter engine on small hand-written rule sets: every target and match it models, and
+the explicit insufficient-information outcome for what it does not."""
+
+from __future__ import annotations
+
+import ipaddress
+import textwrap
+
+import pytest
+
+from analyzer.engines.netfilter import NetfilterEngine, NodeAddresses, PacketState, Verdict
+from analyzer.inputs.iptables_save import parse_iptables_save
+
+
+def _engine(body: str, local: tuple[str, ...] = ("192.168.0.10",), ifaces: dict | None = None) -> NetfilterEngine:
+    rs = parse_iptables_save(textwrap.dedent(body), "t.save")
+    assert rs.warnings == ()
+    by_if = {k: tuple(ipaddress.ip_interface(a) for a in v) for k, v in (ifaces or {}).items()}
+    return NetfilterEngine(rs, NodeAddresses(frozenset(ipaddress.ip_address(a) for a in local), by_if))
+
+
+def _pkt(src: str = "10.244.0.5", dst: str = "10.96.0.10", proto: int = 6, sport: int = 40000, dport: int = 80,
+         **kw) -> PacketState:
+    kw.setdefault("length", 60)
+    return PacketState(ipaddress.ip_address(src), ipaddress.ip_address(dst), proto, sport, dport, **kw)
+
+
+FILTER = """\
+    *filter
+    :INPUT ACCEPT [0:0]
+    :FORWARD DROP [0:0]
+    :OUTPUT ACCEPT [0:0]
+    :A - [0:0]
+    :B - [0:0]
+    -A FORWARD -p tcp -m multiport --dports 8000:8100,9000 -j ACCEPT
+    -A FORWARD -p udp -m udp --sport 53 -j ACCEPT
+    -A FORWARD -m mark --mark 0x10/0xf0 -j ACCEPT
+    -A FORWARD -p icmp -m icmp --icmp-type echo-request -j ACCEPT
+    -A FORWARD -p tcp -m tcp --tcp-flags SYN,RST,ACK SYN -m length --length 0:60 -j LOG
+    -A FORWARD -s 10.9.0.0/16 -g A
+    -A FORWARD -s 10.8.0.0/16 -j A
+    -A FORWARD -d 10.96.0.99 -j REJECT
+    -A FORWARD -d 10.96.0.98 -p tcp -j REJECT --reject-with tcp-reset
+    -A FORWARD -i eth+ ! -o eth0 -j ACCEPT
+    -A A -j B
+    -A A -p tcp -j DROP
+    -A B -d 10.96.0.10/32 -j RETURN
+    -A B -j ACCEPT
+    COMMIT
+    """
+
+
+def test_policy_ports_marks_icmp_and_goto() -> None:
+    e = _engine(FILTER)
+    def verdict(**kw):
+        [b] = e.walk_hook("FORWARD", _pkt(**kw))
+        return b.verdict, b.decided_by.line if b.decided_by else None
+    assert verdict(dport=8050) == (Verdict.ACCEPT, None)
+    assert verdict(dport=9000)[0] is Verdict.ACCEPT
+    [b] = e.walk_hook("FORWARD", _pkt(dport=80))
+    assert b.verdict is Verdict.DROP and b.decided_by is None  # FORWARD policy
+    assert b.steps[-1].action == "policy"
+    assert verdict(proto=17, sport=53, dport=999)[0] is Verdict.ACCEPT
+    assert verdict(mark=0x1F)[0] is Verdict.ACCEPT
+    assert verdict(mark=0x20)[0] is Verdict.DROP
+    assert verdict(proto=1, sport=None, dport=None, icmp_type=8, icmp_code=0)[0] is Verdict.ACCEPT
+    assert verdict(proto=1, sport=None, dport=None, icmp_type=0, icmp_code=0)[0] is Verdict.DROP
+    # -g A: B RETURNs (dst 10.96.0.10) back to A (a goto does not come back to FORWARD) -> DROP in A
+    [g] = e.walk_hook("FORWARD", _pkt(src="10.9.1.1", dport=80, length=60))
+    assert g.verdict is Verdict.DROP and g.decided_by.chain == "A"
+    assert [s.action for s in g.steps][:2] == ["log", "goto"]
+    # -j A from FORWARD: B accepts other destinations
+    [j] = e.walk_hook("FORWARD", _pkt(src="10.8.1.1", dst="10.96.0.11", length=60))
+    assert j.verdict is Verdict.ACCEPT and j.steps[-1].rule.chain == "B"
+    # REJECT defaults to icmp-port-unreachable; tcp-reset kept
+    [r1] = e.walk_hook("FORWARD", _pkt(dst="10.96.0.99", length=60))
+    assert (r1.verdict, r1.reject_with) == (Verdict.REJECT, "icmp-port-unreachable")
+    [r2] = e.walk_hook("FORWARD", _pkt(dst="10.96.0.98", length=60))
+    assert r2.reject_with == "tcp-reset"
+    # interface wildcards and negation
+    assert verdict(in_interface="eth1", out_interface="cni0", length=60)[0] is Verdict.ACCEPT
+    assert verdict(in_interface="eth1", out_interface="eth0", length=60)[0] is Verdict.DROP
+
+
+def test_length_unknown_is_insufficient_information() -> None:
+    e = _engine(FILTER)
+    [b] = e.walk_hook("FORWARD", _pkt(dport=80, length=None))
+    # the LOG rule needs the length: without it the walk cannot go on
+    assert b.verdict is Verdict.UNKNOWN and "length" in b.reason and "t.save:11" in b.reason
+
+
+NAT = """\
+    *nat
+    :PREROUTING ACCEPT [0:0]
+    :INPUT ACCEPT [0:0]
+    :OUTPUT ACCEPT [0:0]
+    :POSTROUTING ACCEPT [0:0]
+    -A PREROUTING -d 10.96.0.1/32 -p tcp -m tcp --dport 443 -j DNAT --to-destination 192.168.0.10:6443
+    -A PREROUTING -d 10.96.0.2/32 -p tcp -j DNAT --to-destination 10.244.1.1-10.244.1.9:8000-8010
+    -A PREROUTING -p tcp -m tcp --dport 8080 -j REDIRECT --to-ports 3128
+    -A PREROUTING -d 10.96.0.3/32 -m statistic --mode nth --every 3 --packet 0 -j DNAT --to-destination 10.244.3.3
+    -A POSTROUTING -s 10.244.0.0/16 -o eth0 -j MASQUERADE --to-ports 20000-30000
+    -A POSTROUTING -s 10.245.0.0/16 -j SNAT --to-source 192.168.0.77
+    -A POSTROUTING -m mark --mark 0x4000/0x4000 -j MASQUERADE
+    COMMIT
+    *mangle
+    :PREROUTING ACCEPT [0:0]
+    :INPUT ACCEPT [0:0]
+    :FORWARD ACCEPT [0:0]
+    :OUTPUT ACCEPT [0:0]
+    :POSTROUTING ACCEPT [0:0]
+    -A PREROUTING -d 10.96.0.4/32 -j MARK --set-xmark 0x4000/0x4000
+    -A PREROUTING -d 10.96.0.4/32 -j CONNMARK --save-mark
+    -A PREROUTING -d 10.96.0.5/32 -j MARK --or-mark 0x3
+    -A PREROUTING -d 10.96.0.5/32 -j MARK --xor-mark 0x1
+    -A PREROUTING -d 10.96.0.6/32 -p tcp -j TPROXY --on-port 3128
+    COMMIT
+    *raw
+    :PREROUTING ACCEPT [0:0]
+    :OUTPUT ACCEPT [0:0]
+    -A PREROUTING -p udp -m udp --dport 8472 -j NOTRACK
+    COMMIT
+    """
+
+
+def test_nat_targets() -> None:
+    e = _engine(NAT, ifaces={"eth0": ("192.168.0.10/24",), "cni0": ("10.244.0.1/24",)})
+    [d] = e.walk_hook("PREROUTING", _pkt(dst="10.96.0.1", dport=443))
+    assert (str(d.packet.dst), d.packet.dport, d.packet.ct_dnat) == ("192.168.0.10", 6443, True)
+    assert d.translations[0].before == "10.96.0.1:443" and d.translations[0].after == "192.168.0.10:6443"
+    [rng] = e.walk_hook("PREROUTING", _pkt(dst="10.96.0.2", dport=80))
+    assert rng.translations[0].after == "10.244.1.1:8000" and "range" in rng.translations[0].detail
+    [red] = e.walk_hook("PREROUTING", _pkt(dst="8.8.8.8", dport=8080, in_interface="cni0"))
+    assert red.translations[0].type == "redirect" and red.translations[0].after == "10.244.0.1:3128"
+    nth = e.walk_hook("PREROUTING", _pkt(dst="10.96.0.3"))
+    assert sorted(round(b.probability, 6) for b in nth) == [round(1 / 3, 6), round(2 / 3, 6)]
+    # source NAT in POSTROUTING
+    post = _pkt(out_interface="eth0")
+    [m] = e.walk_hook("POSTROUTING", post)
+    assert str(m.packet.src) == "192.168.0.10" and m.packet.sport == 20000
+    [s] = e.walk_hook("POSTROUTING", _pkt(src="10.245.0.5", out_interface="eth0"))
+    assert s.translations[0].after == "192.168.0.77:40000"
+    # MASQUERADE with an out interface whose address is unknown: said, not invented
+    [u] = e.walk_hook("POSTROUTING", _pkt(src="172.16.0.1", mark=0x4000, out_interface="tun9"))
+    assert u.translations[0].type == "masquerade" and u.translations[0].after is None
+
+
+def test_marks_connmark_notrack_and_unknown_target() -> None:
+    e = _engine(NAT)
+    [b] = e.walk_hook("PREROUTING", _pkt(dst="10.96.0.4", mark=0x1))
+    assert b.packet.mark == 0x4001 and b.packet.ctmark == 0x4001
+    [x] = e.walk_hook("PREROUTING", _pkt(dst="10.96.0.5", mark=0x4))
+    assert x.packet.mark == (0x4 | 0x3) ^ 0x1
+    [u] = e.walk_hook("PREROUTING", _pkt(dst="10.96.0.6"))
+    assert u.verdict is Verdict.UNKNOWN and "TPROXY" in u.reason and "t.save:24" in u.reason
+    [nt] = e.walk_hook("PREROUTING", _pkt(proto=17, dport=8472, dst="10.96.0.1"))
+    assert nt.packet.ctstate == "UNTRACKED" and nt.translations == ()
+
+
+def test_nat_is_skipped_for_established_packets() -> None:
+    e = _engine(NAT)
+    [b] = e.walk_hook("PREROUTING", _pkt(dst="10.96.0.1", dport=443, ctstate="ESTABLISHED"))
+    assert b.translations == () and any(s.action == "skip" for s in b.steps)
+
+
+UNKNOWN_MATCH = """\
+    *filter
+    :INPUT ACCEPT [0:0]
+    :FORWARD ACCEPT [0:0]
+    :OUTPUT ACCEPT [0:0]
+    -A FORWARD -d 10.0.0.1/32 -m owner --uid-owner 0 -j DROP
+    -A FORWARD -m set --match-set blocked src -j DROP
+    -A FORWARD -m conntrack --ctstate INVALID -j DROP
+    -A FORWARD -m addrtype --dst-type LOCAL --limit-iface-in -j DROP
+    -A FORWARD -m pkttype --pkt-type broadcast -j DROP
+    -A FORWARD -m physdev --physdev-is-bridged --physdev-in veth+ -j DROP
+    COMMIT
+    """
+
+
+def test_unknown_match_set_and_physdev() -> None:
+    e = _engine(UNKNOWN_MATCH, ifaces={"eth0": ("192.168.0.10/24",)})
+    [u] = e.walk_hook("FORWARD", _pkt(dst="10.0.0.1"))
+    assert u.verdict is Verdict.UNKNOWN and "-m owner" in u.reason and "t.save:5" in u.reason
+    branches = e.walk_hook("FORWARD", _pkt(dst="10.0.0.2", in_interface="eth0"))
+    assert sorted((b.verdict.value, b.probability) for b in branches) == [("accept", 0.5), ("drop", 0.5)]
+    assert all(any("ipset blocked" in label for label in b.labels) for b in branches)
+    # addrtype LOCAL limited to the input interface: 192.168.0.10 is on eth0, not on cni0
+    on_eth0 = e.walk_hook("FORWARD", _pkt(dst="192.168.0.10", in_interface="eth0"))
+    assert all(b.verdict is Verdict.DROP for b in on_eth0)
+    on_cni = e.walk_hook("FORWARD", _pkt(dst="192.168.0.10", in_interface="cni0"))
+    assert {b.verdict for b in on_cni} == {Verdict.DROP, Verdict.ACCEPT}  # only the ipset fork drops
+    bcast = e.walk_hook("FORWARD", _pkt(dst="192.168.0.255", in_interface="cni0"))
+    assert all(b.verdict is Verdict.DROP for b in bcast)
+    bridged = e.walk_hook("FORWARD", _pkt(dst="10.244.0.3", in_interface="cni0", bridged=True,
+                                          physdev_in="veth12"))
+    assert all(b.verdict is Verdict.DROP for b in bridged)
+
+
+def test_missing_chain_and_loops_do_not_hang() -> None:
+    text = """\
+        *filter
+        :INPUT ACCEPT [0:0]
+        :FORWARD ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :L - [0:0]
+        -A FORWARD -j L
+        -A L -j L
+        COMMIT
+        """
+    e = _engine(text)
+    [b] = e.walk_hook("FORWARD", _pkt())
+    assert b.verdict is Verdict.UNKNOWN and "loop" in b.reason
+
+
+@pytest.mark.parametrize("path,hooks", [("routed", ["PREROUTING", "FORWARD", "POSTROUTING"]),
+                                        ("sent", ["OUTPUT", "POSTROUTING"]), ("local", ["PREROUTING", "INPUT"])])
+def test_paths_visit_hooks_in_kernel_order(path: str, hooks: list[str]) -> None:
+    tables = []
+    for table, chains in (("raw", ("PREROUTING", "OUTPUT")),
+                          ("mangle", ("PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING")),
+                          ("nat", ("PREROUTING", "INPUT", "OUTPUT", "POSTROUTING")),
+                          ("filter", ("INPUT", "FORWARD", "OUTPUT"))):
+        lines = [f"*{table}"] + [f":{c} ACCEPT [0:0]" for c in chains]
+        lines += [f"-A {c} -j LOG --log-prefix {table}-{c}" for c in chains] + ["COMMIT"]
+        tables.append("\n".join(lines))
+    e = _engine("\n".join(tables) + "\n")
+    [b] = e.walk_path(path, _pkt())
+    seen = [(s.hook, s.table) for s in b.steps if s.action == "log"]
+    order = {"PREROUTING": ["raw", "mangle", "nat"], "INPUT": ["mangle", "filter", "nat"],
+             "FORWARD": ["mangle", "filter"], "OUTPUT": ["raw", "mangle", "nat", "filter"],
+             "POSTROUTING": ["mangle", "nat"]}
+    assert seen == [(h, t) for h in hooks for t in order[h]]
