@@ -62,7 +62,10 @@ def parse_ip_route(text: str, source: str) -> tuple[tuple[Route, ...], tuple[str
                 last, nexthops=hops, via=last.via or hop[0], dev=last.dev or hop[1]
             )
             continue
-        if stripped.startswith(("cache", "Error", "RTNETLINK")):
+        if stripped.startswith("cache"):
+            continue
+        if stripped.startswith(("Error", "RTNETLINK", "Cannot ")):
+            warnings.append(f"{source}:{number}: the command reported an error here: {stripped}")
             continue
         try:
             route, problems = _parse_line(stripped, ref)
