@@ -23,7 +23,7 @@ from analyzer.report.fmt import dct, lst
 BOX_W = 126
 BOX_H = 46
 GAP = 44
-ROW_LABEL_W = 92
+ROW_LABEL_W = 112
 PAD = 10
 MAX_PER_ROW = 7
 CHAR_W = 6.7  # 11px monospace advance
@@ -418,8 +418,8 @@ def render_ladder(flow: dict[str, Any], *, uid: str, lang: str = "en") -> Markup
             words = label + (f" [{outer}]" if outer else "")
             last = li == n - 1
             room = (LADDER_RIGHT - 30 if last else step - 14) if n > 1 else LADDER_RIGHT + 150
-            # a reply entering at the last lane has its stub on the right: put the label past it
-            lx = x + (22 if last and p is None and direction == "rev" else 7)
+            # a reply that starts here has its stub on the right: put the label past it
+            lx = x + (22 if p is None and direction == "rev" else 7)
             out.append(f'<text class="ev-label" x="{_num(lx)}" y="{_num(y + 4)}">{_e(_fit(words, room))}</text>')
         out.append("</g>")
     if len(events_all) > len(events):
