@@ -50,10 +50,19 @@ class _Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     allow_reuse_address = True
 
 
+def _ready() -> None:
+    """Say "ready", then let go of the pipes: `lab up` closes them when it exits, the server lives on."""
+    os.write(1, b"ready\n")  # one write of a few bytes: atomic on a pipe, so "ready" is never half-said
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+
+
 def serve_http(port: int, name: str) -> None:
     _Handler.pod_name = name
     server = _Server(("0.0.0.0", port), _Handler)
-    print("ready", flush=True)
+    _ready()
     server.serve_forever()
 
 
@@ -84,7 +93,7 @@ def _dns_answer(query: bytes, a: str, aaaa: str | None) -> bytes | None:
 def serve_dns(port: int, a: str, aaaa: str | None) -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("0.0.0.0", port))
-    print("ready", flush=True)
+    _ready()
     while True:
         data, peer = sock.recvfrom(4096)
         reply = _dns_answer(data, a, aaaa)

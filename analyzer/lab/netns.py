@@ -208,6 +208,19 @@ def wait_for_text(popen: subprocess.Popen, stream, text: str, deadline: float, l
     return seen.decode(errors="replace")
 
 
+def close_shielded(sb: Sandbox) -> list[str]:
+    """``sb.close()`` with Ctrl-C, SIGTERM and SIGHUP ignored, so a second Ctrl-C cannot cut teardown short."""
+    previous = {}
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        with contextlib.suppress(ValueError):  # not the main thread: signals cannot reach us there anyway
+            previous[sig] = signal.signal(sig, signal.SIG_IGN)
+    try:
+        return sb.close()
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 def kill_namespace_processes(ns: str) -> list[str]:
     """SIGKILL anything still running inside ns (e.g. a grandchild that escaped its group)."""
     done = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True, check=False)

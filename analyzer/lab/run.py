@@ -23,7 +23,7 @@ from analyzer.errors import LabError
 from analyzer.lab import build as build_mod
 from analyzer.lab.capture import node_interfaces, start_captures, stop_captures
 from analyzer.lab.dump import dump_node, kubectl_json
-from analyzer.lab.netns import Sandbox, check_host
+from analyzer.lab.netns import Sandbox, check_host, close_shielded
 from analyzer.lab.rules import node_rules
 from analyzer.lab.scenarios import Scenario, Step
 from analyzer.lab.topology import EXTERNAL, Cluster, LabParams
@@ -102,11 +102,11 @@ def start_servers(sb: Sandbox, sc: Scenario, cluster: Cluster) -> list[dict[str,
     started = []
     for pod_name, args in sc.servers(cluster):
         ns = cluster.params.ns(pod_name)
-        sb.start(ns, agent(*args), label=f"{args[0]} in {pod_name}", ready="ready", hostname=pod_name)
+        sb.start(ns, agent(*args), label=f"{args[0]} in {pod_name}", ready="ready\n", hostname=pod_name)
         started.append({"pod": pod_name, "server": args[0], "args": args[1:]})
     if sc.external_server:
         sb.start(cluster.params.ns(EXTERNAL), agent("http-server", "--port", "80", "--name", EXTERNAL),
-                 label="http-server on external", ready="ready", hostname=EXTERNAL)
+                 label="http-server on external", ready="ready\n", hostname=EXTERNAL)
         started.append({"pod": EXTERNAL, "server": "http-server", "args": ["--port", "80"]})
     return started
 
@@ -197,7 +197,7 @@ def run_scenario(sc: Scenario, base: LabParams, out_dir: Path, *, command: str |
         error = exc
     finally:
         say("tearing down")
-        problems = sb.close()
+        problems = close_shielded(sb)
         doc["teardown"] = {"problems": problems}
         doc["duration_s"] = round(time.monotonic() - start, 2)
         if error is None:

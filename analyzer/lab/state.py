@@ -25,6 +25,7 @@ from analyzer.lab.netns import (
     PREFIX,
     Sandbox,
     check_host,
+    close_shielded,
     existing_namespaces,
     kill_namespace_processes,
 )
@@ -86,7 +87,9 @@ def lab_up(sc: Scenario, params: LabParams) -> dict[str, Any]:
             STATE_DIR.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(state, indent=2) + "\n")
     except BaseException:
-        sb.close()
+        problems = close_shielded(sb)
+        if problems:
+            raise LabError("lab up failed and its teardown left something behind: " + "; ".join(problems)) from None
         raise
     for proc in sb.procs:  # the servers outlive this command; their pipes are no longer read
         for stream in (proc.popen.stdout, proc.popen.stderr):

@@ -1,0 +1,126 @@
+"""`k8s-trace lab` through its command line: list, usage errors, up/exec/down, and Ctrl-C/SIGTERM mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from analyzer.lab.netns import NETNS_ETC, existing_namespaces
+from analyzer.lab.scenarios import SCENARIOS
+
+CLI = [sys.executable, "-c", "from analyzer.cli import main; main()"]
+
+
+def k8s_trace(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def _ours(tag: str) -> tuple[set[str], set[str]]:
+    prefix = f"k8sl-{tag}-"
+    etc = {p.name for p in NETNS_ETC.iterdir() if p.name.startswith(prefix)} if NETNS_ETC.is_dir() else set()
+    return {n for n in existing_namespaces() if n.startswith(prefix)}, etc
+
+
+def test_list_names_every_scenario_with_its_expected_outcome() -> None:
+    done = k8s_trace("lab", "list")
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert [line.split()[0] for line in lines] == [sc.name for sc in SCENARIOS]
+    blocked = next(line for line in lines if line.startswith("vxlan-blocked "))
+    assert "timeout (OVERLAY_PORT_BLOCKED)" in blocked
+    doc = json.loads(k8s_trace("lab", "list", "--json").stdout)
+    assert {d["name"] for d in doc} == {sc.name for sc in SCENARIOS}
+
+
+def test_unknown_scenario_is_a_usage_error(tmp_path: Path) -> None:
+    done = k8s_trace("lab", "run", "nope", "--out", str(tmp_path / "o"))
+    assert done.returncode == 2
+    assert "unknown scenario 'nope'" in done.stderr and "cross-node" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--pod-cidr", "10.244.0.0/24"], "too small"),
+    (["--pod-cidr", "192.168.56.0/22"], "overlaps"),
+    (["--service-cidr", "banana"], "service-cidr"),
+    (["--tag", "a b"], "--tag"),
+])
+def test_bad_parameters_are_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
+    done = k8s_trace("lab", "run", "cross-node", "--out", str(tmp_path / "o"), *args)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_refuses_a_non_empty_out_dir(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine")
+    done = k8s_trace("lab", "run", "cross-node", "--out", str(tmp_path))
+    assert done.returncode == 2 and "not empty" in done.stderr
+    assert (tmp_path / "keep.txt").read_text() == "mine"
+
+
+def test_down_without_a_lab_says_so() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("lab down checks for root first")
+    done = k8s_trace("lab", "down", "--tag", f"none{os.getpid()}")
+    assert done.returncode == 3 and "no lab is up" in done.stderr
+
+
+@pytest.mark.netns
+def test_up_exec_down(netns: None) -> None:
+    tag = f"u{os.getpid() % 100000}"
+    try:
+        up = k8s_trace("lab", "up", "service-remote", "--tag", tag)
+        assert up.returncode == 0, up.stderr
+        assert f"k8sl-{tag}-node1" in up.stdout
+        assert len(_ours(tag)[0]) == 7
+        # a real request from the client pod to the ClusterIP, DNATed to web on node2
+        from analyzer.lab.run import AGENTS
+
+        got = k8s_trace("lab", "exec", "--tag", tag, "client", "--", sys.executable, AGENTS, "http",
+                        "10.96.0.100", "80")
+        assert got.returncode == 0, got.stderr
+        assert json.loads(got.stdout).get("served_by") == "web", got.stdout
+        env = k8s_trace("lab", "exec", "--tag", tag, "node1", "--", "sh", "-c", 'cat "$K8S_TRACE_SUBNET_ENV"')
+        assert "FLANNEL_SUBNET=10.244.1.1/24" in env.stdout
+        missing = k8s_trace("lab", "exec", "--tag", tag, "nobody", "--", "true")
+        assert missing.returncode == 3 and "no lab object 'nobody'" in missing.stderr
+        again = k8s_trace("lab", "up", "cross-node", "--tag", tag)
+        assert again.returncode == 3 and "already up" in again.stderr
+    finally:
+        down = k8s_trace("lab", "down", "--tag", tag)
+    assert down.returncode == 0, down.stderr
+    assert "removed 7 namespaces" in down.stdout
+    assert _ours(tag) == (set(), set())
+
+
+@pytest.mark.netns
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_run_tears_down(tmp_path: Path, netns: None, sig: signal.Signals) -> None:
+    tag = f"s{sig.value}{os.getpid() % 100000}"
+    # missing-fdb: the client waits 2 s for a SYN that never leaves node1, time enough to interrupt it
+    proc = subprocess.Popen([*CLI, "lab", "run", "missing-fdb", "--tag", tag, "--out", str(tmp_path / "o")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        seen = ""
+        while "client: http" not in seen and time.monotonic() < deadline:
+            seen += proc.stderr.readline()
+        assert "client: http" in seen, seen
+        assert len(_ours(tag)[0]) == 7
+        proc.send_signal(sig)
+        _out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert _ours(tag) == (set(), set())
+    assert not (tmp_path / "o" / "scenario.json").exists()
