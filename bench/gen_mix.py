@@ -51,6 +51,11 @@ def ipv4(src: bytes, dst: bytes, proto: int, payload_len: int, ident: int) -> by
     return hdr[:10] + struct.pack("!H", _csum(hdr)) + hdr[12:]
 
 
+def _v6(text: str) -> str:
+    """The canonical (RFC 5952) text of an IPv6 address, as decoders print it."""
+    return socket.inet_ntop(socket.AF_INET6, socket.inet_pton(socket.AF_INET6, text))
+
+
 def mac(n: int) -> bytes:
     return bytes([0x02, 0x42, 0, 0, (n >> 8) & 0xFF, n & 0xFF])
 
@@ -208,11 +213,13 @@ class Mix:
     def tcp6(self, conv: Conv, smac: bytes, dmac: bytes) -> Iterator[bytes]:
         c = socket.inet_pton(socket.AF_INET6, conv.client)
         s = socket.inet_pton(socket.AF_INET6, conv.server)
-        for back, flags in ((False, SYN), (True, SYN | ACK), (False, ACK), (False, FIN | ACK), (True, FIN | ACK),
-                            (False, ACK)):
+        # (direction, flags, seq, ack): handshake, then FIN both ways (client ISN 1000, server 5000)
+        for back, flags, sq, ak in ((False, SYN, 1000, 0), (True, SYN | ACK, 5000, 1001), (False, ACK, 1001, 5001),
+                                    (False, FIN | ACK, 1001, 5001), (True, FIN | ACK, 5001, 1002),
+                                    (False, ACK, 1002, 5002)):
             d = int(back)
             hdr = _TCP.pack(conv.sport if back else conv.cport, conv.cport if back else conv.sport,
-                            1000 + d, 2000, 0x50, flags, 64240, 0, 0)
+                            sq, ak, 0x50, flags, 64240, 0, 0)
             ip6 = struct.pack("!IHBB", 0x60000000, len(hdr), 6, 64) + (s + c if back else c + s)
             frame = (smac + dmac if back else dmac + smac) + b"\x86\xdd" + ip6 + hdr
             conv.pk[d] += 1
@@ -260,8 +267,8 @@ class Mix:
             conv = Conv("icmp", self.pod(a), self.pod((a + 1) % 4), None, None)
             self.convs.append(conv)
             return self.icmp_echo(conv, self.plain(mac(0x200 + a), mac(0x300 + a)))
-        client = f"fd00:10:244:{a}::{rng.randint(2, 200):x}"
-        conv = Conv("tcp", client, f"fd00:10:244:{a}::1", self.eport(client), 443)
+        client = _v6(f"fd00:10:244:{a}::{rng.randint(2, 200):x}")
+        conv = Conv("tcp", client, _v6(f"fd00:10:244:{a}::1"), self.eport(client), 443)
         self.convs.append(conv)
         return self.tcp6(conv, mac(0x200 + a), mac(0x300 + a))
 

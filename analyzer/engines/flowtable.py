@@ -235,20 +235,24 @@ class FlowTable:
         """Aggregate one batch of the current file (``begin_file`` first)."""
         if self._file < 0:
             raise RuntimeError("begin_file() must be called before add()")
-        m = b.kind == KIND_IP
-        err_rows = np.flatnonzero(m & b.icmp_error)
-        attached: list[tuple[int, int, int]] = []  # (row, flow id, direction) of errors quoting a known flow
-        for i in err_rows.tolist():
+        ip = b.kind == KIND_IP
+        errs = ip & b.icmp_error
+        self._add_rows(b, np.flatnonzero(ip & ~errs))
+        # ICMP errors after the batch's own packets, so an error can quote a packet just before it
+        alone: list[int] = []
+        for i in np.flatnonzero(errs).tolist():
             hit = self._quoted_flow(b.quoted(i))
-            if hit is not None:
-                attached.append((i, *hit))
-                m[i] = False
-        for _i, g, _d in attached:
+            if hit is None:
+                alone.append(i)  # quotes nothing we know: a flow of its own
+                continue
+            g, qd = hit
             self._a["icmp_errors"][g] += 1
-        rows = np.flatnonzero(m)
-        if self.sample:
-            for i, g, qd in attached:
+            if self.sample:
                 self._keep_special(b, i, g, qd, force=True)
+        if alone:
+            self._add_rows(b, np.array(alone, dtype=np.int64))
+
+    def _add_rows(self, b: ColumnBatch, rows: np.ndarray) -> None:
         if len(rows) == 0:
             return
         src = b.src[rows]
