@@ -156,7 +156,7 @@ def seconds(value: Any, *, signed: bool = False) -> str:
     elif v > 0:
         body = f"{v * 1e6:.0f} µs"
     else:
-        body = "0"
+        return "0 s"
     return sign + body
 
 

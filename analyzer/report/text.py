@@ -74,12 +74,21 @@ def _flow_summary(out: _Out, lang: str, flow: dict[str, Any], status_width: int)
     return line + "  [" + "; ".join(x for x in extras if x) + "]"
 
 
-def _hop_line(out: _Out, lang: str, index: int, hop: dict[str, Any]) -> list[str]:
+def _pad(s: str, width: int) -> str:
+    return s + " " * max(0, width - _display_width(s))
+
+
+def _hop_cells(lang: str, hop: dict[str, Any]) -> tuple[str, str, str]:
+    where = clean(hop.get("node")) or fmt.place(lang, hop)
+    return where, clean(hop.get("interface") or ""), clean(hop.get("kind") or "")
+
+
+def _hop_line(out: _Out, lang: str, index: int, hop: dict[str, Any], widths: tuple[int, int, int]) -> list[str]:
     failed = bool(hop.get("failed"))
     m = fmt.mark(hop.get("observed"), failed)
-    where = clean(hop.get("node")) or fmt.place(lang, hop)
-    iface = clean(hop.get("interface") or "")
-    head = f"  {m} {index:>2}. {where:<10} {iface:<12} {clean(hop.get('kind') or ''):<10} {clean(hop.get('action') or '')}"
+    cells = _hop_cells(lang, hop)
+    head = f"  {m} {index:>2}. " + " ".join(_pad(c, w) for c, w in zip(cells, widths, strict=True))
+    head += f" {clean(hop.get('action') or '')}"
     if failed:
         head = out.paint(head + "   <== " + i18n.text(lang, "failed_here"), "failed")
     lines = [head]
@@ -134,8 +143,14 @@ def _flow_detail(out: _Out, lang: str, flow: dict[str, Any]) -> None:
     hops = [dct(h) for h in lst(flow.get("hops"))]
     if hops:
         out.add(f"  {i18n.text(lang, 'hops_title')} ({i18n.text(lang, 'text_hop_legend')}):")
+        cells = [_hop_cells(lang, h) for h in hops]
+        widths = (
+            min(24, max(_display_width(c[0]) for c in cells)),
+            min(20, max(_display_width(c[1]) for c in cells)),
+            min(12, max(_display_width(c[2]) for c in cells)),
+        )
         for i, hop in enumerate(hops, 1):
-            for line in _hop_line(out, lang, i, hop):
+            for line in _hop_line(out, lang, i, hop, widths):
                 out.add(line)
     findings = [dct(f) for f in lst(flow.get("findings"))]
     if findings:
@@ -175,7 +190,7 @@ def render_text(doc: dict, *, lang: str = "en", color: bool = False) -> str:
             f"{i18n.text(lang, 'nodes')}: "
             + "; ".join(
                 f"{clean(n.get('name'))} {','.join(clean(a) for a in lst(n.get('addresses')))}"
-                f" pods {clean(n.get('pod_cidr') or '?')} {clean(n.get('backend') or '')}".rstrip()
+                f" {i18n.text(lang, 'pods_word')} {clean(n.get('pod_cidr') or '?')} {clean(n.get('backend') or '')}".rstrip()
                 for n in nodes
             )
         )
