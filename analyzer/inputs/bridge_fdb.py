@@ -97,6 +97,6 @@ def _parse_json(text: str, source: str) -> tuple[tuple[FdbEntry, ...], tuple[str
                 _set(fields, item["state"], None)
             ref = SourceRef(source, 1, json.dumps(item, separators=(",", ":")))
             entries.append(FdbEntry(mac=str(item["mac"]).lower(), source=ref, **fields))
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             warnings.append(f"{source}:1: unrecognised fdb entry #{index + 1} ({exc})")
     return tuple(entries), tuple(warnings)

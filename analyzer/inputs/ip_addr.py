@@ -76,10 +76,13 @@ def parse_ip_addr(text: str, source: str) -> tuple[tuple[Interface, ...], tuple[
             current["address_sources"] = current["address_sources"] + (ref,)
         elif first in KINDS:
             current["kind"] = first
-            if first == "vxlan":
-                current["vxlan"] = _vxlan(words[1:], ref)
-            elif first in ("ipip", "sit", "gre", "ip6tnl", "vti"):
-                current["tunnel"] = _tunnel(first, words[1:], ref)
+            try:
+                if first == "vxlan":
+                    current["vxlan"] = _vxlan(words[1:], ref)
+                elif first in ("ipip", "sit", "gre", "ip6tnl", "vti"):
+                    current["tunnel"] = _tunnel(first, words[1:], ref)
+            except ValueError as exc:
+                warnings.append(f"{source}:{number}: unrecognised {first} details ({exc}): {line.strip()}")
         elif first in _IGNORED or first.endswith("_slave"):
             if first in ("RX:", "TX:", "RX", "TX"):
                 stats_next = True
@@ -246,7 +249,7 @@ def _parse_json(text: str, source: str) -> tuple[tuple[Interface, ...], tuple[st
                     link_netnsid=item.get("link_netnsid"),
                 )
             )
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             warnings.append(f"{source}:1: unrecognised interface entry #{index + 1} ({exc})")
     return tuple(interfaces), tuple(warnings)
 

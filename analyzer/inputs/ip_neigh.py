@@ -72,6 +72,6 @@ def _parse_json(text: str, source: str) -> tuple[tuple[NeighEntry, ...], tuple[s
                     proxy="proxy" in item,
                 )
             )
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             warnings.append(f"{source}:1: unrecognised neighbour entry #{index + 1} ({exc})")
     return tuple(entries), tuple(warnings)

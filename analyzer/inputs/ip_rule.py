@@ -134,6 +134,6 @@ def _parse_json(text: str, source: str) -> tuple[tuple[IpRule, ...], tuple[str, 
             rule, problems = _parse_tokens(int(item["priority"]), tokens, ref)
             warnings.extend(f"{source}:1: {p}" for p in problems)
             rules.append(rule)
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
             warnings.append(f"{source}:1: unrecognised rule entry #{index + 1} ({exc})")
     return tuple(rules), tuple(warnings)

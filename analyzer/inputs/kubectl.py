@@ -46,8 +46,8 @@ def parse_kubectl(text: str, source: str) -> tuple[KubeInventory, tuple[str, ...
     lines = text.splitlines()
     for obj, doc_line in objects:
         kind = obj.get("kind")
-        meta = obj.get("metadata") or {}
-        name = str(meta.get("name", "?"))
+        meta = obj.get("metadata")
+        name = str(meta.get("name", "?")) if isinstance(meta, dict) else "?"
         line, cursor = _find_line(text, f'"name": "{name}"', cursor, doc_line)
         ref = SourceRef(source, line, lines[line - 1].strip() if 0 < line <= len(lines) else "")
         try:
