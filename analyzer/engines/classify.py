@@ -19,6 +19,8 @@ from analyzer.model.record import PacketRecord
 
 #: kube-apiserver's default service range; used only for addresses never seen answering themselves.
 DEFAULT_SERVICE_CIDR = "10.96.0.0/12"
+#: flannel's default network; assumed only when nothing else says and packets use addresses in it.
+DEFAULT_CLUSTER_CIDR = "10.244.0.0/16"
 TCP_SYN, TCP_RST, TCP_ACK = 0x02, 0x04, 0x10
 
 _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -161,6 +163,9 @@ def infer_topology(
             first = ipaddress.ip_network(c24.most_common(1)[0][0])
             cluster_cidr = str(first.supernet(new_prefix=16))
             inferred.append(f"cluster CIDR {cluster_cidr} (addresses seen on pod-side interfaces)")
+    if cluster_cidr is None and any(_in(a, DEFAULT_CLUSTER_CIDR) for a in srcs | dsts):
+        cluster_cidr = DEFAULT_CLUSTER_CIDR
+        inferred.append(f"cluster CIDR assumed to be flannel's default {DEFAULT_CLUSTER_CIDR} (addresses inside it seen)")
     svc = list(services)
     if service_cidr is None:
         service_cidr = DEFAULT_SERVICE_CIDR

@@ -12,7 +12,7 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from analyzer.engines.classify import node_of, service_at
+from analyzer.engines.classify import node_of, role_of, service_at
 from analyzer.engines.explain import finding_text
 from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
 from analyzer.model.node import NodeSnapshot
@@ -307,10 +307,14 @@ def _no_endpoints(ctx: Context) -> list[Finding]:
     snap = ctx.nodes.get(first or "")
     refs = _service_rules(snap, s_ip, "has no endpoints")
     svc = service_at(s_ip, s_port, topo)
-    errs = [e for e in flow.errors if (e.record.icmp_type, e.record.icmp_code) == (3, 3) and e.record.src == s_ip]
+    # kube-proxy's REJECT answers from the service address or from the node itself (its cni0/eth0)
+    errs = [e for e in flow.errors if (e.record.icmp_type, e.record.icmp_code) == (3, 3)
+            and (e.record.src == s_ip or role_of(e.record.src, topo) == "node")]
     dnat = any(n.type == "dnat" for n in flow.nats)
     if not (refs or (svc is not None and svc.no_endpoints) or (errs and not dnat)):
         return []
+    if errs and first is None:
+        first = node_of(errs[0].record.src, topo)
     name = (svc.name if svc and svc.name else None) or (refs[0].text.split('"')[1].split(" has")[0] if refs and '"' in refs[0].text else None)
     ns, _, rest = (name or "?/?").partition("/")
     ev = [_ev_line(r) for r in refs[:2]] + [_ev_packet(e) for e in errs[:2]]
@@ -319,7 +323,8 @@ def _no_endpoints(ctx: Context) -> list[Finding]:
     observed = (f"the SYN was answered by ICMP port unreachable from {s_ip} itself" if errs else
                 "the connection got no answer")
     observed_zh = f"SYN 收到来自 {s_ip} 本身的 ICMP 端口不可达" if errs else "连接没有得到应答"
-    checkable = bool(refs) or (svc is not None and svc.no_endpoints) or bool(errs)
+    # without dumps or kubectl the address is only assumed to be a service: a suspicion
+    checkable = bool(refs) or (svc is not None and (svc.no_endpoints or svc.name is not None))
     return [_make("SERVICE_NO_ENDPOINTS", "error", first, {
         "service": name or s_ip, "addr": f"{s_ip}:{s_port}", "namespace": ns, "name": rest.split(":")[0] or "?",
         "observed": observed, "observed_zh": observed_zh}, ev, checkable=checkable, flow=flow.id)]
@@ -404,7 +409,7 @@ def _sender_tables(ctx: Context) -> list[Finding]:
     node = route_hops[0].node
     snap = ctx.nodes.get(node or "")
     if snap is None or not snap.routes:
-        return []
+        return _encap_suspect(ctx, node)
     tx = ctx.hops("nic", "transmit")
     if tx and tx[0].observed is True:
         return []  # the packet left the node: its tables did their job
@@ -453,6 +458,23 @@ def _sender_tables(ctx: Context) -> list[Finding]:
             "node": node, "dev": out_dev, "mac": mac, "gw": via, "peer_ip": _node_ip(peer, topo) or "<node address>",
             "observed": observed, "observed_zh": observed_zh}, ev, flow=flow.id)]
     return []
+
+
+def _encap_suspect(ctx: Context, node: str | None) -> list[Finding]:
+    """Without dumps: seen on the VXLAN device, never on the NIC it should leave by (a capture
+    was taken there): the device had no FDB/neighbour entry to send it with. A suspicion."""
+    vtep = next((h for h in ctx.hops("vtep", "encap") if h.node == node), None)
+    tx = next((h for h in ctx.hops("nic", "transmit") if h.node == node), None)
+    if vtep is None or tx is None or vtep.observed is not True or tx.observed is not False:
+        return []
+    peer = node_of(ctx.flow.real_server[0], ctx.topo)
+    ev = [Evidence(file=f, packet=p, text=f"seen on {vtep.interface}") for f, p, _ in vtep.packets[:2]]
+    return [_make("MISSING_FDB", "info", node, {
+        "node": node, "dev": vtep.interface, "mac": "<VTEP MAC of " + (peer or "the peer") + ">", "gw": "?",
+        "peer_ip": _node_ip(peer, ctx.topo) or "<node address>",
+        "observed": f"seen on {vtep.interface}, never on {tx.interface} (a missing neighbour entry looks the same)",
+        "observed_zh": f"出现在 {vtep.interface}，从未出现在 {tx.interface}（缺少邻居表项时表现相同）"},
+        ev, checkable=False, flow=ctx.flow.id)]
 
 
 def _lookup(snap: NodeSnapshot, dst: str, src: str):

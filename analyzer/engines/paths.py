@@ -361,17 +361,25 @@ def missing_after(path: Sequence[PathHop]) -> int | None:
     return None
 
 
-def failure_index(path: Sequence[PathHop], *, error_node: str | None = None) -> int | None:
+def failure_index(path: Sequence[PathHop], *, error_node: str | None = None, frag_needed: bool = False) -> int | None:
     """The hop where the packet died: between the last sighting and the first absence.
 
     The last inferred (uncapturable) hop before the absence is preferred (netfilter and routing
     decide drops); without one, the last hop that saw the packet is where it stopped. With an
-    ICMP error, the netfilter hop of the node that sent it.
+    ICMP error, the netfilter hop of the node that sent it (its route lookup for "fragmentation
+    needed": the output device's MTU is a routing decision).
     """
     last = last_seen_index(path)
+    if error_node is not None and frag_needed:
+        route = [i for i, h in enumerate(path) if h.node == error_node and h.kind == "route"]
+        if route:
+            return route[0]
     if error_node is not None:
         start = 0 if last is None else last
         cands = [i for i in range(start, len(path)) if path[i].node == error_node and path[i].kind in ("netfilter", "route")]
+        filters = [i for i in cands if path[i].kind == "netfilter" and path[i].action in ("forward", "input", "output")]
+        if filters:  # REJECT targets live in the filter table
+            return filters[0]
         if cands:
             return cands[0]
         cands = [i for i in range(len(path)) if path[i].node == error_node and path[i].kind in ("netfilter", "route")]
@@ -459,12 +467,21 @@ def ladder(flow: StitchedFlow, points: Mapping[str, CapturePoint], *, limit: int
     return {"lanes": lane_list, "events": events}
 
 
+def _action(h: PathHop) -> str:
+    """The contract's ``action``: what the hop does, with the rewrite or encapsulation it applies."""
+    base = {"pod": {"send": "send", "deliver": "deliver"}, "external": {"send": "send", "deliver": "deliver"},
+            "host": {"send": "send", "deliver": "deliver"}}.get(h.kind, {}).get(h.action, h.label)
+    if h.edge_label and h.edge_kind in ("nat", "encap", "decap"):
+        return f"{base}: {h.edge_label}"
+    return base
+
+
 def hop_json(h: PathHop) -> dict:
     return {
         "node": h.node,
         "interface": h.interface,
         "kind": h.kind,
-        "action": h.label if h.kind not in ("pod", "external", "host") else h.action,
+        "action": _action(h),
         "observed": h.observed,
         "evidence": [e.to_json() for e in h.evidence],
         "id": h.id,

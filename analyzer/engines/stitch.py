@@ -210,7 +210,14 @@ def _fmt(ep: Endpoint) -> str:
 
 
 def _nat_type(before: Endpoint, after: Endpoint, topo: Topology) -> str:
-    return "masquerade" if role_of(after[0], topo) == "node" else "snat"
+    """A pod source rewritten to a node address is kube-proxy's/flannel's MASQUERADE; a pod
+    source rewritten to anything outside the pod network is too (those are the only source NATs
+    they install); other rewrites are plain SNAT."""
+    if role_of(after[0], topo) == "node":
+        return "masquerade"
+    if is_pod(before[0], topo) and not is_pod(after[0], topo):
+        return "masquerade"
+    return "snat"
 
 
 def stitch_flows(

@@ -288,10 +288,19 @@ def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[Pac
     pods: dict[str, Counter[str]] = {}
     for r in records:
         if r.tunnel and r.outer_src and r.outer_dst and r.quoted is None:
-            outer.setdefault(r.file, Counter()).update([r.outer_src, r.outer_dst])
+            if r.sll_pkttype == 4:  # sent by the node the cooked capture was taken on
+                mine = [r.outer_src]
+            elif r.sll_pkttype == 0:  # addressed to it
+                mine = [r.outer_dst]
+            else:
+                mine = [r.outer_src, r.outer_dst]
+            outer.setdefault(r.file, Counter()).update(mine)
             total[r.file] += 1
         elif r.src and r.quoted is None:
-            pods.setdefault(r.file, Counter()).update([r.src])
+            # a cooked capture holds a local pod's packets entering the node more often (its veth,
+            # cni0) than leaving it (the NIC); a remote pod's the other way round
+            weight = {0: 1, 4: -1}.get(r.sll_pkttype, 1) if r.sll_pkttype is not None else 1
+            pods.setdefault(r.file, Counter())[r.src] += weight
     out = dict(points)
     for f, p in points.items():
         if p.node is not None:
@@ -311,6 +320,25 @@ def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[Pac
         if name is not None:
             out[f] = replace(p, node=name)
     return out
+
+
+def _infer_backend(topo: Topology, records: Sequence[PacketRecord]) -> Topology:
+    """No overlay packet in any capture and no dumps: host-gw when a remote pod answered without
+    encapsulation, else flannel's default (VXLAN), said so in ``inferred``."""
+    if topo.overlay is not None or topo.has_dumps or any(r.tunnel for r in records):
+        return topo
+    pods = [r for r in records if r.quoted is None and classify.role_of(r.src, topo) == "pod"
+            and classify.role_of(r.dst, topo) == "pod" and classify.node_of(r.src, topo) != classify.node_of(r.dst, topo)]
+    if not pods:
+        return topo
+    answered = {(r.dst, r.src) for r in pods}
+    if any((r.src, r.dst) in answered for r in pods):
+        backend, why = "host-gw", "pod packets cross between nodes unencapsulated and get answers"
+    else:
+        backend, why = "vxlan", "flannel's default; no overlay packet was captured"
+    nodes = tuple(replace(n, backend=backend) if n.backend == "unknown" else n for n in topo.nodes)
+    return replace(topo, nodes=nodes, overlay=backend,
+                   inferred=topo.inferred + (f"backend assumed to be {backend} ({why})",))
 
 
 def _placeholder_nodes(topo: Topology, records: Iterable[PacketRecord]) -> Topology:
@@ -453,6 +481,7 @@ def explain_inputs(
         cluster_cidr=cluster_cidr, pod_names=pod_names(given.kube), vxlan_ports=ports,
     )
     topo = _placeholder_nodes(topo, records)
+    topo = _infer_backend(topo, records)
     points = _assign_capture_nodes(points, records, topo)
     offsets = stitch.estimate_offsets(records, points, topo)
     flows = stitch.stitch_flows(records, points, topo, offsets, warn=_warn)
@@ -541,18 +570,30 @@ def _rename_files(obj, names: dict[str, str]):
     return obj
 
 
+def _failed_at(path: Sequence, failed: int | None, status: str) -> str | None:
+    """Where the verdict says the packet stopped: the first capture point that missed it (dropped),
+    else the failing hop."""
+    if status == "dropped":
+        miss = paths.missing_after(path)
+        if miss is not None:
+            return paths.describe(path[miss])
+    return paths.describe(path[failed]) if failed is not None else None
+
+
 def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint], snaps: dict[str, NodeSnapshot],
               src: PacketSource, sink: list[Finding]) -> dict:
     kind = classify.flow_kind(flow, topo)
     path = paths.observe(paths.expected_path(flow, topo, points), flow, points)
     status, reason = _decide_status(flow, path)
     error_node = None
+    frag = False
     if status == "rejected" and flow.errors:
         hard = [e for e in flow.errors if e.record.icmp_type == 3] or flow.errors
         error_node = classify.node_of(hard[0].record.src, topo)
+        frag = (hard[0].record.icmp_type, hard[0].record.icmp_code) == (3, 4)
     failed = None
     if status in ("dropped", "rejected"):
-        failed = paths.failure_index(path, error_node=error_node)
+        failed = paths.failure_index(path, error_node=error_node, frag_needed=frag)
         path = paths.mark_failed(path, failed)
     ctx = diagnose.Context(flow=flow, path=path, status=status, kind=kind, topo=topo, nodes=snaps)
     findings = diagnose.diagnose_flow(ctx)
@@ -585,7 +626,7 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
         "last_seen": round(max(all_ts), 6) if all_ts else None,
         "verdict": verdict(proto=pname, client=paths._ep(*flow.client), server=paths._ep(*flow.server), status=status,
                            reason=reason, last_seen=paths.describe(path[last]) if last is not None else None,
-                           failed_at=paths.describe(path[failed]) if failed is not None else None, via=via),
+                           failed_at=_failed_at(path, failed, status), via=via),
         "status_text": {"en": STATUS_TEXT[status][0], "zh": STATUS_TEXT[status][1]},
         "graph": paths.graph_json(g),
         "ladder": paths.ladder(flow, points),
