@@ -173,7 +173,10 @@ def lookup_route(
             notes.append(f"ip rule {rule.pref}: route {best.dst} suppressed (prefix length <= "
                          f"{rule.suppress_prefixlength})")
             continue
-        return _decide(node, best, rule, tuple(candidates), tuple(tried), notes, dumped_rules, len(found), base)
+        decision = _decide(node, best, rule, tuple(candidates), tuple(tried), notes, dumped_rules, len(found), base)
+        if iif not in (None, "lo") and saddr is not None and not decision.dropped and table is None:
+            decision = _reverse_path_filter(node, decision, saddr, iif, mark)  # type: ignore[arg-type]
+        return decision
 
     where = "the tables its ip rules name" if dumped_rules else "the local and main tables"
     return RouteDecision(
@@ -302,3 +305,50 @@ def select_source(node: NodeSnapshot, route: Route, next_hop: IPAddress) -> tupl
                 return addr.ip, ref
     return None, None
 
+
+
+def rp_filter_mode(node: NodeSnapshot, iif: str) -> tuple[int | None, tuple[SourceRef, ...]]:
+    """The kernel's effective rp_filter for packets arriving on ``iif``: the larger of
+    ``conf.all.rp_filter`` and ``conf.<iif>.rp_filter`` (None when the sysctl dump has neither)."""
+    values: list[tuple[int, SourceRef | None]] = []
+    for key in ("net.ipv4.conf.all.rp_filter", f"net.ipv4.conf.{iif}.rp_filter"):
+        text = node.sysctl.get(key)
+        if text is not None and text.strip().isdigit():
+            values.append((int(text), node.sysctl_sources.get(key)))
+    if not values:
+        return None, ()
+    mode = max(v for v, _ in values)
+    refs = tuple(r for v, r in values if r is not None and (v == mode or mode == 0))
+    return mode, refs
+
+
+def _reverse_path_filter(node: NodeSnapshot, decision: RouteDecision, src: IPAddress, iif: str,
+                         mark: int) -> RouteDecision:
+    """fib_validate_source(): with rp_filter 1 (strict) the route back to the source must leave
+    through the interface the packet came in on; with 2 (loose) it must merely exist."""
+    import dataclasses
+
+    if src.version != 4:
+        return decision
+    mode, refs = rp_filter_mode(node, iif)
+    if not mode:
+        return decision
+    back = lookup_route(node, src, src=decision.dst, iif=None, mark=0)  # as the kernel: iif lo, no mark
+    words = "strict" if mode == 1 else "loose"
+    evidence = tuple(decision.evidence) + refs + tuple(r for r in back.evidence if r not in decision.evidence)
+    reason = None
+    if back.kind != "unicast" and back.kind != "local":
+        reason = (f"there is no usable route back to source {src} ({back.kind})")
+    elif back.kind == "local":
+        reason = f"source {src} is one of the node's own addresses (a martian source)"
+    elif mode == 1 and back.out_interface != iif:
+        reason = (f"the route back to source {src} leaves via {back.out_interface}, not {iif} where the "
+                  "packet came in")
+    if reason is None:
+        return dataclasses.replace(decision, notes=decision.notes + (
+            f"rp_filter={mode} ({words}) on {iif}: the route back to {src} passes the check",))
+    return dataclasses.replace(
+        decision, kind="rp-filter", evidence=evidence,
+        explanation=f"The reverse-path filter (rp_filter={mode}, {words}) on {iif} drops it: {reason}.",
+        notes=decision.notes + (f"forward lookup: {decision.explanation}",),
+    )

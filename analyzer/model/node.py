@@ -520,7 +520,7 @@ class RouteDecision:
     """What the kernel's FIB lookup decides for one destination, with everything it weighed."""
 
     dst: IPAddress
-    kind: str  # unicast / local / broadcast / blackhole / unreachable / prohibit / no-route
+    kind: str  # unicast / local / broadcast / blackhole / unreachable / prohibit / no-route / rp-filter
     explanation: str
     candidates: tuple[Route, ...] = ()  # every matching route of the tables looked at, best first
     chosen: Route | None = None
@@ -543,7 +543,7 @@ class RouteDecision:
 
     @property
     def dropped(self) -> bool:
-        return self.kind in ("blackhole", "unreachable", "prohibit", "no-route")
+        return self.kind in ("blackhole", "unreachable", "prohibit", "no-route", "rp-filter")
 
 
 @dataclass(frozen=True, slots=True)

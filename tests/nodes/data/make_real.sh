@@ -65,6 +65,11 @@ x ip rule show > "$OUT/ip-rule"
 x bridge fdb show > "$OUT/bridge-fdb"
 if [ -n "$QUERIES" ]; then
   x sysctl -qw net.ipv4.ip_forward=1
+  x sysctl -qw net.ipv4.conf.all.rp_filter=0
+  x sysctl -qw net.ipv4.conf.cni0.rp_filter=1
+  x sysctl -qw net.ipv4.conf.flannel/1.rp_filter=1
+  x sysctl -qw net.ipv4.conf.eth0.rp_filter=2
+  x sysctl -a 2>/dev/null | grep -E '^net\.ipv4\.(ip_forward|conf\..*\.rp_filter)' > "$OUT/sysctl"
   : > "$OUT/route-get"
   while IFS= read -r q; do
     # shellcheck disable=SC2086
