@@ -37,7 +37,7 @@ BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("iptables-save", "iptables-save -c 2>/dev/null || iptables-save"),
     ("ip6tables-save", "ip6tables-save -c 2>/dev/null || ip6tables-save"),
     ("ip-addr", "ip -d addr show"),
-    ("ip-link", "ip -d link show"),
+    ("ip-link", "ip -s -d link show"),
     ("ip-route", "ip route show table all"),
     ("ip6-route", "ip -6 route show table all"),
     ("ip-rule", "ip rule show"),
@@ -47,7 +47,8 @@ BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("conntrack", "conntrack -L 2>/dev/null"),
     (
         "sysctl",
-        r"sysctl -a 2>/dev/null | grep -E '^net\.(ipv4\.(ip_forward|conf\..*\.rp_filter)|bridge\.)'",
+        r"sysctl -a 2>/dev/null | grep -E '^net\.(ipv4\.(ip_forward|conf\..*\.(rp_filter|forwarding|route_localnet))"
+        r"|bridge\.|netfilter\.nf_conntrack_(max|count|tcp_be_liberal))'",
     ),
     ("kubectl.json", "kubectl get pods,svc,endpointslices,nodes -A -o json --request-timeout=20s"),
 )

@@ -34,6 +34,11 @@ _IGNORED = frozenset(
 )
 
 
+#: ``ip -s`` column names -> our counter names (old and new iproute2 spellings)
+_STAT_NAMES = {"errors": "errors", "dropped": "dropped", "overrun": "overrun", "missed": "missed",
+               "mcast": "multicast", "carrier": "carrier_errors", "collsns": "collisions"}
+
+
 def parse_ip_addr(text: str, source: str) -> tuple[tuple[Interface, ...], tuple[str, ...]]:
     """Parse ``ip -d addr``/``ip -d link`` text, or their ``-j`` JSON."""
     if text.lstrip().startswith("["):
@@ -42,6 +47,7 @@ def parse_ip_addr(text: str, source: str) -> tuple[tuple[Interface, ...], tuple[
     warnings: list[str] = []
     current: dict[str, Any] | None = None
     stats_next = False
+    stats_header: list[str] = []
 
     def flush() -> None:
         if current is not None:
@@ -63,6 +69,12 @@ def parse_ip_addr(text: str, source: str) -> tuple[tuple[Interface, ...], tuple[
         if stats_next:  # the numbers line under "RX: bytes packets ..." (ip -s)
             stats_next = False
             if all(w.isdigit() for w in words):
+                names = stats_header[2:] if stats_header[1:2] == ["errors"] else stats_header[1:]  # ip -s -s
+                prefix = "rx" if stats_header[0].startswith("RX") else "tx"
+                stats = dict(current.get("stats", {}))
+                for key, value in zip(names, words):
+                    stats[f"{prefix}_{_STAT_NAMES.get(key, key)}"] = int(value)
+                current["stats"] = stats
                 continue
         if first.startswith("link/"):
             _link_line(current, words)
@@ -86,6 +98,8 @@ def parse_ip_addr(text: str, source: str) -> tuple[tuple[Interface, ...], tuple[
         elif first in _IGNORED or first.endswith("_slave"):
             if first in ("RX:", "TX:", "RX", "TX"):
                 stats_next = True
+                stats_header = [w.rstrip(":") for w in words]
+                current.setdefault("stats_source", ref)
         else:
             warnings.append(f"{source}:{number}: unrecognised interface line: {line.strip()}")
     flush()
@@ -227,6 +241,12 @@ def _parse_json(text: str, source: str) -> tuple[tuple[Interface, ...], tuple[st
                 for a in item.get("addr_info", []) or []
                 if "local" in a and "prefixlen" in a
             )
+            stats: dict[str, int] = {}
+            for direction in ("rx", "tx"):
+                block = (item.get("stats64") or item.get("stats") or {}).get(direction) or {}
+                for key, value in block.items() if isinstance(block, dict) else ():
+                    if isinstance(value, int):
+                        stats[f"{direction}_{key}"] = value
             peer = item.get("link")
             if peer is None and item.get("link_index") is not None:
                 peer = f"if{item['link_index']}"
@@ -247,6 +267,8 @@ def _parse_json(text: str, source: str) -> tuple[tuple[Interface, ...], tuple[st
                     vxlan=vxlan,
                     tunnel=tunnel,
                     link_netnsid=item.get("link_netnsid"),
+                    stats=stats,
+                    stats_source=ref if stats else None,
                 )
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:

@@ -175,6 +175,9 @@ class Interface:
     vxlan: VxlanInfo | None = None
     tunnel: TunnelInfo | None = None
     link_netnsid: int | None = None
+    #: ``ip -s link`` counters: rx_packets, rx_errors, rx_dropped, tx_packets, tx_dropped ... (empty if not dumped)
+    stats: Mapping[str, int] = field(default_factory=dict)
+    stats_source: SourceRef | None = None  # the "RX: bytes packets ..." header line
 
     @property
     def up(self) -> bool:

@@ -307,3 +307,35 @@ def test_kubectl_separate_documents_and_garbage() -> None:
     assert [n.name for n in inv.nodes] == ["a", "b"]
     assert str(inv.nodes[1].source) == "k:2"
     assert len(warnings) == 1 and warnings[0].startswith("k:3: unrecognised JSON")
+
+
+def test_link_statistics_text_and_json() -> None:
+    new = textwrap.dedent("""\
+        4: cni0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UP mode DEFAULT group default qlen 1000
+            link/ether 0a:58:0a:f4:01:01 brd ff:ff:ff:ff:ff:ff promiscuity 0
+            RX:  bytes packets errors dropped  missed   mcast
+              123456    1000      0      17       0       0
+            RX errors:  length    crc  frame   fifo  missed
+                             0      0      0      0       0
+            TX:  bytes packets errors dropped carrier collsns
+               98765     900      0       3       0       0
+        """)
+    old = textwrap.dedent("""\
+        4: cni0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UP mode DEFAULT qlen 1000
+            link/ether 0a:58:0a:f4:01:01 brd ff:ff:ff:ff:ff:ff
+            RX: bytes  packets  errors  dropped overrun mcast
+            123456     1000     0       17      0       0
+            TX: bytes  packets  errors  dropped carrier collsns
+            98765      900      0       3       0       0
+        """)
+    js = ('[{"ifindex":4,"ifname":"cni0","flags":["UP"],"mtu":1450,"link_type":"ether","address":"0a:58:0a:f4:01:01",'
+          '"stats64":{"rx":{"bytes":123456,"packets":1000,"errors":0,"dropped":17},'
+          '"tx":{"bytes":98765,"packets":900,"errors":0,"dropped":3}}}]')
+    for text in (new, old, js):
+        [iface], warnings = parse_ip_addr(text, "s")
+        assert warnings == ()
+        assert (iface.stats["rx_packets"], iface.stats["rx_dropped"], iface.stats["tx_packets"],
+                iface.stats["tx_dropped"]) == (1000, 17, 900, 3)
+        assert iface.stats_source is not None
+    assert parse_ip_addr(new, "s")[0][0].stats["rx_crc"] == 0
+    assert str(parse_ip_addr(new, "s")[0][0].stats_source) == "s:3"
