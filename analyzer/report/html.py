@@ -22,6 +22,9 @@ CSP = (
     "base-uri 'none'; form-action 'none'"
 )
 
+#: flows that get a full section (path, ladder, hops); the table lists every flow
+DETAIL_LIMIT = 300
+
 _BADGE = {
     "delivered": "ok",
     "refused": "warn",
@@ -91,12 +94,20 @@ def _finding_view(lang: str, f: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _flow_view(lang: str, index: int, flow: dict[str, Any]) -> dict[str, Any]:
+def _detailed(flows: list[dict[str, Any]]) -> set[int]:
+    """Indexes (1-based) of the flows that get a section: failing ones first, then delivered ones,
+    at most DETAIL_LIMIT in all, so a capture with thousands of flows still gives a usable file."""
+    failing = [i for i, f in enumerate(flows, 1) if fmt.is_failing(f)]
+    others = [i for i, f in enumerate(flows, 1) if not fmt.is_failing(f)]
+    return set((failing + others)[:DETAIL_LIMIT])
+
+
+def _flow_view(lang: str, index: int, flow: dict[str, Any], detailed: bool = True) -> dict[str, Any]:
     status = clean(flow.get("status") or "incomplete")
     client, server = dct(flow.get("client")), dct(flow.get("server"))
     findings = [_finding_view(lang, dct(f)) for f in lst(flow.get("findings"))]
-    hops = [_hop_view(lang, i, dct(h)) for i, h in enumerate(lst(flow.get("hops")), 1)]
-    reply = [_hop_view(lang, i, dct(h)) for i, h in enumerate(lst(flow.get("reply")), 1)]
+    hops = [_hop_view(lang, i, dct(h)) for i, h in enumerate(lst(flow.get("hops")), 1)] if detailed else []
+    reply = [_hop_view(lang, i, dct(h)) for i, h in enumerate(lst(flow.get("reply")), 1)] if detailed else []
     translations = [
         {"text": fmt.translation(t), "rule": fmt.rule(dct(t).get("rule")), "observed": dct(t).get("observed")}
         for t in lst(flow.get("translations"))
@@ -148,10 +159,11 @@ def _flow_view(lang: str, index: int, flow: dict[str, Any]) -> dict[str, Any]:
         "bytes": fmt.human_bytes(flow.get("bytes")),
         "first_seen": fmt.timestamp(flow.get("first_seen")),
         "duration": fmt.seconds(dur) if dur is not None else "",
-        "path_svg": svg.render_path(flow, uid=uid, lang=lang),
-        "ladder_svg": svg.render_ladder(flow, uid=uid, lang=lang),
-        "hops": hops,
-        "reply": reply,
+        "detailed": detailed,
+        "path_svg": svg.render_path(flow, uid=uid, lang=lang) if detailed else "",
+        "ladder_svg": svg.render_ladder(flow, uid=uid, lang=lang) if detailed else "",
+        "hops": hops if detailed else [],
+        "reply": reply if detailed else [],
         "findings": findings,
         "search": search,
         "failing": fmt.is_failing(flow),
@@ -230,10 +242,14 @@ def render_html(doc: dict, *, lang: str = "en") -> str:
     lang = i18n.check_lang(lang)
     env = _environment()
     template = env.get_template("report.html")
-    flows = [_flow_view(lang, i, dct(f)) for i, f in enumerate(lst(doc.get("flows")), 1)]
+    all_flows = [dct(f) for f in lst(doc.get("flows"))]
+    chosen = _detailed(all_flows)
+    flows = [_flow_view(lang, i, f, i in chosen) for i, f in enumerate(all_flows, 1)]
     statuses_present = sorted({f["status"] for f in flows}, key=lambda s: (
         i18n.STATUSES.index(s) if s in i18n.STATUSES else len(i18n.STATUSES), s))
     return template.render(
+        omitted=len(flows) - len(chosen),
+        limit=DETAIL_LIMIT,
         lang=lang,
         html_lang="zh-CN" if lang == "zh" else "en",
         t=lambda key, **kw: i18n.text(lang, key, **kw),

@@ -275,7 +275,8 @@ def render_path(flow: dict[str, Any], *, uid: str, lang: str = "en") -> Markup:
         hop_txt = f"{i18n.text(lang, 'hop')} {hop + 1}" if isinstance(hop, int) and not isinstance(hop, bool) else ""
         tip = " · ".join(x for x in (label, kind, fmt.clean(n.get("node")), fmt.clean(n.get("interface")), state, hop_txt) if x)
         attrs = f'class="{_box_classes(n)}" data-hop="{_e(hop if hop_txt else "")}"'
-        out.append(f"<g {attrs}><title>{_e(tip)}</title>")
+        link = f'<a href="#{uid}-hop-{hop + 1}">' if hop_txt else ""
+        out.append(f"{link}<g {attrs}><title>{_e(tip)}</title>")
         fill = f' style="fill:url(#{uid}-h)"' if obs is False else ""  # beats the stylesheet's fill
         out.append(
             f'<rect x="{_num(b.x)}" y="{_num(b.y)}" width="{BOX_W}" height="{BOX_H}" rx="5"{fill}/>'
@@ -299,7 +300,7 @@ def render_path(flow: dict[str, Any], *, uid: str, lang: str = "en") -> Markup:
                 f'<circle class="fail-dot" cx="{_num(cx)}" cy="{_num(cy)}" r="8"/>'
                 f'<text class="fail-x" x="{_num(cx)}" y="{_num(cy + 4)}" text-anchor="middle">✕</text>'
             )
-        out.append("</g>")
+        out.append("</g></a>" if link else "</g>")
     out.append("</svg>")
     return Markup("".join(out))
 

@@ -72,6 +72,14 @@ def test_path_svg_is_visible(page: cdp.Page, out_dir: Path) -> None:
     assert red > 50, "the failed hop's red outline is not in the screenshot"
 
 
+def test_path_box_links_to_its_hop_row(page: cdp.Page) -> None:
+    page.evaluate("document.querySelector('#flow-4 svg.path g.box.failed').dispatchEvent("
+                  "new MouseEvent('click', {bubbles: true}))")
+    assert page.evaluate("location.hash") == "#f4-hop-10"
+    assert page.evaluate("document.querySelector(':target').id") == "f4-hop-10"
+    assert page.evaluate("getComputedStyle(document.querySelector(':target td')).backgroundColor") == "rgb(255, 216, 210)"
+
+
 def test_ladder_svg_is_visible(page: cdp.Page) -> None:
     rect = page.rect("#flow-1 svg.ladder")
     assert rect["width"] > 400 and rect["height"] > 300
@@ -81,7 +89,7 @@ def test_ladder_svg_is_visible(page: cdp.Page) -> None:
 
 
 def test_full_page_screenshot_for_review(page: cdp.Page, out_dir: Path) -> None:
-    png = page.screenshot(clip={"x": 0, "y": 0, "width": 1400, "height": 2400})
+    png = page.screenshot(clip={"x": 0, "y": 0, "width": 1400, "height": 1000})
     (out_dir / "report-top.png").write_bytes(png)
     img = cdp.decode_png(png)
     assert img.count(lambda px: min(px[:3]) < 128) > 10000  # text and drawings, not a blank page
@@ -90,7 +98,7 @@ def test_full_page_screenshot_for_review(page: cdp.Page, out_dir: Path) -> None:
 def _visible_rows(page: cdp.Page) -> list[str]:
     return page.evaluate(
         "[...document.querySelectorAll('tr.flow-row')].filter(r => !r.hidden && r.offsetParent !== null)"
-        ".map(r => r.querySelector('a').textContent)"
+        ".map(r => r.cells[1].textContent)"
     )
 
 

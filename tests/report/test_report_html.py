@@ -114,6 +114,9 @@ def test_structure_of_a_dropped_flow() -> None:
     assert "firewall-cmd --permanent --add-port=8472/udp" in html
     assert 'class="edge e-encap"' in html and 'class="edge e-drop"' in html
     assert "n2/iptables-save:7" in html
+    # each box links to its row in the hop table
+    assert '<a href="#f1-hop-10"><g class="box inf failed k-netfilter" data-hop="9">' in html
+    assert '<tr id="f1-hop-10" class="hop-row s-inf failed">' in html
     assert "n2/eth0.pcap</span> #40, #41, #42, #43" in html
 
 
@@ -150,3 +153,16 @@ def test_partial_documents_render() -> None:
                                    "ladder": {"lanes": [{}], "events": [{}, {"lane": None}]},
                                    "hops": [{"observed": "x"}], "findings": [{"severity": "fatal"}]}]})
     assert "weird" in html
+
+
+def test_large_documents_draw_sections_for_failing_flows_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    import analyzer.report.html as html_mod
+
+    monkeypatch.setattr(html_mod, "DETAIL_LIMIT", 4)
+    doc = ex.all_examples()  # f4 dropped, f5 rejected, f7 no-reply; f1, f2, f3, f6 delivered
+    html = render_html(doc)
+    sections = re.findall(r'<section class="flow[^"]*" id="flow-(\d+)"', html)
+    assert sections == ["1", "4", "5", "7"]  # the three failing ones, then the first delivered one
+    assert html.count('class="flow-row"') == 7  # the table keeps every flow
+    assert "3 more flows are listed in the table only" in html
+    assert '<a href="#flow-2">' not in html and "<span>f2</span>" in html
