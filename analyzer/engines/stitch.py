@@ -81,7 +81,8 @@ def estimate_offsets(
     records: Sequence[PacketRecord], points: Mapping[str, CapturePoint], topo: Topology
 ) -> list[ClockOffset]:
     """Per node, the seconds to add to its timestamps to align it with the reference node."""
-    seen: dict[tuple, dict[str, float]] = defaultdict(dict)
+    seen: dict[tuple, dict[str, float]] = defaultdict(dict)  # earliest copy per node
+    last: dict[tuple, dict[str, float]] = defaultdict(dict)  # latest copy per node (closest to the wire when sent)
     sender: dict[tuple, str | None] = {}
     for r in records:
         if r.quoted is not None:
@@ -95,6 +96,9 @@ def estimate_offsets(
         prev = seen[key].get(node)
         if prev is None or r.ts < prev:
             seen[key][node] = r.ts
+        prev = last[key].get(node)
+        if prev is None or r.ts > prev:
+            last[key][node] = r.ts
         if key not in sender:
             sender[key] = _sender_node(r, topo)
     # deltas[(a, b)] = list of t_b - t_a for packets sent by a
@@ -104,14 +108,15 @@ def estimate_offsets(
         if len(per_node) < 2:
             continue
         s = sender.get(key)
-        for a, ta in per_node.items():
+        for a in per_node:
             for b, tb in per_node.items():
                 if a == b:
                     continue
+                ta = last[key][a]  # the sender's last copy (its NIC) to the receiver's first
                 if s == a:
                     deltas[(a, b)].append(tb - ta)
                 elif s is None and a < b:
-                    undirected[(a, b)].append(tb - ta)
+                    undirected[(a, b)].append(tb - per_node[a])
     nodes = sorted({p.node for p in points.values() if p.node})
     if len(nodes) < 2:
         return []
