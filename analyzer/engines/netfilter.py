@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -650,8 +651,7 @@ def _addrtype_pred(src: bool, types: frozenset[str], limit_in: bool, limit_out: 
 @dataclass(slots=True)
 class _CompiledRule:
     rule: Rule
-    preds: list[Predicate] | None
-    unsupported: str | None
+    preds: list[Predicate] | None  # None until the walk first reaches the rule
 
 
 @dataclass(slots=True)
@@ -663,19 +663,66 @@ class _CompiledChain:
     rest: list[int] | None = None
 
 
-def _index_key(rule: Rule) -> tuple[str, object] | None:
-    """("dst", ip) or ("port", (proto, port)) when the rule can only match that, else None."""
-    if rule.dst is not None and not rule.dst.negated and "," not in rule.dst.value:
-        net = _net(rule.dst.value)
+def _compile_rule(rule: Rule) -> list[Predicate]:
+    """The predicates of one rule; a part that is not modelled (or cannot be parsed) becomes an
+    Unknown predicate, so the rule is still decided by its known parts when one of them fails."""
+    preds: list[Predicate] = []
+    problems: list[str] = []
+    if rule.error:
+        problems.append(f"an option that cannot be parsed ({rule.error})")
+    else:
+        try:
+            preds.extend(_selector_preds(rule))
+        except (_Unsupported, ValueError) as exc:
+            problems.append(str(exc))
+        for m in rule.matches:
+            try:
+                preds.extend(_compile_match(m, rule))
+            except (_Unsupported, ValueError) as exc:
+                problems.append(str(exc))
+    if problems:
+        reason = "; ".join(problems)
+        preds.append(lambda p, n, reason=reason: _Unknown(f"{reason}, which k8s-trace does not model"))
+    return preds
+
+
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')
+_DST_OPTS = frozenset({"-d", "--destination", "--dst"})
+_DPORT_OPTS = frozenset({"--dport", "--destination-port"})
+
+
+def _index_key_text(text: str) -> tuple[str, object] | None:
+    """The index key of a rule, read from its text without parsing it: ("dst", ip) for a rule that
+    can only match one destination address, ("port", (proto, port)) for one that can only match one
+    destination port, else None. Conservative: any "!" in the rule means no key."""
+    if '"' in text:
+        text = _QUOTED.sub('""', text)
+    tokens = text.split()
+    if "!" in tokens:
+        return None
+    dst = proto = dport = None
+    for i, tok in enumerate(tokens[:-1]):
+        if tok in _DST_OPTS:
+            if dst is not None:
+                return None
+            dst = tokens[i + 1]
+        elif tok in ("-p", "--protocol"):
+            proto = tokens[i + 1]
+        elif tok in _DPORT_OPTS:
+            if dport is not None:
+                return None
+            dport = tokens[i + 1]
+    if dst is not None and "," not in dst:
+        try:
+            net = _net(dst)
+        except ValueError:
+            return None
         if net.num_addresses == 1:
             return ("dst", net.network_address)
-    if rule.protocol is not None and not rule.protocol.negated:
-        num = proto_number(rule.protocol.value)
-        for m in rule.matches:
-            if m.module in ("tcp", "udp", "sctp"):
-                opt = m.option("dport")
-                if opt is not None and not opt.negated and opt.value.isdigit():
-                    return ("port", (num, int(opt.value)))
+    if proto is not None and dport is not None and dport.isdigit():
+        num = proto_number(proto)
+        if num is not None:
+            return ("port", (num, int(dport)))
     return None
 
 
@@ -696,37 +743,37 @@ class NetfilterEngine:
     def __init__(self, ruleset: RuleSet, addresses: NodeAddresses | None = None) -> None:
         self.ruleset = ruleset
         self.addresses = addresses or NodeAddresses()
-        self._chains: dict[tuple[str, str], _CompiledChain] = {}
-        for tname, table in ruleset.tables.items():
-            for cname, chain in table.chains.items():
-                self._chains[(tname, cname)] = self._compile_chain(chain.rules, chain.policy)
+        self._chains: dict[tuple[str, str], _CompiledChain | None] = {}
+        self._names = {t: frozenset(table.chains) for t, table in ruleset.tables.items()}
+        for tname, names in self._names.items():  # index the big chains now: walks stay fast
+            for cname in names:
+                if len(ruleset.tables[tname].chains[cname].rules) >= INDEX_MIN_RULES:
+                    self._chain(tname, cname)
+
+    def _exists(self, table: str, chain: str) -> bool:
+        names = self._names.get(table)
+        return names is not None and chain in names
+
+    def _chain(self, table: str, name: str) -> _CompiledChain | None:
+        key = (table, name)
+        if key in self._chains:
+            return self._chains[key]
+        t = self.ruleset.tables.get(table)
+        chain = t.chains.get(name) if t is not None else None
+        compiled = None if chain is None else self._compile_chain(chain.rules, chain.policy)
+        self._chains[key] = compiled
+        return compiled
 
     @staticmethod
     def _compile_chain(rules: Sequence[Rule], policy: str | None) -> _CompiledChain:
-        compiled: list[_CompiledRule] = []
-        for rule in rules:
-            preds: list[Predicate] = []
-            problems: list[str] = []
-            try:
-                preds.extend(_selector_preds(rule))
-            except (_Unsupported, ValueError) as exc:
-                problems.append(str(exc))
-            for m in rule.matches:
-                try:
-                    preds.extend(_compile_match(m, rule))
-                except (_Unsupported, ValueError) as exc:
-                    problems.append(str(exc))
-            if problems:  # decided only if a known part already fails; else insufficient information
-                reason = "; ".join(problems)
-                preds.append(lambda p, n, reason=reason: _Unknown(f"{reason}, which k8s-trace does not model"))
-            compiled.append(_CompiledRule(rule, preds, None))
+        compiled = [_CompiledRule(rule, None) for rule in rules]
         chain = _CompiledChain(compiled, policy)
         if len(compiled) >= INDEX_MIN_RULES:
             by_dst: dict[IPAddress, list[int]] = {}
             by_port: dict[tuple[int, int], list[int]] = {}
             rest: list[int] = []
             for i, c in enumerate(compiled):
-                key = _index_key(c.rule) if c.preds is not None else None
+                key = _index_key_text(c.rule.source.text)
                 if key is None:
                     rest.append(i)
                 elif key[0] == "dst":
@@ -778,7 +825,7 @@ class NetfilterEngine:
         current = [start]
         out: list[tuple[_Work, Verdict, dict]] = []
         for table in HOOK_TABLES[hook]:
-            if (table, hook) not in self._chains:
+            if not self._exists(table, hook):
                 continue
             if table == "nat":
                 tracked = [w for w in current if w.packet.ctstate == "NEW"]
@@ -834,7 +881,7 @@ class NetfilterEngine:
         depth_limit = 64
         while stack:
             w, cname, pos, cands, calls = stack.pop()
-            chain = self._chains.get((table, cname))
+            chain = self._chain(table, cname)
             if chain is None:
                 w.steps.append(Step(hook, table, cname, "unknown", f"chain {cname} does not exist in *{table}"))
                 results.append((w, Verdict.UNKNOWN, {"reason": f"jump to missing chain {cname} in *{table}"}))
@@ -847,13 +894,7 @@ class NetfilterEngine:
                 pos += 1
                 rule = cr.rule
                 if cr.preds is None:
-                    w.steps.append(Step(hook, table, cname, "unknown",
-                                        f"rule {rule.where()} uses {cr.unsupported}, which k8s-trace does not "
-                                        "model: what happens next is unknown", rule))
-                    results.append((w, Verdict.UNKNOWN, {"rule": rule, "reason": f"{cr.unsupported} not modelled "
-                                                                                   f"({rule.where()})"}))
-                    ended = True
-                    break
+                    cr.preds = _compile_rule(rule)
                 verdict = True
                 forks: list[_Fork] = []
                 notes: list[str] = []
@@ -944,7 +985,7 @@ class NetfilterEngine:
                 w.steps.append(Step(hook, table, cname, "return", f"end of chain {cname}: back to {parent}"))
             stack.append((w, parent, ppos, pcands, calls[:-1]))
             return
-        chain = self._chains.get((table, hook))
+        chain = self._chain(table, hook)
         policy = (chain.policy if chain else None) or "ACCEPT"
         if policy == "ACCEPT" and chain is not None and not chain.rules:
             results.append((w, Verdict.ACCEPT, {}))  # an empty chain with policy ACCEPT: nothing to tell
@@ -966,7 +1007,7 @@ class NetfilterEngine:
             w.steps.append(Step(hook, table, cname, "count", f"rule {rule.where()} matched{why} (no target: it "
                                                              "only counts packets)", rule))
             return None
-        if (table, target) in self._chains:
+        if self._exists(table, target):
             verb = "goto" if rule.goto else "jump"
             w.steps.append(Step(hook, table, cname, verb, f"{_rule_label(rule)} matched{why}: "
                                                           f"{'go to' if rule.goto else 'jump to'} {target}", rule))

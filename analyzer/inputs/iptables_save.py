@@ -35,6 +35,9 @@ _FRAG = frozenset({"-f", "--fragment"})
 _COUNT = frozenset({"-c", "--set-counters"})
 _FAMILY = frozenset({"-4", "--ipv4", "-6", "--ipv6"})
 _MAX_WARNINGS = 200
+#: up to this many rules, every rule is parsed (and checked) at load time
+EAGER_RULES = 20_000
+_IPV6_ADDR = re.compile(r"(?m)^(?:\[\d+:\d+\] )?-A \S+ (?:.* )?-[sd] (?:! )?[0-9a-fA-F]*:[0-9a-fA-F:]*[:/]")
 #: options that cannot stand without a value (iptables-restore refuses them bare)
 _NEEDS_VALUE = frozenset({
     "dport", "sport", "dports", "sports", "ports", "destination-port", "source-port", "mark", "ctstate",
@@ -58,6 +61,10 @@ class _RuleSyntaxError(ValueError):
     pass
 
 
+def _unescape(m: re.Match[str]) -> str:
+    return m.group(1)
+
+
 def tokenize(text: str) -> list[tuple[str, bool]]:
     """Split a rule line like iptables-restore does: ``(token, was_quoted)`` pairs."""
     if '"' not in text:
@@ -67,7 +74,7 @@ def tokenize(text: str) -> list[tuple[str, bool]]:
         if plain:
             out.append((plain, False))
         else:
-            out.append((_UNESCAPE.sub(r"\1", quoted), True))
+            out.append((_UNESCAPE.sub(_unescape, quoted) if "\\" in quoted else quoted, True))
     return out
 
 
@@ -195,8 +202,12 @@ class _Builder:
             self.dropped += 1
 
 
-def parse_iptables_save(text: str, source: str) -> RuleSet:
-    """Parse the whole output of ``iptables-save`` (or ``ip6tables-save``); never raises on bad lines."""
+def parse_iptables_save(text: str, source: str, *, validate: bool | None = None) -> RuleSet:
+    """Parse the whole output of ``iptables-save`` (or ``ip6tables-save``); never raises on bad lines.
+
+    Each rule keeps its line; its options are parsed on first use. ``validate`` parses every rule
+    now, so option errors and jumps to undeclared chains become warnings (default: when the dump
+    has at most ``EAGER_RULES`` rules; a larger one is checked rule by rule as walks reach it)."""
     b = _Builder(source)
     table: str | None = None
     table_line = 0
@@ -228,6 +239,14 @@ def parse_iptables_save(text: str, source: str) -> RuleSet:
                 b.notes.append(f"{source}:{lineno}: {stripped[2:]}")
                 if "legacy tables present" in stripped and backend is None:
                     backend = "nf_tables"
+            continue
+        if first == "-" and table is not None and stripped[:3] == "-A ":
+            chain = stripped[3:].lstrip().partition(" ")[0]
+            entry = chains.get(chain)
+            if entry is None:
+                b.warn(lineno, f"chain {chain} was not declared with ':{chain}' in *{table}; created")
+                entry = chains.setdefault(chain, {"rules": [], "source": None, "policy": None, "counters": None})
+            entry["rules"].append((SourceRef(source, lineno, line), None, None))
             continue
         ref = SourceRef(source, lineno, line)
         if first == "*":
@@ -280,33 +299,42 @@ def parse_iptables_save(text: str, source: str) -> RuleSet:
     if table is not None:
         b.warn(len(lines), f"the file ends inside table *{table} (line {table_line}) without COMMIT: "
                            "cut off? iptables-restore would not load this table")
-    for tname in table_order:
-        tchains = b.tables[tname]["chains"]
-        for cname, c in tchains.items():
-            for r_ref, fields in c["rules"]:
-                target = fields.get("target")
-                if target and target not in tchains and target not in KNOWN_TARGETS:
-                    b.warn(r_ref.line, f"-A {cname} jumps to {target}, which is neither a chain of "
-                                       f"*{tname} nor a known target")
-    b.warnings.sort(key=_warning_line)
-    if b.dropped:
-        b.warnings.append(f"{source}: {b.dropped} more warnings not shown")
     tables: dict[str, Table] = {}
+    all_rules: list[Rule] = []
     for tname in table_order:
         tinfo = b.tables[tname]
         built: dict[str, Chain] = {}
         for cname, c in tinfo["chains"].items():
             rules = tuple(
-                Rule(table=tname, chain=cname, index=idx, source=r_ref, **fields)
-                for idx, (r_ref, fields) in enumerate(c["rules"], 1)
+                Rule(tname, cname, idx, r_ref, counters=counters, parse=_parse_rule_line) if fields is None
+                else Rule(tname, cname, idx, r_ref, counters=counters, **fields)
+                for idx, (r_ref, fields, counters) in enumerate(c["rules"], 1)
             )
-            if fam := _family_of(rules):
-                family = fam
+            all_rules.extend(rules)
             policy = c["policy"]
             if policy is None and cname in BUILTIN_CHAINS.get(tname, ()):
                 policy = "ACCEPT"
             built[cname] = Chain(cname, tname, policy, c["source"], rules, c["counters"])
         tables[tname] = Table(tname, built, tinfo["source"])
+    if family == "ipv4" and _IPV6_ADDR.search(text[:200_000]):
+        family = "ipv6"
+    if validate is None:
+        validate = len(all_rules) <= EAGER_RULES
+    if validate:
+        for rule in all_rules:
+            if rule.error:
+                b.warn(rule.line, f"rule skipped: {rule.error}")
+                continue
+            target = rule.target
+            chains_of = tables[rule.table].chains
+            if target and target not in chains_of and target not in KNOWN_TARGETS:
+                b.warn(rule.line, f"-A {rule.chain} jumps to {target}, which is neither a chain of "
+                                  f"*{rule.table} nor a known target")
+    else:
+        b.notes.append(f"{source}: {len(all_rules)} rules: their options are checked when a walk reaches them")
+    b.warnings.sort(key=_warning_line)
+    if b.dropped:
+        b.warnings.append(f"{source}: {b.dropped} more warnings not shown")
     return RuleSet(source, tables, tuple(b.warnings), tuple(b.notes), family, backend, generator)
 
 
@@ -315,12 +343,15 @@ def _warning_line(text: str) -> int:
     return int(num) if num.isdigit() else 0
 
 
-def _family_of(rules: tuple[Rule, ...]) -> str | None:
-    for r in rules[:50]:
-        for sel in (r.src, r.dst):
-            if sel is not None and ":" in sel.value:
-                return "ipv6"
-    return None
+def _parse_rule_line(text: str) -> dict:
+    """The options of one ``[p:b] -A CHAIN ...`` line (Rule's lazy parser); ValueError if malformed."""
+    line = text.strip()
+    if line.startswith("["):
+        line = line.partition(" ")[2].lstrip()
+    tokens = tokenize(line)
+    if len(tokens) < 2 or tokens[0][0] not in ("-A", "--append"):
+        raise _RuleSyntaxError("not an -A line")
+    return _parse_rule_tokens(tokens, 2)
 
 
 def _parse_command(b: _Builder, table: str, chains: dict[str, dict], line: str, ref: SourceRef,
@@ -349,21 +380,22 @@ def _parse_command(b: _Builder, table: str, chains: dict[str, dict], line: str, 
         if verb in ("-I", "--insert") and len(tokens) > 2 and tokens[2][0].isdigit():
             position = int(tokens[2][0])
             start = 3
-        try:
-            fields = _parse_rule_tokens(tokens, start)
-        except _RuleSyntaxError as exc:
-            b.warn(lineno, f"rule skipped: {exc}")
-            return
-        if counters is not None and "counters" not in fields:
-            fields["counters"] = counters
+        fields: dict | None = None
+        if verb in ("-I", "--insert"):
+            try:
+                fields = _parse_rule_tokens(tokens, start)
+            except _RuleSyntaxError as exc:
+                b.warn(lineno, f"rule skipped: {exc}")
+                return
+            counters = fields.pop("counters", counters)
         entry = chains.get(chain)
         if entry is None:
             b.warn(lineno, f"chain {chain} was not declared with ':{chain}' in *{table}; created")
             entry = chains.setdefault(chain, {"rules": [], "source": None, "policy": None, "counters": None})
         if verb in ("-I", "--insert"):
-            entry["rules"].insert((position or 1) - 1, (ref, fields))
+            entry["rules"].insert((position or 1) - 1, (ref, fields, counters))
         else:
-            entry["rules"].append((ref, fields))
+            entry["rules"].append((ref, None, counters))
         return
     if verb in ("-N", "--new-chain") and len(tokens) == 2:
         chains.setdefault(tokens[1][0], {"rules": [], "source": ref, "policy": None, "counters": None})

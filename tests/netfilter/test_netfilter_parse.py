@@ -111,11 +111,13 @@ def test_garbage_and_cut_off_give_warnings_with_lines() -> None:
     rs = parse_iptables_save(text, "bad.save")
     joined = "\n".join(rs.warnings)
     assert "bad.save:4: unknown line" in joined
-    assert "bad.save:5:" in joined
+    assert "bad.save:5: rule skipped: option --dport needs a value" in joined
     assert "without COMMIT" in joined
     assert "bad.save:7: the last line has no newline" in joined
     # what could be read is kept
-    assert [r.line for r in rs.chain("filter", "INPUT").rules] == [6]
+    # a malformed rule stays in its chain (with .error): a walk that reaches it must not skip it
+    assert [r.line for r in rs.chain("filter", "INPUT").rules] == [5, 6]
+    assert rs.rule_at(5).error == "option --dport needs a value" and rs.rule_at(6).error is None
     assert [r.line for r in rs.chain("filter", "FORWARD").rules] == [7]
 
 
@@ -136,3 +138,18 @@ def test_undeclared_jump_target_is_a_warning() -> None:
     rs = parse_iptables_save(SAMPLE, "n1/ip6tables-save")
     assert rs.warnings == ("n1/ip6tables-save:18: -A MY jumps to OTHER, which is neither a chain of *filter "
                            "nor a known target",)
+
+
+def test_large_dumps_parse_rules_on_first_use() -> None:
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
+    lines += [f"-A FORWARD -d 10.0.{i // 256}.{i % 256}/32 -p tcp -m tcp --dport 80 -j ACCEPT" for i in range(300)]
+    lines += ["-A FORWARD -p tcp --dport", "COMMIT"]
+    rs = parse_iptables_save("\n".join(lines) + "\n", "big.save", validate=False)
+    assert rs.warnings == () and any("checked when a walk reaches them" in n for n in rs.notes)
+    rules = rs.chain("filter", "FORWARD").rules
+    assert not rules[0].parsed
+    assert rules[0].dst.value == "10.0.0.0/32" and rules[0].parsed
+    assert rules[-1].error == "option --dport needs a value"
+    assert rs.problems() == ("big.save:305: rule skipped by the walk: option --dport needs a value",)
+    eager = parse_iptables_save("\n".join(lines) + "\n", "big.save")
+    assert eager.warnings == ("big.save:305: rule skipped: option --dport needs a value",)
