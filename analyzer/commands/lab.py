@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from analyzer.errors import ExitStatus, LabError
+from analyzer.errors import ExitStatus, InputError, LabError
 from analyzer.lab.topology import LabParams
 
 BACKENDS = ("vxlan", "host-gw")
@@ -122,6 +122,16 @@ def run_cmd(scenario: str, out: Path, quiet: bool, sample: bool, **kwargs) -> in
     return ExitStatus.OK if doc["matches_expected"] else ExitStatus.INCONCLUSIVE
 
 
+def _check(out: Path, doc: dict) -> list[str]:
+    """Run explain on a recording's node bundles and compare with its expectations."""
+    from analyzer.lab.expect import compare
+    from analyzer.pipeline.explain import explain_inputs
+
+    nodes = [str(out / n["name"]) for n in doc["nodes"] if (out / n["name"]).is_dir()]
+    ports = {doc["params"]["vxlan_port"]}
+    return compare(doc, explain_inputs(nodes, vxlan_ports=ports, warn=lambda _line: None))
+
+
 def _record(sc, params: LabParams, out: Path, command: str | None, quiet: bool, sample: bool) -> dict:  # noqa: ANN001
     from analyzer.lab.run import run_scenario
     from analyzer.lab.samples import make_sample
@@ -129,7 +139,12 @@ def _record(sc, params: LabParams, out: Path, command: str | None, quiet: bool, 
     progress = None if quiet else (lambda msg: click.echo(f"lab: {msg}", err=True))
     doc = run_scenario(sc, params, out, command=command, progress=progress)
     if sample:
-        doc = make_sample(out, doc)
+        if progress:
+            progress("checking the recording with explain")
+        problems = _check(out, doc)
+        for line in problems:
+            click.echo(f"k8s-trace: explain disagrees: {line}", err=True)
+        doc = make_sample(out, doc, problems)
     for step in doc["steps"]:
         mark = "as expected" if step["matches_expected"] else f"EXPECTED {step['expected']['client']}"
         extra = ""
@@ -139,6 +154,26 @@ def _record(sc, params: LabParams, out: Path, command: str | None, quiet: bool, 
     click.echo(f"recorded {len(doc['captures'])} captures and {len(doc['dumps'])} node dumps in {out} "
                f"({doc['duration_s']} s)")
     return doc
+
+
+@command.command("check")
+@click.argument("recordings", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+def check_cmd(recordings: tuple[Path, ...]) -> int:
+    """Explain each recording (a `lab run --out` directory) and compare with its scenario.json."""
+    import json
+
+    failed = 0
+    for rec in recordings:
+        try:
+            doc = json.loads((rec / "scenario.json").read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InputError(str(rec / "scenario.json"), f"not a lab recording: {exc}") from None
+        problems = _check(rec, doc)
+        click.echo(f"{rec}: {doc['scenario']}: " + ("explain agrees" if not problems else "DISAGREES"))
+        for line in problems:
+            click.echo(f"  {line}")
+        failed += bool(problems)
+    return ExitStatus.INCONCLUSIVE if failed else ExitStatus.OK
 
 
 @command.command("samples")
@@ -164,11 +199,11 @@ def samples_cmd(out: Path, names: tuple[str, ...], quiet: bool) -> int:
             shutil.rmtree(target)
         command = shlex.join(["k8s-trace", "lab", "run", sc.name, "--out", str(target), "--sample"])
         doc = _record(sc, params, target, command, quiet, True)
-        if not doc["matches_expected"]:
+        if not doc["matches_expected"] or doc["sample"].get("explain_check") != "agrees with every expectation":
             differ.append(sc.name)
     click.echo(f"index: {write_index(out)}")
     if differ:
-        click.echo(f"k8s-trace: outcome differs from the expected one in: {', '.join(differ)}", err=True)
+        click.echo(f"k8s-trace: traffic or explain differs from the expectation in: {', '.join(differ)}", err=True)
         return ExitStatus.INCONCLUSIVE
     return ExitStatus.OK
 

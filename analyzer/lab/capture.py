@@ -40,8 +40,10 @@ def start_captures(sb: Sandbox, ns: str, node: str, out_dir: Path,
         path = out_dir / f"{iface}.pcap"
         # --immediate-mode: without it libpcap's TPACKET_V3 ring hands packets over per block, and a
         # capture stopped within its block timeout loses them all ("0 packets captured").
-        # -B 8192 (KiB): with the default 2 MiB ring, `-i any` drops a burst of 64 KiB GSO frames.
-        proc = sb.start(ns, ["tcpdump", "--immediate-mode", "-U", "-n", "-s", "0", "-B", "8192", "-Z", "root",
+        # Immediate mode uses TPACKET_V2, whose ring slots are snaplen-sized: -s 65535 (a whole GSO
+        # super-packet but for a few bytes) and -B 16384 KiB give 256 slots, where -s 0 and the default
+        # 2 MiB ring gave 8 and `-i any` dropped packets in every burst.
+        proc = sb.start(ns, ["tcpdump", "--immediate-mode", "-U", "-n", "-s", "65535", "-B", "16384", "-Z", "root",
                              "-i", iface, "-w", str(path)],
                         label=f"tcpdump {node}/{iface}")
         started.append((iface, path, proc))

@@ -26,6 +26,33 @@ NETNS_ETC = Path("/etc/netns")
 PREFIX = "k8sl-"
 
 
+#: every process the lab starts carries this in its environment, naming its namespace, so that
+#: teardown checks (and `ps e`) can tell lab processes apart from everything else on the machine
+ENV_MARK = "K8S_TRACE_LAB_NS"
+
+
+def lab_env(ns: str) -> dict[str, str]:
+    return {**os.environ, ENV_MARK: ns}
+
+
+def marked_processes(prefix: str) -> list[tuple[int, str]]:
+    """(pid, command line) of live processes whose K8S_TRACE_LAB_NS starts with `prefix`."""
+    wanted = f"{ENV_MARK}={prefix}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            if not any(var.startswith(wanted) for var in environ.split(b"\0")):
+                continue
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        found.append((int(entry), cmd.strip()))
+    return found
+
+
 def check_host() -> None:
     """Raise LabError unless this process can build a lab (root, Linux, the tools)."""
     if not hasattr(os, "geteuid") or os.geteuid() != 0:
@@ -121,7 +148,7 @@ class Sandbox:
         full += argv
         self.log.append(" ".join(full) + " &")
         try:
-            popen = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+            popen = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=lab_env(ns),
                                      stderr=subprocess.PIPE, start_new_session=True)
         except OSError as exc:
             raise LabError(f"cannot start {label}: {exc}") from exc
@@ -137,7 +164,8 @@ class Sandbox:
         full = ["ip", "netns", "exec", ns, *argv]
         self.log.append(" ".join(full))
         try:
-            done = subprocess.run(full, capture_output=True, text=True, timeout=timeout, check=False)
+            done = subprocess.run(full, capture_output=True, text=True, timeout=timeout, check=False,
+                                  env=lab_env(ns))
         except subprocess.TimeoutExpired:
             return {"ok": False, "error": "client-hung", "argv": argv}
         try:

@@ -24,8 +24,12 @@ it created when it ends, also after an error or Ctrl-C.
 """
 
 
-def make_sample(out_dir: Path, doc: dict[str, Any]) -> dict[str, Any]:
-    """Trim a recording in place and write its README.md; returns the updated scenario document."""
+def make_sample(out_dir: Path, doc: dict[str, Any], explain_problems: list[str] | None = None) -> dict[str, Any]:
+    """Trim a recording in place and write its README.md; returns the updated scenario document.
+
+    `explain_problems` is what ``expect.compare`` said about ``explain`` on this recording (None:
+    not checked).
+    """
     removed = []
     for cap in doc["captures"]:
         path = out_dir / cap["file"]
@@ -34,6 +38,8 @@ def make_sample(out_dir: Path, doc: dict[str, Any]) -> dict[str, Any]:
             cap["removed"] = "empty capture (0 packets), not shipped"
             removed.append(cap["file"])
     doc["sample"] = {"removed_empty_captures": removed}
+    if explain_problems is not None:
+        doc["sample"]["explain_check"] = explain_problems or "agrees with every expectation"
     (out_dir / "scenario.json").write_text(json.dumps(doc, indent=2) + "\n")
     (out_dir / "README.md").write_text(sample_readme(doc))
     return doc
@@ -48,7 +54,10 @@ def _outcome_line(step: dict[str, Any]) -> str:
         line += " (served by " + ", ".join(f"{k} x{v}" for k, v in sorted(served.items(), key=str)) + ")"
     line += f"; expected {exp['client']}" + (" - as expected" if step["matches_expected"] else " - DIFFERENT")
     verdict = f"{exp['kind']} / {exp['status']}"
-    if exp.get("encapsulation"):
+    if exp.get("encapsulation") and exp.get("mixed_encapsulation"):
+        verdict += (", encapsulation " + "+".join(exp["encapsulation"]) + " for the connections sent to a "
+                    "remote endpoint, none for the local one")
+    elif exp.get("encapsulation"):
         verdict += ", encapsulation " + "+".join(exp["encapsulation"])
     if exp.get("translations"):
         verdict += ", translations " + "+".join(exp["translations"])
@@ -84,6 +93,11 @@ def sample_readme(doc: dict[str, Any]) -> str:
     for step in doc["steps"]:
         lines.append(_outcome_line(step))
         lines += _errors(step)
+    check = doc.get("sample", {}).get("explain_check")
+    if isinstance(check, str):
+        lines += ["", f"Checked when recorded: `k8s-trace explain` on this sample {check}."]
+    elif check:
+        lines += ["", "Checked when recorded: `k8s-trace explain` disagrees:", *(f"- {p}" for p in check)]
     lines += [
         "",
         "## The cluster",

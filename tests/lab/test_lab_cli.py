@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.lab.netns import NETNS_ETC, existing_namespaces
+from analyzer.lab.netns import NETNS_ETC, existing_namespaces, marked_processes
 from analyzer.lab.scenarios import SCENARIOS
 
 CLI = [sys.executable, "-c", "from analyzer.cli import main; main()"]
@@ -26,6 +26,10 @@ def _ours(tag: str) -> tuple[set[str], set[str]]:
     prefix = f"k8sl-{tag}-"
     etc = {p.name for p in NETNS_ETC.iterdir() if p.name.startswith(prefix)} if NETNS_ETC.is_dir() else set()
     return {n for n in existing_namespaces() if n.startswith(prefix)}, etc
+
+
+def _procs(tag: str) -> list[tuple[int, str]]:
+    return marked_processes(f"k8sl-{tag}-")
 
 
 def test_list_names_every_scenario_with_its_expected_outcome() -> None:
@@ -81,6 +85,7 @@ def test_up_exec_down(netns: None) -> None:
         assert up.returncode == 0, up.stderr
         assert f"k8sl-{tag}-node1" in up.stdout
         assert len(_ours(tag)[0]) == 7
+        assert [cmd for _pid, cmd in _procs(tag) if "http-server" in cmd]  # web outlived `lab up`
         # a real request from the client pod to the ClusterIP, DNATed to web on node2
         from analyzer.lab.run import AGENTS
 
@@ -99,6 +104,7 @@ def test_up_exec_down(netns: None) -> None:
     assert down.returncode == 0, down.stderr
     assert "removed 7 namespaces" in down.stdout
     assert _ours(tag) == (set(), set())
+    assert _procs(tag) == []
 
 
 @pytest.mark.netns
@@ -115,6 +121,7 @@ def test_signal_mid_run_tears_down(tmp_path: Path, netns: None, sig: signal.Sign
             seen += proc.stderr.readline()
         assert "client: http" in seen, seen
         assert len(_ours(tag)[0]) == 7
+        assert any("tcpdump" in cmd for _pid, cmd in _procs(tag))
         proc.send_signal(sig)
         _out, err = proc.communicate(timeout=30)
     finally:
@@ -123,4 +130,5 @@ def test_signal_mid_run_tears_down(tmp_path: Path, netns: None, sig: signal.Sign
     assert proc.returncode == 130, err
     assert "interrupted" in err and "Traceback" not in err
     assert _ours(tag) == (set(), set())
+    assert _procs(tag) == []
     assert not (tmp_path / "o" / "scenario.json").exists()

@@ -19,7 +19,8 @@ from analyzer.errors import LabError
 from analyzer.inputs.bundle import BUNDLE_COMMANDS, load_bundle
 from analyzer.lab import build as build_mod
 from analyzer.lab import run as run_mod
-from analyzer.lab.netns import NETNS_ETC, existing_namespaces
+from analyzer.lab.expect import compare
+from analyzer.lab.netns import NETNS_ETC, existing_namespaces, marked_processes
 from analyzer.lab.scenarios import scenario
 from analyzer.lab.topology import LabParams
 
@@ -35,18 +36,8 @@ def _tag(name: str) -> str:
 
 
 def _lab_processes(tag: str) -> list[str]:
-    """Command lines of live processes that belong to a lab run with this tag or its agents."""
-    out = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if f"k8sl-{tag}-" in cmd or (run_mod.AGENTS in cmd and int(pid) != os.getpid()):
-            out.append(cmd)
-    return out
+    """Command lines of live processes the lab started for this tag (servers, clients, tcpdump)."""
+    return [cmd for _pid, cmd in marked_processes(f"k8sl-{tag}-")]
 
 
 def _lab_namespaces() -> set[str]:
@@ -72,6 +63,11 @@ def _run(name: str, out: Path, **params) -> dict:
     assert _lab_namespaces() == before
     assert doc["teardown"] == {"problems": []}
     assert json.loads((out / "scenario.json").read_text()) == doc
+    # and `k8s-trace explain` reads the fresh recording the way the scenario says it should
+    from analyzer.pipeline.explain import explain_inputs
+
+    explained = explain_inputs([str(out / n["name"]) for n in doc["nodes"]])
+    assert compare(doc, explained) == []
     return doc
 
 
