@@ -55,3 +55,13 @@ def test_hostile_strings_survive_verbatim() -> None:
     assert out["flows"][0]["client"]["name"] == "default/<script>alert(1)</script>"
     assert out["flows"][0]["verdict"]["en"] == doc["flows"][0]["verdict"]["en"]  # ESC kept, JSON-escaped
     assert "\x1b" not in render_json(doc)
+
+
+def test_small_scalar_objects_stay_on_one_line() -> None:
+    text = render_json(ex.delivered_vxlan())
+    assert ('\n            {"lane": "n1/veth3a1f9c2e", "ts": 1763755200.0, "rel": 0.0, '
+            '"file": "n1/veth3a1f9c2e.pcap", "packet": 1, "dir": "fwd", "label": "SYN", "outer": null}') in text
+    assert '"addresses": ["192.168.56.11"],' in text
+    assert '"translations": [],' in text
+    long_verdict = '      "verdict": {\n        "en": "Delivered: 10.244.1.5 on n1'
+    assert long_verdict in text  # over the width: indented as usual
