@@ -290,3 +290,41 @@ def test_vxlan_nesting_triple() -> None:
     assert (r.tunnel, r.vni, r.tunnel_depth, r.outer_src, r.src) == ("vxlan", 1, 3, "1.1.1.1", "4.4.4.4")
     obj = decode_frame(l1, 1).to_contract(1, 0.0, None)
     assert obj["tunnels"] == [{"type": "vxlan", "vni": v} for v in (1, 2, 3)]
+
+
+def _with_inner_tcp_csum(frame: bytes, value: int) -> bytes:
+    """``frame`` (a VXLAN TCP frame) with its inner TCP checksum field set to ``value``."""
+    buf = bytearray(frame)
+    inner_tcp = 14 + 20 + 8 + 8 + 14 + 20
+    struct.pack_into("!H", buf, inner_tcp + 16, value)
+    return bytes(buf)
+
+
+def test_checksum_offload_is_not_an_error() -> None:
+    """Captured on the sending node: the NIC has not filled in the checksums yet."""
+    good = bytes(vxlan_tcp_frame(udp_checksum=None, payload=b"data" * 10))
+    inner_tcp = 14 + 20 + 8 + 8 + 14 + 20
+    real_inner = struct.unpack_from("!H", good, inner_tcp + 16)[0]
+    # local checksum offload: the outer checksum is right for the packet once the inner one is
+    # filled in; the inner field still holds its pseudo-header partial sum
+    src, dst = bytes([10, 244, 1, 5]), bytes([10, 244, 2, 7])
+    seg_len = len(good) - inner_tcp
+    partial = (int.from_bytes(src + dst + bytes([0, 6]) + seg_len.to_bytes(2, "big"), "big") % 0xFFFF) or 0xFFFF
+    assert partial != real_inner
+    lco = _with_inner_tcp_csum(good, partial)
+    r = record(lco)
+    assert (r.outer_udp_csum_ok, r.notes) == (None, ())
+    # the outer field itself holds only the outer pseudo-header sum (CHECKSUM_PARTIAL)
+    buf = bytearray(good)
+    ulen = len(good) - 34
+    outer_partial = (int.from_bytes(bytes([192, 168, 0, 11, 192, 168, 0, 12, 0, 17]) + ulen.to_bytes(2, "big"),
+                                    "big") % 0xFFFF) or 0xFFFF
+    struct.pack_into("!H", buf, 40, outer_partial)
+    r = record(bytes(buf))
+    assert (r.outer_udp_csum_ok, r.notes) == (None, ())
+    # a really damaged payload: neither explanation fits
+    broken = bytearray(good)  # complete checksums, as the receiving node sees them
+    broken[-1] ^= 0xFF
+    r = record(bytes(broken))
+    assert r.outer_udp_csum_ok is False
+    assert len(r.notes) == 1 and "outer UDP checksum" in r.notes[0]

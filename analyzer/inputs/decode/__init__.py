@@ -24,6 +24,7 @@ from analyzer.inputs.decode import sctp as sctp  # noqa: F401
 from analyzer.inputs.decode import tcp as tcp  # noqa: F401
 from analyzer.inputs.decode import udp as udp
 from analyzer.inputs.decode import vxlan as vxlan  # noqa: F401
+from analyzer.inputs.decode.checksum import settle_checksums
 from analyzer.inputs.decode.flannel_udp import FLANNEL_UDP_PORTS
 from analyzer.inputs.decode.geneve import GENEVE_UDP_PORTS
 from analyzer.inputs.decode.linktypes import LINKTYPE_NAMES, LINKTYPES
@@ -83,6 +84,8 @@ def decode_frame(
                 cur.layers.append(Raw(0, len(data), f"link type {linktype}"))
         else:
             decoder(cur, 0, max(len(data), wire_len or 0))
+        if cur.pending_csum:
+            settle_checksums(cur)
     except Exception as exc:  # a decoder bug must not lose the frame; tests assert it never happens
         cur.note(f"decoder bug: {type(exc).__name__}: {exc}")
     return DecodedPacket(tuple(cur.layers), tuple(cur.notes), cur.quote_start, cur.payload_offset, cur.payload_end)

@@ -59,6 +59,7 @@ class Cursor:
         "ip_dst",
         "ip_version",
         "first_fragment",
+        "pending_csum",
     )
 
     def __init__(self, data: bytes, udp_ports: dict[int, str]) -> None:
@@ -77,6 +78,8 @@ class Cursor:
         self.ip_dst = b""
         self.ip_version = 0
         self.first_fragment = False  # the last IP header is an offset-0 fragment (MF set)
+        # outer UDP checksum mismatches: (layer index, offset, length, found, wanted, src, dst)
+        self.pending_csum: list[tuple[int, int, int, int, int, bytes, bytes]] = []
 
     def note(self, text: str) -> None:
         self.notes.append(f"quoted packet: {text}" if self.quoted else text)

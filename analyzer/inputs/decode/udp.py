@@ -2,7 +2,8 @@
 
 The checksum of a UDP datagram that carries a tunnel is verified when the whole datagram was
 captured (IPv4 or IPv6 pseudo-header). 0 means "not used" (Linux VXLAN default over IPv4).
-A wrong checksum seen on the sending node is usually TX checksum offload, not corruption.
+A field that holds only the pseudo-header sum is TX checksum offload (the packet was captured
+before the NIC computed it, as on the sending node or a veth): not verifiable, not an error.
 """
 
 from __future__ import annotations
@@ -13,15 +14,30 @@ from analyzer.model.packet import UDP
 UDP_HEADER = 8
 
 
+def _pseudo(src: bytes, dst: bytes, length: int) -> bytes:
+    if len(src) == 4:
+        return src + dst + b"\x00\x11" + length.to_bytes(2, "big")
+    return src + dst + length.to_bytes(4, "big") + b"\x00\x00\x00\x11"
+
+
+def offload_partial(src: bytes, dst: bytes, length: int) -> int:
+    """What a not-yet-offloaded checksum field holds: the folded pseudo-header sum, uncomplemented.
+
+    A capture taken on the sending host (or on a veth, which passes such packets on) sees UDP
+    packets whose checksum the NIC has still to fill in (CHECKSUM_PARTIAL): the field then holds
+    exactly this value. It is not an error, and the real checksum cannot be verified.
+    """
+    total = int.from_bytes(_pseudo(src, dst, length), "big") % 0xFFFF
+    return total or 0xFFFF
+
+
 def udp_checksum(data: bytes, off: int, length: int, src: bytes, dst: bytes) -> int:
     """The checksum the datagram at ``data[off:off+length]`` should carry (field taken as 0)."""
-    pseudo = src + dst + (b"\x00\x11" + length.to_bytes(2, "big") if len(src) == 4 else
-                          length.to_bytes(4, "big") + b"\x00\x00\x00\x11")
     seg = data[off : off + length]
     if length & 1:
         seg += b"\x00"
     # ones' complement sum of 16-bit words == value mod 0xffff (2**16 = 1 mod 0xffff)
-    total = int.from_bytes(pseudo, "big") % 0xFFFF + int.from_bytes(seg, "big") % 0xFFFF
+    total = int.from_bytes(_pseudo(src, dst, length), "big") % 0xFFFF + int.from_bytes(seg, "big") % 0xFFFF
     total -= (data[off + 6] << 8) | data[off + 7]
     total %= 0xFFFF
     csum = 0xFFFF - total if total else 0xFFFF
@@ -60,8 +76,10 @@ def decode_udp(cur: Cursor, off: int, end: int) -> None:
         length = stop - off
         want = udp_checksum(data, off, length, cur.ip_src, cur.ip_dst)
         ok = want == csum
-        if not ok:
-            cur.note(f"byte {off}: outer UDP checksum 0x{csum:04x} is wrong (should be 0x{want:04x})")
+        if not ok and csum == offload_partial(cur.ip_src, cur.ip_dst, length):
+            ok = None  # checksum offload: the sender's NIC fills it in later; not verifiable here
+        elif not ok:  # maybe local checksum offload: decided once the inner packet is decoded
+            cur.pending_csum.append((len(cur.layers), off, length, csum, want, cur.ip_src, cur.ip_dst))
     cur.layers.append(UDP(off, UDP_HEADER, sport, dport, ulen, csum, ok, stop - off - UDP_HEADER))
     if not cur.quoted:
         cur.payload_offset, cur.payload_end = off + UDP_HEADER, stop
