@@ -47,7 +47,7 @@ def default_rules(family: int = 4) -> tuple[IpRule, ...]:
 def local_table(node: NodeSnapshot, family: int = 4) -> tuple[Route, ...]:
     """The node's local table: the dump's routes of table ``local`` or, without them, routes built
     from every configured address (``local`` per address, ``broadcast`` per IPv4 subnet, 127/8)."""
-    dumped = tuple(r for r in node.routes if r.table == "local" and r.family == family)
+    dumped = _index(node).get(("local", family), ())
     if dumped:
         return dumped
     built: list[Route] = []
@@ -67,12 +67,30 @@ def local_table(node: NodeSnapshot, family: int = 4) -> tuple[Route, ...]:
     return tuple(built)
 
 
+#: id(node.routes) -> (node.routes, {(table, family): routes}); holding the tuple keeps its id unique
+_TABLES: dict[int, tuple[tuple[Route, ...], dict[tuple[str, int], tuple[Route, ...]]]] = {}
+_TABLES_MAX = 64
+
+
 def table_routes(node: NodeSnapshot, table: str, family: int = 4) -> tuple[Route, ...]:
     """All routes of ``table`` ("main", "local", "100"...) for one address family."""
     name = table_name(table)
     if name == "local":
         return local_table(node, family)
-    return tuple(r for r in node.routes if r.table == name and r.family == family)
+    return _index(node).get((name, family), ())
+
+
+def _index(node: NodeSnapshot) -> dict[tuple[str, int], tuple[Route, ...]]:
+    cached = _TABLES.get(id(node.routes))
+    if cached is None or cached[0] is not node.routes:
+        index: dict[tuple[str, int], list[Route]] = {}
+        for route in node.routes:
+            index.setdefault((route.table, route.family), []).append(route)
+        if len(_TABLES) >= _TABLES_MAX:
+            _TABLES.pop(next(iter(_TABLES)))
+        cached = (node.routes, {k: tuple(v) for k, v in index.items()})
+        _TABLES[id(node.routes)] = cached
+    return cached[1]
 
 
 def matching_routes(routes: Iterable[Route], dst: IPAddress, *, tos: int | None = None) -> list[Route]:
