@@ -59,7 +59,7 @@ def test_hostile_strings_survive_verbatim() -> None:
 
 def test_small_scalar_objects_stay_on_one_line() -> None:
     text = render_json(ex.delivered_vxlan())
-    assert ('\n            {"lane": "n1/veth3a1f9c2e", "ts": 1763755200.0, "rel": 0.0, '
+    assert ('\n          {"lane": "n1/veth3a1f9c2e", "ts": 1763755200.0, "rel": 0.0, '
             '"file": "n1/veth3a1f9c2e.pcap", "packet": 1, "dir": "fwd", "label": "SYN", "outer": null}') in text
     assert '"addresses": ["192.168.56.11"],' in text
     assert '"translations": [],' in text
