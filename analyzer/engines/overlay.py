@@ -28,7 +28,7 @@ from analyzer.model.refs import SourceRef
 
 ZERO_MAC = "00:00:00:00:00:00"
 #: outer headers added by each encapsulation (IPv4 underlay): VXLAN 14+20+8+8, IPIP 20
-ENCAP_OVERHEAD = {"vxlan": 50, "ipip": 20, "host-gw": 0}
+ENCAP_OVERHEAD = {"vxlan": 50, "ipip": 20, "udp": 28, "host-gw": 0}
 
 
 def _is_vxlan(iface: Interface) -> bool:
@@ -62,6 +62,8 @@ def resolve_overlay(node: NodeSnapshot, decision: RouteDecision) -> OverlayDecis
         return _vxlan(node, decision, iface, route_step)
     if _is_ipip(iface):
         return _ipip(node, decision, iface, route_step)
+    if iface.kind == "tun" and iface.name.startswith("flannel"):
+        return _flannel_udp(node, decision, iface, route_step)
     if route.via is not None and _looks_like_host_gw(node, decision):
         return _host_gw(node, decision, iface, route_step)
     return None
@@ -160,6 +162,9 @@ def _vxlan(node: NodeSnapshot, decision: RouteDecision, iface: Interface, route_
         steps.append(OverlayStep("underlay", f"Underlay: {under.explanation}", tuple(under.evidence), ok=False))
     else:
         steps.append(OverlayStep("underlay", f"Underlay: {under.explanation}", tuple(under.evidence)))
+        mtu = _mtu_step(node, iface, ENCAP_OVERHEAD["vxlan"], under)
+        if mtu is not None:
+            steps.append(mtu)
     evidence.extend(r for r in under.evidence if r not in evidence)
     explanation = (f"{decision.dst} goes into VXLAN: {iface.name} wraps it in UDP {common['port']} "
                    f"from {local} to node {remote} (VNI {common['vni']}, inner destination MAC {mac}).")
@@ -167,6 +172,25 @@ def _vxlan(node: NodeSnapshot, decision: RouteDecision, iface: Interface, route_
         explanation = f"{decision.dst} would go into VXLAN to node {remote}, but {under.explanation}"
     return OverlayDecision(status=status, explanation=explanation, vtep_mac=mac, remote=remote, neigh=neigh,
                            fdb=fdb, steps=tuple(steps), evidence=tuple(evidence), **common)  # type: ignore[arg-type]
+
+
+def _mtu_step(node: NodeSnapshot, iface: Interface, overhead: int, under: RouteDecision) -> OverlayStep | None:
+    """Does a full-size packet of the tunnel device still fit the underlay device once wrapped?"""
+    if under.kind != "unicast" or under.out_interface is None or iface.mtu is None:
+        return None
+    uplink = node.interface(under.out_interface)
+    if uplink is None or uplink.mtu is None:
+        return None
+    if under.dst.version == 6:
+        overhead += 20
+    total = iface.mtu + overhead
+    if total <= uplink.mtu:
+        return OverlayStep("mtu", f"MTU: {iface.name} {iface.mtu} + {overhead} bytes of outer headers = {total} "
+                                  f"fits {uplink.name} MTU {uplink.mtu}.", (iface.source, uplink.source))
+    return OverlayStep(
+        "mtu", f"MTU: {iface.name} {iface.mtu} + {overhead} bytes of outer headers = {total} exceeds {uplink.name} "
+               f"MTU {uplink.mtu}: full-size packets are dropped (or fragmented) after encapsulation; "
+               f"{iface.name} should have MTU {uplink.mtu - overhead}.", (iface.source, uplink.source), ok=False)
 
 
 def _fdb_for(node: NodeSnapshot, mac: str | None, dev: str) -> FdbEntry | None:
@@ -211,6 +235,9 @@ def _ipip(node: NodeSnapshot, decision: RouteDecision, iface: Interface, route_s
         return OverlayDecision(status="no-underlay-route", steps=tuple(steps), evidence=tuple(evidence),
                                explanation=f"{decision.dst} would go over IPIP to node {remote}, but "
                                            f"{under.explanation}", **common)  # type: ignore[arg-type]
+    mtu = _mtu_step(node, iface, ENCAP_OVERHEAD["ipip"], under)
+    if mtu is not None:
+        steps.append(mtu)
     return OverlayDecision(
         status="ok", steps=tuple(steps), evidence=tuple(evidence),
         explanation=f"{decision.dst} goes into IPIP: {iface.name} wraps it in an outer IPv4 header (protocol 4) "
@@ -242,6 +269,36 @@ def _host_gw(node: NodeSnapshot, decision: RouteDecision, iface: Interface, rout
         evidence=tuple(evidence),
         explanation=f"host-gw: {decision.dst} is routed unencapsulated to node {via} on {iface.name}; that node "
                     "forwards it to the pod.", **common)  # type: ignore[arg-type]
+
+
+FLANNEL_UDP_PORT = 8285
+
+
+def _flannel_udp(node: NodeSnapshot, decision: RouteDecision, iface: Interface,
+                 route_step: OverlayStep) -> OverlayDecision:
+    """flannel's old ``udp`` backend: flanneld reads the packet from the TUN device and sends it in
+    UDP 8285 to the node owning the destination's subnet (known only to flanneld, or kubectl)."""
+    remote: IPAddress | None = None
+    evidence = list(decision.evidence)
+    owner = ""
+    if node.kube is not None:
+        for kn in node.kube.nodes:
+            if kn.pod_cidr is not None and kn.pod_cidr.version == decision.dst.version and decision.dst in kn.pod_cidr:
+                public = kn.annotations.get("flannel.alpha.coreos.com/public-ip") or kn.internal_ip
+                if public:
+                    remote = ipaddress.ip_address(public)
+                    owner = f" (node {kn.name}, podCIDR {kn.pod_cidr})"
+                    evidence.append(kn.source)
+                break
+    where = f"node {remote}{owner}" if remote is not None else "the node owning that subnet (only flanneld knows which)"
+    steps = (route_step, OverlayStep(
+        "device", f"{iface.name} is flannel's TUN device (udp backend): flanneld, in user space, wraps the packet "
+                  f"in UDP {FLANNEL_UDP_PORT} to {where}.", (iface.source,)))
+    return OverlayDecision(
+        type="udp", status="ok", device=iface.name, next_hop=decision.next_hop, local=node.node_ip, remote=remote,
+        port=FLANNEL_UDP_PORT, outer_proto=17, mtu=iface.mtu, steps=steps, evidence=tuple(evidence),
+        explanation=f"{decision.dst} goes to flanneld through {iface.name} (udp backend) and leaves in UDP "
+                    f"{FLANNEL_UDP_PORT} to {where}.")
 
 
 def reverse_lookup_vtep(node: NodeSnapshot, outer_src_ip: str | IPAddress) -> VtepMapping | None:

@@ -40,7 +40,8 @@ def test_vxlan_chain_on_real_dumps(tmp_path: Path) -> None:
     assert (o.type, o.device, o.next_hop, o.vtep_mac, o.remote, o.local, o.vni, o.port, o.outer_proto, o.mtu) == (
         "vxlan", "flannel.1", ip("10.244.2.0"), "9a:5f:1e:02:02:02", ip("192.168.56.12"), ip("192.168.56.11"),
         1, 8472, 17, 1450)
-    assert [s.what for s in o.steps] == ["route", "device", "neigh", "fdb", "underlay"]
+    assert [s.what for s in o.steps] == ["route", "device", "neigh", "fdb", "underlay", "mtu"]
+    assert "1450 + 50 bytes of outer headers = 1500 fits eth0 MTU 1500" in o.steps[-1].explanation
     assert all(s.ok for s in o.steps)
     by_file = {Path(e.file).name: e for e in o.evidence if Path(e.file).name in ("ip-neigh", "bridge-fdb")}
     assert by_file["ip-neigh"].text.strip() == "10.244.2.0 dev flannel.1 lladdr 9a:5f:1e:02:02:02 PERMANENT"
@@ -144,3 +145,33 @@ def test_reverse_lookup_vtep(tmp_path: Path) -> None:
                                          pod_cidr=ipaddress.ip_network("10.244.9.0/24")),))
     m = reverse_lookup_vtep(dataclasses.replace(node, kube=kube), "192.168.56.99")
     assert m is not None and str(m.subnet) == "10.244.9.0/24" and str(m.evidence[0]) == "kubectl.json:12"
+
+
+def test_mtu_too_big_for_the_underlay(tmp_path: Path) -> None:
+    node = real_node(tmp_path)
+    big = tuple(dataclasses.replace(i, mtu=1500) if i.name == "flannel.1" else i for i in node.interfaces)
+    o = overlay(dataclasses.replace(node, interfaces=big), "10.244.2.7")
+    assert o is not None and o.ok  # small packets still pass
+    mtu = o.steps[-1]
+    assert mtu.what == "mtu" and not mtu.ok
+    assert "1500 + 50 bytes of outer headers = 1550 exceeds eth0 MTU 1500" in mtu.explanation
+    assert "should have MTU 1450" in mtu.explanation
+
+
+def test_flannel_udp_backend() -> None:
+    text = BASE + "10.244.0.0/16 dev flannel0\n"
+    r, _ = parse_ip_route(text, "r")
+    a, _ = parse_ip_addr(ADDRS + "9: flannel0: <POINTOPOINT,MULTICAST,NOARP,UP,LOWER_UP> mtu 1472 qdisc pfifo_fast "
+                         "state UNKNOWN\n    link/none\n    tun type tun pi off vnet_hdr off persist off\n"
+                         "    inet 10.244.1.0/16 scope global flannel0\n", "a")
+    kube = KubeInventory(nodes=(KubeNode("n2", SourceRef("kubectl.json", 30), (("InternalIP", "192.168.56.12"),),
+                                         pod_cidr=ipaddress.ip_network("10.244.2.0/24"),
+                                         annotations={"flannel.alpha.coreos.com/public-ip": "192.168.56.112"}),))
+    node = NodeSnapshot(name="t", routes=r, interfaces=a, kube=kube)
+    assert node.backend == "udp"
+    o = overlay(node, "10.244.2.9")
+    assert o is not None and o.ok and (o.type, o.port, o.remote, o.outer_proto) == (
+        "udp", 8285, ip("192.168.56.112"), 17)
+    assert str(o.evidence[-1]) == "kubectl.json:30" and "node n2" in o.explanation
+    o = overlay(node, "10.244.7.9")
+    assert o is not None and o.remote is None and "only flanneld knows" in o.explanation
