@@ -186,6 +186,7 @@ class Context:
     kind: str
     topo: Topology
     nodes: Mapping[str, NodeSnapshot]
+    sim: object | None = None  # engines.simulate.SimOutcome: the dumps' view of the first packet
 
     def hops(self, kind: str, action: str | None = None) -> list[PathHop]:
         return [h for h in self.path if h.kind == kind and (action is None or h.action == action)]
@@ -504,6 +505,8 @@ def _forward_blocked(ctx: Context) -> list[Finding]:
         pkt = {"src": flow.client[0], "dst": flow.real_server[0], "proto": {6: "tcp", 17: "udp", 1: "icmp"}.get(flow.proto),
                "sport": flow.client[1], "dport": flow.real_server[1]}
         v = walk_chain(snap.ruleset, "filter", "FORWARD", pkt, snap) if snap is not None else None
+        if v is not None and v.ref is not None and "endpoints" in v.ref.text:
+            return []  # kube-proxy's service REJECT/DROP: SERVICE_NO_ENDPOINTS / NO_LOCAL_ENDPOINTS
         ev = [_ev_packet(e) for e in errs[:2]]
         if v is not None and v.target in ("DROP", "REJECT"):
             ev.insert(0, _ev_line(v.ref) if v.ref else Evidence(file="iptables-save", text="FORWARD policy"))

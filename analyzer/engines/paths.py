@@ -245,18 +245,19 @@ def covered(hop: PathHop, points: Mapping[str, CapturePoint]) -> bool:
 def _place(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, CapturePoint]) -> dict[int, list[Sighting]]:
     """Forward sightings per hop index."""
     hits: dict[int, list[Sighting]] = defaultdict(list)
-    named: dict[tuple[str | None, str], int] = {}
+    named: dict[tuple[str | None, str], list[int]] = defaultdict(list)
     for i, h in enumerate(path):
         if h.capturable and h.interface:
-            named.setdefault((h.node, h.interface), i)
-    has_vtep = {h.node for h in path if h.kind == "vtep"}
+            named[(h.node, h.interface)].append(i)
     unnamed: dict[tuple[str | None, tuple], list[Sighting]] = defaultdict(list)
     for s in flow.sightings:
         if s.direction != "fwd":
             continue
         pt = points.get(s.record.file)
         if s.interface and not (pt is not None and pt.is_any and s.interface == pt.interface):
-            i = named.get((s.node, s.interface))
+            same = named.get((s.node, s.interface), [])
+            # one NIC can be crossed twice (NodePort in, VXLAN out): the tunnelled copy is the later
+            i = (same[-1] if s.record.tunnel else same[0]) if same else None
             if i is None and s.interface.startswith("veth"):
                 # the veth of the path whose name was not known: the pod side of that node
                 cands = [j for j, h in enumerate(path) if h.kind == "veth" and h.node == s.node and h.interface is None]
@@ -271,19 +272,31 @@ def _place(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, Cap
         copies.sort(key=lambda s: (s.ts, s.record.file, s.record.frame))
         tunnelled = [c for c in copies if c.record.tunnel]
         plain = [c for c in copies if not c.record.tunnel]
-        nic_hops = [j for j, h in enumerate(path) if h.kind == "nic" and h.node == node]
-        inner_hops = [j for j, h in enumerate(path) if h.capturable and h.kind != "nic" and h.node == node]
-        if node not in has_vtep:
-            inner_hops = [j for j, h in enumerate(path) if h.capturable and h.node == node]
-        for group, cands in ((tunnelled, nic_hops), (plain, inner_hops)):
+        on_node = [j for j, h in enumerate(path) if h.capturable and h.node == node]
+        wrapped = [j for j in on_node if _carries_tunnel(path, j)]
+        bare = [j for j in on_node if j not in wrapped]
+        for group, cands in ((tunnelled, wrapped), (plain, bare)):
             if not cands:
                 continue
-            if len(group) < len(cands) and group and group is plain and node in has_vtep:
-                # fewer copies than points: decide by the side of the node the copies are on
-                pass
             for n, c in enumerate(group):
                 hits[cands[min(n, len(cands) - 1)]].append(c)
     return hits
+
+
+def _carries_tunnel(path: Sequence[PathHop], i: int) -> bool:
+    """A NIC hop right after the node's VTEP encapsulates, or right before it decapsulates."""
+    h = path[i]
+    if h.kind != "nic":
+        return False
+    same = [j for j, x in enumerate(path) if x.node == h.node and x.capturable]
+    pos = same.index(i)
+    if h.action == "transmit" and pos > 0:
+        prev = path[same[pos - 1]]
+        return prev.kind == "vtep" and prev.action == "encap"
+    if h.action == "receive" and pos + 1 < len(same):
+        nxt = path[same[pos + 1]]
+        return nxt.kind == "vtep" and nxt.action == "decap"
+    return False
 
 
 def observe(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, CapturePoint]) -> list[PathHop]:
@@ -311,8 +324,8 @@ def observe(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, Ca
             or any((h.node, t) in nat_seen for t in ("snat", "masquerade")) and h.action in ("forward", "postrouting")
         ):
             nats = [n for n in flow.nats if n.node == h.node and n.evidence]
-            ev = tuple(Evidence(file=f, packet=p, text=f"{n.type} {n.before} -> {n.after}")
-                       for n in nats for f, p in n.evidence)
+            ev = tuple(dict.fromkeys(Evidence(file=f, packet=p, text=f"{n.type} {n.before} -> {n.after}")
+                                     for n in nats for f, p in n.evidence))
             h = replace(h, observed=True, evidence=ev[:4])
         out.append(h)
     return out
@@ -493,3 +506,56 @@ def hop_json(h: PathHop) -> dict:
 
 def nat_list(nats: Sequence[ObservedNat]) -> list[ObservedNat]:
     return sorted(nats, key=lambda n: 0 if n.type == "dnat" else 1)
+
+
+# ----------------------------------------------------------------------------- the simulator's view
+
+#: my netfilter hop action -> the hooks of the simulator's walk it covers
+HOOKS = {"prerouting": ("PREROUTING",), "forward": ("FORWARD", "POSTROUTING"), "input": ("INPUT",),
+         "output": ("OUTPUT",), "postrouting": ("POSTROUTING",)}
+#: simulator actions worth showing as evidence (jumps and returns are the plumbing between them)
+DECISIVE = {"DNAT", "SNAT", "MASQUERADED", "ACCEPTED", "DROPPED", "REJECTED", "POLICY", "ROUTED", "ENCAPSULATED",
+            "LOOKED-UP", "DELIVERED", "MARKED", "REDIRECTED", "TRANSMITTED"}
+MAX_SIM_EVIDENCE = 6
+
+
+def _sim_targets(path: Sequence[PathHop], sim_hop) -> list[int]:  # noqa: ANN001 - engines.simulate.SimHop
+    """Indices of the path hops a simulator step belongs to."""
+    out = []
+    for i, h in enumerate(path):
+        if h.node != sim_hop.node:
+            continue
+        if sim_hop.kind == "netfilter" and h.kind == "netfilter" and sim_hop.hook in HOOKS.get(h.action, ()) or sim_hop.kind == "route" and h.kind == "route" or sim_hop.kind == "overlay" and h.kind == "vtep" and h.action == "encap":
+            out.append(i)
+        elif sim_hop.kind == "deliver" and h.kind in ("bridge", "veth", "host") and h.action in ("exit", "deliver"):
+            out.append(i)
+            break
+    return out[:1]
+
+
+def attach_simulation(path: Sequence[PathHop], sim_hops: Sequence) -> list[PathHop]:
+    """Add the dump lines behind each hop (rules matched, routes, FDB and neighbour entries)."""
+    out = list(path)
+    extra: dict[int, list[Evidence]] = defaultdict(list)
+    for sh in sim_hops:
+        if sh.action not in DECISIVE or not sh.evidence:
+            continue
+        for i in _sim_targets(out, sh):
+            for ref in sh.evidence:
+                ev = Evidence(file=ref.file, line=ref.line, text=ref.text)
+                if ev not in extra[i] and ev not in out[i].evidence:
+                    extra[i].append(ev)
+    for i, evs in extra.items():
+        out[i] = replace(out[i], evidence=out[i].evidence + tuple(evs[:MAX_SIM_EVIDENCE]))
+    return out
+
+
+def sim_failure_index(path: Sequence[PathHop], sim_hops: Sequence) -> int | None:
+    """The hop of the simulator's DROPPED/REJECTED step (or a route/overlay that failed)."""
+    for sh in sim_hops:
+        if sh.action in ("DROPPED", "REJECTED") or (sh.kind in ("route", "overlay") and sh.action in
+                                                     ("UNREACHABLE", "BLACKHOLE", "PROHIBIT", "NO-ROUTE", "FAILED")):
+            idx = _sim_targets(path, sh)
+            if idx:
+                return idx[0]
+    return None

@@ -492,10 +492,11 @@ def explain_inputs(
 
     doc_flows = []
     all_findings: list[Finding] = []
+    sim = Simulator(snaps, _warn)
     for i, flow in enumerate(flows):
         if progress is not None:
             progress("explaining flows", i, len(flows))
-        doc_flows.append(_flow_doc(flow, topo, points, snaps, src, all_findings))
+        doc_flows.append(_flow_doc(flow, topo, points, snaps, src, all_findings, sim))
     by_status = Counter(f["status"] for f in doc_flows)
     by_kind = Counter(f["kind"] for f in doc_flows)
     sev = Counter(f.severity for f in all_findings)
@@ -580,11 +581,87 @@ def _failed_at(path: Sequence, failed: int | None, status: str) -> str | None:
     return paths.describe(path[failed]) if failed is not None else None
 
 
+class Simulator:
+    """The dumps' view of a flow's first packet (``engines.simulate``), one walk per destination."""
+
+    def __init__(self, snaps: dict[str, NodeSnapshot], warn: Warn) -> None:
+        self.snaps = snaps
+        self.warn = warn
+        self.cache: dict[tuple, object] = {}
+
+    def outcome(self, flow: StitchedFlow):  # noqa: ANN201 - engines.simulate.SimOutcome | None
+        if not self.snaps or not any(s.ruleset is not None or s.routes for s in self.snaps.values()):
+            return None
+        proto = proto_name(flow.proto)
+        if proto not in ("tcp", "udp", "sctp", "icmp"):
+            return None
+        key = (flow.client[0], flow.server[0], proto, flow.server[1])
+        if key not in self.cache:
+            from analyzer.engines.simulate import simulate_packet
+
+            try:
+                res = simulate_packet(list(self.snaps.values()), flow.client[0], flow.server[0], proto,
+                                      flow.client[1], flow.server[1], icmp_type=8 if proto == "icmp" else None)
+                self.cache[key] = res.outcomes
+            except Exception as exc:  # noqa: BLE001 - the dumps' view is an aid: never lose the captures' answer
+                self.warn(f"simulating {proto} {flow.client[0]} -> {flow.server[0]} failed: {type(exc).__name__}: {exc}")
+                self.cache[key] = ()
+        outcomes = self.cache[key]
+        if not outcomes:
+            return None
+        if flow.real_server != flow.server:
+            want = paths._ep(*flow.real_server)
+            match = [o for o in outcomes if o.dnat == want]
+            if match:
+                return max(match, key=lambda o: o.probability)
+        return max(outcomes, key=lambda o: o.probability)
+
+
+def _rule_json(rule) -> dict | None:  # noqa: ANN001 - model.netfilter.Rule
+    if rule is None:
+        return None
+    return {"file": rule.file, "line": rule.line, "table": rule.table, "chain": rule.chain, "text": rule.text}
+
+
+def _sim_translations(doc_nats: list[dict], outcome) -> list[dict]:  # noqa: ANN001
+    """Give observed translations their rule; add the ones only the dumps show (observed: null)."""
+    if outcome is None:
+        return doc_nats
+    sims = [(t.node, "dnat" if t.translation.type == "redirect" else t.translation.type, t.translation)
+            for t in outcome.translations]
+    out = []
+    used = set()
+    for d in doc_nats:
+        for i, (node, typ, tr) in enumerate(sims):
+            same_type = typ == d["type"] or {typ, d["type"]} == {"snat", "masquerade"}
+            if i not in used and same_type and node == d["node"]:
+                used.add(i)
+                d = {**d, "rule": _rule_json(tr.rule)}
+                break
+        out.append(d)
+    if outcome.status in ("forwarded", "local"):
+        for i, (node, typ, tr) in enumerate(sims):
+            if i in used or any(d["type"] == typ for d in out):
+                continue
+            out.append({"type": typ, "node": node, "from": tr.before, "to": tr.after, "observed": None,
+                        "rule": _rule_json(tr.rule)})
+    order = {"dnat": 0, "snat": 1, "masquerade": 1}
+    return sorted(out, key=lambda d: order.get(d["type"], 2))
+
+
 def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint], snaps: dict[str, NodeSnapshot],
-              src: PacketSource, sink: list[Finding]) -> dict:
+              src: PacketSource, sink: list[Finding], sim: Simulator | None = None) -> dict:
     kind = classify.flow_kind(flow, topo)
     path = paths.observe(paths.expected_path(flow, topo, points), flow, points)
+    outcome = sim.outcome(flow) if sim is not None else None
+    if outcome is not None:
+        path = paths.attach_simulation(path, outcome.hops)
     status, reason = _decide_status(flow, path)
+    sim_failed = paths.sim_failure_index(path, outcome.hops) if outcome is not None else None
+    if status == "no-reply" and outcome is not None and outcome.status in ("dropped", "rejected") \
+            and sim_failed is not None:
+        status = outcome.status
+        reason = outcome.explanation or reason
     error_node = None
     frag = False
     if status == "rejected" and flow.errors:
@@ -593,9 +670,13 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
         frag = (hard[0].record.icmp_type, hard[0].record.icmp_code) == (3, 4)
     failed = None
     if status in ("dropped", "rejected"):
-        failed = paths.failure_index(path, error_node=error_node, frag_needed=frag)
+        last = paths.last_seen_index(path)
+        if sim_failed is not None and (last is None or sim_failed > last) and not frag:
+            failed = sim_failed
+        else:
+            failed = paths.failure_index(path, error_node=error_node, frag_needed=frag)
         path = paths.mark_failed(path, failed)
-    ctx = diagnose.Context(flow=flow, path=path, status=status, kind=kind, topo=topo, nodes=snaps)
+    ctx = diagnose.Context(flow=flow, path=path, status=status, kind=kind, topo=topo, nodes=snaps, sim=outcome)
     findings = diagnose.diagnose_flow(ctx)
     sink.extend(findings)
     g = paths.path_graph(path)
@@ -616,7 +697,7 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
         "server": s_ep,
         "kind": kind,
         "status": status,
-        "translations": _translations(flow, path, topo),
+        "translations": _sim_translations(_translations(flow, path, topo), outcome),
         "encapsulation": _encapsulation(flow, path),
         "hops": [paths.hop_json(h) for h in path],
         "findings": [f.to_json() for f in findings],
