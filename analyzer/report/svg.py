@@ -209,9 +209,32 @@ def render_path(flow: dict[str, Any], *, uid: str, lang: str = "en") -> Markup:
     def marker_for(kind: str) -> str:
         return {"nat": "an", "encap": "ae", "decap": "ae", "drop": "ad"}.get(kind, "a")
 
-    # edges between consecutive boxes of one row, and connectors between rows
+    # edges that skip ahead or go back (branches, a REJECT answering the client): an arc above
+    for (ia, ib), edge in sorted(edge_at.items()):
+        if ib == ia + 1:
+            continue
+        a, b = boxes[ia], boxes[ib]
+        kind = fmt.clean(edge.get("kind") or "plain")
+        label = fmt.clean(edge.get("label"))
+        title = f"<title>{_e(label)}</title>" if label else ""
+        sx, ex = a.x + BOX_W / 2 + 8, b.x + BOX_W / 2 - 8
+        if a.row == b.row:
+            top = a.y - 9
+            d = f"M{_num(sx)},{_num(a.y)} V{_num(top)} H{_num(ex)} V{_num(b.y - 1)}"
+        else:
+            mid = (a.y + BOX_H + b.y) / 2 if b.y > a.y else a.y - 9
+            d = f"M{_num(sx)},{_num(a.y + BOX_H)} V{_num(mid)} H{_num(ex)} V{_num(b.y - 1 if b.y > a.y else b.y + BOX_H + 1)}"
+        out.append(
+            f'<g class="edge skip {_EDGE_CLASS.get(kind, "e-plain")}">{title}<path d="{d}" fill="none" '
+            f'marker-end="url(#{uid}-{marker_for(kind)})"/></g>'
+        )
+
+    # edges between consecutive boxes of one row, and connectors between rows; without any edge
+    # in the document the node order is the path, so consecutive boxes are joined
     for i in range(len(nodes) - 1):
         a, b = boxes[i], boxes[i + 1]
+        if edges and (i, i + 1) not in edge_at:
+            continue
         edge = edge_at.get((i, i + 1), {})
         kind = fmt.clean(edge.get("kind") or "plain")
         cls = _EDGE_CLASS.get(kind, "e-plain")

@@ -166,3 +166,20 @@ def test_large_documents_draw_sections_for_failing_flows_first(monkeypatch: pyte
     assert html.count('class="flow-row"') == 7  # the table keeps every flow
     assert "3 more flows are listed in the table only" in html
     assert '<a href="#flow-2">' not in html and "<span>f2</span>" in html
+
+
+def test_path_draws_only_the_edges_of_the_graph() -> None:
+    from analyzer.report.svg import render_path
+
+    def node(i: str, **kw) -> dict:
+        return {"id": i, "label": i, "kind": "netfilter", "node": "n1", "interface": None, "observed": None,
+                "failed": False, "hop": None, **kw}
+
+    flow = {"graph": {"nodes": [node("a"), node("b"), node("c"), node("d")],
+                      "edges": [{"src": "a", "dst": "b", "label": "", "kind": "plain"},
+                                {"src": "b", "dst": "d", "label": "REJECT <x>", "kind": "drop"}]}}
+    svg = str(render_path(flow, uid="t"))
+    assert svg.count('<g class="edge e-plain">') == 1  # a -> b; no b -> c, no c -> d
+    assert svg.count('<g class="edge skip e-drop"><title>REJECT &lt;x&gt;</title>') == 1
+    flow["graph"]["edges"] = []  # no edges at all: the node order is the path
+    assert str(render_path(flow, uid="t")).count('<g class="edge e-plain">') == 3
