@@ -36,6 +36,7 @@ import io
 import json
 import sys
 from collections.abc import Sequence
+from operator import attrgetter
 from pathlib import Path
 from typing import TextIO
 
@@ -170,19 +171,50 @@ def render_text(scan: FlowScan) -> str:
 def write_text(scan: FlowScan, out: TextIO) -> None:
     """The table, then a legend and one totals line. Times are relative to the first packet.
 
-    Two passes over the flows (column widths, then lines) so no row is kept in memory.
+    Column widths come from a cheap first pass; each line is then formatted once and written
+    (a million-flow table is never held in memory as rows of cells).
     """
     lines: list[str] = []
-    t0 = min((f.first_ts for f in scan.flows), default=0.0)
-    if scan.flows:
-        widths = [len(h) for h in _HEADERS]
-        for n, f in enumerate(scan.flows, 1):
-            for i, cell in enumerate(_row(n, f, t0)):
-                if len(cell) > widths[i]:
-                    widths[i] = len(cell)
+    flows = scan.flows
+    if flows:
+        t0 = min(map(attrgetter("first_ts"), flows))
+        clients = [f.client for f in flows]
+        servers = [f.server for f in flows]
+        tcp_cells: dict[tuple[int, int], str] = {}
+        encap_cells: dict[int, str] = {}
+        for f in flows:
+            key = (id(f.tcp), f.icmp_errors)
+            if key not in tcp_cells:
+                tcp_cells[key] = _tcp_cell(f)
+            if id(f.encapsulations) not in encap_cells:
+                encap_cells[id(f.encapsulations)] = _encap_cell(f)
+        def most(name: str) -> int:
+            return max(map(attrgetter(name), flows))
+
+        widths = [
+            len(str(len(flows))),
+            max(len(p) for p in {f.proto for f in flows}),
+            max(map(len, clients)),
+            max(map(len, servers)),
+            len(str(most("packets_c2s"))),
+            len(str(most("bytes_c2s"))),
+            len(str(most("packets_s2c"))),
+            len(str(most("bytes_s2c"))),
+            len(f"{most('first_ts') - t0:.3f}"),
+            len(f"{max(f.last_ts - f.first_ts for f in flows):.3f}"),
+            max(map(len, tcp_cells.values())),
+            0,
+        ]
+        widths = [max(w, len(h)) for w, h in zip(widths, _HEADERS)]
         out.write(_fmt(_HEADERS, widths) + "\n")
-        for n, f in enumerate(scan.flows, 1):
-            out.write(_fmt(_row(n, f, t0), widths) + "\n")
+        w = widths
+        template = (f"{{:>{w[0]}}}  {{:<{w[1]}}}  {{:<{w[2]}}}  {{:<{w[3]}}}  {{:>{w[4]}}}  {{:>{w[5]}}}  "
+                    f"{{:>{w[6]}}}  {{:>{w[7]}}}  {{:>{w[8]}.3f}}  {{:>{w[9]}.3f}}  {{:<{w[10]}}}  {{}}\n")
+        write = out.write
+        for n, f in enumerate(flows, 1):
+            write(template.format(n, f.proto, clients[n - 1], servers[n - 1], f.packets_c2s, f.bytes_c2s,
+                                  f.packets_s2c, f.bytes_s2c, f.first_ts - t0, f.last_ts - f.first_ts,
+                                  tcp_cells[(id(f.tcp), f.icmp_errors)], encap_cells[id(f.encapsulations)]))
         lines.append("")
         lines.append("> client to server, < server to client; bytes are frame lengths on the wire; start and dur "
                      "in seconds from the first packet.")
@@ -206,23 +238,6 @@ def write_text(scan: FlowScan, out: TextIO) -> None:
 def _fmt(cells: Sequence[str], widths: Sequence[int]) -> str:
     parts = [c.rjust(w) if i in _RIGHT else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))]
     return "  ".join(parts).rstrip()
-
-
-def _row(n: int, f: FlowSummary, t0: float) -> tuple[str, ...]:
-    return (
-        str(n),
-        f.proto,
-        f.client,
-        f.server,
-        str(f.packets_c2s),
-        str(f.bytes_c2s),
-        str(f.packets_s2c),
-        str(f.bytes_s2c),
-        f"{f.first_ts - t0:.3f}",
-        f"{f.last_ts - f.first_ts:.3f}",
-        _tcp_cell(f),
-        _encap_cell(f),
-    )
 
 
 def _tcp_cell(f: FlowSummary) -> str:

@@ -304,6 +304,9 @@ class FlowTable:
             eslot = g_row[trows] * 2 + d[trows]
             fresh = np.flatnonzero(a["enc_h"][eslot] != eh)
             if len(fresh):
+                with np.errstate(over="ignore"):
+                    pair = eh[fresh] ^ (eslot[fresh].astype(np.uint64) * _H3).view(np.int64)
+                fresh = fresh[np.unique(pair, return_index=True)[1]]  # one row per (direction, tunnel)
                 a["enc_h"][eslot[fresh]] = eh[fresh]
                 self._encaps.update(zip(*(c[fresh].tolist() for c in cols)))
 
@@ -450,54 +453,63 @@ class FlowTable:
         tunnel_name: Callable[[int], str],
         materialise: Callable[[SampleFrame], PacketRecord] | None = None,
     ) -> list[FlowSummary]:
-        """One ``FlowSummary`` per flow, ordered by first packet time (then key)."""
+        """One ``FlowSummary`` per flow, ordered by first packet time, then by first appearance."""
         out: list[FlowSummary] = []
         block = 8192  # columns become Python lists a block at a time (bounded temporary memory)
         ctx = _SummaryContext(self, addr_name, tunnel_name, materialise)
+        order = np.argsort(self._a["first_ts"][: self.count], kind="stable")
         for start in range(0, self.count, block):
-            out.extend(self._summary_block(ctx, start, min(self.count, start + block)))
-        out.sort(key=lambda f: (f.first_ts, f.key))
+            out.extend(self._summary_block(ctx, order[start : start + block]))
         return out
 
-    def _summary_block(self, ctx: _SummaryContext, start: int, stop: int) -> list[FlowSummary]:
-        cols = ("lo", "hi", "k3", "proto", "syn_dir", "first_dir", "synack", "handshake", "retrans",
-                "icmp_errors", "first_ts", "last_ts")
-        a = {name: self._a[name][start:stop].tolist() for name in cols}
-        for name in ("pk", "by", "flags_or"):
-            a[name] = self._a[name][2 * start : 2 * stop].tolist()
-        per_file = [arr[start:stop].tolist() for arr in self._per_file]
-        name_of, encaps, samples = ctx.name_of, ctx.encaps, ctx.samples
+    def _summary_block(self, ctx: _SummaryContext, sl: np.ndarray) -> list[FlowSummary]:
+        """Summaries of the flows ``sl`` (an array of flow ids), in that order."""
+        A = self._a
+        syn = A["syn_dir"][sl].astype(np.int64)
+        cd = np.where(syn >= 0, syn, A["first_dir"][sl])  # client direction: 0 = lo -> hi
+        k3 = A["k3"][sl]
+        plo, phi = ((k3 >> 20) & 0xFFFFF) - 1, (k3 & 0xFFFFF) - 1
+        lo, hi = A["lo"][sl], A["hi"][sl]
+        flip = cd == 1
+        c_id, s_id = np.where(flip, hi, lo).tolist(), np.where(flip, lo, hi).tolist()
+        c_port, s_port = np.where(flip, phi, plo).tolist(), np.where(flip, plo, phi).tolist()
+        ci, si = 2 * sl + cd, 2 * sl + 1 - cd
+        pk_c, pk_s = A["pk"][ci].tolist(), A["pk"][si].tolist()
+        by_c, by_s = A["by"][ci].tolist(), A["by"][si].tolist()
+        fl_c, fl_s = A["flags_or"][ci].tolist(), A["flags_or"][si].tolist()
+        gids = sl.tolist()
+        proto_l = A["proto"][sl].tolist()
+        syn_l = (syn >= 0).tolist()
+        synack_l, hs_l, re_l = A["synack"][sl].tolist(), A["handshake"][sl].tolist(), A["retrans"][sl].tolist()
+        icmp_l, first_l, last_l = A["icmp_errors"][sl].tolist(), A["first_ts"][sl].tolist(), A["last_ts"][sl].tolist()
+        per_file = [arr[sl].tolist() for arr in self._per_file]
+        names, name_of, encaps, samples = ctx.names, ctx.name_of, ctx.encaps, ctx.samples
         materialise, fidx, intern = ctx.materialise, ctx.fidx, ctx.intern
+        tcps, single, files = ctx.tcps, ctx.single_file, self.files
+        only = per_file[0] if len(files) == 1 else None
         pnames: dict[int, str] = {}
         out: list[FlowSummary] = []
-        lo_l, hi_l, k3_l, pr_l = a["lo"], a["hi"], a["k3"], a["proto"]
-        syn_l, fd_l, pk, by, fl = a["syn_dir"], a["first_dir"], a["pk"], a["by"], a["flags_or"]
-        for j in range(stop - start):
-            g = start + j
-            cd = syn_l[j] if syn_l[j] >= 0 else fd_l[j]
-            k3 = k3_l[j]
-            plo, phi = ((k3 >> 20) & 0xFFFFF) - 1, (k3 & 0xFFFFF) - 1
-            lo_ip, hi_ip = name_of(lo_l[j]), name_of(hi_l[j])
-            c_ip, c_port, s_ip, s_port = (lo_ip, plo, hi_ip, phi) if cd == 0 else (hi_ip, phi, lo_ip, plo)
-            proto = pr_l[j]
-            c_port_v = None if c_port < 0 else c_port
-            s_port_v = None if s_port < 0 else s_port
-            ci, si = 2 * j + cd, 2 * j + 1 - cd
+        append = out.append
+        for j, g in enumerate(gids):
+            c_ip = names.get(c_id[j]) or name_of(c_id[j])
+            s_ip = names.get(s_id[j]) or name_of(s_id[j])
+            cp, sp = c_port[j], s_port[j]
+            cp_v = None if cp < 0 else cp
+            sp_v = None if sp < 0 else sp
+            proto = proto_l[j]
             tcp = None
             if proto == 6:
-                fc, fs = fl[ci], fl[si]
-                tcp = intern(TCPSummary(
-                    syn=syn_l[j] >= 0,
-                    syn_ack=a["synack"][j],
-                    handshake=a["handshake"][j],
-                    fin=bool((fc | fs) & FIN),
-                    rst=bool((fc | fs) & RST),
-                    fin_from_client=bool(fc & FIN),
-                    fin_from_server=bool(fs & FIN),
-                    rst_from_client=bool(fc & RST),
-                    rst_from_server=bool(fs & RST),
-                    retransmissions=a["retrans"][j],
-                ))
+                tkey = (syn_l[j], synack_l[j], hs_l[j], fl_c[j], fl_s[j], re_l[j])
+                tcp = tcps.get(tkey)
+                if tcp is None:
+                    tcp = tcps[tkey] = _tcp_summary(*tkey)
+            if only is not None:
+                n = only[j]
+                pf = single.get(n)
+                if pf is None:
+                    pf = single[n] = ((files[0], n),)
+            else:
+                pf = intern(tuple((files[f], c[j]) for f, c in enumerate(per_file) if c[j]))
             recs: tuple[PacketRecord, ...] = ()
             if materialise is not None and g in samples:
                 uniq = {(s.file, s.frame): s for s in samples[g]}
@@ -507,29 +519,26 @@ class FlowTable:
             pname = pnames.get(proto)
             if pname is None:
                 pname = pnames[proto] = proto_name(proto)
-            out.append(
-                FlowSummary(
-                    key=f"{pname} {_ep(c_ip, c_port_v)} > {_ep(s_ip, s_port_v)}",
-                    proto=pname,
-                    proto_num=proto,
-                    client_ip=c_ip,
-                    client_port=c_port_v,
-                    server_ip=s_ip,
-                    server_port=s_port_v,
-                    packets_c2s=pk[ci],
-                    packets_s2c=pk[si],
-                    bytes_c2s=by[ci],
-                    bytes_s2c=by[si],
-                    first_ts=a["first_ts"][j],
-                    last_ts=a["last_ts"][j],
-                    encapsulations=encaps.get(g, ()),
-                    tcp=tcp,
-                    icmp_errors=a["icmp_errors"][j],
-                    per_file=intern(tuple((self.files[f], c[j]) for f, c in enumerate(per_file) if c[j])),
-                    samples=recs,
-                )
-            )
+            c_ep = c_ip if cp_v is None else (f"[{c_ip}]:{cp}" if ":" in c_ip else f"{c_ip}:{cp}")
+            s_ep = s_ip if sp_v is None else (f"[{s_ip}]:{sp}" if ":" in s_ip else f"{s_ip}:{sp}")
+            append(FlowSummary(f"{pname} {c_ep} > {s_ep}", pname, proto, c_ip, cp_v, s_ip, sp_v, pk_c[j], pk_s[j],
+                               by_c[j], by_s[j], first_l[j], last_l[j], encaps.get(g, ()), tcp, icmp_l[j], pf, recs))
         return out
+
+
+def _tcp_summary(syn: bool, syn_ack: bool, handshake: bool, fc: int, fs: int, retrans: int) -> TCPSummary:
+    return TCPSummary(
+        syn=syn,
+        syn_ack=syn_ack,
+        handshake=handshake,
+        fin=bool((fc | fs) & FIN),
+        rst=bool((fc | fs) & RST),
+        fin_from_client=bool(fc & FIN),
+        fin_from_server=bool(fs & FIN),
+        rst_from_client=bool(fc & RST),
+        rst_from_server=bool(fs & RST),
+        retransmissions=retrans,
+    )
 
 
 class _SummaryContext:
@@ -541,12 +550,17 @@ class _SummaryContext:
         self.materialise = materialise
         self.names: dict[int, str] = {}
         self.values: dict[Any, Any] = {}
+        self.tcps: dict[tuple, TCPSummary] = {}
+        self.single_file: dict[int, tuple[tuple[str, int], ...]] = {}
         lists: dict[int, list[Encap]] = {}
-        for g, t, vni, osrc, odst, port in sorted(table._encaps):
-            lists.setdefault(g, []).append(
-                self.intern(Encap(tunnel_name(t), None if vni < 0 else vni, addr_name(osrc), addr_name(odst),
-                                  None if port < 0 else port))
-            )
+        made: dict[tuple[int, ...], Encap] = {}
+        for g, *rest in sorted(table._encaps):
+            e = made.get(tuple(rest))
+            if e is None:
+                t, vni, osrc, odst, port = rest
+                e = made[tuple(rest)] = Encap(tunnel_name(t), None if vni < 0 else vni, addr_name(osrc),
+                                              addr_name(odst), None if port < 0 else port)
+            lists.setdefault(g, []).append(e)
         self.encaps: dict[int, tuple[Encap, ...]] = {g: self.intern(tuple(v)) for g, v in lists.items()}
         self.samples: dict[int, list[SampleFrame]] = {}
         for (g, _d, _f), slot in table._samples.items():
@@ -562,8 +576,3 @@ class _SummaryContext:
     def intern(self, value: Any) -> Any:
         """One shared instance per distinct frozen value (many flows have equal TCP summaries...)."""
         return self.values.setdefault(value, value)
-
-
-def _ep(ip: str, port: int | None) -> str:
-    host = f"[{ip}]" if ":" in ip else ip
-    return host if port is None else f"{host}:{port}"

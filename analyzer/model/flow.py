@@ -130,8 +130,10 @@ class FlowSummary:
 
 
 def _endpoint(ip: str, port: int | None) -> str:
-    host = f"[{ip}]" if ":" in ip else ip
-    return host if port is None else f"{host}:{port}"
+    """``ip:port`` (``[v6]:port``), or the bare address for portless protocols."""
+    if port is None:
+        return ip
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 @dataclass(frozen=True, slots=True)
