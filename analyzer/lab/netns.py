@@ -93,7 +93,8 @@ class Sandbox:
         if not name.startswith(PREFIX):
             raise LabError(f"refusing to create namespace {name!r}: lab namespaces start with {PREFIX!r}")
         if name in existing_namespaces():
-            raise LabError(f"namespace {name} already exists (a lab is running? try `k8s-trace lab down`)")
+            raise LabError(f"namespace {name} already exists (a lab is up? `k8s-trace lab down`; leftovers of a "
+                           "killed run: `k8s-trace lab down --force`)")
         # resolv.conf first, so that nothing started in the namespace can ever use the host's resolver
         etc = NETNS_ETC / name
         etc.mkdir(parents=True, exist_ok=True)

@@ -132,3 +132,32 @@ def test_signal_mid_run_tears_down(tmp_path: Path, netns: None, sig: signal.Sign
     assert _ours(tag) == (set(), set())
     assert _procs(tag) == []
     assert not (tmp_path / "o" / "scenario.json").exists()
+
+
+@pytest.mark.netns
+def test_down_force_sweeps_leftovers_of_a_killed_run(tmp_path: Path, netns: None) -> None:
+    """A run killed with SIGKILL leaves namespaces behind; `lab down --force` finds them by their marker."""
+    from analyzer.lab.netns import Sandbox
+
+    tag = f"k{os.getpid() % 100000}"
+    sb = Sandbox()
+    try:
+        sb.add_namespace(f"k8sl-{tag}-node1", nameserver="10.96.0.10")
+        sb.add_namespace(f"k8sl-{tag}-web")
+        sb.start(f"k8sl-{tag}-web", ["sleep", "60"], label="sleeper")
+        assert len(_ours(tag)[0]) == 2 and len(_procs(tag)) == 1
+        busy = k8s_trace("lab", "run", "cross-node", "--tag", tag, "--out", str(tmp_path / "o"))
+        assert busy.returncode == 3 and "already exists" in busy.stderr and "--force" in busy.stderr
+        assert len(_ours(tag)[0]) == 2  # the refused run removed nothing that was not its own
+        plain = k8s_trace("lab", "down", "--tag", tag)
+        assert plain.returncode == 3 and "no lab is up" in plain.stderr
+        forced = k8s_trace("lab", "down", "--tag", tag, "--force")
+        assert forced.returncode == 0, forced.stderr
+        assert "removed 2 namespaces" in forced.stdout
+        assert _ours(tag) == (set(), set())
+        deadline = time.monotonic() + 5
+        while _procs(tag) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _procs(tag) == []
+    finally:
+        sb.close()
