@@ -162,9 +162,9 @@ def _vxlan(node: NodeSnapshot, decision: RouteDecision, iface: Interface, route_
         steps.append(OverlayStep("underlay", f"Underlay: {under.explanation}", tuple(under.evidence), ok=False))
     else:
         steps.append(OverlayStep("underlay", f"Underlay: {under.explanation}", tuple(under.evidence)))
-        mtu = _mtu_step(node, iface, ENCAP_OVERHEAD["vxlan"], under)
-        if mtu is not None:
-            steps.append(mtu)
+        for mtu in (_mtu_step(node, iface, ENCAP_OVERHEAD["vxlan"], under), _ingress_mtu_step(node, decision, iface)):
+            if mtu is not None:
+                steps.append(mtu)
     evidence.extend(r for r in under.evidence if r not in evidence)
     explanation = (f"{decision.dst} goes into VXLAN: {iface.name} wraps it in UDP {common['port']} "
                    f"from {local} to node {remote} (VNI {common['vni']}, inner destination MAC {mac}).")
@@ -191,6 +191,21 @@ def _mtu_step(node: NodeSnapshot, iface: Interface, overhead: int, under: RouteD
         "mtu", f"MTU: {iface.name} {iface.mtu} + {overhead} bytes of outer headers = {total} exceeds {uplink.name} "
                f"MTU {uplink.mtu}: full-size packets are dropped (or fragmented) after encapsulation; "
                f"{iface.name} should have MTU {uplink.mtu - overhead}.", (iface.source, uplink.source), ok=False)
+
+
+def _ingress_mtu_step(node: NodeSnapshot, decision: RouteDecision, iface: Interface) -> OverlayStep | None:
+    """Packets arriving on a device with a larger MTU than the tunnel's (pods at 1500 over a 1450
+    VXLAN device) are too big for the tunnel: DF ones get ICMP fragmentation-needed, others split."""
+    if decision.iif in (None, "lo") or iface.mtu is None:
+        return None
+    inbound = node.interface(decision.iif)
+    if inbound is None or inbound.mtu is None or inbound.mtu <= iface.mtu:
+        return None
+    return OverlayStep(
+        "mtu", f"MTU: packets arrive on {inbound.name} with up to {inbound.mtu} bytes but {iface.name} carries only "
+               f"{iface.mtu}: larger packets with DF set are answered with ICMP fragmentation-needed (MTU "
+               f"{iface.mtu}), the others are fragmented; the pods' MTU should be {iface.mtu}.",
+        (inbound.source, iface.source), ok=False)
 
 
 def _fdb_for(node: NodeSnapshot, mac: str | None, dev: str) -> FdbEntry | None:
@@ -235,9 +250,9 @@ def _ipip(node: NodeSnapshot, decision: RouteDecision, iface: Interface, route_s
         return OverlayDecision(status="no-underlay-route", steps=tuple(steps), evidence=tuple(evidence),
                                explanation=f"{decision.dst} would go over IPIP to node {remote}, but "
                                            f"{under.explanation}", **common)  # type: ignore[arg-type]
-    mtu = _mtu_step(node, iface, ENCAP_OVERHEAD["ipip"], under)
-    if mtu is not None:
-        steps.append(mtu)
+    for mtu in (_mtu_step(node, iface, ENCAP_OVERHEAD["ipip"], under), _ingress_mtu_step(node, decision, iface)):
+        if mtu is not None:
+            steps.append(mtu)
     return OverlayDecision(
         status="ok", steps=tuple(steps), evidence=tuple(evidence),
         explanation=f"{decision.dst} goes into IPIP: {iface.name} wraps it in an outer IPv4 header (protocol 4) "

@@ -155,17 +155,37 @@ def capture_interface(file_name: str) -> str | None:
 
 
 def find_bundles(path: str | Path) -> tuple[Path, ...]:
-    """A bundle path as given, or, for a directory holding one directory per node, each of those."""
+    """A bundle path as given, or, for a directory holding one directory (or tarball) per node
+    (``lab`` output, several unpacked ``collect`` tarballs), each of those.
+
+    A directory is itself a bundle when it holds a node dump or a capture; other files beside the
+    node directories (``scenario.json``, notes) do not make it one.
+    """
     root = Path(path)
     if not root.is_dir():
         return (root,)
-    entries = [p for p in root.iterdir() if not p.name.startswith(".")]
-    files = [p for p in entries if p.is_file() and not is_tarball(p)]
-    subdirs = sorted(p for p in entries if p.is_dir())
-    tars = sorted(p for p in entries if p.is_file() and is_tarball(p))
-    if files or not (subdirs or tars):
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    subdirs = [p for p in entries if p.is_dir()]
+    tars = [p for p in entries if p.is_file() and p.name.endswith(_TAR_SUFFIXES)]
+    if any(_is_dump_file(p) for p in entries if p.is_file() and p not in tars) or not (subdirs or tars):
         return (root,)
-    return tuple(subdirs) + tuple(tars)
+    nodes = [d for d in subdirs if any(_is_dump_file(p) for p in _bundle_root(d).iterdir() if p.is_file())]
+    return tuple(nodes) + tuple(tars) if nodes or tars else (root,)
+
+
+def _is_dump_file(path: Path) -> bool:
+    """Is this file a capture or a node dump (judged by content, then by its canonical name)?"""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return False
+    if is_capture(head):
+        return True
+    if b"\0" in head[:4096]:
+        return False
+    text = head.decode("utf-8", errors="replace")
+    return sniff_kind(text, path.name) is not None or (path.name in _NAME_KINDS and path.name != "missing")
 
 
 def _extract(path: Path, display: str) -> Path:

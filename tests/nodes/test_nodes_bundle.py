@@ -169,6 +169,12 @@ def test_find_bundles(tmp_path: Path) -> None:
     (tmp_path / "b" / "n1").rename(parent / "n2")
     assert find_bundles(parent) == (parent / "n1", parent / "n2")
     assert find_bundles(parent / "n1") == (parent / "n1",)
+    (parent / "scenario.json").write_text('{"schema": "k8s-trace.lab-scenario/1"}\n')  # as `lab` writes
+    (parent / "notes").mkdir()
+    (parent / "notes" / "todo.txt").write_text("look at node2\n")
+    assert find_bundles(parent) == (parent / "n1", parent / "n2")
+    (parent / "ip-route").write_text("default via 10.0.0.1 dev eth0\n")  # a dump: the directory is a node
+    assert find_bundles(parent) == (parent,)
 
 
 def test_docs_table_matches_bundle_commands() -> None:

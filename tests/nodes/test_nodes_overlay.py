@@ -175,3 +175,15 @@ def test_flannel_udp_backend() -> None:
     assert str(o.evidence[-1]) == "kubectl.json:30" and "node n2" in o.explanation
     o = overlay(node, "10.244.7.9")
     assert o is not None and o.remote is None and "only flanneld knows" in o.explanation
+
+
+def test_pod_side_mtu_larger_than_the_tunnel(tmp_path: Path) -> None:
+    node = real_node(tmp_path)  # cni0 has MTU 1500, flannel.1 1450 (the lab's "mtu" scenario)
+    o = resolve_overlay(node, lookup_route(node, "10.244.2.7", src="10.244.1.5", iif="cni0"))
+    assert o is not None and o.ok
+    bad = [s for s in o.steps if s.what == "mtu" and not s.ok]
+    assert len(bad) == 1 and "arrive on cni0 with up to 1500 bytes but flannel.1 carries only 1450" in bad[0].explanation
+    small = tuple(dataclasses.replace(i, mtu=1450) if i.name == "cni0" else i for i in node.interfaces)
+    o = resolve_overlay(dataclasses.replace(node, interfaces=small),
+                        lookup_route(node, "10.244.2.7", src="10.244.1.5", iif="cni0"))
+    assert o is not None and all(s.ok for s in o.steps)
