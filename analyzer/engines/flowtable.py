@@ -135,6 +135,7 @@ class FlowTable:
         self._per_file: list[np.ndarray] = []
         self._encaps: set[tuple[int, int, int, int, int, int]] = set()  # (flow, type, vni, src, dst, port)
         self._samples: dict[tuple[int, int, int], _Slot] = {}
+        self._recent = np.zeros(0, dtype=np.int64)  # data-segment hashes of the last batch (copy detection)
         self._grow(1024)
 
     # ---------------------------------------------------------------- storage
@@ -159,6 +160,7 @@ class FlowTable:
         self.files.append(name)
         self._file = len(self.files) - 1
         self._per_file.append(np.zeros(self._cap, dtype=np.int64))
+        self._recent = np.zeros(0, dtype=np.int64)
         for name_ in ("seq_base", "max_end", "seen", "special_n"):
             dt, fill, width = self._specs[name_]
             self._a[name_][:] = fill
@@ -339,17 +341,31 @@ class FlowTable:
             )
             if hs.any():
                 a["handshake"][g_row[hs]] = True
-            retrans_rows = self._retransmissions(tcp, g_row, d, seq, b.payload_len[rows])
+            retrans_rows = self._retransmissions(tcp, g_row, d, seq, b.payload_len[rows], b.ip_id[rows])
 
         if self.sample:
             self._sample(b, rows, g_row, d, tcp, retrans_rows)
         a["seen"][gslots] += cnt
 
     def _retransmissions(self, tcp: np.ndarray, g_row: np.ndarray, d: np.ndarray, seq: np.ndarray,
-                         plen: np.ndarray) -> np.ndarray:
+                         plen: np.ndarray, ip_id: np.ndarray) -> np.ndarray:
         a = self._a
         out = np.zeros(len(g_row), dtype=bool)
         data = np.flatnonzero(tcp & (plen > 0))
+        if len(data) == 0:
+            return out
+        # copies of one packet seen twice in a file (``tcpdump -i any``: on the pod's veth and on the
+        # bridge, or inside and outside VXLAN) keep their IPv4 ID; a retransmission gets a new one
+        # (Linux: per-socket counter). A data segment whose (flow, direction, seq, IP ID) was already
+        # seen in this or the previous batch is such a copy: it is skipped here.
+        with np.errstate(over="ignore"):
+            dh = ((g_row[data] * 2 + d[data]).astype(np.uint64) * _H1 + seq[data].astype(np.uint64) * _H2
+                  + ip_id[data].astype(np.uint64) * _H3).view(np.int64)
+        first = np.zeros(len(data), dtype=bool)
+        first[np.unique(dh, return_index=True)[1]] = True
+        copy = (~first | np.isin(dh, self._recent)) & (ip_id[data] >= 0)
+        self._recent = np.unique(dh)
+        data = data[~copy]
         if len(data) == 0:
             return out
         slot = g_row[data] * 2 + d[data]

@@ -18,13 +18,16 @@ from analyzer.pipeline.flows import scan_flows
 ROOT = Path(__file__).resolve().parents[2]
 C, S = "10.244.1.5", "10.244.2.7"
 NODE1, NODE2 = "192.168.0.11", "192.168.0.12"
+_IDENT = [0]
 
 
 def seg(flags: str, seq: int = 0, ack: int = 0, data: bytes = b"", *, back: bool = False, cport: int = 40000,
         sport: int = 80, tunnel: bool = False) -> bytes:
     src, dst = (S, C) if back else (C, S)
     sp, dp = (sport, cport) if back else (cport, sport)
-    inner = ether(ipv4(tcp(data, sport=sp, dport=dp, flags=flags, seq=seq, ack=ack), src=src, dst=dst))
+    _IDENT[0] += 1  # every packet its own IPv4 ID, as Linux sends them (copies share one)
+    inner = ether(ipv4(tcp(data, sport=sp, dport=dp, flags=flags, seq=seq, ack=ack), src=src, dst=dst,
+                       ident=_IDENT[0]))
     if not tunnel:
         return inner
     osrc, odst = (NODE2, NODE1) if back else (NODE1, NODE2)
@@ -134,6 +137,20 @@ def test_the_same_packets_in_two_files_are_not_retransmissions(tmp_path: Path) -
     assert [n for _, n in f.per_file] == [9, 9]
     assert [(e.type, e.vni, e.outer_src, e.outer_dst, e.port) for e in f.encapsulations] == [
         ("vxlan", 1, NODE1, NODE2, 8472), ("vxlan", 1, NODE2, NODE1, 8472)]
+
+
+def test_copies_in_one_file_are_not_retransmissions(tmp_path: Path) -> None:
+    """``tcpdump -i any``: every packet twice (inside and outside VXLAN, same IPv4 ID), interleaved."""
+    frames = []
+    for plain in conversation(retransmit=True):
+        wrapped = ether(ipv4(udp(vxlan(plain, vni=1), sport=50000, dport=8472, checksum=0), src=NODE1, dst=NODE2))
+        frames.append((plain, wrapped))
+    flat = [x for pair in frames[:4] for x in pair]
+    flat += [frames[4][0], frames[5][0], frames[4][1], frames[5][1]]  # a burst: copies interleaved
+    flat += [x for pair in frames[6:] for x in pair]
+    f = only(scan(tmp_path, flat))
+    assert f.packets == 20
+    assert f.tcp is not None and f.tcp.retransmissions == 1  # the real one (a new IPv4 ID), not the copies
 
 
 def test_udp_and_icmp_flows(tmp_path: Path) -> None:
