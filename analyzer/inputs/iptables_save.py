@@ -9,6 +9,7 @@ parsing goes on; only an unreadable file raises ``InputError``.
 
 from __future__ import annotations
 
+import gc
 import re
 from pathlib import Path
 
@@ -37,7 +38,7 @@ _FAMILY = frozenset({"-4", "--ipv4", "-6", "--ipv6"})
 _MAX_WARNINGS = 200
 #: up to this many rules, every rule is parsed (and checked) at load time
 EAGER_RULES = 20_000
-_IPV6_ADDR = re.compile(r"(?m)^(?:\[\d+:\d+\] )?-A \S+ (?:.* )?-[sd] (?:! )?[0-9a-fA-F]*:[0-9a-fA-F:]*[:/]")
+_IPV6_ADDR = re.compile(r"^(?:\[\d+:\d+\] )?-A \S+ (?:.* )?-[sd] (?:! )?[0-9a-fA-F]*:[0-9a-fA-F:]*[:/]")
 #: options that cannot stand without a value (iptables-restore refuses them bare)
 _NEEDS_VALUE = frozenset({
     "dport", "sport", "dports", "sports", "ports", "destination-port", "source-port", "mark", "ctstate",
@@ -209,19 +210,37 @@ def parse_iptables_save(text: str, source: str, *, validate: bool | None = None)
     now, so option errors and jumps to undeclared chains become warnings (default: when the dump
     has at most ``EAGER_RULES`` rules; a larger one is checked rule by rule as walks reach it)."""
     b = _Builder(source)
-    table: str | None = None
-    table_line = 0
-    chains: dict[str, dict] = {}
-    family = "ipv4"
-    backend: str | None = None
-    generator: str | None = None
     lines = text.split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     elif lines and text:
         b.warn(len(lines), "the last line has no newline: the file may be cut off")
     table_order: list[str] = []
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # hundreds of thousands of small objects and no cycles: the collector only slows this down
+    try:
+        return _parse_lines(b, lines, source, validate, table_order)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _parse_lines(b: _Builder, lines: list[str], source: str, validate: bool | None,
+                 table_order: list[str]) -> RuleSet:
+    table: str | None = None
+    table_line = 0
+    chains: dict[str, dict] = {}
+    family = "ipv4"
+    backend: str | None = None
+    generator: str | None = None
     for lineno, raw in enumerate(lines, 1):
+        if table is not None and raw[:3] == "-A " and raw[3:4] != " ":  # the hot path: one rule
+            line = raw[:-1] if raw[-1:] == "\r" else raw
+            chain = line[3:].partition(" ")[0]
+            entry = chains.get(chain)
+            if entry is not None:
+                entry["rules"].append((lineno, line, None, None))
+                continue
         line = raw.rstrip("\r")
         stripped = line.strip()
         if not stripped:
@@ -246,7 +265,7 @@ def parse_iptables_save(text: str, source: str, *, validate: bool | None = None)
             if entry is None:
                 b.warn(lineno, f"chain {chain} was not declared with ':{chain}' in *{table}; created")
                 entry = chains.setdefault(chain, {"rules": [], "source": None, "policy": None, "counters": None})
-            entry["rules"].append((SourceRef(source, lineno, line), None, None))
+            entry["rules"].append((lineno, line, None, None))
             continue
         ref = SourceRef(source, lineno, line)
         if first == "*":
@@ -305,10 +324,11 @@ def parse_iptables_save(text: str, source: str, *, validate: bool | None = None)
         tinfo = b.tables[tname]
         built: dict[str, Chain] = {}
         for cname, c in tinfo["chains"].items():
+            lazy = Rule.lazy
             rules = tuple(
-                Rule(tname, cname, idx, r_ref, counters=counters, parse=_parse_rule_line) if fields is None
-                else Rule(tname, cname, idx, r_ref, counters=counters, **fields)
-                for idx, (r_ref, fields, counters) in enumerate(c["rules"], 1)
+                lazy(tname, cname, idx, source, lineno, text_, counters, _parse_rule_line) if fields is None
+                else Rule(tname, cname, idx, SourceRef(source, lineno, text_), counters=counters, **fields)
+                for idx, (lineno, text_, fields, counters) in enumerate(c["rules"], 1)
             )
             all_rules.extend(rules)
             policy = c["policy"]
@@ -316,7 +336,7 @@ def parse_iptables_save(text: str, source: str, *, validate: bool | None = None)
                 policy = "ACCEPT"
             built[cname] = Chain(cname, tname, policy, c["source"], rules, c["counters"])
         tables[tname] = Table(tname, built, tinfo["source"])
-    if family == "ipv4" and _IPV6_ADDR.search(text[:200_000]):
+    if family == "ipv4" and any(_IPV6_ADDR.search(line) for line in lines[:2000]):
         family = "ipv6"
     if validate is None:
         validate = len(all_rules) <= EAGER_RULES
@@ -393,9 +413,9 @@ def _parse_command(b: _Builder, table: str, chains: dict[str, dict], line: str, 
             b.warn(lineno, f"chain {chain} was not declared with ':{chain}' in *{table}; created")
             entry = chains.setdefault(chain, {"rules": [], "source": None, "policy": None, "counters": None})
         if verb in ("-I", "--insert"):
-            entry["rules"].insert((position or 1) - 1, (ref, fields, counters))
+            entry["rules"].insert((position or 1) - 1, (lineno, ref.text, fields, counters))
         else:
-            entry["rules"].append((ref, None, counters))
+            entry["rules"].append((lineno, ref.text, None, counters))
         return
     if verb in ("-N", "--new-chain") and len(tokens) == 2:
         chains.setdefault(tokens[1][0], {"rules": [], "source": ref, "policy": None, "counters": None})

@@ -82,37 +82,48 @@ class Rule:
     whose options cannot be parsed has ``error`` set and no matches or target. Immutable.
     """
 
-    __slots__ = ("table", "chain", "index", "source", "_counters", "_fields", "_parse", "_error")
+    __slots__ = ("table", "chain", "index", "_file", "_line", "_text", "_source", "_counters", "_fields", "_parse",
+                 "_error")
 
     table: str
     chain: str
     index: int  # 1-based position in its chain (as ``iptables -L --line-numbers`` shows it)
-    source: SourceRef  # file, 1-based line, verbatim text
 
     def __init__(self, table: str, chain: str, index: int, source: SourceRef, *,
                  counters: tuple[int, int] | None = None,
                  parse: Callable[[str], Mapping[str, object]] | None = None, **fields: object) -> None:
-        unknown = set(fields) - set(RULE_FIELDS)
-        if unknown:
-            raise TypeError(f"unknown Rule fields {sorted(unknown)}")
-        setattr_ = object.__setattr__
-        setattr_(self, "table", table)
-        setattr_(self, "chain", chain)
-        setattr_(self, "index", index)
-        setattr_(self, "source", source)
-        setattr_(self, "_counters", counters)
-        setattr_(self, "_fields", dict(fields) if (fields or parse is None) else None)
-        setattr_(self, "_parse", parse)
-        setattr_(self, "_error", None)
+        if fields:
+            unknown = set(fields) - set(RULE_FIELDS)
+            if unknown:
+                raise TypeError(f"unknown Rule fields {sorted(unknown)}")
+        _init(self, table, chain, index, source.file, source.line, source.text, source, counters,
+              dict(fields) if (fields or parse is None) else None, parse)
+
+    @classmethod
+    def lazy(cls, table: str, chain: str, index: int, file: str, line: int, text: str,
+             counters: tuple[int, int] | None, parse: Callable[[str], Mapping[str, object]]) -> Rule:
+        """A rule whose options are parsed by ``parse(text)`` on first use (the reader's fast path)."""
+        rule = cls.__new__(cls)
+        _init(rule, table, chain, index, file, line, text, None, counters, None, parse)
+        return rule
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"Rule is immutable (tried to set {name})")
+
+    @property
+    def source(self) -> SourceRef:
+        """file, 1-based line, verbatim text"""
+        src = self._source
+        if src is None:
+            src = SourceRef(self._file, self._line, self._text)
+            object.__setattr__(self, "_source", src)
+        return src
 
     def _get(self, name: str) -> object:
         fields = self._fields
         if fields is None:
             try:
-                parsed = dict(self._parse(self.source.text)) if self._parse else {}
+                parsed = dict(self._parse(self._text)) if self._parse else {}
             except ValueError as exc:
                 parsed = {}
                 object.__setattr__(self, "_error", str(exc))
@@ -152,15 +163,15 @@ class Rule:
 
     @property
     def text(self) -> str:
-        return self.source.text
+        return self._text
 
     @property
     def file(self) -> str:
-        return self.source.file
+        return self._file
 
     @property
     def line(self) -> int:
-        return self.source.line
+        return self._line
 
     def match(self, module: str) -> Match | None:
         return next((m for m in self.matches if m.module == module), None)
@@ -177,10 +188,10 @@ class Rule:
         return opt.value if opt else None
 
     def where(self) -> str:
-        return f"{self.source.file}:{self.source.line}"
+        return f"{self._file}:{self._line}"
 
     def _key(self) -> tuple:
-        return (self.table, self.chain, self.index, self.source)
+        return (self.table, self.chain, self.index, self._file, self._line, self._text)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Rule) and self._key() == other._key()
@@ -189,7 +200,16 @@ class Rule:
         return hash(self._key())
 
     def __repr__(self) -> str:
-        return f"Rule({self.where()}, {self.table}/{self.chain}#{self.index}: {self.source.text!r})"
+        return f"Rule({self.where()}, {self.table}/{self.chain}#{self.index}: {self._text!r})"
+
+
+_SLOT_SETTERS = tuple(Rule.__dict__[n].__set__ for n in Rule.__slots__)
+
+
+def _init(rule: Rule, *values: object) -> None:
+    """Fill a Rule's slots in ``__slots__`` order (error last, None) without ``__setattr__``."""
+    for setter, value in zip(_SLOT_SETTERS, (*values, None)):
+        setter(rule, value)
 
 
 @dataclass(frozen=True, slots=True)
