@@ -247,9 +247,11 @@ def exec_cmd(tag: str, name: str, cmd: tuple[str, ...]) -> int:
 
     if os.geteuid() != 0:
         raise LabError("entering a lab namespace needs root")
-    ns, env = namespace_for(tag, name)
+    ns, env, hostname = namespace_for(tag, name)
+    # in a private UTS namespace named after the object, so `hostname` (and `collect`) say node1
+    argv = ["ip", "netns", "exec", ns, "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname, *cmd]
     try:
-        done = subprocess.run(["ip", "netns", "exec", ns, *cmd], env={**os.environ, **env}, check=False)
+        done = subprocess.run(argv, env={**os.environ, **env}, check=False)
     except OSError as exc:
         raise LabError(f"cannot run ip netns exec: {exc}") from None
     return done.returncode

@@ -148,8 +148,9 @@ def lab_down(tag: str, force: bool = False) -> tuple[list[str], list[str]]:
     return removed, problems
 
 
-def namespace_for(tag: str, name: str) -> tuple[str, dict[str, str]]:
-    """Namespace of lab object `name` (pod, node, switch, router, external) and the environment to add."""
+def namespace_for(tag: str, name: str) -> tuple[str, dict[str, str], str]:
+    """Namespace of lab object `name` (pod, node, switch, router, external), the environment to add,
+    and the object's hostname."""
     state = read_state(tag)
     objects = state["objects"]
     by_ns = {ns: obj for obj, ns in objects.items()}
@@ -159,4 +160,4 @@ def namespace_for(tag: str, name: str) -> tuple[str, dict[str, str]]:
     env = {}
     if obj in state.get("subnet_env", {}):
         env["K8S_TRACE_SUBNET_ENV"] = state["subnet_env"][obj]
-    return objects[obj], env
+    return objects[obj], env, obj

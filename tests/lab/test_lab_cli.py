@@ -161,3 +161,34 @@ def test_down_force_sweeps_leftovers_of_a_killed_run(tmp_path: Path, netns: None
         assert _procs(tag) == []
     finally:
         sb.close()
+
+
+@pytest.mark.netns
+def test_collect_script_inside_a_lab_node_gives_the_lab_s_bundle(tmp_path: Path, netns: None) -> None:
+    """`k8s-trace collect`'s script run in a lab node: the same node, FDB, routes and rules as the lab's dump."""
+    from analyzer.inputs.bundle import load_bundle
+
+    tag = f"c{os.getpid() % 100000}"
+    script = tmp_path / "collect.sh"
+    made = k8s_trace("collect", "--seconds", "1")
+    assert made.returncode == 0, made.stderr
+    script.write_text(made.stdout)
+    try:
+        up = k8s_trace("lab", "up", "cross-node", "--tag", tag)
+        assert up.returncode == 0, up.stderr
+        assert k8s_trace("lab", "exec", "--tag", tag, "web", "--", "hostname").stdout.strip() == "web"
+        ran = k8s_trace("lab", "exec", "--tag", tag, "node1", "--", "env", f"K8S_TRACE_OUTPUT={tmp_path}",
+                        "sh", str(script), timeout=120)
+        assert ran.returncode == 0, ran.stderr
+    finally:
+        down = k8s_trace("lab", "down", "--tag", tag)
+    assert down.returncode == 0, down.stderr
+    (tarball,) = tmp_path.glob("*.tar.gz")
+    assert tarball.name == "node1-k8s-trace.tar.gz"
+    snap = load_bundle(tarball)
+    assert snap.name == "node1"
+    assert snap.subnet_env is not None and str(snap.subnet_env.subnet) == "10.244.1.1/24"
+    assert {(str(e.mac), str(e.dst)) for e in snap.fdb if e.dev == "flannel.1"} == {("0e:6c:61:62:00:02", "192.168.56.12")}
+    assert any(str(r.dst) == "10.244.2.0/24" and r.dev == "flannel.1" for r in snap.routes)
+    assert snap.ruleset is not None
+    assert {c.interface for c in snap.captures} >= {"eth0", "cni0", "flannel.1", "any"}
