@@ -211,7 +211,12 @@ def node_of(ip: str | None, topo: Topology) -> str | None:
 
 
 def service_at(ip: str | None, port: int | None, topo: Topology) -> Service | None:
+    """The service at ``ip:port``: a ClusterIP/external IP, or a NodePort on any node address."""
     best = None
+    if port is not None and role_of(ip, topo) == "node":
+        nodeport = next((s for s in topo.services if s.ip == "*" and s.port == port), None)
+        if nodeport is not None:
+            return nodeport
     for s in topo.services:
         if s.ip == ip:
             if s.port == port:
@@ -251,6 +256,8 @@ def flow_kind(flow: StitchedFlow, topo: Topology) -> str:
     c_ip, s_ip, r_ip = flow.client[0], flow.server[0], flow.real_server[0]
     c_role, s_role, r_role = role_of(c_ip, topo), role_of(s_ip, topo), role_of(r_ip, topo)
     dnat = any(n.type == "dnat" for n in flow.nats)
+    if s_role == "node" and service_at(s_ip, flow.server[1], topo) is not None:
+        s_role = "service"  # a NodePort
     if c_role == "pod":
         if s_role == "service" or (dnat and r_role == "pod" and s_role != "pod"):
             return "pod-to-service"

@@ -72,6 +72,11 @@ HOP_TEXT: dict[tuple[str, str], tuple[str, str]] = {
         "firewall must accept it before the kernel's VXLAN socket decapsulates it. {what}",
         "{node} 上的 iptables INPUT：VXLAN 包（UDP {port}）发往节点本身，主机防火墙必须先放行，内核的 VXLAN 套接字才能解封装。{what_zh}",
     ),
+    ("netfilter", "local-input"): (
+        "iptables INPUT on {node}: the packet is for the node itself; kube-proxy's KUBE-EXTERNAL-SERVICES and "
+        "KUBE-NODEPORTS chains and the host firewall decide whether a local socket gets it.",
+        "{node} 上的 iptables INPUT：数据包发往节点本身；kube-proxy 的 KUBE-EXTERNAL-SERVICES、KUBE-NODEPORTS 链和主机防火墙决定本地套接字能否收到它。",
+    ),
     ("netfilter", "postrouting"): (
         "iptables POSTROUTING (nat): flannel's and kube-proxy's MASQUERADE rules rewrite a pod source "
         "leaving the cluster to the node's address. {what}",

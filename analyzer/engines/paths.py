@@ -181,7 +181,8 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
         b.add(first, "eth0", "pod", "deliver", f"pod {_ep(r_ip, r_port)}", ip=r_ip)
         return b.hops
     if r_role == "node" and same_node:
-        b.add(first, None, "host", "deliver", f"node {_ep(r_ip, r_port)}", ip=r_ip, node=first)
+        b.add(first, None, "netfilter", "local-input", "INPUT")
+        b.add(first, None, "host", "deliver", f"node {_ep(r_ip, r_port)}", ip=r_ip)
         return b.hops
     b.add(first, None, "netfilter", "forward" if c_role != "node" else "postrouting",
           "FORWARD / POSTROUTING" if c_role != "node" else "POSTROUTING",
@@ -216,7 +217,8 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
         b.add(None, None, "underlay", "carry", "underlay", outer="no encapsulation")
         b.add(last, li["nic"], "nic", "receive", li["nic"])
     if r_role == "node":
-        b.add(last, None, "host", "deliver", f"node {_ep(r_ip, r_port)}", ip=r_ip, node=last)
+        b.add(last, None, "netfilter", "local-input", "INPUT")
+        b.add(last, None, "host", "deliver", f"node {_ep(r_ip, r_port)}", ip=r_ip)
         return b.hops
     b.add(last, None, "netfilter", "forward", "FORWARD / POSTROUTING")
     b.add(last, li["bridge"], "bridge", "exit", li["bridge"])
@@ -390,7 +392,8 @@ def failure_index(path: Sequence[PathHop], *, error_node: str | None = None, fra
     if error_node is not None:
         start = 0 if last is None else last
         cands = [i for i in range(start, len(path)) if path[i].node == error_node and path[i].kind in ("netfilter", "route")]
-        filters = [i for i in cands if path[i].kind == "netfilter" and path[i].action in ("forward", "input", "output")]
+        filters = [i for i in cands if path[i].kind == "netfilter"
+                   and path[i].action in ("forward", "input", "local-input", "output")]
         if filters:  # REJECT targets live in the filter table
             return filters[0]
         if cands:
@@ -512,6 +515,7 @@ def nat_list(nats: Sequence[ObservedNat]) -> list[ObservedNat]:
 
 #: my netfilter hop action -> the hooks of the simulator's walk it covers
 HOOKS = {"prerouting": ("PREROUTING",), "forward": ("FORWARD", "POSTROUTING"), "input": ("INPUT",),
+         "local-input": ("INPUT",),
          "output": ("OUTPUT",), "postrouting": ("POSTROUTING",)}
 #: simulator actions worth showing as evidence (jumps and returns are the plumbing between them)
 DECISIVE = {"DNAT", "SNAT", "MASQUERADED", "ACCEPTED", "DROPPED", "REJECTED", "POLICY", "ROUTED", "ENCAPSULATED",

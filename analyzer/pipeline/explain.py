@@ -232,6 +232,12 @@ def services_from_dumps(snaps: Sequence[NodeSnapshot], kube: KubeInventory | Non
             continue
         for rule in rs.rules():
             comment = rule.comment or ""
+            nodeport = _nodeport_service(rule, comment)
+            if nodeport is not None:
+                prev = found.get(("*", nodeport.port))
+                if prev is None or (nodeport.no_endpoints and not prev.no_endpoints):
+                    found[("*", nodeport.port)] = nodeport
+                continue
             if rule.dst is None or "/" not in rule.dst.value and rule.dst.value.count(".") != 3:
                 continue
             ip = rule.dst.value.split("/")[0]
@@ -265,6 +271,24 @@ def services_from_dumps(snaps: Sequence[NodeSnapshot], kube: KubeInventory | Non
                         found[(ip, port)] = Service(ip=ip, port=port, name=name,
                                                     no_endpoints=bool(kube.endpoints) and not any(e.ready for e in eps))
     return list(found.values())
+
+
+def _nodeport_service(rule, comment: str) -> Service | None:  # noqa: ANN001 - model.netfilter.Rule
+    """A NodePort from kube-proxy's KUBE-NODEPORTS jump or its "has no local endpoints" DROP."""
+    is_np = rule.chain == "KUBE-NODEPORTS" and rule.table == "nat"
+    is_local_drop = rule.chain == "KUBE-EXTERNAL-SERVICES" and "endpoints" in comment and rule.dst is None
+    if not (is_np or is_local_drop) or "/" not in comment.split(" ")[0]:
+        return None
+    port = None
+    for m in rule.matches:
+        opt = m.option("dport")
+        if opt is not None and opt.value.isdigit():
+            port = int(opt.value)
+    if port is None:
+        return None
+    ev = ((rule.source.file, rule.source.line, rule.source.text),)
+    return Service(ip="*", port=port, name=comment.split(" ")[0], no_endpoints="has no endpoints" in comment,
+                   evidence=ev)
 
 
 def pod_names(kube: KubeInventory | None) -> dict[str, str]:

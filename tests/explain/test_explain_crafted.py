@@ -138,3 +138,24 @@ def test_tso_super_segment_is_not_an_mtu_problem(tmp_path: Path) -> None:
     flow = only_flow(explain(cap))
     assert flow["status"] != "dropped"
     assert "MTU_EXCEEDED" not in codes(flow) and "RETRANSMISSIONS" not in codes(flow)
+
+
+def test_external_traffic_policy_local_without_a_local_endpoint(tmp_path: Path) -> None:
+    from analyzer.lab.kube_proxy import Endpoint, ServicePortSpec, generate_rules
+
+    node = tmp_path / "node1"
+    shutil.copytree(sample("nodeport") / "node1", node, ignore=shutil.ignore_patterns("*.pcap", "conntrack"))
+    spec = ServicePortSpec(namespace="default", name="web", cluster_ip="10.96.0.100", port=80, port_name="http",
+                           endpoints=(Endpoint("10.244.2.2", 8080, local=False),), node_port=30080,
+                           external_traffic_policy="Local", health_check_node_port=31000)
+    (node / "iptables-save").write_text(generate_rules([spec], pod_cidr="10.244.1.0/24", node_ip=N1))
+    syns = [(T0 + t, ether(ipv4(tcp(sport=50000, dport=30080, flags="S", seq=1), src="203.0.113.10", dst=N1,
+                                ident=40 + i))) for i, t in enumerate((0.0, 1.0, 3.0))]
+    write_pcap(node / "eth0.pcap", syns)
+    flow = only_flow(explain(node))
+    assert flow["kind"] == "external-to-service"
+    assert flow["status"] == "dropped", flow["verdict"]["en"]
+    f = codes(flow)["NO_LOCAL_ENDPOINTS"]
+    assert f["node"] == "node1" and "default/web:http" in f["message"]
+    assert any(e["line"] and "has no local endpoints" in e["text"] for e in f["evidence"])
+    assert "FORWARD_BLOCKED" not in codes(flow)
