@@ -176,6 +176,32 @@ def check_cmd(recordings: tuple[Path, ...]) -> int:
     return ExitStatus.INCONCLUSIVE if failed else ExitStatus.OK
 
 
+@command.command("reports")
+@click.option("--samples", "samples_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=Path("samples"), show_default=True, help="Where the recorded samples are.")
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("reports"),
+              show_default=True, help="Directory for one <sample>.html per sample.")
+@click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True, help="Report language.")
+def reports_cmd(samples_dir: Path, out: Path, lang: str) -> None:
+    """Write the HTML explain report of every sample (no root needed: it only reads the recordings)."""
+    import json
+
+    from analyzer.pipeline.explain import explain_inputs
+    from analyzer.report.html import render_html
+
+    docs = sorted(samples_dir.glob("*/scenario.json"))
+    if not docs:
+        raise InputError(str(samples_dir), "no lab sample here (no */scenario.json)")
+    out.mkdir(parents=True, exist_ok=True)
+    for doc_path in docs:
+        doc = json.loads(doc_path.read_text())
+        nodes = [str(doc_path.parent / n["name"]) for n in doc["nodes"] if (doc_path.parent / n["name"]).is_dir()]
+        explained = explain_inputs(nodes, vxlan_ports={doc["params"]["vxlan_port"]}, warn=lambda _line: None)
+        target = out / f"{doc['scenario']}.html"
+        target.write_text(render_html(explained, lang=lang), encoding="utf-8")
+        click.echo(f"{target}: {len(explained['flows'])} flows")
+
+
 @command.command("samples")
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("samples"),
               show_default=True, help="The samples directory (each scenario's directory is replaced).")

@@ -61,3 +61,17 @@ def test_sample_explains_as_expected(name: str) -> None:
     doc = _doc(name)
     explained = explain_inputs([str(SAMPLES / name / n["name"]) for n in doc["nodes"]])
     assert compare(doc, explained) == []
+
+
+def test_lab_reports_renders_every_sample(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "from analyzer.cli import main; main()", "lab", "reports",
+                           "--samples", str(SAMPLES), "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.stem for p in tmp_path.glob("*.html")) == sorted(NAMES)
+    blocked = (tmp_path / "vxlan-blocked.html").read_text()
+    assert "OVERLAY_PORT_BLOCKED" in blocked and "<script" in blocked.lower()
+    assert "SERVICE_NO_ENDPOINTS" in (tmp_path / "no-endpoints.html").read_text()
