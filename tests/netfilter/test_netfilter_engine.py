@@ -231,3 +231,41 @@ def test_paths_visit_hooks_in_kernel_order(path: str, hooks: list[str]) -> None:
              "FORWARD": ["mangle", "filter"], "OUTPUT": ["raw", "mangle", "nat", "filter"],
              "POSTROUTING": ["mangle", "nat"]}
     assert seen == [(h, t) for h in hooks for t in order[h]]
+
+
+def test_big_chains_are_indexed_not_scanned() -> None:
+    from analyzer.engines.simulate import simulate_packet
+    from analyzer.lab.kube_proxy import Endpoint, ServicePortSpec, generate_rules
+    from analyzer.model.node import NodeSnapshot
+
+    specs = [ServicePortSpec("ns", f"s{i}", f"10.96.{i // 250}.{i % 250 + 1}", 80,
+                             (Endpoint(f"10.244.{i // 250}.{i % 250 + 1}", 80), Endpoint("10.244.9.9", 80)),
+                             node_port=30000 + i) for i in range(1500)]
+    rs = parse_iptables_save(generate_rules(specs, pod_cidr="10.244.0.0/24"), "big.save")
+    assert rs.rule_count() > 15_000
+    node = NodeSnapshot(name="n", ruleset=rs)
+    r = simulate_packet([node], "10.244.0.9", "10.96.5.101", "tcp", 40000, 80, local_ips=["192.168.0.10"])
+    assert {o.dnat for o in r.outcomes} == {"10.244.5.101:80", "10.244.9.9:80"}
+    r2 = simulate_packet([node], "203.0.113.1", "192.168.0.10", "tcp", 40000, 31400, local_ips=["192.168.0.10"])
+    assert {o.dnat for o in r2.outcomes} == {"10.244.5.151:80", "10.244.9.9:80"}
+    # the walks looked at a handful of the 1500-rule KUBE-SERVICES and KUBE-NODEPORTS chains
+    from analyzer.engines.netfilter import NodeAddresses, engine_for
+    from analyzer.engines.simulate import _addresses
+    engine = engine_for(rs, _addresses(node, ["192.168.0.10"]))
+    for chain in ("KUBE-SERVICES", "KUBE-NODEPORTS"):
+        compiled = engine._chain("nat", chain)
+        assert compiled is not None and compiled.rest is not None
+        looked_at = sum(1 for c in compiled.rules if c.preds is not None)
+        assert 1 <= looked_at <= 5, (chain, looked_at)
+    assert isinstance(engine.addresses, NodeAddresses)
+
+
+def test_bench_smoke() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "bench" / "rules_bench.py"
+    spec = importlib.util.spec_from_file_location("rules_bench", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--services", "200", "--endpoints", "3", "--repeat", "3", "--no-restore", "--json"]) == 0
