@@ -168,7 +168,9 @@ def write_index(samples_dir: Path) -> Path:
         "|---|---|---|",
         *rows,
         "",
-        "Explain one: `k8s-trace explain samples/cross-node/node1 samples/cross-node/node2`.",
+        "Explain one: `k8s-trace explain samples/cross-node/node1 samples/cross-node/node2`. "
+        "The HTML report of every sample: `k8s-trace lab reports --samples samples --out reports` (no root "
+        "needed).",
         "",
         "Regenerate them all (root, Linux; about a second or three each): "
         "`sudo k8s-trace lab samples --out samples`. See `docs/lab.md` for the lab itself.",
