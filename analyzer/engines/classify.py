@@ -158,7 +158,8 @@ def infer_topology(
                 inferred.append(f"cluster CIDR {cluster_cidr} (the /16 holding every pod subnet seen)")
     if cluster_cidr is None and pod_side_addrs:
         # no overlay traffic: pods are the addresses seen on pod-side interfaces
-        c24 = Counter(c for a in pod_side_addrs if (c := _slash24(a)))
+        svc_range = service_cidr or DEFAULT_SERVICE_CIDR
+        c24 = Counter(c for a in sorted(pod_side_addrs) if not _in(a, svc_range) and (c := _slash24(a)))
         if c24:
             first = ipaddress.ip_network(c24.most_common(1)[0][0])
             cluster_cidr = str(first.supernet(new_prefix=16))
