@@ -329,22 +329,35 @@ def text(lang: str, key: str, **fmt: Any) -> str:
     return value.format(**fmt) if fmt else value
 
 
-def status_word(lang: str, status: str | None) -> str:
+def _raw(value: Any) -> str:
+    """A value with no translation, shown as it is but made printable (it comes from the document)."""
+    from analyzer.report.fmt import clean  # fmt uses i18n too; import at call time
+
+    return clean(value)
+
+
+def status_word(lang: str, status: Any) -> str:
     if not status:
         return text(lang, "unknown")
-    return _STATUS.get(lang, {}).get(status) or _STATUS["en"].get(status) or status
+    if not isinstance(status, str):
+        return _raw(status)
+    return _STATUS.get(lang, {}).get(status) or _STATUS["en"].get(status) or _raw(status)
 
 
-def kind_word(lang: str, kind: str | None) -> str:
+def kind_word(lang: str, kind: Any) -> str:
     if not kind:
         return text(lang, "unknown")
-    return _KIND.get(lang, {}).get(kind) or kind
+    if not isinstance(kind, str):
+        return _raw(kind)
+    return _KIND.get(lang, {}).get(kind) or _raw(kind)
 
 
-def severity_word(lang: str, severity: str | None) -> str:
+def severity_word(lang: str, severity: Any) -> str:
     if not severity:
         return text(lang, "unknown")
-    return _SEVERITY.get(lang, {}).get(severity) or severity
+    if not isinstance(severity, str):
+        return _raw(severity)
+    return _SEVERITY.get(lang, {}).get(severity) or _raw(severity)
 
 
 def glossary(lang: str) -> list[tuple[str, str]]:
