@@ -17,8 +17,54 @@ is the index of the first of them (``None`` when nothing is quoted).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, ClassVar, TypeVar, dataclass_transform
+
+_T = TypeVar("_T")
+
+
+def frozen_builder(cls: type[_T]) -> Callable[..., _T]:
+    """A fast constructor for the frozen slots dataclass ``cls``, same signature as ``cls(...)``.
+
+    A frozen dataclass ``__init__`` sets each field through ``object.__setattr__``, which costs
+    about three times more than writing the slot directly; a decoder that builds seven layers
+    per frame, millions of times, feels it. The returned function writes the slots through their
+    descriptors instead: the object is exactly what ``cls(...)`` gives (equal, hashable, frozen
+    afterwards). Fields with a ``default_factory`` are not supported.
+    """
+    params, body = [], []
+    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    for i, f in enumerate(fields(cls)):  # type: ignore[arg-type]
+        if f.default_factory is not MISSING:
+            raise TypeError(f"{cls.__name__}.{f.name}: default_factory is not supported")
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            ns[f"_d{i}"] = f.default
+            params.append(f"{f.name}=_d{i}")
+        ns[f"_s{i}"] = getattr(cls, f.name).__set__
+        body.append(f"    _s{i}(self, {f.name})")
+    src = f"def build({', '.join(params)}):\n    self = _new(_cls)\n" + "\n".join(body) + "\n    return self\n"
+    exec(src, ns)  # noqa: S102 (generated from the dataclass' own field names)
+    build: Callable[..., _T] = ns["build"]
+    build.__doc__ = f"Build a {cls.__name__} (fast path of {cls.__name__}(...))."
+    return build
+
+
+@dataclass_transform(frozen_default=True)
+def fast_frozen(cls: type[_T]) -> type[_T]:
+    """``@dataclass(frozen=True, slots=True)`` with the fast ``__init__`` of ``frozen_builder``."""
+    made = dataclass(frozen=True, slots=True)(cls)
+    names = [f.name for f in fields(made)]
+    ns: dict[str, Any] = {}
+    lines = []
+    for i, name in enumerate(names):
+        ns[f"_s{i}"] = getattr(made, name).__set__
+        lines.append(f"    _s{i}(self, {name})")
+    exec(f"def __init__(self, {', '.join(names)}):\n" + "\n".join(lines) + "\n", ns)  # noqa: S102
+    made.__init__ = ns["__init__"]  # type: ignore[misc]
+    return made
 
 #: tunnel layer names (contract ``tunnels[].type``)
 TUNNEL_NAMES = frozenset({"vxlan", "geneve", "ipip", "ip6in4", "gre", "flannel-udp"})
@@ -29,7 +75,7 @@ ICMP_ERROR_TYPES = frozenset({3, 4, 5, 11, 12})
 ICMPV6_ERROR_TYPES = frozenset({1, 2, 3, 4})
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class RawFrame:
     """One record of a capture file, undecoded. ``number`` is 1-based, as Wireshark shows it."""
 
@@ -51,7 +97,7 @@ class Layer:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class Ethernet(Layer):
     name: ClassVar[str] = "eth"
     dst: str
@@ -59,7 +105,7 @@ class Ethernet(Layer):
     ethertype: int  # values <= 1500 are an 802.3 length (LLC follows)
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class VLAN(Layer):
     name: ClassVar[str] = "vlan"
     tpid: int  # 0x8100 (802.1Q) or 0x88a8 (802.1ad S-tag), or 0x9100
@@ -69,14 +115,14 @@ class VLAN(Layer):
     ethertype: int
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class MPLS(Layer):
     name: ClassVar[str] = "mpls"
     labels: tuple[int, ...]  # the whole label stack, outermost first
     ttl: int
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class SLL(Layer):
     name: ClassVar[str] = "sll"
     pkttype: int  # 0 to us, 1 broadcast, 2 multicast, 3 other host, 4 outgoing
@@ -85,7 +131,7 @@ class SLL(Layer):
     protocol: int
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class SLL2(Layer):
     name: ClassVar[str] = "sll2"
     protocol: int
@@ -95,7 +141,7 @@ class SLL2(Layer):
     addr: str
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class ARP(Layer):
     name: ClassVar[str] = "arp"
     op: int
@@ -107,7 +153,7 @@ class ARP(Layer):
     target_ip: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class IPv4(Layer):
     name: ClassVar[str] = "ipv4"
     src: str
@@ -124,7 +170,7 @@ class IPv4(Layer):
     options: tuple[int, ...]  # option type bytes, in order (EOL/NOP included)
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class IPv6(Layer):
     """IPv6 header plus its extension headers (``length`` covers both)."""
 
@@ -143,7 +189,7 @@ class IPv6(Layer):
     mf: bool
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class ICMP(Layer):
     name: ClassVar[str] = "icmp"
     type: int
@@ -156,7 +202,7 @@ class ICMP(Layer):
     is_error: bool
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class ICMPv6(Layer):
     name: ClassVar[str] = "icmpv6"
     type: int
@@ -169,7 +215,7 @@ class ICMPv6(Layer):
     is_error: bool
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class TCP(Layer):
     name: ClassVar[str] = "tcp"
     sport: int
@@ -184,7 +230,7 @@ class TCP(Layer):
     payload_len: int | None  # from the IP lengths
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class UDP(Layer):
     name: ClassVar[str] = "udp"
     sport: int
@@ -195,7 +241,7 @@ class UDP(Layer):
     payload_len: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class SCTP(Layer):
     name: ClassVar[str] = "sctp"
     sport: int
@@ -203,7 +249,7 @@ class SCTP(Layer):
     vtag: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class VXLAN(Layer):
     name: ClassVar[str] = "vxlan"
     flags: int  # 16 bits (G, I, D, A bits of VXLAN-GBP included)
@@ -211,7 +257,7 @@ class VXLAN(Layer):
     group_policy: int  # VXLAN-GBP group policy id (0 for plain VXLAN)
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class GENEVE(Layer):
     name: ClassVar[str] = "geneve"
     version: int
@@ -222,7 +268,7 @@ class GENEVE(Layer):
     options: tuple[tuple[int, int, int], ...]  # (class, type, data length) of each option
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class IPIP(Layer):
     """Zero-length marker: the next IP header is encapsulated in the previous one."""
 
@@ -230,7 +276,7 @@ class IPIP(Layer):
     outer_proto: int  # 4 (IPv4 payload) or 41 (IPv6 payload)
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class IP6in4(Layer):
     """Zero-length marker: IPv6 carried in IPv4 (protocol 41, SIT/6in4)."""
 
@@ -238,7 +284,7 @@ class IP6in4(Layer):
     outer_proto: int
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class GRE(Layer):
     """GRE header; for PPTP (GRE version 1) ``length`` includes the PPP header behind it."""
 
@@ -253,7 +299,7 @@ class GRE(Layer):
     ppp_protocol: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class FlannelUDP(Layer):
     """Zero-length marker: flannel's UDP backend, a raw IP packet as UDP payload."""
 
@@ -261,7 +307,7 @@ class FlannelUDP(Layer):
     port: int
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class Raw(Layer):
     """Bytes that no decoder claimed (unknown protocol, LLC, unsupported link type)."""
 

@@ -31,7 +31,9 @@ from analyzer.inputs.decode.linktypes import LINKTYPE_NAMES, LINKTYPES
 from analyzer.inputs.decode.record import to_record
 from analyzer.inputs.decode.registry import IP_PROTOS, Cursor
 from analyzer.inputs.decode.vxlan import VXLAN_UDP_PORTS
-from analyzer.model.packet import DecodedPacket, Raw
+from analyzer.model.packet import DecodedPacket, Raw, frozen_builder
+
+_packet = frozen_builder(DecodedPacket)
 
 IP_PROTOS[17] = udp.decode_udp  # UDP is bound here: its payload decoders need the port map
 
@@ -88,4 +90,4 @@ def decode_frame(
             settle_checksums(cur)
     except Exception as exc:  # a decoder bug must not lose the frame; tests assert it never happens
         cur.note(f"decoder bug: {type(exc).__name__}: {exc}")
-    return DecodedPacket(tuple(cur.layers), tuple(cur.notes), cur.quote_start, cur.payload_offset, cur.payload_end)
+    return _packet(tuple(cur.layers), tuple(cur.notes), cur.quote_start, cur.payload_offset, cur.payload_end)

@@ -12,7 +12,7 @@ ARP_FIXED = 8
 
 def decode_arp(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    stop = min(end, cur.n)
+    stop = (end if end < cur.n else cur.n)
     if stop - off < ARP_FIXED:
         cur.short(off, "ARP header", ARP_FIXED, end)
         cur.raw(off, end, "short ARP header")

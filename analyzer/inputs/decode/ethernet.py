@@ -12,7 +12,7 @@ ETH_TYPE_TEB = 0x6558  # transparent Ethernet bridging (GRE, GENEVE)
 
 def decode_ethernet(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    if min(end, cur.n) - off < ETH_HEADER:
+    if (end if end < cur.n else cur.n) - off < ETH_HEADER:
         cur.short(off, "Ethernet header", ETH_HEADER, end)
         cur.raw(off, end, "short Ethernet header")
         return
@@ -25,7 +25,7 @@ def decode_ethernet(cur: Cursor, off: int, end: int) -> None:
 
 def decode_vlan(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    if min(end, cur.n) - off < 4:
+    if (end if end < cur.n else cur.n) - off < 4:
         cur.short(off, "802.1Q tag", 4, end)
         cur.raw(off, end, "short 802.1Q tag")
         return
@@ -39,7 +39,7 @@ def decode_vlan(cur: Cursor, off: int, end: int) -> None:
 
 def decode_mpls(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    stop = min(end, cur.n)
+    stop = (end if end < cur.n else cur.n)
     pos = off
     labels: list[int] = []
     ttl = 0

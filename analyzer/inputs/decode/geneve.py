@@ -11,7 +11,7 @@ GENEVE_UDP_PORTS = frozenset({6081})
 
 def decode_geneve(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    stop = min(end, cur.n)
+    stop = (end if end < cur.n else cur.n)
     if stop - off < GENEVE_HEADER:
         cur.short(off, "GENEVE header", GENEVE_HEADER, end)
         cur.raw(off, end, "short GENEVE header")

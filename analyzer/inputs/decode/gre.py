@@ -18,7 +18,7 @@ _PPP_TO_ETHERTYPE = {0x0021: 0x0800, 0x0057: 0x86DD}
 
 def decode_gre(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    stop = min(end, cur.n)
+    stop = (end if end < cur.n else cur.n)
     if stop - off < GRE_MIN:
         cur.short(off, "GRE header", GRE_MIN, end)
         cur.raw(off, end, "short GRE header")

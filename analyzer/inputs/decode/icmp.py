@@ -15,7 +15,7 @@ _ID_SEQ_TYPES = frozenset({0, 8, 13, 14, 15, 16, 17, 18})
 
 def decode_icmp(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    stop = min(end, cur.n)
+    stop = (end if end < cur.n else cur.n)
     if stop - off < 4:
         cur.short(off, "ICMP header", ICMP_HEADER, end)
         cur.raw(off, end, "short ICMP header")

@@ -14,7 +14,7 @@ ICMPV6_HEADER = 8
 
 def decode_icmpv6(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    stop = min(end, cur.n)
+    stop = (end if end < cur.n else cur.n)
     if stop - off < 4:
         cur.short(off, "ICMPv6 header", ICMPV6_HEADER, end)
         cur.raw(off, end, "short ICMPv6 header")

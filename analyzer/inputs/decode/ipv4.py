@@ -33,7 +33,7 @@ def _options(cur: Cursor, start: int, stop: int) -> tuple[int, ...]:
 
 def decode_ipv4(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    avail = min(end, cur.n) - off
+    avail = (end if end < cur.n else cur.n) - off
     if avail < IPV4_MIN:
         cur.short(off, "IPv4 header", IPV4_MIN, end)
         cur.raw(off, end, "short IPv4 header")

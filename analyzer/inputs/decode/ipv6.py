@@ -19,7 +19,7 @@ MAX_EXTENSIONS = 32
 
 def decode_ipv6(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    avail = min(end, cur.n) - off
+    avail = (end if end < cur.n else cur.n) - off
     if avail < IPV6_HEADER:
         cur.short(off, "IPv6 header", IPV6_HEADER, end)
         cur.raw(off, end, "short IPv6 header")

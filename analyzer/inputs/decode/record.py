@@ -25,26 +25,25 @@ Conventions (the ``flows`` fast path is tested for equality against this functio
 from __future__ import annotations
 
 import zlib
+from dataclasses import MISSING
+from dataclasses import fields as dataclass_fields
 
 from analyzer.model.packet import (
     ARP,
     GENEVE,
     ICMP,
     SCTP,
-    SLL,
-    SLL2,
     TCP,
     TUNNEL_NAMES,
     UDP,
-    VLAN,
     VXLAN,
     DecodedPacket,
-    Ethernet,
     ICMPv6,
     IPv4,
     IPv6,
     Layer,
     RawFrame,
+    frozen_builder,
 )
 from analyzer.model.record import PacketRecord, QuotedPacket
 
@@ -96,129 +95,159 @@ def _quoted(layers: tuple[Layer, ...]) -> QuotedPacket | None:
     )
 
 
+_build = frozen_builder(PacketRecord)
+_FIELD_NAMES = tuple(f.name for f in dataclass_fields(PacketRecord))
+_IX = {name: i for i, name in enumerate(_FIELD_NAMES)}
+assert _FIELD_NAMES[:7] == ("file", "frame", "ts", "interface", "wire_len", "cap_len", "linktype")
+#: every field's default, in order (positional construction is much cheaper than 20 keywords)
+_DEFAULTS = tuple(
+    f.default if f.default is not MISSING else None for f in dataclass_fields(PacketRecord)
+)
+_IP_NAMES = frozenset({"ipv4", "ipv6"})
+_L4_NAMES = frozenset({"tcp", "udp", "sctp", "icmp", "icmpv6"})
+
+
 def to_record(frame: RawFrame, pkt: DecodedPacket) -> PacketRecord:
     """Flatten ``pkt`` (decoded from ``frame.data``) into a ``PacketRecord`` (see module doc)."""
     layers = pkt.layers
     qs = pkt.quote_start
-    main = layers if qs is None else layers[:qs]
+    n_main = len(layers) if qs is None else qs
     data = frame.data
     cap = len(data)
 
-    ip_idx = -1
-    last_tunnel = -1
-    first_tunnel = -1
+    ip_idx = last_tunnel = first_tunnel = eth_idx = arp_idx = -1
     depth = 0
-    for i, layer in enumerate(main):
-        if isinstance(layer, IPv4 | IPv6):
+    link = None
+    for i in range(n_main):
+        name = layers[i].name
+        if name in _IP_NAMES:
             ip_idx = i
-        elif layer.name in TUNNEL_NAMES:
+        elif name in TUNNEL_NAMES:
             depth += 1
             last_tunnel = i
             if first_tunnel < 0:
                 first_tunnel = i
+        elif name == "eth":
+            eth_idx = i
+        elif name == "arp":
+            if arp_idx < 0:
+                arp_idx = i
+        elif (name == "sll" or name == "sll2") and link is None:
+            link = layers[i]
     if ip_idx < last_tunnel:  # the innermost tunnel carries no IP header
         ip_idx = -1
 
-    fields: dict[str, object] = {}
+    fields: list[object] = list(_DEFAULTS)
+    ix = _IX
     # link layer
-    eth_idx = -1
-    for i, layer in enumerate(main):
-        if isinstance(layer, Ethernet):
-            eth_idx = i
-        elif isinstance(layer, SLL | SLL2) and "sll_pkttype" not in fields:
-            fields["sll_pkttype"] = layer.pkttype
+    if link is not None:
+        fields[ix["sll_pkttype"]] = link.pkttype  # type: ignore[attr-defined]
     if eth_idx >= 0:
-        eth = main[eth_idx]
-        assert isinstance(eth, Ethernet)
-        fields["src_mac"], fields["dst_mac"] = eth.src, eth.dst
-        nxt = main[eth_idx + 1] if eth_idx + 1 < len(main) else None
-        if isinstance(nxt, VLAN):
-            fields["vlan"] = nxt.vid
-    elif main and isinstance(main[0], SLL | SLL2) and main[0].arphrd == 1 and len(main[0].addr) == 17:
-        fields["src_mac"] = main[0].addr
+        eth = layers[eth_idx]
+        fields[ix["src_mac"]] = eth.src  # type: ignore[attr-defined]
+        fields[ix["dst_mac"]] = eth.dst  # type: ignore[attr-defined]
+        if eth_idx + 1 < n_main and layers[eth_idx + 1].name == "vlan":
+            fields[ix["vlan"]] = layers[eth_idx + 1].vid  # type: ignore[attr-defined]
+    elif link is not None and link.arphrd == 1 and len(link.addr) == 17:  # type: ignore[attr-defined]
+        fields[ix["src_mac"]] = link.addr  # type: ignore[attr-defined]
 
     # inner IP and transport
     if ip_idx >= 0:
-        ip = main[ip_idx]
-        assert isinstance(ip, IPv4 | IPv6)
-        fields["src"], fields["dst"], fields["proto"] = ip.src, ip.dst, ip.proto
-        fields["ip_total_len"] = _ip_total(ip)
-        fields["frag_offset"] = ip.frag_offset
-        fields["more_fragments"] = ip.mf
-        if isinstance(ip, IPv4):
-            fields["ip_version"] = 4
-            fields["ip_id"] = ip.ident
-            fields["df"] = ip.df
-            fields["ttl"] = ip.ttl
+        ip = layers[ip_idx]
+        v4 = ip.name == "ipv4"
+        fields[ix["src"]] = ip.src  # type: ignore[attr-defined]
+        fields[ix["dst"]] = ip.dst  # type: ignore[attr-defined]
+        fields[ix["proto"]] = ip.proto  # type: ignore[attr-defined]
+        fields[ix["frag_offset"]] = ip.frag_offset  # type: ignore[attr-defined]
+        fields[ix["more_fragments"]] = ip.mf  # type: ignore[attr-defined]
+        if v4:
+            assert isinstance(ip, IPv4)
+            total = ip.total_len
+            fields[ix["ip_version"]] = 4
+            fields[ix["ip_id"]] = ip.ident
+            fields[ix["df"]] = ip.df
+            fields[ix["ttl"]] = ip.ttl
+            ip_end = cap if total == 0 else ip.offset + total
         else:
-            fields["ip_version"] = 6
-            fields["ip_id"] = ip.frag_id
-            fields["ttl"] = ip.hop_limit
+            assert isinstance(ip, IPv6)
+            total = ip.payload_len + 40
+            fields[ix["ip_version"]] = 6
+            fields[ix["ip_id"]] = ip.frag_id
+            fields[ix["ttl"]] = ip.hop_limit
+            ip_end = cap if ip.payload_len == 0 else ip.offset + total
+        fields[ix["ip_total_len"]] = total
         l4 = layers[ip_idx + 1] if ip_idx + 1 < len(layers) else None
-        if isinstance(l4, _TRANSPORTS):
-            ip_end = _ip_end(ip, cap)
-            pay_start: int | None = None
-            pay_len: int | None = None
-            if isinstance(l4, TCP):
-                fields["sport"], fields["dport"] = l4.sport, l4.dport
-                fields["tcp_flags"], fields["seq"], fields["ack"] = l4.flags, l4.seq, l4.ack
-                fields["tcp_mss"] = l4.mss
+        if l4 is not None and l4.name in _L4_NAMES:
+            name = l4.name
+            if name == "tcp":
+                assert isinstance(l4, TCP)
+                fields[ix["sport"]] = l4.sport
+                fields[ix["dport"]] = l4.dport
+                fields[ix["tcp_flags"]] = l4.flags
+                fields[ix["seq"]] = l4.seq
+                fields[ix["ack"]] = l4.ack
+                fields[ix["tcp_mss"]] = l4.mss
                 pay_len = l4.payload_len
                 pay_start = l4.offset + l4.length
-            elif isinstance(l4, UDP):
-                fields["sport"], fields["dport"] = l4.sport, l4.dport
+            elif name == "udp":
+                assert isinstance(l4, UDP)
+                fields[ix["sport"]] = l4.sport
+                fields[ix["dport"]] = l4.dport
                 pay_len = l4.payload_len
                 pay_start = l4.offset + 8
-            elif isinstance(l4, SCTP):
-                fields["sport"], fields["dport"] = l4.sport, l4.dport
+            elif name == "sctp":
+                assert isinstance(l4, SCTP)
+                fields[ix["sport"]] = l4.sport
+                fields[ix["dport"]] = l4.dport
                 pay_start = l4.offset + 12
                 pay_len = max(0, ip_end - pay_start)
             else:  # ICMP / ICMPv6
-                fields["icmp_type"], fields["icmp_code"], fields["icmp_mtu"] = l4.type, l4.code, l4.mtu
+                assert isinstance(l4, ICMP | ICMPv6)
+                fields[ix["icmp_type"]] = l4.type
+                fields[ix["icmp_code"]] = l4.code
+                fields[ix["icmp_mtu"]] = l4.mtu
                 pay_start = l4.offset + 8
                 pay_len = max(0, ip_end - pay_start)
                 if qs is not None:
-                    fields["quoted"] = _quoted(layers[qs:])
-            fields["payload_len"] = pay_len
-            if pay_len and pay_start is not None and pay_start < cap:
-                chunk = data[pay_start : min(cap, pay_start + pay_len, pay_start + HASH_BYTES)]
-                if chunk:
-                    fields["payload_hash"] = zlib.crc32(chunk)
-    else:
-        for layer in main:
-            if isinstance(layer, ARP):
-                fields["arp_op"] = layer.op
-                fields["arp_sender_ip"] = layer.sender_ip
-                fields["arp_target_ip"] = layer.target_ip
-                fields["arp_sender_mac"] = layer.sender_mac
-                break
+                    fields[ix["quoted"]] = _quoted(layers[qs:])
+            fields[ix["payload_len"]] = pay_len
+            if pay_len and pay_start < cap:
+                stop = pay_start + (pay_len if pay_len < HASH_BYTES else HASH_BYTES)
+                fields[ix["payload_hash"]] = zlib.crc32(data[pay_start : stop if stop < cap else cap])
+    elif arp_idx >= 0:
+        arp = layers[arp_idx]
+        assert isinstance(arp, ARP)
+        fields[ix["arp_op"]] = arp.op
+        fields[ix["arp_sender_ip"]] = arp.sender_ip
+        fields[ix["arp_target_ip"]] = arp.target_ip
+        fields[ix["arp_sender_mac"]] = arp.sender_mac
 
     # outermost tunnel
     if first_tunnel >= 0:
-        t = main[first_tunnel]
-        fields["tunnel"] = t.name
-        fields["tunnel_depth"] = depth
+        t = layers[first_tunnel]
+        fields[ix["tunnel"]] = t.name
+        fields[ix["tunnel_depth"]] = depth
         if isinstance(t, VXLAN | GENEVE):
-            fields["vni"] = t.vni
+            fields[ix["vni"]] = t.vni
+        below = layers[first_tunnel - 1] if first_tunnel else None
+        if below is not None and below.name == "udp":
+            assert isinstance(below, UDP)
+            fields[ix["outer_sport"]] = below.sport
+            fields[ix["outer_dport"]] = below.dport
+            fields[ix["outer_udp_csum_ok"]] = below.checksum_ok
         for j in range(first_tunnel - 1, -1, -1):
-            layer = main[j]
-            if isinstance(layer, UDP) and j == first_tunnel - 1:
-                fields["outer_sport"], fields["outer_dport"] = layer.sport, layer.dport
-                fields["outer_udp_csum_ok"] = layer.checksum_ok
-            elif isinstance(layer, IPv4 | IPv6):
-                fields["outer_src"], fields["outer_dst"] = layer.src, layer.dst
-                fields["outer_ip_total_len"] = _ip_total(layer)
-                fields["outer_df"] = isinstance(layer, IPv4) and layer.df
+            outer = layers[j]
+            if outer.name in _IP_NAMES:
+                assert isinstance(outer, IPv4 | IPv6)
+                fields[ix["outer_src"]] = outer.src
+                fields[ix["outer_dst"]] = outer.dst
+                if isinstance(outer, IPv4):
+                    fields[ix["outer_ip_total_len"]] = outer.total_len
+                    fields[ix["outer_df"]] = outer.df
+                else:
+                    fields[ix["outer_ip_total_len"]] = outer.payload_len + 40
                 break
 
-    return PacketRecord(
-        file=frame.file,
-        frame=frame.number,
-        ts=frame.ts,
-        interface=frame.interface,
-        wire_len=frame.wire_len,
-        cap_len=cap,
-        linktype=frame.linktype,
-        notes=pkt.notes,
-        **fields,  # type: ignore[arg-type]
-    )
+    fields[0:7] = (frame.file, frame.number, frame.ts, frame.interface, frame.wire_len, cap, frame.linktype)
+    fields[ix["notes"]] = pkt.notes
+    return _build(*fields)

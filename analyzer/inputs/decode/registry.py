@@ -2,7 +2,7 @@
 
 Every decoder is a plain function ``decode_x(cur, off, end) -> None``: ``off`` is where its
 header starts, ``end`` where the enclosing header says the data ends (it may lie beyond the
-captured bytes, ``cur.n``; read only below ``min(end, cur.n)``). A decoder appends its layer,
+captured bytes, ``cur.n``; read only below ``(end if end < cur.n else cur.n)``). A decoder appends its layer,
 then hands the rest to the next decoder through one of the tables below. Tables are filled by
 ``bind_*`` calls at the bottom of each protocol module, so the binding sits beside the protocol.
 """
@@ -114,16 +114,16 @@ class Cursor:
                 self.raw(off, end, f"802.3 length {value} (LLC)")
             else:
                 self.raw(off, end, f"ethertype 0x{value:04x}")
-        elif self.room():
+        elif len(self.layers) < MAX_LAYERS or self.room():
             decoder(self, off, end)
 
     def ip_proto(self, value: int, off: int, end: int) -> None:
         decoder = IP_PROTOS.get(value)
         if decoder is None:
             self.raw(off, end, f"IP protocol {value}")
-        elif self.room():
+        elif len(self.layers) < MAX_LAYERS or self.room():
             decoder(self, off, end)
 
     def udp_kind(self, kind: str, off: int, end: int) -> None:
-        if self.room():
+        if len(self.layers) < MAX_LAYERS or self.room():
             UDP_KINDS[kind](self, off, end)

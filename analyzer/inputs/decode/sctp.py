@@ -10,7 +10,7 @@ SCTP_HEADER = 12
 
 def decode_sctp(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    avail = min(end, cur.n) - off
+    avail = (end if end < cur.n else cur.n) - off
     if avail < 4:
         cur.short(off, "SCTP header", SCTP_HEADER, end)
         cur.raw(off, end, "short SCTP header")

@@ -27,7 +27,7 @@ def _payload(cur: Cursor, protocol: int, arphrd: int, off: int, end: int) -> Non
 
 def decode_sll(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    if min(end, cur.n) - off < SLL_HEADER:
+    if (end if end < cur.n else cur.n) - off < SLL_HEADER:
         cur.short(off, "Linux cooked (SLL) header", SLL_HEADER, end)
         cur.raw(off, end, "short SLL header")
         return
@@ -41,7 +41,7 @@ def decode_sll(cur: Cursor, off: int, end: int) -> None:
 
 def decode_sll2(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    if min(end, cur.n) - off < SLL2_HEADER:
+    if (end if end < cur.n else cur.n) - off < SLL2_HEADER:
         cur.short(off, "Linux cooked (SLL2) header", SLL2_HEADER, end)
         cur.raw(off, end, "short SLL2 header")
         return

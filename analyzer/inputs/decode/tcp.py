@@ -38,7 +38,7 @@ def _options(cur: Cursor, start: int, stop: int) -> tuple[int | None, int | None
 
 def decode_tcp(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    avail = min(end, cur.n) - off
+    avail = (end if end < cur.n else cur.n) - off
     if avail < TCP_MIN:
         if cur.quoted and avail >= 4:  # an ICMP error quotes at least the first 8 bytes
             sport = (data[off] << 8) | data[off + 1]

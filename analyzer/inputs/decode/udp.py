@@ -46,7 +46,7 @@ def udp_checksum(data: bytes, off: int, length: int, src: bytes, dst: bytes) -> 
 
 def decode_udp(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    avail = min(end, cur.n) - off
+    avail = (end if end < cur.n else cur.n) - off
     if avail < UDP_HEADER:
         if cur.quoted and avail >= 4:
             sport = (data[off] << 8) | data[off + 1]
@@ -83,5 +83,5 @@ def decode_udp(cur: Cursor, off: int, end: int) -> None:
     cur.layers.append(UDP(off, UDP_HEADER, sport, dport, ulen, csum, ok, stop - off - UDP_HEADER))
     if not cur.quoted:
         cur.payload_offset, cur.payload_end = off + UDP_HEADER, stop
-    if kind is not None and min(stop, cur.n) > off + UDP_HEADER:
+    if kind is not None and (stop if stop < cur.n else cur.n) > off + UDP_HEADER:
         cur.udp_kind(kind, off + UDP_HEADER, stop)

@@ -13,7 +13,7 @@ VXLAN_UDP_PORTS = frozenset({4789, 8472})
 
 def decode_vxlan(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
-    if min(end, cur.n) - off < VXLAN_HEADER:
+    if (end if end < cur.n else cur.n) - off < VXLAN_HEADER:
         cur.short(off, "VXLAN header", VXLAN_HEADER, end)
         cur.raw(off, end, "short VXLAN header")
         return
