@@ -34,6 +34,8 @@ from analyzer.model.refs import SourceRef
 #: ``K8S_TRACE_SUBNET_ENV`` overrides where flannel's subnet.env is read from.
 BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("node", "hostname"),
+    ("date", "date -u +%Y-%m-%dT%H:%M:%SZ"),
+    ("uname", "uname -srm"),
     ("iptables-save", "iptables-save -c 2>/dev/null || iptables-save"),
     ("ip6tables-save", "ip6tables-save -c 2>/dev/null || ip6tables-save"),
     ("ip-addr", "ip -d addr show"),
@@ -55,7 +57,7 @@ BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
 
 
 #: kinds a bundle file can be; ``NodeSnapshot.files`` maps these to the file's display name
-KINDS = ("node", "iptables-save", "ip6tables-save", "ip-addr", "ip-link", "ip-route", "ip-rule",
+KINDS = ("node", "date", "uname", "iptables-save", "ip6tables-save", "ip-addr", "ip-link", "ip-route", "ip-rule",
          "bridge-fdb", "ip-neigh", "subnet.env", "conntrack", "sysctl", "kubectl.json", "missing")
 #: canonical file name -> kind (names of BUNDLE_COMMANDS plus a few common spellings)
 _NAME_KINDS: dict[str, str] = {name: name for name, _ in BUNDLE_COMMANDS}
@@ -101,6 +103,10 @@ def sniff_kind(text: str, name: str = "") -> str | None:
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")][:400]
     if len(lines) == 1 and _NAME_KINDS.get(name) == "node" and re.fullmatch(r"[A-Za-z0-9][\w.\-]*", lines[0].strip()):
         return "node"
+    if len(lines) == 1 and _NAME_KINDS.get(name) == "date" and re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:]+Z", lines[0].strip()):
+        return "date"
+    if len(lines) == 1 and _NAME_KINDS.get(name) == "uname" and lines[0].startswith("Linux "):
+        return "uname"
     counts = dict.fromkeys((k for k, _ in _LINE_KINDS), 0)
     for line in lines:
         for kind, pattern in _LINE_KINDS:
@@ -300,6 +306,9 @@ def _build(texts: dict[str, list[tuple[str, str]]], captures: list[CaptureFile],
 
     for _display, text in each("node"):
         node_name = text.strip().splitlines()[0].strip() or node_name
+    for kind, field_name in (("date", "collected_at"), ("uname", "kernel")):
+        for _display, text in each(kind):
+            fields[field_name] = text.strip().splitlines()[0].strip()
     link_dumps = []
     for kind in ("ip-addr", "ip-link"):
         for display, text in each(kind):

@@ -371,6 +371,8 @@ class NodeSnapshot:
     warnings: tuple[str, ...] = ()
     sysctl_sources: Mapping[str, SourceRef] = field(default_factory=dict)
     ip6ruleset: Any = None
+    kernel: str | None = None  # `uname -srm` of the node ("Linux 6.1.0-18-amd64 x86_64")
+    collected_at: str | None = None  # UTC time the dumps were taken (ISO 8601), to line up with captures
 
     # -- lookups -------------------------------------------------------------------------------
     def interface(self, name: str) -> Interface | None:

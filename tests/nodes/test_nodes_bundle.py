@@ -46,6 +46,8 @@ def make_bundle(root: Path, *, renamed: bool = False) -> Path:
     (node / ("flannel" if renamed else "subnet.env")).write_text(
         "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n")
     (node / "sysctl").write_text("net.ipv4.ip_forward = 1\n")
+    (node / "date").write_text("2026-11-21T20:00:00Z\n")
+    (node / "uname").write_text("Linux 6.1.0-18-amd64 x86_64\n")
     (node / "conntrack").write_text("")
     (node / "cni0.pcap").write_bytes(pcap_bytes())
     (node / "flannel.1.pcap").write_bytes(pcap_bytes())
@@ -63,6 +65,7 @@ def check_snapshot(snap, prefix: str) -> None:  # noqa: ANN001
     assert snap.interface("flannel.1").vxlan.vni == 1
     assert len(snap.routes) == 36 and len(snap.rules) == 7 and len(snap.fdb) == 25 and len(snap.neigh) == 4
     assert snap.sysctl == {"net.ipv4.ip_forward": "1"}
+    assert snap.collected_at == "2026-11-21T20:00:00Z" and snap.kernel == "Linux 6.1.0-18-amd64 x86_64"
     assert snap.ruleset is not None and "nat" in snap.ruleset.tables
     assert [(c.interface, c.display) for c in snap.captures] == [
         ("cni0", f"{prefix}/cni0.pcap"), ("flannel.1", f"{prefix}/flannel.1.pcap")]

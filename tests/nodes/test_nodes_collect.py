@@ -110,6 +110,8 @@ def test_collect_runs_in_a_namespace(netns: None, tmp_path: Path) -> None:
 
     snap = load_bundle(tarball)
     assert snap.name == "k8sC-node1"
+    assert snap.kernel is not None and snap.kernel.startswith("Linux ")
+    assert snap.collected_at is not None and snap.collected_at.endswith("Z")
     assert {c.interface for c in snap.captures} == {"flannel.1", "cni0", "eth0", "any"}
     assert snap.subnet_env is not None and snap.subnet_env.subnet == ipaddress.ip_interface("10.244.1.1/24")
     assert snap.backend == "vxlan" and snap.node_ip == ipaddress.ip_address("192.168.56.11")
