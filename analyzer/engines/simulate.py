@@ -235,7 +235,7 @@ def _step_hop(node: str, iface: str | None, step: Step) -> SimHop:
 
 class _Simulator:
     def __init__(self, nodes: Sequence[NodeSnapshot], local_ips: Mapping[str, Sequence[str]],
-                 out_interface: str | None) -> None:
+                 out_interface: str | None, family: int = 4) -> None:
         self.nodes = list(nodes)
         self.local_ips = local_ips
         self.forced_out = out_interface
@@ -245,9 +245,12 @@ class _Simulator:
         for n in self.nodes:
             addrs = _addresses(n, local_ips.get(n.name, ()))
             self.addrs[n.name] = addrs
-            rs = n.ruleset
+            rs = n.ruleset if family == 4 else getattr(n, "ip6ruleset", None)
             if rs is not None:
                 self.engines[n.name] = engine_for(rs, addrs)
+            if not addrs.local and not n.interfaces:
+                self.warnings.append(f"node {n.name}: its own addresses are unknown (no ip-addr dump, no "
+                                     "--local-ip): -m addrtype LOCAL only matches loopback addresses")
 
     # -- helpers --------------------------------------------------------------------------------
     def has_routes(self, node: NodeSnapshot) -> bool:
@@ -320,10 +323,77 @@ class _Simulator:
         leg.hops.append(SimHop(leg.node.name, p.in_interface, "receive", "RECEIVED",
                                f"{leg.node.name} receives {p.endpoint('src')} -> {p.endpoint('dst')}{where}"))
         entry = p
+        bridge = self._bridged(leg)
+        if bridge is not None:
+            self._bridge(leg, bridge, outcomes)
+            return
         for leg2, b in self.walk_hook(leg, "PREROUTING"):
             if self._stopped(leg2, b, outcomes):
                 continue
             self._after_prerouting(leg2, entry, outcomes)
+
+    def _bridged(self, leg: _Leg) -> str | None:
+        """The bridge when the packet is switched, not routed: it arrived on a bridge and its
+        destination is another host of that bridge's subnet (a pod talking to a pod of the same
+        node sends straight to that pod's MAC address)."""
+        p = leg.packet
+        if p.in_interface is None:
+            return None
+        iface = leg.node.interface(p.in_interface)
+        if iface is None or iface.kind != "bridge" or self.is_local(leg.node, p.dst):
+            return None
+        if not any(a.version == p.dst.version and p.dst in a.network for a in iface.addresses):
+            return None
+        return iface.name
+
+    def _bridge(self, leg: _Leg, bridge: str, outcomes: list[SimOutcome]) -> None:
+        node = leg.node
+        p = leg.packet
+        port_in = self._bridge_port(node, p.src, bridge)
+        port_out = self._bridge_port(node, p.dst, bridge)
+        key = "net.bridge.bridge-nf-call-iptables" if p.family == 4 else "net.bridge.bridge-nf-call-ip6tables"
+        setting = node.sysctl.get(key)
+        ev = tuple(x for x in (node.sysctl_sources.get(key),) if x is not None)
+        leg.packet = replace(p, bridged=True, physdev_in=port_in, physdev_out=port_out, out_interface=bridge,
+                             out_known=True)
+        entry = leg.packet
+        leg.hops.append(SimHop(node.name, bridge, "bridge", "SWITCHED",
+                               f"{p.dst} is on the same bridge {bridge}: the frame is switched from "
+                               f"{port_in or 'the sender port'} to {port_out or 'the destination port'}, not routed",
+                               self._bridge_evidence(node, p.dst)))
+        if setting == "0":
+            leg.hops.append(SimHop(node.name, bridge, "bridge", "SKIPPED",
+                                   f"{key} = 0: bridged frames do not traverse iptables", ev))
+            leg.visits.append((node, entry, bridge, "forward"))
+            outcomes.append(self._end(leg, "forwarded", f"switched on {bridge} to {p.endpoint('dst')} "
+                                      "(iptables not consulted)", out_if=bridge, next_hop=str(p.dst),
+                                      delivered=f"pod {p.dst} on {node.name}"))
+            return
+        if setting is None:
+            leg.assumptions.append(f"{key} is not in the dumps: assumed 1 (br_netfilter loaded, as Kubernetes "
+                                   "requires), so bridged frames traverse iptables")
+        for leg2, b in self.walk_hook(leg, "PREROUTING"):
+            if self._stopped(leg2, b, outcomes):
+                continue
+            if leg2.packet.dst != entry.dst:  # DNAT on a bridged frame: br_netfilter routes it instead
+                leg2.packet = replace(leg2.packet, bridged=False, physdev_in=None, physdev_out=None,
+                                      out_interface=None, out_known=False)
+                self._after_prerouting(leg2, entry, outcomes)
+                continue
+            for leg3, b3 in self.walk_hook(leg2, "FORWARD"):
+                if self._stopped(leg3, b3, outcomes):
+                    continue
+                for leg4, b4 in self.walk_hook(leg3, "POSTROUTING"):
+                    if self._stopped(leg4, b4, outcomes):
+                        continue
+                    leg4.visits.append((node, entry, bridge, "forward"))
+                    where = f" via {port_out}" if port_out else ""
+                    leg4.hops.append(SimHop(node.name, bridge, "deliver", "DELIVERED",
+                                            f"switched to pod {leg4.packet.endpoint('dst')}{where}",
+                                            self._bridge_evidence(node, p.dst)))
+                    outcomes.append(self._end(leg4, "forwarded", f"switched on {bridge} to pod "
+                                              f"{leg4.packet.endpoint('dst')}{where}", out_if=bridge,
+                                              next_hop=str(p.dst), delivered=f"pod {p.dst} on {node.name}"))
 
     def _after_prerouting(self, leg: _Leg, entry: PacketState, outcomes: list[SimOutcome]) -> None:
         p = leg.packet
@@ -713,7 +783,7 @@ def simulate_packet(
         sport = 40000
     if num in (1, 58) and icmp_type is None:
         icmp_type = 8 if num == 1 else 128
-    sim = _Simulator(nodes, local_ips, out_interface)
+    sim = _Simulator(nodes, local_ips, out_interface, saddr.version)
     if start_node is not None:
         node = next((n for n in nodes if n.name == start_node), None)
         if node is None:
@@ -731,8 +801,9 @@ def simulate_packet(
                          in_known=locally or in_interface is not None, out_known=False, mark=mark,
                          icmp_type=icmp_type, icmp_code=0 if icmp_type is not None else None, length=length)
     for n in nodes:
-        if n.ruleset is None:
-            warnings.append(f"node {n.name}: no iptables-save dump: netfilter is not simulated there")
+        if n.name not in sim.engines:
+            what = "iptables-save" if saddr.version == 4 else "ip6tables-save"
+            warnings.append(f"node {n.name}: no {what} dump: netfilter is not simulated there")
     outcomes = sim.run(node, packet, locally)
     if why:
         outcomes = [replace(o, assumptions=(why, *o.assumptions)) for o in outcomes]

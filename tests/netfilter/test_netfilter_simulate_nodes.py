@@ -132,3 +132,24 @@ def test_cli_bare_file_and_errors(tmp_path: Path, corpus_dir: Path) -> None:
     binary.write_bytes(b"\x00\x01garbage")
     r = run("simulate", str(binary), "--src", "1.1.1.1", "--dst", "2.2.2.2:80")
     assert r.returncode == 3 and "binary data" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_pod_to_pod_on_one_bridge_is_switched_through_br_netfilter(tmp_path: Path) -> None:
+    bundles = write_bundles(tmp_path, [WEB], extra_filter=[
+        "-A KUBE-FORWARD -s 10.244.1.5/32 -d 10.244.1.66/32 -m physdev --physdev-is-bridged -j DROP"])
+    nodes = [load_bundle(b) for b in bundles]
+    [o] = simulate_packet(nodes, "10.244.1.5", "10.244.1.9", "tcp", 40000, 80).outcomes
+    assert o.status == "forwarded" and o.node == "node1" and o.out_interface == "cni0"
+    assert [h.action for h in o.hops][:2] == ["RECEIVED", "SWITCHED"]
+    assert not any(h.kind == "route" for h in o.hops)  # switched, not routed
+    assert any("bridge-nf-call-iptables is not in the dumps" in a for a in o.assumptions)
+    assert any(h.hook == "FORWARD" for h in o.hops)
+    [d] = simulate_packet(nodes, "10.244.1.5", "10.244.1.66", "tcp", 40000, 80).outcomes
+    assert d.status == "dropped" and "physdev" in d.decided_by.text
+    # without br_netfilter the same frame never meets iptables
+    (bundles[0] / "sysctl").write_text("net.bridge.bridge-nf-call-iptables = 0\nnet.ipv4.ip_forward = 1\n")
+    nodes = [load_bundle(b) for b in bundles]
+    [o2] = simulate_packet(nodes, "10.244.1.5", "10.244.1.66", "tcp", 40000, 80).outcomes
+    assert o2.status == "forwarded" and not o2.rules
+    skipped = next(h for h in o2.hops if h.action == "SKIPPED")
+    assert skipped.evidence and skipped.evidence[0].file.endswith("node1/sysctl")
