@@ -36,13 +36,13 @@ import io
 import json
 import sys
 from collections.abc import Sequence
-from operator import attrgetter
 from pathlib import Path
 from typing import TextIO
 
 import click
 
-from analyzer.model.flow import FlowScan, FlowSummary
+from analyzer.model.flow import Encap, FlowSummary, TCPSummary
+from analyzer.pipeline.flows import TableScan
 
 SCHEMA = "k8s-trace.flows/1"
 DEFAULT_VXLAN_PORTS = (4789, 8472)
@@ -56,7 +56,7 @@ DEFAULT_VXLAN_PORTS = (4789, 8472)
               help="Extra UDP port carrying VXLAN (4789 and 8472 always are). Repeatable.")
 def command(captures: tuple[Path, ...], fmt: str, vxlan_ports: tuple[int, ...]) -> None:
     """Conversation table of the inner flows in CAPTURE... (pcap, pcapng, .gz)."""
-    from analyzer.pipeline.flows import scan_flows
+    from analyzer.pipeline.flows import scan_table
 
     err = sys.stderr
     progress = _Progress(err) if err.isatty() else None
@@ -67,7 +67,7 @@ def command(captures: tuple[Path, ...], fmt: str, vxlan_ports: tuple[int, ...]) 
         click.echo(f"k8s-trace: warning: {line}", err=True)
 
     try:
-        scan = scan_flows(
+        scan = scan_table(
             list(captures),
             vxlan_ports=frozenset(DEFAULT_VXLAN_PORTS) | frozenset(vxlan_ports),
             progress=progress,
@@ -106,18 +106,21 @@ class _Progress:
             self.last = -1
 
 
-def write_json(scan: FlowScan, out: TextIO) -> None:
-    """The JSON document, written flow by flow (a million flows never sit in memory as dicts)."""
-    head = scan_to_json(scan, flows=False)
+def write_json(scan: TableScan, out: TextIO) -> None:
+    """The JSON document, written a block of flows at a time (never all flows as dicts)."""
+    head = scan_header(scan)
     out.write("{\n")
     for key, value in head.items():
         out.write(f" {json.dumps(key)}: {json.dumps(value)},\n")
     out.write(' "flows": [')
     sep = "\n  "
-    for n, flow in enumerate(scan.flows, 1):
-        out.write(sep)
-        out.write(json.dumps(_flow_json(n, flow)))
-        sep = ",\n  "
+    n = 0
+    for rows in scan.row_blocks():
+        for flow in rows.summaries():
+            n += 1
+            out.write(sep)
+            out.write(json.dumps(_flow_json(n, flow)))
+            sep = ",\n  "
     out.write("\n ]\n}\n")
 
 
@@ -127,9 +130,9 @@ def _flow_json(n: int, flow: FlowSummary) -> dict:
     return doc
 
 
-def scan_to_json(scan: FlowScan, *, flows: bool = True) -> dict:
-    """The whole document as one dict (``flows=False``: everything but the flows)."""
-    doc = {
+def scan_header(scan: TableScan) -> dict:
+    """Everything of the JSON document but the flows."""
+    return {
         "schema": SCHEMA,
         "inputs": [
             {
@@ -144,15 +147,12 @@ def scan_to_json(scan: FlowScan, *, flows: bool = True) -> dict:
         ],
         "totals": {
             "frames": scan.total_frames,
-            "flows": len(scan.flows),
+            "flows": scan.flow_count,
             "undecodable_frames": scan.undecodable_frames,
             "non_ip_frames": scan.non_ip_frames,
         },
         "warnings": list(scan.warnings),
     }
-    if flows:
-        doc["flows"] = [_flow_json(n, f) for n, f in enumerate(scan.flows, 1)]
-    return doc
 
 
 # ------------------------------------------------------------------------------------------ text
@@ -162,59 +162,67 @@ _HEADERS = ("#", "proto", "client", "server", "pkts>", "bytes>", "pkts<", "bytes
 _RIGHT = {0, 4, 5, 6, 7, 8, 9}
 
 
-def render_text(scan: FlowScan) -> str:
+def render_text(scan: TableScan) -> str:
     buf = io.StringIO()
     write_text(scan, buf)
     return buf.getvalue()
 
 
-def write_text(scan: FlowScan, out: TextIO) -> None:
+def write_text(scan: TableScan, out: TextIO) -> None:
     """The table, then a legend and one totals line. Times are relative to the first packet.
 
-    Column widths come from a cheap first pass; each line is then formatted once and written
-    (a million-flow table is never held in memory as rows of cells).
+    Rendered from the flow table's column lists (no per-flow object): the widths come from the
+    columns, then each line is formatted once and written.
     """
     lines: list[str] = []
-    flows = scan.flows
-    if flows:
-        t0 = min(map(attrgetter("first_ts"), flows))
-        clients = [f.client for f in flows]
-        servers = [f.server for f in flows]
+    blocks = list(scan.row_blocks())
+    if scan.flow_count:
+        t0 = min(min(b.first_ts) for b in blocks)
         tcp_cells: dict[tuple[int, int], str] = {}
         encap_cells: dict[int, str] = {}
-        for f in flows:
-            key = (id(f.tcp), f.icmp_errors)
-            if key not in tcp_cells:
-                tcp_cells[key] = _tcp_cell(f)
-            if id(f.encapsulations) not in encap_cells:
-                encap_cells[id(f.encapsulations)] = _encap_cell(f)
-        def most(name: str) -> int:
-            return max(map(attrgetter(name), flows))
+        for b in blocks:
+            for j, (tcp, errors) in enumerate(zip(b.tcp, b.icmp_errors)):
+                key = (id(tcp), errors)
+                if key not in tcp_cells:
+                    tcp_cells[key] = _tcp_cell(tcp, errors)
+                enc = b.encapsulations[j]
+                if id(enc) not in encap_cells:
+                    encap_cells[id(enc)] = _encap_cell(enc)
+
+        def most(name: str, fmt: str = "{}") -> int:
+            return max(len(fmt.format(max(getattr(b, name)))) for b in blocks)
 
         widths = [
-            len(str(len(flows))),
-            max(len(p) for p in {f.proto for f in flows}),
-            max(map(len, clients)),
-            max(map(len, servers)),
-            len(str(most("packets_c2s"))),
-            len(str(most("bytes_c2s"))),
-            len(str(most("packets_s2c"))),
-            len(str(most("bytes_s2c"))),
-            len(f"{most('first_ts') - t0:.3f}"),
-            len(f"{max(f.last_ts - f.first_ts for f in flows):.3f}"),
+            len(str(scan.flow_count)),
+            max(max(map(len, set(b.proto))) for b in blocks),
+            max(max(map(len, b.client)) for b in blocks),
+            max(max(map(len, b.server)) for b in blocks),
+            most("packets_c2s"),
+            most("bytes_c2s"),
+            most("packets_s2c"),
+            most("bytes_s2c"),
+            len(f"{max(max(b.first_ts) for b in blocks) - t0:.3f}"),
+            max(len(f"{max(map(float.__sub__, b.last_ts, b.first_ts)):.3f}") for b in blocks),
             max(map(len, tcp_cells.values())),
             0,
         ]
         widths = [max(w, len(h)) for w, h in zip(widths, _HEADERS)]
         out.write(_fmt(_HEADERS, widths) + "\n")
         w = widths
-        template = (f"{{:>{w[0]}}}  {{:<{w[1]}}}  {{:<{w[2]}}}  {{:<{w[3]}}}  {{:>{w[4]}}}  {{:>{w[5]}}}  "
-                    f"{{:>{w[6]}}}  {{:>{w[7]}}}  {{:>{w[8]}.3f}}  {{:>{w[9]}.3f}}  {{:<{w[10]}}}  {{}}\n")
-        write = out.write
-        for n, f in enumerate(flows, 1):
-            write(template.format(n, f.proto, clients[n - 1], servers[n - 1], f.packets_c2s, f.bytes_c2s,
-                                  f.packets_s2c, f.bytes_s2c, f.first_ts - t0, f.last_ts - f.first_ts,
-                                  tcp_cells[(id(f.tcp), f.icmp_errors)], encap_cells[id(f.encapsulations)]))
+        template = (f"%{w[0]}d  %-{w[1]}s  %-{w[2]}s  %-{w[3]}s  %{w[4]}d  %{w[5]}d  %{w[6]}d  %{w[7]}d  "
+                    f"%{w[8]}.3f  %{w[9]}.3f  %-{w[10]}s  %s")
+        n = 0
+        for b in blocks:
+            tcps = [tcp_cells[(id(t), e)] for t, e in zip(b.tcp, b.icmp_errors)]
+            encs = [encap_cells[id(e)] for e in b.encapsulations]
+            starts = [t - t0 for t in b.first_ts]
+            durs = list(map(float.__sub__, b.last_ts, b.first_ts))
+            ids = range(n + 1, n + len(b) + 1)
+            n += len(b)
+            out.write("\n".join(map(template.__mod__, zip(ids, b.proto, b.client, b.server, b.packets_c2s,
+                                                           b.bytes_c2s, b.packets_s2c, b.bytes_s2c, starts, durs,
+                                                           tcps, encs))))
+            out.write("\n")
         lines.append("")
         lines.append("> client to server, < server to client; bytes are frame lengths on the wire; start and dur "
                      "in seconds from the first packet.")
@@ -231,7 +239,7 @@ def write_text(scan: FlowScan, out: TextIO) -> None:
     if scan.warnings:
         extra.append(f"{len(scan.warnings)} warnings on stderr")
     tail = f" ({', '.join(extra)})" if extra else ""
-    lines.append(f"{len(scan.flows)} flows in {scan.total_frames} frames of {files}{tail}")
+    lines.append(f"{scan.flow_count} flows in {scan.total_frames} frames of {files}{tail}")
     out.write("\n".join(lines) + "\n")
 
 
@@ -240,10 +248,9 @@ def _fmt(cells: Sequence[str], widths: Sequence[int]) -> str:
     return "  ".join(parts).rstrip()
 
 
-def _tcp_cell(f: FlowSummary) -> str:
-    t = f.tcp
+def _tcp_cell(t: TCPSummary | None, icmp_errors: int) -> str:
     if t is None:
-        return "-" if not f.icmp_errors else f"icmp-err={f.icmp_errors}"
+        return "-" if not icmp_errors else f"icmp-err={icmp_errors}"
     parts = []
     if t.syn:
         parts.append("S")
@@ -256,17 +263,17 @@ def _tcp_cell(f: FlowSummary) -> str:
             parts.append(letter + ("c" if c else "") + ("s" if s else ""))
     if t.retransmissions:
         parts.append(f"re={t.retransmissions}")
-    if f.icmp_errors:
-        parts.append(f"icmp-err={f.icmp_errors}")
+    if icmp_errors:
+        parts.append(f"icmp-err={icmp_errors}")
     return " ".join(parts) or "-"
 
 
-def _encap_cell(f: FlowSummary) -> str:
+def _encap_cell(encaps: tuple[Encap, ...]) -> str:
     """One entry per tunnel and node pair (both directions of a pair are merged: ``a<>b``)."""
-    if not f.encapsulations:
+    if not encaps:
         return "-"
     seen: dict[tuple, str] = {}
-    for e in f.encapsulations:
+    for e in encaps:
         pair = tuple(sorted((e.outer_src or "?", e.outer_dst or "?")))
         key = (e.type, e.vni, e.port, pair)
         if key in seen:

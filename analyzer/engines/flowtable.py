@@ -25,7 +25,7 @@ Semantics
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -471,15 +471,30 @@ class FlowTable:
     ) -> list[FlowSummary]:
         """One ``FlowSummary`` per flow, ordered by first packet time, then by first appearance."""
         out: list[FlowSummary] = []
-        block = 8192  # columns become Python lists a block at a time (bounded temporary memory)
+        for rows in self.row_blocks(addr_name=addr_name, tunnel_name=tunnel_name, materialise=materialise):
+            out.extend(rows.summaries())
+        return out
+
+    def row_blocks(
+        self,
+        *,
+        addr_name: Callable[[int], str | None],
+        tunnel_name: Callable[[int], str],
+        materialise: Callable[[SampleFrame], PacketRecord] | None = None,
+        block: int = 8192,
+    ) -> Iterator[FlowRows]:
+        """The flows as column lists, a block at a time, in ``summaries`` order.
+
+        Renderers of big tables use these directly: no per-flow object is built (the million-flow
+        table stays cheap), and the values are exactly those of the ``FlowSummary`` fields.
+        """
         ctx = _SummaryContext(self, addr_name, tunnel_name, materialise)
         order = np.argsort(self._a["first_ts"][: self.count], kind="stable")
         for start in range(0, self.count, block):
-            out.extend(self._summary_block(ctx, order[start : start + block]))
-        return out
+            yield self._rows(ctx, order[start : start + block])
 
-    def _summary_block(self, ctx: _SummaryContext, sl: np.ndarray) -> list[FlowSummary]:
-        """Summaries of the flows ``sl`` (an array of flow ids), in that order."""
+    def _rows(self, ctx: _SummaryContext, sl: np.ndarray) -> FlowRows:
+        """Column lists of the flows ``sl`` (an array of flow ids), in that order."""
         A = self._a
         syn = A["syn_dir"][sl].astype(np.int64)
         cd = np.where(syn >= 0, syn, A["first_dir"][sl])  # client direction: 0 = lo -> hi
@@ -490,56 +505,102 @@ class FlowTable:
         c_id, s_id = np.where(flip, hi, lo).tolist(), np.where(flip, lo, hi).tolist()
         c_port, s_port = np.where(flip, phi, plo).tolist(), np.where(flip, plo, phi).tolist()
         ci, si = 2 * sl + cd, 2 * sl + 1 - cd
-        pk_c, pk_s = A["pk"][ci].tolist(), A["pk"][si].tolist()
-        by_c, by_s = A["by"][ci].tolist(), A["by"][si].tolist()
         fl_c, fl_s = A["flags_or"][ci].tolist(), A["flags_or"][si].tolist()
         gids = sl.tolist()
         proto_l = A["proto"][sl].tolist()
         syn_l = (syn >= 0).tolist()
         synack_l, hs_l, re_l = A["synack"][sl].tolist(), A["handshake"][sl].tolist(), A["retrans"][sl].tolist()
-        icmp_l, first_l, last_l = A["icmp_errors"][sl].tolist(), A["first_ts"][sl].tolist(), A["last_ts"][sl].tolist()
         per_file = [arr[sl].tolist() for arr in self._per_file]
         names, name_of, encaps, samples = ctx.names, ctx.name_of, ctx.encaps, ctx.samples
         materialise, fidx, intern = ctx.materialise, ctx.fidx, ctx.intern
         tcps, single, files = ctx.tcps, ctx.single_file, self.files
         only = per_file[0] if len(files) == 1 else None
-        pnames: dict[int, str] = {}
-        out: list[FlowSummary] = []
-        append = out.append
+        pnames = ctx.pnames
+        n = len(gids)
+        r = FlowRows(
+            proto=[""] * n, proto_num=proto_l, client_ip=[""] * n, client_port=[None] * n, server_ip=[""] * n,
+            server_port=[None] * n, client=[""] * n, server=[""] * n,
+            packets_c2s=A["pk"][ci].tolist(), packets_s2c=A["pk"][si].tolist(),
+            bytes_c2s=A["by"][ci].tolist(), bytes_s2c=A["by"][si].tolist(),
+            first_ts=A["first_ts"][sl].tolist(), last_ts=A["last_ts"][sl].tolist(),
+            encapsulations=[encaps.get(g, ()) for g in gids], tcp=[None] * n,
+            icmp_errors=A["icmp_errors"][sl].tolist(), per_file=[()] * n, samples=[()] * n,
+        )
         for j, g in enumerate(gids):
             c_ip = names.get(c_id[j]) or name_of(c_id[j])
             s_ip = names.get(s_id[j]) or name_of(s_id[j])
             cp, sp = c_port[j], s_port[j]
-            cp_v = None if cp < 0 else cp
-            sp_v = None if sp < 0 else sp
             proto = proto_l[j]
-            tcp = None
+            pname = pnames.get(proto)
+            if pname is None:
+                pname = pnames[proto] = proto_name(proto)
+            r.proto[j] = pname
+            r.client_ip[j], r.server_ip[j] = c_ip, s_ip
+            if cp < 0:
+                r.client[j] = c_ip
+            else:
+                r.client_port[j] = cp
+                r.client[j] = f"[{c_ip}]:{cp}" if ":" in c_ip else f"{c_ip}:{cp}"
+            if sp < 0:
+                r.server[j] = s_ip
+            else:
+                r.server_port[j] = sp
+                r.server[j] = f"[{s_ip}]:{sp}" if ":" in s_ip else f"{s_ip}:{sp}"
             if proto == 6:
                 tkey = (syn_l[j], synack_l[j], hs_l[j], fl_c[j], fl_s[j], re_l[j])
                 tcp = tcps.get(tkey)
                 if tcp is None:
                     tcp = tcps[tkey] = _tcp_summary(*tkey)
+                r.tcp[j] = tcp
             if only is not None:
-                n = only[j]
-                pf = single.get(n)
+                k = only[j]
+                pf = single.get(k)
                 if pf is None:
-                    pf = single[n] = ((files[0], n),)
+                    pf = single[k] = ((files[0], k),)
             else:
                 pf = intern(tuple((files[f], c[j]) for f, c in enumerate(per_file) if c[j]))
-            recs: tuple[PacketRecord, ...] = ()
+            r.per_file[j] = pf
             if materialise is not None and g in samples:
                 uniq = {(s.file, s.frame): s for s in samples[g]}
-                recs = tuple(
+                r.samples[j] = tuple(
                     materialise(s) for s in sorted(uniq.values(), key=lambda s: (fidx.get(s.file, 0), s.frame))
                 )
-            pname = pnames.get(proto)
-            if pname is None:
-                pname = pnames[proto] = proto_name(proto)
-            c_ep = c_ip if cp_v is None else (f"[{c_ip}]:{cp}" if ":" in c_ip else f"{c_ip}:{cp}")
-            s_ep = s_ip if sp_v is None else (f"[{s_ip}]:{sp}" if ":" in s_ip else f"{s_ip}:{sp}")
-            append(FlowSummary(f"{pname} {c_ep} > {s_ep}", pname, proto, c_ip, cp_v, s_ip, sp_v, pk_c[j], pk_s[j],
-                               by_c[j], by_s[j], first_l[j], last_l[j], encaps.get(g, ()), tcp, icmp_l[j], pf, recs))
-        return out
+        return r
+
+
+@dataclass(slots=True)
+class FlowRows:
+    """A block of flows as parallel lists, one per ``FlowSummary`` field (plus endpoint texts)."""
+
+    proto: list[str]
+    proto_num: list[int]
+    client_ip: list[str]
+    client_port: list[int | None]
+    server_ip: list[str]
+    server_port: list[int | None]
+    client: list[str]  # "ip:port" / "[v6]:port" / "ip"
+    server: list[str]
+    packets_c2s: list[int]
+    packets_s2c: list[int]
+    bytes_c2s: list[int]
+    bytes_s2c: list[int]
+    first_ts: list[float]
+    last_ts: list[float]
+    encapsulations: list[tuple[Encap, ...]]
+    tcp: list[TCPSummary | None]
+    icmp_errors: list[int]
+    per_file: list[tuple[tuple[str, int], ...]]
+    samples: list[tuple[PacketRecord, ...]]
+
+    def __len__(self) -> int:
+        return len(self.proto)
+
+    def summaries(self) -> list[FlowSummary]:
+        keys = [f"{p} {c} > {s}" for p, c, s in zip(self.proto, self.client, self.server)]
+        return list(map(FlowSummary, keys, self.proto, self.proto_num, self.client_ip, self.client_port,
+                        self.server_ip, self.server_port, self.packets_c2s, self.packets_s2c, self.bytes_c2s,
+                        self.bytes_s2c, self.first_ts, self.last_ts, self.encapsulations, self.tcp,
+                        self.icmp_errors, self.per_file, self.samples))
 
 
 def _tcp_summary(syn: bool, syn_ack: bool, handshake: bool, fc: int, fs: int, retrans: int) -> TCPSummary:
@@ -568,6 +629,7 @@ class _SummaryContext:
         self.values: dict[Any, Any] = {}
         self.tcps: dict[tuple, TCPSummary] = {}
         self.single_file: dict[int, tuple[tuple[str, int], ...]] = {}
+        self.pnames: dict[int, str] = {}
         lists: dict[int, list[Encap]] = {}
         made: dict[tuple[int, ...], Encap] = {}
         for g, *rest in sorted(table._encaps):

@@ -10,12 +10,13 @@ by the general decoder, so ``explain`` sees exactly what ``decode`` would show f
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from analyzer.engines.flowtable import FlowTable, SampleFrame
+from analyzer.engines.flowtable import FlowRows, FlowTable, SampleFrame
 from analyzer.inputs.fastpath import (
     KIND_BAD,
     KIND_NONIP,
@@ -30,7 +31,50 @@ from analyzer.model.record import PacketRecord
 #: per file, at most this many undecodable packets are reported one by one
 MAX_PACKET_WARNINGS = 20
 
-__all__ = ["MAX_PACKET_WARNINGS", "scan_flows"]
+__all__ = ["MAX_PACKET_WARNINGS", "TableScan", "scan_flows", "scan_table"]
+
+
+@dataclass(frozen=True, slots=True)
+class TableScan:
+    """A finished scan before its flows become objects: renderers of big tables read the rows."""
+
+    table: FlowTable
+    addrs: AddressTable
+    general: GeneralDecoder
+    files: tuple[FileStats, ...]
+    warnings: tuple[str, ...]
+    total_frames: int
+    undecodable_frames: int
+    non_ip_frames: int
+    sample: int
+
+    @property
+    def flow_count(self) -> int:
+        return self.table.count
+
+    def row_blocks(self) -> Iterator[FlowRows]:
+        """The flows, in ``FlowScan.flows`` order, as blocks of column lists."""
+        general = self.general
+
+        def materialise(s: SampleFrame) -> PacketRecord:
+            return general.record(s.file, s.frame, s.ts, s.linktype, s.data, s.wire_len, s.interface)
+
+        return self.table.row_blocks(
+            addr_name=self.addrs.name,
+            tunnel_name=lambda code: self.addrs.tunnels.name(code) or "unknown",
+            materialise=materialise if self.sample else None,
+        )
+
+    def flow_scan(self) -> FlowScan:
+        flows = [f for rows in self.row_blocks() for f in rows.summaries()]
+        return FlowScan(
+            flows=tuple(flows),
+            files=self.files,
+            warnings=self.warnings,
+            total_frames=self.total_frames,
+            undecodable_frames=self.undecodable_frames,
+            non_ip_frames=self.non_ip_frames,
+        )
 
 
 def scan_flows(
@@ -48,6 +92,18 @@ def scan_flows(
     lines end up in ``FlowScan.warnings``). Raises ``InputError`` for a file that cannot be used
     at all (missing, unreadable, not a capture).
     """
+    return scan_table(paths, vxlan_ports=vxlan_ports, sample=sample, progress=progress, warn=warn).flow_scan()
+
+
+def scan_table(
+    paths: Sequence[Path],
+    *,
+    vxlan_ports: frozenset[int] = VXLAN_UDP_PORTS,
+    sample: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    warn: Callable[[str], None] | None = None,
+) -> TableScan:
+    """``scan_flows`` without building the ``FlowSummary`` objects (same arguments)."""
     vxlan_ports = frozenset(vxlan_ports)
     warnings: list[str] = []
 
@@ -106,21 +162,16 @@ def scan_flows(
             )
         )
 
-    def materialise(s: SampleFrame) -> PacketRecord:
-        return general.record(s.file, s.frame, s.ts, s.linktype, s.data, s.wire_len, s.interface)
-
-    flows = table.summaries(
-        addr_name=addrs.name,
-        tunnel_name=lambda code: addrs.tunnels.name(code) or "unknown",
-        materialise=materialise if sample else None,
-    )
-    return FlowScan(
-        flows=tuple(flows),
+    return TableScan(
+        table=table,
+        addrs=addrs,
+        general=general,
         files=tuple(files),
         warnings=tuple(warnings),
         total_frames=total_frames,
         undecodable_frames=bad_frames,
         non_ip_frames=nonip_frames,
+        sample=sample,
     )
 
 
