@@ -191,7 +191,7 @@ def _header_view(lang: str, doc: dict[str, Any]) -> dict[str, Any]:
             if by_status.get(s)
         ],
         "finding_counts": [
-            {"severity": s, "text": i18n.severity_word(lang, s), "count": fsum[s]}
+            {"severity": s, "text": i18n.severity_count(lang, s, fsum[s])}
             for s in ("error", "warning", "info")
             if isinstance(fsum.get(s), int) and fsum[s]
         ],

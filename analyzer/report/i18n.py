@@ -107,6 +107,7 @@ _EN: dict[str, str] = {
     "checkable_no": "suspicion: needs dumps to confirm",
     "noscript": "Filtering needs JavaScript; all flows are shown.",
     "summary_line": "{flows} flows",
+    "summary_line_one": "{flows} flow",
     "legend_nat": "NAT",
     "legend_encap": "encap / decap",
     "legend_drop": "drop",
@@ -324,7 +325,10 @@ def check_lang(lang: str) -> str:
 
 
 def text(lang: str, key: str, **fmt: Any) -> str:
+    """The UI string ``key`` in ``lang``; with a count argument equal to 1, its ``_one`` form if any."""
     table = _ZH if lang == "zh" else _EN
+    if any(v == 1 and not isinstance(v, bool) for v in fmt.values()) and f"{key}_one" in table:
+        key = f"{key}_one"
     value = table.get(key) or _EN[key]
     return value.format(**fmt) if fmt else value
 
@@ -358,6 +362,17 @@ def severity_word(lang: str, severity: Any) -> str:
     if not isinstance(severity, str):
         return _raw(severity)
     return _SEVERITY.get(lang, {}).get(severity) or _raw(severity)
+
+
+_SEVERITY_PLURAL = {"error": "errors", "warning": "warnings", "info": "info"}
+
+
+def severity_count(lang: str, severity: str, count: int) -> str:
+    """``2 errors``, ``1 warning``, ``3 错误``."""
+    word = severity_word(lang, severity)
+    if lang == "en" and count != 1:
+        word = _SEVERITY_PLURAL.get(severity, word)
+    return f"{count} {word}"
 
 
 def glossary(lang: str) -> list[tuple[str, str]]:

@@ -180,7 +180,11 @@ def render_text(doc: dict, *, lang: str = "en", color: bool = False) -> str:
     if counts:
         header += f" ({counts})"
     fsum = dct(summary.get("findings"))
-    fcounts = ", ".join(f"{fsum[s]} {i18n.severity_word(lang, s)}" for s in ("error", "warning", "info") if fsum.get(s))
+    fcounts = ", ".join(
+        i18n.severity_count(lang, s, fsum[s])
+        for s in ("error", "warning", "info")
+        if isinstance(fsum.get(s), int) and not isinstance(fsum[s], bool) and fsum[s]
+    )
     if fcounts:
         header += f"; {i18n.text(lang, 'findings').lower() if lang == 'en' else i18n.text(lang, 'findings')}: {fcounts}"
     out.add(header)

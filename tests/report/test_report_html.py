@@ -183,3 +183,17 @@ def test_path_draws_only_the_edges_of_the_graph() -> None:
     assert svg.count('<g class="edge skip e-drop"><title>REJECT &lt;x&gt;</title>') == 1
     flow["graph"]["edges"] = []  # no edges at all: the node order is the path
     assert str(render_path(flow, uid="t")).count('<g class="edge e-plain">') == 3
+
+
+def test_zh_falls_back_to_english_per_item() -> None:
+    doc = ex.overlay_blocked()
+    flow = doc["flows"][0]
+    del flow["verdict"]["zh"]
+    del flow["hops"][9]["explanation"]["zh"]
+    del flow["findings"][0]["fix_zh"]
+    html = render_html(doc, lang="zh")
+    assert "Dropped on n2: the VXLAN packets reached" in html  # verdict, English
+    assert "UDP 8472 is addressed to the node itself" in html  # that hop's explanation, English
+    assert "flannel.1 去掉外层报头" in html  # the other hops stay Chinese
+    assert "# on n2: allow flannel VXLAN from the other node" in html  # fix, English
+    assert "n2 的 INPUT 链丢弃" in html  # message_zh still used
