@@ -35,6 +35,8 @@ _HEAD = r"""#!/bin/sh
 set -eu
 
 capture_seconds=${{K8S_TRACE_SECONDS:-{seconds}}}
+max_packets={max_packets}
+capture_filter={bpf}
 output=${{K8S_TRACE_OUTPUT:-{output}}}
 extra_ifaces={extra}
 K8S_TRACE_SUBNET_ENV=${{K8S_TRACE_SUBNET_ENV:-/run/flannel/subnet.env}}
@@ -124,7 +126,8 @@ if [ "$capture_seconds" -gt 0 ]; then
                 missing "$i.pcap: no interface $i on this node"
                 continue
             fi
-            tcpdump -i "$i" -s 0 -U -n -Z root -w "$dir/$i.pcap" >/dev/null 2> "$work/tcpdump-$i.err" &
+            tcpdump -i "$i" -s 0 -U -n -Z root -c "$max_packets" -w "$dir/$i.pcap" \
+                ${capture_filter:+"$capture_filter"} >/dev/null 2> "$work/tcpdump-$i.err" &
             pids="$pids $!"
             started="$started $i"
         done
@@ -158,10 +161,12 @@ printf '%s\n' "$output"
 """
 
 
-def render_script(seconds: int = 30, ifaces: tuple[str, ...] = (), output: str | None = None) -> str:
+def render_script(seconds: int = 30, ifaces: tuple[str, ...] = (), output: str | None = None, *,
+                  max_packets: int = 200_000, bpf: str = "") -> str:
     """The collection script, with the baked-in defaults quoted for sh."""
     lines = [_HEAD.format(version=__version__, seconds=int(seconds), output=shlex.quote(output or ""),
-                          extra=shlex.quote(" ".join(ifaces)))]
+                          extra=shlex.quote(" ".join(ifaces)), max_packets=int(max_packets),
+                          bpf=shlex.quote(bpf))]
     for name, cmd in BUNDLE_COMMANDS:
         tool = cmd.split()[0]
         lines.append(f"run {shlex.quote(name)} {shlex.quote(tool)} {shlex.quote(cmd)}\n")
@@ -184,7 +189,11 @@ def _ifaces(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...
 @click.option("--output", type=click.Path(path_type=Path), default=None,
               help="Where the script writes the tarball (file or directory on the node; default: "
                    "./<hostname>-k8s-trace.tar.gz).")
-def command(seconds: int, ifaces: tuple[str, ...], output: Path | None) -> None:
+@click.option("--max-packets", type=click.IntRange(1, 100_000_000), default=200_000, show_default=True,
+              help="Stop each capture after this many packets (keeps the tarball small on busy nodes).")
+@click.option("--filter", "bpf", default="", metavar="BPF",
+              help="tcpdump filter for every capture, e.g. 'host 10.244.1.5 or udp port 8472'.")
+def command(seconds: int, ifaces: tuple[str, ...], output: Path | None, max_packets: int, bpf: str) -> None:
     """Print a shell script that collects a node bundle (run it as root on the node).
 
     \b
@@ -193,4 +202,7 @@ def command(seconds: int, ifaces: tuple[str, ...], output: Path | None) -> None:
       scp collect.sh node1: && ssh node1 sudo sh collect.sh
       k8s-trace explain node1-k8s-trace.tar.gz node2-k8s-trace.tar.gz
     """
-    click.echo(render_script(seconds, ifaces, str(output) if output is not None else None), nl=False)
+    if any(c in bpf for c in "\n\r\0"):
+        raise click.BadParameter("a tcpdump filter is one line", param_hint="--filter")
+    click.echo(render_script(seconds, ifaces, str(output) if output is not None else None,
+                             max_packets=max_packets, bpf=bpf), nl=False)

@@ -50,6 +50,10 @@ def test_script_text_and_options() -> None:
     bad = CliRunner().invoke(cli, ["collect", "--iface", "eth0; rm -rf /"])
     assert bad.exit_code == 2 and "not an interface name" in bad.output
     assert CliRunner().invoke(cli, ["collect", "--seconds", "-1"]).exit_code == 2
+    filtered = CliRunner().invoke(cli, ["collect", "--filter", "host 10.0.0.1 and tcp[13] & 2 != 0",
+                                        "--max-packets", "500"]).output
+    assert "capture_filter='host 10.0.0.1 and tcp[13] & 2 != 0'" in filtered and "max_packets=500" in filtered
+    assert CliRunner().invoke(cli, ["collect", "--filter", "a\nb"]).exit_code == 2
 
 
 @pytest.mark.netns
@@ -57,7 +61,7 @@ def test_script_text_and_options() -> None:
 def test_collect_runs_in_a_namespace(netns: None, tmp_path: Path) -> None:
     ns, gw = f"k8sC-col-{os.getpid()}", f"k8sC-colgw-{os.getpid()}"
     script = tmp_path / "collect.sh"
-    script.write_text(render_script(seconds=2, ifaces=("dummy0",)))
+    script.write_text(render_script(seconds=2, ifaces=("dummy0",), bpf="not tcp[13] = 2 and not port 22"))
     env_file = tmp_path / "subnet.env"
     env_file.write_text("FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\n"
                         "FLANNEL_IPMASQ=true\n")
