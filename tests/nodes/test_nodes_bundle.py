@@ -150,6 +150,21 @@ def test_bad_bundles(tmp_path: Path) -> None:
     broken.write_bytes(b"\x1f\x8b\x08\x00garbage")
     with pytest.raises(InputError, match="cannot read the bundle tarball"):
         load_bundle(broken)
+    evil = tmp_path / "evil.tar.gz"
+    route = tmp_path / "ip-route"
+    route.write_text("default via 10.0.0.1 dev eth0\n")
+    with tarfile.open(evil, "w:gz") as tar:
+        tar.add(route, arcname="../../ip-route")
+    with pytest.raises(InputError, match="cannot read the bundle tarball"):
+        load_bundle(evil)
+    linked = tmp_path / "linked.tgz"
+    (tmp_path / "n9").mkdir()
+    (tmp_path / "n9" / "ip-route").write_text("default via 10.0.0.1 dev eth0\n")
+    (tmp_path / "n9" / "ip-neigh").symlink_to("/etc/passwd")
+    with tarfile.open(linked, "w:gz") as tar:
+        tar.add(tmp_path / "n9", arcname="n9")
+    snap = load_bundle(linked)  # links are not extracted: only the regular file is read
+    assert len(snap.routes) == 1 and snap.neigh == () and "ip-neigh" not in snap.files
 
 
 def test_garbage_lines_become_warnings(tmp_path: Path) -> None:
