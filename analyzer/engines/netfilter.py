@@ -1009,8 +1009,10 @@ class NetfilterEngine:
             return None
         if self._exists(table, target):
             verb = "goto" if rule.goto else "jump"
+            meaning = _chain_meaning(target)
             w.steps.append(Step(hook, table, cname, verb, f"{_rule_label(rule)} matched{why}: "
-                                                          f"{'go to' if rule.goto else 'jump to'} {target}", rule))
+                                                          f"{'go to' if rule.goto else 'jump to'} {target}"
+                                                          f"{' (' + meaning + ')' if meaning else ''}", rule))
             return verb
         if target == "ACCEPT":
             w.steps.append(Step(hook, table, cname, "accept", f"{_rule_label(rule)} matched{why}: ACCEPT "
@@ -1232,6 +1234,38 @@ def _service_of(rule: Rule) -> str | None:
 def _why(rule: Rule) -> str:
     c = rule.comment
     return f' ("{c}")' if c else ""
+
+
+#: what the chains kube-proxy, flannel and docker create are for, in a learner's words
+CHAIN_MEANINGS: tuple[tuple[str, str], ...] = (
+    ("KUBE-SERVICES", "kube-proxy's table of service addresses"),
+    ("KUBE-SVC-", "the service's load balancing: pick one endpoint"),
+    ("KUBE-SVL-", "the service's endpoints on this node only (traffic policy Local)"),
+    ("KUBE-SEP-", "one endpoint of the service: rewrite the destination to it"),
+    ("KUBE-EXT-", "traffic to the service from outside (NodePort, external or load-balancer IP)"),
+    ("KUBE-FW-", "the load balancer's loadBalancerSourceRanges check"),
+    ("KUBE-NODEPORTS", "NodePort dispatch: the destination is one of this node's addresses"),
+    ("KUBE-MARK-MASQ", "mark the packet 0x4000 so it is masqueraded when it leaves the node"),
+    ("KUBE-MARK-DROP", "mark the packet 0x8000 so KUBE-FIREWALL drops it"),
+    ("KUBE-POSTROUTING", "kube-proxy masquerades the packets it marked"),
+    ("KUBE-FORWARD", "kube-proxy's forwarding rules: accept marked and established traffic"),
+    ("KUBE-PROXY-FIREWALL", "kube-proxy's load-balancer source-range firewall"),
+    ("KUBE-EXTERNAL-SERVICES", "kube-proxy rejects external traffic to services without endpoints"),
+    ("KUBE-FIREWALL", "drops marked packets and martian localhost traffic"),
+    ("FLANNEL-POSTRTG", "flannel's masquerade rules: pod traffic leaving the pod network is masqueraded"),
+    ("FLANNEL-FWD", "flannel accepts forwarded pod traffic"),
+    ("DOCKER", "docker's port mappings"),
+    ("KUBE-ROUTER-", "kube-router network policy"),
+    ("KUBE-POD-FW-", "kube-router network policy of one pod"),
+    ("KUBE-NWPLCY-", "kube-router network policy rules"),
+)
+
+
+def _chain_meaning(chain: str) -> str | None:
+    for prefix, meaning in CHAIN_MEANINGS:
+        if chain == prefix or (prefix.endswith("-") and chain.startswith(prefix)):
+            return meaning
+    return None
 
 
 def _rule_label(rule: Rule) -> str:

@@ -269,3 +269,36 @@ def test_bench_smoke() -> None:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.main(["--services", "200", "--endpoints", "3", "--repeat", "3", "--no-restore", "--json"]) == 0
+
+
+def test_kube_mark_drop_is_a_mark_then_a_drop() -> None:
+    text = """\
+        *filter
+        :INPUT ACCEPT [0:0]
+        :FORWARD ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :KUBE-FIREWALL - [0:0]
+        -A FORWARD -j KUBE-FIREWALL
+        -A KUBE-FIREWALL -m comment --comment "kubernetes firewall for dropping marked packets" -m mark --mark 0x8000/0x8000 -j DROP
+        COMMIT
+        *nat
+        :PREROUTING ACCEPT [0:0]
+        :INPUT ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :POSTROUTING ACCEPT [0:0]
+        :KUBE-MARK-DROP - [0:0]
+        :KUBE-XLB-X - [0:0]
+        -A PREROUTING -d 10.96.0.9/32 -j KUBE-XLB-X
+        -A KUBE-MARK-DROP -j MARK --set-xmark 0x8000/0x8000
+        -A KUBE-XLB-X -m comment --comment "ns/svc has no local endpoints" -j KUBE-MARK-DROP
+        COMMIT
+        """
+    e = _engine(text)
+    [b] = e.walk_path("routed", _pkt(dst="10.96.0.9", in_interface="eth0", out_interface="eth1"))
+    assert b.verdict is Verdict.DROP and b.decided_by.chain == "KUBE-FIREWALL"
+    marks = [s for s in b.steps if s.action == "mark"]
+    assert len(marks) == 1 and "0x0 -> 0x8000" in marks[0].explanation
+    jump = next(s for s in b.steps if s.action == "jump" and s.rule.target == "KUBE-MARK-DROP")
+    assert "KUBE-FIREWALL drops it" in jump.explanation
+    [ok] = e.walk_path("routed", _pkt(dst="10.96.0.8", in_interface="eth0", out_interface="eth1"))
+    assert ok.verdict is Verdict.ACCEPT
