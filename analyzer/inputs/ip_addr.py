@@ -290,7 +290,7 @@ def merge_interfaces(*dumps: tuple[Interface, ...]) -> tuple[Interface, ...]:
                 mine, theirs = getattr(old, f.name), getattr(iface, f.name)
                 if f.name in ("addresses", "address_sources"):
                     continue
-                if mine in (None, (), frozenset()) and theirs not in (None, (), frozenset()):
+                if _empty(mine) and not _empty(theirs):
                     updates[f.name] = theirs
             if not old.addresses and iface.addresses:
                 updates["addresses"] = iface.addresses
@@ -299,3 +299,7 @@ def merge_interfaces(*dumps: tuple[Interface, ...]) -> tuple[Interface, ...]:
                 updates["kind"] = iface.kind
             merged[iface.name] = dataclasses.replace(old, **updates) if updates else old
     return tuple(merged.values())
+
+
+def _empty(value: object) -> bool:
+    return value is None or (isinstance(value, tuple | frozenset | dict) and not value)

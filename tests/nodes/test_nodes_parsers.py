@@ -339,3 +339,14 @@ def test_link_statistics_text_and_json() -> None:
         assert iface.stats_source is not None
     assert parse_ip_addr(new, "s")[0][0].stats["rx_crc"] == 0
     assert str(parse_ip_addr(new, "s")[0][0].stats_source) == "s:3"
+
+
+def test_merge_keeps_addresses_of_addr_and_counters_of_link() -> None:
+    addr, _ = parse_ip_addr("4: cni0: <UP> mtu 1450\n    link/ether 0a:58:0a:f4:01:01 brd ff:ff:ff:ff:ff:ff\n"
+                            "    inet 10.244.1.1/24 scope global cni0\n", "ip-addr")
+    link, _ = parse_ip_addr("4: cni0: <UP> mtu 1450\n    link/ether 0a:58:0a:f4:01:01 brd ff:ff:ff:ff:ff:ff\n"
+                            "    bridge forward_delay 1500\n    RX:  bytes packets errors dropped  missed   mcast\n"
+                            "       10       1      0       5       0       0\n", "ip-link")
+    [cni] = merge_interfaces(addr, link)
+    assert cni.kind == "bridge" and cni.addresses == (ipaddress.ip_interface("10.244.1.1/24"),)
+    assert cni.stats["rx_dropped"] == 5 and str(cni.stats_source) == "ip-link:4"
