@@ -215,6 +215,18 @@ def render_text(doc: dict, *, lang: str = "en", color: bool = False) -> str:
         out.add()
         for f in failing:
             _flow_detail(out, lang, f)
+    others = [f for f in flows if not fmt.is_failing(f) and lst(f.get("findings"))]
+    if others:
+        if not failing:
+            out.add()
+        out.add(f"{i18n.text(lang, 'other_findings')}:")
+        for f in others:
+            for finding in lst(f.get("findings")):
+                lines = _finding_lines(out, lang, dct(finding), indent="  ")
+                lines[0] = f"  {clean(f.get('id'))}:" + lines[0][1:]
+                for line in lines:
+                    out.add(line)
+        out.add()
     global_findings = [dct(f) for f in lst(doc.get("findings"))]
     if global_findings:
         out.add(f"{i18n.text(lang, 'global_findings')}:")

@@ -97,3 +97,11 @@ def test_partial_document_does_not_crash() -> None:
 def test_unknown_language_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown report language"):
         render_text(ex.delivered_vxlan(), lang="fr")
+
+
+def test_findings_on_delivered_flows_are_listed_after_the_failing_ones() -> None:
+    text = render_text(ex.all_examples())
+    section = text.split("Findings on flows that were delivered:\n", 1)[1]
+    assert section.startswith("  f6: WARNING RETRANSMISSIONS @n1: Retransmitted payload <script>alert(1)</script>\n")
+    assert text.index("== f7 ") < text.index("Findings on flows that were delivered:")
+    assert "Findings on flows that were delivered" not in render_text(ex.overlay_blocked())
