@@ -959,7 +959,9 @@ class NetfilterEngine:
                 if outcome == "jump" or outcome == "goto":
                     if len(calls) >= depth_limit:
                         results.append((w, Verdict.UNKNOWN, {"rule": rule, "reason": "chain nesting deeper than "
-                                                                                     f"{depth_limit} (a loop?)"}))
+                                                                                     f"{depth_limit} at {rule.where()}: "
+                                                                                     "a loop (iptables-restore would "
+                                                                                     "refuse it)"}))
                         ended = True
                         break
                     new_calls = calls if outcome == "goto" else (*calls, (cname, pos, cands))
