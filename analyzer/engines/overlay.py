@@ -360,3 +360,96 @@ def reverse_lookup_vtep(node: NodeSnapshot, outer_src_ip: str | IPAddress) -> Vt
                                    explanation=f"kubectl: node {kn.name} has address {remote} and podCIDR "
                                                f"{kn.pod_cidr}.", evidence=(kn.source,))
     return None
+
+
+def overlay_health(node: NodeSnapshot) -> tuple[OverlayStep, ...]:
+    """Audit one node's overlay as flanneld should have programmed it, without any packet.
+
+    Returns one step per finding, ``ok=False`` for what breaks traffic (a route into the tunnel
+    with no neighbour or FDB entry, an FDB entry pointing two ways, a VXLAN ``local`` address the
+    node does not own, subnet.env disagreeing with cni0, MTUs that do not fit, forwarding off) and
+    ``ok=True`` for harmless leftovers worth knowing (an FDB entry no route uses).
+    """
+    found: list[OverlayStep] = []
+    vx = {i.name: i for i in node.vxlan_devices()}
+    # every route into a VXLAN/IPIP device must resolve all the way to a remote node
+    for route in node.routes:
+        if route.table != "main" or route.type != "unicast" or route.dev is None or route.is_default:
+            continue
+        iface = node.interface(route.dev)
+        if iface is None or not (_is_vxlan(iface) or _is_ipip(iface)):
+            continue
+        probe = route.dst.network_address + (1 if route.dst.num_addresses > 1 else 0)
+        decision = lookup_route(node, probe)
+        if decision.chosen is not route:
+            continue
+        result = resolve_overlay(node, decision)
+        if result is not None and not result.ok:
+            found.append(OverlayStep(result.steps[-1].what if result.steps else "route",
+                                     f"Route {route.dst}: {result.explanation}", tuple(result.evidence), ok=False))
+    # FDB entries on VXLAN devices: ambiguous MACs and leftovers
+    by_mac: dict[tuple[str | None, str], list[FdbEntry]] = {}
+    for fdb in node.fdb:
+        if fdb.dev in vx and fdb.dst is not None:
+            by_mac.setdefault((fdb.dev, fdb.mac), []).append(fdb)
+    used = {(n.dev, n.lladdr) for n in node.neigh if n.lladdr}
+    for (dev, mac), entries in by_mac.items():
+        remotes = sorted({str(e.dst) for e in entries})
+        if len(remotes) > 1 and mac != ZERO_MAC:
+            found.append(OverlayStep("fdb", f"VTEP MAC {mac} on {dev} has FDB entries towards {', '.join(remotes)}: "
+                                            "the kernel sends to each, but only one node owns the MAC (a stale entry "
+                                            "from a re-created node?).", tuple(e.source for e in entries), ok=False))
+        if mac != ZERO_MAC and (dev, mac) not in used:
+            found.append(OverlayStep("fdb", f"FDB entry {mac} -> {remotes[0]} on {dev} is not used by any neighbour "
+                                            "entry (a leftover of a node that left the cluster).",
+                                     tuple(e.source for e in entries)))
+    # the VXLAN source address must be one of the node's own
+    local_ips = set(node.local_addresses())
+    for iface in vx.values():
+        if iface.vxlan is not None and iface.vxlan.local is not None and node.interfaces \
+                and iface.vxlan.local not in local_ips:
+            found.append(OverlayStep("device", f"{iface.name} sends from local {iface.vxlan.local}, which is no "
+                                               "longer an address of this node: remote nodes drop or misroute its "
+                                               "VXLAN packets (restart flanneld after changing the node IP).",
+                                     (iface.vxlan.source,), ok=False))
+    env = node.subnet_env
+    cni = node.interface("cni0")
+    if env is not None and env.subnet is not None and cni is not None:
+        v4 = [(a, r) for a, r in zip(cni.addresses, cni.address_sources or (cni.source,) * len(cni.addresses))
+              if a.version == env.subnet.version]
+        if v4 and all(a.network != env.subnet.network for a, _ in v4):
+            ref = env.lines.get("FLANNEL_SUBNET", env.source)
+            found.append(OverlayStep("subnet", f"cni0 has {v4[0][0]} but subnet.env says FLANNEL_SUBNET="
+                                               f"{env.subnet}: the node's lease changed and cni0 kept the old "
+                                               "subnet (the CNI plugin fails with 'cni0 already has an IP address "
+                                               "different from ...'); delete cni0 so it is re-created.",
+                                     (v4[0][1], ref), ok=False))
+    overlay_dev = node.overlay_device()
+    if env is not None and env.mtu is not None and overlay_dev is not None and overlay_dev.mtu is not None \
+            and overlay_dev.mtu != env.mtu:
+        ref = env.lines.get("FLANNEL_MTU", env.source)
+        found.append(OverlayStep("mtu", f"subnet.env says FLANNEL_MTU={env.mtu} but {overlay_dev.name} has MTU "
+                                        f"{overlay_dev.mtu}: pods are configured for a different MTU than the tunnel "
+                                        "carries.", (ref, overlay_dev.source), ok=env.mtu < overlay_dev.mtu))
+    if overlay_dev is not None and overlay_dev.mtu is not None and cni is not None and cni.mtu is not None \
+            and cni.mtu > overlay_dev.mtu and node.backend in ("vxlan", "ipip", "udp"):
+        found.append(OverlayStep("mtu", f"cni0 has MTU {cni.mtu} but {overlay_dev.name} only {overlay_dev.mtu}: "
+                                        "full-size packets from pods to other nodes get ICMP fragmentation-needed "
+                                        "or are fragmented.", (cni.source, overlay_dev.source), ok=False))
+    forward = node.sysctl.get("net.ipv4.ip_forward")
+    if forward is not None and forward.strip() == "0":
+        found.append(OverlayStep("sysctl", "net.ipv4.ip_forward = 0: the node does not route between pods, the "
+                                           "overlay and the uplink; every cross-node and external pod packet is "
+                                           "dropped.", _sysctl_ref(node, "net.ipv4.ip_forward"), ok=False))
+    nf_call = node.sysctl.get("net.bridge.bridge-nf-call-iptables")
+    if nf_call is not None and nf_call.strip() == "0" and cni is not None:
+        found.append(OverlayStep("sysctl", "net.bridge.bridge-nf-call-iptables = 0: packets between pods on the "
+                                           "same cni0 bridge skip iptables, so kube-proxy's service DNAT and its "
+                                           "replies' un-DNAT break for same-node endpoints.",
+                                 _sysctl_ref(node, "net.bridge.bridge-nf-call-iptables"), ok=False))
+    return tuple(found)
+
+
+def _sysctl_ref(node: NodeSnapshot, key: str) -> tuple[SourceRef, ...]:
+    ref = node.sysctl_sources.get(key)
+    return (ref,) if ref is not None else ()

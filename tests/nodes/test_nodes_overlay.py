@@ -187,3 +187,44 @@ def test_pod_side_mtu_larger_than_the_tunnel(tmp_path: Path) -> None:
     o = resolve_overlay(dataclasses.replace(node, interfaces=small),
                         lookup_route(node, "10.244.2.7", src="10.244.1.5", iif="cni0"))
     assert o is not None and all(s.ok for s in o.steps)
+
+
+def test_overlay_health(tmp_path: Path) -> None:
+    from analyzer.engines.overlay import overlay_health
+    from analyzer.inputs.bridge_fdb import parse_bridge_fdb
+    from analyzer.inputs.subnet_env import parse_subnet_env
+    from analyzer.inputs.sysctl import parse_sysctl
+
+    node = real_node(tmp_path)
+    [mtu] = overlay_health(node)  # the real dump: cni0 at 1500 over flannel.1 at 1450, nothing else
+    assert (mtu.what, mtu.ok) == ("mtu", False) and "cni0 has MTU 1500 but flannel.1 only 1450" in mtu.explanation
+    node = dataclasses.replace(node, interfaces=tuple(dataclasses.replace(i, mtu=1450) if i.name == "cni0" else i
+                                                      for i in node.interfaces))
+    assert overlay_health(node) == ()
+
+    broken = dataclasses.replace(node, neigh=tuple(n for n in node.neigh if str(n.ip) != "10.244.3.0"))
+    problems = overlay_health(broken)
+    assert [(p.what, p.ok) for p in problems] == [("neigh", False), ("fdb", True)]
+    assert problems[0].explanation.startswith("Route 10.244.3.0/24: No usable neighbour entry for next hop 10.244.3.0")
+    assert "9a:5f:1e:03:03:03 -> 192.168.56.13" in problems[1].explanation
+
+    extra, _ = parse_bridge_fdb("9a:5f:1e:02:02:02 dev flannel.1 dst 192.168.56.99 self permanent\n", "fdb2")
+    [dup] = overlay_health(dataclasses.replace(node, fdb=node.fdb + extra))
+    assert not dup.ok and "192.168.56.12, 192.168.56.99" in dup.explanation and str(dup.evidence[-1]) == "fdb2:1"
+
+    moved = tuple(dataclasses.replace(i, addresses=(ipaddress.ip_interface("192.168.56.111/24"),))
+                  if i.name == "eth0" else i for i in node.interfaces)
+    moved_routes = tuple(r for r in node.routes if not (r.table == "local" and str(r.dst) == "192.168.56.11/32"))
+    [gone] = overlay_health(dataclasses.replace(node, interfaces=moved, routes=moved_routes))
+    assert gone.what == "device" and "local 192.168.56.11, which is no longer an address" in gone.explanation
+
+    env, _ = parse_subnet_env("FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.5.1/24\nFLANNEL_MTU=1500\n",
+                              "subnet.env")
+    values, refs, _ = parse_sysctl("net.ipv4.ip_forward = 0\nnet.bridge.bridge-nf-call-iptables = 0\n", "sysctl")
+    found = overlay_health(dataclasses.replace(node, subnet_env=env, sysctl=values, sysctl_sources=refs))
+    assert [(f.what, f.ok) for f in found] == [("subnet", False), ("mtu", False), ("sysctl", False),
+                                               ("sysctl", False)]
+    assert "cni0 has 10.244.1.1/24 but subnet.env says FLANNEL_SUBNET=10.244.5.1/24" in found[0].explanation
+    assert [str(e) for e in found[0].evidence][-1] == "subnet.env:2"
+    assert "FLANNEL_MTU=1500" in found[1].explanation
+    assert [str(e) for e in found[2].evidence] == ["sysctl:1"] and [str(e) for e in found[3].evidence] == ["sysctl:2"]
