@@ -100,10 +100,13 @@ def matching_routes(routes: Iterable[Route], dst: IPAddress, *, tos: int | None 
     return [r for _, r in found]
 
 
-def rule_matches(rule: IpRule, *, dst: IPAddress, src: IPAddress | None, iif: str | None, mark: int) -> bool:
-    """Does the packet match the rule's selectors (before ``not``)?"""
+def rule_matches(rule: IpRule, *, dst: IPAddress, src: IPAddress | None, iif: str | None, mark: int,
+                 tos: int | None = None) -> bool:
+    """Does the packet match the rule's selectors (then ``not`` inverts the answer)?"""
     matched = True
-    if rule.src is not None:
+    if rule.tos is not None:
+        matched = (tos or 0) == rule.tos
+    if matched and rule.src is not None:
         matched = src is not None and src in rule.src
     if matched and rule.dst is not None:
         matched = dst in rule.dst
@@ -159,7 +162,7 @@ def lookup_route(
     while index < len(rules):
         rule = rules[index]
         index += 1
-        if not rule_matches(rule, dst=daddr, src=saddr, iif=iif, mark=mark):
+        if not rule_matches(rule, dst=daddr, src=saddr, iif=iif, mark=mark, tos=tos):
             continue
         tried.append(rule)
         rule_ev = (rule.source,) if dumped_rules else ()

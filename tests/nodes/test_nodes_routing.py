@@ -286,3 +286,11 @@ def test_reverse_path_filter_explained(tmp_path: Path) -> None:
     d = lookup_route(node, "10.244.1.5", src="192.168.56.11", iif="eth0")
     assert d.kind == "rp-filter" and "martian" in d.explanation
     assert lookup_route(node, "10.244.1.5", src="10.99.0.1", iif="flannel.1").kind == "unicast"  # rp_filter 0
+
+
+def test_tos_rule() -> None:
+    node = _node("default via 192.168.1.1 dev eth0\n192.168.1.0/24 dev eth0 scope link\n"
+                 "default via 192.168.1.5 dev eth0 table 5\n",
+                 "0:\tfrom all lookup local\n10:\tfrom all tos 0x10 lookup 5\n32766:\tfrom all lookup main\n", ADDRS)
+    assert lookup_route(node, "8.8.8.8").next_hop == ip("192.168.1.1")
+    assert lookup_route(node, "8.8.8.8", tos=0x10).next_hop == ip("192.168.1.5")
