@@ -287,3 +287,16 @@ def test_reader_streams_in_constant_memory(tmp_path: Path) -> None:
     tracemalloc.stop()
     assert n == 30_000
     assert peak < 4 << 20, f"peak {peak} bytes while reading a 31 MB file"
+
+
+def test_pcapng_several_sections_each_with_their_interfaces(tmp_path: Path) -> None:
+    first = pcapng_bytes(FRAMES[:2], interfaces=[(1, "eth0")])
+    second = pcapng_bytes([(1, FRAMES[2]), (0, FRAMES[3])], interfaces=[(113, "any"), (1, "cni0")], big_endian=True)
+    p = tmp_path / "sections.pcapng"
+    p.write_bytes(first + second)
+    got, warnings = read(p)
+    assert warnings == []
+    assert [(f.number, f.interface, f.linktype) for f in got] == [(1, "eth0", 1), (2, "eth0", 1), (3, "cni0", 1),
+                                                                   (4, "any", 113)]
+    info = capture_info(p)
+    assert info.linktypes == (1, 113, 1) and info.byte_order == "little"

@@ -328,3 +328,38 @@ def test_checksum_offload_is_not_an_error() -> None:
     r = record(bytes(broken))
     assert r.outer_udp_csum_ok is False
     assert len(r.notes) == 1 and "outer UDP checksum" in r.notes[0]
+
+
+def test_sll2_interface_index_resolved_by_the_caller() -> None:
+    frame = RawFrame("any.pcap", 1, 0.0, 276, bytes(sll2(ipv4(udp()), ifindex=7)), 50, None)
+    pkt = decode_frame(frame.data, 276)
+    assert to_record(frame, pkt).interface is None
+    assert to_record(frame, pkt, ifnames={7: "flannel.1", 2: "eth0"}).interface == "flannel.1"
+    assert to_record(frame, pkt, ifnames={2: "eth0"}).interface is None
+    named = RawFrame("c.pcapng", 1, 0.0, 276, frame.data, 50, "cni0")  # the file's own name wins
+    assert to_record(named, pkt, ifnames={7: "flannel.1"}).interface == "cni0"
+
+
+def test_fast_constructors_build_the_same_frozen_objects() -> None:
+    import dataclasses
+
+    import pytest
+
+    from analyzer.model.packet import IPv4 as IPv4Layer
+    from analyzer.model.packet import frozen_builder
+    from analyzer.model.record import PacketRecord
+
+    a = IPv4Layer(14, 20, "10.0.0.1", "10.0.0.2", 6, 64, 0, 40, 1, True, False, 0, 0, ())
+    b = IPv4Layer(offset=14, length=20, src="10.0.0.1", dst="10.0.0.2", proto=6, ttl=64, tos=0, total_len=40,
+                  ident=1, df=True, mf=False, frag_offset=0, checksum=0, options=())
+    assert a == b and hash(a) == hash(b) and a.src == "10.0.0.1" and a.name == "ipv4"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.src = "x"  # type: ignore[misc]
+    build = frozen_builder(PacketRecord)
+    fast = build("f.pcap", 3, 1.0, "eth0", 60, 60, 1, src="10.0.0.1", sport=5, notes=("n",))
+    slow = PacketRecord("f.pcap", 3, 1.0, "eth0", 60, 60, 1, src="10.0.0.1", sport=5, notes=("n",))
+    assert fast == slow and fast.quoted is None and fast.tunnel_depth == 0
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        fast.src = "x"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        build("f.pcap")  # missing required fields, as with the real constructor

@@ -25,6 +25,7 @@ Conventions (the ``flows`` fast path is tested for equality against this functio
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import MISSING
 from dataclasses import fields as dataclass_fields
 
@@ -107,8 +108,12 @@ _IP_NAMES = frozenset({"ipv4", "ipv6"})
 _L4_NAMES = frozenset({"tcp", "udp", "sctp", "icmp", "icmpv6"})
 
 
-def to_record(frame: RawFrame, pkt: DecodedPacket) -> PacketRecord:
-    """Flatten ``pkt`` (decoded from ``frame.data``) into a ``PacketRecord`` (see module doc)."""
+def to_record(frame: RawFrame, pkt: DecodedPacket, *, ifnames: Mapping[int, str] | None = None) -> PacketRecord:
+    """Flatten ``pkt`` (decoded from ``frame.data``) into a ``PacketRecord`` (see module doc).
+
+    ``ifnames`` (interface index -> name, from the node's ``ip link`` dump) resolves the interface
+    index an SLL2 (``tcpdump -i any``) frame carries, when the file itself names no interface.
+    """
     layers = pkt.layers
     qs = pkt.quote_start
     n_main = len(layers) if qs is None else qs
@@ -248,6 +253,9 @@ def to_record(frame: RawFrame, pkt: DecodedPacket) -> PacketRecord:
                     fields[ix["outer_ip_total_len"]] = outer.payload_len + 40
                 break
 
-    fields[0:7] = (frame.file, frame.number, frame.ts, frame.interface, frame.wire_len, cap, frame.linktype)
+    interface = frame.interface
+    if interface is None and ifnames and link is not None and link.name == "sll2":
+        interface = ifnames.get(link.ifindex)  # type: ignore[attr-defined]
+    fields[0:7] = (frame.file, frame.number, frame.ts, interface, frame.wire_len, cap, frame.linktype)
     fields[ix["notes"]] = pkt.notes
     return _build(*fields)
