@@ -387,16 +387,26 @@ def render_ladder(flow: dict[str, Any], *, uid: str, lang: str = "en") -> Markup
         f'<text class="gutter-head" x="6" y="{LADDER_TOP - 8}">'
         f"<title>{_e(i18n.text(lang, 'rel_time'))}</title>{_e(i18n.text(lang, 'time'))}</text>",
     ]
+    used = {lane_index.get(fmt.clean(ev.get("lane"))) for ev in events_all}
     for i, ln in enumerate(lanes):
         x = lane_x[i]
         top_label = fmt.clean(ln.get("node") or "")
         label = fmt.clean(ln.get("label") or ln.get("interface") or ln.get("id"))
+        empty = i not in used
+        room = step - 8 if n > 1 else 200
         out.append(
-            f'<g class="lane"><title>{_e(label)}{(" @" + _e(top_label)) if top_label else ""}</title>'
-            f'<text class="lane-node" x="{_num(x)}" y="14" text-anchor="middle">{_e(_fit(top_label, step - 8 if n > 1 else 200))}</text>'
-            f'<text class="lane-label" x="{_num(x)}" y="29" text-anchor="middle">{_e(_fit(label, step - 8 if n > 1 else 200))}</text>'
-            f'<line x1="{_num(x)}" y1="{LADDER_TOP - 10}" x2="{_num(x)}" y2="{_num(height - 6)}"/></g>'
+            f'<g class="lane{" empty" if empty else ""}"><title>{_e(label)}{(" @" + _e(top_label)) if top_label else ""}'
+            f'{(" · " + _e(i18n.text(lang, "lane_empty"))) if empty else ""}</title>'
+            f'<text class="lane-node" x="{_num(x)}" y="14" text-anchor="middle">{_e(_fit(top_label, room))}</text>'
+            f'<text class="lane-label" x="{_num(x)}" y="29" text-anchor="middle">{_e(_fit(label, room))}</text>'
+            f'<line x1="{_num(x)}" y1="{LADDER_TOP - 10}" x2="{_num(x)}" y2="{_num(height - 6)}"/>'
         )
+        if empty:
+            out.append(
+                f'<text class="lane-empty" x="{_num(x)}" y="{LADDER_TOP + 4}" text-anchor="middle">'
+                f"{_e(_fit(i18n.text(lang, 'lane_empty'), room))}</text>"
+            )
+        out.append("</g>")
     prev = _ladder_chains(events, lane_index)
     ys = [LADDER_TOP + LADDER_ROW * (k + 0.5) for k in range(len(events))]
     last_rel: Any = None

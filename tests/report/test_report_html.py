@@ -114,6 +114,8 @@ def test_structure_of_a_dropped_flow() -> None:
     assert "firewall-cmd --permanent --add-port=8472/udp" in html
     assert 'class="edge e-encap"' in html and 'class="edge e-drop"' in html
     assert "n2/iptables-save:7" in html
+    assert html.count('<g class="lane empty">') == 1  # the server's veth: captured, nothing of this flow
+    assert html.count('<g class="lane">') == 3
     # each box links to its row in the hop table
     assert '<a href="#f1-hop-10"><g class="box inf failed k-netfilter" data-hop="9">' in html
     assert '<tr id="f1-hop-10" class="hop-row s-inf failed">' in html
