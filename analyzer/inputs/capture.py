@@ -500,7 +500,8 @@ def capture_info(path: str | os.PathLike[str]) -> CaptureInfo:
 
 
 def _pcapng_info(r: _Reader, name: str, compressed: str | None) -> CaptureInfo:
-    order = ""
+    order = ""  # of the first section
+    cur_order = "<"  # of the current section
     links: list[int] = []
     names: list[str | None] = []
     snaplen = 0
@@ -511,11 +512,9 @@ def _pcapng_info(r: _Reader, name: str, compressed: str | None) -> CaptureInfo:
             break
         btype = int.from_bytes(head[:4], "little")
         if btype == PCAPNG_SHB:
-            o = "<" if head[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
-            order = order or o
-            cur_order = o
+            cur_order = "<" if head[8:12] == b"\x4d\x3c\x2b\x1a" else ">"
+            order = order or cur_order
         else:
-            cur_order = order or "<"
             btype = struct.unpack_from(cur_order + "I", head, 0)[0]
         blen = struct.unpack_from(cur_order + "I", head, 4)[0]
         if blen < 12 or blen % 4 or blen > MAX_BLOCK:
