@@ -101,7 +101,9 @@ class FlowTable:
         self.sample = max(0, int(sample))
         self.files: list[str] = []
         self._file = -1
-        self._ids: dict[int, int] = {}  # 64-bit key hash -> flow id (verified against the key columns)
+        # 64-bit key hashes, sorted, and their flow ids (verified against the key columns)
+        self._hkeys = np.zeros(0, dtype=np.int64)
+        self._hids = np.zeros(0, dtype=np.int64)
         self._exact: dict[tuple[int, int, int], int] = {}  # flows whose hash collided with another's
         self.count = 0
         self._cap = 0
@@ -171,33 +173,35 @@ class FlowTable:
             h = lo.astype(np.uint64) * _H1 + hi.astype(np.uint64) * _H2 + k3.astype(np.uint64) * _H3
             return (h ^ (h >> np.uint64(29))).view(np.int64)
 
-    def _flow_ids(self, lo: np.ndarray, hi: np.ndarray, k3: np.ndarray, proto: np.ndarray
+    def _flow_ids(self, lo: np.ndarray, hi: np.ndarray, k3: np.ndarray, proto: np.ndarray, d: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Flow id of every row (creating flows as needed), plus the chunk's groups: the unique
         flow ids and each row's index into them."""
         h = self._hash(lo, hi, k3)
         uniq, first, inv = np.unique(h, return_index=True, return_inverse=True)
         inv = np.asarray(inv).ravel()
+        # known hashes live in one sorted array (self._hkeys) with their flow ids (self._hids)
+        keys, ids = self._hkeys, self._hids
+        pos = np.searchsorted(keys, uniq)
+        found = pos < len(keys)
+        found[found] = keys[pos[found]] == uniq[found]
         gids = np.empty(len(uniq), dtype=np.int64)
-        new: list[int] = []
-        ids = self._ids
-        for j, k in enumerate(uniq.tolist()):
-            g = ids.get(k)
-            if g is None:
-                g = ids[k] = self.count + len(new)
-                new.append(j)
-            gids[j] = g
+        gids[found] = ids[pos[found]]
+        nj = np.flatnonzero(~found)
         a = self._a
-        if new:
-            self._grow(self.count + len(new))
-            nj = np.array(new, dtype=np.int64)
+        if len(nj):
+            ng = np.arange(self.count, self.count + len(nj), dtype=np.int64)
+            gids[nj] = ng
+            self._hkeys = np.insert(keys, pos[nj], uniq[nj])
+            self._hids = np.insert(ids, pos[nj], ng)
+            self._grow(self.count + len(nj))
             rows = first[nj]
-            ng = gids[nj]
             a["lo"][ng] = lo[rows]
             a["hi"][ng] = hi[rows]
             a["k3"][ng] = k3[rows]
             a["proto"][ng] = proto[rows]
-            self.count += len(new)
+            a["first_dir"][ng] = d[rows]  # the direction of the flow's first packet
+            self.count += len(nj)
         g_row = gids[inv]
         bad = np.flatnonzero((a["lo"][g_row] != lo) | (a["hi"][g_row] != hi) | (a["k3"][g_row] != k3))
         if len(bad):  # 64-bit hash collisions (practically never): exact keys for those rows
@@ -208,6 +212,7 @@ class FlowTable:
                     g = self._exact[key] = self.count
                     self._grow(self.count + 1)
                     a["lo"][g], a["hi"][g], a["k3"][g], a["proto"][g] = key[0], key[1], key[2], proto[i]
+                    a["first_dir"][g] = d[i]
                     self.count += 1
                 g_row[i] = g
             gids, inv = np.unique(g_row, return_inverse=True)
@@ -224,10 +229,13 @@ class FlowTable:
         key = (src, dst, k3)
         g = self._exact.get(key)
         if g is None:
-            h = int(self._hash(np.array([src]), np.array([dst]), np.array([k3]))[0])
-            g = self._ids.get(h)
+            h = self._hash(np.array([src]), np.array([dst]), np.array([k3]))
+            pos = int(np.searchsorted(self._hkeys, h)[0])
+            if pos >= len(self._hkeys) or self._hkeys[pos] != h[0]:
+                return None
+            g = int(self._hids[pos])
             a = self._a
-            if g is None or (int(a["lo"][g]), int(a["hi"][g]), int(a["k3"][g])) != key:
+            if (int(a["lo"][g]), int(a["hi"][g]), int(a["k3"][g])) != key:
                 return None
         return g, d
 
@@ -268,8 +276,7 @@ class FlowTable:
         plo = np.where(d == 0, sp, dp)
         phi = np.where(d == 0, dp, sp)
         k3 = (proto << 40) | ((plo + 1) << 20) | (phi + 1)
-        was = self.count
-        g_row, gids, inv = self._flow_ids(lo, hi, k3, proto)
+        g_row, gids, inv = self._flow_ids(lo, hi, k3, proto, d)
         u = len(gids)
         a = self._a
         slot_local = inv * 2 + d
@@ -284,14 +291,9 @@ class FlowTable:
         a["by"][gslots] += byt
         self._per_file[self._file][gids] += cnt[0::2] + cnt[1::2]
 
-        # first/last time; the direction of a new flow's first packet
+        # first/last time
         np.minimum.at(a["first_ts"], g_row, ts)
         np.maximum.at(a["last_ts"], g_row, ts)
-        new = g_row >= was
-        if new.any():
-            first = np.unique(g_row[new], return_index=True)[1]
-            new_rows = np.flatnonzero(new)[first]
-            a["first_dir"][g_row[new_rows]] = d[new_rows]
 
         # encapsulations: only rows whose tunnel differs from the last one seen in that direction
         tun = b.tunnel[rows]
@@ -361,18 +363,21 @@ class FlowTable:
         with np.errstate(over="ignore"):
             dh = ((g_row[data] * 2 + d[data]).astype(np.uint64) * _H1 + seq[data].astype(np.uint64) * _H2
                   + ip_id[data].astype(np.uint64) * _H3).view(np.int64)
+        uniq, idx = np.unique(dh, return_index=True)
         first = np.zeros(len(data), dtype=bool)
-        first[np.unique(dh, return_index=True)[1]] = True
-        copy = (~first | np.isin(dh, self._recent)) & (ip_id[data] >= 0)
-        self._recent = np.unique(dh)
+        first[idx] = True
+        recent = self._recent
+        at = np.minimum(np.searchsorted(recent, dh), max(len(recent) - 1, 0))
+        seen = recent[at] == dh if len(recent) else np.zeros(len(dh), dtype=bool)
+        copy = (~first | seen) & (ip_id[data] >= 0)
+        self._recent = uniq
         data = data[~copy]
         if len(data) == 0:
             return out
         slot = g_row[data] * 2 + d[data]
         order = np.argsort(slot, kind="stable")
         s_sorted = slot[order]
-        us, gstart = np.unique(s_sorted, return_index=True)
-        grp = np.repeat(np.arange(len(us)), np.diff(np.append(gstart, len(s_sorted))))
+        us, gstart, grp = _groups(s_sorted)
         base = a["seq_base"][us]
         unset = base < 0
         base[unset] = seq[data][order][gstart[unset]]
@@ -601,6 +606,14 @@ class FlowRows:
                         self.server_ip, self.server_port, self.packets_c2s, self.packets_s2c, self.bytes_c2s,
                         self.bytes_s2c, self.first_ts, self.last_ts, self.encapsulations, self.tcp,
                         self.icmp_errors, self.per_file, self.samples))
+
+
+def _groups(s_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a sorted key array: the distinct keys, where each group starts, each row's group number."""
+    starts = np.flatnonzero(np.concatenate(([True], s_sorted[1:] != s_sorted[:-1])))
+    grp = np.zeros(len(s_sorted), dtype=np.int64)
+    grp[starts[1:]] = 1
+    return s_sorted[starts], starts, np.cumsum(grp)
 
 
 def _tcp_summary(syn: bool, syn_ack: bool, handshake: bool, fc: int, fs: int, retrans: int) -> TCPSummary:

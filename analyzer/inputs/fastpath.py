@@ -53,7 +53,8 @@ LINKTYPE_LINUX_SLL = 113
 LINKTYPE_IPV4 = 228
 LINKTYPE_IPV6 = 229
 LINKTYPE_LINUX_SLL2 = 276
-_ICMP_ERRORS = np.array([3, 4, 5, 11, 12], dtype=np.int64)  # ICMP types that quote a packet: general decoder
+_ICMP_ERRORS = np.zeros(256, dtype=bool)  # ICMP types that quote a packet (general decoder), as a lookup table
+_ICMP_ERRORS[[3, 4, 5, 11, 12]] = True
 
 # row kinds
 KIND_BAD = 0  # no usable IP header and not a recognised non-IP frame (truncated, malformed...)
@@ -245,7 +246,7 @@ def _classify(
     vx = (
         ip4
         & (p == 17)
-        & np.isin(odp, vxlan_ports)
+        & vxlan_ports[odp]
         & (_u16(a, ip + 24) == tot - 20)
         & (tot >= 20 + 8 + 8 + 14 + 20)
         & ((a[ip + 28] & 0x08) != 0)
@@ -282,11 +283,11 @@ def _classify(
         & (ip2 == 17)
         & (_u16(a, l4 + 4) == ipay)
         & (l4cap >= 8)
-        & ~np.isin(sp, tunnel_ports)
-        & ~np.isin(dp, tunnel_ports)
+        & ~tunnel_ports[sp]
+        & ~tunnel_ports[dp]
     )
     icmp_type = _u8(a, l4)
-    icmp = inner_ok & ~in6 & (ip2 == 1) & (ipay >= 8) & (l4cap >= 8) & ~np.isin(icmp_type, _ICMP_ERRORS)
+    icmp = inner_ok & ~in6 & (ip2 == 1) & (ipay >= 8) & (l4cap >= 8) & ~_ICMP_ERRORS[icmp_type]
     ok = tcp | udp | icmp
     ported = tcp | udp
     return {
@@ -470,6 +471,13 @@ def _merge_record(batch: Batch, i: int, rec: PacketRecord, addrs: AddressTable) 
 # readers
 
 
+def _port_table(ports: Iterable[int]) -> np.ndarray:
+    """A 65536-entry lookup table: ``table[port]`` is True for the given UDP ports."""
+    table = np.zeros(65536, dtype=bool)
+    table[[p for p in ports if 0 <= p < 65536]] = True
+    return table
+
+
 class _Anomaly(Exception):
     """A damaged pcap record: the rest of the file goes through the general reader."""
 
@@ -490,8 +498,8 @@ def iter_batches(
     """
     addrs = addrs if addrs is not None else AddressTable()
     general = GeneralDecoder(vxlan_ports)
-    vxlan_arr = np.array(sorted(vxlan_ports), dtype=np.int64)
-    tunnel_arr = np.array(sorted(vxlan_ports | OTHER_TUNNEL_UDP_PORTS), dtype=np.int64)
+    vxlan_arr = _port_table(vxlan_ports)
+    tunnel_arr = _port_table(vxlan_ports | OTHER_TUNNEL_UDP_PORTS)
     name = str(path)
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed in finally, the generator may stop early
