@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from analyzer.inputs.ip_route import iter_lines, parse_ip
+from analyzer.inputs.ip_route import item_line, iter_lines, json_item_lines, parse_ip
 from analyzer.model.node import FdbEntry
 from analyzer.model.refs import SourceRef
 
@@ -84,6 +84,7 @@ def _parse_json(text: str, source: str) -> tuple[tuple[FdbEntry, ...], tuple[str
         return (), (f"{source}:{exc.lineno}: unrecognised JSON ({exc.msg})",)
     entries: list[FdbEntry] = []
     warnings: list[str] = []
+    at = json_item_lines(text)
     for index, item in enumerate(data if isinstance(data, list) else []):
         try:
             fields: dict[str, Any] = {}
@@ -95,8 +96,8 @@ def _parse_json(text: str, source: str) -> tuple[tuple[FdbEntry, ...], tuple[str
                 _set(fields, flag, None)
             if item.get("state"):
                 _set(fields, item["state"], None)
-            ref = SourceRef(source, 1, json.dumps(item, separators=(",", ":")))
+            ref = SourceRef(source, item_line(at, index), json.dumps(item, separators=(",", ":")))
             entries.append(FdbEntry(mac=str(item["mac"]).lower(), source=ref, **fields))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            warnings.append(f"{source}:1: unrecognised fdb entry #{index + 1} ({exc})")
+            warnings.append(f"{source}:{item_line(at, index)}: unrecognised fdb entry #{index + 1} ({exc})")
     return tuple(entries), tuple(warnings)

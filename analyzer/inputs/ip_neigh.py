@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from analyzer.inputs.ip_route import iter_lines, parse_ip
+from analyzer.inputs.ip_route import item_line, iter_lines, json_item_lines, parse_ip
 from analyzer.model.node import NeighEntry
 from analyzer.model.refs import SourceRef
 
@@ -59,12 +59,13 @@ def _parse_json(text: str, source: str) -> tuple[tuple[NeighEntry, ...], tuple[s
         return (), (f"{source}:{exc.lineno}: unrecognised JSON ({exc.msg})",)
     entries: list[NeighEntry] = []
     warnings: list[str] = []
+    at = json_item_lines(text)
     for index, item in enumerate(data if isinstance(data, list) else []):
         try:
             entries.append(
                 NeighEntry(
                     ip=parse_ip(item["dst"]),
-                    source=SourceRef(source, 1, json.dumps(item, separators=(",", ":"))),
+                    source=SourceRef(source, item_line(at, index), json.dumps(item, separators=(",", ":"))),
                     dev=item.get("dev"),
                     lladdr=str(item["lladdr"]).lower() if item.get("lladdr") else None,
                     states=frozenset(str(s).upper() for s in item.get("state", []) or []),
@@ -73,5 +74,5 @@ def _parse_json(text: str, source: str) -> tuple[tuple[NeighEntry, ...], tuple[s
                 )
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            warnings.append(f"{source}:1: unrecognised neighbour entry #{index + 1} ({exc})")
+            warnings.append(f"{source}:{item_line(at, index)}: unrecognised neighbour entry #{index + 1} ({exc})")
     return tuple(entries), tuple(warnings)

@@ -32,6 +32,44 @@ def iter_lines(text: str) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
+def json_item_lines(text: str) -> list[int]:
+    """1-based line of each element of a top-level JSON array (``ip -j -p`` spreads them over lines)."""
+    lines: list[int] = []
+    depth = 0
+    line = 1
+    expecting = False  # at depth 1, after "[" or ",": the next non-blank character starts an element
+    in_string = escaped = False
+    for char in text:
+        if char == "\n":
+            line += 1
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+            continue
+        if depth == 1 and expecting and not char.isspace() and char not in ",]":
+            lines.append(line)
+            expecting = False
+        if char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth == 1:
+                expecting = True
+        elif char in "]}":
+            depth -= 1
+        elif char == "," and depth == 1:
+            expecting = True
+    return lines
+
+
+def item_line(lines: list[int], index: int) -> int:
+    return lines[index] if index < len(lines) else 1
+
+
 def parse_ip(value: str) -> IPAddress:
     return ipaddress.ip_address(value.split("%", 1)[0])
 
@@ -163,8 +201,9 @@ def _parse_json(text: str, source: str) -> tuple[tuple[Route, ...], tuple[str, .
         return (), (f"{source}:{exc.lineno}: unrecognised JSON ({exc.msg})",)
     routes: list[Route] = []
     warnings: list[str] = []
+    at = json_item_lines(text)
     for index, item in enumerate(data if isinstance(data, list) else []):
-        ref = SourceRef(source, 1, json.dumps(item, separators=(",", ":")))
+        ref = SourceRef(source, item_line(at, index), json.dumps(item, separators=(",", ":")))
         try:
             gateway = item.get("gateway")
             prefsrc = item.get("prefsrc")
@@ -196,5 +235,5 @@ def _parse_json(text: str, source: str) -> tuple[tuple[Route, ...], tuple[str, .
                 )
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            warnings.append(f"{source}:1: unrecognised route entry #{index + 1} ({exc})")
+            warnings.append(f"{source}:{item_line(at, index)}: unrecognised route entry #{index + 1} ({exc})")
     return tuple(routes), tuple(warnings)

@@ -350,3 +350,18 @@ def test_merge_keeps_addresses_of_addr_and_counters_of_link() -> None:
     [cni] = merge_interfaces(addr, link)
     assert cni.kind == "bridge" and cni.addresses == (ipaddress.ip_interface("10.244.1.1/24"),)
     assert cni.stats["rx_dropped"] == 5 and str(cni.stats_source) == "ip-link:4"
+
+
+@pytest.mark.parametrize("name,parser", [("ip-route.json", parse_ip_route), ("ip-rule.json", parse_ip_rule),
+                                         ("ip-addr.json", parse_ip_addr), ("bridge-fdb.json", parse_bridge_fdb),
+                                         ("ip-neigh.json", parse_ip_neigh)])
+def test_pretty_json_records_keep_their_line(name: str, parser) -> None:  # noqa: ANN001
+    import json
+
+    items = json.loads(real(name))
+    pretty = json.dumps(items, indent=4)  # the layout of `ip -j -p`
+    starts = [n for n, line in enumerate(pretty.splitlines(), start=1) if line == "    {"]
+    records, warnings = parser(pretty, name)
+    assert warnings == ()
+    assert [r.source.line for r in records] == starts[: len(records)]
+    assert len(set(starts)) == len(items) > 1
