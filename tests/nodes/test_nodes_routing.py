@@ -294,3 +294,11 @@ def test_tos_rule() -> None:
                  "0:\tfrom all lookup local\n10:\tfrom all tos 0x10 lookup 5\n32766:\tfrom all lookup main\n", ADDRS)
     assert lookup_route(node, "8.8.8.8").next_hop == ip("192.168.1.1")
     assert lookup_route(node, "8.8.8.8", tos=0x10).next_hop == ip("192.168.1.5")
+
+
+def test_local_table_from_addresses_equals_the_kernels(tmp_path: Path) -> None:
+    node = real_node(tmp_path)
+    kernel = {(r.type, str(r.dst), r.dev) for r in node.routes if r.table == "local" and r.family == 4}
+    without = dataclasses.replace(node, routes=tuple(r for r in node.routes if r.table != "local"))
+    built = {(r.type, str(r.dst), r.dev) for r in local_table(without)}
+    assert built == kernel and len(kernel) == 9
