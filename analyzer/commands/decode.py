@@ -1,8 +1,9 @@
 """``k8s-trace decode CAPTURE``: every frame, outer and inner layers on one line (or JSON lines).
 
 Text columns: frame number (1-based), seconds since the first frame, interface (``-`` when the
-file does not say; ``if20`` for an unresolved SLL2 index; ``In``/``Out``... after it for cooked
-captures), then one part per encapsulation level joined by `` | ``, e.g.::
+file does not say; an SLL2 index is named from the node bundle's ``ip-link``/``ip-addr`` dump,
+``--node`` or the capture's own directory, else shown as ``if20``; ``In``/``Out``... after it
+for cooked captures), then one part per encapsulation level joined by `` | ``, e.g.::
 
     12 0.000123 eth0 192.168.0.11 -> 192.168.0.12 UDP 8472 VXLAN vni=1 | 10.244.1.5:40000 -> 10.244.2.7:80 TCP [SYN] seq=0 win=64240 len=0
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -28,6 +30,32 @@ from analyzer.inputs.decode import FLANNEL_UDP_PORTS, GENEVE_UDP_PORTS, VXLAN_UD
 from analyzer.model.packet import SLL, SLL2, summarize
 
 _PKTTYPE = {0: "In", 1: "B", 2: "M", 3: "P", 4: "Out"}
+_LINK_DUMPS = ("ip-link", "ip-addr")
+
+
+def _interface_names(node: Path | None, capture: Path, warn: Callable[[str], None]) -> dict[int, str]:
+    """Interface index -> name from a node bundle (``--node``) or the capture's own directory."""
+    if node is not None:
+        from analyzer.inputs.bundle import load_bundle
+
+        snapshot = load_bundle(node)
+        for message in snapshot.warnings:
+            warn(message)
+        interfaces = snapshot.interfaces
+    else:
+        from analyzer.inputs.ip_addr import parse_ip_addr
+
+        found = []
+        for name in _LINK_DUMPS:
+            dump = capture.parent / name
+            if dump.is_file():
+                try:
+                    parsed, _problems = parse_ip_addr(dump.read_text(errors="replace"), str(dump))
+                except (OSError, ValueError, InputError):
+                    continue  # the names are a convenience: a bad dump leaves the indexes unresolved
+                found.extend(parsed)
+        interfaces = tuple(found)
+    return {i.index: i.name for i in interfaces if i.index is not None}
 
 
 def _port(_ctx: click.Context, _param: click.Parameter, values: tuple[int, ...]) -> tuple[int, ...]:
@@ -50,6 +78,9 @@ def _port(_ctx: click.Context, _param: click.Parameter, values: tuple[int, ...])
 @click.option("--flannel-udp-port", "flannel_ports", type=int, multiple=True, callback=_port, metavar="N",
               help="Also decode UDP port N as flannel's UDP backend (8285 always is). Repeatable.")
 @click.option("-c", "--count", type=click.IntRange(min=1), default=None, help="Stop after this many frames.")
+@click.option("--node", "node", type=click.Path(exists=True, path_type=Path), default=None, metavar="BUNDLE",
+              help="Node bundle whose ip-link/ip-addr dump names the interface indexes of SLL2 "
+                   "(tcpdump -i any) frames. Default: the capture's own directory, if it is a bundle.")
 def command(
     capture: Path,
     fmt: str,
@@ -57,6 +88,7 @@ def command(
     geneve_ports: tuple[int, ...],
     flannel_ports: tuple[int, ...],
     count: int | None,
+    node: Path | None,
 ) -> None:
     """Print every frame of CAPTURE with its outer and inner layers (pcap, pcapng, .gz)."""
     vx = VXLAN_UDP_PORTS | frozenset(vxlan_ports)
@@ -69,6 +101,7 @@ def command(
         sys.stdout.flush()
         click.echo(f"k8s-trace: warning: {message}", err=True)
 
+    ifnames = _interface_names(node, capture, warn)
     out = sys.stdout
     write = out.write
     frames = 0
@@ -79,20 +112,21 @@ def command(
             frame.data, frame.linktype, vxlan_ports=vx, geneve_ports=gn, flannel_udp_ports=fl, wire_len=frame.wire_len
         )
         frames += 1
+        iface = frame.interface
+        link = pkt.layers[0] if pkt.layers else None
+        if iface is None and ifnames and isinstance(link, SLL2):
+            iface = ifnames.get(link.ifindex)
         if jsonl:
-            obj = pkt.to_contract(frame.number, frame.ts, frame.interface)
+            obj = pkt.to_contract(frame.number, frame.ts, iface)
             write(json.dumps(obj, separators=(",", ":")) + "\n")
         else:
             if first_ts is None:
                 first_ts = frame.ts
-            iface = frame.interface
             direction = ""
-            if pkt.layers:
-                link = pkt.layers[0]
-                if isinstance(link, SLL2) and iface is None:
-                    iface = f"if{link.ifindex}"
-                if isinstance(link, SLL | SLL2):
-                    direction = " " + _PKTTYPE.get(link.pkttype, f"type{link.pkttype}")
+            if isinstance(link, SLL2) and iface is None:
+                iface = f"if{link.ifindex}"
+            if isinstance(link, SLL | SLL2):
+                direction = " " + _PKTTYPE.get(link.pkttype, f"type{link.pkttype}")
             line = f"{frame.number} {frame.ts - first_ts:.6f} {iface or '-'}{direction} {summarize(pkt)}"
             if pkt.notes:
                 line += " !! " + "; ".join(pkt.notes)

@@ -161,3 +161,31 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path: Path) -> None:
                        text=True, timeout=120)
     assert len(r.stdout.splitlines()) == 2
     assert r.stderr == ""
+
+
+IP_LINK = """\
+1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN mode DEFAULT group default qlen 1000
+    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00
+2: eth0@if9: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc noqueue state UP mode DEFAULT group default qlen 1000
+    link/ether 02:42:c0:a8:38:0b brd ff:ff:ff:ff:ff:ff link-netnsid 0
+4: flannel.1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UNKNOWN mode DEFAULT group default
+    link/ether 6e:2d:60:3d:3b:1d brd ff:ff:ff:ff:ff:ff
+"""
+
+
+def test_sll2_indexes_named_from_the_node_bundle(tmp_path: Path) -> None:
+    node = tmp_path / "node1"
+    node.mkdir()
+    frames = [sll2(vxlan_tcp_frame()[14:], ifindex=2, pkttype=4), sll2(ipv4(udp()), ifindex=4),
+              sll2(ipv4(udp()), ifindex=77)]
+    cap = write_pcap(node / "any.pcap", frames, linktype=276)
+    (node / "ip-link").write_text(IP_LINK)
+    r = run("decode", cap, "--format", "jsonl")
+    assert r.returncode == 0 and r.stderr == ""
+    assert [json.loads(x)["interface"] for x in r.stdout.splitlines()] == ["eth0", "flannel.1", None]
+    text = run("decode", cap).stdout.splitlines()
+    assert [line.split()[2:4] for line in text] == [["eth0", "Out"], ["flannel.1", "In"], ["if77", "In"]]
+    # the same capture elsewhere: unresolved unless --node names the bundle
+    other = write_pcap(tmp_path / "any.pcap", frames, linktype=276)
+    assert run("decode", other).stdout.split()[2] == "if2"
+    assert run("decode", other, "--node", node).stdout.split()[2] == "eth0"
