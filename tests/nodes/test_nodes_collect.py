@@ -58,7 +58,19 @@ def test_script_text_and_options() -> None:
 
 @pytest.mark.netns
 @pytest.mark.slow
-def test_collect_runs_in_a_namespace(netns: None, tmp_path: Path) -> None:
+@pytest.mark.parametrize("shell", ["dash", "busybox"])
+def test_collect_runs_in_a_namespace(netns: None, tmp_path: Path, shell: str) -> None:
+    path = "/usr/sbin:/usr/bin:/sbin:/bin"
+    if shell == "busybox":
+        busybox = shutil.which("busybox")
+        if busybox is None:
+            pytest.skip("busybox is not installed")
+        applets = tmp_path / "applets"  # busybox's sh *and* its small tools, as on a minimal node
+        applets.mkdir()
+        for tool in ("sh", "tr", "sed", "head", "mktemp", "tar", "gzip", "cat", "rm", "mkdir", "sleep", "hostname",
+                     "id", "kill", "date", "uname", "grep", "printf"):
+            (applets / tool).symlink_to(busybox)
+        path = f"{applets}:{path}"
     ns, gw = f"k8sC-col-{os.getpid()}", f"k8sC-colgw-{os.getpid()}"
     script = tmp_path / "collect.sh"
     script.write_text(render_script(seconds=2, ifaces=("dummy0",), bpf="not tcp[13] = 2 and not port 22"))
@@ -98,9 +110,9 @@ def test_collect_runs_in_a_namespace(netns: None, tmp_path: Path) -> None:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         run = subprocess.run(
             ["ip", "netns", "exec", ns, "unshare", "--uts", "sh", "-c",
-             f"hostname k8sC-node1 && cd {out} && exec dash {script}"],
+             f"hostname k8sC-node1 && cd {out} && exec {'sh' if shell == 'busybox' else 'dash'} {script}"],
             capture_output=True, text=True, timeout=60,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "K8S_TRACE_SUBNET_ENV": str(env_file)})
+            env={"PATH": path, "K8S_TRACE_SUBNET_ENV": str(env_file)})
         traffic.kill()
         traffic.wait(timeout=20)
     finally:
