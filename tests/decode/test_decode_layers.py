@@ -363,3 +363,11 @@ def test_fast_constructors_build_the_same_frozen_objects() -> None:
         fast.src = "x"  # type: ignore[misc]
     with pytest.raises(TypeError):
         build("f.pcap")  # missing required fields, as with the real constructor
+
+
+def test_vlan_tag_in_cooked_captures_keeps_its_tpid() -> None:
+    pkt = decode_frame(sll2(vlan(ipv4(udp()), vid=42, tpid=0x88A8), protocol=0x88A8), 276)
+    tag = pkt.layers[1]
+    assert (tag.name, tag.tpid, tag.vid) == ("vlan", 0x88A8, 42)
+    pkt = decode_frame(sll(vlan(ipv4(udp()), vid=7)), 113)
+    assert (pkt.layers[1].tpid, pkt.layers[1].vid, pkt.layers[2].name) == (0x8100, 7, "ipv4")

@@ -31,9 +31,7 @@ def decode_vlan(cur: Cursor, off: int, end: int) -> None:
         return
     tci = (data[off] << 8) | data[off + 1]
     etype = (data[off + 2] << 8) | data[off + 3]
-    # the TPID is the type field just before this tag
-    tpid = (data[off - 2] << 8) | data[off - 1] if off >= 2 else 0x8100
-    cur.layers.append(VLAN(off, 4, tpid, tci & 0x0FFF, tci >> 13, (tci >> 12) & 1, etype))
+    cur.layers.append(VLAN(off, 4, cur.etype, tci & 0x0FFF, tci >> 13, (tci >> 12) & 1, etype))
     cur.ethertype(etype, off + 4, end)
 
 

@@ -60,6 +60,7 @@ class Cursor:
         "ip_version",
         "first_fragment",
         "pending_csum",
+        "etype",
     )
 
     def __init__(self, data: bytes, udp_ports: dict[int, str]) -> None:
@@ -80,6 +81,7 @@ class Cursor:
         self.first_fragment = False  # the last IP header is an offset-0 fragment (MF set)
         # outer UDP checksum mismatches: (layer index, offset, length, found, wanted, src, dst)
         self.pending_csum: list[tuple[int, int, int, int, int, bytes, bytes]] = []
+        self.etype = 0  # the Ethernet type being dispatched (a VLAN tag learns its TPID from it)
 
     def note(self, text: str) -> None:
         self.notes.append(f"quoted packet: {text}" if self.quoted else text)
@@ -108,6 +110,7 @@ class Cursor:
         return False
 
     def ethertype(self, value: int, off: int, end: int) -> None:
+        self.etype = value
         decoder = ETHERTYPES.get(value)
         if decoder is None:
             if value <= 1500:
