@@ -341,6 +341,20 @@ class KubeInventory:
     def endpoints_of(self, namespace: str, service: str) -> tuple[KubeEndpoint, ...]:
         return tuple(e for e in self.endpoints if e.namespace == namespace and e.service == service)
 
+    def node_by_ip(self, ip: str | IPAddress) -> KubeNode | None:
+        """The node that has ``ip`` among its addresses (InternalIP, ExternalIP...)."""
+        text = str(ipaddress.ip_address(str(ip)))
+        return next((n for n in self.nodes if any(a == text for _, a in n.addresses)), None)
+
+    def node_of_pod_ip(self, ip: str | IPAddress) -> KubeNode | None:
+        """The node whose podCIDR holds ``ip`` (where a pod address lives, even without a Pod object)."""
+        addr = ipaddress.ip_address(str(ip))
+        for node in self.nodes:
+            for cidr in node.pod_cidrs or ((node.pod_cidr,) if node.pod_cidr is not None else ()):
+                if cidr.version == addr.version and addr in cidr:
+                    return node
+        return None
+
 
 @dataclass(frozen=True, slots=True)
 class CaptureFile:
@@ -401,6 +415,21 @@ class NodeSnapshot:
     def interface_of_address(self, ip: str | IPAddress) -> Interface | None:
         addr = ipaddress.ip_address(str(ip))
         return next((i for i in self.interfaces if any(a.ip == addr for a in i.addresses)), None)
+
+    def find_conntrack(self, proto: str, src: str | IPAddress, dst: str | IPAddress, sport: int | None = None,
+                       dport: int | None = None) -> tuple[ConntrackEntry, str] | None:
+        """The conntrack entry a packet belongs to, and whether it travels in its "orig" or "reply"
+        direction (as the kernel looks a packet up: either tuple may match)."""
+        s_addr, d_addr = ipaddress.ip_address(str(src)), ipaddress.ip_address(str(dst))
+        for entry in self.conntrack:
+            if entry.proto != proto:
+                continue
+            for direction, tup in (("orig", entry.orig), ("reply", entry.reply)):
+                if tup is None or tup.src != s_addr or tup.dst != d_addr:
+                    continue
+                if (sport is None or tup.sport in (None, sport)) and (dport is None or tup.dport in (None, dport)):
+                    return entry, direction
+        return None
 
     def vxlan_devices(self) -> tuple[Interface, ...]:
         return tuple(i for i in self.interfaces if i.vxlan is not None or i.kind == "vxlan")

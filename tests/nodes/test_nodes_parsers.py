@@ -365,3 +365,20 @@ def test_pretty_json_records_keep_their_line(name: str, parser) -> None:  # noqa
     assert warnings == ()
     assert [r.source.line for r in records] == starts[: len(records)]
     assert len(set(starts)) == len(items) > 1
+
+
+def test_find_conntrack_and_kube_lookups() -> None:
+    from analyzer.model.node import NodeSnapshot
+
+    entries, _ = parse_conntrack(CONNTRACK, "ct")
+    inv, _ = parse_kubectl(KUBECTL, "kubectl.json")
+    node = NodeSnapshot(name="n1", conntrack=entries, kube=inv)
+    entry, direction = node.find_conntrack("tcp", "10.244.1.5", "10.96.0.10", 40000, 53)
+    assert direction == "orig" and entry.state == "ESTABLISHED"
+    entry, direction = node.find_conntrack("tcp", "10.244.2.7", "10.244.1.5", 53, 40000)  # the reply, un-DNATed
+    assert direction == "reply" and entry.orig is not None and entry.orig.dst == ip("10.96.0.10")
+    assert node.find_conntrack("udp", "10.244.2.7", "10.244.1.5", 53, 40000) is None
+    assert node.find_conntrack("icmp", "8.8.8.8", "192.168.56.11") is not None
+    assert inv.node_by_ip("192.168.56.12").name == "node2"
+    assert inv.node_of_pod_ip("10.244.2.200").name == "node2"
+    assert inv.node_by_ip("10.0.0.1") is None and inv.node_of_pod_ip("10.244.9.9") is None
