@@ -530,6 +530,11 @@ def _pcapng_info(r: _Reader, name: str, compressed: str | None) -> CaptureInfo:
                 names.append(iface.name)
                 snaplen = max(snaplen, iface.snaplen)
                 nano = nano or iface.resol < 1e-6
+        elif r.size is not None:  # uncompressed: seek over the block
+            if r.pos + blen - 12 > r.size:
+                break
+            r.f.seek(blen - 12, os.SEEK_CUR)
+            r.pos += blen - 12
         else:
             skipped = r.read(blen - 12)
             if len(skipped) < blen - 12:
