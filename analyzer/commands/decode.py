@@ -17,6 +17,7 @@ read at all (not a capture, or damaged before its first frame).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import sys
 from collections.abc import Callable
@@ -27,10 +28,45 @@ import click
 from analyzer.errors import InputError
 from analyzer.inputs.capture import read_capture
 from analyzer.inputs.decode import FLANNEL_UDP_PORTS, GENEVE_UDP_PORTS, VXLAN_UDP_PORTS, decode_frame
-from analyzer.model.packet import SLL, SLL2, summarize
+from analyzer.model.packet import (
+    GENEVE,
+    SCTP,
+    SLL,
+    SLL2,
+    TCP,
+    UDP,
+    VXLAN,
+    DecodedPacket,
+    IPv4,
+    IPv6,
+    summarize,
+)
 
 _PKTTYPE = {0: "In", 1: "B", 2: "M", 3: "P", 4: "Out"}
 _LINK_DUMPS = ("ip-link", "ip-addr")
+
+
+def _address(text: str) -> str:
+    """The canonical text of an address given on the command line (``fd00::0001`` -> ``fd00::1``)."""
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not an IP address", param_hint="--host") from None
+
+
+def _matches(pkt: DecodedPacket, hosts: set[str], ports: frozenset[int], vnis: frozenset[int], notes: bool) -> bool:
+    """Every given filter holds somewhere in the frame (any level, quoted packets included)."""
+    if notes and not pkt.notes:
+        return False
+    want_host, want_port, want_vni = bool(hosts), bool(ports), bool(vnis)
+    for layer in pkt.layers:
+        if want_host and isinstance(layer, IPv4 | IPv6) and (layer.src in hosts or layer.dst in hosts):
+            want_host = False
+        elif want_port and isinstance(layer, TCP | UDP | SCTP) and (layer.sport in ports or layer.dport in ports):
+            want_port = False
+        elif want_vni and isinstance(layer, VXLAN | GENEVE) and layer.vni in vnis:
+            want_vni = False
+    return not (want_host or want_port or want_vni)
 
 
 def _interface_names(node: Path | None, capture: Path, warn: Callable[[str], None]) -> dict[int, str]:
@@ -78,6 +114,13 @@ def _port(_ctx: click.Context, _param: click.Parameter, values: tuple[int, ...])
 @click.option("--flannel-udp-port", "flannel_ports", type=int, multiple=True, callback=_port, metavar="N",
               help="Also decode UDP port N as flannel's UDP backend (8285 always is). Repeatable.")
 @click.option("-c", "--count", type=click.IntRange(min=1), default=None, help="Stop after this many frames.")
+@click.option("--host", "hosts", multiple=True, metavar="IP",
+              help="Only frames with this address in any IP header, outer, inner or quoted. Repeatable.")
+@click.option("--port", "ports", type=int, multiple=True, callback=_port, metavar="N",
+              help="Only frames with this TCP/UDP/SCTP port at any level. Repeatable.")
+@click.option("--vni", "vnis", type=int, multiple=True, metavar="N",
+              help="Only frames carried in a VXLAN/GENEVE tunnel with this VNI. Repeatable.")
+@click.option("--with-notes", is_flag=True, help="Only frames with a note (truncated, malformed, bad checksum).")
 @click.option("--node", "node", type=click.Path(exists=True, path_type=Path), default=None, metavar="BUNDLE",
               help="Node bundle whose ip-link/ip-addr dump names the interface indexes of SLL2 "
                    "(tcpdump -i any) frames. Default: the capture's own directory, if it is a bundle.")
@@ -88,9 +131,17 @@ def command(
     geneve_ports: tuple[int, ...],
     flannel_ports: tuple[int, ...],
     count: int | None,
+    hosts: tuple[str, ...],
+    ports: tuple[int, ...],
+    vnis: tuple[int, ...],
+    with_notes: bool,
     node: Path | None,
 ) -> None:
-    """Print every frame of CAPTURE with its outer and inner layers (pcap, pcapng, .gz)."""
+    """Print every frame of CAPTURE with its outer and inner layers (pcap, pcapng, .gz).
+
+    The filters (--host, --port, --vni, --with-notes) look through every encapsulation level,
+    which a capture filter cannot do; frame numbers stay those of the file.
+    """
     vx = VXLAN_UDP_PORTS | frozenset(vxlan_ports)
     gn = GENEVE_UDP_PORTS | frozenset(geneve_ports)
     fl = FLANNEL_UDP_PORTS | frozenset(flannel_ports)
@@ -102,15 +153,24 @@ def command(
         click.echo(f"k8s-trace: warning: {message}", err=True)
 
     ifnames = _interface_names(node, capture, warn)
+    host_set = {_address(h) for h in hosts}
+    port_set, vni_set = frozenset(ports), frozenset(vnis)
+    filtering = bool(host_set or port_set or vni_set or with_notes)
+    read = 0
     out = sys.stdout
     write = out.write
     frames = 0
     first_ts: float | None = None
     jsonl = fmt == "jsonl"
     for frame in read_capture(capture, warn=warn):
+        read += 1
+        if first_ts is None:
+            first_ts = frame.ts  # times are relative to the file's first frame, filtered or not
         pkt = decode_frame(
             frame.data, frame.linktype, vxlan_ports=vx, geneve_ports=gn, flannel_udp_ports=fl, wire_len=frame.wire_len
         )
+        if filtering and not _matches(pkt, host_set, port_set, vni_set, with_notes):
+            continue
         frames += 1
         iface = frame.interface
         link = pkt.layers[0] if pkt.layers else None
@@ -120,19 +180,17 @@ def command(
             obj = pkt.to_contract(frame.number, frame.ts, iface)
             write(json.dumps(obj, separators=(",", ":")) + "\n")
         else:
-            if first_ts is None:
-                first_ts = frame.ts
             direction = ""
             if isinstance(link, SLL2) and iface is None:
                 iface = f"if{link.ifindex}"
             if isinstance(link, SLL | SLL2):
                 direction = " " + _PKTTYPE.get(link.pkttype, f"type{link.pkttype}")
-            line = f"{frame.number} {frame.ts - first_ts:.6f} {iface or '-'}{direction} {summarize(pkt)}"
+            line = f"{frame.number} {frame.ts - (first_ts or 0.0):.6f} {iface or '-'}{direction} {summarize(pkt)}"
             if pkt.notes:
                 line += " !! " + "; ".join(pkt.notes)
             write(line + "\n")
         if count is not None and frames >= count:
             break
     out.flush()
-    if frames == 0 and warnings:
+    if read == 0 and warnings:
         raise InputError(str(capture), "no frame could be read (see the warnings above)")

@@ -189,3 +189,29 @@ def test_sll2_indexes_named_from_the_node_bundle(tmp_path: Path) -> None:
     other = write_pcap(tmp_path / "any.pcap", frames, linktype=276)
     assert run("decode", other).stdout.split()[2] == "if2"
     assert run("decode", other, "--node", node).stdout.split()[2] == "eth0"
+
+
+def test_filters_look_inside_tunnels(tmp_path: Path) -> None:
+    frames = [
+        vxlan_tcp_frame(vni=1, src="10.244.1.5", dst="10.244.2.7", dport=80),
+        vxlan_tcp_frame(vni=2, src="10.244.1.6", dst="10.244.2.8", dport=443),
+        ether(ipv4(udp(dport=53), src="10.244.1.5", dst="10.96.0.10")),
+        ether(ipv4(udp(b"\x08\x00\x00", dport=8472, checksum=0), src="192.168.0.11", dst="192.168.0.12")),
+    ]
+    path = write_pcap(tmp_path / "c.pcap", [(T0 + i, f) for i, f in enumerate(frames)])
+
+    def numbers(*args: str) -> list[int]:
+        r = run("decode", path, *args)
+        assert r.returncode == 0, r.stderr
+        return [int(line.split()[0]) for line in r.stdout.splitlines()]
+
+    assert numbers("--host", "10.244.1.5") == [1, 3]  # inner address of frame 1, plain frame 3
+    assert numbers("--host", "192.168.0.12") == [1, 2, 4]  # outer address
+    assert numbers("--port", "443") == [2]
+    assert numbers("--port", "8472", "--vni", "2") == [2]
+    assert numbers("--host", "10.244.1.5", "--port", "53") == [3]
+    assert numbers("--with-notes") == [4]
+    r = run("decode", path, "--port", "443")
+    assert r.stdout.split()[1] == "1.000000"  # relative to the file's first frame
+    bad = run("decode", path, "--host", "pod-a")
+    assert bad.returncode == 2 and "not an IP address" in bad.stderr
