@@ -102,7 +102,7 @@ def _port(_ctx: click.Context, _param: click.Parameter, values: tuple[int, ...])
 
 
 @click.command(name="decode")
-@click.argument("capture", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("capture", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
     help="text: one summary line per frame; jsonl: the JSON contract, one object per frame.",
@@ -138,6 +138,8 @@ def command(
     node: Path | None,
 ) -> None:
     """Print every frame of CAPTURE with its outer and inner layers (pcap, pcapng, .gz).
+
+    CAPTURE may be - (standard input), e.g. tcpdump -i eth0 -U -w - | k8s-trace decode -
 
     The filters (--host, --port, --vni, --with-notes) look through every encapsulation level,
     which a capture filter cannot do; frame numbers stay those of the file.

@@ -3,6 +3,8 @@
 ``read_capture(path, warn=...)`` yields one ``RawFrame`` per record and keeps at most one
 record (plus a 1 MiB read buffer) in memory. The format is chosen by the magic number, never by
 the extension; gzip, bzip2 and xz files are decompressed on the fly (also chosen by magic).
+The path ``-`` reads standard input (``tcpdump -U -w - | k8s-trace decode -``), and so do
+FIFOs: nothing needs to seek.
 
 Damage is reported through ``warn`` as one line, ``"<file>: packet #N: ..."`` or
 ``"<file>: byte OFFSET: ..."`` (1-based packet numbers, 0-based byte offsets in the uncompressed
@@ -21,10 +23,12 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import lzma
 import os
 import re
 import struct
+import sys
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -151,13 +155,44 @@ class _Reader:
             self.raw.close()
 
 
+class _Prefixed(io.RawIOBase):
+    """``head`` followed by the rest of ``rest`` (a pipe whose first bytes were already read)."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self.head, self.rest = head, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buf) -> int:  # type: ignore[no-untyped-def]
+        if self.head:
+            n = min(len(buf), len(self.head))
+            buf[:n] = self.head[:n]
+            self.head = self.head[n:]
+            return n
+        data = self.rest.read1(len(buf)) if hasattr(self.rest, "read1") else self.rest.read(len(buf))
+        buf[: len(data)] = data
+        return len(data)
+
+    def fileno(self) -> int:
+        return self.rest.fileno()
+
+    def close(self) -> None:
+        self.rest.close()
+        super().close()
+
+
 def _open(path: str) -> tuple[_Reader, str | None, bytes]:
     """Open ``path`` (decompressing by magic); return the reader, the compression and 8 magic bytes.
 
     The magic bytes are read through the reader and pushed back, so reading starts at byte 0.
     """
     try:
-        raw = open(path, "rb", buffering=BUFFER)  # noqa: SIM115 (closed by the caller)
+        if path == "-":  # a pipe: `tcpdump -w - | k8s-trace decode -`
+            raw = open(sys.stdin.fileno(), "rb", buffering=BUFFER, closefd=False)  # noqa: SIM115
+            raw = io.BufferedReader(_Prefixed(raw.read(8), raw), BUFFER)  # peek sees all 8 magic bytes
+        else:
+            raw = open(path, "rb", buffering=BUFFER)  # noqa: SIM115 (closed by the caller)
     except IsADirectoryError:
         raise InputError(path, "is a directory, not a capture file") from None
     except OSError as exc:
@@ -180,13 +215,17 @@ def _open(path: str) -> tuple[_Reader, str | None, bytes]:
             reader = _Reader(inner, path, None, raw)
             break
     else:
-        reader = _Reader(raw, path, os.fstat(raw.fileno()).st_size)
+        size = os.fstat(raw.fileno()).st_size
+        regular = path != "-" and os.path.isfile(path)
+        reader = _Reader(raw, path, size if regular else None)
     head = reader._read(8) if compressed else bytes(head)
     if compressed and len(head) < 4 and reader.error:
         reader.close()
         raise InputError(path, f"{compressed}-{reader.error}")
-    reader.pushback = head if compressed else b""
-    if not compressed:
+    reader.pushback = head if compressed or reader.size is None else b""
+    if not compressed and reader.size is None:
+        reader._read(len(head))  # a pipe cannot seek back: the magic bytes stay in pushback
+    elif not compressed:
         reader.f.seek(0)
     return reader, compressed, head
 

@@ -215,3 +215,21 @@ def test_filters_look_inside_tunnels(tmp_path: Path) -> None:
     assert r.stdout.split()[1] == "1.000000"  # relative to the file's first frame
     bad = run("decode", path, "--host", "pod-a")
     assert bad.returncode == 2 and "not an IP address" in bad.stderr
+
+
+def test_standard_input_plain_gzip_and_pcapng(tmp_path: Path) -> None:
+    import gzip
+
+    raw = pcap_bytes(FRAMES)
+    expected = run("decode", write_pcap(tmp_path / "c.pcap", FRAMES), "--format", "jsonl").stdout
+    for data in (raw, gzip.compress(raw)):
+        r = subprocess.run([sys.executable, "-m", "analyzer", "decode", "-", "--format", "jsonl"], input=data,
+                           capture_output=True, timeout=120)
+        assert r.returncode == 0 and r.stderr == b""
+        assert r.stdout.decode() == expected
+    ng = pcapng_bytes([f for _t, f in FRAMES], interfaces=[(1, "eth3")])
+    r = subprocess.run([sys.executable, "-m", "analyzer", "decode", "-"], input=ng[:-5], capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0 and len(r.stdout.splitlines()) == 2
+    assert r.stdout.split()[2] == b"eth3"
+    assert b"-: packet #3: block of" in r.stderr and len(r.stderr.splitlines()) == 1
