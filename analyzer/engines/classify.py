@@ -13,6 +13,7 @@ import ipaddress
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
+from functools import lru_cache
 
 from analyzer.model.explain import CapturePoint, NodeFacts, Service, StitchedFlow, Topology
 from analyzer.model.record import PacketRecord
@@ -26,6 +27,7 @@ TCP_SYN, TCP_RST, TCP_ACK = 0x02, 0x04, 0x10
 _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+@lru_cache(maxsize=4096)
 def _net(cidr: str | None) -> _Net | None:
     if not cidr:
         return None
@@ -35,6 +37,7 @@ def _net(cidr: str | None) -> _Net | None:
         return None
 
 
+@lru_cache(maxsize=1 << 16)
 def _in(ip: str | None, cidr: str | None) -> bool:
     net = _net(cidr)
     if ip is None or net is None:
@@ -45,6 +48,7 @@ def _in(ip: str | None, cidr: str | None) -> bool:
         return False
 
 
+@lru_cache(maxsize=1 << 16)
 def _slash24(ip: str) -> str | None:
     try:
         addr = ipaddress.ip_address(ip)

@@ -8,6 +8,7 @@ the two languages in step and lets the reports stay free of prose.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 
 from analyzer.model.explain import PathHop
 
@@ -128,6 +129,18 @@ HOP_TEXT: dict[tuple[str, str], tuple[str, str]] = {
 
 
 def hop_explanation(hop: PathHop) -> Text:
+    return dict(_hop_explanation(hop.kind, hop.action, hop.node, hop.interface, hop.label, hop.facts))
+
+
+@lru_cache(maxsize=4096)
+def _hop_explanation(kind: str, action: str, node: str | None, interface: str | None, label: str,
+                     facts: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """Cached: thousands of flows share a handful of distinct hops (and their strings)."""
+    hop = PathHop(id="", node=node, interface=interface, kind=kind, action=action, label=label, facts=facts)
+    return tuple(_word_hop(hop).items())
+
+
+def _word_hop(hop: PathHop) -> Text:
     params: dict[str, object] = {"node": hop.node or "the node", "interface": hop.interface or "?"}
     params.update(dict(hop.facts))
     params.setdefault("what", "")

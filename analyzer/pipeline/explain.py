@@ -34,7 +34,8 @@ from analyzer.model.node import KubeInventory, NodeSnapshot
 from analyzer.model.record import PacketRecord
 
 SCHEMA = "k8s-trace.explain/1"
-SAMPLE = 24  # packets kept per (flow, file, direction) at each end
+SAMPLE = 8  # packets kept per (flow, file, direction) at each end (SYN/FIN/RST/errors always)
+LADDER_EVENTS = 60  # per delivered flow (four times as many for a failing one)
 Warn = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
 
@@ -587,11 +588,19 @@ def _is_multicast(flow: StitchedFlow) -> bool:
 
 
 def _rename_files(obj, names: dict[str, str]):
+    """Show captures under the names the user knows (tarball members, not temporary paths)."""
+    names = {k: v for k, v in names.items() if k != v}
+    if not names:
+        return obj
+    return _rename(obj, names)
+
+
+def _rename(obj, names: dict[str, str]):
     if isinstance(obj, dict):
-        return {k: (names.get(v, v) if k == "file" and isinstance(v, str) else _rename_files(v, names))
+        return {k: (names.get(v, v) if k == "file" and isinstance(v, str) else _rename(v, names))
                 for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_rename_files(v, names) for v in obj]
+        return [_rename(v, names) for v in obj]
     return obj
 
 
@@ -734,6 +743,6 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
                            failed_at=_failed_at(path, failed, status), via=via),
         "status_text": {"en": STATUS_TEXT[status][0], "zh": STATUS_TEXT[status][1]},
         "graph": paths.graph_json(g),
-        "ladder": paths.ladder(flow, points),
+        "ladder": paths.ladder(flow, points, limit=LADDER_EVENTS if status == "delivered" else 4 * LADDER_EVENTS),
     }
     return doc

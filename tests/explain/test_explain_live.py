@@ -19,11 +19,15 @@ def _record(name: str, out: Path) -> dict:
     from analyzer.lab.scenarios import scenario
     from analyzer.lab.topology import LabParams
 
-    before = set(existing_namespaces())
     sc = scenario(name)
     tag = f"F{os.getpid() % 10000}{name.replace('-', '')[:4]}"
+
+    def ours() -> set[str]:  # other tests may run labs of their own meanwhile
+        return {n for n in existing_namespaces() if f"-{tag}-" in n}
+
+    assert ours() == set()
     doc = run_mod.run_scenario(sc, replace(sc.lab_params(LabParams()), tag=tag), out)
-    assert set(existing_namespaces()) == before
+    assert ours() == set()
     return doc
 
 
