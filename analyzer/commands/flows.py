@@ -171,39 +171,28 @@ def render_text(scan: TableScan) -> str:
 def write_text(scan: TableScan, out: TextIO) -> None:
     """The table, then a legend and one totals line. Times are relative to the first packet.
 
-    Rendered from the flow table's column lists (no per-flow object): the widths come from the
-    columns, then each line is formatted once and written.
+    Rendered block by block from the flow table's column lists (no per-flow object, never all
+    rows at once); the column widths come from the table's largest values beforehand.
     """
     lines: list[str] = []
-    blocks = list(scan.row_blocks())
     if scan.flow_count:
-        t0 = min(min(b.first_ts) for b in blocks)
-        tcp_cells: dict[tuple[int, int], str] = {}
-        encap_cells: dict[int, str] = {}
-        for b in blocks:
-            for j, (tcp, errors) in enumerate(zip(b.tcp, b.icmp_errors)):
-                key = (id(tcp), errors)
-                if key not in tcp_cells:
-                    tcp_cells[key] = _tcp_cell(tcp, errors)
-                enc = b.encapsulations[j]
-                if id(enc) not in encap_cells:
-                    encap_cells[id(enc)] = _encap_cell(enc)
-
-        def most(name: str, fmt: str = "{}") -> int:
-            return max(len(fmt.format(max(getattr(b, name)))) for b in blocks)
-
+        x = scan.extents()
+        t0 = x["first_ts"]
+        tcp_max = len("S SA H Fcs Rcs")
+        tcp_max += len(f" re={x['retransmissions']}") if x["retransmissions"] else 0
+        tcp_max += len(f" icmp-err={x['icmp_errors']}") if x["icmp_errors"] else 0
         widths = [
             len(str(scan.flow_count)),
-            max(max(map(len, set(b.proto))) for b in blocks),
-            max(max(map(len, b.client)) for b in blocks),
-            max(max(map(len, b.server)) for b in blocks),
-            most("packets_c2s"),
-            most("bytes_c2s"),
-            most("packets_s2c"),
-            most("bytes_s2c"),
-            len(f"{max(max(b.first_ts) for b in blocks) - t0:.3f}"),
-            max(len(f"{max(map(float.__sub__, b.last_ts, b.first_ts)):.3f}") for b in blocks),
-            max(map(len, tcp_cells.values())),
+            x["proto"],
+            x["endpoint"],
+            x["endpoint"],
+            len(str(x["packets"])),
+            len(str(x["bytes"])),
+            len(str(x["packets"])),
+            len(str(x["bytes"])),
+            len(f"{x['last_first_ts'] - t0:.3f}"),
+            len(f"{x['duration']:.3f}"),
+            tcp_max,
             0,
         ]
         widths = [max(w, len(h)) for w, h in zip(widths, _HEADERS)]
@@ -211,10 +200,22 @@ def write_text(scan: TableScan, out: TextIO) -> None:
         w = widths
         template = (f"%{w[0]}d  %-{w[1]}s  %-{w[2]}s  %-{w[3]}s  %{w[4]}d  %{w[5]}d  %{w[6]}d  %{w[7]}d  "
                     f"%{w[8]}.3f  %{w[9]}.3f  %-{w[10]}s  %s")
+        tcp_cells: dict[tuple[int, int], str] = {}
+        encap_cells: dict[int, str] = {}
         n = 0
-        for b in blocks:
-            tcps = [tcp_cells[(id(t), e)] for t, e in zip(b.tcp, b.icmp_errors)]
-            encs = [encap_cells[id(e)] for e in b.encapsulations]
+        for b in scan.row_blocks():
+            tcps = []
+            for tcp, errors in zip(b.tcp, b.icmp_errors):
+                cell = tcp_cells.get((id(tcp), errors))
+                if cell is None:
+                    cell = tcp_cells[(id(tcp), errors)] = _tcp_cell(tcp, errors)
+                tcps.append(cell)
+            encs = []
+            for enc in b.encapsulations:
+                cell = encap_cells.get(id(enc))
+                if cell is None:
+                    cell = encap_cells[id(enc)] = _encap_cell(enc)
+                encs.append(cell)
             starts = [t - t0 for t in b.first_ts]
             durs = list(map(float.__sub__, b.last_ts, b.first_ts))
             ids = range(n + 1, n + len(b) + 1)

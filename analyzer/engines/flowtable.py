@@ -113,8 +113,8 @@ class FlowTable:
             "lo": (np.int64, -1, 1),
             "hi": (np.int64, -1, 1),
             "proto": (np.int16, -1, 1),
-            "k3": (np.int64, -1, 1),
-            "enc_h": (np.int64, 0, 2),  # hash of the last tunnel (type, vni, outer pair, port) per direction  # proto and ports packed: (proto << 40) | (plo + 1) << 20 | (phi + 1)
+            "k3": (np.int64, -1, 1),  # proto and ports packed: (proto << 40) | (plo + 1) << 20 | (phi + 1)
+            "enc_h": (np.int64, 0, 2),  # hash of the last tunnel (type, vni, outer pair, port) per direction
             "pk": (np.int64, 0, 2),
             "by": (np.int64, 0, 2),
             "first_ts": (np.float64, np.inf, 1),
@@ -126,14 +126,15 @@ class FlowTable:
             "exp_dir": (np.int8, -1, 1),
             "handshake": (np.bool_, False, 1),
             "flags_or": (np.int16, 0, 2),
-            "retrans": (np.int64, 0, 1),
-            "icmp_errors": (np.int64, 0, 1),
+            "retrans": (np.int32, 0, 1),
+            "icmp_errors": (np.int32, 0, 1),
             # per-file state, reset by begin_file
             "seq_base": (np.int64, -1, 2),
             "max_end": (np.int64, _UNSET, 2),
-            "seen": (np.int64, 0, 2),
-            "special_n": (np.int64, 0, 2),
         }
+        if self.sample:  # sampling state: packets seen and specials kept per (flow, direction) in this file
+            self._specs["seen"] = (np.int64, 0, 2)
+            self._specs["special_n"] = (np.int32, 0, 2)
         self._per_file: list[np.ndarray] = []
         self._encaps: set[tuple[int, int, int, int, int, int]] = set()  # (flow, type, vni, src, dst, port)
         self._samples: dict[tuple[int, int, int], _Slot] = {}
@@ -145,7 +146,7 @@ class FlowTable:
     def _grow(self, need: int) -> None:
         if need <= self._cap:
             return
-        cap = max(need, self._cap * 2)
+        cap = max(need, self._cap * 3 // 2)
         for name, (dt, fill, width) in self._specs.items():
             new = np.full(cap * width, fill, dtype=dt)
             old = self._a.get(name)
@@ -153,7 +154,7 @@ class FlowTable:
                 new[: len(old)] = old
             self._a[name] = new
         for i, arr in enumerate(self._per_file):
-            new = np.zeros(cap, dtype=np.int64)
+            new = np.zeros(cap, dtype=np.int32)
             new[: len(arr)] = arr
             self._per_file[i] = new
         self._cap = cap
@@ -161,11 +162,11 @@ class FlowTable:
     def begin_file(self, name: str) -> None:
         self.files.append(name)
         self._file = len(self.files) - 1
-        self._per_file.append(np.zeros(self._cap, dtype=np.int64))
+        self._per_file.append(np.zeros(self._cap, dtype=np.int32))
         self._recent = np.zeros(0, dtype=np.int64)
         for name_ in ("seq_base", "max_end", "seen", "special_n"):
-            dt, fill, width = self._specs[name_]
-            self._a[name_][:] = fill
+            if name_ in self._specs:
+                self._a[name_][:] = self._specs[name_][1]
 
     @staticmethod
     def _hash(lo: np.ndarray, hi: np.ndarray, k3: np.ndarray) -> np.ndarray:
@@ -347,7 +348,7 @@ class FlowTable:
 
         if self.sample:
             self._sample(b, rows, g_row, d, tcp, retrans_rows)
-        a["seen"][gslots] += cnt
+            a["seen"][gslots] += cnt
 
     def _retransmissions(self, tcp: np.ndarray, g_row: np.ndarray, d: np.ndarray, seq: np.ndarray,
                          plen: np.ndarray, ip_id: np.ndarray) -> np.ndarray:
@@ -479,6 +480,28 @@ class FlowTable:
         for rows in self.row_blocks(addr_name=addr_name, tunnel_name=tunnel_name, materialise=materialise):
             out.extend(rows.summaries())
         return out
+
+    def extents(self, addr_name: Callable[[int], str | None]) -> dict[str, Any]:
+        """Largest values over all flows (for column widths without building the rows first)."""
+        n = self.count
+        a = self._a
+        if n == 0:
+            return {}
+        ids = np.unique(np.concatenate((a["lo"][:n], a["hi"][:n])))
+        v6 = ids >= (1 << 32)
+        widest = max(len(addr_name(int(i)) or "?") for i in (ids[v6] if v6.any() else ids[-1:]).tolist())
+        widest = max(widest + 2 * bool(v6.any()), 15 if (~v6).any() else 0)  # [v6] / dotted quad
+        return {
+            "first_ts": float(a["first_ts"][:n].min()),
+            "last_first_ts": float(a["first_ts"][:n].max()),
+            "duration": float((a["last_ts"][:n] - a["first_ts"][:n]).max()),
+            "packets": int(a["pk"][: 2 * n].max()),
+            "bytes": int(a["by"][: 2 * n].max()),
+            "endpoint": widest + 6,  # ":65535"
+            "retransmissions": int(a["retrans"][:n].max()),
+            "icmp_errors": int(a["icmp_errors"][:n].max()),
+            "proto": max(len(proto_name(int(p))) for p in np.unique(a["proto"][:n]).tolist()),
+        }
 
     def row_blocks(
         self,

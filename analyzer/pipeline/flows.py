@@ -65,6 +65,10 @@ class TableScan:
             materialise=materialise if self.sample else None,
         )
 
+    def extents(self) -> dict:
+        """Largest values over all flows (see ``FlowTable.extents``)."""
+        return self.table.extents(self.addrs.name)
+
     def flow_scan(self) -> FlowScan:
         flows = [f for rows in self.row_blocks() for f in rows.summaries()]
         return FlowScan(
