@@ -61,6 +61,9 @@ def _port_map(vxlan_ports: frozenset[int], geneve_ports: frozenset[int], flannel
     return ports
 
 
+_DEFAULT_PORTS = _port_map(VXLAN_UDP_PORTS, GENEVE_UDP_PORTS, FLANNEL_UDP_PORTS)
+
+
 def decode_frame(
     data: bytes,
     linktype: int,
@@ -77,7 +80,11 @@ def decode_frame(
     ``wire_len`` (the frame's original length) lets the notes tell a frame cut by the snaplen
     ("only 33 bytes captured") from a header that claims more than the frame holds.
     """
-    cur = Cursor(data, _port_map(vxlan_ports, geneve_ports, flannel_udp_ports))
+    if vxlan_ports is VXLAN_UDP_PORTS and geneve_ports is GENEVE_UDP_PORTS and flannel_udp_ports is FLANNEL_UDP_PORTS:
+        ports = _DEFAULT_PORTS
+    else:
+        ports = _port_map(vxlan_ports, geneve_ports, flannel_udp_ports)
+    cur = Cursor(data, ports)
     decoder = LINKTYPES.get(linktype)
     try:
         if decoder is None:
