@@ -7,8 +7,8 @@ anything malformed or cut off.
 
 Layer ``name`` values are the ones of the JSON contract (``../shared/contract/README.md``):
 eth, vlan, sll, sll2, arp, ipv4, ipv6, icmp, icmpv6, tcp, udp, sctp, vxlan, geneve, ipip,
-ip6in4, gre, flannel-udp, raw, plus ``mpls`` (an MPLS label, decoded so that the IP packet
-behind it is seen). ``ipip``, ``ip6in4`` and ``flannel-udp`` are zero-length marker layers:
+ip6in4, gre, flannel-udp, raw, plus ``mpls`` (an MPLS label stack, decoded so that the IP
+packet behind it is seen; an extension of the contract's list, seen only on MPLS links). ``ipip``, ``ip6in4`` and ``flannel-udp`` are zero-length marker layers:
 these encapsulations have no header of their own, the marker says where the tunnel starts.
 
 Layers after an ICMP/ICMPv6 error belong to the packet it quotes: ``DecodedPacket.quote_start``
@@ -321,7 +321,7 @@ class DecodedPacket:
     notes: tuple[str, ...] = ()
     quote_start: int | None = None  # index of the first layer quoted inside an ICMP error
     payload_offset: int | None = None  # start of the innermost non-quoted L4 payload
-    payload_end: int | None = None  # its end (IP lengths, capped at the captured bytes)
+    payload_end: int | None = None  # its end by the IP/UDP lengths (may lie beyond the captured bytes)
 
     def to_contract(self, number: int, ts: float, interface: str | None) -> dict[str, Any]:
         """The ``decode --format jsonl`` object of the contract for this frame.
