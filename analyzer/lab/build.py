@@ -86,7 +86,7 @@ def build_overlay(sb: Sandbox, cluster: Cluster, node: Node, faults: Faults) -> 
         sb.ip(ns, "route", "add", other.subnet, "via", other.vtep_ip, "dev", "flannel.1", "onlink")
 
 
-def build_pod(sb: Sandbox, cluster: Cluster, pod: Pod) -> None:
+def build_pod(sb: Sandbox, cluster: Cluster, pod: Pod, faults: Faults | None = None) -> None:
     p = cluster.params
     node = cluster.node(pod.node)
     node_ns, pod_ns = p.ns(node.name), p.ns(pod.name)
@@ -95,6 +95,8 @@ def build_pod(sb: Sandbox, cluster: Cluster, pod: Pod) -> None:
     sb.ip(node_ns, "link", "add", pod.veth, "mtu", str(p.pod_mtu), "type", "veth",
           "peer", "name", "eth0", "netns", pod_ns)
     sb.ip(node_ns, "link", "set", pod.veth, "master", "cni0", "up")
+    if not (faults and faults.no_hairpin):  # the bridge CNI plugin with flannel's "hairpinMode": true
+        sb.run(["bridge", "-n", node_ns, "link", "set", "dev", pod.veth, "hairpin", "on"])
     sb.ip(pod_ns, "addr", "add", f"{pod.ip}/{plen}", "dev", "eth0")
     sb.ip(pod_ns, "link", "set", "eth0", "up")
     sb.ip(pod_ns, "route", "add", "default", "via", node.gateway)
@@ -109,7 +111,7 @@ def build(sb: Sandbox, cluster: Cluster, faults: Faults) -> dict[str, dict[str, 
     for node in cluster.nodes:
         build_overlay(sb, cluster, node, faults)
     for pod in cluster.pods:
-        build_pod(sb, cluster, pod)
+        build_pod(sb, cluster, pod, faults)
     return missing
 
 

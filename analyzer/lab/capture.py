@@ -20,6 +20,16 @@ class CaptureResult:
     dropped: int | None  # "N packets dropped by kernel"
 
 
+#: Not --immediate-mode: that switches libpcap to TPACKET_V2, whose ring slots are snaplen-sized
+#: (8 of them with -s 0 and the default 2 MiB), and `-i any` dropped packets in every burst. With
+#: TPACKET_V3 a 32 MiB ring holds 32 MiB of packets, whatever their count, but the kernel hands
+#: packets over a block at a time: a block is released when full or after tcpdump's 1 s buffer
+#: timeout, so captures must run FLUSH_WAIT past the last packet before SIGINT, or the last
+#: block is lost ("12 packets received by filter, 0 packets captured").
+TCPDUMP_OPTIONS = ("-U", "-n", "-s", "0", "-B", "32768", "-Z", "root")
+FLUSH_WAIT = 1.25
+
+
 def node_interfaces(sb: Sandbox, ns: str) -> list[str]:
     """Every interface of a node namespace except lo, in ifindex order."""
     out = sb.ns_run(ns, ["ip", "-o", "link", "show"]).stdout
@@ -38,13 +48,7 @@ def start_captures(sb: Sandbox, ns: str, node: str, out_dir: Path,
     started = []
     for iface in [*interfaces, "any"]:
         path = out_dir / f"{iface}.pcap"
-        # --immediate-mode: without it libpcap's TPACKET_V3 ring hands packets over per block, and a
-        # capture stopped within its block timeout loses them all ("0 packets captured").
-        # Immediate mode uses TPACKET_V2, whose ring slots are snaplen-sized: -s 65535 (a whole GSO
-        # super-packet but for a few bytes) and -B 16384 KiB give 256 slots, where -s 0 and the default
-        # 2 MiB ring gave 8 and `-i any` dropped packets in every burst.
-        proc = sb.start(ns, ["tcpdump", "--immediate-mode", "-U", "-n", "-s", "65535", "-B", "16384", "-Z", "root",
-                             "-i", iface, "-w", str(path)],
+        proc = sb.start(ns, ["tcpdump", *TCPDUMP_OPTIONS, "-i", iface, "-w", str(path)],
                         label=f"tcpdump {node}/{iface}")
         started.append((iface, path, proc))
     # tcpdump says "listening on IFACE" on stderr once its socket is bound

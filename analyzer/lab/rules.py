@@ -65,6 +65,8 @@ def node_rules(cluster: Cluster, node: Node, faults: Faults) -> str:
     text = kube_proxy_rules(kube_proxy, cluster, node)
     if faults.no_masquerade:
         text = drop_chain(text, "FLANNEL-POSTRTG")
+    if node.name in faults.forward_drop_on:
+        text = drop_chain(text, "FLANNEL-FWD").replace(":FORWARD ACCEPT [0:0]", ":FORWARD DROP [0:0]", 1)
     if node.name in faults.block_vxlan_on:
         text = append_to_table(text, "filter", centos_input(cluster.params.vxlan_port))
     return text

@@ -21,7 +21,7 @@ from typing import Any
 
 from analyzer.errors import LabError
 from analyzer.lab import build as build_mod
-from analyzer.lab.capture import node_interfaces, start_captures, stop_captures
+from analyzer.lab.capture import FLUSH_WAIT, node_interfaces, start_captures, stop_captures
 from analyzer.lab.dump import dump_node, kubectl_json
 from analyzer.lab.netns import Sandbox, check_host, close_shielded
 from analyzer.lab.rules import node_rules
@@ -177,7 +177,7 @@ def run_scenario(sc: Scenario, base: LabParams, out_dir: Path, *, command: str |
                 captures.append((node.name, start_captures(sb, ns, node.name, out_dir / node.name,
                                                            node_interfaces(sb, ns))))
             doc["steps"] = run_steps(sb, sc, cluster, say)
-            time.sleep(0.3)  # let the last FIN/ACK or ICMP reach every capture point
+            time.sleep(FLUSH_WAIT)  # the last packets reach every capture point and tcpdump gets them
             say("stopping captures")
             doc["captures"] = []
             for node_name, started in captures:

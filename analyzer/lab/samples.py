@@ -122,7 +122,7 @@ def sample_readme(doc: dict[str, Any]) -> str:
               "interface and `any.pcap`), and `scenario.json` (parameters, expected and actual outcomes, "
               "tcpdump's own packet counters).", ""]
     for cap in doc["captures"]:
-        note = cap.get("removed") or f"{cap['packets']} packets"
+        note = cap.get("removed") or f"{cap['packets']} packet{'s' if cap['packets'] != 1 else ''}"
         lines.append(f"- `{cap['file']}`: {note}")
     node_dirs = " ".join(f"samples/{doc['scenario']}/{n['name']}" for n in doc["nodes"])
     lines += [

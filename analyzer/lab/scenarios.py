@@ -226,6 +226,45 @@ SCENARIOS: tuple[Scenario, ...] = (
                            finding_node="node1")),),
     ),
     Scenario(
+        name="forward-drop",
+        summary="FORWARD policy DROP (as Docker sets it) and no FLANNEL-FWD on the receiving node",
+        shows="node2's filter FORWARD policy is DROP and flannel's FLANNEL-FWD accept rules are missing: the "
+              "SYN crosses the underlay inside VXLAN, comes out of node2's flannel.1, and is dropped by the "
+              "FORWARD policy before cni0; the client times out.",
+        pods=(("client", 1, CLIENT), ("web", 2, WEB)),
+        services=(),
+        faults=Faults(forward_drop_on=("node2",)),
+        steps=(Step("client", "http", "pod:web", WEB_PORT,
+                    Expect("timeout", "pod-to-pod-cross-node", "dropped", ("vxlan",), finding="FORWARD_BLOCKED",
+                           finding_node="node2")),),
+    ),
+    Scenario(
+        name="hairpin",
+        summary="a pod reaching itself through its own service, with and without hairpin mode",
+        shows="web connects to the ClusterIP of its own service. With br_netfilter the SYN is DNATed back to "
+              "web while it is being bridged, so it must leave through the very bridge port it came in on: "
+              "the veth has hairpin mode on (flannel's CNI config sets hairpinMode), KUBE-SEP's "
+              "`-s <pod> -j KUBE-MARK-MASQ` masquerades it to cni0's 10.244.1.1, and web answers itself.",
+        pods=(("web", 1, WEB),),
+        services=(("web", "web", HTTP, ("web",), "ClusterIP"),),
+        steps=(Step("web", "http", "svc:web", 80,
+                    Expect("ok", "pod-to-service", "delivered", (), ("dnat", "masquerade"))),),
+    ),
+    Scenario(
+        name="hairpin-off",
+        summary="a pod reaching itself through its own service without hairpin mode: dropped by the bridge",
+        shows="The same as `hairpin` but web's veth has hairpin mode off (`ip -d link` says `hairpin off`): the "
+              "bridge will not send the DNATed SYN (10.244.1.2 -> 10.244.1.2:8080) back out of the port it came "
+              "from, so it never reaches POSTROUTING (the MASQUERADE counter stays at 0) and the client times "
+              "out.",
+        pods=(("web", 1, WEB),),
+        services=(("web", "web", HTTP, ("web",), "ClusterIP"),),
+        faults=Faults(no_hairpin=True),
+        steps=(Step("web", "http", "svc:web", 80,
+                    Expect("timeout", "pod-to-service", "dropped", (), ("dnat",), finding="HAIRPIN",
+                           finding_node="node1")),),
+    ),
+    Scenario(
         name="two-endpoints",
         summary="a service with two endpoints, one local and one remote",
         shows="default/web has web-1 on node1 and web-2 on node2; kube-proxy's `-m statistic --mode random "

@@ -192,3 +192,5 @@ class Faults:
     block_vxlan_on: tuple[str, ...] = ()  # nodes with a CentOS-style INPUT REJECT before the 8472 accept
     no_masquerade: bool = False  # FLANNEL-POSTRTG left out on every node
     missing_fdb: tuple[tuple[str, str], ...] = ()  # (on node, toward node): FDB entry not programmed
+    forward_drop_on: tuple[str, ...] = ()  # nodes with FORWARD policy DROP (Docker's) and no FLANNEL-FWD
+    no_hairpin: bool = False  # pod veths without hairpin mode (flannel's CNI config turns it on)

@@ -35,7 +35,7 @@ def test_samples_stay_small() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_sample_is_complete_and_matches_its_record(name: str) -> None:
     doc = _doc(name)
-    assert doc["scenario"] == name and doc["matches_expected"] is True
+    assert doc["scenario"] == name and doc["matches_expected"] is True  # the traffic did what it should
     assert doc["teardown"] == {"problems": []}
     readme = (SAMPLES / name / "README.md").read_text()
     assert f"k8s-trace lab run {name} --out samples/{name} --sample" in readme
@@ -54,7 +54,18 @@ def test_sample_is_complete_and_matches_its_record(name: str) -> None:
         assert snap.ruleset is not None and snap.routes
 
 
-@pytest.mark.parametrize("name", NAMES)
+#: samples whose expectation `explain` does not meet yet; strict: the test fails once it does, so the
+#: entry gets removed
+EXPLAIN_GAPS = {
+    "hairpin-off": "explain has no HAIRPIN check yet (ip-link says `hairpin off` on the veth) and infers a "
+                   "MASQUERADE whose rule counter is [0:0]",
+}
+
+
+@pytest.mark.parametrize("name", [
+    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=EXPLAIN_GAPS[n])) if n in EXPLAIN_GAPS else n
+    for n in NAMES
+])
 def test_sample_explains_as_expected(name: str) -> None:
     from analyzer.pipeline.explain import explain_inputs
 
