@@ -329,7 +329,7 @@ class DecodedPacket:
         ``ip`` has every IP header, quoted ones included (as tshark counts them); ``quoted_from``
         (an extension) is the index in ``ip`` of the first quoted header, or null. ``l4`` is the
         innermost transport outside any ICMP quote. ``tunnels`` lists every tunnel layer in
-        order, quoted ones included.
+        order (as tshark counts them), quoted ones included and marked ``"quoted": true``.
         """
         ips: list[dict[str, Any]] = []
         tunnels: list[dict[str, Any]] = []
@@ -344,7 +344,10 @@ class DecodedPacket:
                     quoted_from = len(ips)
                 ips.append({"src": layer.src, "dst": layer.dst, "proto": layer.proto})
             elif name in TUNNEL_NAMES:
-                tunnels.append({"type": name, "vni": getattr(layer, "vni", None)})
+                tunnel: dict[str, Any] = {"type": name, "vni": getattr(layer, "vni", None)}
+                if quoted:
+                    tunnel["quoted"] = True  # inside the packet an ICMP error quotes, not around this frame
+                tunnels.append(tunnel)
             elif name in TRANSPORT_NAMES and not quoted:
                 if isinstance(layer, ICMP | ICMPv6):
                     l4 = {"proto": name, "sport": None, "dport": None, "type": layer.type, "code": layer.code}

@@ -161,6 +161,7 @@ def test_icmp_frag_needed_quoting_a_vxlan_packet() -> None:
     assert [ip["src"] for ip in obj["ip"]] == ["192.168.0.1", "192.168.0.11", "10.244.1.5"]
     assert obj["l4"] == {"proto": "icmp", "sport": None, "dport": None, "type": 3, "code": 4}
     assert obj["quoted_from"] == 1
+    assert obj["tunnels"] == [{"type": "vxlan", "vni": 1, "quoted": True}]
     r = record(frame)
     assert (r.src, r.proto, r.icmp_type, r.icmp_code, r.icmp_mtu, r.tunnel) == ("192.168.0.1", 1, 3, 4, 1450, None)
     assert r.quoted == QuotedPacket(src="192.168.0.11", dst="192.168.0.12", proto=17, sport=51000, dport=8472,
