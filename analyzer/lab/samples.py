@@ -172,7 +172,7 @@ def write_index(samples_dir: Path) -> Path:
         "The HTML report of every sample: `k8s-trace lab reports --samples samples --out reports` (no root "
         "needed).",
         "",
-        "Regenerate them all (root, Linux; about a second or three each): "
+        "Regenerate them all (root, Linux; two to five seconds each): "
         "`sudo k8s-trace lab samples --out samples`. See `docs/lab.md` for the lab itself.",
         "",
         SAFETY,
