@@ -313,7 +313,7 @@ def _read_pcap(r: _Reader, warn: Warn) -> Iterator[RawFrame]:
                     f"{len(data)} bytes into it (byte {start})"
                 )
             return
-        if caplen > snaplen and not warned_snaplen:
+        if caplen > snaplen and snaplen and not warned_snaplen:  # 0: the writer did not say
             warned_snaplen = True
             warn(f"{name}: packet #{number}: record of {caplen} bytes is longer than the snaplen {snaplen}")
         yield RawFrame(name, number, sec + frac / divisor, linktype, data, max(wire, caplen), iface)

@@ -300,3 +300,8 @@ def test_pcapng_several_sections_each_with_their_interfaces(tmp_path: Path) -> N
                                                                    (4, "any", 113)]
     info = capture_info(p)
     assert info.linktypes == (1, 113, 1) and info.byte_order == "little"
+
+
+def test_pcap_snaplen_zero_is_not_a_problem(tmp_path: Path) -> None:
+    got, warnings = read(write_pcap(tmp_path / "z.pcap", TIMES, snaplen=0))
+    assert len(got) == 5 and warnings == []
