@@ -372,3 +372,16 @@ def test_vlan_tag_in_cooked_captures_keeps_its_tpid() -> None:
     assert (tag.name, tag.tpid, tag.vid) == ("vlan", 0x88A8, 42)
     pkt = decode_frame(sll(vlan(ipv4(udp()), vid=7)), 113)
     assert (pkt.layers[1].tpid, pkt.layers[1].vid, pkt.layers[2].name) == (0x8100, 7, "ipv4")
+
+
+def test_erspan_mirrored_frames_decode_inside_gre() -> None:
+    mirrored = bytes(vxlan_tcp_frame(vni=9))
+    erspan2 = struct.pack("!HHI", 0x1000 | 100, 0x0001, 0)  # version 1, VLAN 100, session 1
+    frame = ether(ipv4(gre(erspan2 + mirrored, protocol=0x88BE, seq=5), src="172.16.0.1", dst="172.16.0.2"))
+    pkt = decode_frame(frame, 1)
+    assert [layer.name for layer in pkt.layers] == ["eth", "ipv4", "gre", "eth", "ipv4", "udp", "vxlan", "eth",
+                                                    "ipv4", "tcp"]
+    assert pkt.layers[2].length == 8 + 8 and pkt.notes == ()
+    erspan3 = bytes(12)
+    r = record(ether(ipv4(gre(erspan3 + mirrored, protocol=0x22EB, seq=6))))
+    assert (r.tunnel, r.tunnel_depth, r.vni, r.src) == ("gre", 2, None, "10.244.1.5")

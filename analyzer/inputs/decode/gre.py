@@ -1,7 +1,9 @@
 """GRE (RFC 2784/2890: checksum, key, sequence) and enhanced GRE v1 (PPTP) with its PPP header.
 
 The payload type is an Ethernet type: 0x0800/0x86dd IP, 0x6558 transparent Ethernet bridging
-(an Ethernet frame follows), 0x880b PPP (v1).
+(an Ethernet frame follows), 0x880b PPP (v1). Headers between GRE and its payload are counted in
+the GRE layer's length: the PPP header, Cisco MetaData (0x8909) and ERSPAN II/III (0x88be,
+0x22eb: mirrored Ethernet frames, as cloud traffic mirroring sends them).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ from analyzer.model.packet import GRE
 GRE_MIN = 4
 PPP = 0x880B
 CISCO_METADATA = 0x8909  # 8 bytes: payload ethertype, version, length, options, SGT
+ERSPAN_2 = 0x88BE  # ERSPAN type II (8-byte header; type I when GRE has no sequence number)
+ERSPAN_3 = 0x22EB  # ERSPAN type III (12 bytes, +8 with the O flag)
+TEB = 0x6558
 #: PPP protocol -> Ethernet type of the payload
 _PPP_TO_ETHERTYPE = {0x0021: 0x0800, 0x0057: 0x86DD}
 
@@ -85,6 +90,13 @@ def decode_gre(cur: Cursor, off: int, end: int) -> None:
     elif protocol == CISCO_METADATA and stop - pos >= 8:
         etype = (data[pos] << 8) | data[pos + 1]
         pos += 8
+    elif protocol == ERSPAN_2:  # port mirroring: the mirrored Ethernet frame follows
+        etype = TEB
+        if flags & 0x1000:
+            pos += 8
+    elif protocol == ERSPAN_3 and stop - pos >= 12:
+        etype = TEB
+        pos += 20 if data[pos + 11] & 0x01 else 12
     cur.layers.append(GRE(off, pos - off, version, protocol, flags, checksum, key, seq, ack, ppp_protocol))
     if payload_len == 0 or pos >= stop:
         return
