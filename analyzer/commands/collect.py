@@ -169,6 +169,8 @@ def render_script(seconds: int = 30, ifaces: tuple[str, ...] = (), output: str |
                           bpf=shlex.quote(bpf))]
     for name, cmd in BUNDLE_COMMANDS:
         tool = cmd.split()[0]
+        if "$" in cmd:
+            lines.append("# shellcheck disable=SC2016  # expanded by the sh -c that runs it\n")
         lines.append(f"run {shlex.quote(name)} {shlex.quote(tool)} {shlex.quote(cmd)}\n")
     lines.append(_TAIL)
     return "".join(lines)

@@ -47,6 +47,9 @@ def test_script_text_and_options() -> None:
     for name, _ in BUNDLE_COMMANDS:
         assert f"\nrun {name} " in script
     assert sh("dash", "-n", "-c", script).returncode == 0
+    if shutil.which("shellcheck"):
+        lint = subprocess.run(["shellcheck", "-s", "sh", "-"], input=script, capture_output=True, text=True)
+        assert lint.returncode == 0, lint.stdout
     bad = CliRunner().invoke(cli, ["collect", "--iface", "eth0; rm -rf /"])
     assert bad.exit_code == 2 and "not an interface name" in bad.output
     assert CliRunner().invoke(cli, ["collect", "--seconds", "-1"]).exit_code == 2
