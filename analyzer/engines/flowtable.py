@@ -136,7 +136,9 @@ class FlowTable:
             self._specs["seen"] = (np.int64, 0, 2)
             self._specs["special_n"] = (np.int32, 0, 2)
         self._per_file: list[np.ndarray] = []
-        self._encaps: set[tuple[int, int, int, int, int, int]] = set()  # (flow, type, vni, src, dst, port)
+        # rows (flow, type, vni, outer src, outer dst, port): appended per batch, deduplicated now and then
+        self._enc_parts: list[np.ndarray] = []
+        self._enc_rows = 0
         self._samples: dict[tuple[int, int, int], _Slot] = {}
         self._recent = np.zeros(0, dtype=np.int64)  # data-segment hashes of the last batch (copy detection)
         self._grow(1024)
@@ -313,7 +315,10 @@ class FlowTable:
                     pair = eh[fresh] ^ (eslot[fresh].astype(np.uint64) * _H3).view(np.int64)
                 fresh = fresh[np.unique(pair, return_index=True)[1]]  # one row per (direction, tunnel)
                 a["enc_h"][eslot[fresh]] = eh[fresh]
-                self._encaps.update(zip(*(c[fresh].tolist() for c in cols)))
+                self._enc_parts.append(np.stack([c[fresh] for c in cols], axis=1))
+                self._enc_rows += len(fresh)
+                if self._enc_rows > 65536 and len(self._enc_parts) > 1:
+                    self._encaps()
 
         # TCP
         tcp = proto == 6
@@ -481,6 +486,15 @@ class FlowTable:
             out.extend(rows.summaries())
         return out
 
+    def _encaps(self) -> np.ndarray:
+        """The distinct encapsulation rows seen so far, sorted (by flow id first)."""
+        if not self._enc_parts:
+            return np.zeros((0, 6), dtype=np.int64)
+        if len(self._enc_parts) > 1 or self._enc_rows:
+            rows = np.unique(np.concatenate(self._enc_parts), axis=0)
+            self._enc_parts, self._enc_rows = [rows], 0
+        return self._enc_parts[0]
+
     def extents(self, addr_name: Callable[[int], str | None]) -> dict[str, Any]:
         """Largest values over all flows (for column widths without building the rows first)."""
         n = self.count
@@ -539,7 +553,7 @@ class FlowTable:
         syn_l = (syn >= 0).tolist()
         synack_l, hs_l, re_l = A["synack"][sl].tolist(), A["handshake"][sl].tolist(), A["retrans"][sl].tolist()
         per_file = [arr[sl].tolist() for arr in self._per_file]
-        names, name_of, encaps, samples = ctx.names, ctx.name_of, ctx.encaps, ctx.samples
+        names, name_of, samples = ctx.names, ctx.name_of, ctx.samples
         materialise, fidx, intern = ctx.materialise, ctx.fidx, ctx.intern
         tcps, single, files = ctx.tcps, ctx.single_file, self.files
         only = per_file[0] if len(files) == 1 else None
@@ -551,7 +565,7 @@ class FlowTable:
             packets_c2s=A["pk"][ci].tolist(), packets_s2c=A["pk"][si].tolist(),
             bytes_c2s=A["by"][ci].tolist(), bytes_s2c=A["by"][si].tolist(),
             first_ts=A["first_ts"][sl].tolist(), last_ts=A["last_ts"][sl].tolist(),
-            encapsulations=[encaps.get(g, ()) for g in gids], tcp=[None] * n,
+            encapsulations=ctx.encaps(sl), tcp=[None] * n,
             icmp_errors=A["icmp_errors"][sl].tolist(), per_file=[()] * n, samples=[()] * n,
         )
         for j, g in enumerate(gids):
@@ -666,20 +680,36 @@ class _SummaryContext:
         self.tcps: dict[tuple, TCPSummary] = {}
         self.single_file: dict[int, tuple[tuple[str, int], ...]] = {}
         self.pnames: dict[int, str] = {}
-        lists: dict[int, list[Encap]] = {}
-        made: dict[tuple[int, ...], Encap] = {}
-        for g, *rest in sorted(table._encaps):
-            e = made.get(tuple(rest))
-            if e is None:
-                t, vni, osrc, odst, port = rest
-                e = made[tuple(rest)] = Encap(tunnel_name(t), None if vni < 0 else vni, addr_name(osrc),
-                                              addr_name(odst), None if port < 0 else port)
-            lists.setdefault(g, []).append(e)
-        self.encaps: dict[int, tuple[Encap, ...]] = {g: self.intern(tuple(v)) for g, v in lists.items()}
+        self.tunnel_name = tunnel_name
+        self.enc_rows = table._encaps()
+        self.enc_flow = self.enc_rows[:, 0]
+        self.made: dict[tuple[int, ...], Encap] = {}
         self.samples: dict[int, list[SampleFrame]] = {}
         for (g, _d, _f), slot in table._samples.items():
             self.samples.setdefault(g, []).extend([*slot.first, *slot.last, *slot.special])
         self.fidx = {name: i for i, name in enumerate(table.files)}
+
+    def encaps(self, gids: np.ndarray) -> list[tuple[Encap, ...]]:
+        """The encapsulations of each flow in ``gids`` (shared tuples: equal lists are one object)."""
+        lo = np.searchsorted(self.enc_flow, gids, side="left").tolist()
+        hi = np.searchsorted(self.enc_flow, gids, side="right").tolist()
+        out: list[tuple[Encap, ...]] = []
+        rows = self.enc_rows
+        for a, b in zip(lo, hi):
+            if a == b:
+                out.append(())
+                continue
+            items = []
+            for _g, *rest in rows[a:b].tolist():
+                key = tuple(rest)
+                e = self.made.get(key)
+                if e is None:
+                    t, vni, osrc, odst, port = rest
+                    e = self.made[key] = Encap(self.tunnel_name(t), None if vni < 0 else vni, self.addr_name(osrc),
+                                               self.addr_name(odst), None if port < 0 else port)
+                items.append(e)
+            out.append(self.intern(tuple(items)))
+        return out
 
     def name_of(self, v: int) -> str:
         got = self.names.get(v)
