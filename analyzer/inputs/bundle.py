@@ -8,6 +8,7 @@ on a node and the lab runs inside its namespaces; ``docs/bundle.md`` documents t
 from __future__ import annotations
 
 import atexit
+import dataclasses
 import json
 import re
 import shutil
@@ -43,6 +44,7 @@ BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("ip-route", "ip route show table all"),
     ("ip6-route", "ip -6 route show table all"),
     ("ip-rule", "ip rule show"),
+    ("ip6-rule", "ip -6 rule show"),
     ("bridge-fdb", "bridge fdb show"),
     ("ip-neigh", "ip neigh show"),
     ("subnet.env", 'cat "${K8S_TRACE_SUBNET_ENV:-/run/flannel/subnet.env}"'),
@@ -62,7 +64,7 @@ KINDS = ("node", "date", "uname", "iptables-save", "ip6tables-save", "ip-addr", 
 #: canonical file name -> kind (names of BUNDLE_COMMANDS plus a few common spellings)
 _NAME_KINDS: dict[str, str] = {name: name for name, _ in BUNDLE_COMMANDS}
 _NAME_KINDS.update({
-    "ip6-route": "ip-route", "hostname": "node", "subnet.env": "subnet.env", "missing": "missing",
+    "ip6-route": "ip-route", "ip6-rule": "ip-rule", "hostname": "node", "subnet.env": "subnet.env", "missing": "missing",
     "collect.log": "missing", "ip-addr.json": "ip-addr", "ip-link.json": "ip-link",
     "ip-route.json": "ip-route", "ip-rule.json": "ip-rule", "bridge-fdb.json": "bridge-fdb",
     "ip-neigh.json": "ip-neigh", "kubectl": "kubectl.json", "iptables": "iptables-save",
@@ -330,6 +332,8 @@ def _build(texts: dict[str, list[tuple[str, str]]], captures: list[CaptureFile],
         found: tuple[Any, ...] = ()
         for display, text in each(kind):
             records, w = parser(text, display)  # type: ignore[operator]
+            if kind == "ip-rule" and _is_ipv6_name(display):
+                records = tuple(dataclasses.replace(r, family=6) for r in records)  # `ip -6 rule` looks like v4
             found += records
             warnings.extend(w)
         fields[field_name] = found
@@ -362,6 +366,11 @@ def _build(texts: dict[str, list[tuple[str, str]]], captures: list[CaptureFile],
         name=node_name, files=files, sysctl=sysctl, sysctl_sources=sysctl_sources, kube=kube,
         captures=tuple(sorted(captures, key=lambda c: c.display)), warnings=tuple(warnings), **fields,
     )
+
+
+def _is_ipv6_name(display: str) -> bool:
+    base = display.rsplit("/", 1)[-1]
+    return base.startswith(("ip6", "ipv6")) or "-6" in base or "inet6" in base
 
 
 def _parse_ruleset(text: str, display: str) -> tuple[Any, tuple[str, ...]]:

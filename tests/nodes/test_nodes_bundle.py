@@ -204,3 +204,19 @@ def test_docs_table_matches_bundle_commands() -> None:
         if len(cells) == 3 and cells[0].startswith("`"):
             rows.append((cells[0].strip("`"), cells[1].strip("`").replace("\\|", "|")))
     assert tuple(rows) == BUNDLE_COMMANDS
+
+
+def test_ipv6_rules_only_steer_ipv6(tmp_path: Path) -> None:
+    from analyzer.engines.routing import lookup_route
+
+    node = tmp_path / "n6"
+    node.mkdir()
+    (node / "ip-route").write_text("default via 10.0.0.1 dev eth0\n10.0.0.0/24 dev eth0 scope link\n"
+                                   "default via fd00::1 dev eth0 metric 1024\nfd00::/64 dev eth0 metric 256\n"
+                                   "default via fd00::99 dev eth0 table 6 metric 1024\n")
+    (node / "ip-rule").write_text("0:\tfrom all lookup local\n32766:\tfrom all lookup main\n")
+    (node / "ip6-rule").write_text("0:\tfrom all lookup local\n100:\tfrom all lookup 6\n32766:\tfrom all lookup main\n")
+    snap = load_bundle(node)
+    assert sorted((r.family, r.pref) for r in snap.rules) == [(4, 0), (4, 32766), (6, 0), (6, 100), (6, 32766)]
+    assert str(lookup_route(snap, "2001:db8::1").next_hop) == "fd00::99"
+    assert str(lookup_route(snap, "8.8.8.8").next_hop) == "10.0.0.1"
