@@ -59,6 +59,19 @@ esac
 host=$(hostname 2>/dev/null || cat /etc/hostname 2>/dev/null || echo node)
 host=$(printf '%s' "$host" | tr -c 'A-Za-z0-9._-' '_')
 [ -n "$host" ] || host=node
+if [ -z "$output" ]; then
+    output=$PWD/$host-k8s-trace.tar.gz
+elif [ -d "$output" ]; then
+    output=${{output%/}}/$host-k8s-trace.tar.gz
+fi
+case $output in
+    /*) ;;
+    *) output=$PWD/$output ;;
+esac
+if [ ! -d "${{output%/*}}" ] || [ ! -w "${{output%/*}}" ]; then
+    say "cannot write $output (no such directory, or not writable): set --output or K8S_TRACE_OUTPUT"
+    exit 2
+fi
 work=$(mktemp -d "${{TMPDIR:-/tmp}}/k8s-trace.XXXXXX")
 dir=$work/$host
 mkdir "$dir"
@@ -147,11 +160,6 @@ if [ "$capture_seconds" -gt 0 ]; then
     fi
 fi
 
-if [ -z "$output" ]; then
-    output=$PWD/$host-k8s-trace.tar.gz
-elif [ -d "$output" ]; then
-    output=${output%/}/$host-k8s-trace.tar.gz
-fi
 tar -C "$work" -czf "$output" "$host"
 if [ -s "$dir/missing" ]; then
     say "not collected (see $host/missing in the tarball):"

@@ -57,6 +57,13 @@ def test_script_text_and_options() -> None:
                                         "--max-packets", "500"]).output
     assert "capture_filter='host 10.0.0.1 and tcp[13] & 2 != 0'" in filtered and "max_packets=500" in filtered
     assert CliRunner().invoke(cli, ["collect", "--filter", "a\nb"]).exit_code == 2
+    # an unusable destination stops the script before it collects anything (not root: stops earlier)
+    done = subprocess.run(["dash", "-c", render_script(seconds=0)], capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "K8S_TRACE_OUTPUT": "/nonexistent/x.tgz"})
+    if os.geteuid() == 0:
+        assert done.returncode == 2 and "cannot write /nonexistent/x.tgz" in done.stderr
+    else:
+        assert done.returncode == 1 and "run this script as root" in done.stderr
 
 
 @pytest.mark.netns
