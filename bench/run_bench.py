@@ -43,13 +43,17 @@ def _k8s_trace() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "analyzer"]
 
 
+TSHARK = "tshark -q -z conv,ip -d udp.port==8472,vxlan"
+DPKT = "dpkt loop (bench/dpkt_loop.py)"
+BASELINES = (TSHARK, DPKT)
+
+
 def commands(extra: list[str]) -> list[tuple[str, list[str]]]:
     cmds = [
         ("k8s-trace flows", [*_k8s_trace(), "flows", "{file}"]),
         ("k8s-trace flows --format json", [*_k8s_trace(), "flows", "--format", "json", "{file}"]),
-        ("tshark -q -z conv,ip -d udp.port==8472,vxlan",
-         ["tshark", "-q", "-z", "conv,ip", "-d", "udp.port==8472,vxlan", "-r", "{file}"]),
-        ("dpkt loop (bench/dpkt_loop.py)", [sys.executable, str(HERE / "dpkt_loop.py"), "{file}"]),
+        (TSHARK, ["tshark", "-q", "-z", "conv,ip", "-d", "udp.port==8472,vxlan", "-r", "{file}"]),
+        (DPKT, [sys.executable, str(HERE / "dpkt_loop.py"), "{file}"]),
     ]
     for item in extra:
         name, _, cmd = item.partition("=")
@@ -77,8 +81,8 @@ def measure(name: str, argv: list[str], path: Path, packets: int, repeat: int) -
     return Result(name, packets, wall, max(r[1] for r in runs), status)
 
 
-def ensure(packets: int) -> Path:
-    path = DATA / f"mix-{packets}.pcap"
+def ensure(packets: int, data: Path = DATA) -> Path:
+    path = data / f"mix-{packets}.pcap"
     if not path.exists():
         sys.path.insert(0, str(HERE))
         from gen_mix import generate
@@ -99,32 +103,36 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=COMMAND",
                     help="another command to time; {file} is replaced by the capture path")
     ap.add_argument("--markdown", action="store_true", help="print a Markdown table")
+    ap.add_argument("--data", type=Path, default=DATA, help="where the generated captures go (default bench/data)")
     args = ap.parse_args(argv)
 
-    big, small = ensure(args.packets), ensure(args.small)
+    big, small = ensure(args.packets, args.data), ensure(args.small, args.data)
     results: list[Result] = []
     for name, cmd in commands(args.extra):
-        if args.only_flows and not name.startswith("k8s-trace"):
+        baseline = name in BASELINES
+        if args.only_flows and baseline:
             continue
         for path, packets in ((big, args.packets), (small, args.small)):
-            if packets == args.small and not name.startswith("k8s-trace"):
-                continue  # the small file only shows that k8s-trace's memory is flat
-            r = measure(name, cmd, path, packets, args.repeat if name.startswith("k8s-trace") else 1)
+            if packets == args.small and baseline:
+                continue  # the small file only shows that our memory is flat
+            r = measure(name, cmd, path, packets, 1 if baseline else args.repeat)
             results.append(r)
             print(f"{r.name:48s} {r.packets:>9d} pkts  {r.wall:7.2f} s  {r.rss_mb:7.1f} MB  exit {r.status}",
                   file=sys.stderr)
 
     flows = next(r for r in results if r.name == "k8s-trace flows" and r.packets == args.packets)
     size = big.stat().st_size / 1e6
+    load = os.getloadavg()[0]
     lines = [
         f"capture: {big.name}, {args.packets:,} packets, {size:.0f} MB; "
-        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"load average {load:.1f} at the end",
         "",
         "| command | packets | wall time (s) | peak RSS (MB) | flows is faster by |",
         "|---|---:|---:|---:|---:|",
     ]
     for r in results:
-        ratio = "" if r is flows or r.name.startswith("k8s-trace") else f"{r.wall / flows.wall:.1f}x"
+        ratio = f"{r.wall / flows.wall:.1f}x" if r.name in BASELINES else ""
         lines.append(f"| `{r.name}` | {r.packets:,} | {r.wall:.2f} | {r.rss_mb:.0f} | {ratio} |")
     text = "\n".join(lines)
     print(text if args.markdown else text.replace("|", " ").replace("---:", "").replace("---", ""))
