@@ -14,10 +14,17 @@ Semantics
   (no SYN/RST) acknowledging the SYN+ACK's sequence number + 1.
 * retransmissions: TCP segments with payload whose whole sequence range [seq, seq+len) lies at or
   below the highest sequence end already seen in that direction *in the same capture file* (the
-  same packet captured at two points is not a retransmission). Keep-alives and out-of-order
-  fills count too, as they would for a receiver.
-* ICMP/ICMPv6 errors quoting a packet of a known flow are counted on that flow (``icmp_errors``)
-  and not in its packets; an error quoting nothing known is a flow of its own.
+  same packet captured in two files is not a retransmission). Within one file, a segment with the
+  same sequence number and IPv4 ID as one seen in the same or the previous batch is a *copy* of
+  that packet (``tcpdump -i any`` sees it on the veth and on the bridge, or inside and outside
+  VXLAN), not a retransmission: Linux gives every transmission a new IP ID. (IPv6 has no ID, so
+  IPv6 copies within one file do count.) Keep-alives and out-of-order fills count, as they would
+  for a receiver.
+* ICMP/ICMPv6 errors quoting a packet of a known flow (seen before the error, or in the same
+  batch) are counted on that flow (``icmp_errors``) and not in its packets; an error quoting
+  nothing known is a flow of its own. A quoted tunnel packet (the underlay's "fragmentation
+  needed" for a VXLAN packet) is attached to a flow between its inner addresses.
+* The flows come out ordered by first packet time, then by first appearance.
 * Sampling (``sample=K``): per (flow, file, direction) the first K and last K packets plus every
   special packet (SYN/FIN/RST, retransmission, ICMP error quoting the flow), specials capped at 8*K.
 """
