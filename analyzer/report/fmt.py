@@ -198,13 +198,13 @@ def mark(observed: Any, failed: Any) -> str:
 
 
 def place(lang: str, hop: Any) -> str:
-    """Where a hop with no k8s node is: the underlay, a service, the outside world, or '-'."""
+    """Where a hop with no k8s node is: the underlay, a service, the outside world, or '?'."""
     from analyzer.report import i18n  # i18n is tiny; imported here to keep fmt free of UI words
 
     kind = dct(hop).get("kind")
     if kind in ("underlay", "service", "external"):
         return i18n.text(lang, f"band_{kind}")
-    return "-"
+    return "?"
 
 
 def time_span(first: Any, last: Any) -> str:

@@ -90,21 +90,26 @@ def _short_tag(label: str, kind: str) -> str:
     return head[:5]
 
 
+_OUTSIDE = ("underlay", "service", "external")
+
+
 def _band_name(lang: str, kind: str) -> str:
     """Row label of graph nodes that belong to no k8s node, from their kind."""
-    if kind in ("underlay", "service", "external"):
+    if kind in _OUTSIDE:
         return i18n.text(lang, f"band_{kind}")
-    return kind or i18n.text(lang, "unknown")
+    return i18n.text(lang, "band_unknown")
 
 
 def _group_rows(nodes: list[dict[str, Any]]) -> list[tuple[str, list[int]]]:
     """Consecutive graph nodes of the same k8s node form a row (split after MAX_PER_ROW).
 
-    Nodes outside any k8s node (underlay, service, external) are grouped by kind; their key
-    starts with a NUL, which no node name contains after ``fmt.clean``."""
+    Graph nodes with no k8s node get a key starting with NUL (which no cleaned name contains):
+    the underlay, a service and the outside world each form their own rows, and the other
+    node-less ones (a capture without dumps: the node is unknown) share one."""
     rows: list[tuple[str, list[int]]] = []
     for i, n in enumerate(nodes):
-        key = fmt.clean(n.get("node") or "") or "\0" + fmt.clean(n.get("kind") or "")
+        kind = fmt.clean(n.get("kind") or "")
+        key = fmt.clean(n.get("node") or "") or "\0" + (kind if kind in _OUTSIDE else "")
         if rows and rows[-1][0] == key and len(rows[-1][1]) < MAX_PER_ROW:
             rows[-1][1].append(i)
         else:

@@ -199,3 +199,14 @@ def test_zh_falls_back_to_english_per_item() -> None:
     assert "flannel.1 去掉外层报头" in html  # the other hops stay Chinese
     assert "# on n2: allow flannel VXLAN from the other node" in html  # fix, English
     assert "n2 的 INPUT 链丢弃" in html  # message_zh still used
+
+
+def test_path_rows_group_node_less_hops() -> None:
+    from analyzer.report.svg import render_path
+
+    kinds = ["external", "nic", "netfilter", "route", "nic", "underlay", "service"]
+    nodes = [{"id": str(i), "label": k, "kind": k, "node": None, "observed": None, "failed": False, "hop": i}
+             for i, k in enumerate(kinds)]
+    svg = str(render_path({"graph": {"nodes": nodes, "edges": []}}, uid="t"))
+    labels = re.findall(r'<text class="band-label"[^>]*><title>([^<]*)</title>', svg)
+    assert labels == ["external", "node ?", "underlay", "service"]
