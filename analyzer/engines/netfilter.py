@@ -825,6 +825,11 @@ class NetfilterEngine:
         current = [start]
         out: list[tuple[_Work, Verdict, dict]] = []
         for table in HOOK_TABLES[hook]:
+            if table == "mangle" and hook in ("PREROUTING", "OUTPUT"):
+                for w in current:  # conntrack runs between raw and mangle: it records the original tuple
+                    if w.packet.ctstate == "NEW" and w.packet.ct_orig_dst is None:
+                        w.packet = replace(w.packet, ct_orig_src=w.packet.src, ct_orig_dst=w.packet.dst,
+                                           ct_orig_dport=w.packet.dport)
             if not self._exists(table, hook):
                 continue
             if table == "nat":
@@ -848,11 +853,6 @@ class NetfilterEngine:
                     else:
                         out.append((w2, verdict, extra))
             current = nxt + untracked
-            if hook in ("PREROUTING", "OUTPUT") and table == "raw":
-                for w in current:  # conntrack runs between raw and mangle
-                    if w.packet.ctstate == "NEW" and w.packet.ct_orig_dst is None:
-                        w.packet = replace(w.packet, ct_orig_src=w.packet.src, ct_orig_dst=w.packet.dst,
-                                           ct_orig_dport=w.packet.dport)
         out.extend((w, Verdict.ACCEPT, {}) for w in current)
         return out
 

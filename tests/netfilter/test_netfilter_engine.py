@@ -302,3 +302,26 @@ def test_kube_mark_drop_is_a_mark_then_a_drop() -> None:
     assert "KUBE-FIREWALL drops it" in jump.explanation
     [ok] = e.walk_path("routed", _pkt(dst="10.96.0.8", in_interface="eth0", out_interface="eth1"))
     assert ok.verdict is Verdict.ACCEPT
+
+
+def test_conntrack_original_destination_survives_dnat() -> None:
+    text = """\
+        *nat
+        :PREROUTING ACCEPT [0:0]
+        :INPUT ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :POSTROUTING ACCEPT [0:0]
+        -A PREROUTING -d 10.96.0.1/32 -j DNAT --to-destination 10.244.1.1
+        COMMIT
+        *filter
+        :INPUT ACCEPT [0:0]
+        :FORWARD DROP [0:0]
+        :OUTPUT ACCEPT [0:0]
+        -A FORWARD -m conntrack --ctstate DNAT --ctorigdst 10.96.0.1 -j ACCEPT
+        COMMIT
+        """
+    e = _engine(text)
+    [b] = e.walk_path("routed", _pkt(dst="10.96.0.1", in_interface="eth0", out_interface="cni0"))
+    assert b.verdict is Verdict.ACCEPT and str(b.packet.dst) == "10.244.1.1"
+    [d] = e.walk_path("routed", _pkt(dst="10.244.1.1", in_interface="eth0", out_interface="cni0"))
+    assert d.verdict is Verdict.DROP  # the same destination without DNAT
