@@ -165,7 +165,7 @@ def node_bundle(tmp: Path) -> Path:
     return d
 
 
-def client(proto: str, host: str, port: int = PORT, count: int = 1, timeout: float = 1.0) -> list[dict]:
+def client(proto: str, host: str, port: int = PORT, count: int = 1, timeout: float = 3.0) -> list[dict]:
     out = sh(sys.executable, "-c", CLIENT, proto, host, str(port), str(count), str(timeout), ns=NS["client"],
              timeout=count * timeout + 20)
     return json.loads(out)
@@ -241,7 +241,7 @@ def test_kernel_external_traffic_policy_local(lab: None, tmp_path: Path) -> None
     assert (o.status, o.dnat, o.masquerade) == ("forwarded", "10.0.3.2:8080", None)
     # the same client seen as external (cluster CIDR elsewhere): no local endpoint, so DROP
     load(generate_rules([local], cluster_cidr="10.0.2.0/24", flannel=False, node_ip="10.0.1.1"))
-    [r2] = client("tcp", "10.0.1.1", 30081, timeout=0.6)
+    [r2] = client("tcp", "10.0.1.1", 30081, timeout=1.0)
     assert r2 == {"error": "timeout"}
     [o2] = simulate(tmp_path, "10.0.1.1", 30081).outcomes
     assert o2.status == "dropped" and "has no local endpoints" in o2.decided_by.text
@@ -261,7 +261,7 @@ def test_kernel_pod_to_external_masquerade_by_flannel(lab: None, tmp_path: Path)
 
 def test_kernel_forward_policy_drop(lab: None, tmp_path: Path) -> None:
     load(generate_rules([], flannel=False, forward_policy="DROP", **RULES_KW))
-    [r] = client("tcp", "10.0.2.2", timeout=0.6)
+    [r] = client("tcp", "10.0.2.2", timeout=1.0)
     assert r == {"error": "timeout"}
     [o] = simulate(tmp_path, "10.0.2.2").outcomes
     assert o.status == "dropped" and o.decided_by is None and "policy" in o.explanation
@@ -307,7 +307,7 @@ def test_kernel_drop_rule_and_tcp_reset(lab: None, tmp_path: Path) -> None:
         "-A KUBE-FORWARD -d 10.0.2.2/32 -p udp -m udp --dport 8080 -j DROP",
         "-A KUBE-FORWARD -d 10.0.3.2/32 -p tcp -m tcp --dport 8080 -j REJECT --reject-with tcp-reset",
     ], **RULES_KW))
-    [r] = client("udp", "10.0.2.2", timeout=0.6)
+    [r] = client("udp", "10.0.2.2", timeout=1.0)
     assert r == {"error": "timeout"}
     [o] = simulate(tmp_path, "10.0.2.2", proto="udp").outcomes
     assert o.status == "dropped" and o.decided_by.chain == "KUBE-FORWARD"
