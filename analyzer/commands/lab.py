@@ -65,7 +65,7 @@ def _scenario_and_params(name: str, kwargs: dict):  # noqa: ANN202
 
     base = replace(sc.lab_params(LabParams()), tag=tag, **_overrides(kwargs))
     try:
-        base.validate()
+        sc.check(base)
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     return sc, base

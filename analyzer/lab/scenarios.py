@@ -61,8 +61,8 @@ class Scenario:
     def lab_params(self, base: LabParams) -> LabParams:
         return replace(base, **self.params)
 
-    def cluster(self, base: LabParams) -> Cluster:
-        params = self.lab_params(base)
+    def cluster(self, params: LabParams) -> Cluster:
+        """The cluster for `params` as given (start from ``lab_params`` to get the scenario's own knobs)."""
         services = []
         ip_offsets = {"web": 100, "dns": 10, "empty": 200}
         for name, ip_key, ports, endpoints, svc_type in self.services:
@@ -70,6 +70,18 @@ class Scenario:
             services.append(Service(name=name, namespace=ns, cluster_ip=service_ip(params, ip_offsets[ip_key]),
                                     ports=ports, endpoints=endpoints, type=svc_type))
         return make_cluster(params, [(n, i, dict(lbl)) for n, i, lbl in self.pods], services)
+
+    def check(self, params: LabParams) -> None:
+        """ValueError when this scenario cannot run with `params` (e.g. too few nodes for its pods)."""
+        params.validate()
+        for name, index, _labels in self.pods:
+            if index > params.nodes:
+                raise ValueError(f"scenario {self.name} needs at least {index} nodes (pod {name} runs on "
+                                 f"node{index}); --nodes is {params.nodes}")
+        if self.params.get("backend") == "host-gw" and params.backend != "host-gw":
+            raise ValueError(f"scenario {self.name} is about the host-gw backend")
+        if (self.faults.block_vxlan_on or self.faults.missing_fdb) and params.backend != "vxlan":
+            raise ValueError(f"scenario {self.name} breaks VXLAN: it needs --backend vxlan")
 
     def servers(self, cluster: Cluster) -> list[tuple[str, list[str]]]:
         """(pod name, agent argv) of every server to start."""

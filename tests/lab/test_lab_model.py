@@ -30,7 +30,8 @@ def _rules(name: str, node: str, **params) -> str:
 
 
 def test_flannel_addresses() -> None:
-    cluster = scenario("three-node").cluster(LabParams())
+    sc = scenario("three-node")
+    cluster = sc.cluster(sc.lab_params(LabParams()))
     assert [(n.name, n.ip, n.subnet, n.gateway, n.vtep_ip) for n in cluster.nodes] == [
         ("node1", "192.168.56.11", "10.244.1.0/24", "10.244.1.1", "10.244.1.0"),
         ("node2", "192.168.56.12", "10.244.2.0/24", "10.244.2.1", "10.244.2.0"),
@@ -54,6 +55,20 @@ def test_flannel_addresses() -> None:
 def test_bad_parameters(params: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         replace(LabParams(), **params).validate()
+
+
+def test_scenario_knobs_yield_to_the_command_line_and_impossible_ones_are_refused() -> None:
+    sc = scenario("mtu")
+    assert sc.lab_params(LabParams()).pod_mtu == 1500
+    assert sc.cluster(replace(sc.lab_params(LabParams()), pod_mtu=1400)).params.pod_mtu == 1400
+    three = scenario("three-node")
+    with pytest.raises(ValueError, match="needs at least 3 nodes"):
+        three.check(replace(three.lab_params(LabParams()), nodes=2))
+    with pytest.raises(ValueError, match="needs --backend vxlan"):
+        scenario("missing-fdb").check(replace(LabParams(), backend="host-gw"))
+    with pytest.raises(ValueError, match="host-gw backend"):
+        scenario("host-gw").check(LabParams())
+    scenario("cross-node").check(replace(LabParams(), nodes=4, backend="host-gw"))
 
 
 def test_subnet_env_is_flanneld_s() -> None:
@@ -121,7 +136,7 @@ def test_every_scenario_is_consistent() -> None:
     assert len(names) == len(set(names)) == 17
     for sc in SCENARIOS:
         params = sc.lab_params(LabParams())
-        params.validate()
+        sc.check(params)
         cluster = sc.cluster(params)
         served = {p for p, _ in sc.servers(cluster)}
         for step in sc.steps:
