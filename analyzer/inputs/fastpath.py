@@ -23,7 +23,10 @@ interned in an ``AddressTable`` and gets an id >= 2**32; -1 means "none".
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import ipaddress
+import lzma
 import os
 import socket
 import struct
@@ -478,6 +481,9 @@ def _port_table(ports: Iterable[int]) -> np.ndarray:
     return table
 
 
+_STREAM_ERRORS = (OSError, EOFError, lzma.LZMAError)  # a damaged compressed stream (gzip raises OSError)
+
+
 class _Anomaly(Exception):
     """A damaged pcap record: the rest of the file goes through the general reader."""
 
@@ -502,28 +508,47 @@ def iter_batches(
     tunnel_arr = _port_table(vxlan_ports | OTHER_TUNNEL_UDP_PORTS)
     name = str(path)
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed in finally, the generator may stop early
+        raw = open(path, "rb")  # noqa: SIM115 - closed in finally, the generator may stop early
     except OSError as exc:
         raise InputError(name, f"cannot open: {exc.strerror or exc}") from exc
+    fh: Any = raw
     try:
-        head = fh.read(24)
-        spec = _PCAP_MAGIC.get(head[:4])
+        magic = raw.read(6)
+        raw.seek(0)
+        # compressed classic pcap streams through the same walker (progress in compressed bytes)
+        if magic[:2] == b"\x1f\x8b":
+            fh = gzip.GzipFile(fileobj=raw)
+        elif magic[:3] == b"BZh":
+            fh = bz2.BZ2File(raw)
+        elif magic == b"\xfd7zXZ\x00":
+            fh = lzma.LZMAFile(raw)  # noqa: SIM115 - closed in finally
+        step = progress
+        if fh is not raw and progress is not None:
+            def step(_offset: int) -> None:
+                progress(raw.tell())
         done = 0
+        try:
+            head = fh.read(24)
+        except _STREAM_ERRORS:
+            head = b""
+        spec = _PCAP_MAGIC.get(head[:4])
         if spec is not None and len(head) == 24:
             try:
                 for batch in _pcap_batches(
-                    fh, name, head, spec, addrs, general, vxlan_arr, tunnel_arr, progress, chunk_bytes, warn
+                    fh, name, head, spec, addrs, general, vxlan_arr, tunnel_arr, step, chunk_bytes, warn
                 ):
                     done = int(batch.frame[-1]) if batch.n else done
                     yield batch
                 return
-            except _Anomaly:
-                pass
+            except (_Anomaly, *_STREAM_ERRORS):
+                pass  # the general reader reads the file again and reports the damage in its words
         yield from _general_batches(
             path, name, done, addrs, general, vxlan_arr, tunnel_arr, warn, progress
         )
     finally:
-        fh.close()
+        if fh is not raw:
+            fh.close()
+        raw.close()
 
 
 def _pcap_batches(
@@ -640,17 +665,17 @@ def _general_batches(
 ) -> Iterator[Batch]:
     size = max(os.path.getsize(path), 1)
     frames: list[Any] = []
-    seen = 0
+    seen = 0  # record bytes so far: about the file offset for pcapng (an estimate when compressed)
     for raw in general.read_capture(name, warn):
         if raw.number <= skip:
             continue
         frames.append(raw)
+        seen += len(raw.data) + 16
         if len(frames) >= FALLBACK_BATCH:
-            seen += len(frames)
             yield _frames_batch(name, frames, addrs, general, vxlan_arr, tunnel_arr)
             frames = []
             if progress is not None:
-                progress(min(size - 1, size * seen // max(seen + 1, 1)))
+                progress(min(size - 1, seen))
     if frames:
         yield _frames_batch(name, frames, addrs, general, vxlan_arr, tunnel_arr)
     if progress is not None:
