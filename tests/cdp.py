@@ -54,7 +54,7 @@ class Browser:
     """One headless Chromium process driven through the DevTools pipe."""
 
     def __init__(self, executable: str, user_data_dir: Path, *, width: int = 1400, height: int = 1000,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 90.0) -> None:
         self.timeout = timeout
         self.events: list[dict[str, Any]] = []
         self._responses: dict[int, dict[str, Any]] = {}

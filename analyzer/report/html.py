@@ -24,6 +24,8 @@ CSP = (
 
 #: flows that get a full section (path, ladder, hops); the table lists every flow
 DETAIL_LIMIT = 300
+#: failing flows listed at the top of the page, each with its verdict
+PROBLEMS_LIMIT = 25
 
 _BADGE = {
     "delivered": "ok",
@@ -153,8 +155,7 @@ def _flow_view(lang: str, index: int, flow: dict[str, Any], detailed: bool = Tru
         "verdict": clean(i18n.pick(lang, flow.get("verdict"))),
         "translations": translations,
         "encapsulation": encaps,
-        "codes": [f["code"] for f in findings if f["code"]],
-        "worst": next((s for s in ("error", "warning", "info") if any(f["severity"] == s for f in findings)), ""),
+        "codes": [{"code": f["code"], "severity": f["severity"]} for f in findings if f["code"]],
         "packets": flow.get("packets") if isinstance(flow.get("packets"), int) else "",
         "bytes": fmt.human_bytes(flow.get("bytes")),
         "first_seen": fmt.timestamp(flow.get("first_seen")),
@@ -256,6 +257,8 @@ def render_html(doc: dict, *, lang: str = "en") -> str:
         csp=CSP,
         head=_header_view(lang, doc),
         flows=flows,
+        problems=[f for f in flows if f["failing"]][:PROBLEMS_LIMIT],
+        problems_more=max(0, sum(1 for f in flows if f["failing"]) - PROBLEMS_LIMIT),
         status_filters=[
             {"status": s, "text": i18n.status_word(lang, s), "badge": _BADGE.get(s, "grey")} for s in statuses_present
         ],

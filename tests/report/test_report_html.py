@@ -210,3 +210,13 @@ def test_path_rows_group_node_less_hops() -> None:
     svg = str(render_path({"graph": {"nodes": nodes, "edges": []}}, uid="t"))
     labels = re.findall(r'<text class="band-label"[^>]*><title>([^<]*)</title>', svg)
     assert labels == ["external", "node ?", "underlay", "service"]
+
+
+def test_problems_box_lists_failing_flows_with_their_verdicts() -> None:
+    html = render_html(ex.all_examples())
+    box = html.split('<section class="problems" id="problems">', 1)[1].split("</section>", 1)[0]
+    assert re.findall(r'<a class="mono" href="#flow-(\d+)">', box) == ["4", "5", "7"]
+    assert "Rejected on n1: service default/api:http has no ready endpoints" in box
+    assert '<span class="code sev-warning">RETRANSMISSIONS</span>' in box  # each code in its own severity
+    assert '<span class="code sev-error">OVERLAY_PORT_BLOCKED</span>' in box
+    assert 'id="problems"' not in render_html(ex.delivered_vxlan())
