@@ -4,8 +4,9 @@ INPUTS are any mix of capture files, node bundle directories (or a directory of 
 ``lab run`` writes), ``collect`` tarballs and a kubectl JSON file. The format is text on a
 terminal, HTML for ``-o NAME.html``, JSON for ``-o NAME.json``, or ``--format``. Input problems
 are warnings on stderr (one line each). Exit status 0 whatever the verdict; with
-``--fail-on-drop``: 4 when a flow was dropped, rejected or refused, else 5 when one could not be
-decided (no-reply, incomplete).
+``--fail-on-drop``: 4 when a flow was dropped or rejected on the way, else 5 when one could not be
+decided (no-reply, incomplete). A refused connection (the server itself answered with a reset)
+reached its destination and counts as neither.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import click
 
 from analyzer.errors import ExitStatus, InputError
 
-DROPPED = {"dropped", "rejected", "refused"}
+DROPPED = {"dropped", "rejected"}
 INCONCLUSIVE = {"no-reply", "incomplete"}
 
 
@@ -84,7 +85,7 @@ class _Progress:
 @click.option("--vxlan-port", "vxlan_ports", type=int, multiple=True, callback=_port, metavar="N",
               help="Also decode UDP port N as VXLAN (4789 and 8472 always are). Repeatable.")
 @click.option("--fail-on-drop", is_flag=True,
-              help="Exit 4 if a flow was dropped/rejected/refused, 5 if one was inconclusive (for CI).")
+              help="Exit 4 if a flow was dropped/rejected, else 5 if one was inconclusive (for CI).")
 @click.option("--no-progress", is_flag=True, help="Never show progress on stderr.")
 def command(inputs: tuple[Path, ...], fmt: str | None, output: Path | None, lang: str,
             vxlan_ports: tuple[int, ...], fail_on_drop: bool, no_progress: bool) -> int:

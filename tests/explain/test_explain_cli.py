@@ -137,3 +137,26 @@ def test_tarball_bundles_and_a_kubectl_file(tmp_path: Path) -> None:
     # evidence names the capture as the user knows it, not a temporary directory
     files = {p["file"] for h in flow["hops"] for p in h["packets"]}
     assert files and not any("k8s-trace-bundle-" in f for f in files)
+
+
+def test_fail_on_drop_ignores_a_refused_connection(tmp_path: Path) -> None:
+    from builders import ether, ipv4, tcp, write_pcap
+
+    syn = ether(ipv4(tcp(sport=40001, dport=8080, flags="S", seq=7), src="10.244.1.2", dst="10.244.1.3", ident=1))
+    rst = ether(ipv4(tcp(sport=8080, dport=40001, flags="RA", ack=8), src="10.244.1.3", dst="10.244.1.2"))
+    cap = write_pcap(tmp_path / "cni0.pcap", [(1.0, syn), (1.001, rst)])
+    proc = k8s_trace("explain", str(cap), "--format", "json", "--fail-on-drop")
+    _clean(proc)
+    assert proc.returncode == 0
+    assert json.loads(proc.stdout)["flows"][0]["status"] == "refused"
+
+
+def test_a_kubectl_file_names_the_pods_of_a_bare_capture() -> None:
+    node1 = sample("cross-node") / "node1"
+    proc = k8s_trace("explain", str(node1 / "any.pcap"), str(node1 / "kubectl.json"), "--format", "json")
+    _clean(proc)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    [flow] = doc["flows"]
+    assert flow["client"]["name"] == "default/client" and flow["server"]["name"] == "default/web"
+    assert {i["type"] for i in doc["inputs"]} == {"capture", "kubectl"}
