@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from analyzer.engines.classify import node_of, role_of, service_at
 from analyzer.engines.explain import finding_text
+from analyzer.engines.paths import packet_label
 from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
 from analyzer.model.node import NodeSnapshot
 from analyzer.model.refs import SourceRef
@@ -40,6 +41,7 @@ def _describe(s: Sighting) -> str:
         mtu = f" mtu {r.icmp_mtu}" if r.icmp_mtu else ""
         return f"ICMP {r.icmp_type}/{r.icmp_code}{mtu} from {r.src} about {q.src} > {q.dst}{port}{inner}"
     text = f"{r.src}:{r.sport} > {r.dst}:{r.dport}" if r.sport is not None else f"{r.src} > {r.dst}"
+    text += f" {packet_label(s)}"
     if r.tunnel:
         text += f" in {r.tunnel.upper()} {r.outer_src} > {r.outer_dst}:{r.outer_dport}"
     return text
@@ -600,7 +602,10 @@ def _retransmissions(ctx: Context) -> list[Finding]:
     if not flow.retransmissions:
         return []
     where = sorted({f"{s.node or '?'} {s.interface or s.record.file}" for s in flow.retransmissions})
+    # one resent segment shows up at every capture point it crosses: count segments, not copies
+    segments = {(s.direction, s.record.seq, s.record.payload_len, (s.record.tcp_flags or 0) & 0x03, round(s.ts, 1))
+                for s in flow.retransmissions}
     return [_make("RETRANSMISSIONS", "warning", flow.retransmissions[0].node, {
-        "count": len(flow.retransmissions), "where": ", ".join(where[:3])},
+        "count": len(segments), "where": ", ".join(where[:3])},
         [_ev_packet(s) for s in flow.retransmissions[:4]], flow=flow.id)]
 

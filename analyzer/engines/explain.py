@@ -325,8 +325,9 @@ FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
         "检查服务进程是否在正确地址上监听 {port}（在 pod 中执行 `ss -lntup`），以及服务的 targetPort 是否与容器端口一致。",
     ),
     "RETRANSMISSIONS": (
-        "{count} segments were sent again at {where}: the first copy was lost or not acknowledged in time.",
-        "{where} 处有 {count} 个报文段被重传：第一份丢失或未及时得到确认。",
+        "{count} TCP segment(s) were sent again (seen at {where}): the first copy was lost or not acknowledged in "
+        "time.",
+        "{count} 个 TCP 报文段被重传（见于 {where}）：第一份丢失或未及时得到确认。",
         "Look at where the first copies stop in the hop table; loss on the underlay, an MTU mismatch or a "
         "saturated node are the usual causes.",
         "在逐跳表中查看第一份报文在何处消失；常见原因是底层网络丢包、MTU 不匹配或节点过载。",
