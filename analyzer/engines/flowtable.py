@@ -41,7 +41,7 @@ import numpy as np
 from analyzer.model.flow import Encap, FlowSummary, TCPSummary, proto_name
 from analyzer.model.record import PacketRecord, QuotedPacket
 
-KIND_IP = 2
+KIND_IP = 2  # analyzer.inputs.fastpath.KIND_IP (engines do not import inputs)
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 _BIG = 1 << 42  # group offset for the segmented running maximum (sequence ends stay within +-2**34)
 _UNSET = -(1 << 40)

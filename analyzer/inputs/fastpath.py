@@ -1,21 +1,24 @@
 """Streaming, vectorised fast path: capture files -> column batches, no per-packet Python object.
 
-Classic pcap files are read in fixed-size chunks (``CHUNK_BYTES``; peak memory does not grow with
-the file). Python only walks the 16-byte record headers; numpy then gathers header fields at fixed
-offsets for every frame of the chunk at once and recognises the common shapes:
+Classic pcap files (either byte order, micro- or nanoseconds, also gzip/bzip2/xz-compressed) are
+read into one reused buffer of ``CHUNK_BYTES`` (peak memory does not grow with the file). Python
+only walks the 16-byte record headers; numpy then gathers fields at fixed offsets for every frame
+of the chunk at once and recognises the common shapes:
 
-* Ethernet (optionally one 802.1Q tag), Linux cooked SLL and SLL2, raw IPv4 (linktypes 101, 228);
-* IPv4 without options and not fragmented, then TCP or UDP (ports outside the tunnel ports);
-* the same inside VXLAN (outer UDP destination port in ``vxlan_ports``, I flag set, inner
-  Ethernet/IPv4) or inside IPIP (IPv4 protocol 4);
+* link: Ethernet (optionally one 802.1Q tag), Linux cooked SLL and SLL2, raw IP (101, 228, 229);
+* IPv4 without options and not fragmented, or IPv6 without extension headers; then TCP, UDP
+  (ports outside the tunnel ports) or an ICMP message that is not an error;
+* the same inside VXLAN (outer IPv4/UDP to a port in ``vxlan_ports``, I flag set, inner Ethernet
+  with IPv4 or IPv6) or inside IPIP (IPv4 protocol 4);
 * ARP (a non-IP frame: counted, never part of a flow).
 
-Every other frame (IPv4 options, fragments, IPv6, ICMP, GENEVE, GRE, flannel-udp, VLAN stacks,
-truncated or malformed headers...) is handed to the general decoder
-(``analyzer.inputs.decode.decode_frame`` + ``to_record``) and its ``PacketRecord`` is merged into
-the same columns, so the columns always equal what the general decoder says. pcapng, gzip and
-damaged pcap files are read through ``analyzer.inputs.capture.read_capture`` and batched the same
-way (the fast shapes still apply to their frames).
+Every other frame (IPv4 options, fragments, IPv6 extension headers, ICMP errors, GENEVE, GRE,
+flannel-udp, VLAN stacks, frames cut by the snaplen, malformed headers...) is handed to the general
+decoder (``analyzer.inputs.decode.decode_frame`` + ``to_record``) and its ``PacketRecord`` is
+merged into the same columns, so the columns always equal what the general decoder says (tests
+compare them frame by frame). pcapng and damaged files are read through
+``analyzer.inputs.capture.read_capture`` and batched the same way (the fast shapes still apply to
+their frames); damage is reported in that reader's words.
 
 Addresses are ``int64`` columns: an IPv4 address is its 32-bit value; any other address (IPv6) is
 interned in an ``AddressTable`` and gets an id >= 2**32; -1 means "none".
