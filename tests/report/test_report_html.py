@@ -11,7 +11,7 @@ import report_examples as ex
 from analyzer.report.html import CSP, render_html
 
 
-@pytest.mark.parametrize("name", ["delivered_vxlan", "overlay_blocked", "capture_only"])
+@pytest.mark.parametrize("name", ["delivered_vxlan", "overlay_blocked", "capture_only", "service_dnat_masq"])
 def test_html_matches_golden(golden, name: str) -> None:
     golden.check(f"{name}.html", render_html(ex.EXAMPLES[name]()))
 
@@ -127,6 +127,8 @@ def test_nat_edges_and_translations_are_drawn() -> None:
     assert html.count('class="edge e-nat"') == 3  # DNAT + MASQUERADE on f2, MASQUERADE on f3
     assert "DNAT 10.96.0.10:80 -&gt; 10.244.2.7:80" in html
     assert "n1/iptables-save:95 nat/KUBE-SEP-3WUTGBSLBPYCPN6F" in html
+    reply = html.split("<h3>Reply direction</h3>", 1)[1].split("</table>", 1)[0]
+    assert 'id="f1r-hop-3"' in reply and "UN-NAT" in reply and "n1/conntrack:3" in reply
 
 
 def test_zh_report_has_chinese_ui_and_data() -> None:
