@@ -159,3 +159,33 @@ def test_external_traffic_policy_local_without_a_local_endpoint(tmp_path: Path) 
     assert f["node"] == "node1" and "default/web:http" in f["message"]
     assert any(e["line"] and "has no local endpoints" in e["text"] for e in f["evidence"])
     assert "FORWARD_BLOCKED" not in codes(flow)
+
+
+def _missing_fdb_with(tmp_path: Path, dump: str, drop: str) -> dict:
+    """The missing-fdb recording with one more line removed from node1's ``dump``."""
+    rec = tmp_path / "rec"
+    shutil.copytree(sample("missing-fdb"), rec)
+    path = rec / "node1" / dump
+    lines = path.read_text().splitlines()
+    kept = [line for line in lines if not line.startswith(drop)]
+    assert len(kept) == len(lines) - 1
+    path.write_text("\n".join(kept) + "\n")
+    return only_flow(explain(rec))
+
+
+def test_missing_route_to_the_remote_pod_subnet(tmp_path: Path) -> None:
+    flow = _missing_fdb_with(tmp_path, "ip-route", "10.244.2.0/24 via 10.244.2.0 dev flannel.1")
+    f = codes(flow)["MISSING_ROUTE"]
+    assert f["node"] == "node1" and "10.244.2.0/24" in f["message"]
+    assert any(e["line"] and e["text"].startswith("default via 192.168.56.1") for e in f["evidence"])
+    assert "ip route add 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink" in f["fix"]
+    assert "MISSING_FDB" not in codes(flow)
+
+
+def test_missing_neighbour_for_the_remote_vtep(tmp_path: Path) -> None:
+    flow = _missing_fdb_with(tmp_path, "ip-neigh", "10.244.2.0 dev flannel.1")
+    f = codes(flow)["MISSING_NEIGH"]
+    assert f["node"] == "node1" and "10.244.2.0" in f["message"] and "flannel.1" in f["message"]
+    assert any(e["line"] and "10.244.2.0/24 via 10.244.2.0 dev flannel.1" in e["text"] for e in f["evidence"])
+    assert "ip neigh replace 10.244.2.0" in f["fix"]
+    assert "MISSING_FDB" not in codes(flow)
