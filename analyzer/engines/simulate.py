@@ -110,7 +110,7 @@ class SimOutcome:
     decided_by: Rule | None = None
     delivered_to: str | None = None  # "pod 10.244.1.5 via veth1234 on node n2", "node n1 (INPUT)"
     reply: tuple[SimHop, ...] = ()
-    reply_status: str | None = None  # delivered / dropped / rejected / unknown / None (not walked)
+    reply_status: str | None = None  # delivered / dropped / rejected / unknown / no-route-back / None (not walked)
     reply_packet: PacketState | None = None
 
     def translation(self, kind: str) -> Translation | None:
@@ -510,18 +510,46 @@ class _Simulator:
                 what = f"encapsulated in IPIP from {overlay.local} to {overlay.remote}"
             else:
                 what = f"sent unencapsulated (host-gw) to node {overlay.next_hop}"
-            if remote is None:
-                outcomes.append(self._end(leg, "forwarded", f"{what}; node {remote_ip} was not given, the walk "
-                                          "stops here", out_if=out_if, next_hop=nh))
-                return
-            leg.hops.append(SimHop(node.name, out_if, "overlay", "TRANSMITTED", f"{what} (node {remote.name})", ev))
-            in_if = self._overlay_in_interface(remote, overlay.type, overlay.device, remote_ip)
-            leg.node = remote
-            leg.packet = replace(p, in_interface=in_if, in_known=True, out_interface=None, out_known=True,
-                                 mark=0, pref_src=None, ctstate=p.ctstate if p.ctstate != "UNTRACKED" else "NEW",
-                                 ct_dnat=False, ct_snat=False, ct_orig_src=None, ct_orig_dst=None,
-                                 ct_orig_dport=None)
-            self._arrive(leg, outcomes)
+            outer = None
+            kind = "the packet"
+            if overlay.type in ("vxlan", "ipip") and overlay.local is not None and overlay.remote is not None:
+                underlay = self.route(replace(leg, packet=replace(p, dst=overlay.remote, src=overlay.local,
+                                                                   in_interface=None)))
+                outer = PacketState(overlay.local, overlay.remote, 17 if overlay.type == "vxlan" else 4,
+                                    None, overlay.port if overlay.type == "vxlan" else None,
+                                    out_interface=underlay.out_interface if underlay is not None else None,
+                                    out_known=underlay is not None,
+                                    pref_src=overlay.local, length=p.length)
+                kind = f"the {overlay.type.upper()} packet {overlay.local} -> {overlay.remote}" + (
+                    f" (UDP {overlay.port})" if overlay.type == "vxlan" else " (IP protocol 4)")
+                legs = self._walk_outer(leg, outer, ("OUTPUT", "POSTROUTING"), kind, outcomes)
+            else:
+                legs = [leg]
+            for leg in legs:
+                if remote is None:
+                    outcomes.append(self._end(leg, "forwarded", f"{what}; node {remote_ip} was not given, the walk "
+                                              "stops here", out_if=out_if, next_hop=nh))
+                    continue
+                leg.hops.append(SimHop(node.name, out_if, "overlay", "TRANSMITTED", f"{what} (node {remote.name})",
+                                       ev))
+                in_if = self._overlay_in_interface(remote, overlay.type, overlay.device, remote_ip)
+                leg.node = remote
+                arrived = [leg]
+                if outer is not None:  # the receiving node's netfilter sees the outer packet first (INPUT)
+                    underlay_in = self._iface_with_address(remote, outer.dst)
+                    outer_in = replace(outer, in_interface=underlay_in, in_known=underlay_in is not None,
+                                       out_interface=None, out_known=True, pref_src=None)
+                    arrived = self._walk_outer(leg, outer_in, ("PREROUTING", "INPUT"), kind, outcomes)
+                for leg2 in arrived:
+                    leg2.hops.append(SimHop(remote.name, in_if, "overlay", "DECAPSULATED",
+                                            f"{remote.name} accepts {kind.split(' (')[0]} and hands the inner packet "
+                                            f"to {in_if or 'its overlay device'}"))
+                    leg2.packet = replace(p, in_interface=in_if, in_known=True, out_interface=None, out_known=True,
+                                          mark=0, pref_src=None,
+                                          ctstate=p.ctstate if p.ctstate != "UNTRACKED" else "NEW",
+                                          ct_dnat=False, ct_snat=False, ct_orig_src=None, ct_orig_dst=None,
+                                          ct_orig_dport=None)
+                    self._arrive(leg2, outcomes)
             return
         # not an overlay route: a pod on this node's bridge, another node on the link, or the outside
         pod = node.pod_cidr
@@ -546,8 +574,53 @@ class _Simulator:
                                  ct_orig_dst=None, ct_orig_dport=None)
             self._arrive(leg, outcomes)
             return
+        leaving_pod = self._pod_network_of(p.src)
+        if leaving_pod is not None and self._pod_network_of(p.dst) is None:
+            leg.hops.append(SimHop(node.name, out_if, "send", "TRANSMITTED",
+                                   f"{p.endpoint('src')} leaves {node.name} unmasqueraded toward {p.dst}, outside the "
+                                   f"pod network {leaving_pod}: hosts outside the cluster usually have no route back "
+                                   "to pod addresses, so no reply is expected"))
+            outcomes.append(self._end(leg, "forwarded", f"forwarded {p.endpoint('src')} -> {p.endpoint('dst')} out "
+                                      f"{out_if} to {nh} with its pod source address (not masqueraded)",
+                                      out_if=out_if, next_hop=nh, reply=False))
+            return
         outcomes.append(self._end(leg, "forwarded", f"forwarded {p.endpoint('src')} -> {p.endpoint('dst')} out "
                                   f"{out_if} to {nh}", out_if=out_if, next_hop=nh))
+
+    def _pod_network_of(self, ip: IPAddress) -> str | None:
+        """The pod network (cluster CIDR, else a node's pod subnet) that holds ``ip``, if any."""
+        for n in self.nodes:
+            for net in (n.cluster_cidr, n.pod_cidr):
+                if net is not None and net.version == ip.version and ip in net:
+                    return str(net)
+        return None
+
+    def _walk_outer(self, leg: _Leg, outer: PacketState, hooks: tuple[str, ...], kind: str,
+                    outcomes: list[SimOutcome]) -> list[_Leg]:
+        """Walk the tunnel's outer packet through ``hooks`` of ``leg.node``; the legs that get
+        through keep the inner packet; a DROP/REJECT of the outer packet ends the inner one too."""
+        inner = leg.packet
+        keep = len(leg.translations)
+        current = [replace(leg, packet=outer, hops=list(leg.hops), rules=list(leg.rules),
+                           translations=list(leg.translations), labels=list(leg.labels),
+                           assumptions=list(leg.assumptions), visits=list(leg.visits))]
+        current[0].hops.append(SimHop(leg.node.name, outer.in_interface or outer.out_interface, "overlay",
+                                      "OUTER", f"{kind} goes through {leg.node.name}'s netfilter "
+                                               f"({', '.join(hooks)})"))
+        for hook in hooks:
+            nxt = []
+            for cur in current:
+                for leg2, b in self.walk_hook(cur, hook):
+                    del leg2.translations[keep:]  # NAT of the outer packet is not the flow's
+                    if b.verdict is not Verdict.ACCEPT:
+                        leg2.packet = inner
+                        self._stopped(leg2, b, outcomes, outer=kind)
+                        continue
+                    nxt.append(leg2)
+            current = nxt
+        for cur in current:
+            cur.packet = inner
+        return current
 
     @staticmethod
     def _iface_with_address(node: NodeSnapshot, ip: IPAddress) -> str | None:
@@ -579,17 +652,18 @@ class _Simulator:
         fdb = next((f for f in node.fdb if f.mac == neigh.lladdr and f.master), None)
         return (neigh.source,) + ((fdb.source,) if fdb is not None else ())
 
-    def _stopped(self, leg: _Leg, b: Branch, outcomes: list[SimOutcome]) -> bool:
+    def _stopped(self, leg: _Leg, b: Branch, outcomes: list[SimOutcome], outer: str | None = None) -> bool:
         """Record an outcome when the hook did not let the packet through; True if it stopped."""
         if b.verdict is Verdict.ACCEPT:
             return False
-        name = leg.node.name
+        name = leg.node.name if outer is None else f"{leg.node.name} ({outer}, which carries the packet)"
         if b.verdict is Verdict.DROP:
             why = (f"dropped by {b.decided_by.where()}" if b.decided_by is not None else
                    f"dropped by the policy of {b.steps[-1].chain if b.steps else 'a chain'}")
             outcomes.append(self._end(leg, "dropped", f"{why} on {name}", decided=b.decided_by))
         elif b.verdict is Verdict.REJECT:
-            outcomes.append(self._end(leg, "rejected", f"rejected by {b.decided_by.where()} on {name}: the sender "
+            who = "the sender" if outer is None else "the sending node (not the client, which sees a timeout)"
+            outcomes.append(self._end(leg, "rejected", f"rejected by {b.decided_by.where()} on {name}: {who} "
                                       f"gets {b.reject_with}" if b.decided_by else f"rejected on {name}",
                                       reject_with=b.reject_with, decided=b.decided_by))
         else:
@@ -599,12 +673,18 @@ class _Simulator:
 
     def _end(self, leg: _Leg, status: str, explanation: str, *, out_if: str | None = None,
              next_hop: str | None = None, reject_with: str | None = None, reason: str | None = None,
-             decided: Rule | None = None, delivered: str | None = None) -> SimOutcome:
+             decided: Rule | None = None, delivered: str | None = None, reply: bool = True) -> SimOutcome:
         reply_hops: tuple[SimHop, ...] = ()
         reply_status = None
         reply_packet = None
         if status in ("forwarded", "local") and leg.visits:
-            reply_hops, reply_status, reply_packet = self._reply(leg)
+            if reply:
+                reply_hops, reply_status, reply_packet = self._reply(leg)
+            else:
+                reply_status = "no-route-back"
+                reply_hops = (SimHop(leg.node.name, out_if, "send", "NO-REPLY",
+                                     f"the destination sees source {leg.packet.src}, a pod address it has no route "
+                                     "back to (MISSING_MASQUERADE)"),)
         return SimOutcome(
             probability=leg.prob, status=status, node=leg.node.name, explanation=explanation, packet=leg.packet,
             translations=tuple(leg.translations), out_interface=out_if, next_hop=next_hop, hops=tuple(leg.hops),
