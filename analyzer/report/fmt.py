@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 ARROW = "→"
+MAX_TEXT = 2000  # longer strings from a document (a whole payload, a giant rule) are cut
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
@@ -21,7 +22,10 @@ def clean(value: Any) -> str:
     ``\\xNN``, so text from a capture cannot drive a terminal or reorder what is shown."""
     if value is None:
         return ""
-    s = str(value).replace("\r\n", "\n").replace("\n", " ").replace("\t", " ")
+    s = str(value)
+    if len(s) > MAX_TEXT:
+        s = s[:MAX_TEXT] + f"… (+{len(s) - MAX_TEXT} characters)"
+    s = s.replace("\r\n", "\n").replace("\n", " ").replace("\t", " ")
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", s)
 
 

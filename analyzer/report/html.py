@@ -90,7 +90,7 @@ def _finding_view(lang: str, f: dict[str, Any]) -> dict[str, Any]:
         "severity_text": i18n.severity_word(lang, sev),
         "node": clean(f.get("node")),
         "message": clean(i18n.finding_text(lang, f, "message")),
-        "fix": "\n".join(x.rstrip() for x in str(fix).replace("\r\n", "\n").split("\n")).strip("\n"),
+        "fix": "\n".join(clean(x).rstrip() for x in str(fix).replace("\r\n", "\n").split("\n")).strip("\n"),
         "evidence": _evidence_view(f.get("evidence")),
         "suspicion": f.get("checkable") is False,
     }

@@ -222,3 +222,12 @@ def test_problems_box_lists_failing_flows_with_their_verdicts() -> None:
     assert '<span class="code sev-warning">RETRANSMISSIONS</span>' in box  # each code in its own severity
     assert '<span class="code sev-error">OVERLAY_PORT_BLOCKED</span>' in box
     assert 'id="problems"' not in render_html(ex.delivered_vxlan())
+
+
+def test_fix_and_huge_strings_are_cleaned() -> None:
+    doc = ex.overlay_blocked()
+    doc["flows"][0]["findings"][0]["fix"] = "iptables \x1b[2J -I INPUT\nsecond line"
+    doc["flows"][0]["findings"][0]["message"] = "x" * 50_000
+    html = render_html(doc)
+    assert "\x1b" not in html and "iptables \\x1b[2J -I INPUT\nsecond line" in html
+    assert "x" * 2000 + "… (+48000 characters)" in html and "x" * 2001 not in html
