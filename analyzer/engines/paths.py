@@ -230,6 +230,62 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
 # ----------------------------------------------------------------------------- observations
 
 
+#: (kind, forward action) -> the action of the same place on the way back
+_REVERSE = {("pod", "send"): "deliver", ("pod", "deliver"): "send", ("veth", "enter"): "exit", ("veth", "exit"): "enter",
+            ("bridge", "bridge"): "exit", ("bridge", "exit"): "bridge", ("vtep", "encap"): "decap",
+            ("vtep", "decap"): "encap", ("nic", "transmit"): "receive", ("nic", "receive"): "transmit",
+            ("external", "send"): "deliver", ("external", "deliver"): "send", ("host", "send"): "deliver",
+            ("host", "deliver"): "send"}
+
+
+def reply_path(path: Sequence[PathHop], flow_id: str) -> list[PathHop]:
+    """The places of the forward path in reverse order, as the reply crosses them.
+
+    Netfilter hops keep their place (conntrack undoes the forward NATs there), route lookups too;
+    the VXLAN devices swap encapsulation and decapsulation, the NICs transmit and receive.
+    """
+    out: list[PathHop] = []
+    back = []
+    for h in reversed(path):
+        if h.kind == "netfilter" and h.action == "input":
+            continue  # the overlay's INPUT check belongs to the receiving node: re-placed below
+        if h.kind == "vtep" and h.action == "encap":  # becomes a decap: the reply's receiver checks INPUT
+            back.append(replace(h, kind="netfilter", action="input", label=f"INPUT udp/{dict(h.facts).get('port', '?')}",
+                                capturable=False, interface=None, edge_label="", edge_kind="plain"))
+        back.append(h)
+    for i, h in enumerate(back):
+        action = _REVERSE.get((h.kind, h.action), h.action)
+        nxt = back[i + 1] if i + 1 < len(back) else None
+        edge, kind = "", "plain"
+        if h.kind == "vtep" and action == "encap" and nxt is not None:
+            fwd_encap = next((x for x in path if x.kind == "vtep" and x.action == "encap"), None)
+            label = fwd_encap.edge_label if fwd_encap is not None else ""
+            edge, kind = (_swap_outer(label), "encap") if label else ("", "encap")
+        elif h.kind == "vtep" and action == "decap":
+            edge, kind = "decapsulated", "decap"
+        elif h.kind == "netfilter" and h.edge_kind == "nat":
+            edge, kind = "conntrack undoes " + h.edge_label, "nat"
+        facts = h.facts
+        if h.kind == "vtep" and action == "encap":
+            peer = next((x.facts for x in path if x.kind == "vtep" and x.action == "encap"), ())
+            facts = tuple((k, v) for k, v in peer if k != "peer")
+        out.append(PathHop(id=f"{flow_id}.r{i + 1}", node=h.node, interface=h.interface, kind=h.kind, action=action,
+                           label=h.label, capturable=h.capturable, edge_label=edge, edge_kind=kind, facts=facts))
+    return out
+
+
+def _swap_outer(label: str) -> str:
+    """`VXLAN vni 1 A -> B:8472` on the way back: `VXLAN vni 1 B -> A:8472`."""
+    head, sep, rest = label.rpartition(" -> ")
+    if not sep or " " not in head:
+        return label
+    prefix, _, src = head.rpartition(" ")
+    dst, colon, port = rest.rpartition(":")
+    if not colon:
+        return label
+    return f"{prefix} {dst} -> {src}:{port}"
+
+
 def covered(hop: PathHop, points: Mapping[str, CapturePoint]) -> bool:
     """True when some capture was taken where ``hop`` is (so absence there means something)."""
     if not hop.capturable or hop.node is None:
@@ -244,8 +300,9 @@ def covered(hop: PathHop, points: Mapping[str, CapturePoint]) -> bool:
     return False
 
 
-def _place(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, CapturePoint]) -> dict[int, list[Sighting]]:
-    """Forward sightings per hop index."""
+def _place(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, CapturePoint],
+           direction: str = "fwd") -> dict[int, list[Sighting]]:
+    """Sightings of one direction per hop index."""
     hits: dict[int, list[Sighting]] = defaultdict(list)
     named: dict[tuple[str | None, str], list[int]] = defaultdict(list)
     for i, h in enumerate(path):
@@ -253,7 +310,7 @@ def _place(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, Cap
             named[(h.node, h.interface)].append(i)
     unnamed: dict[tuple[str | None, tuple], list[Sighting]] = defaultdict(list)
     for s in flow.sightings:
-        if s.direction != "fwd":
+        if s.direction != direction:
             continue
         pt = points.get(s.record.file)
         if s.interface and not (pt is not None and pt.is_any and s.interface == pt.interface):
@@ -263,7 +320,7 @@ def _place(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, Cap
             if i is None and s.interface.startswith("veth"):
                 # the veth of the path whose name was not known: the pod side of that node
                 cands = [j for j, h in enumerate(path) if h.kind == "veth" and h.node == s.node and h.interface is None]
-                want_src = s.record.src == flow.client[0]
+                want_src = s.record.src == (flow.client[0] if direction == "fwd" else flow.real_server[0])
                 if cands:
                     i = cands[0] if want_src or len(cands) == 1 else cands[-1]
             if i is not None:
@@ -301,9 +358,10 @@ def _carries_tunnel(path: Sequence[PathHop], i: int) -> bool:
     return False
 
 
-def observe(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, CapturePoint]) -> list[PathHop]:
+def observe(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, CapturePoint],
+            direction: str = "fwd") -> list[PathHop]:
     """Apply the captures to the expected path: ``observed`` and the packets of each hop."""
-    hits = _place(path, flow, points)
+    hits = _place(path, flow, points, direction)
     nat_seen = {(n.node, n.type) for n in flow.nats if n.evidence}
     out = []
     for i, h in enumerate(path):

@@ -780,6 +780,14 @@ def _rename(obj, names: dict[str, str]):
     return obj
 
 
+def _reply_hops(flow: StitchedFlow, path: Sequence, points: dict[str, CapturePoint]) -> list[dict] | None:
+    """The reply direction's hops, when any reply packet was captured."""
+    if not any(s.direction == "rev" for s in flow.sightings):
+        return None
+    back = paths.observe(paths.reply_path(path, flow.id), flow, points, direction="rev")
+    return [paths.hop_json(h) for h in back]
+
+
 def _failed_at(path: Sequence, failed: int | None, status: str) -> str | None:
     """Where the verdict says the packet stopped: the first capture point that missed it (dropped),
     else the failing hop."""
@@ -919,6 +927,7 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
                            failed_at=_failed_at(path, failed, status), via=via),
         "status_text": {"en": STATUS_TEXT[status][0], "zh": STATUS_TEXT[status][1]},
         "graph": paths.graph_json(g),
+        "reply": _reply_hops(flow, path, points),
         "ladder": paths.ladder(flow, points, limit=LADDER_EVENTS if status == "delivered" else 4 * LADDER_EVENTS),
     }
     return doc

@@ -209,3 +209,18 @@ def test_dns_to_the_cluster_dns_service() -> None:
     assert dns and all(f["kind"] == "pod-to-service" and f["status"] == "delivered" for f in dns)
     assert all(f["server"]["name"] and f["server"]["name"].startswith("kube-system/kube-dns") for f in dns)
     assert all(f["translations"][0]["type"] == "dnat" for f in dns)
+
+
+def test_reply_hops_walk_the_path_back_with_the_nat_undone(docs: dict) -> None:
+    flow = only_flow(_doc(docs, "service-remote"))
+    reply = flow["reply"]
+    assert reply[0]["kind"] == "pod" and reply[0]["node"] == "node2"
+    assert reply[-1]["kind"] == "pod" and reply[-1]["node"] == "node1"
+    seen = [(h["node"], h["interface"]) for h in reply if h["observed"] is True and h["kind"] != "netfilter"]
+    assert seen.index(("node2", "flannel.1")) < seen.index(("node2", "eth0")) < seen.index(("node1", "eth0")) \
+        < seen.index(("node1", "cni0"))
+    undo = [h for h in reply if h["kind"] == "netfilter" and "conntrack undoes DNAT" in h["action"]]
+    assert [h["node"] for h in undo] == ["node1"]
+    encap = [h for h in reply if h["kind"] == "vtep" and "VXLAN" in h["action"]]
+    assert encap and "192.168.56.12 -> 192.168.56.11:8472" in encap[0]["action"]
+    assert only_flow(_doc(docs, "missing-fdb"))["reply"] is None
