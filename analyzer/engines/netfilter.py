@@ -1018,18 +1018,18 @@ class NetfilterEngine:
             return verb
         if target == "ACCEPT":
             w.steps.append(Step(hook, table, cname, "accept", f"{_rule_label(rule)} matched{why}: ACCEPT "
-                                                              f"(*{table} lets it through)", rule))
+                                                              f"(*{table} lets it through){_hits(rule)}", rule))
             return lambda w: (w, Verdict.ACCEPT, {})
         if target == "DROP":
             w.steps.append(Step(hook, table, cname, "drop", f"{_rule_label(rule)} matched{why}: DROP (the packet is "
-                                                            "silently discarded)", rule))
+                                                            f"silently discarded){_hits(rule)}", rule))
             return lambda w: (w, Verdict.DROP, {"rule": rule})
         if target == "REJECT":
             opt = rule.target_option("reject-with")
             default = "icmp-port-unreachable" if p.family == 4 else "icmp6-port-unreachable"
             kind = opt.value if opt else default
             w.steps.append(Step(hook, table, cname, "reject", f"{_rule_label(rule)} matched{why}: REJECT, the sender "
-                                                              f"gets {_reject_text(kind)}", rule))
+                                                              f"gets {_reject_text(kind)}{_hits(rule)}", rule))
             return lambda w: (w, Verdict.REJECT, {"rule": rule, "reject_with": kind})
         if target == "RETURN":
             w.steps.append(Step(hook, table, cname, "return", f"{_rule_label(rule)} matched{why}: RETURN "
@@ -1268,6 +1268,16 @@ def _chain_meaning(chain: str) -> str | None:
         if chain == prefix or (prefix.endswith("-") and chain.startswith(prefix)):
             return meaning
     return None
+
+
+def _hits(rule: Rule) -> str:
+    """What the dump's counters (``iptables-save -c``) say about a deciding rule."""
+    c = rule.counters
+    if c is None:
+        return ""
+    if c[0] == 0:
+        return "; its counters are 0: no packet has matched it since they were reset"
+    return f"; its counters show {c[0]} packet{'s' if c[0] != 1 else ''} ({c[1]} bytes) matched so far"
 
 
 def _rule_label(rule: Rule) -> str:

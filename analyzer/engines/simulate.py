@@ -187,6 +187,16 @@ class SimulationResult:
         return sum(o.probability for o in self.outcomes if o.status == status)
 
 
+def _ruleset_for(node: NodeSnapshot, family: int):  # noqa: ANN202 - RuleSet | None
+    """The node's iptables-save for IPv4 packets, ip6tables-save for IPv6 ones (a bare dump file
+    given as the node counts for the family it holds)."""
+    want = "ipv4" if family == 4 else "ipv6"
+    for rs in (node.ruleset, getattr(node, "ip6ruleset", None)):
+        if rs is not None and getattr(rs, "family", "ipv4") == want:
+            return rs
+    return None
+
+
 def _rule_json(rule: Rule, node: str | None = None) -> dict:
     out = {"file": rule.file, "line": rule.line, "table": rule.table, "chain": rule.chain, "text": rule.text}
     if node is not None:
@@ -245,7 +255,7 @@ class _Simulator:
         for n in self.nodes:
             addrs = _addresses(n, local_ips.get(n.name, ()))
             self.addrs[n.name] = addrs
-            rs = n.ruleset if family == 4 else getattr(n, "ip6ruleset", None)
+            rs = _ruleset_for(n, family)
             if rs is not None:
                 self.engines[n.name] = engine_for(rs, addrs)
             if not addrs.local and not n.interfaces:
