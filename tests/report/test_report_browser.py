@@ -128,6 +128,14 @@ def test_filter_text_and_status(page: cdp.Page) -> None:
     assert _visible_rows(page) == ["f4", "f5", "f7"]
     page.evaluate("document.querySelector('input[data-status=delivered]').click()")
     assert _visible_rows(page) == [f"f{i}" for i in range(1, 8)]
+    # "/" focuses the filter from anywhere, Escape clears it
+    page.evaluate("document.body.dispatchEvent(new KeyboardEvent('keydown', {key: '/', bubbles: true}))")
+    assert page.evaluate("document.activeElement.id") == "filter-text"
+    _type(page, "refused-nothing-matches")
+    assert _visible_rows(page) == []
+    page.evaluate("document.getElementById('filter-text').dispatchEvent("
+                  "new KeyboardEvent('keydown', {key: 'Escape', bubbles: true}))")
+    assert len(_visible_rows(page)) == 7
 
 
 def test_copy_button_copies_or_selects_the_fix(page: cdp.Page) -> None:

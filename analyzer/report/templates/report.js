@@ -31,6 +31,17 @@
     form.addEventListener("input", apply);
     form.addEventListener("change", apply);
     form.addEventListener("submit", function (e) { e.preventDefault(); });
+    document.addEventListener("keydown", function (e) {
+      var tag = document.activeElement ? document.activeElement.tagName : "";
+      if (e.key === "/" && tag !== "INPUT" && tag !== "TEXTAREA") {
+        e.preventDefault();
+        box.focus();
+      } else if (e.key === "Escape" && document.activeElement === box) {
+        box.value = "";
+        apply();
+        box.blur();
+      }
+    });
     apply();
   }
   var buttons = document.querySelectorAll("button.copy");
