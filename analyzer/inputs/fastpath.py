@@ -27,10 +27,12 @@ interned in an ``AddressTable`` and gets an id >= 2**32; -1 means "none".
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import ipaddress
 import lzma
 import os
+import signal
 import socket
 import struct
 from collections.abc import Callable, Iterable, Iterator
@@ -537,8 +539,11 @@ def iter_batches(
         spec = _PCAP_MAGIC.get(head[:4])
         if spec is not None and len(head) == 24:
             try:
+                walker = (fh is raw and hasattr(os, "fork") and (os.cpu_count() or 1) > 1
+                          and os.fstat(raw.fileno()).st_size >= WALKER_MIN_BYTES
+                          and not os.environ.get("K8S_TRACE_NO_WALKER"))
                 for batch in _pcap_batches(
-                    fh, name, head, spec, addrs, general, vxlan_arr, tunnel_arr, step, chunk_bytes, warn
+                    fh, name, head, spec, addrs, general, vxlan_arr, tunnel_arr, step, chunk_bytes, warn, walker
                 ):
                     done = int(batch.frame[-1]) if batch.n else done
                     yield batch
@@ -554,6 +559,108 @@ def iter_batches(
         raw.close()
 
 
+#: plain pcap files at least this big are walked by a helper process (when the machine has two
+#: cores or more): it finds the record boundaries while this process classifies and aggregates
+WALKER_MIN_BYTES = 64 << 20
+_WALK_RECORDS = 32768  # at most this many records per message from the walker
+_WALK_END, _WALK_DAMAGE = -2, -1
+
+
+def _walker(path: str, order: str, limit: int, span_max: int, wfd: int) -> None:
+    """The helper process: walk the record headers of ``path`` and send their offsets.
+
+    Messages (native int64): ``count``, then ``count`` record offsets and the end of the last
+    record; a message holds at most ``_WALK_RECORDS`` records spanning at most ``span_max`` bytes
+    (or one bigger record). ``_WALK_DAMAGE`` ends the stream at a damaged or cut-off record,
+    ``_WALK_END`` at a clean end of file.
+    """
+    incl_at = struct.Struct(order + "I").unpack_from
+    size = 2 * (span_max + limit + 16)
+    store = bytearray(size + _PAD)
+    view = memoryview(store)
+
+    def send(values: list[int]) -> None:
+        data = memoryview(np.array(values, dtype=np.int64).tobytes())
+        while data:
+            data = data[os.write(wfd, data) :]
+
+    with open(path, "rb") as fh:
+        fh.seek(24)
+        base, have, eof = 24, 0, False
+        while True:
+            if not eof:
+                got = fh.readinto(view[have:size])
+                eof = not got
+                have += got or 0
+            n, off, start = have, 0, 0
+            offs: list[int] = []
+            while True:
+                end = off + 16 + incl_at(store, off + 8)[0]
+                if end > n:
+                    break
+                if offs and (len(offs) >= _WALK_RECORDS or end - start > span_max):
+                    send([len(offs), *(base + o for o in offs), base + off])
+                    offs, start = [], off
+                offs.append(off)
+                off = end
+            if offs:
+                send([len(offs), *(base + o for o in offs), base + off])
+            if off + 16 <= n and incl_at(store, off + 8)[0] > limit:
+                send([_WALK_DAMAGE])
+                return
+            if eof:
+                send([_WALK_DAMAGE] if off < n else [_WALK_END])
+                return
+            store[: n - off] = store[off:n]
+            base, have = base + off, n - off
+
+
+def _read_exact(fd: int, n: int) -> bytes:
+    parts, left = [], n
+    while left:
+        chunk = os.read(fd, left)
+        if not chunk:
+            raise _Anomaly  # the walker died: the general reader takes over
+        parts.append(chunk)
+        left -= len(chunk)
+    return b"".join(parts)
+
+
+def _walked_chunks(path: str, fh: Any, order: str, limit: int, chunk_bytes: int
+                   ) -> Iterator[tuple[bytearray, np.ndarray, int, int]]:
+    """(buffer, record offsets in it, file offset of the buffer, bytes used) from a walker process."""
+    rfd, wfd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: walk, send, and leave without running any of the parent's code
+        try:
+            os.close(rfd)
+            _walker(path, order, limit, chunk_bytes, wfd)
+        finally:
+            os._exit(0)
+    os.close(wfd)
+    store = bytearray(chunk_bytes + limit + 16 + _PAD)
+    view = memoryview(store)
+    try:
+        while True:
+            count = int(np.frombuffer(_read_exact(rfd, 8), dtype=np.int64)[0])
+            if count == _WALK_END:
+                return
+            if count < 0:
+                raise _Anomaly
+            vals = np.frombuffer(_read_exact(rfd, 8 * (count + 1)), dtype=np.int64)
+            base, stop = int(vals[0]), int(vals[-1])
+            fh.seek(base)
+            used = stop - base
+            if fh.readinto(view[:used]) != used:
+                raise _Anomaly
+            yield store, vals[:-1] - base, base, used
+    finally:
+        os.close(rfd)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # done already, or the caller stopped early
+        os.waitpid(pid, 0)
+
+
 def _pcap_batches(
     fh: Any,
     name: str,
@@ -566,8 +673,9 @@ def _pcap_batches(
     progress: Callable[[int], None] | None,
     chunk_bytes: int,
     warn: Callable[[str], None] | None,
+    walker: bool = False,
 ) -> Iterator[Batch]:
-    """Classic pcap: one reused buffer, refilled with ``readinto``; Python walks only the headers.
+    """Classic pcap: chunks of whole records in a reused buffer; numpy does the rest.
 
     A batch's ``buf`` is that buffer: it is valid until the next batch is requested.
     """
@@ -576,18 +684,64 @@ def _pcap_batches(
     linktype = network & LINKTYPE_MASK
     # the same limits and wording as analyzer.inputs.capture, which handles any damage
     limit = max(MAX_RECORD, snaplen if snaplen <= MAX_BLOCK else 0)
-    incl_at = struct.Struct(order + "I").unpack_from
     interface = interface_from_name(name)
     warned_snaplen = False
+    number = 0
+    hdr_dtype = np.dtype(order + "u4")
+    cols16 = np.arange(16, dtype=np.int64)
+    chunks = (_walked_chunks(name, fh, order, limit, chunk_bytes) if walker
+              else _own_chunks(fh, order, limit, chunk_bytes))
+    for store, ro, base, used in chunks:
+        a = np.frombuffer(store, dtype=np.uint8)
+        hdr = a[ro[:, None] + cols16].copy().view(hdr_dtype)  # (k, 4): sec, frac, incl, orig
+        cap = hdr[:, 2].astype(np.int64)
+        if int(cap.max()) > limit:
+            raise _Anomaly
+        wire = np.maximum(hdr[:, 3].astype(np.int64), cap)
+        ts = hdr[:, 0].astype(np.float64) + hdr[:, 1].astype(np.float64) / scale
+        k = len(ro)
+        frames = np.arange(number + 1, number + k + 1, dtype=np.int64)
+        if not warned_snaplen and warn is not None:
+            over = np.flatnonzero(cap > snaplen)
+            if len(over):
+                warned_snaplen = True
+                warn(
+                    f"{name}: packet #{int(frames[over[0]])}: record of {int(cap[over[0]])} bytes is longer "
+                    f"than the snaplen {snaplen}"
+                )
+        batch = _build_batch(
+            name,
+            store,
+            ro + 16,
+            cap,
+            wire,
+            ts,
+            frames,
+            np.full(k, linktype, dtype=np.int32),
+            interface,
+            addrs,
+            general,
+            vxlan_arr,
+            tunnel_arr,
+        )
+        number += k
+        if progress is not None:
+            progress(base + used)
+        yield batch
+
+
+def _own_chunks(fh: Any, order: str, limit: int, chunk_bytes: int
+                ) -> Iterator[tuple[bytearray, np.ndarray, int, int]]:
+    """(buffer, record offsets in it, file offset of the buffer, bytes of whole records) in file order.
+
+    Python walks the record headers of each refill of one reused buffer.
+    """
+    incl_at = struct.Struct(order + "I").unpack_from
     size = max(chunk_bytes, 2 * (limit + 16))  # room for at least one whole record plus the tail
     store = bytearray(size + _PAD)
     view = memoryview(store)
-    a = np.frombuffer(store, dtype=np.uint8)
     have = 0  # valid bytes at the start of store (the tail of the previous chunk, then new data)
-    number = 0
-    offset = 24  # file offset of store[0]
-    hdr_dtype = np.dtype(order + "u4")
-    cols16 = np.arange(16, dtype=np.int64)
+    base = 24  # file offset of store[0]
     eof = False
     while True:
         if not eof:
@@ -614,44 +768,9 @@ def _pcap_batches(
                     raise _Anomaly  # a cut-off last record: the general reader reports it
                 return
             continue
-        ro = np.array(offs, dtype=np.int64)
-        hdr = a[ro[:, None] + cols16].copy().view(hdr_dtype)  # (k, 4): sec, frac, incl, orig
-        cap = hdr[:, 2].astype(np.int64)
-        if int(cap.max()) > limit:
-            raise _Anomaly
-        wire = np.maximum(hdr[:, 3].astype(np.int64), cap)
-        ts = hdr[:, 0].astype(np.float64) + hdr[:, 1].astype(np.float64) / scale
-        k = len(offs)
-        frames = np.arange(number + 1, number + k + 1, dtype=np.int64)
-        if not warned_snaplen and warn is not None:
-            over = np.flatnonzero(cap > snaplen)
-            if len(over):
-                warned_snaplen = True
-                warn(
-                    f"{name}: packet #{int(frames[over[0]])}: record of {int(cap[over[0]])} bytes is longer "
-                    f"than the snaplen {snaplen}"
-                )
-        batch = _build_batch(
-            name,
-            store,
-            ro + 16,
-            cap,
-            wire,
-            ts,
-            frames,
-            np.full(k, linktype, dtype=np.int32),
-            interface,
-            addrs,
-            general,
-            vxlan_arr,
-            tunnel_arr,
-        )
-        number += k
-        offset += off
-        if progress is not None:
-            progress(offset)
-        yield batch
+        yield store, np.array(offs, dtype=np.int64), base, off
         store[: n - off] = store[off:n]  # keep the partial record for the next round
+        base += off
         have = n - off
 
 

@@ -228,6 +228,36 @@ def test_generated_mix_agrees_across_chunk_boundaries(tmp_path: Path) -> None:
     assert sum(r["fallback"] for r in rows) < 100  # ARP, ICMP echo, IPv6 TCP are fast shapes too
 
 
+def test_the_walker_process_gives_the_same_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Big files are walked by a helper process; force it on small ones, damaged ones included."""
+    import analyzer.inputs.fastpath as fastpath
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        from gen_mix import generate
+    finally:
+        sys.path.pop(0)
+    path = tmp_path / "mix.pcap"
+    generate(4000, path, seed=9)
+    own = fast_rows(path)
+    monkeypatch.setattr(fastpath, "WALKER_MIN_BYTES", 0)
+    monkeypatch.setattr(fastpath, "_WALK_RECORDS", 333)  # many messages
+    assert fast_rows(path, chunk_bytes=100_000) == own
+    _assert_equal(path, chunk_bytes=100_000)
+    data = path.read_bytes()
+    for cut in (len(data) - 7, len(data) // 2):  # a cut-off record at the end, in the middle
+        bad = tmp_path / f"cut{cut}.pcap"
+        bad.write_bytes(data[:cut])
+        warnings: list[str] = []
+        got = [int(f) for b in iter_batches(bad, addrs=AddressTable(), warn=warnings.append) for f in b.frame]
+        assert got == list(range(1, len(got) + 1)) and 0 < len(got) < 4000
+        assert len(warnings) == 1 and "is cut off" in warnings[0]
+    # stopping early leaves no helper behind
+    batches = iter_batches(path, addrs=AddressTable())
+    next(batches)
+    batches.close()
+
+
 def test_a_cut_off_last_record_keeps_the_frames_before_it(tmp_path: Path) -> None:
     path = _write(tmp_path, "cut.pcap", _ether_frames()[:8])
     data = path.read_bytes()
