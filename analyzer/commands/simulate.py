@@ -86,11 +86,13 @@ def load_node(path: Path) -> NodeSnapshot:
 @click.option("--from-node", "from_node", metavar="NAME", help="Start on this node (default: the node whose pod "
                                                                 "CIDR or addresses hold --src, else the first).")
 @click.option("--mark", "mark", default="0", metavar="N", help="Packet mark when it enters (e.g. 0x4000).")
+@click.option("--length", "length", type=click.IntRange(20, 65535), metavar="BYTES",
+              help="IP total length of the packet (for -m length and the MTU of each hop; DF is assumed).")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 @click.option("--fail-on-drop", is_flag=True, help="Exit 4 if an outcome is dropped/rejected, 5 if undecided.")
 def command(nodes: tuple[Path, ...], src: str, dst: str, proto: str, in_interface: str | None,
-            out_interface: str | None, local_ips: tuple[str, ...], from_node: str | None, mark: str, fmt: str,
-            fail_on_drop: bool) -> int:
+            out_interface: str | None, local_ips: tuple[str, ...], from_node: str | None, mark: str,
+            length: int | None, fmt: str, fail_on_drop: bool) -> int:
     """Walk one packet through the netfilter rules and routes of NODE... (bundles or iptables-save files)."""
     proto = proto.lower()
     ported = proto in ("tcp", "udp", "sctp")
@@ -112,7 +114,7 @@ def command(nodes: tuple[Path, ...], src: str, dst: str, proto: str, in_interfac
         for w in node.warnings:
             click.echo(f"k8s-trace: warning: {w}", err=True)
     result = simulate_packet(loaded, sip, dip, proto, sport, dport, in_interface, local_ips=list(local_ips),
-                             out_interface=out_interface, start_node=from_node, mark=mark_value)
+                             out_interface=out_interface, start_node=from_node, mark=mark_value, length=length)
     for w in result.warnings:
         click.echo(f"k8s-trace: warning: {w}", err=True)
     if fmt == "json":

@@ -249,6 +249,7 @@ class _Simulator:
         self.nodes = list(nodes)
         self.local_ips = local_ips
         self.forced_out = out_interface
+        self.df = True
         self.warnings: list[str] = []
         self.engines = {}
         self.addrs: dict[str, NodeAddresses] = {}
@@ -437,6 +438,10 @@ class _Simulator:
                                    f"{p.dst} is not a local address: the node forwards it"
                                    + (f" out {out_if} (given)" if out_if else
                                       "; the out interface and next hop are unknown (no ip-route dump)")))
+        too_big = self._exceeds_mtu(leg, out_if, decision)
+        if too_big is not None:
+            outcomes.append(too_big)
+            return
         for leg2, b in self.walk_hook(leg, "FORWARD"):
             if self._stopped(leg2, b, outcomes):
                 continue
@@ -445,6 +450,26 @@ class _Simulator:
                     continue
                 leg3.visits.append((leg3.node, entry, out_if, "forward"))
                 self._leave(leg3, decision, out_if, next_hop, outcomes)
+
+    def _exceeds_mtu(self, leg: _Leg, out_if: str | None, decision: RouteDecision | None) -> SimOutcome | None:
+        """ip_forward's MTU check (before the FORWARD hook): a DF packet larger than the out device's
+        MTU (or the route's mtu) is not forwarded; the sender gets ICMP fragmentation needed."""
+        p = leg.packet
+        if p.length is None or not self.df or out_if is None:
+            return None
+        iface = leg.node.interface(out_if)
+        route_mtu = decision.chosen.mtu if decision is not None and decision.chosen is not None else None
+        mtu = route_mtu or (iface.mtu if iface is not None else None)
+        if mtu is None or p.length <= mtu:
+            return None
+        ev = tuple(x for x in ((decision.chosen.source if route_mtu else iface.source if iface else None),)
+                   if x is not None)
+        leg.hops.append(SimHop(leg.node.name, out_if, "route", "REJECTED",
+                               f"the packet is {p.length} bytes with Don't Fragment set, more than the {mtu}-byte MTU "
+                               f"of {out_if}: {leg.node.name} answers ICMP fragmentation needed (mtu {mtu})", ev))
+        return self._end(leg, "rejected", f"{p.length}-byte packet with DF does not fit the {mtu}-byte MTU of "
+                                          f"{out_if} on {leg.node.name}: ICMP fragmentation needed (mtu {mtu})",
+                         out_if=out_if, reject_with=f"icmp-frag-needed mtu {mtu}")
 
     def _sent(self, leg: _Leg, outcomes: list[SimOutcome]) -> None:
         decision = self.route(leg)
@@ -849,12 +874,14 @@ def simulate_packet(
     mark: int = 0,
     length: int | None = None,
     icmp_type: int | None = None,
+    df: bool = True,
 ) -> SimulationResult:
     """Walk one first packet (conntrack NEW) from ``src`` to ``dst`` through ``nodes``.
 
     ``local_ips`` are the node's own addresses for a bare iptables-save (a list applies to every
     node, a mapping gives them per node name). ``out_interface`` stands in for the routing
-    decision when a node has no routing dump.
+    decision when a node has no routing dump. ``length`` is the IP total length (for ``-m length``
+    and the MTU check of forwarded packets, with ``df`` the Don't Fragment bit).
     """
     if not nodes:
         raise ValueError("simulate_packet needs at least one node")
@@ -874,6 +901,7 @@ def simulate_packet(
     if num in (1, 58) and icmp_type is None:
         icmp_type = 8 if num == 1 else 128
     sim = _Simulator(nodes, local_ips, out_interface, saddr.version)
+    sim.df = df
     if start_node is not None:
         node = next((n for n in nodes if n.name == start_node), None)
         if node is None:

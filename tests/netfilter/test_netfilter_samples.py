@@ -19,7 +19,6 @@ SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 #: what the dumps cannot show, so simulate cannot predict it
 NOT_IN_THE_DUMPS = {
     ("hairpin-off", "tcp"): "the bridge port's hairpin flag (ip -d link bridge_slave) is not in the node model",
-    ("mtu", "icmp"): "packet size against the path MTU is the explain engine's (MTU_EXCEEDED from captures)",
 }
 
 
@@ -42,7 +41,9 @@ def test_simulate_predicts_the_recorded_outcome(root: Path, step: dict) -> None:
     result = step["result"]
     runs = result["results"] if result["op"] == "http-many" else [result]
     host, _, port = runs[0]["target"].rpartition(":") if step["proto"] != "icmp" else (runs[0]["target"], "", "")
-    r = simulate_packet(nodes, step["client_ip"], host, step["proto"], 40000, int(port) if port else None)
+    size = result.get("size")  # ping payload: + 8 ICMP + 20 IP
+    r = simulate_packet(nodes, step["client_ip"], host, step["proto"], 40000, int(port) if port else None,
+                        length=size + 28 if size else None, df=bool(result.get("df", True)))
     assert sum(o.probability for o in r.outcomes) == pytest.approx(1.0)
     live = [o for o in r.outcomes if o.probability > 0]
     outcome = step["outcome"]
@@ -55,6 +56,9 @@ def test_simulate_predicts_the_recorded_outcome(root: Path, step: dict) -> None:
             assert served <= predicted, (served, predicted)
     elif outcome == "refused":
         assert [(o.status, o.reject_with) for o in live] == [("rejected", "icmp-port-unreachable")]
+    elif outcome == "frag-needed":
+        mtu = result["errors"][0]["mtu"]
+        assert [(o.status, o.reject_with) for o in live] == [("rejected", f"icmp-frag-needed mtu {mtu}")]
     elif outcome == "timeout":
         assert all(o.status in ("dropped", "rejected") or o.reply_status == "no-route-back" for o in live), live
         assert all(o.decided_by is not None or o.status != "rejected" for o in live)
