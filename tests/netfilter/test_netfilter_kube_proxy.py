@@ -64,3 +64,24 @@ def test_generated_rules_parse_cleanly_and_cover_every_shape() -> None:
     assert rs.find("-m recent --set --name KUBE-SEP-")
     fw = rs.chain("filter", "KUBE-PROXY-FIREWALL").rules
     assert len(fw) == 1 and fw[0].target == "DROP"
+
+
+def test_external_ip_and_udp_nodeport_lines_are_k3s_lines(corpus_dir: Path) -> None:
+    real = (corpus_dir / "real-iptables" / "03-k3s-flannel-kube-router-nftables.txt").read_text().splitlines()
+    specs = [
+        ServicePortSpec("kube-system", "traefik", "10.43.85.149", 80, (Endpoint("192.168.1.105", 80, local=True),),
+                        port_name="web", external_ips=("100.90.167.160",)),
+        ServicePortSpec("default", "tuby-dlna", "10.43.181.51", 1900, (Endpoint("192.168.1.105", 1900, local=True),),
+                        port_name="dlna-udp", protocol="UDP", node_port=32197),
+    ]
+    generated = generate_rules(specs, cluster_cidr="10.42.0.0/16", pod_cidr="10.42.0.0/24").splitlines()
+    names = ("KUBE-EXT-UQMCRMJZLI3FTLDP", "KUBE-SVC-UQMCRMJZLI3FTLDP", "KUBE-SEP-G64LDQDZAJHDGIT6",
+             "KUBE-EXT-5TL63OHMAKD6HCC7", "KUBE-SVC-5TL63OHMAKD6HCC7", "KUBE-SEP-PQ2LHDKKDGM72FNX")
+    wanted = [line for line in real if line.startswith(tuple(f"-A {n} " for n in names))
+              or (line.startswith(("-A KUBE-SERVICES ", "-A KUBE-NODEPORTS ")) and any(n in line for n in names))]
+    assert len(wanted) == 16
+    assert [line for line in wanted if line not in generated] == []
+    # and nothing else for these services: the generated chains hold exactly the real lines
+    ours = [line for line in generated if any(f" {n} " in line or line.endswith(f" {n}") for n in names)
+            and line.startswith("-A ")]
+    assert sorted(ours) == sorted(wanted)
