@@ -67,6 +67,13 @@ def _hop_view(lang: str, index: int, hop: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _hop_views(lang: str, hops: Any) -> list[dict[str, Any]]:
+    views = [_hop_view(lang, i, dct(h)) for i, h in enumerate(lst(hops), 1)]
+    for prev, cur in zip([None, *views], views, strict=False):
+        cur["new_node"] = prev is not None and prev["node"] != cur["node"]  # a rule above the row
+    return views
+
+
 def _evidence_view(items: Any) -> list[dict[str, str]]:
     out = []
     for ev in lst(items):
@@ -108,8 +115,8 @@ def _flow_view(lang: str, index: int, flow: dict[str, Any], detailed: bool = Tru
     status = clean(flow.get("status") or "incomplete")
     client, server = dct(flow.get("client")), dct(flow.get("server"))
     findings = [_finding_view(lang, dct(f)) for f in lst(flow.get("findings"))]
-    hops = [_hop_view(lang, i, dct(h)) for i, h in enumerate(lst(flow.get("hops")), 1)] if detailed else []
-    reply = [_hop_view(lang, i, dct(h)) for i, h in enumerate(lst(flow.get("reply")), 1)] if detailed else []
+    hops = _hop_views(lang, flow.get("hops")) if detailed else []
+    reply = _hop_views(lang, flow.get("reply")) if detailed else []
     translations = [
         {"text": fmt.translation(t), "rule": fmt.rule(dct(t).get("rule")), "observed": dct(t).get("observed")}
         for t in lst(flow.get("translations"))

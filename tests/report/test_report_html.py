@@ -119,6 +119,7 @@ def test_structure_of_a_dropped_flow() -> None:
     # each box links to its row in the hop table
     assert '<a href="#f1-hop-10"><g class="box inf failed k-netfilter" data-hop="9">' in html
     assert '<tr id="f1-hop-10" class="hop-row s-inf failed">' in html
+    assert html.count(' new-node">') == 2  # n1 -> underlay -> n2
     assert "n2/eth0.pcap</span> #40, #41, #42, #43" in html
 
 
