@@ -56,13 +56,19 @@ def frozen_builder(cls: type[_T]) -> Callable[..., _T]:
 def fast_frozen(cls: type[_T]) -> type[_T]:
     """``@dataclass(frozen=True, slots=True)`` with the fast ``__init__`` of ``frozen_builder``."""
     made = dataclass(frozen=True, slots=True)(cls)
-    names = [f.name for f in fields(made)]
+    params, lines = [], []
     ns: dict[str, Any] = {}
-    lines = []
-    for i, name in enumerate(names):
-        ns[f"_s{i}"] = getattr(made, name).__set__
-        lines.append(f"    _s{i}(self, {name})")
-    exec(f"def __init__(self, {', '.join(names)}):\n" + "\n".join(lines) + "\n", ns)  # noqa: S102
+    for i, f in enumerate(fields(made)):  # type: ignore[arg-type]
+        if f.default_factory is not MISSING:
+            raise TypeError(f"{made.__name__}.{f.name}: default_factory is not supported")
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            ns[f"_d{i}"] = f.default
+            params.append(f"{f.name}=_d{i}")
+        ns[f"_s{i}"] = getattr(made, f.name).__set__
+        lines.append(f"    _s{i}(self, {f.name})")
+    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines) + "\n", ns)  # noqa: S102
     made.__init__ = ns["__init__"]  # type: ignore[misc]
     return made
 
@@ -239,6 +245,7 @@ class UDP(Layer):
     checksum: int
     checksum_ok: bool | None  # checked for tunnel carriers only; None: 0 (unused) or not verifiable
     payload_len: int | None
+    app: str | None = None  # one-line summary of a well-known payload (DNS on port 53)
 
 
 @fast_frozen
@@ -442,7 +449,8 @@ def _l4_text(ip: IPv4 | IPv6 | None, l4: Layer) -> str:
             text += f" len={l4.payload_len}"
         return text
     if isinstance(l4, UDP):
-        return f"{head} UDP len={l4.payload_len if l4.payload_len is not None else '?'}"
+        text = f"{head} UDP len={l4.payload_len if l4.payload_len is not None else '?'}"
+        return f"{text} {l4.app}" if l4.app else text
     return f"{head} SCTP"
 
 

@@ -385,3 +385,22 @@ def test_erspan_mirrored_frames_decode_inside_gre() -> None:
     erspan3 = bytes(12)
     r = record(ether(ipv4(gre(erspan3 + mirrored, protocol=0x22EB, seq=6))))
     assert (r.tunnel, r.tunnel_depth, r.vni, r.src) == ("gre", 2, None, "10.244.1.5")
+
+
+def _dns(ident: int, flags: int, name: str, qtype: int, answers: int = 0) -> bytes:
+    qname = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\x00"
+    return struct.pack("!HHHHHH", ident, flags, 1, answers, 0, 0) + qname + struct.pack("!HH", qtype, 1)
+
+
+def test_dns_to_a_cluster_ip_is_summarised() -> None:
+    query = ether(ipv4(udp(_dns(0x1A2B, 0x0100, "web.default.svc.cluster.local", 28), sport=41000, dport=53),
+                       src="10.244.1.5", dst="10.96.0.10"))
+    assert summarize(decode_frame(query, 1)) == (
+        "10.244.1.5:41000 -> 10.96.0.10:53 UDP len=47 DNS query AAAA web.default.svc.cluster.local id=0x1a2b")
+    reply = ether(ipv4(udp(_dns(0x1A2B, 0x8183, "nope.default.svc.cluster.local", 1), sport=53, dport=41000)))
+    assert summarize(decode_frame(reply, 1)).endswith(
+        "DNS response A nope.default.svc.cluster.local id=0x1a2b NXDOMAIN answers=0")
+    # malformed: no summary, no exception, no note (DNS is not ours to judge)
+    for junk in (b"\x00" * 5, _dns(1, 0, "a.b", 1)[:-3], struct.pack("!6H", 1, 0, 1, 0, 0, 0) + b"\xc0\x0c"):
+        pkt = decode_frame(ether(ipv4(udp(junk, dport=53))), 1)
+        assert pkt.layers[-1].app is None and pkt.notes == ()

@@ -214,3 +214,12 @@ def test_reader_raises_only_input_error(tmp_path: Path, prefix: bytes, data: byt
         assert f.number >= 1 and isinstance(f.data, bytes)
     with contextlib.suppress(InputError):  # capture_info may refuse, but only that way
         capture_info(path)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=80))
+def test_dns_summary_is_total(data: bytes) -> None:
+    from analyzer.inputs.decode.dns import dns_summary
+
+    text = dns_summary(data, 0, len(data))
+    assert text is None or text.startswith("DNS ")

@@ -8,6 +8,7 @@ before the NIC computed it, as on the sending node or a veth): not verifiable, n
 
 from __future__ import annotations
 
+from analyzer.inputs.decode.dns import DNS_PORT, dns_summary
 from analyzer.inputs.decode.registry import Cursor
 from analyzer.model.packet import UDP
 
@@ -80,7 +81,10 @@ def decode_udp(cur: Cursor, off: int, end: int) -> None:
             ok = None  # checksum offload: the sender's NIC fills it in later; not verifiable here
         elif not ok:  # maybe local checksum offload: decided once the inner packet is decoded
             cur.pending_csum.append((len(cur.layers), off, length, csum, want, cur.ip_src, cur.ip_dst))
-    cur.layers.append(UDP(off, UDP_HEADER, sport, dport, ulen, csum, ok, stop - off - UDP_HEADER))
+    app = None
+    if (dport == DNS_PORT or sport == DNS_PORT) and kind is None:
+        app = dns_summary(data, off + UDP_HEADER, stop if stop < cur.n else cur.n)
+    cur.layers.append(UDP(off, UDP_HEADER, sport, dport, ulen, csum, ok, stop - off - UDP_HEADER, app))
     if not cur.quoted:
         cur.payload_offset, cur.payload_end = off + UDP_HEADER, stop
     if kind is not None and (stop if stop < cur.n else cur.n) > off + UDP_HEADER:
