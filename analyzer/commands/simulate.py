@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -158,6 +159,33 @@ def _refs(hop) -> str:
     return f"  [{', '.join(refs)}]" if refs else ""
 
 
+def _condensed(hops) -> list:  # noqa: ANN001 - Sequence[SimHop] -> list[SimHop | str]
+    """Hops for reading: a jump into a chain that returns at once ("nothing there for this
+    packet") becomes one line instead of two. JSON keeps every hop."""
+    out: list = []
+    i = 0
+    while i < len(hops):
+        h = hops[i]
+        nxt = hops[i + 1] if i + 1 < len(hops) else None
+        if (h.action == "JUMPED" and nxt is not None and nxt.action == "RETURNED" and nxt.rule is None
+                and h.rule is not None and nxt.explanation.startswith(f"end of chain {h.rule.target}:")):
+            out.append(replace(h, action="PASSED", explanation=f"{h.rule.target}: no rule there matches this "
+                                                              f"packet ({h.rule.where()})", evidence=()))
+            i += 2
+            continue
+        out.append(h)
+        i += 1
+    return out
+
+
+def _hop_lines(hops) -> list[str]:  # noqa: ANN001
+    lines = []
+    for n, h in enumerate(_condensed(hops), 1):
+        where = f"{h.node}" + (f" {h.hook}" if h.hook else "")
+        lines.append(f"    {n:>3}. {where:<22} {h.action:<12} {h.explanation}{_refs(h)}")
+    return lines
+
+
 def render_text(result: SimulationResult) -> str:
     p = result.packet
     lines = [f"{p.proto} {p.endpoint('src')} -> {p.endpoint('dst')} entering node {p.node}"
@@ -171,14 +199,8 @@ def render_text(result: SimulationResult) -> str:
             lines.append(f"    branch: {label}")
         for a in o.assumptions:
             lines.append(f"    assumed: {a}")
-        for n, h in enumerate(o.hops, 1):
-            ev = _refs(h)
-            where = f"{h.node}" + (f" {h.hook}" if h.hook else "")
-            lines.append(f"    {n:>3}. {where:<22} {h.action:<12} {h.explanation}{ev}")
+        lines.extend(_hop_lines(o.hops))
         if o.reply_status is not None:
             lines.append(f"    reply: {o.reply_status}")
-            for n, h in enumerate(o.reply, 1):
-                ev = _refs(h)
-                where = f"{h.node}" + (f" {h.hook}" if h.hook else "")
-                lines.append(f"    {n:>3}. {where:<22} {h.action:<12} {h.explanation}{ev}")
+            lines.extend(_hop_lines(o.reply))
     return "\n".join(lines) + "\n"
