@@ -305,3 +305,16 @@ def test_pcapng_several_sections_each_with_their_interfaces(tmp_path: Path) -> N
 def test_pcap_snaplen_zero_is_not_a_problem(tmp_path: Path) -> None:
     got, warnings = read(write_pcap(tmp_path / "z.pcap", TIMES, snaplen=0))
     assert len(got) == 5 and warnings == []
+
+
+def test_modified_pcap_of_old_redhat_tcpdump(tmp_path: Path) -> None:
+    """Kuznetzov's format: magic a1b2cd34, 24-byte records (ifindex, protocol, pkt_type, pad)."""
+    head = struct.pack("<IHHiIII", 0xA1B2CD34, 2, 4, 0, 0, 65535, 1)
+    recs = b"".join(struct.pack("<IIIIIHBx", 100 + i, 5, len(f), len(f), 3, 0x0800, 0) + f
+                    for i, f in enumerate(FRAMES))
+    p = tmp_path / "old.pcap"
+    p.write_bytes(head + recs)
+    got, warnings = read(p)
+    assert warnings == [] and [f.data for f in got] == [bytes(f) for f in FRAMES]
+    assert got[1].ts == pytest.approx(101.000005)
+    assert capture_info(p).format == "pcap-modified"
