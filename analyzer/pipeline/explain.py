@@ -851,9 +851,9 @@ def _sim_translations(doc_nats: list[dict], outcome) -> list[dict]:  # noqa: ANN
     for d in doc_nats:
         for i, (node, typ, tr) in enumerate(sims):
             same_type = typ == d["type"] or {typ, d["type"]} == {"snat", "masquerade"}
-            if i not in used and same_type and node == d["node"]:
-                used.add(i)
-                d = {**d, "rule": _rule_json(tr.rule)}
+            if i not in used and same_type and (node == d["node"] or d["node"] is None):
+                used.add(i)  # no capture point saw both copies: the dumps say which node rewrote it
+                d = {**d, "rule": _rule_json(tr.rule), "node": node}
                 break
         out.append(d)
     if outcome.status in ("forwarded", "local"):

@@ -45,3 +45,16 @@ def test_shift_pcap_moves_every_record(tmp_path: Path) -> None:
     after = [f.ts for f in read_capture(src)]
     assert len(before) == len(after) > 0
     assert all(abs(b + 2.5 - a) < 1e-6 for a, b in zip(after, before, strict=True))
+
+
+def test_nat_twins_on_two_nodes_are_stitched_and_placed_by_the_dumps(tmp_path: Path) -> None:
+    # only node1's veth (before DNAT) and node2's captures (after DNAT): no node saw both copies
+    rec = copy_sample("service-remote", tmp_path)
+    for name in ("any.pcap", "cni0.pcap", "eth0.pcap", "flannel.1.pcap"):
+        (rec / "node1" / name).unlink()
+    (rec / "node2" / "any.pcap").unlink()
+    flow = only_flow(explain(rec))
+    assert flow["kind"] == "pod-to-service" and flow["status"] == "delivered"
+    [t] = flow["translations"]
+    assert (t["type"], t["from"], t["to"], t["node"]) == ("dnat", "10.96.0.100:80", "10.244.2.2:8080", "node1")
+    assert t["rule"] is not None and "DNAT" in t["rule"]["text"]
