@@ -6,7 +6,8 @@ the extension; gzip, bzip2 and xz files are decompressed on the fly (also chosen
 The path ``-`` reads standard input (``tcpdump -U -w - | k8s-trace decode -``), and so do
 FIFOs: nothing needs to seek.
 
-Damage is reported through ``warn`` as one line, ``"<file>: packet #N: ..."`` or
+A link type the decoder does not know is reported once (per file, or per pcapng interface) and
+its frames are still yielded. Damage is reported through ``warn`` as one line, ``"<file>: packet #N: ..."`` or
 ``"<file>: byte OFFSET: ..."`` (1-based packet numbers, 0-based byte offsets in the uncompressed
 stream), and every frame before the damage is still yielded. pcap has no way to resynchronise,
 so reading stops there; pcapng skips a damaged block whose length is sane and goes on. Only a file
@@ -36,6 +37,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from analyzer.errors import InputError
+from analyzer.inputs.decode.linktypes import LINKTYPES
 from analyzer.model.packet import RawFrame
 
 __all__ = ["CaptureInfo", "RawFrame", "capture_info", "interface_from_name", "read_capture"]
@@ -270,6 +272,8 @@ def _read_pcap(r: _Reader, warn: Warn) -> Iterator[RawFrame]:
         return
     _vmaj, _vmin, _zone, _sig, snaplen, linktype = struct.unpack_from(order + "HHiIII", head, 4)
     linktype &= LINKTYPE_MASK
+    if linktype not in LINKTYPES:
+        warn(f"{name}: byte 20: link type {linktype} is not supported; its frames are read but left undecoded")
     limit = max(MAX_RECORD, snaplen if snaplen <= MAX_BLOCK else 0)
     iface = interface_from_name(name)
     rec = struct.Struct(order + "IIII")
@@ -444,7 +448,12 @@ def _read_pcapng(r: _Reader, warn: Warn) -> Iterator[RawFrame]:
                 warn(f"{name}: byte {start}: interface description block too short; skipped")
                 ifaces.append(_Interface(-1, 0, None, 1_000_000, 1e-6, 0))
                 continue
-            ifaces.append(_parse_idb(body, order, fallback))
+            idb = _parse_idb(body, order, fallback)
+            if idb.linktype not in LINKTYPES:
+                label = f" ({idb.name})" if idb.name else ""
+                warn(f"{name}: byte {start}: interface {len(ifaces)}{label} has link type {idb.linktype}, "
+                     "which is not supported; its frames are read but left undecoded")
+            ifaces.append(idb)
             continue
         if not is_packet:
             continue  # ISB, NRB, DSB, custom blocks: nothing to yield

@@ -199,9 +199,15 @@ def test_pcap_record_longer_than_snaplen_or_file(tmp_path: Path) -> None:
 def test_unknown_link_type_is_read_and_noted(tmp_path: Path) -> None:
     from analyzer.inputs.decode import decode_frame
 
-    p = write_pcap(tmp_path / "odd.pcap", TIMES[:1], linktype=147)  # USER0
-    [frame], warnings = read(p)
-    assert frame.linktype == 147 and warnings == []
+    p = write_pcap(tmp_path / "odd.pcap", TIMES[:2], linktype=147)  # USER0
+    [frame, _second], warnings = read(p)
+    assert frame.linktype == 147
+    assert warnings == [f"{p}: byte 20: link type 147 is not supported; its frames are read but left undecoded"]
+    ng = write_pcapng(tmp_path / "odd.pcapng", [(0, FRAMES[0]), (1, (1.0, FRAMES[1])), (1, (2.0, FRAMES[2]))],
+                      interfaces=[(1, "eth0"), (147, "usr0")])
+    got, warnings = read(ng)
+    assert [f.linktype for f in got] == [1, 147, 147]
+    assert len(warnings) == 1 and "interface 1 (usr0) has link type 147, which is not supported" in warnings[0]
     pkt = decode_frame(frame.data, frame.linktype)
     assert pkt.notes == ("link type 147 is not supported; frame left undecoded",)
     assert [layer.name for layer in pkt.layers] == ["raw"]

@@ -127,10 +127,11 @@ def test_record_longer_than_snaplen_and_file(tmp_path: Path) -> None:
     _assert_bad(r, 0, f"{p}: packet #2: record of 3000 bytes is cut off")
 
 
-def test_unknown_link_type_is_a_note(tmp_path: Path) -> None:
+def test_unknown_link_type_is_warned_once_and_noted(tmp_path: Path) -> None:
     p = write_pcap(tmp_path / "usr.pcap", FRAMES[:1], linktype=162)
     r = run("decode", p)
-    _assert_bad(r, 0)
+    _assert_bad(r, 0, f"k8s-trace: warning: {p}: byte 20: link type 162 is not supported")
+    assert len(r.stderr.splitlines()) == 1
     assert r.stdout.startswith("1 0.000000 - link type 162 !! link type 162 is not supported; frame left undecoded")
 
 
