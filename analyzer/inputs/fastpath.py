@@ -539,9 +539,7 @@ def iter_batches(
         spec = _PCAP_MAGIC.get(head[:4])
         if spec is not None and len(head) == 24:
             try:
-                walker = (fh is raw and hasattr(os, "fork") and (os.cpu_count() or 1) > 1
-                          and os.fstat(raw.fileno()).st_size >= WALKER_MIN_BYTES
-                          and not os.environ.get("K8S_TRACE_NO_WALKER"))
+                walker = fh is raw and os.fstat(raw.fileno()).st_size >= WALKER_MIN_BYTES and _core_free()
                 for batch in _pcap_batches(
                     fh, name, head, spec, addrs, general, vxlan_arr, tunnel_arr, step, chunk_bytes, warn, walker
                 ):
@@ -564,6 +562,22 @@ def iter_batches(
 WALKER_MIN_BYTES = 64 << 20
 _WALK_RECORDS = 32768  # at most this many records per message from the walker
 _WALK_END, _WALK_DAMAGE = -2, -1
+
+
+def _core_free() -> bool:
+    """Whether a helper process would get a core of its own (else it only competes with us).
+
+    ``K8S_TRACE_WALKER=0`` / ``=1`` forces the choice."""
+    forced = os.environ.get("K8S_TRACE_WALKER")
+    if forced is not None:
+        return forced == "1" and hasattr(os, "fork")
+    if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+        return False
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        return False
+    return load <= (os.cpu_count() or 1) - 1.5
 
 
 def _walker(path: str, order: str, limit: int, span_max: int, wfd: int) -> None:

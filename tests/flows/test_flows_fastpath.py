@@ -241,8 +241,18 @@ def test_the_walker_process_gives_the_same_columns(tmp_path: Path, monkeypatch: 
     generate(4000, path, seed=9)
     own = fast_rows(path)
     monkeypatch.setattr(fastpath, "WALKER_MIN_BYTES", 0)
+    monkeypatch.setenv("K8S_TRACE_WALKER", "1")
     monkeypatch.setattr(fastpath, "_WALK_RECORDS", 333)  # many messages
+    calls = []
+    real = fastpath._walked_chunks
+
+    def counted(*args, **kw):
+        calls.append(args[0])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(fastpath, "_walked_chunks", counted)
     assert fast_rows(path, chunk_bytes=100_000) == own
+    assert calls == [str(path)]
     _assert_equal(path, chunk_bytes=100_000)
     data = path.read_bytes()
     for cut in (len(data) - 7, len(data) // 2):  # a cut-off record at the end, in the middle
