@@ -577,7 +577,7 @@ def _core_free() -> bool:
         load = os.getloadavg()[0]
     except OSError:
         return False
-    return load <= (os.cpu_count() or 1) - 1.5
+    return load <= (os.cpu_count() or 1) - 0.5
 
 
 def _walker(path: str, order: str, limit: int, span_max: int, wfd: int) -> None:
