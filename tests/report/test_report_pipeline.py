@@ -47,6 +47,25 @@ COMMIT
 """
 
 
+def _ip_addr(node_ip: str, cni_ip: str, vtep_ip: str) -> str:
+    """``ip -d addr show`` of a node: eth0, flannel.1 (VXLAN over eth0) and cni0."""
+    return (
+        "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN group default qlen 1000\n"
+        "    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n"
+        "    inet 127.0.0.1/8 scope host lo\n       valid_lft forever preferred_lft forever\n"
+        "2: eth0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1500 qdisc fq_codel state UP group default qlen 1000\n"
+        "    link/ether 52:54:00:00:56:0b brd ff:ff:ff:ff:ff:ff\n"
+        f"    inet {node_ip}/24 brd 192.168.56.255 scope global eth0\n       valid_lft forever preferred_lft forever\n"
+        "3: flannel.1: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UNKNOWN group default\n"
+        "    link/ether 9e:2a:11:c0:7b:01 brd ff:ff:ff:ff:ff:ff promiscuity 0 minmtu 68 maxmtu 65535\n"
+        f"    vxlan id 1 local {node_ip} dev eth0 srcport 0 0 dstport 8472 nolearning ttl auto ageing 300\n"
+        f"    inet {vtep_ip}/32 scope global flannel.1\n       valid_lft forever preferred_lft forever\n"
+        "4: cni0: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue state UP group default qlen 1000\n"
+        "    link/ether 0a:58:0a:f4:01:01 brd ff:ff:ff:ff:ff:ff\n"
+        f"    inet {cni_ip}/24 brd 10.244.1.255 scope global cni0\n       valid_lft forever preferred_lft forever\n"
+    )
+
+
 def _inner(payload: bytes, *, src: str, dst: str, sport: int, dport: int, flags: str, seq: int, ack: int,
            ip_id: int) -> bytes:
     return ether(ipv4(tcp(payload, sport=sport, dport=dport, flags=flags, seq=seq, ack=ack),
@@ -93,6 +112,8 @@ def doc(tmp_path_factory: pytest.TempPathFactory) -> dict:
     (n1 / "node").write_text("n1\n")
     (n2 / "node").write_text("n2\n")
     (n1 / "iptables-save").write_text(IPTABLES_N1)
+    (n1 / "ip-addr").write_text(_ip_addr(N1, "10.244.1.1", "10.244.1.0"))
+    (n2 / "ip-addr").write_text(_ip_addr(N2, "10.244.2.1", "10.244.2.0"))
     (n1 / "subnet.env").write_text("FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\n")
     (n2 / "subnet.env").write_text("FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.2.1/24\nFLANNEL_MTU=1450\n")
     _vxlan_capture(n1 / "eth0.pcap", 0.0)
@@ -159,3 +180,22 @@ def test_html_report_renders_the_real_document(doc: dict, tmp_path: Path) -> Non
         assert html.count('class="flow-row"') == len(doc["flows"])
         assert html.count('<svg class="path"') == sum(1 for f in doc["flows"] if f.get("graph", {}).get("nodes"))
     assert render_html(doc) == render_html(doc)
+
+
+def test_real_document_in_headless_chromium(doc: dict, chromium: str, tmp_path: Path) -> None:
+    import cdp
+
+    path = tmp_path / "e2e.html"
+    path.write_text(render_html(doc), encoding="utf-8")
+    with cdp.Browser(chromium, tmp_path / "profile") as browser:
+        page = browser.open(path.as_uri())
+        assert page.exceptions() == [] and page.console_errors() == [] and page.dialogs() == []
+        assert page.requests() == [path.as_uri()]
+        assert page.evaluate("document.querySelectorAll('tr.flow-row').length") == len(doc["flows"])
+        body = page.evaluate("document.body.innerText")
+        if any(HOSTILE in s for s in _strings(doc)):  # the service named from the rule comment
+            assert HOSTILE in body
+        for flow in doc["flows"]:
+            if flow.get("graph", {}).get("nodes"):
+                rect = page.rect(f"#flow-{doc['flows'].index(flow) + 1} svg.path")
+                assert rect["width"] > 100 and rect["height"] > 40
