@@ -164,8 +164,10 @@ def run_scenario(sc: Scenario, base: LabParams, out_dir: Path, *, command: str |
     doc["started_at"] = round(time.time(), 3)
     sb = Sandbox()
     error: BaseException | None = None
-    try:
-        with signals_unwind():
+    problems: list[str] = []
+    # SIGTERM/SIGHUP unwind like Ctrl-C for the whole run; the teardown itself ignores all three
+    with signals_unwind():
+        try:
             say(f"building {len(cluster.nodes)} nodes, {len(cluster.pods)} pods ({cluster.params.backend})")
             up = bring_up(sb, sc, cluster)
             doc["missing_sysctls"] = up["missing_sysctls"]
@@ -193,18 +195,18 @@ def run_scenario(sc: Scenario, base: LabParams, out_dir: Path, *, command: str |
                                                     out_dir / node.name, env)
             (out_dir / cluster.nodes[0].name / "kubectl.json").write_text(kubectl_json(cluster))
             doc["dumps"][cluster.nodes[0].name]["kubectl.json"] = "written by the lab (API view)"
-    except BaseException as exc:
-        error = exc
-    finally:
-        say("tearing down")
-        problems = close_shielded(sb)
-        doc["teardown"] = {"problems": problems}
-        doc["duration_s"] = round(time.monotonic() - start, 2)
-        if error is None:
-            doc["matches_expected"] = all(s["matches_expected"] for s in doc["steps"])
-            text = json.dumps(doc, indent=2) + "\n"
-            (out_dir / "scenario.json").write_text(text)
-            doc = json.loads(text)  # what callers get is exactly what the file says (lists, not tuples)
+        except BaseException as exc:
+            error = exc
+        finally:
+            say("tearing down")
+            problems = close_shielded(sb)
+            doc["teardown"] = {"problems": problems}
+            doc["duration_s"] = round(time.monotonic() - start, 2)
+            if error is None:
+                doc["matches_expected"] = all(s["matches_expected"] for s in doc["steps"])
+                text = json.dumps(doc, indent=2) + "\n"
+                (out_dir / "scenario.json").write_text(text)
+                doc = json.loads(text)  # what callers get is exactly what the file says (lists, not tuples)
     if error is not None:
         if isinstance(error, Interrupted):
             raise KeyboardInterrupt(str(error)) from None
