@@ -113,14 +113,17 @@ class _Builder:
             self.hops[-1] = replace(self.hops[-1], edge_label=label, edge_kind=kind)
 
 
-def _veth_name(flow: StitchedFlow, node: str | None, ip: str, outgoing: bool) -> str | None:
+def _veth_name(flow: StitchedFlow, node: str | None, ip: str, outgoing: bool, topo: Topology | None = None
+               ) -> str | None:
+    """The host-side veth of pod ``ip``: from a capture named after it, else from the dumps."""
     for s in flow.sightings:
         if s.node != node or not s.interface or not s.interface.startswith("veth"):
             continue
         r = s.record
         if (r.src == ip and s.direction == "fwd" and not outgoing) or (r.dst == ip and s.direction == "fwd" and outgoing):
             return s.interface
-    return None
+    facts = topo.node_named(node) if topo is not None else None
+    return facts.pod_veths.get(ip) if facts is not None else None
 
 
 def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, CapturePoint]) -> list[PathHop]:
@@ -148,7 +151,7 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
     # --- the sender
     if c_role == "pod":
         b.add(first, "eth0", "pod", "send", f"pod {_ep(c_ip, c_port)}", ip=c_ip)
-        b.add(first, _veth_name(flow, first, c_ip, False), "veth", "enter", "veth (host side)")
+        b.add(first, _veth_name(flow, first, c_ip, False, topo), "veth", "enter", "veth (host side)")
         b.add(first, fi["bridge"], "bridge", "bridge", fi["bridge"], gateway=_gateway(first_facts))
         b.add(first, None, "netfilter", "prerouting", "PREROUTING",
               what=(dnat_text + ".") if dnat_text else "no service address here, nothing rewritten.",
@@ -177,7 +180,7 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
         if snat_text:
             b.edge(snat_text, "nat")
         b.add(first, fi["bridge"], "bridge", "exit", fi["bridge"])
-        b.add(first, _veth_name(flow, first, r_ip, True), "veth", "exit", "veth (host side)")
+        b.add(first, _veth_name(flow, first, r_ip, True, topo), "veth", "exit", "veth (host side)")
         b.add(first, "eth0", "pod", "deliver", f"pod {_ep(r_ip, r_port)}", ip=r_ip)
         return b.hops
     if r_role == "node" and same_node:
@@ -222,7 +225,7 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
         return b.hops
     b.add(last, None, "netfilter", "forward", "FORWARD / POSTROUTING")
     b.add(last, li["bridge"], "bridge", "exit", li["bridge"])
-    b.add(last, _veth_name(flow, last, r_ip, True), "veth", "exit", "veth (host side)")
+    b.add(last, _veth_name(flow, last, r_ip, True, topo), "veth", "exit", "veth (host side)")
     b.add(last, "eth0", "pod", "deliver", f"pod {_ep(r_ip, r_port)}", ip=r_ip)
     return b.hops
 

@@ -45,6 +45,7 @@ class NodeFacts:
     underlay_interface: str | None = None  # eth0
     mtu: dict[str, int] = field(default_factory=dict)  # interface -> MTU (from dumps)
     from_dumps: bool = False
+    pod_veths: dict[str, str] = field(default_factory=dict)  # pod ip -> host-side veth (neigh + bridge FDB)
 
 
 @dataclass(frozen=True, slots=True)

@@ -398,7 +398,20 @@ def facts_from_snapshot(snap: NodeSnapshot) -> NodeFacts:
         underlay_interface=underlay,
         mtu={i.name: i.mtu for i in snap.interfaces if i.mtu},
         from_dumps=bool(snap.interfaces or snap.routes),
+        pod_veths=_pod_veths(snap, bridge.name if bridge is not None else None),
     )
+
+
+def _pod_veths(snap: NodeSnapshot, bridge: str | None) -> dict[str, str]:
+    """Pod address -> its host-side veth: the bridge's neighbour (pod MAC), then the bridge FDB port."""
+    if bridge is None:
+        return {}
+    port_of = {f.mac.lower(): f.dev for f in snap.fdb if f.master == bridge and f.dev and not f.is_self}
+    out = {}
+    for n in snap.neigh:
+        if n.dev == bridge and n.lladdr and n.lladdr.lower() in port_of:
+            out[str(n.ip)] = port_of[n.lladdr.lower()]
+    return out
 
 
 def services_from_dumps(snaps: Sequence[NodeSnapshot], kube: KubeInventory | None) -> list[Service]:

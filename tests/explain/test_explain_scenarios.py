@@ -131,6 +131,9 @@ def test_blocked_overlay_names_node2_its_reject_rule_and_the_commands_that_fix_i
     assert [(h["node"], h["kind"]) for h in failed] == [("node2", "netfilter")]
     assert _hop(flow, "node2", "eth0")["observed"] is True
     assert _hop(flow, "node2", "flannel.1")["observed"] is False
+    # the server pod's veth, never reached, is still named: cni0's neighbour entry + the bridge FDB port
+    veth = [h for h in flow["hops"] if h["kind"] == "veth" and h["node"] == "node2"][0]
+    assert veth["interface"] and veth["interface"].startswith("veth") and veth["observed"] is False
 
 
 def test_missing_fdb_is_seen_on_flannel1_and_absent_from_eth0_of_node1(docs: dict) -> None:
