@@ -12,7 +12,8 @@ objects of the JSON contract (``../shared/contract/README.md``), one per line.
 
 Warnings about the file (cut-off record, damaged block) go to stderr, one line each. Exit
 status: 0 when the file was read (even with per-frame notes or warnings), 3 when it could not be
-read at all (not a capture, or damaged before its first frame).
+read at all (not a capture, or damaged before its first frame: then the damage is the one
+error line, ``k8s-trace: error: FILE: byte 17: ...``).
 """
 
 from __future__ import annotations
@@ -147,14 +148,22 @@ def command(
     vx = VXLAN_UDP_PORTS | frozenset(vxlan_ports)
     gn = GENEVE_UDP_PORTS | frozenset(geneve_ports)
     fl = FLANNEL_UDP_PORTS | frozenset(flannel_ports)
-    warnings: list[str] = []
+    # Warnings that come before the first frame wait: if no frame ever comes, the last of them
+    # becomes the one error line (exit 3) instead of a warning plus a vaguer error.
+    held: list[str] = []
+    state = {"frames_read": 0}
 
-    def warn(message: str) -> None:
-        warnings.append(message)
+    def say(message: str) -> None:
         sys.stdout.flush()
         click.echo(f"k8s-trace: warning: {message}", err=True)
 
-    ifnames = _interface_names(node, capture, warn)
+    def warn(message: str) -> None:
+        if state["frames_read"]:
+            say(message)
+        else:
+            held.append(message)
+
+    ifnames = _interface_names(node, capture, say)
     host_set = {_address(h) for h in hosts}
     port_set, vni_set = frozenset(ports), frozenset(vnis)
     filtering = bool(host_set or port_set or vni_set or with_notes)
@@ -166,6 +175,11 @@ def command(
     jsonl = fmt == "jsonl"
     for frame in read_capture(capture, warn=warn):
         read += 1
+        if read == 1:
+            state["frames_read"] = 1
+            for message in held:
+                say(message)
+            held.clear()
         if first_ts is None:
             first_ts = frame.ts  # times are relative to the file's first frame, filtered or not
         pkt = decode_frame(
@@ -194,5 +208,9 @@ def command(
         if count is not None and frames >= count:
             break
     out.flush()
-    if read == 0 and warnings:
-        raise InputError(str(capture), "no frame could be read (see the warnings above)")
+    if held:
+        for message in held[:-1]:
+            say(message)
+        last = held[-1]
+        prefix = f"{capture}: "
+        raise InputError(str(capture), last[len(prefix):] if last.startswith(prefix) else last)
