@@ -140,10 +140,17 @@ def command(
 ) -> None:
     """Print every frame of CAPTURE with its outer and inner layers (pcap, pcapng, .gz).
 
-    CAPTURE may be - (standard input), e.g. tcpdump -i eth0 -U -w - | k8s-trace decode -
+    CAPTURE may be - (standard input):
+
+    \b
+      tcpdump -i eth0 -U -w - | k8s-trace decode -
+      k8s-trace decode node1/any.pcap --host 10.244.1.5 --port 53
 
     The filters (--host, --port, --vni, --with-notes) look through every encapsulation level,
     which a capture filter cannot do; frame numbers stay those of the file.
+
+    Exit status 0 when the file was read (per-frame notes and warnings about damage later in
+    the file included), 3 when it could not be read at all.
     """
     vx = VXLAN_UDP_PORTS | frozenset(vxlan_ports)
     gn = GENEVE_UDP_PORTS | frozenset(geneve_ports)
