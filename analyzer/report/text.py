@@ -87,7 +87,8 @@ def _hop_line(out: _Out, lang: str, index: int, hop: dict[str, Any], widths: tup
     failed = bool(hop.get("failed"))
     m = fmt.mark(hop.get("observed"), failed)
     cells = _hop_cells(lang, hop)
-    head = f"  {m} {index:>2}. " + " ".join(_pad(c, w) for c, w in zip(cells, widths, strict=True))
+    mark_style = {"+": "delivered", "x": "refused", "?": "dim"}.get(m) if not failed else None
+    head = f"  {out.paint(m, mark_style)} {index:>2}. " + " ".join(_pad(c, w) for c, w in zip(cells, widths, strict=True))
     head += f" {clean(hop.get('action') or '')}"
     if failed:
         head = out.paint(head + "   <== " + i18n.text(lang, "failed_here"), "failed")
