@@ -93,6 +93,9 @@ def _hop_line(out: _Out, lang: str, index: int, hop: dict[str, Any], widths: tup
     if failed:
         head = out.paint(head + "   <== " + i18n.text(lang, "failed_here"), "failed")
     lines = [head]
+    explanation = clean(i18n.pick(lang, hop.get("explanation"))) if failed else ""
+    if explanation:  # what this step does, so the reader knows why it matters here
+        lines.append(out.paint(f"        {explanation}", "dim"))
     for file, nums in fmt.packets_by_file(hop):
         lines.append(f"        {i18n.text(lang, 'packets')}: {file} {fmt.number_list(nums)}")
     for ev in fmt.line_evidence(hop.get("evidence")):
