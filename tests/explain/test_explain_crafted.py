@@ -189,3 +189,19 @@ def test_missing_neighbour_for_the_remote_vtep(tmp_path: Path) -> None:
     assert any(e["line"] and "10.244.2.0/24 via 10.244.2.0 dev flannel.1" in e["text"] for e in f["evidence"])
     assert "ip neigh replace 10.244.2.0" in f["fix"]
     assert "MISSING_FDB" not in codes(flow)
+
+
+def test_vxlan_on_a_custom_port_needs_vxlan_port(tmp_path: Path) -> None:
+    syn = _syn(300)
+    synack = ether(ipv4(tcp(sport=8080, dport=40000, flags="SA", seq=9, ack=1001), src=SERVER, dst=CLIENT, ident=301))
+    frames = [(T0, ether(ipv4(udp(vxlan(syn, vni=4), sport=51000, dport=4790), src=N1, dst=N2))),
+              (T0 + 0.001, ether(ipv4(udp(vxlan(synack, vni=4), sport=51001, dport=4790), src=N2, dst=N1)))]
+    cap = write_pcap(tmp_path / "eth0.pcap", frames)
+    plain = explain(cap)
+    assert all(f["proto"] == "udp" for f in plain["flows"])  # just node-to-node UDP
+    doc = explain(cap, vxlan_ports=[4790])
+    flow = only_flow(doc)
+    assert (flow["kind"], flow["status"]) == ("pod-to-pod-cross-node", "delivered")
+    [e] = flow["encapsulation"]
+    assert (e["type"], e["vni"], e["port"]) == ("vxlan", 4, 4790)
+    assert {n["name"] for n in doc["nodes"]} == {N1, N2}
