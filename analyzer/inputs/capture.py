@@ -286,7 +286,7 @@ def _read_pcap(r: _Reader, warn: Warn) -> Iterator[RawFrame]:
         number += 1
         if len(hdr) < rec_size:
             if r.error:
-                warn(f"{name}: byte {r.pos}: {r.error}")
+                warn(f"{name}: packet #{number}: {r.error} (byte {r.pos} of the uncompressed data)")
             elif hdr:
                 warn(
                     f"{name}: packet #{number}: file ends inside its record header "
@@ -310,7 +310,7 @@ def _read_pcap(r: _Reader, warn: Warn) -> Iterator[RawFrame]:
         data = r.read(caplen)
         if len(data) < caplen:
             if r.error:
-                warn(f"{name}: byte {r.pos}: {r.error}")
+                warn(f"{name}: packet #{number}: {r.error} (byte {r.pos} of the uncompressed data)")
             else:
                 warn(
                     f"{name}: packet #{number}: record of {caplen} bytes is cut off: the file ends "
