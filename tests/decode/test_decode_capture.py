@@ -164,8 +164,9 @@ def test_pcap_cut_off_inside_gzip(tmp_path: Path) -> None:
     many = [ether(ipv4(udp(random.randbytes(300)))) for _ in range(300)]
     p.write_bytes(gzip.compress(pcap_bytes(many))[:-40])
     got, warnings = read(p)
-    assert len(warnings) == 1 and str(p) in warnings[0]
     assert [f.data for f in got] == [bytes(f) for f in many[: len(got)]] and len(got) > 250
+    assert len(warnings) == 1 and warnings[0].startswith(f"{p}: packet #{len(got) + 1}: ")
+    assert "compressed data is damaged" in warnings[0] or "is cut off" in warnings[0]
 
 
 def test_pcap_record_longer_than_snaplen_or_file(tmp_path: Path) -> None:
