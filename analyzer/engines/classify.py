@@ -316,9 +316,6 @@ def answer_status(flow: StitchedFlow) -> tuple[str | None, str]:
     return None, "nothing came back"
 
 
-def is_failure(status: str) -> bool:
-    return status in ("dropped", "rejected", "refused")
-
 
 def in_cidr(ip: str | None, cidr: str | None) -> bool:
     """``ip`` lies inside ``cidr`` (False when either is missing or malformed)."""

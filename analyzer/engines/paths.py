@@ -437,7 +437,8 @@ def missing_after(path: Sequence[PathHop]) -> int | None:
     return None
 
 
-def failure_index(path: Sequence[PathHop], *, error_node: str | None = None, frag_needed: bool = False) -> int | None:
+def failure_index(path: Sequence[PathHop], *, error_node: str | None = None, frag_needed: bool = False,
+                  last: int | None = -1) -> int | None:
     """The hop where the packet died: between the last sighting and the first absence.
 
     The last inferred (uncapturable) hop before the absence is preferred (netfilter and routing
@@ -445,7 +446,8 @@ def failure_index(path: Sequence[PathHop], *, error_node: str | None = None, fra
     ICMP error, the netfilter hop of the node that sent it (its route lookup for "fragmentation
     needed": the output device's MTU is a routing decision).
     """
-    last = last_seen_index(path)
+    if last == -1:
+        last = last_seen_index(path)
     if error_node is not None and frag_needed:
         route = [i for i, h in enumerate(path) if h.node == error_node and h.kind == "route"]
         if route:

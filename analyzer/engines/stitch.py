@@ -12,7 +12,6 @@ delta in each direction); every timestamp is corrected before it is used for ord
 
 from __future__ import annotations
 
-import ipaddress
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
@@ -449,21 +448,3 @@ def _same_packet(a: Sighting, b: Sighting) -> bool:
     if (ra.ip_id or 0) != 0 or (rb.ip_id or 0) != 0:
         return ra.ip_id == rb.ip_id and abs(a.ts - b.ts) < 1.0
     return abs(a.ts - b.ts) <= 0.1
-
-
-def node_addresses_seen(records: Iterable[PacketRecord]) -> set[str]:
-    out = set()
-    for r in records:
-        if r.tunnel and r.outer_src:
-            out.add(r.outer_src)
-        if r.arp_sender_ip:
-            out.add(r.arp_sender_ip)
-    return {a for a in out if _valid(a)}
-
-
-def _valid(ip: str) -> bool:
-    try:
-        ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return True

@@ -594,12 +594,10 @@ def _endpoint(ip: str, port: int | None, topo: Topology, role: str | None = None
             if role in ("pod", "node") else None}
 
 
-def _translations(flow: StitchedFlow, path: Sequence, topo: Topology) -> list[dict]:
-    out = []
-    for n in paths.nat_list(flow.nats):
-        rule = None
-        out.append({"type": n.type, "node": n.node, "from": n.before, "to": n.after, "observed": True, "rule": rule})
-    return out
+def _translations(flow: StitchedFlow) -> list[dict]:
+    """The rewrites learnt from the packets (their rules come from the dumps, if given)."""
+    return [{"type": n.type, "node": n.node, "from": n.before, "to": n.after, "observed": True, "rule": None}
+            for n in paths.nat_list(flow.nats)]
 
 
 def _encapsulation(flow: StitchedFlow, path: Sequence) -> list[dict]:
@@ -634,8 +632,6 @@ def _int(v: str | None) -> int | None:
 def _decide_status(flow: StitchedFlow, path: Sequence) -> tuple[str, str]:
     status, reason = classify.answer_status(flow)
     if status is not None:
-        if status == "incomplete" or status != "delivered":
-            pass
         return status, reason
     frag = [e for e in flow.errors if (e.record.icmp_type, e.record.icmp_code) == (3, 4)]
     if frag:
@@ -899,18 +895,19 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
         error_node = classify.node_of(hard[0].record.src, topo)
         frag = (hard[0].record.icmp_type, hard[0].record.icmp_code) == (3, 4)
     failed = None
+    # the last place the packet was seen, found on the path graph
+    seen_id = paths.last_seen_on_graph(paths.path_graph(path))
+    last = next((i for i, h in enumerate(path) if h.id == seen_id), None)
     if status in ("dropped", "rejected"):
-        last = paths.last_seen_index(path)
         if sim_failed is not None and (last is None or sim_failed > last) and not frag:
             failed = sim_failed
         else:
-            failed = paths.failure_index(path, error_node=error_node, frag_needed=frag)
+            failed = paths.failure_index(path, error_node=error_node, frag_needed=frag, last=last)
         path = paths.mark_failed(path, failed)
     ctx = diagnose.Context(flow=flow, path=path, status=status, kind=kind, topo=topo, nodes=snaps, sim=outcome)
     findings = diagnose.diagnose_flow(ctx)
     sink.extend(findings)
     g = paths.path_graph(path)
-    last = paths.last_seen_index(path)
     pname = proto_name(flow.proto)
     c_ep = _endpoint(*flow.client, topo)
     s_ep = _endpoint(*flow.server, topo)
@@ -927,7 +924,7 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
         "server": s_ep,
         "kind": kind,
         "status": status,
-        "translations": _sim_translations(_translations(flow, path, topo), outcome),
+        "translations": _sim_translations(_translations(flow), outcome),
         "encapsulation": _encapsulation(flow, path),
         "hops": [paths.hop_json(h) for h in path],
         "findings": [f.to_json() for f in findings],
