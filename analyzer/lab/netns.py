@@ -201,9 +201,9 @@ class Sandbox:
         self.procs.clear()
         for ns in reversed(self.namespaces):
             problems += kill_namespace_processes(ns)
-            done = subprocess.run(["ip", "netns", "del", ns], capture_output=True, text=True, check=False)
-            if done.returncode != 0 and ns in existing_namespaces():
-                problems.append(f"namespace {ns}: {done.stderr.strip()}")
+            failure = delete_namespace(ns)
+            if failure:
+                problems.append(f"namespace {ns}: {failure}")
         self.namespaces.clear()
         for etc in self.etc_dirs:
             shutil.rmtree(etc, ignore_errors=True)
@@ -248,6 +248,22 @@ def close_shielded(sb: Sandbox) -> list[str]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def delete_namespace(ns: str, attempts: int = 5) -> str | None:
+    """`ip netns del ns`, retried briefly (a busy machine can be slow to let go); None once it is gone."""
+    error = ""
+    for attempt in range(attempts):
+        try:
+            done = subprocess.run(["ip", "netns", "del", ns], capture_output=True, text=True, timeout=30,
+                                  check=False)
+            error = done.stderr.strip() or f"exit {done.returncode}"
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            error = str(exc)
+        if ns not in existing_namespaces():
+            return None
+        time.sleep(0.1 * (attempt + 1))
+    return error
 
 
 def kill_namespace_processes(ns: str) -> list[str]:

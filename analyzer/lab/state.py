@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from analyzer.lab.netns import (
     Sandbox,
     check_host,
     close_shielded,
+    delete_namespace,
     existing_namespaces,
     kill_namespace_processes,
 )
@@ -130,11 +130,11 @@ def lab_down(tag: str, force: bool = False) -> tuple[list[str], list[str]]:
         if ns not in present:
             continue
         problems += kill_namespace_processes(ns)
-        done = subprocess.run(["ip", "netns", "del", ns], capture_output=True, text=True, check=False)
-        if done.returncode == 0 or ns not in existing_namespaces():
+        failure = delete_namespace(ns)
+        if failure is None:
             removed.append(ns)
         else:
-            problems.append(f"namespace {ns}: {done.stderr.strip()}")
+            problems.append(f"namespace {ns}: {failure}")
     etc_dirs = [Path(p) for p in state["etc_dirs"]] + [NETNS_ETC / ns for ns in namespaces]
     for etc in etc_dirs:
         if etc.name.startswith(PREFIX) and etc.parent == NETNS_ETC:

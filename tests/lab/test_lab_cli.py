@@ -28,6 +28,19 @@ def _ours(tag: str) -> tuple[set[str], set[str]]:
     return {n for n in existing_namespaces() if n.startswith(prefix)}, etc
 
 
+def _down(tag: str) -> subprocess.CompletedProcess:
+    """`lab down --tag TAG`; whatever it says, nothing of the tag is left for the next test."""
+    from analyzer.lab.state import lab_down, state_path
+
+    try:
+        done = k8s_trace("lab", "down", "--tag", tag, timeout=180)
+    except subprocess.TimeoutExpired as exc:
+        done = subprocess.CompletedProcess(exc.cmd, 124, "", f"lab down timed out: {exc}")
+    if _ours(tag) != (set(), set()) or state_path(tag).exists():
+        lab_down(tag, force=True)
+    return done
+
+
 def _procs(tag: str) -> list[tuple[int, str]]:
     return marked_processes(f"k8sl-{tag}-")
 
@@ -81,7 +94,7 @@ def test_down_without_a_lab_says_so() -> None:
 def test_up_exec_down(netns: None) -> None:
     tag = f"u{os.getpid() % 100000}"
     try:
-        up = k8s_trace("lab", "up", "service-remote", "--tag", tag)
+        up = k8s_trace("lab", "up", "service-remote", "--tag", tag, timeout=180)
         assert up.returncode == 0, up.stderr
         assert f"k8sl-{tag}-node1" in up.stdout
         assert len(_ours(tag)[0]) == 7
@@ -100,7 +113,7 @@ def test_up_exec_down(netns: None) -> None:
         again = k8s_trace("lab", "up", "cross-node", "--tag", tag)
         assert again.returncode == 3 and "already up" in again.stderr
     finally:
-        down = k8s_trace("lab", "down", "--tag", tag)
+        down = _down(tag)
     assert down.returncode == 0, down.stderr
     assert "removed 7 namespaces" in down.stdout
     assert _ours(tag) == (set(), set())
@@ -174,14 +187,14 @@ def test_collect_script_inside_a_lab_node_gives_the_lab_s_bundle(tmp_path: Path,
     assert made.returncode == 0, made.stderr
     script.write_text(made.stdout)
     try:
-        up = k8s_trace("lab", "up", "cross-node", "--tag", tag)
+        up = k8s_trace("lab", "up", "cross-node", "--tag", tag, timeout=180)
         assert up.returncode == 0, up.stderr
         assert k8s_trace("lab", "exec", "--tag", tag, "web", "--", "hostname").stdout.strip() == "web"
         ran = k8s_trace("lab", "exec", "--tag", tag, "node1", "--", "env", f"K8S_TRACE_OUTPUT={tmp_path}",
                         "sh", str(script), timeout=120)
         assert ran.returncode == 0, ran.stderr
     finally:
-        down = k8s_trace("lab", "down", "--tag", tag)
+        down = _down(tag)
     assert down.returncode == 0, down.stderr
     (tarball,) = tmp_path.glob("*.tar.gz")
     assert tarball.name == "node1-k8s-trace.tar.gz"
