@@ -52,8 +52,8 @@ def _make(code: str, severity: str, node: str | None, params: Mapping[str, objec
     msg, msg_zh, fix, fix_zh = finding_text(code, params)
     if not checkable:
         severity = "info"
-        msg = "Suspected, not checkable without the node dumps: " + msg
-        msg_zh = "疑似（无节点转储，无法确认）：" + msg_zh
+        msg = "Suspected: " + msg
+        msg_zh = "疑似：" + msg_zh
     return Finding(code=code, severity=severity, node=node, message=msg, message_zh=msg_zh, fix=fix, fix_zh=fix_zh,
                    evidence=tuple(evidence[:MAX_EVIDENCE]), checkable=checkable, flow=flow)
 
@@ -471,9 +471,12 @@ def _encap_suspect(ctx: Context, node: str | None) -> list[Finding]:
     if vtep is None or tx is None or vtep.observed is not True or tx.observed is not False:
         return []
     peer = node_of(ctx.flow.real_server[0], ctx.topo)
+    facts = ctx.topo.node_named(peer)
+    # flannel gives each node's VTEP the first address of its pod subnet (10.244.2.0 for 10.244.2.0/24)
+    gw = facts.pod_cidr.split("/")[0] if facts is not None and facts.pod_cidr else "the remote VTEP address"
     ev = [Evidence(file=f, packet=p, text=f"seen on {vtep.interface}") for f, p, _ in vtep.packets[:2]]
     return [_make("MISSING_FDB", "info", node, {
-        "node": node, "dev": vtep.interface, "mac": "<VTEP MAC of " + (peer or "the peer") + ">", "gw": "?",
+        "node": node, "dev": vtep.interface, "mac": "<VTEP MAC of " + (peer or "the peer") + ">", "gw": gw,
         "peer_ip": _node_ip(peer, ctx.topo) or "<node address>",
         "observed": f"seen on {vtep.interface}, never on {tx.interface} (a missing neighbour entry looks the same)",
         "observed_zh": f"出现在 {vtep.interface}，从未出现在 {tx.interface}（缺少邻居表项时表现相同）"},

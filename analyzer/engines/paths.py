@@ -206,7 +206,8 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
         src_ip = encap[0].outer_src if encap else _node_ip(first, topo)
         dst_ip = encap[0].outer_dst if encap else _node_ip(last, topo)
         tunnel = encap[0].tunnel if encap else "vxlan"
-        outer = f"{tunnel.upper()} vni {vni} {src_ip} -> {dst_ip}:{port}"
+        vni_text = f" vni {vni}" if vni is not None else ""
+        outer = f"{tunnel.upper()}{vni_text} {src_ip or '?'} -> {dst_ip or '?'}:{port}"
         b.add(first, fi["vtep"], "vtep", "encap", fi["vtep"], port=port, vni=vni, peer=dst_ip)
         b.edge(outer, "encap")
         b.add(first, fi["nic"], "nic", "transmit", fi["nic"], outer=f" inside {outer}", outer_zh=f"（{outer}）")
@@ -214,7 +215,7 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
         b.add(last, li["nic"], "nic", "receive", li["nic"], outer=f" inside {outer}", outer_zh=f"（{outer}）")
         b.add(last, None, "netfilter", "input", f"INPUT udp/{port}", port=port)
         b.add(last, li["vtep"], "vtep", "decap", li["vtep"])
-        b.edge(f"decapsulated {tunnel.upper()} vni {vni}", "decap")
+        b.edge(f"decapsulated {tunnel.upper()}{vni_text}", "decap")
     else:
         b.add(first, fi["nic"], "nic", "transmit", fi["nic"])
         b.add(None, None, "underlay", "carry", "underlay", outer="no encapsulation")
