@@ -334,19 +334,23 @@ class FlowTable:
             fl = b.flags[rows].astype(np.int64)
             seq = b.seq[rows]
             ack = b.ack[rows]
-            for bit in (FIN, SYN, RST):
-                hit = tcp & ((fl & bit) != 0)
-                if hit.any():
-                    s = np.unique(g_row[hit] * 2 + d[hit])
-                    a["flags_or"][s] |= bit
-            for i in np.flatnonzero(tcp & ((fl & SYN) != 0)).tolist():
-                g = int(g_row[i])
-                if fl[i] & ACK:
-                    a["synack"][g] = True
-                    a["exp_ack"][g] = (int(seq[i]) + 1) & 0xFFFFFFFF
-                    a["exp_dir"][g] = 1 - d[i]
-                elif a["syn_dir"][g] < 0:
-                    a["syn_dir"][g] = d[i]
+            marks = tcp & ((fl & (FIN | SYN | RST)) != 0)
+            if marks.any():
+                np.bitwise_or.at(a["flags_or"], g_row[marks] * 2 + d[marks], (fl[marks] & (FIN | SYN | RST)))
+            syn = tcp & ((fl & (SYN | ACK)) == SYN)  # the first pure SYN of a flow names its client
+            if syn.any():
+                srows = np.flatnonzero(syn)
+                g_u, first = np.unique(g_row[srows], return_index=True)
+                unset = a["syn_dir"][g_u] < 0
+                a["syn_dir"][g_u[unset]] = d[srows[first[unset]]]
+            synack = tcp & ((fl & (SYN | ACK)) == (SYN | ACK))  # the last SYN+ACK sets the expected ACK
+            if synack.any():
+                srows = np.flatnonzero(synack)[::-1]
+                g_u, last = np.unique(g_row[srows], return_index=True)
+                r = srows[last]
+                a["synack"][g_u] = True
+                a["exp_ack"][g_u] = (seq[r] + 1) & 0xFFFFFFFF
+                a["exp_dir"][g_u] = 1 - d[r]
             hs = (
                 tcp
                 & ((fl & (ACK | SYN | RST)) == ACK)
