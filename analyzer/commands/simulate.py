@@ -1,6 +1,7 @@
 """``k8s-trace simulate NODE... --src IP[:PORT] --dst IP:PORT --proto P``: walk one packet offline.
 
-A NODE is a bundle directory, a ``collect`` tarball, or a bare ``iptables-save`` file (then
+A NODE is a bundle directory, a directory of bundles (one per node, as ``lab`` writes them), a
+``collect`` tarball, or a bare ``iptables-save`` file (then
 ``--local-ip`` names the node's own addresses, for ``-m addrtype`` and to tell local delivery
 from forwarding). The JSON output (``--format json``) is ``k8s-trace.simulate/1`` of
 ``../shared/contract/README.md``; the text output lists each outcome with its probability and
@@ -48,6 +49,15 @@ def parse_endpoint(text: str, what: str, *, need_port: bool) -> tuple[str, int |
     if need_port and number is None:
         raise click.BadParameter(f"{text!r} needs a port (IP:PORT)", param_hint=what)
     return ip, number
+
+
+def _expand(path: Path) -> tuple[Path, ...]:
+    """A directory of node bundles (lab output, several unpacked tarballs) stands for each of them."""
+    if not path.is_dir():
+        return (path,)
+    from analyzer.inputs.bundle import find_bundles
+
+    return find_bundles(path)
 
 
 def load_node(path: Path) -> NodeSnapshot:
@@ -107,7 +117,7 @@ def command(nodes: tuple[Path, ...], src: str, dst: str, proto: str, in_interfac
         raise click.BadParameter(f"{mark!r} is not a number", param_hint="--mark") from exc
     if ipaddress.ip_address(sip).version != ipaddress.ip_address(dip).version:
         raise click.BadParameter("--src and --dst are of different IP families", param_hint="--dst")
-    loaded = [load_node(p) for p in nodes]
+    loaded = [load_node(b) for p in nodes for b in _expand(p)]
     names = [n.name for n in loaded]
     if from_node is not None and from_node not in names:
         raise click.BadParameter(f"no node named {from_node!r} (nodes: {', '.join(names)})", param_hint="--from-node")

@@ -171,3 +171,11 @@ def test_ipv6_bare_dump(tmp_path: Path) -> None:
     r2 = run("simulate", str(dump), "--src", "fd00:10:244:2::7", "--dst", "[fd00:10:244:1::9]:80")
     assert "REJECTED" in r2.stdout and "icmp6-port-unreachable" in r2.stdout
     assert "its counters show 3 packets (240 bytes) matched so far" in r2.stdout
+
+
+def test_cli_directory_of_bundles(bundles: list[Path]) -> None:
+    root = bundles[0].parent
+    r = run("simulate", str(root), "--src", "10.244.1.5", "--dst", "10.96.0.50:80", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    [o] = json.loads(r.stdout)["outcomes"]
+    assert (o["node"], o["dnat"], o["reply"]["status"]) == ("node2", "10.244.2.7:8080", "delivered")
