@@ -79,3 +79,22 @@ def test_walks_end_and_probabilities_sum_to_one(text: str, hook: str, dport: int
             assert b.reason and "fuzz.save:" in b.reason
         if b.verdict in (Verdict.DROP, Verdict.REJECT) and b.decided_by is not None:
             assert b.decided_by.target in ("DROP", "REJECT")
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=rule_sets(), src=st.sampled_from(["10.244.0.5", "192.168.0.10", "203.0.113.9"]),
+       dst=st.sampled_from(["10.96.0.10", "192.168.0.10", "10.244.1.1", "8.8.8.8"]),
+       proto=st.sampled_from(["tcp", "udp", "icmp"]), length=st.sampled_from([None, 60, 1500]))
+def test_simulate_is_total(text: str, src: str, dst: str, proto: str, length: int | None) -> None:
+    from analyzer.engines.simulate import simulate_packet
+    from analyzer.model.node import NodeSnapshot
+
+    node = NodeSnapshot(name="n", ruleset=parse_iptables_save(text, "fuzz.save"))
+    r = simulate_packet([node], src, dst, proto, 40000, 80, local_ips=["192.168.0.10"], length=length)
+    assert r.outcomes and abs(sum(o.probability for o in r.outcomes) - 1.0) < 1e-9
+    doc = r.to_contract()
+    assert doc["schema"] == "k8s-trace.simulate/1"
+    for o in doc["outcomes"]:
+        assert o["status"] in ("forwarded", "local", "dropped", "rejected", "unknown")
+        if o["status"] == "unknown":
+            assert o["reason"]
