@@ -177,11 +177,11 @@ class Batch:
 
 
 def _u8(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    return a[idx].astype(np.int64)
+    return a[idx].astype(np.int32)
 
 
 def _u16(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    return (a[idx].astype(np.int64) << 8) | a[idx + 1]
+    return (a[idx].astype(np.int32) << 8) | a[idx + 1]
 
 
 def _u24(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
