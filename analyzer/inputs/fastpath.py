@@ -388,17 +388,23 @@ def _build_batch(
 ) -> Batch:
     n = len(start)
     a = np.frombuffer(buf, dtype=np.uint8)
-    cols = {name: np.full(n, fill, dtype=dt) for name, dt, fill in _COLUMNS}
     ok = np.zeros(n, dtype=bool)
     kind = np.zeros(n, dtype=np.int8)
-    for lt in np.unique(linktypes).tolist():
-        sel = np.flatnonzero(linktypes == lt)
+    single = n > 0 and bool((linktypes == linktypes[0]).all())
+    cols = {} if single else {name: np.full(n, fill, dtype=dt) for name, dt, fill in _COLUMNS}
+    for lt in [int(linktypes[0])] if single else np.unique(linktypes).tolist():
+        sel = np.arange(n) if single else np.flatnonzero(linktypes == lt)
         got = _classify(a, start[sel], cap[sel], int(lt), vxlan_arr, tunnel_arr)
         good = got["ok"]
         idx = sel[good]
+        if single:  # one link type (every pcap): whole columns at once
+            for name, dt, fill in _COLUMNS:
+                col = got.get(name)
+                cols[name] = np.full(n, fill, dtype=dt) if col is None else np.where(good, col, fill).astype(dt)
         if len(idx):
-            for name, _dt, _fill in _COLUMNS:
-                cols[name][idx] = got[name][good]
+            if not single:
+                for name, _dt, _fill in _COLUMNS:
+                    cols[name][idx] = got[name][good]
             ok[idx] = True
             kind[idx] = KIND_IP
             v6 = got["v6"]
