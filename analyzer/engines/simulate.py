@@ -746,7 +746,8 @@ class _Simulator:
         trans_by_node: dict[str, list[Translation]] = {}
         for t in leg.translations:
             trans_by_node.setdefault(t.node, []).append(t.translation)
-        for node, entry, out_if, how in reversed(leg.visits):
+        visits = list(reversed(leg.visits))
+        for idx, (node, entry, out_if, how) in enumerate(visits):
             engine = self.engines.get(node.name)
             nat = trans_by_node.get(node.name, [])
             src_nat = [t for t in nat if t.type in ("snat", "masquerade")]
@@ -787,6 +788,10 @@ class _Simulator:
                 where = f" out {entry.in_interface}" if entry.in_interface else ""
                 hops.append(SimHop(node.name, entry.in_interface, "send", "FORWARDED",
                                    f"{node.name} sends the reply {rp.endpoint('src')} -> {rp.endpoint('dst')}{where}"))
+                if idx + 1 < len(visits):
+                    verdict = self._reply_outer(node, entry.in_interface, visits[idx + 1][0], hops)
+                    if verdict is not None:
+                        return tuple(hops), verdict, rp
             else:
                 hops.append(SimHop(node.name, None, "deliver", "DELIVERED",
                                    f"the reply {rp.endpoint('src')} -> {rp.endpoint('dst')} reaches the local socket "
@@ -796,6 +801,45 @@ class _Simulator:
                            f"the reply reaches the client {rp.endpoint('dst')} from {rp.endpoint('src')}, the "
                            "address it sent to"))
         return tuple(hops), "delivered", rp
+
+    def _reply_outer(self, node: NodeSnapshot, device: str | None, previous: NodeSnapshot,
+                     hops: list[SimHop]) -> str | None:
+        """A reply leaving through the overlay device the request came in by: its outer packet meets
+        this node's OUTPUT/POSTROUTING and the previous node's PREROUTING/INPUT (e.g. a VXLAN port
+        blocked on the client's node makes the connection one-way)."""
+        iface = node.interface(device) if device else None
+        if iface is None or not (iface.vxlan is not None or iface.kind in ("vxlan", "ipip")):
+            return None
+        vx = iface.vxlan
+        local = (vx.local if vx is not None else None) or node.node_ip
+        prev_dev = previous.overlay_device()
+        remote = (prev_dev.vxlan.local if prev_dev is not None and prev_dev.vxlan is not None else None) \
+            or previous.node_ip
+        if local is None or remote is None:
+            return None
+        is_vxlan = vx is not None or iface.kind == "vxlan"
+        port = vx.udp_port if vx is not None else None
+        kind = f"the reply's {'VXLAN' if is_vxlan else 'IPIP'} packet {local} -> {remote}" + (
+            f" (UDP {port})" if is_vxlan else "")
+        outer = PacketState(local, remote, 17 if is_vxlan else 4, None, port if is_vxlan else None,
+                            out_known=False, pref_src=local)
+        hops.append(SimHop(node.name, device, "overlay", "OUTER", f"{kind} goes through {node.name}'s netfilter "
+                                                                  "(OUTPUT, POSTROUTING)"))
+        for hook in ("OUTPUT", "POSTROUTING"):
+            verdict = self._reply_hook(self.engines.get(node.name), node, hook, outer, hops)
+            if verdict is not None:
+                return verdict
+        in_if = self._iface_with_address(previous, remote)
+        outer_in = replace(outer, in_interface=in_if, in_known=in_if is not None, pref_src=None)
+        hops.append(SimHop(previous.name, in_if, "overlay", "OUTER", f"{kind} goes through {previous.name}'s "
+                                                                      "netfilter (PREROUTING, INPUT)"))
+        for hook in ("PREROUTING", "INPUT"):
+            verdict = self._reply_hook(self.engines.get(previous.name), previous, hook, outer_in, hops)
+            if verdict is not None:
+                return verdict
+        hops.append(SimHop(previous.name, prev_dev.name if prev_dev else None, "overlay", "DECAPSULATED",
+                           f"{previous.name} decapsulates the reply"))
+        return None
 
     def _reply_hook(self, engine, node: NodeSnapshot, hook: str, rp: PacketState, hops: list[SimHop]) -> str | None:
         if engine is None:

@@ -179,3 +179,25 @@ def test_cli_directory_of_bundles(bundles: list[Path]) -> None:
     assert r.returncode == 0, r.stderr
     [o] = json.loads(r.stdout)["outcomes"]
     assert (o["node"], o["dnat"], o["reply"]["status"]) == ("node2", "10.244.2.7:8080", "delivered")
+
+
+def test_reply_vxlan_blocked_on_the_client_node_is_one_way(tmp_path: Path) -> None:
+    bundles = write_bundles(tmp_path, [WEB])
+    # node1 (the client's node) rejects VXLAN in INPUT, CentOS style: the request gets through,
+    # the reply's VXLAN packet does not
+    save = bundles[0] / "iptables-save"
+    lines = save.read_text().splitlines()
+    at = lines.index("-A INPUT -j KUBE-FIREWALL") + 1
+    lines.insert(at, "-A INPUT -p udp -m udp --dport 8472 -j REJECT --reject-with icmp-host-prohibited")
+    save.write_text("\n".join(lines) + "\n")
+    nodes = [load_bundle(b) for b in bundles]
+    [o] = simulate_packet(nodes, "10.244.1.5", "10.244.2.7", "tcp", 40000, 8080).outcomes
+    assert o.status == "forwarded" and o.node == "node2"
+    assert o.reply_status == "rejected"
+    blocked = [h for h in o.reply if h.action == "REJECTED"]
+    assert blocked and blocked[0].node == "node1" and "8472" in blocked[0].rule.text
+    # without the rule the reply's outer packet passes both nodes
+    ok_nodes = [load_bundle(b) for b in write_bundles(tmp_path / "ok", [WEB])]
+    [ok] = simulate_packet(ok_nodes, "10.244.1.5", "10.244.2.7", "tcp", 40000, 8080).outcomes
+    assert ok.reply_status == "delivered"
+    assert [h.node for h in ok.reply if h.action == "OUTER"] == ["node2", "node1"]
