@@ -86,6 +86,7 @@ class Sandbox:
     etc_dirs: list[Path] = field(default_factory=list)
     procs: list[Proc] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    made_etc_root: bool = False  # /etc/netns did not exist before this lab: remove it again if empty
 
     # ---------------------------------------------------------------- namespaces
 
@@ -97,6 +98,8 @@ class Sandbox:
                            "killed run: `k8s-trace lab down --force`)")
         # resolv.conf first, so that nothing started in the namespace can ever use the host's resolver
         etc = NETNS_ETC / name
+        if not NETNS_ETC.exists():
+            self.made_etc_root = True
         etc.mkdir(parents=True, exist_ok=True)
         self.etc_dirs.append(etc)
         lines = [f"# k8s-trace lab namespace {name}: resolver inside the lab only"]
@@ -210,6 +213,9 @@ class Sandbox:
             if etc.exists():
                 problems.append(f"{etc} could not be removed")
         self.etc_dirs.clear()
+        if self.made_etc_root:
+            with contextlib.suppress(OSError):  # not empty: another lab (or something else) uses it now
+                NETNS_ETC.rmdir()
         return problems
 
 

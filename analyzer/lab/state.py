@@ -145,6 +145,8 @@ def lab_down(tag: str, force: bool = False) -> tuple[list[str], list[str]]:
         Path(env_path).unlink(missing_ok=True)
     if not problems:
         path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # only when no other lab is up
+            STATE_DIR.rmdir()
     return removed, problems
 
 
