@@ -41,7 +41,7 @@ def make_sample(out_dir: Path, doc: dict[str, Any], explain_problems: list[str] 
     if explain_problems is not None:
         doc["sample"]["explain_check"] = explain_problems or "agrees with every expectation"
     (out_dir / "scenario.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (out_dir / "README.md").write_text(sample_readme(doc))
+    (out_dir / "README.md").write_text(sample_readme(doc, str(out_dir)))
     return doc
 
 
@@ -79,7 +79,9 @@ def _errors(step: dict[str, Any]) -> list[str]:
     return out
 
 
-def sample_readme(doc: dict[str, Any]) -> str:
+def sample_readme(doc: dict[str, Any], where: str | None = None) -> str:
+    """The sample's README; `where` is its directory as the user names it (default samples/<scenario>)."""
+    where = (where or f"samples/{doc['scenario']}").rstrip("/")
     nodes = ", ".join(f"{n['name']} {n['ip']} (pods {n['pod_cidr']})" for n in doc["nodes"])
     pods = ", ".join(f"{p['name']} {p['ip']} on {p['node']}" for p in doc["pods"])
     lines = [
@@ -124,7 +126,7 @@ def sample_readme(doc: dict[str, Any]) -> str:
     for cap in doc["captures"]:
         note = cap.get("removed") or f"{cap['packets']} packet{'s' if cap['packets'] != 1 else ''}"
         lines.append(f"- `{cap['file']}`: {note}")
-    node_dirs = " ".join(f"samples/{doc['scenario']}/{n['name']}" for n in doc["nodes"])
+    node_dirs = " ".join(f"{where}/{n['name']}" for n in doc["nodes"])
     lines += [
         "",
         "## Try it",

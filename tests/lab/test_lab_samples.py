@@ -9,6 +9,7 @@ import pytest
 
 from analyzer.inputs.bundle import load_bundle
 from analyzer.lab.expect import compare
+from analyzer.lab.samples import sample_readme
 from analyzer.lab.scenarios import SCENARIOS
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
@@ -39,6 +40,7 @@ def test_sample_is_complete_and_matches_its_record(name: str) -> None:
     assert doc["teardown"] == {"problems": []}
     readme = (SAMPLES / name / "README.md").read_text()
     assert f"k8s-trace lab run {name} --out samples/{name} --sample" in readme
+    assert readme == sample_readme(doc, f"samples/{name}")  # the README says what scenario.json records
     for cap in doc["captures"]:
         path = SAMPLES / name / cap["file"]
         if cap.get("removed"):
