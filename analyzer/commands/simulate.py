@@ -201,6 +201,10 @@ def render_text(result: SimulationResult) -> str:
     lines = [f"{p.proto} {p.endpoint('src')} -> {p.endpoint('dst')} entering node {p.node}"
              + (f" on {p.in_interface}" if p.in_interface else "")
              + f": {len(result.outcomes)} outcome{'s' if len(result.outcomes) != 1 else ''}"]
+    for c in result.conntrack:
+        lines.append(f"conntrack on {c.node} already tracks this connection ({c.state or 'no state'}"
+                     f"{', unreplied' if c.unreplied else ''}): its packets go to {c.replies_from}"
+                     f"{' (STALE: the rules no longer choose it)' if c.stale else ''}  [{c.source}]")
     for i, o in enumerate(result.outcomes, 1):
         lines.append("")
         lines.append(_outcome_head(i, o))

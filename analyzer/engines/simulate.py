@@ -34,7 +34,7 @@ from analyzer.model.netfilter import Rule
 from analyzer.model.node import IPAddress, NodeSnapshot, RouteDecision
 from analyzer.model.refs import SourceRef
 
-__all__ = ["SimHop", "SimOutcome", "SimPacket", "SimulationResult", "simulate_packet"]
+__all__ = ["SimHop", "SimOutcome", "SimPacket", "SimulationResult", "TrackedConnection", "simulate_packet"]
 
 SCHEMA = "k8s-trace.simulate/1"
 MAX_NODE_VISITS = 8
@@ -167,11 +167,29 @@ class SimOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class TrackedConnection:
+    """A ``conntrack -L`` entry of a node that already holds this packet's connection."""
+
+    node: str
+    source: SourceRef
+    state: str | None
+    replies_from: str  # "10.244.2.2:8080": where conntrack sends the packets of this connection
+    unreplied: bool
+    stale: bool  # it goes somewhere the current rules would no longer choose
+
+    def to_json(self) -> dict:
+        return {"node": self.node, "file": self.source.file, "line": self.source.line, "text": self.source.text,
+                "state": self.state, "replies_from": self.replies_from, "unreplied": self.unreplied,
+                "stale": self.stale}
+
+
+@dataclass(frozen=True, slots=True)
 class SimulationResult:
     packet: SimPacket
     outcomes: tuple[SimOutcome, ...]
     warnings: tuple[str, ...] = ()
     nodes: tuple[str, ...] = ()
+    conntrack: tuple[TrackedConnection, ...] = ()  # existing connections the dumps show for this packet
 
     def to_contract(self) -> dict:
         p = self.packet
@@ -180,6 +198,7 @@ class SimulationResult:
             "packet": {"src": p.endpoint("src"), "dst": p.endpoint("dst"), "proto": p.proto, "node": p.node,
                        "in_interface": p.in_interface},
             "outcomes": [o.to_json() for o in self.outcomes],
+            "conntrack": [c.to_json() for c in self.conntrack],
             "warnings": list(self.warnings),
         }
 
@@ -940,6 +959,7 @@ def simulate_packet(
     if num is None:
         raise ValueError(f"unknown protocol {proto!r}")
     pname = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp"}.get(num, str(num))
+    sport_given = sport is not None
     if num in (6, 17, 132) and sport is None:
         sport = 40000
     if num in (1, 58) and icmp_type is None:
@@ -975,5 +995,34 @@ def simulate_packet(
     outcomes.sort(key=lambda o: (-o.probability, o.status))
     sim_packet = SimPacket(str(saddr), str(daddr), pname, packet.sport, packet.dport, node.name,
                            None if locally else in_interface)
+    tracked = _tracked(nodes, saddr, daddr, pname, sport if sport_given else None, packet.dport, outcomes)
+    for t in tracked:
+        if t.stale:
+            warnings.append(f"{t.source}: conntrack on {t.node} still sends this connection to {t.replies_from}, "
+                            "which the current rules no longer choose (a stale entry: its packets keep going there "
+                            "until it expires or `conntrack -D` removes it)")
     return SimulationResult(sim_packet, tuple(outcomes), tuple(warnings + sim.warnings),
-                            tuple(n.name for n in nodes))
+                            tuple(n.name for n in nodes), tracked)
+
+
+def _tracked(nodes: Sequence[NodeSnapshot], src: IPAddress, dst: IPAddress, proto: str, sport: int | None,
+             dport: int | None, outcomes: Sequence[SimOutcome]) -> tuple[TrackedConnection, ...]:
+    """Connections of the nodes' ``conntrack -L`` dumps whose original direction is this packet's."""
+    chosen = {o.dnat for o in outcomes if o.probability > 0}
+    chosen_ok = all(o.status in ("forwarded", "local") for o in outcomes if o.probability > 0)
+    found = []
+    for n in nodes:
+        for e in n.conntrack:
+            o, r = e.orig, e.reply
+            if o is None or r is None or e.proto != proto or o.src != src or o.dst != dst:
+                continue
+            if dport is not None and o.dport != dport or sport is not None and o.sport != sport:
+                continue
+            replies = f"{r.src}:{r.sport}" if r.sport is not None else str(r.src)
+            if r.src.version == 6 and r.sport is not None:
+                replies = f"[{r.src}]:{r.sport}"
+            stale = e.dnat and chosen_ok and bool(chosen) and replies not in chosen
+            found.append(TrackedConnection(n.name, e.source, e.state, replies, e.unreplied, stale))
+            if len(found) >= 20:
+                return tuple(found)
+    return tuple(found)

@@ -201,3 +201,32 @@ def test_reply_vxlan_blocked_on_the_client_node_is_one_way(tmp_path: Path) -> No
     [ok] = simulate_packet(ok_nodes, "10.244.1.5", "10.244.2.7", "tcp", 40000, 8080).outcomes
     assert ok.reply_status == "delivered"
     assert [h.node for h in ok.reply if h.action == "OUTER"] == ["node2", "node1"]
+
+
+def test_existing_and_stale_conntrack_entries(bundles: list[Path]) -> None:
+    (bundles[0] / "conntrack").write_text(
+        "udp      17 28 src=10.244.1.5 dst=10.96.0.50 sport=5353 dport=80 src=10.244.2.99 dst=10.244.1.5 "
+        "sport=8080 dport=5353 mark=0 use=1\n"
+        "tcp      6 86390 ESTABLISHED src=10.244.1.5 dst=10.96.0.50 sport=41000 dport=80 src=10.244.2.7 "
+        "dst=10.244.1.5 sport=8080 dport=41000 [ASSURED] mark=0 use=1\n")
+    nodes = [load_bundle(b) for b in bundles]
+    r = simulate_packet(nodes, "10.244.1.5", "10.96.0.50", "tcp", 41000, 80)
+    [c] = r.conntrack
+    assert (c.node, c.source.line, c.state, c.replies_from, c.stale) == ("node1", 2, "ESTABLISHED",
+                                                                         "10.244.2.7:8080", False)
+    assert not any("stale" in w for w in r.warnings)
+    # UDP 80 is no service port (any more): the rules leave it alone, conntrack still DNATs it
+    u = simulate_packet(nodes, "10.244.1.5", "10.96.0.50", "udp", 5353, 80)
+    assert [o.dnat for o in u.outcomes] == [None]
+    [cu] = u.conntrack
+    assert cu.stale and cu.replies_from == "10.244.2.99:8080" and cu.state is None
+    # a TCP flow pinned to an endpoint that is gone from the rules
+    (bundles[0] / "conntrack").write_text(
+        "tcp      6 86390 ESTABLISHED src=10.244.1.5 dst=10.96.0.50 sport=41000 dport=80 src=10.244.2.99 "
+        "dst=10.244.1.5 sport=8080 dport=41000 [ASSURED] mark=0 use=1\n")
+    nodes = [load_bundle(b) for b in bundles]
+    r2 = simulate_packet(nodes, "10.244.1.5", "10.96.0.50", "tcp", 41000, 80)
+    [c2] = r2.conntrack
+    assert c2.stale and c2.replies_from == "10.244.2.99:8080"
+    assert any("node1/conntrack:1" in w and "no longer choose" in w for w in r2.warnings)
+    assert r2.to_contract()["conntrack"][0]["stale"] is True
