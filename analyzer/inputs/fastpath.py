@@ -43,10 +43,15 @@ from typing import Any
 import numpy as np
 
 from analyzer.errors import InputError
-from analyzer.inputs.capture import LINKTYPE_MASK, MAX_BLOCK, MAX_RECORD, interface_from_name
 from analyzer.model.record import PacketRecord, QuotedPacket
 
 CHUNK_BYTES = 8 << 20
+# the limits of analyzer.inputs.capture (a test checks they agree). That module, and the general
+# decoder it loads, are imported only when a frame or a file needs them: ``flows`` on a capture of
+# common shapes never pays for them.
+MAX_RECORD = 262144
+MAX_BLOCK = 64 << 20
+LINKTYPE_MASK = 0x03FFFFFF
 FALLBACK_BATCH = 4096
 VXLAN_UDP_PORTS = frozenset({4789, 8472})
 # UDP ports the general decoder treats as tunnels besides VXLAN: GENEVE and flannel's UDP backend.
@@ -160,8 +165,12 @@ class Batch:
     icmp_error: np.ndarray  # bool: ICMP/ICMPv6 error with a quoted packet
     buf: bytes | bytearray  # frame i is buf[start[i]:start[i] + cap_len[i]]; valid until the next batch
     start: np.ndarray  # int64
-    interface: str | None = None
+    interface_of: Callable[[], str | None] | None = None  # the capture's interface, looked up on demand
     records: dict[int, PacketRecord] = field(default_factory=dict)  # fallback rows -> their record
+
+    @property
+    def interface(self) -> str | None:
+        return self.interface_of() if self.interface_of is not None else None
 
     def raw(self, i: int) -> bytes:
         s = int(self.start[i])
@@ -349,8 +358,8 @@ class GeneralDecoder:
 
     def _load(self) -> tuple[Any, Any, Any]:
         if self._fns is None:
-            from analyzer.inputs.capture import RawFrame
             from analyzer.inputs.decode import decode_frame, to_record
+            from analyzer.model.packet import RawFrame
 
             self._fns = (RawFrame, decode_frame, to_record)
         return self._fns
@@ -379,7 +388,7 @@ def _build_batch(
     ts: np.ndarray,
     frame: np.ndarray,
     linktypes: np.ndarray,
-    interface: str | None,
+    interface_of: Callable[[], str | None],
     addrs: AddressTable,
     general: GeneralDecoder,
     vxlan_arr: np.ndarray,
@@ -428,11 +437,11 @@ def _build_batch(
         icmp_error=np.zeros(n, dtype=bool),
         buf=buf,
         start=start,
-        interface=interface,
+        interface_of=interface_of,
         **cols,
     )
     for i in np.flatnonzero(~ok).tolist():
-        iface = interfaces[i] if interfaces is not None else interface
+        iface = interfaces[i] if interfaces is not None else interface_of()
         rec = general.record(
             file, int(frame[i]), float(ts[i]), int(linktypes[i]), batch.raw(i), int(wire[i]), iface
         )
@@ -483,6 +492,20 @@ def _merge_record(batch: Batch, i: int, rec: PacketRecord, addrs: AddressTable) 
 
 # --------------------------------------------------------------------------------------------
 # readers
+
+
+def _interface_of(name: str) -> Callable[[], str | None]:
+    """``interface_from_name(name)``, computed (and its module imported) on the first call only."""
+    memo: list[str | None] = []
+
+    def get() -> str | None:
+        if not memo:
+            from analyzer.inputs.capture import interface_from_name
+
+            memo.append(interface_from_name(name))
+        return memo[0]
+
+    return get
 
 
 def _port_table(ports: Iterable[int]) -> np.ndarray:
@@ -704,7 +727,7 @@ def _pcap_batches(
     linktype = network & LINKTYPE_MASK
     # the same limits and wording as analyzer.inputs.capture, which handles any damage
     limit = max(MAX_RECORD, snaplen if snaplen <= MAX_BLOCK else 0)
-    interface = interface_from_name(name)
+    interface_of = _interface_of(name)
     warned_snaplen = False
     number = 0
     hdr_dtype = np.dtype(order + "u4")
@@ -738,7 +761,7 @@ def _pcap_batches(
             ts,
             frames,
             np.full(k, linktype, dtype=np.int32),
-            interface,
+            interface_of,
             addrs,
             general,
             vxlan_arr,
@@ -840,6 +863,7 @@ def _frames_batch(
     buf = b"".join(datas) + bytes(_PAD)
     wire = np.maximum(np.array([f.wire_len for f in frames], dtype=np.int64), cap)
     ifaces = [f.interface for f in frames]
+    only = ifaces[0] if len(set(ifaces)) == 1 else None
     return _build_batch(
         name,
         buf,
@@ -849,7 +873,7 @@ def _frames_batch(
         np.array([f.ts for f in frames], dtype=np.float64),
         np.array([f.number for f in frames], dtype=np.int64),
         np.array([f.linktype for f in frames], dtype=np.int32),
-        ifaces[0] if len(set(ifaces)) == 1 else None,
+        lambda: only,
         addrs,
         general,
         vxlan_arr,

@@ -337,3 +337,24 @@ def test_the_flows_command_imports_no_heavy_library(tmp_path: Path) -> None:
     path = _write(tmp_path, "c.pcap", _ether_frames())  # fast and fallback frames
     r = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in r.stdout, r.stdout + r.stderr
+    # only common shapes: not even the general decoder is loaded
+    fast = _write(tmp_path, "fast.pcap", [vxlan_tcp_frame(), ether(arp())])
+    code += "print('DECODER', 'analyzer.inputs.decode' in sys.modules)\n"
+    r = subprocess.run([sys.executable, "-c", code, str(fast)], capture_output=True, text=True, timeout=60)
+    assert "DECODER False" in r.stdout, r.stdout + r.stderr
+
+
+def test_limits_agree_with_the_capture_reader() -> None:
+    import analyzer.inputs.capture as capture
+    import analyzer.inputs.fastpath as fastpath
+
+    assert (fastpath.MAX_RECORD, fastpath.MAX_BLOCK, fastpath.LINKTYPE_MASK) == (
+        capture.MAX_RECORD, capture.MAX_BLOCK, capture.LINKTYPE_MASK)
+
+
+def test_interface_comes_from_the_file_name_in_samples(tmp_path: Path) -> None:
+    from analyzer.pipeline.flows import scan_flows
+
+    path = _write(tmp_path, "flannel.1.pcap", [vxlan_tcp_frame(), ether(ipv4(icmp(), src=POD_A, dst=POD_B))])
+    flows = scan_flows([path], sample=1).flows
+    assert {r.interface for f in flows for r in f.samples} == {"flannel.1"}
