@@ -109,6 +109,11 @@ class Sandbox:
         lines.append("options ndots:5 timeout:1 attempts:1")
         (etc / "resolv.conf").write_text("\n".join(lines) + "\n")
         (etc / "hosts").write_text(f"127.0.0.1 localhost\n::1 localhost\n# {name}\n")
+        # files and DNS only: no NSS module (resolve, mdns, myhostname...) that could ask a resolver on the
+        # host over D-Bus or multicast
+        (etc / "nsswitch.conf").write_text(
+            f"# k8s-trace lab namespace {name}\npasswd: files\ngroup: files\nshadow: files\nhosts: files dns\n"
+            "networks: files\nprotocols: files\nservices: files\n")
         self.run(["ip", "netns", "add", name])
         self.namespaces.append(name)
         self.ns_run(name, ["ip", "link", "set", "lo", "up"])

@@ -18,8 +18,8 @@ Every lab address lives only inside network namespaces the lab creates itself (a
 `k8sl-...`): the nodes, pods, the underlay switch, the router and the "external" host are
 namespaces joined by veth pairs created inside them. Nothing is attached to the host's own
 namespace, no lab namespace has a route toward the host's network, and each lab namespace gets
-its own `/etc/netns/<ns>/resolv.conf` pointing at the cluster DNS address inside the lab, so no
-resolver lookup leaves the lab. `lab run` removes every namespace, process and `/etc/netns` entry
+its own `/etc/netns/<ns>/resolv.conf` pointing at the cluster DNS address inside the lab (and an
+`nsswitch.conf` with `hosts: files dns`), so no resolver lookup leaves the lab. `lab run` removes every namespace, process and `/etc/netns` entry
 it created when it ends, also after an error or Ctrl-C.
 """
 

@@ -187,6 +187,13 @@ def test_interrupt_during_traffic_tears_everything_down(tmp_path: Path, netns: N
         # servers and captures are running now
         assert any("tcpdump" in " ".join(p.argv) for p in sb.procs)
         assert _host_state(tag)[2], "expected lab processes while the lab runs"
+        # no resolver lookup can leave the lab: the pods' resolver is the cluster DNS address, through
+        # files and DNS only (ip netns exec bind-mounts these over /etc)
+        etc = NETNS_ETC / f"k8sl-{tag}-client"
+        assert "nameserver 10.96.0.10\n" in (etc / "resolv.conf").read_text()
+        assert "hosts: files dns\n" in (etc / "nsswitch.conf").read_text()
+        seen = sb.ns_run(f"k8sl-{tag}-client", ["cat", "/etc/resolv.conf", "/etc/nsswitch.conf"]).stdout
+        assert "nameserver 10.96.0.10" in seen and "hosts: files dns" in seen and "nameserver 127.0.0.53" not in seen
         raise KeyboardInterrupt
 
     monkeypatch.setattr(run_mod, "run_steps", interrupted)
