@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--packets", type=int, default=1_000_000, help="the big capture (default 1,000,000)")
     ap.add_argument("--small", type=int, default=100_000, help="the small capture for the memory check")
     ap.add_argument("--repeat", type=int, default=3, help="runs per command; the fastest counts")
+    ap.add_argument("--baseline-repeat", type=int, default=1, help="runs of tshark and dpkt; the fastest counts")
     ap.add_argument("--only-flows", action="store_true", help="skip tshark and dpkt (quick check)")
     ap.add_argument("--extra", action="append", default=[], metavar="NAME=COMMAND",
                     help="another command to time; {file} is replaced by the capture path")
@@ -117,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         for path, packets in ((big, args.packets), (small, args.small)):
             if packets == args.small and baseline:
                 continue  # the small file only shows that our memory is flat
-            r = measure(name, cmd, path, packets, 1 if baseline else args.repeat)
+            r = measure(name, cmd, path, packets, args.baseline_repeat if baseline else args.repeat)
             results.append(r)
             print(f"{r.name:48s} {r.packets:>9d} pkts  {r.wall:7.2f} s  {r.cpu:7.2f} cpu-s  {r.rss_mb:7.1f} MB"
                   f"  exit {r.status}", file=sys.stderr)
