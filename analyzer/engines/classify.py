@@ -202,10 +202,28 @@ def infer_topology(
     )
 
 
+_MEMO: list = [None, {}, {}]  # the last topology seen, node_of and role_of answers for it
+
+
+def _memo(topo: Topology) -> tuple[dict, dict]:
+    """Per-topology answer caches (a topology is immutable; thousands of flows ask the same)."""
+    if _MEMO[0] is not topo:
+        _MEMO[0], _MEMO[1], _MEMO[2] = topo, {}, {}
+    return _MEMO[1], _MEMO[2]
+
+
 def node_of(ip: str | None, topo: Topology) -> str | None:
     """The node owning ``ip``: as one of its addresses, or inside its pod CIDR."""
     if ip is None:
         return None
+    cache = _memo(topo)[0]
+    if ip in cache:
+        return cache[ip]
+    cache[ip] = found = _node_of(ip, topo)
+    return found
+
+
+def _node_of(ip: str, topo: Topology) -> str | None:
     for n in topo.nodes:
         if ip in n.addresses:
             return n.name
@@ -235,6 +253,14 @@ def role_of(ip: str | None, topo: Topology) -> str:
     """Contract role: pod, service, node, external or unknown."""
     if ip is None:
         return "unknown"
+    cache = _memo(topo)[1]
+    if ip in cache:
+        return cache[ip]
+    cache[ip] = found = _role_of(ip, topo)
+    return found
+
+
+def _role_of(ip: str, topo: Topology) -> str:
     for n in topo.nodes:
         if ip in n.addresses:
             return "node"

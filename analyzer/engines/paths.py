@@ -511,6 +511,30 @@ def graph_json(g: nx.DiGraph) -> dict:
     return {"nodes": nodes, "edges": edges}
 
 
+def path_graph_json(path: Sequence[PathHop]) -> dict:
+    """``graph_json(path_graph(path))`` without building the networkx graph (same dict): a path
+    is a chain, so its graph's nodes and edges are the hops and their successors in order."""
+    nodes = [{"id": h.id, "label": h.label, "kind": h.kind, "node": h.node, "interface": h.interface,
+              "observed": h.observed, "failed": h.failed, "hop": i} for i, h in enumerate(path)]
+    edges = [{"src": a.id, "dst": b.id, "label": a.edge_label,
+              "kind": a.edge_kind if a.edge_kind != "drop" or a.failed else "plain"}
+             for a, b in zip(path, path[1:], strict=False)]
+    return {"nodes": nodes, "edges": edges}
+
+
+_LAST_SEEN: dict[tuple, str | None] = {}
+
+
+def last_seen_on_path(path: Sequence[PathHop]) -> str | None:
+    """``last_seen_on_graph(path_graph(path))``, the graph walked once per distinct path shape."""
+    shape = tuple((h.id, h.kind, h.observed) for h in path)
+    if shape not in _LAST_SEEN:
+        if len(_LAST_SEEN) > 4096:
+            _LAST_SEEN.clear()
+        _LAST_SEEN[shape] = last_seen_on_graph(path_graph(path))
+    return _LAST_SEEN[shape]
+
+
 def last_seen_on_graph(g: nx.DiGraph) -> str | None:
     """The graph node farthest along the path where the packet was captured."""
     seen = [n for n in nx.topological_sort(g) if g.nodes[n]["observed"] is True and g.nodes[n]["kind"] in CAPTURABLE]

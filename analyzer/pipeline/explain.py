@@ -17,6 +17,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from pathlib import Path
 
 from analyzer import __version__
@@ -676,10 +677,14 @@ def explain_inputs(
     src = read_packets([p for p, *_ in given.captures], vxlan_ports=ports, warn=_warn, progress=_prog)
     records = src.records
     points: dict[str, CapturePoint] = {}
+    span: dict[str, tuple[float, float]] = {}
+    for r in records:
+        lo_hi = span.get(r.file)
+        span[r.file] = (r.ts, r.ts) if lo_hi is None else (min(lo_hi[0], r.ts), max(lo_hi[1], r.ts))
     for path, node, iface, _shown in given.captures:
-        ts = [r.ts for r in records if r.file == path]
+        ts = span.get(path)
         points[path] = CapturePoint(file=path, node=node, interface=iface, frames=src.frames.get(path, 0),
-                                    first_ts=min(ts) if ts else None, last_ts=max(ts) if ts else None,
+                                    first_ts=ts[0] if ts else None, last_ts=ts[1] if ts else None,
                                     link=src.link.get(path, "unknown"))
         if iface is None and src.link.get(path) in ("sll", "sll2"):
             points[path] = replace(points[path], interface=ANY_INTERFACE)
@@ -760,16 +765,18 @@ def explain_inputs(
 
 def _is_multicast(flow: StitchedFlow) -> bool:
     """Multicast and broadcast traffic (IGMP, mDNS, DHCP...): not a connection to explain."""
+    return _group_address(flow.server[0]) or _group_address(flow.client[0])
+
+
+@lru_cache(maxsize=65536)
+def _group_address(ip: str) -> bool:
     import ipaddress
 
-    for ip in (flow.server[0], flow.client[0]):
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            continue
-        if addr.is_multicast or str(addr) == "255.255.255.255" or (addr.version == 6 and addr.is_link_local):
-            return True
-    return False
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    return addr.is_multicast or str(addr) == "255.255.255.255" or (addr.version == 6 and addr.is_link_local)
 
 
 def _rename_files(obj, names: dict[str, str]):
@@ -896,7 +903,7 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
         frag = (hard[0].record.icmp_type, hard[0].record.icmp_code) == (3, 4)
     failed = None
     # the last place the packet was seen, found on the path graph
-    seen_id = paths.last_seen_on_graph(paths.path_graph(path))
+    seen_id = paths.last_seen_on_path(path)
     last = next((i for i, h in enumerate(path) if h.id == seen_id), None)
     if status in ("dropped", "rejected"):
         if sim_failed is not None and (last is None or sim_failed > last) and not frag:
@@ -907,7 +914,6 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
     ctx = diagnose.Context(flow=flow, path=path, status=status, kind=kind, topo=topo, nodes=snaps, sim=outcome)
     findings = diagnose.diagnose_flow(ctx)
     sink.extend(findings)
-    g = paths.path_graph(path)
     pname = proto_name(flow.proto)
     c_ep = _endpoint(*flow.client, topo)
     s_ep = _endpoint(*flow.server, topo)
@@ -936,7 +942,7 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
                            reason=reason, last_seen=paths.describe(path[last]) if last is not None else None,
                            failed_at=_failed_at(path, failed, status), via=via),
         "status_text": {"en": STATUS_TEXT[status][0], "zh": STATUS_TEXT[status][1]},
-        "graph": paths.graph_json(g),
+        "graph": paths.path_graph_json(path),
         "reply": _reply_hops(flow, path, points),
         "ladder": paths.ladder(flow, points, limit=LADDER_EVENTS if status == "delivered" else 4 * LADDER_EVENTS),
     }
