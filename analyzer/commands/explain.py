@@ -111,10 +111,9 @@ def command(inputs: tuple[Path, ...], fmt: str | None, output: Path | None, lang
     finally:
         progress.close()
     if fmt == "json":
-        from analyzer.report.json_report import render_json
-
-        text = render_json(doc)
-    elif fmt == "html":
+        _stream_json(doc, output)
+        return exit_status(doc, fail_on_drop)
+    if fmt == "html":
         from analyzer.report.html import render_html
 
         text = render_html(doc, lang=lang)
@@ -132,3 +131,19 @@ def command(inputs: tuple[Path, ...], fmt: str | None, output: Path | None, lang
     else:
         click.echo(text, nl=not text.endswith("\n"))
     return exit_status(doc, fail_on_drop)
+
+
+def _stream_json(doc: dict, output: Path | None) -> None:
+    """The JSON document written a flow at a time to ``output`` or stdout (never whole in memory)."""
+    from analyzer.report.json_report import write_json
+
+    if output is None:
+        write_json(doc, sys.stdout)
+        sys.stdout.flush()
+        return
+    try:
+        with open(output, "w", encoding="utf-8") as fh:
+            write_json(doc, fh)
+    except OSError as exc:
+        raise InputError(str(output), f"cannot write the report: {exc.strerror or exc}") from exc
+    click.echo(f"k8s-trace: wrote {output}", err=True)

@@ -522,17 +522,20 @@ def path_graph_json(path: Sequence[PathHop]) -> dict:
     return {"nodes": nodes, "edges": edges}
 
 
-_LAST_SEEN: dict[tuple, str | None] = {}
+_LAST_SEEN: dict[tuple, int | None] = {}
 
 
 def last_seen_on_path(path: Sequence[PathHop]) -> str | None:
-    """``last_seen_on_graph(path_graph(path))``, the graph walked once per distinct path shape."""
-    shape = tuple((h.id, h.kind, h.observed) for h in path)
+    """``last_seen_on_graph(path_graph(path))``, the graph walked once per distinct path shape
+    (hop kinds and observations; hop ids differ between flows, so the answer is kept as an index)."""
+    shape = tuple((h.kind, h.observed) for h in path)
     if shape not in _LAST_SEEN:
         if len(_LAST_SEEN) > 4096:
             _LAST_SEEN.clear()
-        _LAST_SEEN[shape] = last_seen_on_graph(path_graph(path))
-    return _LAST_SEEN[shape]
+        found = last_seen_on_graph(path_graph(path))
+        _LAST_SEEN[shape] = next((i for i, h in enumerate(path) if h.id == found), None)
+    i = _LAST_SEEN[shape]
+    return path[i].id if i is not None else None
 
 
 def last_seen_on_graph(g: nx.DiGraph) -> str | None:

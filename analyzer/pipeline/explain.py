@@ -38,7 +38,7 @@ from analyzer.model.node import KubeInventory, NodeSnapshot
 from analyzer.model.record import PacketRecord
 
 SCHEMA = "k8s-trace.explain/1"
-SAMPLE = 8  # packets kept per (flow, file, direction) at each end (SYN/FIN/RST/errors always)
+SAMPLE = 4  # packets kept per (flow, file, direction) at each end (SYN/FIN/RST/errors always)
 LADDER_EVENTS = 60  # per delivered flow (four times as many for a failing one)
 Warn = Callable[[str], None]
 Progress = Callable[[str, int, int], None]

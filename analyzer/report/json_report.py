@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, TextIO
 
 TOP_ORDER = (
     "schema", "tool", "generated_at", "inputs", "nodes", "captures", "clock_offsets", "summary",
@@ -52,52 +53,146 @@ def _scalar(v: Any) -> bool:
     return not isinstance(v, dict | list | tuple)
 
 
+_CONTAINERS = (dict, list, tuple)
+
+
+def _all_scalar(values: Any) -> bool:
+    return all(not isinstance(v, _CONTAINERS) for v in values)
+
+
+_encode_str = json.encoder.encode_basestring  # what the encoder gives a str with ensure_ascii=False
+_KEYS: dict[str, str] = {}
+
+
+def _key(k: Any) -> str:
+    text = _KEYS.get(k) if type(k) is str else None
+    if text is None:
+        text = _compact(str(k))
+        if type(k) is str and len(_KEYS) < 4096:
+            _KEYS[k] = text
+    return text
+
+
+def _leaf(v: Any) -> str:
+    t = type(v)
+    if t is str:
+        return _encode_str(v)
+    if v is None:
+        return "null"
+    if t is int:
+        return int.__repr__(v)
+    return _compact(v)  # bool, float (NaN raises ValueError), anything else as the encoder does
+
+
+def _inline_dicts(items: list | tuple) -> list[str | None] | None:
+    """The one-line text of each element of a list of scalar-only objects (None for an element
+    over the width), from one call of the C encoder; None when the list is not of that shape."""
+    for v in items:
+        if type(v) is not dict or not v or not _all_scalar(v.values()):
+            return None
+    text = _compact(list(items))
+    parts = text[2:-2].split("}, {")
+    if len(parts) != len(items):  # "}, {" inside a string: encode one by one
+        return None
+    width = INLINE_WIDTH - 2
+    return ["{" + p + "}" if len(p) <= width else None for p in parts]
+
+
 def _write(value: Any, indent: str, out: list[str]) -> None:
     if isinstance(value, dict):
         if not value:
             out.append("{}")
             return
-        if all(_scalar(v) for v in value.values()):
+        if _all_scalar(value.values()):
             text = _compact(value)
             if len(text) <= INLINE_WIDTH:
                 out.append(text)
                 return
         inner = indent + "  "
-        out.append("{")
-        first = True
+        sep = "{\n" + inner
         for k, v in value.items():
-            out.append(("\n" if first else ",\n") + inner + _compact(str(k)) + ": ")
-            first = False
-            _write(v, inner, out)
+            out.append(sep + _key(k) + ": ")
+            sep = ",\n" + inner
+            if isinstance(v, _CONTAINERS):
+                _write(v, inner, out)
+            else:
+                out.append(_leaf(v))
         out.append("\n" + indent + "}")
     elif isinstance(value, list | tuple):
         if not value:
             out.append("[]")
             return
-        if all(_scalar(v) for v in value):
+        if _all_scalar(value):
             text = _compact(list(value))
             if len(text) <= INLINE_WIDTH:
                 out.append(text)
                 return
         inner = indent + "  "
-        out.append("[")
-        for i, v in enumerate(value):
-            out.append(("\n" if i == 0 else ",\n") + inner)
-            _write(v, inner, out)
+        sep = "[\n" + inner
+        inline = _inline_dicts(value) if len(value) > 1 else None
+        if inline is not None:
+            for v, text in zip(value, inline, strict=True):
+                out.append(sep)
+                sep = ",\n" + inner
+                if text is None:
+                    _write(v, inner, out)
+                else:
+                    out.append(text)
+        else:
+            for v in value:
+                out.append(sep)
+                sep = ",\n" + inner
+                _write(v, inner, out)
         out.append("\n" + indent + "]")
     else:
-        out.append(_compact(value))
+        out.append(_leaf(value))
+
+
+def _top(doc: dict) -> dict:
+    top = _ordered(doc, TOP_ORDER)
+    if isinstance(top.get("flows"), list):
+        top["flows"] = [_ordered(f, FLOW_ORDER) if isinstance(f, dict) else f for f in top["flows"]]
+    return top
+
+
+def _piece(head: str, value: Any, indent: str) -> str:
+    out = [head]
+    try:
+        _write(value, indent, out)
+    except ValueError:  # NaN or infinity somewhere: unknown, so null (walk this part only then)
+        out = [head]
+        _write(_clean(value), indent, out)
+    return "".join(out)
+
+
+def _chunks(top: dict) -> Iterator[str]:
+    """The text of ``top`` in pieces: one per top-level value and one per flow."""
+    if not top:
+        yield "{}"
+        return
+    sep = "{\n  "
+    for k, v in top.items():
+        head = sep + _compact(str(k)) + ": "
+        sep = ",\n  "
+        if k == "flows" and isinstance(v, list) and v:
+            yield head
+            fsep = "[\n    "
+            for f in v:
+                yield _piece(fsep, f, "    ")
+                fsep = ",\n    "
+            yield "\n  ]"
+        else:
+            yield _piece(head, v, "  ")
+    yield "\n}"
+
+
+def write_json(doc: dict, fh: TextIO) -> None:
+    """``render_json(doc)`` written to ``fh`` a flow at a time (the text is never whole in memory)."""
+    for piece in _chunks(_top(doc)):
+        fh.write(piece)
+    fh.write("\n")
 
 
 def render_json(doc: dict) -> str:
     """``doc`` as indented JSON text (UTF-8 characters kept), ending with a newline."""
-    top = _ordered(doc, TOP_ORDER)
-    if isinstance(top.get("flows"), list):
-        top["flows"] = [_ordered(f, FLOW_ORDER) if isinstance(f, dict) else f for f in top["flows"]]
-    out: list[str] = []
-    try:
-        _write(top, "", out)
-    except ValueError:  # NaN or infinity somewhere: unknown, so null (walk the tree only then)
-        out = []
-        _write(_clean(top), "", out)
-    return "".join(out) + "\n"
+    return "".join(_chunks(_top(doc))) + "\n"
