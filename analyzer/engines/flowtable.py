@@ -112,6 +112,9 @@ class FlowTable:
         self._hkeys = np.zeros(0, dtype=np.int64)
         self._hids = np.zeros(0, dtype=np.int64)
         self._exact: dict[tuple[int, int, int], int] = {}  # flows whose hash collided with another's
+        # address pair -> first flow between them, built lazily (quoted tunnel packets name no ports)
+        self._pairs: dict[tuple[int, int], int] = {}
+        self._pairs_upto = 0
         self.count = 0
         self._cap = 0
         self._a: dict[str, np.ndarray] = {}
@@ -428,9 +431,13 @@ class FlowTable:
             return None
         if q.tunnel and q.inner_src and q.inner_dst:
             x, y = self.intern(q.inner_src), self.intern(q.inner_dst)
-            a, n = self._a, self.count
-            hit = np.flatnonzero((a["lo"][:n] == min(x, y)) & (a["hi"][:n] == max(x, y)))
-            return None if len(hit) == 0 else (int(hit[0]), int(x > y))
+            if self._pairs_upto < self.count:  # index the flows created since the last lookup
+                n0, n = self._pairs_upto, self.count
+                for g, pair in enumerate(zip(self._a["lo"][n0:n].tolist(), self._a["hi"][n0:n].tolist()), n0):
+                    self._pairs.setdefault(pair, g)
+                self._pairs_upto = n
+            g = self._pairs.get((min(x, y), max(x, y)))
+            return None if g is None else (g, int(x > y))
         sport = -1 if q.sport is None else q.sport
         dport = -1 if q.dport is None else q.dport
         return self._lookup(self.intern(q.src), self.intern(q.dst), q.proto, sport, dport)
