@@ -671,6 +671,8 @@ def _compile_rule(rule: Rule) -> list[Predicate]:
     if rule.error:
         problems.append(f"an option that cannot be parsed ({rule.error})")
     else:
+        if rule.truncated:
+            problems.append("a line the dump is cut off in (its end may be missing)")
         try:
             preds.extend(_selector_preds(rule))
         except (_Unsupported, ValueError) as exc:
@@ -953,7 +955,10 @@ class NetfilterEngine:
                     w.labels.append(f"{rule.comment or '-j ' + str(rule.target)}: the remaining choice")
                     w.after_miss = False
                 # the rule matched: its target
-                outcome = self._target(hook, table, cname, cr.rule, w)
+                try:
+                    outcome = self._target(hook, table, cname, cr.rule, w)
+                except ValueError as exc:  # a value iptables-restore would refuse (--to-destination 10.244)
+                    outcome = self._unknown(w, hook, table, cname, rule, f"an unreadable target option ({exc})")
                 if outcome is None:  # non-terminating target: go on with the next rule
                     continue
                 if outcome == "jump" or outcome == "goto":
@@ -981,6 +986,12 @@ class NetfilterEngine:
 
     def _return(self, stack: list, results: list, w: _Work, hook: str, table: str, cname: str,
                 calls: tuple, fell_off: bool = False) -> None:
+        if fell_off and not self.ruleset.is_complete(table, cname):
+            why = (f"the dump is cut off (line {self.ruleset.cut_at}) before the end of chain {cname} in *{table}: "
+                   "the rules that decide this packet are missing")
+            w.steps.append(Step(hook, table, cname, "unknown", why))
+            results.append((w, Verdict.UNKNOWN, {"reason": why}))
+            return
         if calls:
             parent, ppos, pcands = calls[-1]
             if fell_off:

@@ -211,22 +211,24 @@ def parse_iptables_save(text: str, source: str, *, validate: bool | None = None)
     has at most ``EAGER_RULES`` rules; a larger one is checked rule by rule as walks reach it)."""
     b = _Builder(source)
     lines = text.split("\n")
+    newline_at_end = True
     if lines and lines[-1] == "":
         lines.pop()
     elif lines and text:
+        newline_at_end = False
         b.warn(len(lines), "the last line has no newline: the file may be cut off")
     table_order: list[str] = []
     gc_was_enabled = gc.isenabled()
     gc.disable()  # hundreds of thousands of small objects and no cycles: the collector only slows this down
     try:
-        return _parse_lines(b, lines, source, validate, table_order)
+        return _parse_lines(b, lines, source, validate, table_order, newline_at_end)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
 def _parse_lines(b: _Builder, lines: list[str], source: str, validate: bool | None,
-                 table_order: list[str]) -> RuleSet:
+                 table_order: list[str], cut_newline_ok: bool = True) -> RuleSet:
     table: str | None = None
     table_line = 0
     chains: dict[str, dict] = {}
@@ -315,9 +317,22 @@ def _parse_lines(b: _Builder, lines: list[str], source: str, validate: bool | No
             entry["counters"] = counters
             continue
         _parse_command(b, table, chains, stripped, ref, lineno)
+    incomplete: dict[str, frozenset[str]] = {}
+    cut_at = None
     if table is not None:
         b.warn(len(lines), f"the file ends inside table *{table} (line {table_line}) without COMMIT: "
                            "cut off? iptables-restore would not load this table")
+        # iptables-save writes the rules chain after chain in declaration order: the chain of the
+        # last rule may have lost its end, and the chains after it all their rules
+        names = list(chains)
+        with_rules = [n for n in names if chains[n]["rules"]]
+        start = names.index(with_rules[-1]) if with_rules else 0
+        incomplete[table] = frozenset(names[start:])
+        cut_at = len(lines)
+        last = chains[with_rules[-1]]["rules"] if with_rules else None
+        if last and last[-1][0] == len(lines) and not cut_newline_ok:
+            lineno_, text_, _, counters_ = last[-1]
+            last[-1] = (lineno_, text_, {"__cut__": True}, counters_)
     tables: dict[str, Table] = {}
     all_rules: list[Rule] = []
     for tname in table_order:
@@ -327,6 +342,7 @@ def _parse_lines(b: _Builder, lines: list[str], source: str, validate: bool | No
             lazy = Rule.lazy
             rules = tuple(
                 lazy(tname, cname, idx, source, lineno, text_, counters, _parse_rule_line) if fields is None
+                else lazy(tname, cname, idx, source, lineno, text_, counters, _cut_rule) if "__cut__" in fields
                 else Rule(tname, cname, idx, SourceRef(source, lineno, text_), counters=counters, **fields)
                 for idx, (lineno, text_, fields, counters) in enumerate(c["rules"], 1)
             )
@@ -355,12 +371,23 @@ def _parse_lines(b: _Builder, lines: list[str], source: str, validate: bool | No
     b.warnings.sort(key=_warning_line)
     if b.dropped:
         b.warnings.append(f"{source}: {b.dropped} more warnings not shown")
-    return RuleSet(source, tables, tuple(b.warnings), tuple(b.notes), family, backend, generator)
+    return RuleSet(source, tables, tuple(b.warnings), tuple(b.notes), family, backend, generator, incomplete,
+                   cut_at)
 
 
 def _warning_line(text: str) -> int:
     num = text.split(": ", 1)[0].rsplit(":", 1)[-1]
     return int(num) if num.isdigit() else 0
+
+
+def _cut_rule(text: str) -> dict:
+    """The last line of a cut-off dump: what it says so far, flagged ``truncated``."""
+    try:
+        fields = _parse_rule_line(text)
+    except _RuleSyntaxError as exc:
+        raise _RuleSyntaxError(f"the dump is cut off in this rule ({exc})") from exc
+    fields["truncated"] = True
+    return fields
 
 
 def _parse_rule_line(text: str) -> dict:

@@ -325,3 +325,50 @@ def test_conntrack_original_destination_survives_dnat() -> None:
     assert b.verdict is Verdict.ACCEPT and str(b.packet.dst) == "10.244.1.1"
     [d] = e.walk_path("routed", _pkt(dst="10.244.1.1", in_interface="eth0", out_interface="cni0"))
     assert d.verdict is Verdict.DROP  # the same destination without DNAT
+
+
+def test_cut_off_dump_gives_insufficient_information_where_rules_are_missing() -> None:
+    text = textwrap.dedent("""\
+        *filter
+        :INPUT ACCEPT [0:0]
+        :FORWARD ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :KUBE-FORWARD - [0:0]
+        :LATER - [0:0]
+        -A FORWARD -d 10.0.0.1/32 -j DROP
+        -A FORWARD -j KUBE-FORWARD
+        -A KUBE-FORWARD -d 10.0.0.2/32 -j ACCEPT
+        -A KUBE-FORWARD -d 10.0.0.3/32 -j DNAT --to-destination 10.244""")
+    rs = parse_iptables_save(text, "cut.save")
+    assert rs.cut_at == 10 and rs.incomplete == {"filter": frozenset({"KUBE-FORWARD", "LATER"})}
+    assert any("cut.save:10: the last line has no newline" in w for w in rs.warnings)
+    cut_rule = rs.rule_at(10)
+    assert cut_rule.truncated and cut_rule.dst.value == "10.0.0.3/32" and cut_rule.error is None
+    e = NetfilterEngine(rs, NodeAddresses())
+    # decided before the cut: known
+    [drop] = e.walk_hook("FORWARD", _pkt(dst="10.0.0.1"))
+    assert drop.verdict is Verdict.DROP
+    [acc] = e.walk_hook("FORWARD", _pkt(dst="10.0.0.2"))
+    assert acc.verdict is Verdict.ACCEPT
+    # reaches the cut-off rule, or the missing end of KUBE-FORWARD: unknown, never a silent policy ACCEPT
+    [cut] = e.walk_hook("FORWARD", _pkt(dst="10.0.0.3"))
+    assert cut.verdict is Verdict.UNKNOWN and "cut.save:10" in cut.reason
+    [end] = e.walk_hook("FORWARD", _pkt(dst="10.0.0.4"))
+    assert end.verdict is Verdict.UNKNOWN and "cut off (line 10) before the end of chain KUBE-FORWARD" in end.reason
+
+
+def test_unreadable_target_values_are_insufficient_information() -> None:
+    text = """\
+        *nat
+        :PREROUTING ACCEPT [0:0]
+        :INPUT ACCEPT [0:0]
+        :OUTPUT ACCEPT [0:0]
+        :POSTROUTING ACCEPT [0:0]
+        -A PREROUTING -d 10.96.0.1/32 -j DNAT --to-destination 10.244
+        -A PREROUTING -d 10.96.0.2/32 -j MARK --set-xmark banana
+        COMMIT
+        """
+    e = _engine(text)
+    for dst, line in (("10.96.0.1", 6), ("10.96.0.2", 7)):
+        [b] = e.walk_hook("PREROUTING", _pkt(dst=dst))
+        assert b.verdict is Verdict.UNKNOWN and f"t.save:{line}" in b.reason
