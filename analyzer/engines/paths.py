@@ -257,12 +257,12 @@ def reply_path(path: Sequence[PathHop], flow_id: str) -> list[PathHop]:
             back.append(replace(h, kind="netfilter", action="input", label=f"INPUT udp/{dict(h.facts).get('port', '?')}",
                                 capturable=False, interface=None, edge_label="", edge_kind="plain"))
         back.append(h)
+    fwd_encap = next((x for x in path if x.kind == "vtep" and x.action == "encap"), None)
     for i, h in enumerate(back):
         action = _REVERSE.get((h.kind, h.action), h.action)
         nxt = back[i + 1] if i + 1 < len(back) else None
         edge, kind = "", "plain"
         if h.kind == "vtep" and action == "encap" and nxt is not None:
-            fwd_encap = next((x for x in path if x.kind == "vtep" and x.action == "encap"), None)
             label = fwd_encap.edge_label if fwd_encap is not None else ""
             edge, kind = (_swap_outer(label), "encap") if label else ("", "encap")
         elif h.kind == "vtep" and action == "decap":
@@ -271,7 +271,7 @@ def reply_path(path: Sequence[PathHop], flow_id: str) -> list[PathHop]:
             edge, kind = "conntrack undoes " + h.edge_label, "nat"
         facts = h.facts
         if h.kind == "vtep" and action == "encap":
-            peer = next((x.facts for x in path if x.kind == "vtep" and x.action == "encap"), ())
+            peer = fwd_encap.facts if fwd_encap is not None else ()
             facts = tuple((k, v) for k, v in peer if k != "peer")
         out.append(PathHop(id=f"{flow_id}.r{i + 1}", node=h.node, interface=h.interface, kind=h.kind, action=action,
                            label=h.label, capturable=h.capturable, edge_label=edge, edge_kind=kind, facts=facts))
@@ -583,16 +583,32 @@ def _action(h: PathHop) -> str:
     return base
 
 
+_HOP_WORDS: dict[tuple, tuple[str, tuple[tuple[str, str], ...]]] = {}
+
+
+def _hop_words(h: PathHop) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """The contract action and the learner's explanation of a hop: the same for every flow that
+    crosses the same place the same way, so worked out once per distinct hop."""
+    key = (h.kind, h.action, h.node, h.interface, h.label, h.edge_label, h.edge_kind, h.facts)
+    words = _HOP_WORDS.get(key)
+    if words is None:
+        if len(_HOP_WORDS) > 65536:
+            _HOP_WORDS.clear()
+        words = _HOP_WORDS[key] = (_action(h), tuple(hop_explanation(h).items()))
+    return words
+
+
 def hop_json(h: PathHop) -> dict:
+    action, explanation = _hop_words(h)
     return {
         "node": h.node,
         "interface": h.interface,
         "kind": h.kind,
-        "action": _action(h),
+        "action": action,
         "observed": h.observed,
         "evidence": [e.to_json() for e in h.evidence],
         "id": h.id,
-        "explanation": hop_explanation(h),
+        "explanation": dict(explanation),
         "packets": [{"file": f, "packet": p, "ts": t} for f, p, t in h.packets],
         "failed": h.failed,
     }
