@@ -22,7 +22,9 @@ The walk never guesses silently:
   the rule (``file:line``): insufficient information, never a silent pass.
 
 Chains with many rules are indexed by destination address and by destination port, so one walk
-through a 10,000-service ``KUBE-SERVICES`` chain only looks at the few rules that can match.
+through a 10,000-service ``KUBE-SERVICES`` chain only looks at the few rules that can match;
+chains and rules are compiled when a walk first reaches them. A dump that is cut off gives an
+UNKNOWN verdict wherever the walk needs the missing rules.
 """
 
 from __future__ import annotations
