@@ -338,3 +338,26 @@ def test_kernel_drop_rule_and_tcp_reset(lab: None, tmp_path: Path) -> None:
     [ok] = client("tcp", "10.0.2.2")  # the same destination over TCP passes
     assert ok["reply"] == "s1 10.0.1.2"
     assert simulate(tmp_path, "10.0.2.2").outcomes[0].status == "forwarded"
+
+
+@pytest.mark.parametrize("backend", ["iptables", "iptables-legacy"])
+def test_kernel_saves_the_generated_rules_back_line_for_line(lab: None, backend: str) -> None:
+    """The generator writes what iptables-save prints: restore, save, and every -A line comes back."""
+    specs = [
+        svc("web", "10.96.0.50", ("10.0.2.2", "10.0.3.2", "172.16.4.2"), port_name="http", node_port=30080),
+        svc("empty", "10.96.0.51", (), node_port=30081),
+        ServicePortSpec("default", "loc", "10.96.0.52", 80, (Endpoint("10.0.1.7", 80, local=True),
+                                                            Endpoint("10.0.2.7", 80)),
+                        node_port=30082, external_traffic_policy="Local"),
+        svc("lb", "10.96.0.53", ("10.0.2.8",), node_port=30083, load_balancer_ips=("203.0.113.10",),
+            load_balancer_source_ranges=("198.51.100.0/24", "10.0.0.0/8")),
+        svc("sticky", "10.96.0.54", ("10.0.2.9", "10.0.3.9"), protocol="UDP", session_affinity_seconds=10800,
+            external_ips=("192.0.2.50",)),
+    ]
+    text = generate_rules(specs, **RULES_KW)
+    load(text, backend)
+    saved = sh(f"{backend}-save", ns=NS["router"])
+    generated = {line for line in text.splitlines() if line.startswith("-A ")}
+    kernel = {line for line in saved.splitlines() if line.startswith("-A ")}
+    assert len(generated) > 60
+    assert generated == kernel
