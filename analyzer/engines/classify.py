@@ -130,8 +130,18 @@ def infer_topology(
             if n.backend == "unknown":
                 nodes[owner] = replace(nodes[owner], backend="vxlan")
             continue
+        # a node from the dumps that owns the pod subnet behind this address (its ip-addr lacked
+        # the VXLAN details that name the underlay address): the same node, not a second one
+        name = next((n.name for n in nodes.values()
+                     if n.from_dumps and pod_cidr and _in(pod_cidr.split("/")[0], n.pod_cidr)), None)
+        if name is not None:
+            n = nodes[name]
+            nodes[name] = replace(n, addresses=tuple(dict.fromkeys((*n.addresses, underlay))),
+                                  backend="vxlan" if n.backend == "unknown" else n.backend)
+            addr_owner[underlay] = name
+            inferred.append(f"node {name}: underlay address {underlay} from VXLAN headers (pod subnet {n.pod_cidr})")
+            continue
         # a capture taken on a named (bundle) node whose every VXLAN packet carries this address
-        name = None
         for f, c in file_outer.items():
             pt = points.get(f)
             if pt and pt.node and pt.node not in nodes and c.get(underlay, 0) == file_count[f]:
@@ -322,8 +332,12 @@ def _is_plain_reply(r: PacketRecord) -> bool:
     return True
 
 
-def answer_status(flow: StitchedFlow) -> tuple[str | None, str]:
-    """Status decided by the packets alone: delivered/refused/rejected, or (None, why)."""
+def answer_status(flow: StitchedFlow, topo: Topology | None = None) -> tuple[str | None, str]:
+    """Status decided by the packets alone: delivered/refused/rejected, or (None, why).
+
+    Port unreachable from the addressed server is the server refusing, unless that address is a
+    service's (a ClusterIP has no socket: kube-proxy's REJECT answers in its name), given ``topo``.
+    """
     rev = [s for s in flow.sightings if s.direction == "rev"]
     fwd = [s for s in flow.sightings if s.direction == "fwd"]
     if any(_is_plain_reply(s.record) for s in rev):
@@ -334,7 +348,8 @@ def answer_status(flow: StitchedFlow) -> tuple[str | None, str]:
     hard_errors = [e for e in flow.errors if not (e.record.icmp_type == 3 and e.record.icmp_code == 4)]
     if hard_errors:
         e = hard_errors[0].record
-        if e.icmp_type == 3 and e.icmp_code == 3 and e.src in server_ips and flow.real_server == flow.server:
+        if e.icmp_type == 3 and e.icmp_code == 3 and e.src in server_ips and flow.real_server == flow.server \
+                and (topo is None or role_of(flow.server[0], topo) != "service"):
             return "refused", "the destination answered port unreachable"
         return "rejected", f"ICMP {e.icmp_type}/{e.icmp_code} from {e.src}"
     if not fwd:

@@ -323,9 +323,12 @@ def _no_endpoints(ctx: Context) -> list[Finding]:
     ev = [_ev_line(r) for r in refs[:2]] + [_ev_packet(e) for e in errs[:2]]
     if not ev:
         ev = [_ev_packet(s) for s in flow.sightings[:1]]
-    observed = (f"the SYN was answered by ICMP port unreachable from {s_ip} itself" if errs else
+    who = errs[0].record.src if errs else s_ip
+    who_en = f"{s_ip} itself" if who == s_ip else f"{who} (the node, in the service's name)"
+    who_zh = f"{s_ip} 本身" if who == s_ip else f"{who}（节点代服务回应）"
+    observed = (f"the SYN was answered by ICMP port unreachable from {who_en}" if errs else
                 "the connection got no answer")
-    observed_zh = f"SYN 收到来自 {s_ip} 本身的 ICMP 端口不可达" if errs else "连接没有得到应答"
+    observed_zh = f"SYN 收到来自 {who_zh} 的 ICMP 端口不可达" if errs else "连接没有得到应答"
     # without dumps or kubectl the address is only assumed to be a service: a suspicion
     checkable = bool(refs) or (svc is not None and (svc.no_endpoints or svc.name is not None))
     return [_make("SERVICE_NO_ENDPOINTS", "error", first, {

@@ -114,7 +114,7 @@ def estimate_offsets(
                 ta = last[key][a]  # the sender's last copy (its NIC) to the receiver's first
                 if s == a:
                     deltas[(a, b)].append(tb - ta)
-                elif s is None and a < b:
+                elif (s is None or s not in per_node) and a < b:  # sent from elsewhere: no direction
                     undirected[(a, b)].append(tb - per_node[a])
     nodes = sorted({p.node for p in points.values() if p.node})
     if len(nodes) < 2:

@@ -378,6 +378,16 @@ def facts_from_snapshot(snap: NodeSnapshot) -> NodeFacts:
     elif vtep is not None and vtep.vxlan is not None and vtep.vxlan.local is not None:
         owner = snap.interface_of_address(vtep.vxlan.local)
         underlay = owner.name if owner else underlay
+    if not addresses:  # no VXLAN details and no default route: the node's own non-pod addresses
+        pod_net = snap.pod_cidr
+        for i in snap.interfaces:
+            if i.kind in ("bridge", "vxlan", "ipip") or i.master or i.name == "lo" or i is vtep or i is bridge:
+                continue
+            own = [str(a.ip) for a in i.addresses if a.ip.version == 4 and not a.ip.is_loopback
+                   and not a.ip.is_link_local and (pod_net is None or a.ip not in pod_net)]
+            if own and underlay is None:
+                underlay = i.name
+            addresses += own
     backend = "unknown"
     if vtep is not None and (vtep.vxlan is not None or vtep.kind == "vxlan"):
         backend = "vxlan"
@@ -630,8 +640,8 @@ def _int(v: str | None) -> int | None:
     return int(v) if v is not None and v.isdigit() else None
 
 
-def _decide_status(flow: StitchedFlow, path: Sequence) -> tuple[str, str]:
-    status, reason = classify.answer_status(flow)
+def _decide_status(flow: StitchedFlow, path: Sequence, topo: Topology | None = None) -> tuple[str, str]:
+    status, reason = classify.answer_status(flow, topo)
     if status is not None:
         return status, reason
     frag = [e for e in flow.errors if (e.record.icmp_type, e.record.icmp_code) == (3, 4)]
@@ -889,7 +899,7 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
     outcome = sim.outcome(flow) if sim is not None else None
     if outcome is not None:
         path = paths.attach_simulation(path, outcome.hops)
-    status, reason = _decide_status(flow, path)
+    status, reason = _decide_status(flow, path, topo)
     sim_failed = paths.sim_failure_index(path, outcome.hops) if outcome is not None else None
     if status == "no-reply" and outcome is not None and outcome.status in ("dropped", "rejected") \
             and sim_failed is not None:

@@ -1,0 +1,76 @@
+"""Regressions reported by the report engineer: each test failed before its fix."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from builders import ether, icmp, ipv4, tcp, write_pcap
+from explaincheck import codes, explain, only_flow, sample
+
+T0 = 1_700_000_000.0
+
+
+def _no_endpoints_node1(tmp_path: Path) -> Path:
+    node = tmp_path / "node1"
+    shutil.copytree(sample("no-endpoints") / "node1", node,
+                    ignore=shutil.ignore_patterns("*.pcap", "*.pcapng", "conntrack"))
+    return node
+
+
+def test_port_unreachable_in_the_cluster_ips_name_is_the_no_endpoints_reject(tmp_path: Path) -> None:
+    """kube-proxy's REJECT may answer from the ClusterIP itself (ICMP 3/3 with the service as
+    source): that is a rejected connection (SERVICE_NO_ENDPOINTS), not a server refusing it."""
+    node = _no_endpoints_node1(tmp_path)
+    syn_ip = ipv4(tcp(sport=40974, dport=80, flags="S", seq=7), src="10.244.1.2", dst="10.96.0.200", ident=77)
+    reject = ipv4(icmp(bytes(syn_ip)[:28], type=3, code=3, rest=b"\0\0\0\0"), src="10.96.0.200", dst="10.244.1.2",
+                  ident=5)
+    write_pcap(node / "vethcc7ddf2d.pcap", [(T0, ether(syn_ip)), (T0 + 0.0001, ether(reject))])
+    flow = only_flow(explain(node))
+    assert (flow["kind"], flow["status"]) == ("pod-to-service", "rejected"), flow["verdict"]["en"]
+    f = codes(flow)["SERVICE_NO_ENDPOINTS"]
+    assert f["node"] == "node1" and f["checkable"] is True
+    assert "CONNECTION_REFUSED" not in codes(flow)
+    assert any(e["line"] and "has no endpoints" in e["text"] for e in f["evidence"])
+    assert "from 10.96.0.200 itself" in f["message"]
+    # a pod answering port unreachable for its own address still refuses
+    syn2 = ipv4(tcp(sport=40975, dport=81, flags="S", seq=7), src="10.244.1.2", dst="10.244.1.3", ident=78)
+    unreach = ipv4(icmp(bytes(syn2)[:28], type=3, code=3, rest=b"\0\0\0\0"), src="10.244.1.3", dst="10.244.1.2")
+    write_pcap(node / "vethcc7ddf2d.pcap", [(T0, ether(syn2)), (T0 + 0.0001, ether(unreach))])
+    assert only_flow(explain(node))["status"] == "refused"
+
+
+def _strip_overlay_details(node: Path, *, drop_underlay_address: bool) -> None:
+    """What a bundle collected without ``ip -d`` looks like (and without a default route)."""
+    for name in ("ip-addr", "ip-link"):
+        f = node / name
+        lines = [ln for ln in f.read_text().splitlines() if not ln.strip().startswith("vxlan id")]
+        if drop_underlay_address and name == "ip-addr":
+            lines = [ln for ln in lines if "192.168.56." not in ln]
+        f.write_text("\n".join(lines) + "\n")
+    route = node / "ip-route"
+    route.write_text("".join(ln for ln in route.read_text().splitlines(keepends=True) if not ln.startswith("default")))
+
+
+def test_bundle_nodes_absorb_what_the_vxlan_headers_show(tmp_path: Path) -> None:
+    """Without VXLAN details in ip-addr, each node once (by its bundle name) with its underlay
+    address, and the clock offset measured from the VXLAN packets both eth0 captures hold."""
+    from explaincheck import shift_pcap
+
+    for drop in (False, True):
+        root = tmp_path / f"drop{drop}"
+        for name in ("node1", "node2"):
+            shutil.copytree(sample("cross-node") / name, root / name)
+            _strip_overlay_details(root / name, drop_underlay_address=drop)
+        for pcap in (root / "node2").glob("*.pcap"):
+            shift_pcap(pcap, 3.0)
+        doc = explain(root / "node1", root / "node2")
+        nodes = {n["name"]: n for n in doc["nodes"]}
+        assert sorted(nodes) == ["node1", "node2"], doc["nodes"]
+        assert nodes["node1"]["addresses"] == ["192.168.56.11"] and nodes["node2"]["addresses"] == ["192.168.56.12"]
+        assert all(n["backend"] == "vxlan" and n["inferred"] is False for n in nodes.values())
+        flow = only_flow(doc)
+        assert (flow["kind"], flow["status"]) == ("pod-to-pod-cross-node", "delivered")
+        off = {o["node"]: o for o in doc["clock_offsets"]}
+        assert "no packet seen" not in off["node2"]["basis"], off
+        assert abs(off["node2"]["offset"] - off["node1"]["offset"] + 3.0) < 0.01, off
