@@ -15,7 +15,7 @@ import socket
 import struct
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -155,17 +155,28 @@ class PacketSource:
 
 
 def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: Warn,
-                 progress: Callable[[int, int], None] | None = None) -> PacketSource:
-    """The sampled packets of every flow in ``files`` (one pass, memory bounded by the flows)."""
+                 progress: Callable[[int, int], None] | None = None,
+                 ifnames: Mapping[str, Mapping[int, str]] | None = None) -> PacketSource:
+    """The sampled packets of every flow in ``files`` (one pass, memory bounded by the flows).
+
+    ``ifnames`` (file -> interface index -> name, from the bundle's ``ip link``) names the
+    interface of each frame of a ``tcpdump -i any`` (SLL2) capture taken on that node.
+    """
     from analyzer.pipeline.flows import scan_table
 
     scan = scan_table([Path(f) for f in files], vxlan_ports=vxlan_ports, sample=SAMPLE, progress=progress, warn=warn)
     general = scan.general
+    ifnames = ifnames or {}
 
     def materialise(sf) -> PacketRecord:  # noqa: ANN001 - engines.flowtable.SampleFrame
         rec = fast_record(sf.file, sf.frame, sf.ts, sf.linktype, sf.data, sf.wire_len, sf.interface, vxlan_ports)
         if rec is None:
             rec = general.record(sf.file, sf.frame, sf.ts, sf.linktype, sf.data, sf.wire_len, sf.interface)
+        names = ifnames.get(sf.file)
+        if names and sf.linktype == 276 and rec.interface in (None, ANY_INTERFACE) and len(sf.data) >= 8:
+            name = names.get(int.from_bytes(sf.data[4:8], "big"))  # SLL2: the interface index at offset 4
+            if name is not None:
+                rec = replace(rec, interface=name)
         return rec
 
     records: list[PacketRecord] = []
@@ -684,7 +695,9 @@ def explain_inputs(
         if progress is not None:
             progress("reading captures", done, total)
 
-    src = read_packets([p for p, *_ in given.captures], vxlan_ports=ports, warn=_warn, progress=_prog)
+    index_names = {s.name: {i.index: i.name for i in s.interfaces if i.index is not None} for s in given.bundles}
+    ifnames = {path: index_names[node] for path, node, _i, _s in given.captures if index_names.get(node)}
+    src = read_packets([p for p, *_ in given.captures], vxlan_ports=ports, warn=_warn, progress=_prog, ifnames=ifnames)
     records = src.records
     points: dict[str, CapturePoint] = {}
     span: dict[str, tuple[float, float]] = {}

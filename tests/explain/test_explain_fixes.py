@@ -74,3 +74,25 @@ def test_bundle_nodes_absorb_what_the_vxlan_headers_show(tmp_path: Path) -> None
         off = {o["node"]: o for o in doc["clock_offsets"]}
         assert "no packet seen" not in off["node2"]["basis"], off
         assert abs(off["node2"]["offset"] - off["node1"]["offset"] + 3.0) < 0.01, off
+
+
+def test_any_capture_in_a_bundle_names_each_copy_by_its_interface_index(tmp_path: Path) -> None:
+    """An SLL2 frame carries the interface index; the bundle's ip link names it, so each copy
+    lands on its own hop (not placed by order) and the ladder's lanes are the real interfaces."""
+    from analyzer.inputs.capture import read_capture
+
+    node = tmp_path / "node1"
+    shutil.copytree(sample("cross-node") / "node1", node,
+                    ignore=shutil.ignore_patterns("[!a]*.pcap", "*.pcapng"))
+    assert [p.name for p in node.glob("*.pcap")] == ["any.pcap"]
+    index = {n + 1: int.from_bytes(f.data[4:8], "big") for n, f in enumerate(read_capture(node / "any.pcap"))}
+    names = {2: "eth0", 3: "cni0", 4: "flannel.1", 5: "vethcc7ddf2d"}
+    flow = only_flow(explain(node))
+    assert [lane["label"] for lane in flow["ladder"]["lanes"]] == [
+        "node1 vethcc7ddf2d", "node1 cni0", "node1 flannel.1", "node1 eth0"]
+    placed = 0
+    for hop in flow["hops"] + (flow["reply"] or []):
+        for p in hop["packets"]:
+            assert names[index[p["packet"]]] == hop["interface"], (hop["kind"], hop["interface"], p)
+            placed += 1
+    assert placed >= 8
