@@ -46,6 +46,7 @@ def exit_status(doc: dict, fail_on_drop: bool) -> int:
     if not fail_on_drop:
         return ExitStatus.OK
     statuses = {f.get("status") for f in doc.get("flows", [])}
+    statuses |= {k for k, n in doc.get("summary", {}).get("by_status", {}).items() if n}  # streamed: no flows kept
     if statuses & DROPPED:
         return ExitStatus.DROPPED
     if statuses & INCONCLUSIVE:
@@ -106,13 +107,17 @@ def command(inputs: tuple[Path, ...], fmt: str | None, output: Path | None, lang
         progress.close()
         click.echo(f"k8s-trace: warning: {line}", err=True)
 
+    if fmt == "json":
+        try:
+            doc = _stream_json([str(p) for p in inputs], output, vxlan_ports=vxlan_ports, warn=warn,
+                               progress=progress)
+        finally:
+            progress.close()
+        return exit_status(doc, fail_on_drop)
     try:
         doc = explain_inputs([str(p) for p in inputs], vxlan_ports=vxlan_ports, warn=warn, progress=progress)
     finally:
         progress.close()
-    if fmt == "json":
-        _stream_json(doc, output)
-        return exit_status(doc, fail_on_drop)
     if fmt == "html":
         from analyzer.report.html import render_html
 
@@ -133,17 +138,29 @@ def command(inputs: tuple[Path, ...], fmt: str | None, output: Path | None, lang
     return exit_status(doc, fail_on_drop)
 
 
-def _stream_json(doc: dict, output: Path | None) -> None:
-    """The JSON document written a flow at a time to ``output`` or stdout (never whole in memory)."""
-    from analyzer.report.json_report import write_json
+def _stream_json(inputs: list[str], output: Path | None, **kw) -> dict:  # noqa: ANN003 - explain_stream's
+    """Explain and write the JSON document a flow at a time: each flow's text goes to a spool file
+    as soon as it is explained (the summary, which comes first, is known only at the end), so
+    neither the flows' documents nor the text are ever whole in memory. Returns the document
+    without its flows (the summary says their statuses)."""
+    import tempfile
 
-    if output is None:
-        write_json(doc, sys.stdout)
-        sys.stdout.flush()
-        return
-    try:
-        with open(output, "w", encoding="utf-8") as fh:
-            write_json(doc, fh)
-    except OSError as exc:
-        raise InputError(str(output), f"cannot write the report: {exc.strerror or exc}") from exc
+    from analyzer.pipeline.explain import _no_cyclic_gc, explain_stream
+    from analyzer.report.json_report import flow_pieces, write_json
+
+    with _no_cyclic_gc(), tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        flows, finish = explain_stream(inputs, **kw)
+        for piece in flow_pieces(flows):
+            spool.write(piece)
+        doc = finish()
+        if output is None:
+            write_json(doc, sys.stdout, flows_text=spool)
+            sys.stdout.flush()
+            return doc
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                write_json(doc, fh, flows_text=spool)
+        except OSError as exc:
+            raise InputError(str(output), f"cannot write the report: {exc.strerror or exc}") from exc
     click.echo(f"k8s-trace: wrote {output}", err=True)
+    return doc

@@ -9,13 +9,15 @@ first, packets second), clock offsets, stitching, a path per flow, status, findi
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import gc
 import os
 import socket
 import struct
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -676,6 +678,40 @@ def explain_inputs(
     generated_at: str | None = None,
 ) -> dict:
     """Read everything, explain every flow, and return the explain document."""
+    with _no_cyclic_gc():
+        flows, finish = explain_stream(inputs, vxlan_ports=vxlan_ports, warn=warn, progress=progress,
+                                       generated_at=generated_at)
+        doc_flows = list(flows)
+        doc = finish()
+    doc["flows"] = doc_flows
+    return doc
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The document is millions of small dicts and lists and holds no cycle: the cyclic collector
+    would only rescan them again and again as they pile up (a third of the time on big captures)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def explain_stream(
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    vxlan_ports: Iterable[int] = (),
+    warn: Warn | None = None,
+    progress: Progress | None = None,
+    generated_at: str | None = None,
+) -> tuple[Iterator[dict], Callable[[], dict]]:
+    """``explain_inputs`` a flow at a time: the captures are read and stitched now; the iterator
+    yields each flow's document as it is explained (drop it once written: memory then holds the
+    stitched samples, not the documents); ``finish()``, after the iterator is exhausted, returns
+    the rest of the document (everything but ``flows``, which it gives as an empty list)."""
     warnings: list[str] = []
 
     def _warn(line: str) -> None:
@@ -728,15 +764,36 @@ def explain_inputs(
     for n, f in enumerate(flows, 1):
         f.id = f"f{n}"
 
-    doc_flows = []
     all_findings: list[Finding] = []
+    by_status: Counter[str] = Counter()
+    by_kind: Counter[str] = Counter()
     sim = Simulator(snaps, _warn)
-    for i, flow in enumerate(flows):
-        if progress is not None:
-            progress("explaining flows", i, len(flows))
-        doc_flows.append(_flow_doc(flow, topo, points, snaps, src, all_findings, sim))
-    by_status = Counter(f["status"] for f in doc_flows)
-    by_kind = Counter(f["kind"] for f in doc_flows)
+    done = [False]
+
+    def flow_docs() -> Iterator[dict]:
+        for i, flow in enumerate(flows):
+            if progress is not None:
+                progress("explaining flows", i, len(flows))
+            d = _flow_doc(flow, topo, points, snaps, src, all_findings, sim)
+            by_status[d["status"]] += 1
+            by_kind[d["kind"]] += 1
+            yield _rename_files(d, display)
+        done[0] = True
+
+    def finish() -> dict:
+        if not done[0]:
+            raise RuntimeError("explain_stream: finish() before every flow was taken")
+        return _finish(given, topo, points, offsets, warnings, skipped, by_status, by_kind, all_findings,
+                       display, generated_at)
+
+    return flow_docs(), finish
+
+
+def _finish(given: Inputs, topo: Topology, points: dict[str, CapturePoint], offsets: Sequence, warnings: list[str],
+            skipped: Sequence[StitchedFlow], by_status: Counter[str], by_kind: Counter[str],
+            all_findings: Sequence[Finding], display: dict[str, str], generated_at: str | None) -> dict:
+    """The document around the flows (whose ``flows`` is left empty), once every flow is done."""
+    n_flows = sum(by_status.values())
     sev = Counter(f.severity for f in all_findings)
     not_checkable = []
     has_tables = {k: any(bool(getattr(s, attr)) for s in given.bundles)
@@ -768,12 +825,12 @@ def explain_inputs(
         "inputs": described,
         "nodes": [{"name": n.name, "addresses": list(n.addresses), "pod_cidr": n.pod_cidr, "backend": n.backend,
                    "inferred": not n.from_dumps} for n in topo.nodes],
-        "flows": doc_flows,
+        "flows": [],
         "findings": [],
         "warnings": warnings,
         "generated_at": generated_at or _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "tool": {"name": "k8s-trace", "version": __version__},
-        "summary": {"flows": len(doc_flows), "multicast_skipped": len(skipped), "by_status": dict(sorted(by_status.items())),
+        "summary": {"flows": n_flows, "multicast_skipped": len(skipped), "by_status": dict(sorted(by_status.items())),
                     "by_kind": dict(sorted(by_kind.items())),
                     "findings": {k: sev.get(k, 0) for k in ("error", "warning", "info")}},
         "clock_offsets": [{"node": o.node, "offset": o.offset, "basis": o.basis} for o in offsets],

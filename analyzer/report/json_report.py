@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, TextIO
 
 TOP_ORDER = (
@@ -149,10 +149,7 @@ def _write(value: Any, indent: str, out: list[str]) -> None:
 
 
 def _top(doc: dict) -> dict:
-    top = _ordered(doc, TOP_ORDER)
-    if isinstance(top.get("flows"), list):
-        top["flows"] = [_ordered(f, FLOW_ORDER) if isinstance(f, dict) else f for f in top["flows"]]
-    return top
+    return _ordered(doc, TOP_ORDER)  # each flow is put in order as it is written (flow_pieces)
 
 
 def _piece(head: str, value: Any, indent: str) -> str:
@@ -165,8 +162,18 @@ def _piece(head: str, value: Any, indent: str) -> str:
     return "".join(out)
 
 
-def _chunks(top: dict) -> Iterator[str]:
-    """The text of ``top`` in pieces: one per top-level value and one per flow."""
+def flow_pieces(flows: Iterable[Any]) -> Iterator[str]:
+    """The text of the top-level ``flows`` list (after its key), a flow at a time."""
+    sep = "[\n    "
+    for f in flows:
+        yield _piece(sep, _ordered(f, FLOW_ORDER) if isinstance(f, dict) else f, "    ")
+        sep = ",\n    "
+    yield "[]" if sep == "[\n    " else "\n  ]"
+
+
+def _chunks(top: dict, flows_text: TextIO | None = None) -> Iterator[str]:
+    """The text of ``top`` in pieces: one per top-level value and one per flow (``flows_text``:
+    the flows list already rendered by ``flow_pieces``, copied in place of ``top["flows"]``)."""
     if not top:
         yield "{}"
         return
@@ -174,21 +181,27 @@ def _chunks(top: dict) -> Iterator[str]:
     for k, v in top.items():
         head = sep + _compact(str(k)) + ": "
         sep = ",\n  "
-        if k == "flows" and isinstance(v, list) and v:
+        if k == "flows" and flows_text is not None:
             yield head
-            fsep = "[\n    "
-            for f in v:
-                yield _piece(fsep, f, "    ")
-                fsep = ",\n    "
-            yield "\n  ]"
+            flows_text.seek(0)
+            while block := flows_text.read(1 << 20):
+                yield block
+        elif k == "flows" and isinstance(v, list):
+            yield head
+            yield from flow_pieces(v)
         else:
             yield _piece(head, v, "  ")
     yield "\n}"
 
 
-def write_json(doc: dict, fh: TextIO) -> None:
-    """``render_json(doc)`` written to ``fh`` a flow at a time (the text is never whole in memory)."""
-    for piece in _chunks(_top(doc)):
+def write_json(doc: dict, fh: TextIO, *, flows_text: TextIO | None = None) -> None:
+    """``render_json(doc)`` written to ``fh`` a flow at a time (the text is never whole in memory).
+
+    ``flows_text``: a file holding the ``flow_pieces`` of the flows (written while they were
+    explained, before the summary that precedes them was known); ``doc["flows"]`` is then ignored.
+    """
+    top = _top(doc)
+    for piece in _chunks(top, flows_text):
         fh.write(piece)
     fh.write("\n")
 

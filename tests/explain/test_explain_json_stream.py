@@ -53,3 +53,26 @@ def test_path_graph_json_is_the_networkx_graph() -> None:
     assert paths.last_seen_on_path(hops) == paths.last_seen_on_graph(paths.path_graph(hops)) == "f1.1"
     moved = [PathHop(**{**{f: getattr(h, f) for f in h.__slots__}, "id": h.id.replace("f1", "f9")}) for h in hops]
     assert paths.last_seen_on_path(moved) == "f9.1"  # cached per shape, answered with this path's ids
+
+
+def test_command_streams_the_same_text_as_render_json(tmp_path) -> None:  # noqa: ANN001
+    import re
+    import subprocess
+    import sys
+
+    from explaincheck import ROOT, explain, sample
+
+    src = sample("three-node")
+    expected = render_json(explain(src))
+    out = tmp_path / "doc.json"
+    proc = subprocess.run([sys.executable, "-m", "analyzer", "explain", str(src), "-o", str(out)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0 and "Traceback" not in proc.stderr, proc.stderr
+    stdout = subprocess.run([sys.executable, "-m", "analyzer", "explain", str(src), "--format", "json"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120).stdout
+
+    def fixed(text: str) -> str:
+        return re.sub(r'"generated_at": "[^"]*"', '"generated_at": "T"', text)
+
+    assert len(json.loads(expected)["flows"]) > 1
+    assert fixed(out.read_text(encoding="utf-8")) == fixed(expected) == fixed(stdout)
