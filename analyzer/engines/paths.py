@@ -382,7 +382,9 @@ def observe(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, Ca
                 name = next((s.interface for s in seen if s.interface and s.interface.startswith("veth")), None)
             h = replace(h, observed=observed, packets=packets, evidence=evidence, interface=name)
         elif h.capturable:
-            h = replace(h, observed=False if covered(h, points) else None)
+            absent = False if covered(h, points) else None
+            if absent is not h.observed:
+                h = replace(h, observed=absent)
         elif h.kind == "netfilter" and (
             (h.node, "dnat") in nat_seen and h.action in ("prerouting", "output")
             or any((h.node, t) in nat_seen for t in ("snat", "masquerade")) and h.action in ("forward", "postrouting")

@@ -13,9 +13,6 @@ import contextlib
 import datetime as _dt
 import gc
 import os
-import socket
-import struct
-import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -167,13 +164,11 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
     from analyzer.pipeline.flows import scan_table
 
     scan = scan_table([Path(f) for f in files], vxlan_ports=vxlan_ports, sample=SAMPLE, progress=progress, warn=warn)
-    general = scan.general
+    general = scan.general  # the kept frames are decoded in full by the one general decoder
     ifnames = ifnames or {}
 
     def materialise(sf) -> PacketRecord:  # noqa: ANN001 - engines.flowtable.SampleFrame
-        rec = fast_record(sf.file, sf.frame, sf.ts, sf.linktype, sf.data, sf.wire_len, sf.interface, vxlan_ports)
-        if rec is None:
-            rec = general.record(sf.file, sf.frame, sf.ts, sf.linktype, sf.data, sf.wire_len, sf.interface)
+        rec = general.record(sf.file, sf.frame, sf.ts, sf.linktype, sf.data, sf.wire_len, sf.interface)
         names = ifnames.get(sf.file)
         if names and sf.linktype == 276 and rec.interface in (None, ANY_INTERFACE) and len(sf.data) >= 8:
             name = names.get(int.from_bytes(sf.data[4:8], "big"))  # SLL2: the interface index at offset 4
@@ -209,166 +204,6 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
         frames={fs.path: fs.frames for fs in scan.files},
         link={fs.path: link_names.get(fs.linktype, "unknown") if fs.linktype is not None else "mixed" for fs in scan.files},
     )
-
-
-# ----------------------------------------------------------------------------- a fast record builder
-#
-# The sampled frames of a big capture are nearly all one of a few shapes (Ethernet or cooked, IPv4,
-# TCP/UDP/ICMP echo, possibly inside VXLAN). These are flattened here with struct at fixed offsets,
-# to the same PacketRecord the general decoder's ``to_record`` gives (a test compares the two on
-# every frame of the lab's recordings); any other shape returns None and goes to the general decoder.
-
-_ETH = struct.Struct("!6s6sH")
-_IP4 = struct.Struct("!BBHHHBBH4s4s")
-_TCP = struct.Struct("!HHIIBB")
-_UDP = struct.Struct("!HHHH")
-_SLL2 = struct.Struct("!HHIHBB")
-
-
-def _mac(b: bytes) -> str:
-    return b.hex(":")
-
-
-def _checksum_ok(data: bytes, ip_off: int, l4_off: int, l4_len: int) -> bool | None:
-    """UDP checksum of the datagram at ``l4_off`` (None: not used, or not all captured)."""
-    if l4_off + l4_len > len(data) or l4_len < 8:
-        return None
-    if data[l4_off + 6:l4_off + 8] == b"\x00\x00":
-        return None
-    pseudo = data[ip_off + 12:ip_off + 20] + struct.pack("!BBH", 0, 17, l4_len)
-    body = data[l4_off:l4_off + l4_len]
-    if l4_len % 2:
-        body += b"\x00"
-    total = sum(memoryview(pseudo + body).cast("H"))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return total == 0xFFFF
-
-
-def _ipv4_l4(data: bytes, off: int) -> dict | None:
-    """The inner fields of an IPv4 packet at ``off`` (no fragments, no ICMP errors), or None."""
-    if len(data) < off + 20:
-        return None
-    vihl, _tos, total, ident, flags, ttl, proto, _c, src, dst = _IP4.unpack_from(data, off)
-    if vihl >> 4 != 4 or (vihl & 15) < 5 or flags & 0x3FFF or total < (vihl & 15) * 4:
-        return None
-    hl = (vihl & 15) * 4
-    if off + total > len(data):
-        return None  # cut by the snaplen or damaged: the general decoder notes which
-    l4 = off + hl
-    out = {"src": socket.inet_ntoa(src), "dst": socket.inet_ntoa(dst), "proto": proto, "ip_id": ident,
-           "ip_total_len": total, "df": bool(flags & 0x4000), "ttl": ttl}
-    cap = len(data)
-    if proto == 6:
-        if cap < l4 + 20:
-            return None
-        sport, dport, seq, ack, doff, fl = _TCP.unpack_from(data, l4)
-        thl = (doff >> 4) * 4
-        if thl < 20 or cap < l4 + thl:
-            return None
-        mss = None
-        i = l4 + 20
-        while i < l4 + thl:
-            kind = data[i]
-            if kind == 0:
-                break
-            if kind == 1:
-                i += 1
-                continue
-            if i + 1 >= l4 + thl:
-                return None
-            size = data[i + 1]
-            if size < 2 or i + size > l4 + thl:
-                return None
-            if kind == 2 and size == 4:
-                mss = int.from_bytes(data[i + 2:i + 4], "big")
-            i += size
-        pay_start, pay_len = l4 + thl, max(0, total - hl - thl)
-        out.update(sport=sport, dport=dport, tcp_flags=fl, seq=seq, ack=ack, tcp_mss=mss)
-    elif proto == 17:
-        if cap < l4 + 8:
-            return None
-        sport, dport, ulen, _c = _UDP.unpack_from(data, l4)
-        if ulen < 8 or ulen > total - hl:
-            return None
-        pay_start, pay_len = l4 + 8, ulen - 8
-        out.update(sport=sport, dport=dport, _udp_len=ulen, _l4=l4, _ip=off)
-    elif proto == 1:
-        if cap < l4 + 8 or data[l4] not in (0, 8):
-            return None  # errors carry a quote: the general decoder
-        pay_start, pay_len = l4 + 8, max(0, total - hl - 8)
-        out.update(icmp_type=data[l4], icmp_code=data[l4 + 1])
-    else:
-        return None
-    out["payload_len"] = pay_len
-    if pay_len and pay_start < cap:
-        stop = pay_start + min(pay_len, 64)
-        out["payload_hash"] = zlib.crc32(data[pay_start:min(stop, cap)])
-    return out
-
-
-def fast_record(file: str, frame: int, ts: float, linktype: int, data: bytes, wire_len: int, interface: str | None,
-                vxlan_ports: frozenset[int]) -> PacketRecord | None:
-    """A PacketRecord for the common shapes, or None (then use the general decoder)."""
-    pkttype = None
-    src_mac = dst_mac = None
-    if linktype == 1:
-        if len(data) < 14:
-            return None
-        dmac, smac, etype = _ETH.unpack_from(data, 0)
-        off = 14
-        src_mac, dst_mac = _mac(smac), _mac(dmac)
-    elif linktype == 276:
-        if len(data) < 20:
-            return None
-        etype, _r, _ifx, hatype, pkttype, alen = _SLL2.unpack_from(data, 0)
-        off = 20
-        if hatype == 1 and alen == 6:
-            src_mac = _mac(data[12:18])
-    elif linktype == 113:
-        if len(data) < 16:
-            return None
-        pkttype, hatype, alen = struct.unpack_from("!HHH", data, 0)
-        etype = struct.unpack_from("!H", data, 14)[0]
-        off = 16
-        if hatype == 1 and alen == 6:
-            src_mac = _mac(data[6:12])
-    else:
-        return None
-    if etype != 0x0800:
-        return None
-    outer = _ipv4_l4(data, off)
-    if outer is None:
-        return None
-    fields: dict = {}
-    if outer["proto"] == 17 and (outer["dport"] in vxlan_ports):
-        l4, ulen = outer["_l4"], outer["_udp_len"]
-        v = l4 + 8
-        if len(data) < v + 8 + 14 or not data[v] & 0x08:
-            return None
-        vni = int.from_bytes(data[v + 4:v + 7], "big")
-        dmac, smac, ietype = _ETH.unpack_from(data, v + 8)
-        if ietype != 0x0800:
-            return None
-        inner = _ipv4_l4(data, v + 22)
-        if inner is None or (inner["proto"] == 17 and inner["dport"] in vxlan_ports):
-            return None
-        csum_ok = _checksum_ok(data, outer["_ip"], l4, ulen)
-        if csum_ok is False:
-            return None  # offload (partial or local) or a real error: the general decoder tells which
-        fields.update(tunnel="vxlan", vni=vni, outer_src=outer["src"], outer_dst=outer["dst"],
-                      outer_sport=outer["sport"], outer_dport=outer["dport"], outer_ip_total_len=outer["ip_total_len"],
-                      outer_df=outer["df"], outer_udp_csum_ok=csum_ok, tunnel_depth=1)
-        src_mac, dst_mac = _mac(smac), _mac(dmac)
-        main = inner
-    else:
-        main = outer
-    for k in ("_udp_len", "_l4", "_ip"):
-        main.pop(k, None)
-    fields.update(main)
-    return PacketRecord(file=file, frame=frame, ts=ts, interface=interface, wire_len=wire_len, cap_len=len(data),
-                        linktype=linktype, sll_pkttype=pkttype, ip_version=4, src_mac=src_mac, dst_mac=dst_mac,
-                        **fields)
 
 
 # ----------------------------------------------------------------------------- the cluster
