@@ -62,6 +62,7 @@ def _all_scalar(values: Any) -> bool:
 
 _encode_str = json.encoder.encode_basestring  # what the encoder gives a str with ensure_ascii=False
 _KEYS: dict[str, str] = {}
+_WIDE: dict[tuple[str, str], str] = {}  # (compact text, indent) -> indented text of a wide scalar-only object
 
 
 def _key(k: Any) -> str:
@@ -108,6 +109,18 @@ def _write(value: Any, indent: str, out: list[str]) -> None:
             if len(text) <= INLINE_WIDTH:
                 out.append(text)
                 return
+            # over the width: indented; the same object (a hop's explanation) recurs in many flows
+            memo = (text, indent)
+            done = _WIDE.get(memo)
+            if done is None:
+                inner = indent + "  "
+                done = "{\n" + inner + (",\n" + inner).join(_key(k) + ": " + _leaf(v) for k, v in value.items()) \
+                    + "\n" + indent + "}"
+                if len(_WIDE) > 8192:
+                    _WIDE.clear()
+                _WIDE[memo] = done
+            out.append(done)
+            return
         inner = indent + "  "
         sep = "{\n" + inner
         for k, v in value.items():
