@@ -585,18 +585,19 @@ def _action(h: PathHop) -> str:
     return base
 
 
-_HOP_WORDS: dict[tuple, tuple[str, tuple[tuple[str, str], ...]]] = {}
+_HOP_WORDS: dict[tuple, tuple[str, dict]] = {}
 
 
-def _hop_words(h: PathHop) -> tuple[str, tuple[tuple[str, str], ...]]:
+def _hop_words(h: PathHop) -> tuple[str, dict]:
     """The contract action and the learner's explanation of a hop: the same for every flow that
-    crosses the same place the same way, so worked out once per distinct hop."""
+    crosses the same place the same way, so worked out once per distinct hop. The explanation
+    dict is shared by those hops (documents are read-only; thousands of flows, one copy)."""
     key = (h.kind, h.action, h.node, h.interface, h.label, h.edge_label, h.edge_kind, h.facts)
     words = _HOP_WORDS.get(key)
     if words is None:
         if len(_HOP_WORDS) > 65536:
             _HOP_WORDS.clear()
-        words = _HOP_WORDS[key] = (_action(h), tuple(hop_explanation(h).items()))
+        words = _HOP_WORDS[key] = (_action(h), hop_explanation(h))
     return words
 
 
@@ -610,7 +611,7 @@ def hop_json(h: PathHop) -> dict:
         "observed": h.observed,
         "evidence": [e.to_json() for e in h.evidence],
         "id": h.id,
-        "explanation": dict(explanation),
+        "explanation": explanation,
         "packets": [{"file": f, "packet": p, "ts": t} for f, p, t in h.packets],
         "failed": h.failed,
     }
