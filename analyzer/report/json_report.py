@@ -46,7 +46,16 @@ def _clean(value: Any) -> Any:
 
 INLINE_WIDTH = 150  # a scalar-only object or list up to this many characters stays on one line
 
-_compact = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": ")).encode
+_encoder = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(", ", ": "))
+# what ``_encoder.encode`` does for a container, without building a new C encoder per call
+_c_encode = (json.encoder.c_make_encoder(None, _encoder.default, json.encoder.encode_basestring, None, ": ", ", ",
+                                         False, False, False) if json.encoder.c_make_encoder is not None else None)
+
+
+def _compact(value: Any) -> str:
+    if _c_encode is None or not isinstance(value, dict | list | tuple):
+        return _encoder.encode(value)
+    return "".join(_c_encode(value, 0))
 
 
 def _scalar(v: Any) -> bool:
@@ -56,8 +65,14 @@ def _scalar(v: Any) -> bool:
 _CONTAINERS = (dict, list, tuple)
 
 
+_CONTAINER_TYPES = frozenset(_CONTAINERS)
+
+
 def _all_scalar(values: Any) -> bool:
-    return all(not isinstance(v, _CONTAINERS) for v in values)
+    types = set(map(type, values))  # the document holds plain dicts, lists and tuples
+    if _CONTAINER_TYPES.isdisjoint(types):
+        return all(not issubclass(t, _CONTAINERS) for t in types)
+    return False
 
 
 _encode_str = json.encoder.encode_basestring  # what the encoder gives a str with ensure_ascii=False
@@ -82,7 +97,11 @@ def _leaf(v: Any) -> str:
         return "null"
     if t is int:
         return int.__repr__(v)
-    return _compact(v)  # bool, float (NaN raises ValueError), anything else as the encoder does
+    if t is float and math.isfinite(v):
+        return float.__repr__(v)
+    if t is bool:
+        return "true" if v else "false"
+    return _compact(v)  # NaN/infinity raise ValueError (then null), anything else as the encoder does  # bool, float (NaN raises ValueError), anything else as the encoder does
 
 
 def _inline_dicts(items: list | tuple) -> list[str | None] | None:
