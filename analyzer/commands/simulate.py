@@ -153,8 +153,9 @@ def _outcome_head(i: int, o: SimOutcome) -> str:
         parts.append(f"dnat -> {o.dnat}")
     if o.snat:
         parts.append(f"snat -> {o.snat}")
-    if o.translation("masquerade") is not None:
-        parts.append(f"masquerade -> {o.masquerade}")
+    if o.masqueraded:
+        parts.append(f"masquerade -> {o.masquerade or 'the address of ' + (o.out_interface or 'the out interface')}"
+                     + ("" if o.masquerade else " (not in the dumps)"))
     if o.reject_with:
         parts.append(f"({o.reject_with})")
     if o.out_interface:

@@ -744,6 +744,10 @@ class _Work:
 class NetfilterEngine:
     """A compiled, indexed ``RuleSet`` plus the node's addresses; walks packets through hooks."""
 
+    #: forks (statistic, recent, set) one table walk may make before the rest end as UNKNOWN: a
+    #: service with thousands of endpoints fits, a pathological rule set cannot blow up
+    max_forks = 4096
+
     def __init__(self, ruleset: RuleSet, addresses: NodeAddresses | None = None) -> None:
         self.ruleset = ruleset
         self.addresses = addresses or NodeAddresses()
@@ -880,11 +884,13 @@ class NetfilterEngine:
         """Depth-first over the chains of one table; forks become separate work items."""
         results: list[tuple[_Work, Verdict, dict]] = []
         # a frame: (work, chain name, position in the candidate list, candidates, call stack)
-        stack: list[tuple[_Work, str, int, Sequence[int] | None, tuple[tuple[str, int, Sequence[int]], ...]]] = [
-            (start, hook, 0, None, ())]
+        # a frame: (work, chain, position, candidates, call stack, chains entered on the way here);
+        # a call stack entry: (chain, position, candidates, chains entered on the way to it)
+        stack: list[tuple] = [(start, hook, 0, None, (), frozenset({hook}))]
         depth_limit = 64
+        fork_budget = self.max_forks
         while stack:
-            w, cname, pos, cands, calls = stack.pop()
+            w, cname, pos, cands, calls, trail = stack.pop()
             chain = self._chain(table, cname)
             if chain is None:
                 w.steps.append(Step(hook, table, cname, "unknown", f"chain {cname} does not exist in *{table}"))
@@ -930,7 +936,15 @@ class NetfilterEngine:
                     ended = True
                     break
                 w.assumptions.extend(notes)
+                if forks and fork_budget <= 0:
+                    why = (f"more than {self.max_forks} random or unknown-membership branches in one table walk "
+                           f"(at {rule.where()}): the walk stops following them")
+                    w.steps.append(Step(hook, table, cname, "unknown", why, rule))
+                    results.append((w, Verdict.UNKNOWN, {"rule": rule, "reason": why}))
+                    ended = True
+                    break
                 if forks:
+                    fork_budget -= 1
                     p_match = 1.0
                     label_match = []
                     for f in forks:
@@ -947,7 +961,7 @@ class NetfilterEngine:
                     else:
                         miss.after_miss = True
                     if any(f.assumption for f in forks) or 1.0 - p_match > 0:
-                        stack.append((miss, cname, pos, cands, calls))
+                        stack.append((miss, cname, pos, cands, calls, trail))
                     w.prob *= p_match
                     what = rule.comment or f"-j {rule.target}"
                     w.labels.append(f"{what}: {' and '.join(label_match)}")
@@ -964,15 +978,17 @@ class NetfilterEngine:
                 if outcome is None:  # non-terminating target: go on with the next rule
                     continue
                 if outcome == "jump" or outcome == "goto":
-                    if len(calls) >= depth_limit:
-                        results.append((w, Verdict.UNKNOWN, {"rule": rule, "reason": "chain nesting deeper than "
-                                                                                     f"{depth_limit} at {rule.where()}: "
-                                                                                     "a loop (iptables-restore would "
-                                                                                     "refuse it)"}))
+                    target = rule.target or ""
+                    if target in trail or len(calls) >= depth_limit:
+                        why = (f"{rule.where()} jumps back into {target}, which the walk is already in: a loop "
+                               "(iptables-restore refuses such a rule set)" if target in trail else
+                               f"chain nesting deeper than {depth_limit} at {rule.where()}")
+                        w.steps.append(Step(hook, table, cname, "unknown", why, rule))
+                        results.append((w, Verdict.UNKNOWN, {"rule": rule, "reason": why}))
                         ended = True
                         break
-                    new_calls = calls if outcome == "goto" else (*calls, (cname, pos, cands))
-                    stack.append((w, rule.target or "", 0, None, new_calls))
+                    new_calls = calls if outcome == "goto" else (*calls, (cname, pos, cands, trail))
+                    stack.append((w, target, 0, None, new_calls, trail | {target}))
                     ended = True
                     break
                 if outcome == "return":
@@ -995,10 +1011,10 @@ class NetfilterEngine:
             results.append((w, Verdict.UNKNOWN, {"reason": why}))
             return
         if calls:
-            parent, ppos, pcands = calls[-1]
+            parent, ppos, pcands, ptrail = calls[-1]
             if fell_off:
                 w.steps.append(Step(hook, table, cname, "return", f"end of chain {cname}: back to {parent}"))
-            stack.append((w, parent, ppos, pcands, calls[:-1]))
+            stack.append((w, parent, ppos, pcands, calls[:-1], ptrail))
             return
         chain = self._chain(table, hook)
         policy = (chain.policy if chain else None) or "ACCEPT"

@@ -129,10 +129,14 @@ class SimOutcome:
 
     @property
     def masquerade(self) -> str | None:
+        """The address MASQUERADE gave the source; None when not masqueraded or when the address of
+        the out interface is not in the dumps (``masqueraded`` tells the two apart)."""
         t = self.translation("masquerade")
-        if t is None:
-            return None
-        return t.after if t.after is not None else "unknown address of " + (self.out_interface or "the out interface")
+        return t.after if t is not None else None
+
+    @property
+    def masqueraded(self) -> bool:
+        return self.translation("masquerade") is not None
 
     def to_json(self) -> dict:
         return {
@@ -143,6 +147,7 @@ class SimOutcome:
             "dnat": self.dnat,
             "snat": self.snat,
             "masquerade": self.masquerade,
+            "masqueraded": self.masqueraded,
             "masquerade_random_fully": any("random-fully" in t.translation.detail for t in self.translations
                                            if t.translation.type == "masquerade") or None,
             "out_interface": self.out_interface,

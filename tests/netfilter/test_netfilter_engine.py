@@ -372,3 +372,20 @@ def test_unreadable_target_values_are_insufficient_information() -> None:
     for dst, line in (("10.96.0.1", 6), ("10.96.0.2", 7)):
         [b] = e.walk_hook("PREROUTING", _pkt(dst=dst))
         assert b.verdict is Verdict.UNKNOWN and f"t.save:{line}" in b.reason
+
+
+def test_pathological_forks_are_bounded() -> None:
+    lines = ["*filter", ":INPUT ACCEPT [0:0]", ":FORWARD ACCEPT [0:0]", ":OUTPUT ACCEPT [0:0]"]
+    chains = [f"C{i}" for i in range(40)]
+    lines += [f":{c} - [0:0]" for c in chains]
+    lines.append("-A FORWARD -j C0")
+    for i, c in enumerate(chains[:-1]):  # every level doubles the branches: 2^39 without a bound
+        lines.append(f"-A {c} -m statistic --mode random --probability 0.5 -j {chains[i + 1]}")
+        lines.append(f"-A {c} -j {chains[i + 1]}")
+    lines += ["-A C39 -j DROP", "COMMIT"]
+    e = _engine("\n".join(lines) + "\n")
+    e.max_forks = 64
+    branches = e.walk_hook("FORWARD", _pkt())
+    assert sum(b.probability for b in branches) == pytest.approx(1.0)
+    assert any(b.verdict is Verdict.UNKNOWN and "more than 64" in b.reason for b in branches)
+    assert len(branches) < 5000

@@ -218,7 +218,7 @@ def test_kernel_dnat_with_probabilities(lab: None, tmp_path: Path, backend: str)
     # what the servers saw: pod -> pod keeps the client address; pod -> outside (s3) is masqueraded
     sources = {r["reply"].split()[0]: r["reply"].split()[1] for r in replies}
     by_dnat = {o.dnat.split(":")[0]: o for o in sim.outcomes}
-    assert sources["s1"] == "10.0.1.2" and by_dnat["10.0.2.2"].masquerade is None
+    assert sources["s1"] == "10.0.1.2" and not by_dnat["10.0.2.2"].masqueraded
     assert sources["s3"] == "172.16.4.1" and by_dnat["172.16.4.2"].masquerade == "172.16.4.1"
 
 
@@ -228,7 +228,7 @@ def test_kernel_udp_cluster_ip_and_no_endpoint_rejects(lab: None, tmp_path: Path
     [ok] = client("udp", "10.96.0.1", 80)
     assert ok["reply"] == "s1 10.0.1.2"
     [o] = simulate(tmp_path, "10.96.0.1", 80, "udp").outcomes
-    assert (o.status, o.dnat, o.masquerade, o.out_interface) == ("forwarded", "10.0.2.2:8080", None, "r-s1")
+    assert (o.status, o.dnat, o.masqueraded, o.out_interface) == ("forwarded", "10.0.2.2:8080", False, "r-s1")
     [rej] = client("udp", "10.96.0.2", 80)
     assert rej == {"error": "ECONNREFUSED"}
     [o] = simulate(tmp_path, "10.96.0.2", 80, "udp").outcomes
@@ -258,7 +258,7 @@ def test_kernel_external_traffic_policy_local(lab: None, tmp_path: Path) -> None
     [r] = client("tcp", "10.0.1.1", 30081)
     assert r["reply"] == "s2 10.0.1.2"
     [o] = simulate(tmp_path, "10.0.1.1", 30081).outcomes
-    assert (o.status, o.dnat, o.masquerade) == ("forwarded", "10.0.3.2:8080", None)
+    assert (o.status, o.dnat, o.masqueraded) == ("forwarded", "10.0.3.2:8080", False)
     # the same client seen as external (cluster CIDR elsewhere): no local endpoint, so DROP
     load(generate_rules([local], cluster_cidr="10.0.2.0/24", flannel=False, node_ip="10.0.1.1"))
     [r2] = client("tcp", "10.0.1.1", 30081, timeout=1.0)
@@ -276,7 +276,7 @@ def test_kernel_pod_to_external_masquerade_by_flannel(lab: None, tmp_path: Path)
     [r2] = client("udp", "10.0.2.2")  # pod to pod: not masqueraded
     assert r2["reply"] == "s1 10.0.1.2"
     [o2] = simulate(tmp_path, "10.0.2.2", proto="udp").outcomes
-    assert o2.masquerade is None and o2.status == "forwarded"
+    assert not o2.masqueraded and o2.status == "forwarded"
 
 
 def test_kernel_forward_policy_drop(lab: None, tmp_path: Path) -> None:
@@ -319,7 +319,7 @@ def test_kernel_snat_and_mark_based_masquerade(lab: None, tmp_path: Path) -> Non
     [plain] = client("tcp", "10.0.2.2")
     assert plain["reply"] == "s1 10.0.1.2"
     [o3] = simulate(tmp_path, "10.0.2.2").outcomes
-    assert o3.masquerade is None and o3.snat is None
+    assert not o3.masqueraded and o3.snat is None
 
 
 def test_kernel_drop_rule_and_tcp_reset(lab: None, tmp_path: Path) -> None:
