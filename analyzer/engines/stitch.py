@@ -27,6 +27,10 @@ from analyzer.model.explain import (
 )
 from analyzer.model.record import PacketRecord
 
+#: seconds within which two copies with one identity under different addresses are one packet
+#: rewritten (NAT twins are microseconds to milliseconds apart once the clocks are aligned)
+NAT_TWIN_WINDOW = 1.0
+
 Endpoint = tuple[str, int | None]
 ConvKey = tuple[int, Endpoint, Endpoint]
 Warn = Callable[[str], None]
@@ -241,7 +245,17 @@ def stitch_flows(
 
     convs: dict[ConvKey, list[PacketRecord]] = defaultdict(list)
     errors: list[PacketRecord] = []
-    by_ident: dict[tuple, set[ConvKey]] = defaultdict(set)
+    by_ident: dict[tuple, list[tuple[ConvKey, float, str | None]]] = defaultdict(list)
+    # nodes whose clock is aligned with the others (the reference, or an offset from shared packets)
+    aligned = {o.node for o in offsets if o.samples > 0 or o.basis == "reference clock"}
+
+    def near(a: tuple[ConvKey, float, str | None], b: tuple[ConvKey, float, str | None]) -> bool:
+        """Two copies close enough in time to be one packet before and after a rewrite (an IP ID
+        wraps every 65,536 packets: a repeated payload under a reused ID minutes apart is not a
+        twin). Copies on two nodes whose clocks could not be aligned are not compared."""
+        if a[2] != b[2] and not (a[2] in aligned and b[2] in aligned):
+            return True
+        return abs(a[1] - b[1]) <= NAT_TWIN_WINDOW
     for r in records:
         if r.ip_version == 0 or r.src is None:
             continue
@@ -254,16 +268,19 @@ def stitch_flows(
         convs[ck].append(r)
         ident = packet_identity(r)
         if ident is not None:
-            by_ident[ident].add(ck)
+            pt = points.get(r.file)
+            by_ident[ident].append((ck, ts(r), pt.node if pt else None))
     uf = _UnionFind()
     for ck in convs:
         uf.find(ck)
     linked: set[tuple[ConvKey, ConvKey]] = set()
-    for cks in by_ident.values():
+    for hits in by_ident.values():
+        cks = {h[0] for h in hits}
         if len(cks) > 1:
             ordered = sorted(cks)
             for other in ordered[1:]:
-                if len(cks) <= 4:  # more would be a weak identity shared by unrelated flows
+                if len(cks) <= 4 and any(near(a, b) for a in hits if a[0] == ordered[0] for b in hits if b[0] == other):
+                    # (more would be a weak identity shared by unrelated flows)
                     uf.union(ordered[0], other)
                     linked.add((ordered[0], other))
     groups: dict[ConvKey, list[ConvKey]] = defaultdict(list)

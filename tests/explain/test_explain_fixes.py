@@ -96,3 +96,25 @@ def test_any_capture_in_a_bundle_names_each_copy_by_its_interface_index(tmp_path
             assert names[index[p["packet"]]] == hop["interface"], (hop["kind"], hop["interface"], p)
             placed += 1
     assert placed >= 8
+
+
+def test_a_reused_ip_id_with_the_same_payload_later_is_not_a_nat_twin(tmp_path: Path) -> None:
+    """IP IDs wrap every 65,536 packets: two unrelated UDP flows with a fixed payload meet the
+    same ID seconds apart (the 1M-packet bench lost 20,000 flows that way); a rewrite is within
+    milliseconds, so only near copies are one packet NAT'd."""
+    from builders import udp
+
+    def dgram(src: str, sport: int, dst: str, ident: int) -> bytes:
+        return ether(ipv4(udp(b"health-check" * 3, sport=sport, dport=9000), src=src, dst=dst, ident=ident))
+
+    cap = tmp_path / "cap.pcap"
+    write_pcap(cap, [(T0, dgram("10.244.1.2", 40000, "10.244.2.2", 7)),
+                     (T0 + 30.0, dgram("10.244.1.3", 41000, "10.244.2.3", 7))])
+    doc = explain(cap)
+    assert len(doc["flows"]) == 2, [(f["client"]["ip"], f["server"]["ip"]) for f in doc["flows"]]
+    assert all(f["translations"] == [] for f in doc["flows"])
+    # the same datagram rewritten (DNAT to a pod) a few microseconds later is one flow
+    write_pcap(cap, [(T0, dgram("10.244.1.2", 40000, "10.96.0.50", 7)),
+                     (T0 + 0.00002, dgram("10.244.1.2", 40000, "10.244.2.2", 7))])
+    flow = only_flow(explain(cap))
+    assert [t["type"] for t in flow["translations"]] == ["dnat"]
