@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
+#: the shared corpus and contract: ../shared beside the checkout, or $K8S_TRACE_SHARED
+SHARED = Path(os.environ.get("K8S_TRACE_SHARED") or ROOT.parent / "shared")
 
 # Helper modules that tests share (builders.py, realcap.py, cdp.py...) live directly in tests/.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -20,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     if not SHARED.is_dir():
-        pytest.skip("../shared is absent (the corpus and contract live there)")
+        pytest.skip("../shared is absent (the corpus and contract live there; or set K8S_TRACE_SHARED)")
     return SHARED
 
 

@@ -9,6 +9,7 @@ its reason; everything else must match exactly.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from analyzer.model.packet import GENEVE, TCP, UDP, VXLAN, IPv4, IPv6
 CORPUS_DIRS = ("PcapPlusPlus", "tcpdump", "zeek")
 COLUMNS = ("ip.src", "ip.dst", "ipv6.src", "ipv6.dst", "ip.proto", "tcp.srcport", "tcp.dstport",
            "udp.srcport", "udp.dstport", "vxlan.vni", "geneve.vni")
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
+CORPUS = Path(os.environ.get("K8S_TRACE_SHARED") or Path(__file__).resolve().parents[3] / "shared") / "corpus"
 
 #: files tshark cannot read at all (no .tsv): what we do instead
 UNREADABLE = {
