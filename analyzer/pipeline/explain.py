@@ -595,9 +595,13 @@ def explain_stream(
     offsets = stitch.estimate_offsets(records, points, topo)
     flows = stitch.stitch_flows(records, points, topo, offsets, warn=_warn)
     skipped = [f for f in flows if _is_multicast(f)]
+    n_skipped = len(skipped)
     flows = [f for f in flows if not _is_multicast(f)]
     for n, f in enumerate(flows, 1):
         f.id = f"f{n}"
+    # from here on the packets live only in the stitched flows, each let go once its document is made
+    src.records = []
+    del records, skipped
 
     all_findings: list[Finding] = []
     by_status: Counter[str] = Counter()
@@ -606,10 +610,12 @@ def explain_stream(
     done = [False]
 
     def flow_docs() -> Iterator[dict]:
-        for i, flow in enumerate(flows):
+        for i in range(len(flows)):
             if progress is not None:
                 progress("explaining flows", i, len(flows))
+            flow, flows[i] = flows[i], None  # type: ignore[call-overload]
             d = _flow_doc(flow, topo, points, snaps, src, all_findings, sim)
+            del flow
             by_status[d["status"]] += 1
             by_kind[d["kind"]] += 1
             yield _rename_files(d, display)
@@ -618,14 +624,14 @@ def explain_stream(
     def finish() -> dict:
         if not done[0]:
             raise RuntimeError("explain_stream: finish() before every flow was taken")
-        return _finish(given, topo, points, offsets, warnings, skipped, by_status, by_kind, all_findings,
+        return _finish(given, topo, points, offsets, warnings, n_skipped, by_status, by_kind, all_findings,
                        display, generated_at)
 
     return flow_docs(), finish
 
 
 def _finish(given: Inputs, topo: Topology, points: dict[str, CapturePoint], offsets: Sequence, warnings: list[str],
-            skipped: Sequence[StitchedFlow], by_status: Counter[str], by_kind: Counter[str],
+            n_skipped: int, by_status: Counter[str], by_kind: Counter[str],
             all_findings: Sequence[Finding], display: dict[str, str], generated_at: str | None) -> dict:
     """The document around the flows (whose ``flows`` is left empty), once every flow is done."""
     n_flows = sum(by_status.values())
@@ -665,7 +671,7 @@ def _finish(given: Inputs, topo: Topology, points: dict[str, CapturePoint], offs
         "warnings": warnings,
         "generated_at": generated_at or _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "tool": {"name": "k8s-trace", "version": __version__},
-        "summary": {"flows": n_flows, "multicast_skipped": len(skipped), "by_status": dict(sorted(by_status.items())),
+        "summary": {"flows": n_flows, "multicast_skipped": n_skipped, "by_status": dict(sorted(by_status.items())),
                     "by_kind": dict(sorted(by_kind.items())),
                     "findings": {k: sev.get(k, 0) for k in ("error", "warning", "info")}},
         "clock_offsets": [{"node": o.node, "offset": o.offset, "basis": o.basis} for o in offsets],
