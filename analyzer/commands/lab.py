@@ -199,7 +199,8 @@ def reports_cmd(samples_dir: Path, out: Path, lang: str) -> None:
         explained = explain_inputs(nodes, vxlan_ports={doc["params"]["vxlan_port"]}, warn=lambda _line: None)
         target = out / f"{doc['scenario']}.html"
         target.write_text(render_html(explained, lang=lang), encoding="utf-8")
-        click.echo(f"{target}: {len(explained['flows'])} flows")
+        n = len(explained["flows"])
+        click.echo(f"{target}: {n} flow{'' if n == 1 else 's'}")
 
 
 @command.command("samples")
