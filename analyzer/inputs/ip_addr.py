@@ -95,6 +95,9 @@ def parse_ip_addr(text: str, source: str) -> tuple[tuple[Interface, ...], tuple[
                     current["tunnel"] = _tunnel(first, words[1:], ref)
             except ValueError as exc:
                 warnings.append(f"{source}:{number}: unrecognised {first} details ({exc}): {line.strip()}")
+        elif first == "bridge_slave" and "hairpin" in words[:-1]:
+            current["hairpin"] = words[words.index("hairpin") + 1] == "on"
+            current["hairpin_source"] = ref
         elif first in _IGNORED or first.endswith("_slave"):
             if first in ("RX:", "TX:", "RX", "TX"):
                 stats_next = True
@@ -270,11 +273,21 @@ def _parse_json(text: str, source: str) -> tuple[tuple[Interface, ...], tuple[st
                     link_netnsid=item.get("link_netnsid"),
                     stats=stats,
                     stats_source=ref if stats else None,
+                    hairpin=_json_hairpin(item),
+                    hairpin_source=ref if _json_hairpin(item) is not None else None,
                 )
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             warnings.append(f"{source}:{item_line(at, index)}: unrecognised interface entry #{index + 1} ({exc})")
     return tuple(interfaces), tuple(warnings)
+
+
+def _json_hairpin(item: dict[str, Any]) -> bool | None:
+    """``ip -j -d link``: linkinfo.info_slave_data.hairpin of a bridge port."""
+    info = item.get("linkinfo") or {}
+    slave = info.get("info_slave_data") if isinstance(info, dict) else None
+    value = slave.get("hairpin") if isinstance(slave, dict) else None
+    return value if isinstance(value, bool) else None
 
 
 def merge_interfaces(*dumps: tuple[Interface, ...]) -> tuple[Interface, ...]:

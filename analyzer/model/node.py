@@ -178,6 +178,9 @@ class Interface:
     #: ``ip -s link`` counters: rx_packets, rx_errors, rx_dropped, tx_packets, tx_dropped ... (empty if not dumped)
     stats: Mapping[str, int] = field(default_factory=dict)
     stats_source: SourceRef | None = None  # the "RX: bytes packets ..." header line
+    #: bridge port's hairpin mode (``ip -d link``: ``bridge_slave ... hairpin on|off``); None if not dumped
+    hairpin: bool | None = None
+    hairpin_source: SourceRef | None = None  # the ``bridge_slave`` line
 
     @property
     def up(self) -> bool:

@@ -119,6 +119,8 @@ def test_real_interfaces(addr: str, link: str) -> None:
     assert ipaddress.ip_interface("10.244.1.0/32") in fl.addresses
     veth = ifaces["veth1a2b3c4d"]
     assert veth.kind == "veth" and veth.master == "cni0" and veth.up
+    assert veth.hairpin is False and veth.hairpin_source is not None  # bridge_slave ... hairpin off
+    assert ifaces["cni0"].hairpin is None and fl.hairpin is None  # not bridge ports
     assert ifaces["cni0"].kind == "bridge"
     assert ifaces["lo"].kind == "loopback"
     assert ifaces["kube-ipvs0"].state == "DOWN" and not ifaces["kube-ipvs0"].up
@@ -382,3 +384,15 @@ def test_find_conntrack_and_kube_lookups() -> None:
     assert inv.node_by_ip("192.168.56.12").name == "node2"
     assert inv.node_of_pod_ip("10.244.2.200").name == "node2"
     assert inv.node_by_ip("10.0.0.1") is None and inv.node_of_pod_ip("10.244.9.9") is None
+
+
+def test_hairpin_mode_of_bridge_ports() -> None:
+    text = textwrap.dedent("""\
+        7: veth0a@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu 1450 qdisc noqueue master cni0 state UP mode DEFAULT
+            link/ether 2a:00:00:00:00:01 brd ff:ff:ff:ff:ff:ff link-netnsid 0 promiscuity 1
+            veth
+            bridge_slave state forwarding priority 32 cost 2 hairpin on guard off root_block off
+        """)
+    (veth,), warnings = parse_ip_addr(text, "ip-link")
+    assert warnings == ()
+    assert veth.hairpin is True and veth.hairpin_source is not None and veth.hairpin_source.line == 4
