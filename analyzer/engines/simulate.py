@@ -615,6 +615,8 @@ class _Simulator:
         if pod is not None and p.dst.version == pod.version and p.dst in pod:
             port = self._bridge_port(node, p.dst, out_if)
             where = f" via {port}" if port else ""
+            if self._hairpin_refused(leg, out_if, port, outcomes):
+                return
             leg.hops.append(SimHop(node.name, out_if, "deliver", "DELIVERED",
                                    f"{p.dst} is a pod on {node.name}'s bridge {out_if}: delivered to the pod"
                                    f"{where}", self._bridge_evidence(node, p.dst)))
@@ -694,6 +696,36 @@ class _Simulator:
             dev = next((i for i in node.interfaces if i.kind == "ipip" or i.name == "tunl0"), None)
             return dev.name if dev is not None else device
         return self._iface_with_address(node, remote_ip) if remote_ip is not None else None
+
+    def _hairpin_refused(self, leg: _Leg, out_if: str | None, port: str | None, outcomes: list[SimOutcome]) -> bool:
+        """A DNATed packet sent back out the bridge port it came in on, with that port's hairpin mode off.
+
+        With br_netfilter, a frame DNATed in PREROUTING to a pod on the bridge it arrived from is
+        bridged, not routed (``br_nf_pre_routing_finish``: the route leads back to the same bridge),
+        and a Linux bridge forwards a frame out of its ingress port only in hairpin mode. So a pod
+        reaching itself through its own service needs ``hairpin on`` on its veth (kubelet's
+        hairpin-veth mode, flannel's CNI ``hairpinMode: true``); without it the frame is dropped.
+        """
+        node, p = leg.node, leg.packet
+        if out_if is None or port is None or p.in_interface != out_if or not p.ct_dnat:
+            return False
+        key = "net.bridge.bridge-nf-call-iptables" if p.family == 4 else "net.bridge.bridge-nf-call-ip6tables"
+        if node.sysctl.get(key) == "0":
+            return False
+        origin = p.ct_orig_src or p.src
+        if self._bridge_port(node, origin, out_if) != port:
+            return False
+        iface = node.interface(port)
+        if iface is None or iface.hairpin is not False:
+            return False
+        ev = tuple(x for x in (iface.hairpin_source,) if x is not None) + self._bridge_evidence(node, p.dst)
+        leg.hops.append(SimHop(node.name, out_if, "bridge", "DROPPED",
+                               f"{p.dst} is the pod the packet came from: DNAT sends it back out {port}, the port "
+                               f"it entered {out_if} on, and {port} has hairpin mode off, so the bridge drops it",
+                               ev))
+        outcomes.append(self._end(leg, "dropped", f"dropped by {node.name}'s bridge {out_if}: hairpin mode is off on "
+                                  f"{port}, so a pod cannot reach itself through its service"))
+        return True
 
     @staticmethod
     def _bridge_port(node: NodeSnapshot, ip: IPAddress, bridge: str | None) -> str | None:

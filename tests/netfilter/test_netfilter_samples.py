@@ -17,9 +17,7 @@ from analyzer.inputs.bundle import load_bundle
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 #: what the dumps cannot show, so simulate cannot predict it
-NOT_IN_THE_DUMPS = {
-    ("hairpin-off", "tcp"): "the bridge port's hairpin flag (ip -d link bridge_slave) is not in the node model",
-}
+NOT_IN_THE_DUMPS: dict[tuple[str, str], str] = {}
 
 
 def _steps() -> list:
@@ -81,3 +79,15 @@ def test_blocked_vxlan_names_the_input_rule_of_the_receiving_node() -> None:
     assert "the client, which sees a timeout" in o.explanation
     outer = [h for h in o.hops if h.action == "OUTER"]
     assert [h.node for h in outer] == ["node1", "node2"]
+
+
+def test_hairpin_off_is_dropped_by_the_bridge_with_the_ip_link_line() -> None:
+    root = SAMPLES / "hairpin-off"
+    if not root.is_dir():
+        pytest.skip("samples/hairpin-off is absent")
+    nodes = [load_bundle(root / n) for n in ("node1", "node2")]
+    [o] = simulate_packet(nodes, "10.244.1.2", "10.96.0.100", "tcp", 40000, 80).outcomes
+    assert o.status == "dropped" and o.node == "node1"
+    last = o.hops[-1]
+    assert last.kind == "bridge" and "hairpin" in last.explanation
+    assert any(ref.file.endswith("ip-addr") and "hairpin off" in ref.text for ref in last.evidence)
