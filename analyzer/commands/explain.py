@@ -114,19 +114,20 @@ def command(inputs: tuple[Path, ...], fmt: str | None, output: Path | None, lang
         finally:
             progress.close()
         return exit_status(doc, fail_on_drop)
+    if fmt == "text":
+        try:
+            doc = _stream_text([str(p) for p in inputs], output, lang=lang, vxlan_ports=vxlan_ports, warn=warn,
+                               progress=progress)
+        finally:
+            progress.close()
+        return exit_status(doc, fail_on_drop)
     try:
         doc = explain_inputs([str(p) for p in inputs], vxlan_ports=vxlan_ports, warn=warn, progress=progress)
     finally:
         progress.close()
-    if fmt == "html":
-        from analyzer.report.html import render_html
+    from analyzer.report.html import render_html
 
-        text = render_html(doc, lang=lang)
-    else:
-        from analyzer.report.text import render_text
-
-        color = output is None and sys.stdout.isatty()
-        text = render_text(doc, lang=lang, color=color)
+    text = render_html(doc, lang=lang)
     if output is not None:
         try:
             output.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
@@ -164,3 +165,30 @@ def _stream_json(inputs: list[str], output: Path | None, **kw) -> dict:  # noqa:
             raise InputError(str(output), f"cannot write the report: {exc.strerror or exc}") from exc
     click.echo(f"k8s-trace: wrote {output}", err=True)
     return doc
+
+
+def _stream_text(inputs: list[str], output: Path | None, *, lang: str, **kw) -> dict:  # noqa: ANN003
+    """The text report a flow at a time, from the brief documents (``explain_stream(brief=True)``:
+    hop detail only for the flows the report details). Returns the document without its flows."""
+    from analyzer.pipeline.explain import _no_cyclic_gc, explain_stream
+    from analyzer.report.text import write_text
+
+    done: list[dict] = []
+
+    def finish_and_keep(finish) -> dict:  # noqa: ANN001 - explain_stream's finish
+        done.append(finish())
+        return done[0]
+
+    with _no_cyclic_gc():
+        flows, finish = explain_stream(inputs, brief=True, **kw)  # input errors surface here, before -o is opened
+        if output is None:
+            write_text(flows, lambda: finish_and_keep(finish), sys.stdout, lang=lang, color=sys.stdout.isatty())
+            sys.stdout.flush()
+            return done[0]
+        try:
+            with open(output, "w", encoding="utf-8") as fh:
+                write_text(flows, lambda: finish_and_keep(finish), fh, lang=lang, color=False)
+        except OSError as exc:
+            raise InputError(str(output), f"cannot write the report: {exc.strerror or exc}") from exc
+    click.echo(f"k8s-trace: wrote {output}", err=True)
+    return done[0]

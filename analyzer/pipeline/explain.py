@@ -542,11 +542,18 @@ def explain_stream(
     warn: Warn | None = None,
     progress: Progress | None = None,
     generated_at: str | None = None,
+    brief: bool = False,
 ) -> tuple[Iterator[dict], Callable[[], dict]]:
     """``explain_inputs`` a flow at a time: the captures are read and stitched now; the iterator
     yields each flow's document as it is explained (drop it once written: memory then holds the
     stitched samples, not the documents); ``finish()``, after the iterator is exhausted, returns
-    the rest of the document (everything but ``flows``, which it gives as an empty list)."""
+    the rest of the document (everything but ``flows``, which it gives as an empty list).
+
+    ``brief`` (the text report's view): every flow still gets its exact ``kind``, ``status``,
+    endpoints, ``translations``, ``encapsulation``, ``findings``, counts and ``verdict``, but the
+    per-hop detail is computed only where the text report shows it: ``hops`` only for a failing
+    flow (``is_failing``), and never ``graph``, ``reply`` or ``ladder``. Such a document carries
+    ``"brief": true``."""
     warnings: list[str] = []
 
     def _warn(line: str) -> None:
@@ -614,7 +621,7 @@ def explain_stream(
             if progress is not None:
                 progress("explaining flows", i, len(flows))
             flow, flows[i] = flows[i], None  # type: ignore[call-overload]
-            d = _flow_doc(flow, topo, points, snaps, src, all_findings, sim)
+            d = _flow_doc(flow, topo, points, snaps, src, all_findings, sim, brief=brief)
             del flow
             by_status[d["status"]] += 1
             by_kind[d["kind"]] += 1
@@ -804,7 +811,7 @@ def _sim_translations(doc_nats: list[dict], outcome) -> list[dict]:  # noqa: ANN
 
 
 def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint], snaps: dict[str, NodeSnapshot],
-              src: PacketSource, sink: list[Finding], sim: Simulator | None = None) -> dict:
+              src: PacketSource, sink: list[Finding], sim: Simulator | None = None, *, brief: bool = False) -> dict:
     kind = classify.flow_kind(flow, topo)
     path = paths.observe(paths.expected_path(flow, topo, points), flow, points)
     outcome = sim.outcome(flow) if sim is not None else None
@@ -853,7 +860,7 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
         "status": status,
         "translations": _sim_translations(_translations(flow), outcome),
         "encapsulation": _encapsulation(flow, path),
-        "hops": [paths.hop_json(h) for h in path],
+        "hops": None,
         "findings": [f.to_json() for f in findings],
         "packets": sum(c[0] for c in counts) if counts else len(flow.sightings),
         "bytes": sum(c[1] for c in counts) if counts else sum(s.record.wire_len for s in flow.sightings),
@@ -863,8 +870,21 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
                            reason=reason, last_seen=paths.describe(path[last]) if last is not None else None,
                            failed_at=_failed_at(path, failed, status), via=via),
         "status_text": {"en": STATUS_TEXT[status][0], "zh": STATUS_TEXT[status][1]},
-        "graph": paths.path_graph_json(path),
-        "reply": _reply_hops(flow, path, points),
-        "ladder": paths.ladder(flow, points, limit=LADDER_EVENTS if status == "delivered" else 4 * LADDER_EVENTS),
     }
+    if brief:
+        doc["brief"] = True
+        if failing(status, findings):
+            doc["hops"] = [paths.hop_json(h) for h in path]
+        else:
+            del doc["hops"]
+        return doc
+    doc["hops"] = [paths.hop_json(h) for h in path]
+    doc["graph"] = paths.path_graph_json(path)
+    doc["reply"] = _reply_hops(flow, path, points)
+    doc["ladder"] = paths.ladder(flow, points, limit=LADDER_EVENTS if status == "delivered" else 4 * LADDER_EVENTS)
     return doc
+
+
+def failing(status: str, findings: Sequence[Finding]) -> bool:
+    """What the text report details hop by hop (``report.fmt.is_failing`` on the document)."""
+    return status != "delivered" or any(f.severity == "error" for f in findings)

@@ -7,7 +7,10 @@ is added only with ``color=True``.
 
 from __future__ import annotations
 
-from typing import Any
+import io
+import tempfile
+from collections.abc import Callable, Iterable
+from typing import IO, Any
 
 from analyzer.report import fmt, i18n
 from analyzer.report.fmt import clean, dct, lst
@@ -30,9 +33,13 @@ _COLOURS = {
 
 
 class _Out:
-    def __init__(self, color: bool) -> None:
+    """Lines out as they come: each stripped of trailing blanks; blank lines held back until a
+    non-blank line follows (so the report never ends with blank lines)."""
+
+    def __init__(self, color: bool, write: Callable[[str], Any]) -> None:
         self.color = color
-        self.lines: list[str] = []
+        self.write = write
+        self.pending = 0
 
     def paint(self, text: str, style: str | None) -> str:
         if not self.color or not style or style not in _COLOURS:
@@ -40,7 +47,12 @@ class _Out:
         return f"{_COLOURS[style]}{text}{_RESET}"
 
     def add(self, line: str = "") -> None:
-        self.lines.append(line.rstrip())
+        line = line.rstrip()
+        if not line:
+            self.pending += 1
+            return
+        self.write("\n" * self.pending + line + "\n")
+        self.pending = 0
 
 
 def _status_cell(out: _Out, lang: str, status: str | None, width: int) -> str:
@@ -55,12 +67,16 @@ def _display_width(s: str) -> int:
 
 
 def _flow_summary(out: _Out, lang: str, flow: dict[str, Any], status_width: int) -> str:
+    return _status_cell(out, lang, flow.get("status"), status_width) + " " + _summary_rest(lang, flow)
+
+
+def _summary_rest(lang: str, flow: dict[str, Any]) -> str:
+    """The summary line after its status cell."""
     client, server = flow.get("client"), flow.get("server")
     cname, sname = fmt.endpoint_name(client), fmt.endpoint_name(server)
     left = fmt.endpoint(client) + (f" ({cname})" if cname else "")
     right = fmt.endpoint(server) + (f" ({sname})" if sname else "")
     bits = [
-        _status_cell(out, lang, flow.get("status"), status_width),
         f"{clean(flow.get('id')):<4}",
         f"{clean(flow.get('proto') or '?'):<4}",
         f"{left} {fmt.ARROW} {right}",
@@ -167,20 +183,89 @@ def _flow_detail(out: _Out, lang: str, flow: dict[str, Any]) -> None:
 
 def render_text(doc: dict, *, lang: str = "en", color: bool = False) -> str:
     """The explain document as a terminal report (``lang`` "en" or "zh")."""
+    buf = io.StringIO()
+    write_text((dct(f) for f in lst(doc.get("flows"))), lambda: doc, buf, lang=lang, color=color)
+    text = buf.getvalue()
+    return text if text else "\n"
+
+
+def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *, lang: str = "en",
+               color: bool = False) -> None:
+    """The report of a document given a flow at a time (``pipeline.explain.explain_stream``):
+    each flow is rendered as it comes and let go. What is kept until the end (the header, which
+    needs the summary, comes first) is one short summary line per flow; the failing flows' detail
+    and the other flows' findings wait in temporary files. ``finish()`` gives the rest of the
+    document once ``flows`` is exhausted."""
     lang = i18n.check_lang(lang)
-    out = _Out(color)
-    flows = [dct(f) for f in lst(doc.get("flows"))]
+    out = _Out(color, fh.write)
+    summaries: list[tuple[str | None, str]] = []  # status, the summary line after its status cell
+    by_status_seen: dict[str, int] = {}
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as details, \
+            tempfile.TemporaryFile("w+", encoding="utf-8") as others:
+        n_failing = n_others = 0
+        for f in flows:
+            f = dct(f)
+            status = f.get("status")
+            by_status_seen[status or "incomplete"] = by_status_seen.get(status or "incomplete", 0) + 1
+            summaries.append((status, _summary_rest(lang, f)))
+            if fmt.is_failing(f):
+                n_failing += 1
+                _flow_detail(_Spool(color, details), lang, f)
+            elif lst(f.get("findings")):
+                n_others += 1
+                spool = _Spool(color, others)
+                for finding in lst(f.get("findings")):
+                    lines = _finding_lines(spool, lang, dct(finding), indent="  ")
+                    lines[0] = f"  {clean(f.get('id'))}:" + lines[0][1:]
+                    for line in lines:
+                        spool.add(line)
+        doc = finish()
+        _header(out, lang, doc, by_status_seen, len(summaries))
+        if not summaries:
+            out.add(i18n.text(lang, "no_flows"))
+        width = max((_display_width(i18n.status_word(lang, st)) for st, _ in summaries), default=0)
+        for status, rest in summaries:
+            out.add(_status_cell(out, lang, status, width) + " " + rest)
+        del summaries
+        if n_failing:
+            out.add()
+            _replay(details, out)
+        if n_others:
+            if not n_failing:
+                out.add()
+            out.add(f"{i18n.text(lang, 'other_findings')}:")
+            _replay(others, out)
+            out.add()
+    _footer(out, lang, doc)
+
+
+class _Spool(_Out):
+    """An ``_Out`` into a temporary file, one line per line, blank lines kept as they are."""
+
+    def __init__(self, color: bool, fh: IO[str]) -> None:
+        super().__init__(color, fh.write)
+
+    def add(self, line: str = "") -> None:
+        self.write(line.rstrip() + "\n")
+
+
+def _replay(spool: IO[str], out: _Out) -> None:
+    spool.seek(0)
+    for line in spool:
+        out.add(line.rstrip("\n"))
+
+
+def _header(out: _Out, lang: str, doc: dict, by_status_seen: dict[str, int], n_flows: int) -> None:
     summary = dct(doc.get("summary"))
     by_status = dct(summary.get("by_status"))
     if not by_status:
-        for f in flows:
-            by_status[f.get("status") or "incomplete"] = by_status.get(f.get("status") or "incomplete", 0) + 1
+        by_status = by_status_seen
     counts = ", ".join(
         f"{out.paint(str(by_status[s]) + ' ' + i18n.status_word(lang, s), s)}"
         for s in i18n.STATUSES
         if by_status.get(s)
     )
-    header = f"k8s-trace: {i18n.text(lang, 'summary_line', flows=summary.get('flows', len(flows)))}"
+    header = f"k8s-trace: {i18n.text(lang, 'summary_line', flows=summary.get('flows', n_flows))}"
     if counts:
         header += f" ({counts})"
     fsum = dct(summary.get("findings"))
@@ -209,28 +294,9 @@ def render_text(doc: dict, *, lang: str = "en", color: bool = False) -> str:
             f"{fmt.seconds(off.get('offset'), signed=True)} ({clean(off.get('basis'))})"
         )
     out.add()
-    if not flows:
-        out.add(i18n.text(lang, "no_flows"))
-    width = max((_display_width(i18n.status_word(lang, f.get("status"))) for f in flows), default=0)
-    for f in flows:
-        out.add(_flow_summary(out, lang, f, width))
-    failing = [f for f in flows if fmt.is_failing(f)]
-    if failing:
-        out.add()
-        for f in failing:
-            _flow_detail(out, lang, f)
-    others = [f for f in flows if not fmt.is_failing(f) and lst(f.get("findings"))]
-    if others:
-        if not failing:
-            out.add()
-        out.add(f"{i18n.text(lang, 'other_findings')}:")
-        for f in others:
-            for finding in lst(f.get("findings")):
-                lines = _finding_lines(out, lang, dct(finding), indent="  ")
-                lines[0] = f"  {clean(f.get('id'))}:" + lines[0][1:]
-                for line in lines:
-                    out.add(line)
-        out.add()
+
+
+def _footer(out: _Out, lang: str, doc: dict) -> None:
     global_findings = [dct(f) for f in lst(doc.get("findings"))]
     if global_findings:
         out.add(f"{i18n.text(lang, 'global_findings')}:")
@@ -250,6 +316,3 @@ def render_text(doc: dict, *, lang: str = "en", color: bool = False) -> str:
         for w in warnings:
             out.add(f"  - {clean(w)}")
         out.add()
-    while out.lines and not out.lines[-1]:
-        out.lines.pop()
-    return "\n".join(out.lines) + "\n"
