@@ -51,6 +51,13 @@ HOP_TEXT: dict[tuple[str, str], tuple[str, str]] = {
         "a packet for another subnet goes up to the node's IP stack for routing.",
         "Linux 网桥 {interface}（pod 的默认网关 {gateway}）交换该帧；去往其他网段的包交给节点 IP 协议栈路由。",
     ),
+    ("bridge", "switch"): (
+        "The Linux bridge {interface} switches the frame straight from the sender's port to the destination pod's "
+        "port (same node, same subnet: no routing); with br_netfilter the iptables hooks still see it. A capture "
+        "on the bridge device shows a switched frame only in promiscuous mode.",
+        "Linux 网桥 {interface} 把帧直接从发送方端口交换到目标 pod 的端口（同一节点、同一网段，不经路由）；"
+        "启用 br_netfilter 时 iptables 钩子仍会处理它。网桥设备上的抓包只有在混杂模式下才能看到被交换的帧。",
+    ),
     ("bridge", "exit"): (
         "The node routes the packet to the bridge {interface}, which forwards it to the port of the destination pod.",
         "节点把数据包路由到网桥 {interface}，网桥再转发到目标 pod 所在端口。",

@@ -115,15 +115,28 @@ class _Builder:
 
 def _veth_name(flow: StitchedFlow, node: str | None, ip: str, outgoing: bool, topo: Topology | None = None
                ) -> str | None:
-    """The host-side veth of pod ``ip``: from a capture named after it, else from the dumps."""
+    """The host-side veth of pod ``ip``: from the captures, else from the dumps.
+
+    A forward packet between two pods of one node crosses two veths with identical headers (the
+    bridge rewrites nothing), so the captures tell the two apart only by time: the same packet
+    enters on the client's veth before it leaves on the server's. When only one such veth was
+    captured, the dumps (bridge neighbour + FDB port) decide.
+    """
+    facts = topo.node_named(node) if topo is not None else None
+    known = facts.pod_veths.get(ip) if facts is not None else None
+    first_seen: dict[str, float] = {}
     for s in flow.sightings:
-        if s.node != node or not s.interface or not s.interface.startswith("veth"):
+        if s.node != node or s.direction != "fwd" or not s.interface or not s.interface.startswith("veth"):
             continue
         r = s.record
-        if (r.src == ip and s.direction == "fwd" and not outgoing) or (r.dst == ip and s.direction == "fwd" and outgoing):
-            return s.interface
-    facts = topo.node_named(node) if topo is not None else None
-    return facts.pod_veths.get(ip) if facts is not None else None
+        if (r.src == ip and not outgoing) or (r.dst == ip and outgoing):
+            first_seen[s.interface] = min(first_seen.get(s.interface, s.ts), s.ts)
+    if len(first_seen) >= 2:
+        ordered = sorted(first_seen, key=lambda name: (first_seen[name], name))
+        return ordered[-1] if outgoing else ordered[0]
+    if known is not None:
+        return known
+    return next(iter(first_seen), None)
 
 
 def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, CapturePoint]) -> list[PathHop]:
@@ -179,7 +192,13 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
               what=(snat_text + ".") if snat_text else "")
         if snat_text:
             b.edge(snat_text, "nat")
-        b.add(first, fi["bridge"], "bridge", "exit", fi["bridge"])
+        if c_role == "pod":
+            # pod to pod on one bridge: the frame is switched, not routed (with br_netfilter also
+            # after a DNAT to a pod of the same bridge), so it crosses the bridge once
+            i = max(j for j, h in enumerate(b.hops) if h.kind == "bridge")
+            b.hops[i] = replace(b.hops[i], action="switch")
+        else:
+            b.add(first, fi["bridge"], "bridge", "exit", fi["bridge"])
         b.add(first, _veth_name(flow, first, r_ip, True, topo), "veth", "exit", "veth (host side)")
         b.add(first, "eth0", "pod", "deliver", f"pod {_ep(r_ip, r_port)}", ip=r_ip)
         return b.hops
@@ -294,6 +313,8 @@ def covered(hop: PathHop, points: Mapping[str, CapturePoint]) -> bool:
     """True when some capture was taken where ``hop`` is (so absence there means something)."""
     if not hop.capturable or hop.node is None:
         return False
+    if hop.kind == "bridge" and hop.action == "switch":
+        return False  # a bridge device sees switched frames only in promiscuous mode: absence proves nothing
     for p in points.values():
         if p.node != hop.node:
             continue
