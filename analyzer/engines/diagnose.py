@@ -206,7 +206,7 @@ def _cluster(topo: Topology) -> str:
 def diagnose_flow(ctx: Context) -> list[Finding]:
     out: list[Finding] = []
     for check in (_overlay_blocked, _no_endpoints, _no_local_endpoints, _mtu, _masquerade, _sender_tables,
-                  _forward_blocked, _dns_race, _refused, _retransmissions):
+                  _forward_blocked, _hairpin, _dns_race, _refused, _retransmissions):
         out.extend(check(ctx))
     explained = {"OVERLAY_PORT_BLOCKED", "FORWARD_BLOCKED", "MTU_EXCEEDED"}
     if not ctx.flow.errors and not any(f.code in explained and f.checkable for f in out):
@@ -495,6 +495,27 @@ def _lookup(snap: NodeSnapshot, dst: str, src: str):
         return lookup_route(snap, dst, src=src, iif="cni0")
     except (ValueError, TypeError, AttributeError):
         return None
+
+
+def _hairpin(ctx: Context) -> list[Finding]:
+    """HAIRPIN: a pod reaching itself through its service, DNATed back out the bridge port it came
+    from while that port's hairpin mode is off (the dumps' walk ends at the bridge; the captures show
+    the packet going in and never coming back out)."""
+    sim, flow = ctx.sim, ctx.flow
+    if sim is None or ctx.status not in ("dropped", "no-reply", "incomplete") or not sim.hops:
+        return []
+    last = sim.hops[-1]
+    if sim.status != "dropped" or last.kind != "bridge" or "hairpin" not in last.explanation:
+        return []
+    port = next((ref.text.split()[0].rstrip(":") for ref in last.evidence if "hairpin off" in ref.text), None)
+    dev = next((h.interface for h in ctx.path if h.kind == "veth" and h.interface), None) or port or "the pod's veth"
+    seen = [s for s in flow.sightings if s.direction == "fwd" and s.node == last.node]
+    ev = [_ev_line(ref) for ref in last.evidence] + [_ev_packet(s) for s in seen[:2]]
+    return [_make("HAIRPIN", "error", last.node, {
+        "node": last.node, "pod": flow.client[0], "service": f"{flow.server[0]}:{flow.server[1]}",
+        "dev": dev, "bridge": last.interface or "cni0",
+        "observed": "the DNATed packet goes back toward the pod itself and never leaves the bridge",
+        "observed_zh": "DNAT 后的数据包要回到 pod 自身，却始终没有离开网桥"}, ev, flow=flow.id)]
 
 
 def _forward_blocked(ctx: Context) -> list[Finding]:

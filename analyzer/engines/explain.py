@@ -296,6 +296,19 @@ FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
         "Restart flanneld on {node}, or add the entry: `bridge fdb append {mac} dev {dev} dst {peer_ip}`.",
         "重启 {node} 上的 flanneld，或手动添加：`bridge fdb append {mac} dev {dev} dst {peer_ip}`。",
     ),
+    "HAIRPIN": (
+        "Pod {pod} reaches itself through its service {service}: kube-proxy DNATs the packet back to {pod}, so "
+        "the bridge {bridge} on {node} must send the frame out of the port it came in on ({dev}), and that port's "
+        "hairpin mode is off; {observed}",
+        "pod {pod} 通过自己的服务 {service} 访问自身：kube-proxy 把数据包 DNAT 回 {pod}，{node} 上的网桥 {bridge} "
+        "必须把帧从进入的端口（{dev}）发回，而该端口的 hairpin 模式是关闭的；{observed_zh}",
+        "Turn hairpin mode on for the pods' veths on {node}: `ip link set {dev} type bridge_slave hairpin on` "
+        "(now), and for good kubelet `--hairpin-mode=hairpin-veth` or `\"hairpinMode\": true` in the flannel CNI "
+        "config (/etc/cni/net.d/10-flannel.conflist).",
+        "为 {node} 上的 pod veth 打开 hairpin 模式：`ip link set {dev} type bridge_slave hairpin on`（立即生效）；"
+        "长期方案是 kubelet `--hairpin-mode=hairpin-veth`，或在 flannel CNI 配置"
+        "（/etc/cni/net.d/10-flannel.conflist）中设置 `\"hairpinMode\": true`。",
+    ),
     "FORWARD_BLOCKED": (
         "The FORWARD chain on {node} {how} pod traffic {src} -> {dst}: {observed}",
         "{node} 上的 FORWARD 链{how_zh} pod 流量 {src} -> {dst}：{observed_zh}",

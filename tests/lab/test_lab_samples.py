@@ -58,10 +58,7 @@ def test_sample_is_complete_and_matches_its_record(name: str) -> None:
 
 #: samples whose expectation `explain` does not meet yet; strict: the test fails once it does, so the
 #: entry gets removed
-EXPLAIN_GAPS = {
-    "hairpin-off": "explain has no HAIRPIN check yet (ip-link says `hairpin off` on the veth) and infers a "
-                   "MASQUERADE whose rule counter is [0:0]",
-}
+EXPLAIN_GAPS: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("name", [
