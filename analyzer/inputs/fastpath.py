@@ -155,7 +155,7 @@ class Batch:
     seq: np.ndarray  # int64, -1 none
     ack: np.ndarray
     payload_len: np.ndarray  # int64, -1 none
-    ip_id: np.ndarray  # int32, -1 none
+    ip_id: np.ndarray  # int64, -1 none (IPv6 fragment ids are 32-bit unsigned)
     tunnel: np.ndarray  # int8 index into TUNNEL_NAMES (0 none)
     vni: np.ndarray  # int64, -1 none
     outer_src: np.ndarray  # int64 address ids, -1 none
@@ -340,7 +340,7 @@ _COLUMNS: tuple[tuple[str, Any, int], ...] = (
     ("seq", np.int64, -1),
     ("ack", np.int64, -1),
     ("payload_len", np.int64, -1),
-    ("ip_id", np.int32, -1),
+    ("ip_id", np.int64, -1),
     ("tunnel", np.int8, 0),
     ("vni", np.int64, -1),
     ("outer_src", np.int64, -1),

@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from analyzer.errors import InputError
 from analyzer.pipeline.explain import explain_inputs
 
 SUFFIXES = (".pcap", ".pcapng", ".pcap.gz", ".cap", ".pcapng.gz")
 #: bugs below explain, reported to their owners; xfail (non-strict) so the fix shows up as XPASS
-KNOWN = {"ipv6_opt_fragments.pcap": "flows fast path: IPv6 fragment id overflows int32 (inputs/fastpath.py)"}
+#: captures explain is known to fail on (name -> why); the test below fails on any other failure
+KNOWN: dict[str, str] = {}
 
 
 def _captures(corpus: Path) -> list[Path]:
@@ -44,9 +43,3 @@ def test_every_corpus_capture_explains_or_is_refused_cleanly(corpus_dir: Path) -
     assert not failures, "\n".join(failures)
     assert explained > len(caps) // 2
 
-
-@pytest.mark.xfail(reason=KNOWN["ipv6_opt_fragments.pcap"], strict=False)
-def test_known_corpus_bugs(corpus_dir: Path) -> None:
-    for cap in _captures(corpus_dir):
-        if cap.name in KNOWN:
-            explain_inputs([str(cap)])

@@ -89,6 +89,9 @@ def _ip_payloads() -> list[bytes]:
         ipv6(udp(b"q" * 9, sport=5353, dport=53), src="fd00::1", dst="fd00::53"),
         ipv6(tcp(sport=1, dport=2), src="fd00::1", dst="fd00::2", ext=ipv6_ext(6), ext_nh=0),
         ipv6(tcp(sport=1, dport=2), src="fd00::1", dst="fd00::2", ext=ipv6_frag(6, mf=True), ext_nh=44),
+        # a fragment id above 2**31 (the id is 32 bits unsigned: it once overflowed an int32 column)
+        ipv6(tcp(sport=1, dport=2), src="fd00::1", dst="fd00::2", ext=ipv6_frag(6, mf=True, ident=0xF8DB_5A66),
+             ext_nh=44),
         ipv6(b"", src="fe80::1", dst="ff02::1", nh=59),
     ]
 
