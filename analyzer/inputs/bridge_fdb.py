@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from analyzer.inputs.ip_route import item_line, iter_lines, json_item_lines, parse_ip
+from analyzer.inputs.ip_route import iter_lines, json_array, parse_ip
 from analyzer.model.node import FdbEntry
 from analyzer.model.refs import SourceRef
 
@@ -78,14 +78,9 @@ def _set(fields: dict[str, Any], key: str, value: str | None) -> None:
 
 
 def _parse_json(text: str, source: str) -> tuple[tuple[FdbEntry, ...], tuple[str, ...]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return (), (f"{source}:{exc.lineno}: unrecognised JSON ({exc.msg})",)
+    items, warnings = json_array(text, source)
     entries: list[FdbEntry] = []
-    warnings: list[str] = []
-    at = json_item_lines(text)
-    for index, item in enumerate(data if isinstance(data, list) else []):
+    for index, line, item in items:
         try:
             fields: dict[str, Any] = {}
             for key, field in (("ifname", "dev"), ("dst", "dst"), ("vlan", "vlan"), ("master", "master"),
@@ -96,8 +91,8 @@ def _parse_json(text: str, source: str) -> tuple[tuple[FdbEntry, ...], tuple[str
                 _set(fields, flag, None)
             if item.get("state"):
                 _set(fields, item["state"], None)
-            ref = SourceRef(source, item_line(at, index), json.dumps(item, separators=(",", ":")))
+            ref = SourceRef(source, line, json.dumps(item, separators=(",", ":")))
             entries.append(FdbEntry(mac=str(item["mac"]).lower(), source=ref, **fields))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            warnings.append(f"{source}:{item_line(at, index)}: unrecognised fdb entry #{index + 1} ({exc})")
+            warnings.append(f"{source}:{line}: unrecognised fdb entry #{index + 1} ({exc})")
     return tuple(entries), tuple(warnings)

@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any
 
-from analyzer.inputs.ip_route import item_line, iter_lines, json_item_lines, parse_ip
+from analyzer.inputs.ip_route import iter_lines, json_array, parse_ip
 from analyzer.model.node import Interface, IPInterface, TunnelInfo, VxlanInfo
 from analyzer.model.refs import SourceRef
 
@@ -195,20 +195,15 @@ def _tunnel(mode: str, words: list[str], ref: SourceRef) -> TunnelInfo:
 
 
 def _parse_json(text: str, source: str) -> tuple[tuple[Interface, ...], tuple[str, ...]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return (), (f"{source}:{exc.lineno}: unrecognised JSON ({exc.msg})",)
+    items, warnings = json_array(text, source)
     interfaces: list[Interface] = []
-    warnings: list[str] = []
-    at = json_item_lines(text)
-    for index, item in enumerate(data if isinstance(data, list) else []):
+    for index, line, item in items:
         if not isinstance(item, dict) or "ifname" not in item:
             if item:  # ip -j addr prints {} for devices filtered out
-                warnings.append(f"{source}:{item_line(at, index)}: unrecognised interface entry #{index + 1}")
+                warnings.append(f"{source}:{line}: unrecognised interface entry #{index + 1}")
             continue
         short = {k: item[k] for k in ("ifindex", "ifname", "flags", "mtu", "operstate") if k in item}
-        ref = SourceRef(source, item_line(at, index), json.dumps(short, separators=(",", ":")))
+        ref = SourceRef(source, line, json.dumps(short, separators=(",", ":")))
         try:
             info = item.get("linkinfo") or {}
             kind = info.get("info_kind")
@@ -278,7 +273,7 @@ def _parse_json(text: str, source: str) -> tuple[tuple[Interface, ...], tuple[st
                 )
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            warnings.append(f"{source}:{item_line(at, index)}: unrecognised interface entry #{index + 1} ({exc})")
+            warnings.append(f"{source}:{line}: unrecognised interface entry #{index + 1} ({exc})")
     return tuple(interfaces), tuple(warnings)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from analyzer.inputs.ip_route import item_line, iter_lines, json_item_lines, parse_ip
+from analyzer.inputs.ip_route import iter_lines, json_array, parse_ip
 from analyzer.model.node import NeighEntry
 from analyzer.model.refs import SourceRef
 
@@ -53,19 +53,14 @@ def parse_ip_neigh(text: str, source: str) -> tuple[tuple[NeighEntry, ...], tupl
 
 
 def _parse_json(text: str, source: str) -> tuple[tuple[NeighEntry, ...], tuple[str, ...]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return (), (f"{source}:{exc.lineno}: unrecognised JSON ({exc.msg})",)
+    items, warnings = json_array(text, source)
     entries: list[NeighEntry] = []
-    warnings: list[str] = []
-    at = json_item_lines(text)
-    for index, item in enumerate(data if isinstance(data, list) else []):
+    for index, line, item in items:
         try:
             entries.append(
                 NeighEntry(
                     ip=parse_ip(item["dst"]),
-                    source=SourceRef(source, item_line(at, index), json.dumps(item, separators=(",", ":"))),
+                    source=SourceRef(source, line, json.dumps(item, separators=(",", ":"))),
                     dev=item.get("dev"),
                     lladdr=str(item["lladdr"]).lower() if item.get("lladdr") else None,
                     states=frozenset(str(s).upper() for s in item.get("state", []) or []),
@@ -74,5 +69,5 @@ def _parse_json(text: str, source: str) -> tuple[tuple[NeighEntry, ...], tuple[s
                 )
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            warnings.append(f"{source}:{item_line(at, index)}: unrecognised neighbour entry #{index + 1} ({exc})")
+            warnings.append(f"{source}:{line}: unrecognised neighbour entry #{index + 1} ({exc})")
     return tuple(entries), tuple(warnings)

@@ -7,6 +7,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from analyzer.model.node import ROUTE_TYPES, IPAddress, IPNetwork, Route, table_name
 from analyzer.model.refs import SourceRef
@@ -68,6 +69,17 @@ def json_item_lines(text: str) -> list[int]:
 
 def item_line(lines: list[int], index: int) -> int:
     return lines[index] if index < len(lines) else 1
+
+
+def json_array(text: str, source: str) -> tuple[list[tuple[int, int, Any]], list[str]]:
+    """The elements of an ``ip -j`` array as (0-based index, 1-based line, element), and the
+    one-line warning when the text is not JSON at all."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return [], [f"{source}:{exc.lineno}: unrecognised JSON ({exc.msg})"]
+    at = json_item_lines(text)
+    return [(i, item_line(at, i), item) for i, item in enumerate(data if isinstance(data, list) else [])], []
 
 
 def parse_ip(value: str) -> IPAddress:
@@ -195,15 +207,10 @@ def _parse_line(line: str, ref: SourceRef) -> tuple[Route, list[str]]:
 
 
 def _parse_json(text: str, source: str) -> tuple[tuple[Route, ...], tuple[str, ...]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return (), (f"{source}:{exc.lineno}: unrecognised JSON ({exc.msg})",)
+    items, warnings = json_array(text, source)
     routes: list[Route] = []
-    warnings: list[str] = []
-    at = json_item_lines(text)
-    for index, item in enumerate(data if isinstance(data, list) else []):
-        ref = SourceRef(source, item_line(at, index), json.dumps(item, separators=(",", ":")))
+    for index, line, item in items:
+        ref = SourceRef(source, line, json.dumps(item, separators=(",", ":")))
         try:
             gateway = item.get("gateway")
             prefsrc = item.get("prefsrc")
@@ -235,5 +242,5 @@ def _parse_json(text: str, source: str) -> tuple[tuple[Route, ...], tuple[str, .
                 )
             )
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            warnings.append(f"{source}:{item_line(at, index)}: unrecognised route entry #{index + 1} ({exc})")
+            warnings.append(f"{source}:{line}: unrecognised route entry #{index + 1} ({exc})")
     return tuple(routes), tuple(warnings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-from analyzer.inputs.ip_route import item_line, iter_lines, json_item_lines, parse_dst
+from analyzer.inputs.ip_route import iter_lines, json_array, parse_dst
 from analyzer.model.node import IpRule, table_name
 from analyzer.model.refs import SourceRef
 
@@ -102,15 +102,10 @@ def _parse_tokens(pref: int, tokens: list[str], ref: SourceRef) -> tuple[IpRule,
 
 
 def _parse_json(text: str, source: str) -> tuple[tuple[IpRule, ...], tuple[str, ...]]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        return (), (f"{source}:{exc.lineno}: unrecognised JSON ({exc.msg})",)
+    items, warnings = json_array(text, source)
     rules: list[IpRule] = []
-    warnings: list[str] = []
-    at = json_item_lines(text)
-    for index, item in enumerate(data if isinstance(data, list) else []):
-        ref = SourceRef(source, item_line(at, index), json.dumps(item, separators=(",", ":")))
+    for index, line, item in items:
+        ref = SourceRef(source, line, json.dumps(item, separators=(",", ":")))
         try:
             tokens: list[str] = []
             if "not" in item:
@@ -133,8 +128,8 @@ def _parse_json(text: str, source: str) -> tuple[tuple[IpRule, ...], tuple[str, 
             if "suppress_prefixlen" in item:
                 tokens += ["suppress_prefixlength", str(item["suppress_prefixlen"])]
             rule, problems = _parse_tokens(int(item["priority"]), tokens, ref)
-            warnings.extend(f"{source}:{item_line(at, index)}: {p}" for p in problems)
+            warnings.extend(f"{source}:{line}: {p}" for p in problems)
             rules.append(rule)
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
-            warnings.append(f"{source}:{item_line(at, index)}: unrecognised rule entry #{index + 1} ({exc})")
+            warnings.append(f"{source}:{line}: unrecognised rule entry #{index + 1} ({exc})")
     return tuple(rules), tuple(warnings)
