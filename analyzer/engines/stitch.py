@@ -84,6 +84,9 @@ def estimate_offsets(
     records: Sequence[PacketRecord], points: Mapping[str, CapturePoint], topo: Topology
 ) -> list[ClockOffset]:
     """Per node, the seconds to add to its timestamps to align it with the reference node."""
+    nodes = sorted({p.node for p in points.values() if p.node})
+    if len(nodes) < 2:  # captures of one node (or of none known): nothing to align
+        return []
     seen: dict[tuple, dict[str, float]] = defaultdict(dict)  # earliest copy per node
     last: dict[tuple, dict[str, float]] = defaultdict(dict)  # latest copy per node (closest to the wire when sent)
     sender: dict[tuple, str | None] = {}
@@ -120,9 +123,6 @@ def estimate_offsets(
                     deltas[(a, b)].append(tb - ta)
                 elif (s is None or s not in per_node) and a < b:  # sent from elsewhere: no direction
                     undirected[(a, b)].append(tb - per_node[a])
-    nodes = sorted({p.node for p in points.values() if p.node})
-    if len(nodes) < 2:
-        return []
     # pairwise estimate of o_b - o_a (b's clock minus a's clock)
     pair: dict[tuple[str, str], tuple[float, str, int]] = {}
     for a in nodes:

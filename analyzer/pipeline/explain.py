@@ -421,15 +421,16 @@ def _placeholder_nodes(topo: Topology, records: Iterable[PacketRecord]) -> Topol
         return topo
     claimed = {n.pod_cidr for n in topo.nodes if n.pod_cidr}
     extra: dict[str, NodeFacts] = {}
-    for r in records:
-        for ip in (r.src, r.dst):
-            if ip is None or r.quoted is not None or not classify.in_cidr(ip, cidr):
-                continue
-            if classify.node_of(ip, topo) is not None or classify.role_of(ip, topo) == "service":
-                continue
-            sub = classify.slash24(ip)
-            if sub and sub not in claimed and sub not in extra:
-                extra[sub] = NodeFacts(name=f"node({sub})", pod_cidr=sub)
+    # each distinct address once, in the order the packets first show it
+    addrs = dict.fromkeys(ip for r in records if r.quoted is None for ip in (r.src, r.dst) if ip is not None)
+    for ip in addrs:
+        if not classify.in_cidr(ip, cidr):
+            continue
+        if classify.node_of(ip, topo) is not None or classify.role_of(ip, topo) == "service":
+            continue
+        sub = classify.slash24(ip)
+        if sub and sub not in claimed and sub not in extra:
+            extra[sub] = NodeFacts(name=f"node({sub})", pod_cidr=sub)
     if not extra:
         return topo
     note = tuple(f"pods in {s} belong to a node no capture or dump names; called {n.name}" for s, n in extra.items())
