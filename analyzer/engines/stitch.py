@@ -363,7 +363,7 @@ def stitch_flows(
     # ICMP errors: attach to the flow of the packet they quote
     by_pair: dict[tuple[str, str], list[StitchedFlow]] = defaultdict(list)
     by_outer: dict[tuple[str, str], list[StitchedFlow]] = defaultdict(list)
-    for f in flows:
+    for f in flows if errors else ():  # (the index is needed only when an ICMP error was captured)
         for s in f.sightings:
             r = s.record
             by_pair[(r.src, r.dst)].append(f)  # type: ignore[index]
