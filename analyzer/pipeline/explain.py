@@ -177,7 +177,6 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
         return rec
 
     records: list[PacketRecord] = []
-    seen: set[tuple[str, int]] = set()
     counts: dict[tuple, tuple[int, int, float, float]] = {}
     for rows in scan.table.row_blocks(addr_name=scan.addrs.name,
                                       tunnel_name=lambda code: scan.addrs.tunnels.name(code) or "unknown",
@@ -191,12 +190,11 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
             if old is not None:
                 val = (old[0] + val[0], old[1] + val[1], min(old[2], val[2]), max(old[3], val[3]))
             counts[key] = val
-            for r in rows.samples[i]:
-                k = (r.file, r.frame)
-                if k not in seen:
-                    seen.add(k)
-                    records.append(r)
+            records.extend(rows.samples[i])
     records.sort(key=lambda r: (r.file, r.frame))
+    # a frame kept for two flows (an ICMP error and the flow it quotes) once: the copies are equal
+    records = [r for n, r in enumerate(records)
+               if n == 0 or r.frame != records[n - 1].frame or r.file != records[n - 1].file]
     link_names = {1: "ethernet", 113: "sll", 276: "sll2", 101: "raw", 228: "raw", 229: "raw", 0: "loopback"}
     return PacketSource(
         records=records,

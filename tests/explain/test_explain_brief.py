@@ -88,3 +88,15 @@ def test_cli_text_report_is_the_full_documents_report(tmp_path: Path) -> None:
     # generated_at is not in the text report, so the two runs must agree byte for byte
     assert text == want
     assert "DROPPED" in text or "REJECTED" in text
+
+
+@pytest.mark.parametrize(("name", "status"), [("cross-node", 0), ("vxlan-blocked", 4), ("external-no-masq", 5)])
+def test_cli_text_on_stdout_and_fail_on_drop(name: str, status: int) -> None:
+    from analyzer.pipeline.explain import explain_inputs
+
+    nodes = _nodes(name)
+    proc = subprocess.run([sys.executable, "-m", "analyzer", "explain", *nodes, "--fail-on-drop"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == status, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == render_text(explain_inputs(nodes))  # not a terminal: no colour
