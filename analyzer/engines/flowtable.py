@@ -701,6 +701,7 @@ class _SummaryContext:
         self.tunnel_name = tunnel_name
         self.enc_rows = table._encaps()
         self.enc_flow = self.enc_rows[:, 0]
+        self.enc_keys = [tuple(r[1:]) for r in self.enc_rows.tolist()]  # (tunnel, vni, src, dst, port)
         self.made: dict[tuple[int, ...], Encap] = {}
         self.samples: dict[int, list[SampleFrame]] = {}
         for (g, _d, _f), slot in table._samples.items():
@@ -712,17 +713,16 @@ class _SummaryContext:
         lo = np.searchsorted(self.enc_flow, gids, side="left").tolist()
         hi = np.searchsorted(self.enc_flow, gids, side="right").tolist()
         out: list[tuple[Encap, ...]] = []
-        rows = self.enc_rows
+        keys = self.enc_keys
         for a, b in zip(lo, hi):
             if a == b:
                 out.append(())
                 continue
             items = []
-            for _g, *rest in rows[a:b].tolist():
-                key = tuple(rest)
+            for key in keys[a:b]:
                 e = self.made.get(key)
                 if e is None:
-                    t, vni, osrc, odst, port = rest
+                    t, vni, osrc, odst, port = key
                     e = self.made[key] = Encap(self.tunnel_name(t), None if vni < 0 else vni, self.addr_name(osrc),
                                                self.addr_name(odst), None if port < 0 else port)
                 items.append(e)
