@@ -577,54 +577,50 @@ class FlowTable:
         only = per_file[0] if len(files) == 1 else None
         pnames = ctx.pnames
         n = len(gids)
+        for v in (*c_id, *s_id):
+            if v not in names:
+                name_of(v)
+        c_ips = [names[v] for v in c_id]
+        s_ips = [names[v] for v in s_id]
+        for p in set(proto_l) - pnames.keys():
+            pnames[p] = proto_name(p)
+
+        def endpoint(ip: str, port: int) -> str:
+            if port < 0:
+                return ip
+            return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+        tcp_col: list[TCPSummary | None] = [None] * n
+        for j in [j for j, p in enumerate(proto_l) if p == 6]:
+            tkey = (syn_l[j], synack_l[j], hs_l[j], fl_c[j], fl_s[j], re_l[j])
+            tcp = tcps.get(tkey)
+            if tcp is None:
+                tcp = tcps[tkey] = _tcp_summary(*tkey)
+            tcp_col[j] = tcp
+        if only is not None:
+            for k in set(only) - single.keys():
+                single[k] = ((files[0], k),)
+            pf_col = [single[k] for k in only]
+        else:
+            pf_col = [intern(tuple((files[f], c[j]) for f, c in enumerate(per_file) if c[j])) for j in range(n)]
         r = FlowRows(
-            proto=[""] * n, proto_num=proto_l, client_ip=[""] * n, client_port=[None] * n, server_ip=[""] * n,
-            server_port=[None] * n, client=[""] * n, server=[""] * n,
+            proto=[pnames[p] for p in proto_l], proto_num=proto_l, client_ip=c_ips,
+            client_port=[None if p < 0 else p for p in c_port], server_ip=s_ips,
+            server_port=[None if p < 0 else p for p in s_port],
+            client=list(map(endpoint, c_ips, c_port)), server=list(map(endpoint, s_ips, s_port)),
             packets_c2s=A["pk"][ci].tolist(), packets_s2c=A["pk"][si].tolist(),
             bytes_c2s=A["by"][ci].tolist(), bytes_s2c=A["by"][si].tolist(),
             first_ts=A["first_ts"][sl].tolist(), last_ts=A["last_ts"][sl].tolist(),
-            encapsulations=ctx.encaps(sl), tcp=[None] * n,
-            icmp_errors=A["icmp_errors"][sl].tolist(), per_file=[()] * n, samples=[()] * n,
+            encapsulations=ctx.encaps(sl), tcp=tcp_col,
+            icmp_errors=A["icmp_errors"][sl].tolist(), per_file=pf_col, samples=[()] * n,
         )
-        for j, g in enumerate(gids):
-            c_ip = names.get(c_id[j]) or name_of(c_id[j])
-            s_ip = names.get(s_id[j]) or name_of(s_id[j])
-            cp, sp = c_port[j], s_port[j]
-            proto = proto_l[j]
-            pname = pnames.get(proto)
-            if pname is None:
-                pname = pnames[proto] = proto_name(proto)
-            r.proto[j] = pname
-            r.client_ip[j], r.server_ip[j] = c_ip, s_ip
-            if cp < 0:
-                r.client[j] = c_ip
-            else:
-                r.client_port[j] = cp
-                r.client[j] = f"[{c_ip}]:{cp}" if ":" in c_ip else f"{c_ip}:{cp}"
-            if sp < 0:
-                r.server[j] = s_ip
-            else:
-                r.server_port[j] = sp
-                r.server[j] = f"[{s_ip}]:{sp}" if ":" in s_ip else f"{s_ip}:{sp}"
-            if proto == 6:
-                tkey = (syn_l[j], synack_l[j], hs_l[j], fl_c[j], fl_s[j], re_l[j])
-                tcp = tcps.get(tkey)
-                if tcp is None:
-                    tcp = tcps[tkey] = _tcp_summary(*tkey)
-                r.tcp[j] = tcp
-            if only is not None:
-                k = only[j]
-                pf = single.get(k)
-                if pf is None:
-                    pf = single[k] = ((files[0], k),)
-            else:
-                pf = intern(tuple((files[f], c[j]) for f, c in enumerate(per_file) if c[j]))
-            r.per_file[j] = pf
-            if materialise is not None and g in samples:
-                uniq = {(s.file, s.frame): s for s in samples[g]}
-                r.samples[j] = tuple(
-                    materialise(s) for s in sorted(uniq.values(), key=lambda s: (fidx.get(s.file, 0), s.frame))
-                )
+        if materialise is not None:
+            for j, g in enumerate(gids):
+                if g in samples:
+                    uniq = {(s.file, s.frame): s for s in samples[g]}
+                    r.samples[j] = tuple(
+                        materialise(s) for s in sorted(uniq.values(), key=lambda s: (fidx.get(s.file, 0), s.frame))
+                    )
         return r
 
 

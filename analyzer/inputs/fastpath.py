@@ -623,7 +623,18 @@ def _walker(path: str, order: str, limit: int, span_max: int, wfd: int) -> None:
     view = memoryview(store)
 
     def send(values: list[int]) -> None:
-        data = memoryview(np.array(values, dtype=np.int64).tobytes())
+        write(np.array(values, dtype=np.int64))
+
+    def send_offsets(offs: list[int], base: int, stop: int) -> None:
+        msg = np.empty(len(offs) + 2, dtype=np.int64)  # count, the offsets, the end of the last record
+        msg[0] = len(offs)
+        msg[1:-1] = offs
+        msg[1:-1] += base
+        msg[-1] = base + stop
+        write(msg)
+
+    def write(msg: np.ndarray) -> None:
+        data = memoryview(msg.tobytes())
         while data:
             data = data[os.write(wfd, data) :]
 
@@ -642,12 +653,12 @@ def _walker(path: str, order: str, limit: int, span_max: int, wfd: int) -> None:
                 if end > n:
                     break
                 if offs and (len(offs) >= _WALK_RECORDS or end - start > span_max):
-                    send([len(offs), *(base + o for o in offs), base + off])
+                    send_offsets(offs, base, off)
                     offs, start = [], off
                 offs.append(off)
                 off = end
             if offs:
-                send([len(offs), *(base + o for o in offs), base + off])
+                send_offsets(offs, base, off)
             if off + 16 <= n and incl_at(store, off + 8)[0] > limit:
                 send([_WALK_DAMAGE])
                 return
