@@ -665,6 +665,9 @@ def _sim_targets(path: Sequence[PathHop], sim_hop) -> list[int]:  # noqa: ANN001
         elif sim_hop.kind == "deliver" and h.kind in ("bridge", "veth", "host") and h.action in ("exit", "deliver"):
             out.append(i)
             break
+    if not out and sim_hop.kind == "bridge":  # the bridge's own decision: its last crossing on that node
+        out = [i for i, h in enumerate(path) if h.node == sim_hop.node and h.kind == "bridge"
+               and h.interface == sim_hop.interface][-1:]
     return out[:1]
 
 

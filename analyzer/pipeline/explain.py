@@ -833,7 +833,9 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
     seen_id = paths.last_seen_on_path(path)
     last = next((i for i, h in enumerate(path) if h.id == seen_id), None)
     if status in ("dropped", "rejected"):
-        if sim_failed is not None and (last is None or sim_failed > last) and not frag:
+        # a drop by the bridge itself (hairpin off) happens at a bridge that did see the packet
+        bridge_drop = sim_failed is not None and path[sim_failed].kind == "bridge"
+        if sim_failed is not None and (last is None or sim_failed > last or bridge_drop) and not frag:
             failed = sim_failed
         else:
             failed = paths.failure_index(path, error_node=error_node, frag_needed=frag, last=last)
