@@ -108,26 +108,29 @@ def packets_by_file(hop: Any) -> list[tuple[str, list[int]]]:
     return [(f, sorted(nums)) for f, nums in sorted(seen.items())]
 
 
+def _where(item: dict[str, Any]) -> str:
+    """``file:line``, ``file #packet`` or ``file``: where an evidence entry points."""
+    if item.get("line") is not None:
+        return f"{clean(item.get('file'))}:{clean(item.get('line'))}"
+    if item.get("packet") is not None:
+        return f"{clean(item.get('file'))} #{clean(item.get('packet'))}"
+    return clean(item.get("file"))
+
+
+def evidence(items: Any) -> list[dict[str, str]]:
+    """Every evidence entry as ``{"where", "text"}`` (``where`` from :func:`_where`), in order."""
+    return [{"where": _where(item), "text": clean(item.get("text"))} for item in map(dct, lst(items))]
+
+
 def line_evidence(items: Any) -> list[dict[str, str]]:
     """Evidence entries that point at a dump line: ``{"where": "file:line", "text"}``."""
-    out = []
-    for item in lst(items):
-        item = dct(item)
-        if item.get("line") is not None:
-            out.append({"where": f"{clean(item.get('file'))}:{clean(item.get('line'))}",
-                        "text": clean(item.get("text"))})
-    return out
+    return [e for e, item in zip(evidence(items), map(dct, lst(items))) if item.get("line") is not None]
 
 
 def packet_evidence(items: Any) -> list[dict[str, str]]:
     """Evidence entries that point at a packet: ``{"where": "file #N", "text"}``."""
-    out = []
-    for item in lst(items):
-        item = dct(item)
-        if item.get("line") is None and item.get("packet") is not None:
-            out.append({"where": f"{clean(item.get('file'))} #{clean(item.get('packet'))}",
-                        "text": clean(item.get("text"))})
-    return out
+    return [e for e, item in zip(evidence(items), map(dct, lst(items)))
+            if item.get("line") is None and item.get("packet") is not None]
 
 
 def number_list(nums: list[int], limit: int = 8) -> str:

@@ -74,20 +74,6 @@ def _hop_views(lang: str, hops: Any) -> list[dict[str, Any]]:
     return views
 
 
-def _evidence_view(items: Any) -> list[dict[str, str]]:
-    out = []
-    for ev in lst(items):
-        ev = dct(ev)
-        if ev.get("line") is not None:
-            where = f"{clean(ev.get('file'))}:{clean(ev.get('line'))}"
-        elif ev.get("packet") is not None:
-            where = f"{clean(ev.get('file'))} #{clean(ev.get('packet'))}"
-        else:
-            where = clean(ev.get("file"))
-        out.append({"where": where, "text": clean(ev.get("text"))})
-    return out
-
-
 def _finding_view(lang: str, f: dict[str, Any]) -> dict[str, Any]:
     sev = clean(f.get("severity") or "info")
     fix = i18n.finding_text(lang, f, "fix")
@@ -98,7 +84,7 @@ def _finding_view(lang: str, f: dict[str, Any]) -> dict[str, Any]:
         "node": clean(f.get("node")),
         "message": clean(i18n.finding_text(lang, f, "message")),
         "fix": "\n".join(clean(x).rstrip() for x in str(fix).replace("\r\n", "\n").split("\n")).strip("\n"),
-        "evidence": _evidence_view(f.get("evidence")),
+        "evidence": fmt.evidence(f.get("evidence")),
         "suspicion": f.get("checkable") is False,
     }
 

@@ -128,16 +128,8 @@ def _finding_lines(out: _Out, lang: str, finding: dict[str, Any], indent: str = 
     if finding.get("checkable") is False:
         head += f" ({i18n.text(lang, 'checkable_no')})"
     lines = [head]
-    for ev in lst(finding.get("evidence")):
-        ev = dct(ev)
-        if ev.get("line") is not None:
-            where = f"{clean(ev.get('file'))}:{clean(ev.get('line'))}"
-        elif ev.get("packet") is not None:
-            where = f"{clean(ev.get('file'))} #{clean(ev.get('packet'))}"
-        else:
-            where = clean(ev.get("file"))
-        text = clean(ev.get("text"))
-        lines.append(f"{indent}    {i18n.text(lang, 'evidence')}: {where}" + (f": {text}" if text else ""))
+    for ev in fmt.evidence(finding.get("evidence")):
+        lines.append(f"{indent}    {i18n.text(lang, 'evidence')}: {ev['where']}" + (f": {ev['text']}" if ev["text"] else ""))
     fix = i18n.finding_text(lang, finding, "fix")
     if fix:
         fix_lines = [clean(x) for x in str(fix).splitlines() if x.strip()]
