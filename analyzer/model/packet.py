@@ -24,6 +24,24 @@ from typing import Any, ClassVar, TypeVar, dataclass_transform
 _T = TypeVar("_T")
 
 
+def _slot_writes(cls: type) -> tuple[str, str, dict[str, Any]]:
+    """The parameter list, the slot-writing body (indented, on ``self``) and the namespace of
+    generated code that fills every field of the frozen slots dataclass ``cls``."""
+    params, body = [], []
+    ns: dict[str, Any] = {}
+    for i, f in enumerate(fields(cls)):
+        if f.default_factory is not MISSING:
+            raise TypeError(f"{cls.__name__}.{f.name}: default_factory is not supported")
+        if f.default is MISSING:
+            params.append(f.name)
+        else:
+            ns[f"_d{i}"] = f.default
+            params.append(f"{f.name}=_d{i}")
+        ns[f"_s{i}"] = getattr(cls, f.name).__set__
+        body.append(f"    _s{i}(self, {f.name})\n")
+    return ", ".join(params), "".join(body), ns
+
+
 def frozen_builder(cls: type[_T]) -> Callable[..., _T]:
     """A fast constructor for the frozen slots dataclass ``cls``, same signature as ``cls(...)``.
 
@@ -33,20 +51,9 @@ def frozen_builder(cls: type[_T]) -> Callable[..., _T]:
     descriptors instead: the object is exactly what ``cls(...)`` gives (equal, hashable, frozen
     afterwards). Fields with a ``default_factory`` are not supported.
     """
-    params, body = [], []
-    ns: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    for i, f in enumerate(fields(cls)):  # type: ignore[arg-type]
-        if f.default_factory is not MISSING:
-            raise TypeError(f"{cls.__name__}.{f.name}: default_factory is not supported")
-        if f.default is MISSING:
-            params.append(f.name)
-        else:
-            ns[f"_d{i}"] = f.default
-            params.append(f"{f.name}=_d{i}")
-        ns[f"_s{i}"] = getattr(cls, f.name).__set__
-        body.append(f"    _s{i}(self, {f.name})")
-    src = f"def build({', '.join(params)}):\n    self = _new(_cls)\n" + "\n".join(body) + "\n    return self\n"
-    exec(src, ns)  # noqa: S102 (generated from the dataclass' own field names)
+    params, body, ns = _slot_writes(cls)
+    ns.update(_new=object.__new__, _cls=cls)
+    exec(f"def build({params}):\n    self = _new(_cls)\n{body}    return self\n", ns)  # noqa: S102
     build: Callable[..., _T] = ns["build"]
     build.__doc__ = f"Build a {cls.__name__} (fast path of {cls.__name__}(...))."
     return build
@@ -56,19 +63,8 @@ def frozen_builder(cls: type[_T]) -> Callable[..., _T]:
 def fast_frozen(cls: type[_T]) -> type[_T]:
     """``@dataclass(frozen=True, slots=True)`` with the fast ``__init__`` of ``frozen_builder``."""
     made = dataclass(frozen=True, slots=True)(cls)
-    params, lines = [], []
-    ns: dict[str, Any] = {}
-    for i, f in enumerate(fields(made)):  # type: ignore[arg-type]
-        if f.default_factory is not MISSING:
-            raise TypeError(f"{made.__name__}.{f.name}: default_factory is not supported")
-        if f.default is MISSING:
-            params.append(f.name)
-        else:
-            ns[f"_d{i}"] = f.default
-            params.append(f"{f.name}=_d{i}")
-        ns[f"_s{i}"] = getattr(made, f.name).__set__
-        lines.append(f"    _s{i}(self, {f.name})")
-    exec(f"def __init__(self, {', '.join(params)}):\n" + "\n".join(lines) + "\n", ns)  # noqa: S102
+    params, body, ns = _slot_writes(made)
+    exec(f"def __init__(self, {params}):\n{body}", ns)  # noqa: S102 (generated from the field names)
     made.__init__ = ns["__init__"]  # type: ignore[misc]
     return made
 
