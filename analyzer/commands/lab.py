@@ -122,14 +122,27 @@ def run_cmd(scenario: str, out: Path, quiet: bool, sample: bool, **kwargs) -> in
     return ExitStatus.OK if doc["matches_expected"] else ExitStatus.INCONCLUSIVE
 
 
+def _load_recording(rec: Path) -> dict:
+    """The ``scenario.json`` of a recording (a `lab run --out` directory or a sample)."""
+    try:
+        return json.loads((rec / "scenario.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputError(str(rec / "scenario.json"), f"not a lab recording: {exc}") from None
+
+
+def _explain(rec: Path, doc: dict) -> dict:
+    """The explain document of a recording's node bundles, with the recording's VXLAN port."""
+    from analyzer.pipeline.explain import explain_inputs
+
+    nodes = [str(rec / n["name"]) for n in doc["nodes"] if (rec / n["name"]).is_dir()]
+    return explain_inputs(nodes, vxlan_ports={doc["params"]["vxlan_port"]}, warn=lambda _line: None)
+
+
 def _check(out: Path, doc: dict) -> list[str]:
     """Run explain on a recording's node bundles and compare with its expectations."""
     from analyzer.lab.expect import compare
-    from analyzer.pipeline.explain import explain_inputs
 
-    nodes = [str(out / n["name"]) for n in doc["nodes"] if (out / n["name"]).is_dir()]
-    ports = {doc["params"]["vxlan_port"]}
-    return compare(doc, explain_inputs(nodes, vxlan_ports=ports, warn=lambda _line: None))
+    return compare(doc, _explain(out, doc))
 
 
 def _record(sc, params: LabParams, out: Path, command: str | None, quiet: bool, sample: bool) -> dict:  # noqa: ANN001
@@ -160,14 +173,9 @@ def _record(sc, params: LabParams, out: Path, command: str | None, quiet: bool, 
 @click.argument("recordings", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
 def check_cmd(recordings: tuple[Path, ...]) -> int:
     """Explain each recording (a `lab run --out` directory) and compare with its scenario.json."""
-    import json
-
     failed = 0
     for rec in recordings:
-        try:
-            doc = json.loads((rec / "scenario.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise InputError(str(rec / "scenario.json"), f"not a lab recording: {exc}") from None
+        doc = _load_recording(rec)
         problems = _check(rec, doc)
         click.echo(f"{rec}: {doc['scenario']}: " + ("explain agrees" if not problems else "DISAGREES"))
         for line in problems:
@@ -184,9 +192,6 @@ def check_cmd(recordings: tuple[Path, ...]) -> int:
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True, help="Report language.")
 def reports_cmd(samples_dir: Path, out: Path, lang: str) -> None:
     """Write the HTML explain report of every sample (no root needed: it only reads the recordings)."""
-    import json
-
-    from analyzer.pipeline.explain import explain_inputs
     from analyzer.report.html import render_html
 
     docs = sorted(samples_dir.glob("*/scenario.json"))
@@ -194,9 +199,8 @@ def reports_cmd(samples_dir: Path, out: Path, lang: str) -> None:
         raise InputError(str(samples_dir), "no lab sample here (no */scenario.json)")
     out.mkdir(parents=True, exist_ok=True)
     for doc_path in docs:
-        doc = json.loads(doc_path.read_text())
-        nodes = [str(doc_path.parent / n["name"]) for n in doc["nodes"] if (doc_path.parent / n["name"]).is_dir()]
-        explained = explain_inputs(nodes, vxlan_ports={doc["params"]["vxlan_port"]}, warn=lambda _line: None)
+        doc = _load_recording(doc_path.parent)
+        explained = _explain(doc_path.parent, doc)
         target = out / f"{doc['scenario']}.html"
         target.write_text(render_html(explained, lang=lang), encoding="utf-8")
         n = len(explained["flows"])

@@ -83,6 +83,16 @@ def test_refuses_a_non_empty_out_dir(tmp_path: Path) -> None:
     assert (tmp_path / "keep.txt").read_text() == "mine"
 
 
+@pytest.mark.parametrize("command", ["check", "reports"])
+def test_a_damaged_scenario_json_is_an_input_error(tmp_path: Path, command: str) -> None:
+    (tmp_path / "rec").mkdir()
+    (tmp_path / "rec" / "scenario.json").write_text("{not json")
+    args = [str(tmp_path / "rec")] if command == "check" else ["--samples", str(tmp_path), "--out", str(tmp_path / "r")]
+    done = k8s_trace("lab", command, *args)
+    assert done.returncode == 3, done.stderr
+    assert "scenario.json: not a lab recording" in done.stderr and "Traceback" not in done.stderr
+
+
 def test_down_without_a_lab_says_so() -> None:
     if os.geteuid() != 0:
         pytest.skip("lab down checks for root first")
