@@ -14,8 +14,7 @@ def decode_arp(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
     stop = (end if end < cur.n else cur.n)
     if stop - off < ARP_FIXED:
-        cur.short(off, "ARP header", ARP_FIXED, end)
-        cur.raw(off, end, "short ARP header")
+        cur.truncated(off, "ARP header", ARP_FIXED, end)
         return
     hwtype = (data[off] << 8) | data[off + 1]
     ptype = (data[off + 2] << 8) | data[off + 3]

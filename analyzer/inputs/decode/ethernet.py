@@ -13,8 +13,7 @@ ETH_TYPE_TEB = 0x6558  # transparent Ethernet bridging (GRE, GENEVE)
 def decode_ethernet(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
     if (end if end < cur.n else cur.n) - off < ETH_HEADER:
-        cur.short(off, "Ethernet header", ETH_HEADER, end)
-        cur.raw(off, end, "short Ethernet header")
+        cur.truncated(off, "Ethernet header", ETH_HEADER, end)
         return
     etype = (data[off + 12] << 8) | data[off + 13]
     cur.layers.append(
@@ -26,8 +25,7 @@ def decode_ethernet(cur: Cursor, off: int, end: int) -> None:
 def decode_vlan(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
     if (end if end < cur.n else cur.n) - off < 4:
-        cur.short(off, "802.1Q tag", 4, end)
-        cur.raw(off, end, "short 802.1Q tag")
+        cur.truncated(off, "802.1Q tag", 4, end)
         return
     tci = (data[off] << 8) | data[off + 1]
     etype = (data[off + 2] << 8) | data[off + 3]

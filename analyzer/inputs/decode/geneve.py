@@ -13,8 +13,7 @@ def decode_geneve(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
     stop = (end if end < cur.n else cur.n)
     if stop - off < GENEVE_HEADER:
-        cur.short(off, "GENEVE header", GENEVE_HEADER, end)
-        cur.raw(off, end, "short GENEVE header")
+        cur.truncated(off, "GENEVE header", GENEVE_HEADER, end)
         return
     version = data[off] >> 6
     opt_len = (data[off] & 0x3F) * 4

@@ -25,8 +25,7 @@ def decode_gre(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
     stop = (end if end < cur.n else cur.n)
     if stop - off < GRE_MIN:
-        cur.short(off, "GRE header", GRE_MIN, end)
-        cur.raw(off, end, "short GRE header")
+        cur.truncated(off, "GRE header", GRE_MIN, end)
         return
     flags = (data[off] << 8) | data[off + 1]
     version = flags & 0x7
@@ -45,8 +44,7 @@ def decode_gre(cur: Cursor, off: int, end: int) -> None:
         cur.raw(pos, end, f"GRE version {version} payload")
         return
     if stop - off < need:
-        cur.short(off, "GRE header", need, end)
-        cur.raw(off, end, "short GRE header")
+        cur.truncated(off, "GRE header", need, end)
         return
     if version == 0:
         if flags & 0xC000:

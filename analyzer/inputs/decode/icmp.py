@@ -17,8 +17,7 @@ def decode_icmp(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
     stop = (end if end < cur.n else cur.n)
     if stop - off < 4:
-        cur.short(off, "ICMP header", ICMP_HEADER, end)
-        cur.raw(off, end, "short ICMP header")
+        cur.truncated(off, "ICMP header", ICMP_HEADER, end)
         return
     itype, code = data[off], data[off + 1]
     csum = (data[off + 2] << 8) | data[off + 3]

@@ -16,8 +16,7 @@ def decode_icmpv6(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
     stop = (end if end < cur.n else cur.n)
     if stop - off < 4:
-        cur.short(off, "ICMPv6 header", ICMPV6_HEADER, end)
-        cur.raw(off, end, "short ICMPv6 header")
+        cur.truncated(off, "ICMPv6 header", ICMPV6_HEADER, end)
         return
     itype, code = data[off], data[off + 1]
     csum = (data[off + 2] << 8) | data[off + 3]

@@ -35,8 +35,7 @@ def decode_ipv4(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
     avail = (end if end < cur.n else cur.n) - off
     if avail < IPV4_MIN:
-        cur.short(off, "IPv4 header", IPV4_MIN, end)
-        cur.raw(off, end, "short IPv4 header")
+        cur.truncated(off, "IPv4 header", IPV4_MIN, end)
         return
     vihl, tos, total, ident, frag, ttl, proto, csum, src, dst = _HDR.unpack_from(data, off)
     if vihl >> 4 != 4:

@@ -21,8 +21,7 @@ def decode_ipv6(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
     avail = (end if end < cur.n else cur.n) - off
     if avail < IPV6_HEADER:
-        cur.short(off, "IPv6 header", IPV6_HEADER, end)
-        cur.raw(off, end, "short IPv6 header")
+        cur.truncated(off, "IPv6 header", IPV6_HEADER, end)
         return
     word = int.from_bytes(data[off : off + 4], "big")
     if word >> 28 != 6:

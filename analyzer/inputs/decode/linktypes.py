@@ -39,8 +39,7 @@ def _loopback(cur: Cursor, off: int, end: int, family: int) -> None:
 def decode_null(cur: Cursor, off: int, end: int) -> None:
     """BSD loopback (link type 0): a 4-byte address family in the writer's byte order."""
     if cur.n - off < 4:
-        cur.short(off, "loopback header", 4, end)
-        cur.raw(off, end, "short loopback header")
+        cur.truncated(off, "loopback header", 4, end)
         return
     head = cur.data[off : off + 4]
     family = int.from_bytes(head, "little" if head[0] else "big")
@@ -50,8 +49,7 @@ def decode_null(cur: Cursor, off: int, end: int) -> None:
 def decode_loop(cur: Cursor, off: int, end: int) -> None:
     """OpenBSD loopback (link type 108): the address family in network byte order."""
     if cur.n - off < 4:
-        cur.short(off, "loopback header", 4, end)
-        cur.raw(off, end, "short loopback header")
+        cur.truncated(off, "loopback header", 4, end)
         return
     _loopback(cur, off, end, int.from_bytes(cur.data[off : off + 4], "big"))
 

@@ -97,6 +97,12 @@ class Cursor:
             self.cut = True
             self.notes.append(f"byte {off}: {what} needs {need} bytes, {left} left")
 
+    def truncated(self, off: int, what: str, need: int, end: int) -> None:
+        """``what`` at ``off`` is cut short: note it (as ``short``) and keep its bytes as a
+        ``raw`` layer ("short <what>")."""
+        self.short(off, what, need, end)
+        self.raw(off, end, f"short {what}")
+
     def raw(self, off: int, end: int, what: str) -> None:
         """Leave the bytes from ``off`` undecoded (a ``raw`` layer), if any were captured."""
         stop = min(end, self.n)

@@ -12,8 +12,7 @@ def decode_sctp(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
     avail = (end if end < cur.n else cur.n) - off
     if avail < 4:
-        cur.short(off, "SCTP header", SCTP_HEADER, end)
-        cur.raw(off, end, "short SCTP header")
+        cur.truncated(off, "SCTP header", SCTP_HEADER, end)
         return
     sport = (data[off] << 8) | data[off + 1]
     dport = (data[off + 2] << 8) | data[off + 3]

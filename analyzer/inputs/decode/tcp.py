@@ -46,8 +46,7 @@ def decode_tcp(cur: Cursor, off: int, end: int) -> None:
             seq = int.from_bytes(data[off + 4 : off + 8], "big") if avail >= 8 else None
             cur.layers.append(TCP(off, avail, sport, dport, seq, None, None, None, None, None, None, None))
             return
-        cur.short(off, "TCP header", TCP_MIN, end)
-        cur.raw(off, end, "short TCP header")
+        cur.truncated(off, "TCP header", TCP_MIN, end)
         return
     sport, dport, seq, ack, doff, flags, window = _HDR.unpack_from(data, off)
     hl = (doff >> 4) * 4

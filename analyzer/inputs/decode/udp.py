@@ -54,8 +54,7 @@ def decode_udp(cur: Cursor, off: int, end: int) -> None:
             dport = (data[off + 2] << 8) | data[off + 3]
             cur.layers.append(UDP(off, avail, sport, dport, 0, 0, None, None))
             return
-        cur.short(off, "UDP header", UDP_HEADER, end)
-        cur.raw(off, end, "short UDP header")
+        cur.truncated(off, "UDP header", UDP_HEADER, end)
         return
     sport = (data[off] << 8) | data[off + 1]
     dport = (data[off + 2] << 8) | data[off + 3]

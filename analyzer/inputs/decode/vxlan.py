@@ -14,8 +14,7 @@ VXLAN_UDP_PORTS = frozenset({4789, 8472})
 def decode_vxlan(cur: Cursor, off: int, end: int) -> None:
     data = cur.data
     if (end if end < cur.n else cur.n) - off < VXLAN_HEADER:
-        cur.short(off, "VXLAN header", VXLAN_HEADER, end)
-        cur.raw(off, end, "short VXLAN header")
+        cur.truncated(off, "VXLAN header", VXLAN_HEADER, end)
         return
     flags = (data[off] << 8) | data[off + 1]
     group = (data[off + 2] << 8) | data[off + 3]
