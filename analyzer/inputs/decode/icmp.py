@@ -39,11 +39,8 @@ def decode_icmp(cur: Cursor, off: int, end: int) -> None:
         return
     if not cur.quoted:
         cur.payload_offset, cur.payload_end = off + ICMP_HEADER, end
-    if is_error and stop > off + ICMP_HEADER and cur.room():
-        if cur.quote_start is None:
-            cur.quote_start = len(cur.layers)
-        cur.quoted = True
-        decode_ipv4(cur, off + ICMP_HEADER, end)
+    if is_error and stop > off + ICMP_HEADER:
+        cur.quote(decode_ipv4, off + ICMP_HEADER, end)
 
 
 bind_ip_proto(1, decode_icmp)

@@ -40,11 +40,8 @@ def decode_icmpv6(cur: Cursor, off: int, end: int) -> None:
         return
     if not cur.quoted:
         cur.payload_offset, cur.payload_end = off + ICMPV6_HEADER, end
-    if is_error and stop > off + ICMPV6_HEADER and cur.room():
-        if cur.quote_start is None:
-            cur.quote_start = len(cur.layers)
-        cur.quoted = True
-        decode_ipv6(cur, off + ICMPV6_HEADER, end)
+    if is_error and stop > off + ICMPV6_HEADER:
+        cur.quote(decode_ipv6, off + ICMPV6_HEADER, end)
 
 
 bind_ip_proto(58, decode_icmpv6)

@@ -115,6 +115,14 @@ class Cursor:
         self.notes.append(f"decoding stopped after {MAX_LAYERS} layers")
         return False
 
+    def quote(self, decoder: Decoder, off: int, end: int) -> None:
+        """Decode the packet an ICMP/ICMPv6 error quotes at ``off``: its layers are quoted ones."""
+        if self.room():
+            if self.quote_start is None:
+                self.quote_start = len(self.layers)
+            self.quoted = True
+            decoder(self, off, end)
+
     def ethertype(self, value: int, off: int, end: int) -> None:
         self.etype = value
         decoder = ETHERTYPES.get(value)
