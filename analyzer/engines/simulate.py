@@ -15,7 +15,7 @@ outcome says so, and ``-o`` tests are decided as "not that interface" and listed
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from analyzer.engines.netfilter import (
@@ -316,6 +316,16 @@ class _Simulator:
             out.append((new, b))
         return out
 
+    def _through(self, leg: _Leg, hooks: tuple[str, ...], outcomes: list[SimOutcome]) -> Iterator[_Leg]:
+        """The legs that get through every hook of ``hooks`` in turn, depth first (one branch is
+        followed to its end before the next); the ones a hook stops end in ``outcomes``."""
+        if not hooks:
+            yield leg
+            return
+        for leg2, b in self.walk_hook(leg, hooks[0]):
+            if not self._stopped(leg2, b, outcomes):
+                yield from self._through(leg2, hooks[1:], outcomes)
+
     def route(self, leg: _Leg) -> RouteDecision | None:
         if not self.has_routes(leg.node):
             return None
@@ -415,20 +425,15 @@ class _Simulator:
                                       out_interface=None, out_known=False)
                 self._after_prerouting(leg2, entry, outcomes)
                 continue
-            for leg3, b3 in self.walk_hook(leg2, "FORWARD"):
-                if self._stopped(leg3, b3, outcomes):
-                    continue
-                for leg4, b4 in self.walk_hook(leg3, "POSTROUTING"):
-                    if self._stopped(leg4, b4, outcomes):
-                        continue
-                    leg4.visits.append((node, entry, bridge, "forward"))
-                    where = f" via {port_out}" if port_out else ""
-                    leg4.hops.append(SimHop(node.name, bridge, "deliver", "DELIVERED",
-                                            f"switched to pod {leg4.packet.endpoint('dst')}{where}",
-                                            self._bridge_evidence(node, p.dst)))
-                    outcomes.append(self._end(leg4, "forwarded", f"switched on {bridge} to pod "
-                                              f"{leg4.packet.endpoint('dst')}{where}", out_if=bridge,
-                                              next_hop=str(p.dst), delivered=f"pod {p.dst} on {node.name}"))
+            for leg4 in self._through(leg2, ("FORWARD", "POSTROUTING"), outcomes):
+                leg4.visits.append((node, entry, bridge, "forward"))
+                where = f" via {port_out}" if port_out else ""
+                leg4.hops.append(SimHop(node.name, bridge, "deliver", "DELIVERED",
+                                        f"switched to pod {leg4.packet.endpoint('dst')}{where}",
+                                        self._bridge_evidence(node, p.dst)))
+                outcomes.append(self._end(leg4, "forwarded", f"switched on {bridge} to pod "
+                                          f"{leg4.packet.endpoint('dst')}{where}", out_if=bridge,
+                                          next_hop=str(p.dst), delivered=f"pod {p.dst} on {node.name}"))
 
     def _after_prerouting(self, leg: _Leg, entry: PacketState, outcomes: list[SimOutcome]) -> None:
         p = leg.packet
@@ -466,14 +471,9 @@ class _Simulator:
         if too_big is not None:
             outcomes.append(too_big)
             return
-        for leg2, b in self.walk_hook(leg, "FORWARD"):
-            if self._stopped(leg2, b, outcomes):
-                continue
-            for leg3, b3 in self.walk_hook(leg2, "POSTROUTING"):
-                if self._stopped(leg3, b3, outcomes):
-                    continue
-                leg3.visits.append((leg3.node, entry, out_if, "forward"))
-                self._leave(leg3, decision, out_if, next_hop, outcomes)
+        for leg3 in self._through(leg, ("FORWARD", "POSTROUTING"), outcomes):
+            leg3.visits.append((leg3.node, entry, out_if, "forward"))
+            self._leave(leg3, decision, out_if, next_hop, outcomes)
 
     def _exceeds_mtu(self, leg: _Leg, out_if: str | None, decision: RouteDecision | None) -> SimOutcome | None:
         """ip_forward's MTU check (before the FORWARD hook): a DF packet larger than the out device's
