@@ -50,29 +50,18 @@ def parse_bridge_fdb(text: str, source: str) -> tuple[tuple[FdbEntry, ...], tupl
     return tuple(entries), tuple(warnings)
 
 
+#: ``key value`` words kept on ``FdbEntry`` (same field name) and how each value is read
+_VALUES = {"dev": str, "dst": parse_ip, "vlan": int, "master": str, "port": int, "vni": int, "via": str}
+#: flag words kept on ``FdbEntry`` -> field (set to True)
+_FLAG_FIELDS = {"self": "is_self", "permanent": "permanent", "static": "static", "extern_learn": "extern_learn"}
+
+
 def _set(fields: dict[str, Any], key: str, value: str | None) -> None:
     if value is None:
-        if key == "self":
-            fields["is_self"] = True
-        elif key in ("permanent", "static"):
-            fields[key] = True
-        elif key == "extern_learn":
-            fields["extern_learn"] = True
-        return
-    if key == "dev":
-        fields["dev"] = value
-    elif key == "dst":
-        fields["dst"] = parse_ip(value)
-    elif key == "vlan":
-        fields["vlan"] = int(value)
-    elif key == "master":
-        fields["master"] = value
-    elif key == "port":
-        fields["port"] = int(value)
-    elif key == "vni":
-        fields["vni"] = int(value)
-    elif key == "via":
-        fields["via"] = value
+        if key in _FLAG_FIELDS:
+            fields[_FLAG_FIELDS[key]] = True
+    elif key in _VALUES:
+        fields[key] = _VALUES[key](value)
     elif key == "state" and value in ("permanent", "static"):
         fields[value] = True
 
