@@ -56,14 +56,6 @@ def _ip_total(ip: IPv4 | IPv6) -> int:
     return ip.total_len if isinstance(ip, IPv4) else ip.payload_len + 40
 
 
-def _ip_end(ip: IPv4 | IPv6, cap: int) -> int:
-    """Where the IP packet ends by its own length (TSO length 0: the captured bytes)."""
-    total = _ip_total(ip)
-    if isinstance(ip, IPv4) and total == 0 or isinstance(ip, IPv6) and ip.payload_len == 0:
-        return cap
-    return ip.offset + total
-
-
 def _quoted(layers: tuple[Layer, ...]) -> QuotedPacket | None:
     first: IPv4 | IPv6 | None = None
     last: IPv4 | IPv6 | None = None
