@@ -791,9 +791,6 @@ class NetfilterEngine:
             chain.by_dst, chain.by_port, chain.rest = by_dst, by_port, rest
         return chain
 
-    def has_table(self, table: str) -> bool:
-        return table in self.ruleset.tables
-
     # -- public walks ------------------------------------------------------------------------------
     def walk_hook(self, hook: str, packet: PacketState, *, probability: float = 1.0) -> list[Branch]:
         """Run every table registered at ``hook`` over ``packet``; one Branch per way out."""

@@ -207,9 +207,6 @@ class SimulationResult:
             "warnings": list(self.warnings),
         }
 
-    def probability_of(self, status: str) -> float:
-        return sum(o.probability for o in self.outcomes if o.status == status)
-
 
 def _ruleset_for(node: NodeSnapshot, family: int):  # noqa: ANN202 - RuleSet | None
     """The node's iptables-save for IPv4 packets, ip6tables-save for IPv6 ones (a bare dump file

@@ -22,9 +22,6 @@ BUILTIN_CHAINS: Mapping[str, tuple[str, ...]] = {
     "security": ("INPUT", "FORWARD", "OUTPUT"),
 }
 
-#: targets built into iptables itself (not extension modules)
-STANDARD_TARGETS = frozenset({"ACCEPT", "DROP", "RETURN", "QUEUE"})
-
 
 @dataclass(frozen=True, slots=True)
 class Option:

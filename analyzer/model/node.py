@@ -395,9 +395,6 @@ class NodeSnapshot:
     def interface(self, name: str) -> Interface | None:
         return next((i for i in self.interfaces if i.name == name), None)
 
-    def interface_by_index(self, index: int) -> Interface | None:
-        return next((i for i in self.interfaces if i.index == index), None)
-
     def local_addresses(self) -> tuple[IPAddress, ...]:
         """Every address configured on the node (interfaces, plus ``local`` routes of the dump)."""
         seen: dict[IPAddress, None] = {}
