@@ -23,8 +23,9 @@ from analyzer.inputs.bridge_fdb import parse_bridge_fdb
 from analyzer.inputs.conntrack import parse_conntrack
 from analyzer.inputs.ip_addr import merge_interfaces, parse_ip_addr
 from analyzer.inputs.ip_neigh import parse_ip_neigh
-from analyzer.inputs.ip_route import parse_ip_route
+from analyzer.inputs.ip_route import iter_lines, parse_ip_route
 from analyzer.inputs.ip_rule import parse_ip_rule
+from analyzer.inputs.iptables_save import parse_iptables_save
 from analyzer.inputs.kubectl import looks_like_kubectl, parse_kubectl
 from analyzer.inputs.subnet_env import parse_subnet_env
 from analyzer.inputs.sysctl import parse_sysctl
@@ -355,13 +356,12 @@ def _build(texts: dict[str, list[tuple[str, str]]], captures: list[CaptureFile],
         warnings.extend(w)
     for kind, field_name in (("iptables-save", "ruleset"), ("ip6tables-save", "ip6ruleset")):
         for display, text in each(kind):
-            ruleset, w = _parse_ruleset(text, display)
-            warnings.extend(w)
+            ruleset = parse_iptables_save(text, display)
+            warnings.extend(ruleset.warnings)
             fields[field_name] = fields.get(field_name) or ruleset
     for display, text in each("missing"):
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                warnings.append(f"{display}:{number}: not collected: {line.strip()}")
+        for number, line in iter_lines(text):
+            warnings.append(f"{display}:{number}: not collected: {line.strip()}")
     return NodeSnapshot(
         name=node_name, files=files, sysctl=sysctl, sysctl_sources=sysctl_sources, kube=kube,
         captures=tuple(sorted(captures, key=lambda c: c.display)), warnings=tuple(warnings), **fields,
@@ -371,12 +371,3 @@ def _build(texts: dict[str, list[tuple[str, str]]], captures: list[CaptureFile],
 def _is_ipv6_name(display: str) -> bool:
     base = display.rsplit("/", 1)[-1]
     return base.startswith(("ip6", "ipv6")) or "-6" in base or "inet6" in base
-
-
-def _parse_ruleset(text: str, display: str) -> tuple[Any, tuple[str, ...]]:
-    try:
-        from analyzer.inputs.iptables_save import parse_iptables_save
-    except ImportError:  # the netfilter parser is optional for routing-only use
-        return None, (f"{display}: iptables-save parser unavailable; netfilter rules not loaded",)
-    ruleset = parse_iptables_save(text, display)
-    return ruleset, tuple(getattr(ruleset, "warnings", ()))
