@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from analyzer.model.flow import endpoint_text
 from analyzer.model.netfilter import Match, Option, Rule, RuleSet, Selector
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -174,8 +175,7 @@ class PacketState:
 
     def endpoint(self, which: str) -> str:
         ip, port = (self.src, self.sport) if which == "src" else (self.dst, self.dport)
-        text = f"[{ip}]" if ip.version == 6 and port is not None else str(ip)
-        return f"{text}:{port}" if port is not None else text
+        return endpoint_text(str(ip), port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,7 @@ from analyzer.engines.netfilter import (
 )
 from analyzer.engines.overlay import resolve_overlay
 from analyzer.engines.routing import lookup_route
+from analyzer.model.flow import endpoint_text
 from analyzer.model.netfilter import Rule
 from analyzer.model.node import IPAddress, NodeSnapshot, RouteDecision
 from analyzer.model.refs import SourceRef
@@ -76,8 +77,7 @@ class SimPacket:
 
     def endpoint(self, which: str) -> str:
         ip, port = (self.src, self.sport) if which == "src" else (self.dst, self.dport)
-        shown = f"[{ip}]" if ":" in ip and port is not None else ip
-        return f"{shown}:{port}" if port is not None else shown
+        return endpoint_text(ip, port)
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,11 +101,11 @@ class FlowSummary:
 
     @property
     def client(self) -> str:
-        return _endpoint(self.client_ip, self.client_port)
+        return endpoint_text(self.client_ip, self.client_port)
 
     @property
     def server(self) -> str:
-        return _endpoint(self.server_ip, self.server_port)
+        return endpoint_text(self.server_ip, self.server_port)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,7 +129,7 @@ class FlowSummary:
         }
 
 
-def _endpoint(ip: str, port: int | None) -> str:
+def endpoint_text(ip: str, port: int | None) -> str:
     """``ip:port`` (``[v6]:port``), or the bare address for portless protocols."""
     if port is None:
         return ip
