@@ -61,7 +61,7 @@ def _parse_line(line: str, ref: SourceRef) -> ConntrackEntry:
             fields["assured"] = True
         elif word == "[UNREPLIED]":
             fields["unreplied"] = True
-        elif word.startswith("[") or word in ("[OFFLOAD]", "[HW_OFFLOAD]"):
+        elif word.startswith("["):  # [OFFLOAD], [HW_OFFLOAD] and other status words
             continue
         elif word.isupper() and not tuples:
             fields["state"] = word
