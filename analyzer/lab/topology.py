@@ -131,18 +131,8 @@ class Cluster:
     def pod(self, name: str) -> Pod:
         return next(p for p in self.pods if p.name == name)
 
-    def pods_on(self, node: str) -> tuple[Pod, ...]:
-        return tuple(p for p in self.pods if p.node == node)
-
     def service(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)
-
-    def namespace_of(self, lab_name: str) -> str:
-        """Network namespace of a lab object: a node, a pod, switch, router or external."""
-        names = {n.name for n in self.nodes} | {p.name for p in self.pods} | {SWITCH, ROUTER, EXTERNAL}
-        if lab_name not in names:
-            raise KeyError(lab_name)
-        return self.params.ns(lab_name)
 
     @property
     def cluster_dns(self) -> str:

@@ -58,10 +58,6 @@ def _compact(value: Any) -> str:
     return "".join(_c_encode(value, 0))
 
 
-def _scalar(v: Any) -> bool:
-    return not isinstance(v, dict | list | tuple)
-
-
 _CONTAINERS = (dict, list, tuple)
 
 

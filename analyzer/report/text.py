@@ -66,10 +66,6 @@ def _display_width(s: str) -> int:
     return sum(2 if "\u1100" <= ch <= "\uffdc" and not ("\u2000" <= ch <= "\u27ff") else 1 for ch in s)
 
 
-def _flow_summary(out: _Out, lang: str, flow: dict[str, Any], status_width: int) -> str:
-    return _status_cell(out, lang, flow.get("status"), status_width) + " " + _summary_rest(lang, flow)
-
-
 def _summary_rest(lang: str, flow: dict[str, Any]) -> str:
     """The summary line after its status cell."""
     client, server = flow.get("client"), flow.get("server")
