@@ -41,7 +41,10 @@ def parse_kubectl(text: str, source: str) -> tuple[KubeInventory, tuple[str, ...
             break
         _flatten(doc, text.count("\n", 0, pos) + 1, objects)
         pos = end
-    inv = KubeInventory()
+    pods: list[KubePod] = []
+    services: list[KubeService] = []
+    endpoints: list[KubeEndpoint] = []
+    nodes: list[KubeNode] = []
     cursor = 0
     lines = text.splitlines()
     for obj, doc_line in objects:
@@ -52,22 +55,22 @@ def parse_kubectl(text: str, source: str) -> tuple[KubeInventory, tuple[str, ...
         ref = SourceRef(source, line, lines[line - 1].strip() if 0 < line <= len(lines) else "")
         try:
             if kind == "Pod":
-                inv = inv.merged(KubeInventory(pods=(_pod(obj, ref),)))
+                pods.append(_pod(obj, ref))
             elif kind == "Service":
-                inv = inv.merged(KubeInventory(services=(_service(obj, ref),)))
+                services.append(_service(obj, ref))
             elif kind == "EndpointSlice":
-                inv = inv.merged(KubeInventory(endpoints=_slice(obj, ref)))
+                endpoints.extend(_slice(obj, ref))
             elif kind == "Endpoints":
-                inv = inv.merged(KubeInventory(endpoints=_endpoints(obj, ref)))
+                endpoints.extend(_endpoints(obj, ref))
             elif kind == "Node":
-                inv = inv.merged(KubeInventory(nodes=(_node(obj, ref),)))
+                nodes.append(_node(obj, ref))
             else:
                 warnings.append(f"{source}:{line}: {kind or 'object without kind'} {name!r} ignored")
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             warnings.append(f"{source}:{line}: unrecognised {kind} {name!r} ({exc})")
     if not objects and not warnings:
         warnings.append(f"{source}:1: no Kubernetes objects found")
-    return inv, tuple(warnings)
+    return KubeInventory(tuple(pods), tuple(services), tuple(endpoints), tuple(nodes)), tuple(warnings)
 
 
 def _flatten(doc: Any, line: int, out: list[tuple[dict[str, Any], int]]) -> None:
