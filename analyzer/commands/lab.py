@@ -274,13 +274,14 @@ def down_cmd(tag: str, force: bool) -> None:
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_cmd(tag: str, name: str, cmd: tuple[str, ...]) -> int:
     """Run CMD in the namespace of lab object NAME (a pod, node1, external, router, switch)."""
+    from analyzer.lab.netns import ns_argv
     from analyzer.lab.state import namespace_for
 
     if os.geteuid() != 0:
         raise LabError("entering a lab namespace needs root")
     ns, env, hostname = namespace_for(tag, name)
     # in a private UTS namespace named after the object, so `hostname` (and `collect`) say node1
-    argv = ["ip", "netns", "exec", ns, "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname, *cmd]
+    argv = ns_argv(ns, list(cmd), hostname)
     try:
         done = subprocess.run(argv, env={**os.environ, **env}, check=False)
     except OSError as exc:

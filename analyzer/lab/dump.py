@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from analyzer.inputs.bundle import BUNDLE_COMMANDS
+from analyzer.lab.netns import ns_argv
 from analyzer.lab.topology import Cluster
 
 #: bundle files the lab writes itself instead of running the command (there is no API server)
@@ -36,8 +37,7 @@ def dump_node(ns: str, hostname: str, out_dir: Path, subnet_env: str | None) -> 
         for name, command in BUNDLE_COMMANDS:
             if name in LAB_WRITES:
                 continue
-            argv = ["ip", "netns", "exec", ns, "unshare", "--uts", "sh", "-c",
-                    'hostname "$0" && exec sh -c "$1"', hostname, command]
+            argv = ns_argv(ns, ["sh", "-c", command], hostname)
             try:
                 done = subprocess.run(argv, capture_output=True, text=True, timeout=20, env=env, check=False)
             except (OSError, subprocess.TimeoutExpired) as exc:

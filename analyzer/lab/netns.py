@@ -35,6 +35,15 @@ def lab_env(ns: str) -> dict[str, str]:
     return {**os.environ, ENV_MARK: ns}
 
 
+def ns_argv(ns: str, argv: list[str], hostname: str | None = None) -> list[str]:
+    """argv run inside network namespace ns; with `hostname`, in a private UTS namespace of that
+    name (so `hostname`, and the bundle commands, answer ``node1``, not the host's name)."""
+    full = ["ip", "netns", "exec", ns]
+    if hostname:
+        full += ["unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"', hostname]
+    return full + argv
+
+
 def marked_processes(prefix: str) -> list[tuple[int, str]]:
     """(pid, command line) of live processes whose K8S_TRACE_LAB_NS starts with `prefix`."""
     wanted = f"{ENV_MARK}={prefix}".encode()
@@ -151,10 +160,7 @@ class Sandbox:
     def start(self, ns: str, argv: list[str], label: str, *, ready: str | None = None,
               ready_stream: str = "stdout", timeout: float = 5.0, hostname: str | None = None) -> Proc:
         """Start argv inside ns; with `ready`, wait until that text appears on the given stream."""
-        full = ["ip", "netns", "exec", ns]
-        if hostname:
-            full += ["unshare", "--uts", "sh", "-c", 'hostname "$0"; exec "$@"', hostname]
-        full += argv
+        full = ns_argv(ns, argv, hostname)
         self.log.append(" ".join(full) + " &")
         try:
             popen = subprocess.Popen(full, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, env=lab_env(ns),
