@@ -28,7 +28,8 @@ def ones_sum(data: bytes | bytearray) -> int:
     return int.from_bytes(data, "big") % 0xFFFF
 
 
-def _pseudo(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
+def pseudo_header(src: bytes, dst: bytes, proto: int, length: int) -> bytes:
+    """The IPv4 or IPv6 (by the address size) pseudo-header of a TCP/UDP checksum."""
     if len(src) == 4:
         return src + dst + bytes((0, proto)) + length.to_bytes(2, "big")
     return src + dst + length.to_bytes(4, "big") + bytes((0, 0, 0, proto))
@@ -56,7 +57,7 @@ def _inner_fixed(cur: Cursor, after: int, outer_off: int, outer_len: int) -> byt
     src, dst = socket.inet_pton(family, ip.src), socket.inet_pton(family, ip.dst)
     proto = 6 if isinstance(transport, TCP) else 17
     seg = bytearray(cur.data[transport.offset : end])
-    pseudo = _pseudo(src, dst, proto, len(seg))
+    pseudo = pseudo_header(src, dst, proto, len(seg))
     found = (cur.data[field] << 8) | cur.data[field + 1]
     if found != (ones_sum(pseudo) or 0xFFFF):
         return None  # the inner checksum is not a CHECKSUM_PARTIAL placeholder: no offload here
@@ -73,7 +74,7 @@ def settle_checksums(cur: Cursor) -> None:
     """Decide each outer UDP checksum mismatch noted by ``decode_udp`` (see module doc)."""
     for index, off, length, csum, want, src, dst in cur.pending_csum:
         fixed = _inner_fixed(cur, index, off, length)
-        if fixed is not None and (ones_sum(_pseudo(src, dst, 17, length)) + ones_sum(fixed)) % 0xFFFF == 0:
+        if fixed is not None and (ones_sum(pseudo_header(src, dst, 17, length)) + ones_sum(fixed)) % 0xFFFF == 0:
             layer = cur.layers[index]
             assert isinstance(layer, UDP)
             cur.layers[index] = replace(layer, checksum_ok=None)

@@ -8,17 +8,12 @@ before the NIC computed it, as on the sending node or a veth): not verifiable, n
 
 from __future__ import annotations
 
+from analyzer.inputs.decode.checksum import ones_sum, pseudo_header
 from analyzer.inputs.decode.dns import DNS_PORT, dns_summary
 from analyzer.inputs.decode.registry import Cursor
 from analyzer.model.packet import UDP
 
 UDP_HEADER = 8
-
-
-def _pseudo(src: bytes, dst: bytes, length: int) -> bytes:
-    if len(src) == 4:
-        return src + dst + b"\x00\x11" + length.to_bytes(2, "big")
-    return src + dst + length.to_bytes(4, "big") + b"\x00\x00\x00\x11"
 
 
 def offload_partial(src: bytes, dst: bytes, length: int) -> int:
@@ -28,21 +23,14 @@ def offload_partial(src: bytes, dst: bytes, length: int) -> int:
     packets whose checksum the NIC has still to fill in (CHECKSUM_PARTIAL): the field then holds
     exactly this value. It is not an error, and the real checksum cannot be verified.
     """
-    total = int.from_bytes(_pseudo(src, dst, length), "big") % 0xFFFF
-    return total or 0xFFFF
+    return ones_sum(pseudo_header(src, dst, 17, length)) or 0xFFFF
 
 
 def udp_checksum(data: bytes, off: int, length: int, src: bytes, dst: bytes) -> int:
     """The checksum the datagram at ``data[off:off+length]`` should carry (field taken as 0)."""
-    seg = data[off : off + length]
-    if length & 1:
-        seg += b"\x00"
-    # ones' complement sum of 16-bit words == value mod 0xffff (2**16 = 1 mod 0xffff)
-    total = int.from_bytes(_pseudo(src, dst, length), "big") % 0xFFFF + int.from_bytes(seg, "big") % 0xFFFF
-    total -= (data[off + 6] << 8) | data[off + 7]
-    total %= 0xFFFF
-    csum = 0xFFFF - total if total else 0xFFFF
-    return csum if csum else 0xFFFF
+    field = (data[off + 6] << 8) | data[off + 7]
+    total = (ones_sum(pseudo_header(src, dst, 17, length)) + ones_sum(data[off : off + length]) - field) % 0xFFFF
+    return 0xFFFF - total  # never 0: a computed checksum of 0 is sent as 0xffff
 
 
 def decode_udp(cur: Cursor, off: int, end: int) -> None:
