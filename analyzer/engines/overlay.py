@@ -31,14 +31,6 @@ ZERO_MAC = "00:00:00:00:00:00"
 ENCAP_OVERHEAD = {"vxlan": 50, "ipip": 20, "udp": 28, "host-gw": 0}
 
 
-def _is_vxlan(iface: Interface) -> bool:
-    return iface.vxlan is not None or iface.kind == "vxlan"
-
-
-def _is_ipip(iface: Interface) -> bool:
-    return iface.kind == "ipip" or iface.name == "tunl0" or (iface.tunnel is not None and iface.tunnel.mode == "ipip")
-
-
 def resolve_overlay(node: NodeSnapshot, decision: RouteDecision) -> OverlayDecision | None:
     """The overlay hop behind a unicast route decision, or None when the route is not an overlay
     route (local delivery, a pod on this node's bridge, the Internet via the default gateway)."""
@@ -58,9 +50,9 @@ def resolve_overlay(node: NodeSnapshot, decision: RouteDecision) -> OverlayDecis
                                    steps=(route_step, OverlayStep("device", text, (route.source,), ok=False)),
                                    evidence=(route.source,))
         return None
-    if _is_vxlan(iface):
+    if iface.is_vxlan:
         return _vxlan(node, decision, iface, route_step)
-    if _is_ipip(iface):
+    if iface.is_ipip:
         return _ipip(node, decision, iface, route_step)
     if iface.kind == "tun" and iface.name.startswith("flannel"):
         return _flannel_udp(node, decision, iface, route_step)
@@ -347,9 +339,9 @@ def reverse_lookup_vtep(node: NodeSnapshot, outer_src_ip: str | IPAddress) -> Vt
     for route in node.routes:
         if route.via == remote and not route.is_default and route.type == "unicast" and route.table == "main":
             iface = node.interface(route.dev) if route.dev else None
-            if iface is not None and _is_vxlan(iface):
+            if iface is not None and iface.is_vxlan:
                 continue
-            how = "IPIP" if iface is not None and _is_ipip(iface) else "host-gw"
+            how = "IPIP" if iface is not None and iface.is_ipip else "host-gw"
             return VtepMapping(remote=remote, subnet=route.dst, device=route.dev,
                                explanation=f"Route {route.dst} goes via node {remote} ({how}): its pods are "
                                            f"{route.dst}.", evidence=(route.source,))
@@ -377,7 +369,7 @@ def overlay_health(node: NodeSnapshot) -> tuple[OverlayStep, ...]:
         if route.table != "main" or route.type != "unicast" or route.dev is None or route.is_default:
             continue
         iface = node.interface(route.dev)
-        if iface is None or not (_is_vxlan(iface) or _is_ipip(iface)):
+        if iface is None or not (iface.is_vxlan or iface.is_ipip):
             continue
         probe = route.dst.network_address + (1 if route.dst.num_addresses > 1 else 0)
         decision = lookup_route(node, probe)

@@ -690,7 +690,7 @@ class _Simulator:
             dev = node.overlay_device()
             return dev.name if dev is not None else device
         if kind == "ipip":
-            dev = next((i for i in node.interfaces if i.kind == "ipip" or i.name == "tunl0"), None)
+            dev = next((i for i in node.interfaces if i.is_ipip), None)
             return dev.name if dev is not None else device
         return self._iface_with_address(node, remote_ip) if remote_ip is not None else None
 

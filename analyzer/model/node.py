@@ -187,6 +187,14 @@ class Interface:
         return "UP" in self.flags
 
     @property
+    def is_vxlan(self) -> bool:
+        return self.vxlan is not None or self.kind == "vxlan"
+
+    @property
+    def is_ipip(self) -> bool:
+        return self.kind == "ipip" or self.name == "tunl0" or (self.tunnel is not None and self.tunnel.mode == "ipip")
+
+    @property
     def peer_index(self) -> int | None:
         if self.peer and self.peer.startswith("if") and self.peer[2:].isdigit():
             return int(self.peer[2:])
@@ -432,7 +440,7 @@ class NodeSnapshot:
         return None
 
     def vxlan_devices(self) -> tuple[Interface, ...]:
-        return tuple(i for i in self.interfaces if i.vxlan is not None or i.kind == "vxlan")
+        return tuple(i for i in self.interfaces if i.is_vxlan)
 
     def overlay_device(self) -> Interface | None:
         """flannel.1 (or flannel.<vni>), else the first VXLAN device, else an ipip/tunl0 device."""
@@ -442,7 +450,7 @@ class NodeSnapshot:
                 return iface
         if vx:
             return vx[0]
-        return next((i for i in self.interfaces if i.kind == "ipip" or i.name == "tunl0"), None)
+        return next((i for i in self.interfaces if i.is_ipip), None)
 
     # -- flannel view ---------------------------------------------------------------------------
     @property
