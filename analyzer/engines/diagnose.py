@@ -12,9 +12,11 @@ import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from analyzer.engines import netfilter as nf
 from analyzer.engines.classify import node_of, role_of, service_at
 from analyzer.engines.explain import finding_text
 from analyzer.engines.paths import packet_label
+from analyzer.engines.simulate import _addresses, _ruleset_for
 from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
 from analyzer.model.node import NodeSnapshot
 from analyzer.model.refs import SourceRef
@@ -63,8 +65,8 @@ def _make(code: str, severity: str, node: str | None, params: Mapping[str, objec
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
-    """The terminal decision of a chain walk: ACCEPT/DROP/REJECT, the rule (or policy line), and
-    whether a rule with a match we cannot evaluate was passed over on the way (then it is a guess)."""
+    """A hook's DROP/REJECT for a packet: the rule (or policy line) that decided, and whether other
+    ways through the hook (rules on fields the caller did not know) let the packet pass."""
 
     target: str
     ref: SourceRef | None
@@ -80,101 +82,35 @@ def _ip_in(ip: str | None, value: str) -> bool | None:
         return None
 
 
-_KNOWN_MODULES = {"comment", "tcp", "udp", "icmp", "multiport", "conntrack", "state", "addrtype"}
-
-
-def _rule_matches(rule, pkt: Mapping[str, object], node: NodeSnapshot | None) -> bool | None:
-    """True/False when decidable from ``pkt`` (src, dst, proto, sport, dport, in, out); None when not."""
-    def sel(selector, value) -> bool | None:
-        if selector is None:
-            return True
-        if value is None:
-            return None
-        hit = _ip_in(str(value), selector.value) if "." in selector.value or ":" in selector.value else None
-        if hit is None:
-            hit = str(value) == selector.value or (selector.value.endswith("+") and str(value).startswith(selector.value[:-1]))
-        return hit != selector.negated
-
-    proto = pkt.get("proto")
-    checks = [sel(rule.src, pkt.get("src")), sel(rule.dst, pkt.get("dst"))]
-    if rule.protocol is not None:
-        checks.append((str(proto) == rule.protocol.value.lower()) != rule.protocol.negated if proto else None)
-    for sel_iface, key in ((rule.in_interface, "in"), (rule.out_interface, "out")):
-        if sel_iface is not None:
-            v = pkt.get(key)
-            if v is None:
-                checks.append(None)
-            else:
-                name = sel_iface.value
-                hit = str(v) == name or (name.endswith("+") and str(v).startswith(name[:-1]))
-                checks.append(hit != sel_iface.negated)
-    for m in rule.matches:
-        if m.module not in _KNOWN_MODULES:
-            checks.append(None)
-            continue
-        for opt in m.options:
-            if opt.name in ("dport", "dports", "destination-port", "destination-ports", "sport", "sports"):
-                port = pkt.get("dport" if opt.name.startswith("d") else "sport")
-                if port is None:
-                    checks.append(None)
-                    continue
-                ok = False
-                for part in ",".join(opt.values).split(","):
-                    if ":" in part:
-                        lo, _, hi = part.partition(":")
-                        ok = ok or (int(lo or 0) <= int(port) <= int(hi or 65535))  # type: ignore[call-overload]
-                    elif part.isdigit():
-                        ok = ok or int(part) == port
-                checks.append(ok != opt.negated)
-            elif opt.name in ("ctstate", "state"):
-                states = {v.upper() for v in ",".join(opt.values).split(",")}
-                checks.append(("NEW" in states) != opt.negated)
-            elif opt.name == "dst-type":
-                if node is None or pkt.get("dst") is None:
-                    checks.append(None)
-                else:
-                    local = node.is_local(str(pkt["dst"]))
-                    checks.append((local == (opt.value.upper() == "LOCAL")) != opt.negated)
-            elif opt.name in ("comment", "icmp-type", "src-type"):
-                continue
-    if any(c is False for c in checks):
-        return False
-    if any(c is None for c in checks):
+def hook_verdict(node: NodeSnapshot | None, hook: str, src: str | None, dst: str | None, proto: str | int | None,
+                 sport: int | None, dport: int | None) -> Verdict | None:
+    """The DROP/REJECT that netfilter's ``hook`` on ``node`` gives a first packet, walked by the netfilter
+    engine (every table, jumps, marks, addrtype); None when no way through the hook drops it or the dumps
+    do not say. ``uncertain``: other ways through the hook (rules on unknown fields) let it pass."""
+    num = nf.proto_number(proto)
+    if node is None or src is None or dst is None or num is None:
         return None
-    return True
-
-
-def walk_chain(ruleset, table: str, chain: str, pkt: Mapping[str, object], node: NodeSnapshot | None,
-               depth: int = 0) -> Verdict | None:
-    """First terminal verdict for ``pkt`` in ``table``/``chain`` (jumps followed); None: fell off a user chain."""
-    if ruleset is None or depth > 16:
+    try:
+        s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+    except ValueError:
         return None
-    ch = ruleset.chain(table, chain)
-    if ch is None:
+    ruleset = _ruleset_for(node, s.version)
+    if ruleset is None:
         return None
-    uncertain = False
-    for rule in ch.rules:
-        hit = _rule_matches(rule, pkt, node)
-        if hit is False:
-            continue
-        target = (rule.target or "").upper()
-        if hit is None:
-            if target in ("ACCEPT", "DROP", "REJECT"):
-                uncertain = True
-            continue
-        if target in ("ACCEPT", "DROP", "REJECT"):
-            return Verdict(target, rule.source, uncertain)
-        if target == "RETURN":
-            return None
-        if rule.target and ruleset.chain(table, rule.target) is not None:
-            v = walk_chain(ruleset, table, rule.target, pkt, node, depth + 1)
-            if v is not None:
-                return Verdict(v.target, v.ref, v.uncertain or uncertain)
-            if rule.goto:
-                return None
-    if ch.policy:
-        return Verdict(ch.policy.upper(), ch.source, uncertain)
-    return None
+    engine = nf.engine_for(ruleset, _addresses(node, ()))
+    packet = nf.PacketState(s, d, num, sport, dport, in_known=False, out_known=False)
+    branches = engine.walk_hook(hook, packet)
+    blocked = [b for b in branches if b.verdict in (nf.Verdict.DROP, nf.Verdict.REJECT)]
+    if not blocked:
+        return None
+    b = max(blocked, key=lambda b: b.probability)
+    if b.decided_by is not None:
+        ref = b.decided_by.source
+    else:  # a chain's policy: the ":CHAIN POLICY" line
+        last = b.steps[-1] if b.steps else None
+        chain = ruleset.chain(last.table, last.chain) if last is not None else None
+        ref = chain.source if chain is not None else None
+    return Verdict(b.verdict.value.upper(), ref, len(blocked) < len(branches))
 
 
 # ----------------------------------------------------------------------------- per-flow diagnosis
@@ -283,11 +219,8 @@ def _input_rule(snap: NodeSnapshot | None, src: str | None, dst: str | None, por
     """The INPUT rule (or policy) that drops/rejects UDP ``port`` from ``src`` on ``snap``."""
     if snap is None or snap.ruleset is None:
         return None
-    v = walk_chain(snap.ruleset, "filter", "INPUT",
-                   {"src": src, "dst": dst, "proto": "udp", "dport": port, "sport": None}, snap)
-    if v is not None and v.target in ("DROP", "REJECT"):
-        return v.ref
-    return None
+    v = hook_verdict(snap, "INPUT", src, dst, "udp", None, port)
+    return v.ref if v is not None else None
 
 
 def _service_rules(snap: NodeSnapshot | None, ip: str, phrase: str) -> list[SourceRef]:
@@ -531,9 +464,8 @@ def _forward_blocked(ctx: Context) -> list[Finding]:
         cands = [h for h in ctx.path if h.kind == "netfilter" and h.action == "forward" and h.node == node] or cands
     for hop in cands:
         snap = ctx.nodes.get(hop.node or "")
-        pkt = {"src": flow.client[0], "dst": flow.real_server[0], "proto": {6: "tcp", 17: "udp", 1: "icmp"}.get(flow.proto),
-               "sport": flow.client[1], "dport": flow.real_server[1]}
-        v = walk_chain(snap.ruleset, "filter", "FORWARD", pkt, snap) if snap is not None else None
+        v = hook_verdict(snap, "FORWARD", flow.client[0], flow.real_server[0], flow.proto, flow.client[1],
+                         flow.real_server[1])
         if v is not None and v.ref is not None and "endpoints" in v.ref.text:
             return []  # kube-proxy's service REJECT/DROP: SERVICE_NO_ENDPOINTS / NO_LOCAL_ENDPOINTS
         ev = [_ev_packet(e) for e in errs[:2]]
