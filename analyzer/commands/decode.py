@@ -158,14 +158,14 @@ def command(
     # Warnings that come before the first frame wait: if no frame ever comes, the last of them
     # becomes the one error line (exit 3) instead of a warning plus a vaguer error.
     held: list[str] = []
-    state = {"frames_read": 0}
+    read = 0  # frames read from the file, filtered out or not
 
     def say(message: str) -> None:
         sys.stdout.flush()
         click.echo(f"k8s-trace: warning: {message}", err=True)
 
     def warn(message: str) -> None:
-        if state["frames_read"]:
+        if read:
             say(message)
         else:
             held.append(message)
@@ -174,7 +174,6 @@ def command(
     host_set = {_address(h) for h in hosts}
     port_set, vni_set = frozenset(ports), frozenset(vnis)
     filtering = bool(host_set or port_set or vni_set or with_notes)
-    read = 0
     out = sys.stdout
     write = out.write
     frames = 0
@@ -183,7 +182,6 @@ def command(
     for frame in read_capture(capture, warn=warn):
         read += 1
         if read == 1:
-            state["frames_read"] = 1
             for message in held:
                 say(message)
             held.clear()
