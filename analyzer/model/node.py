@@ -414,12 +414,6 @@ class NodeSnapshot:
                 seen.setdefault(route.dst.network_address, None)
         return tuple(seen)
 
-    def is_local(self, ip: str | IPAddress) -> bool:
-        addr = ipaddress.ip_address(str(ip))
-        if addr.is_loopback:
-            return True
-        return addr in self.local_addresses()
-
     def interface_of_address(self, ip: str | IPAddress) -> Interface | None:
         addr = ipaddress.ip_address(str(ip))
         return next((i for i in self.interfaces if any(a.ip == addr for a in i.addresses)), None)
