@@ -487,6 +487,13 @@ def _tunnel_text(ip: IPv4 | IPv6 | None, udp: UDP | None, tunnel: Layer) -> str:
     return " ".join(parts)
 
 
+def _tag_prefix(tags: list[str]) -> str:
+    """``vlan 10,20 `` / ``mpls 16 `` in front of a segment's text (VLAN ids are bare numbers)."""
+    if not tags:
+        return ""
+    return ("vlan " if tags[0][0].isdigit() else "") + ",".join(tags) + " "
+
+
 def _segments(layers: tuple[Layer, ...] | list[Layer]) -> list[str]:
     """One text per encapsulation level (split at each tunnel layer)."""
     out: list[str] = []
@@ -499,8 +506,7 @@ def _segments(layers: tuple[Layer, ...] | list[Layer]) -> list[str]:
     tags: list[str] = []
     for layer in layers:
         if layer.name in TUNNEL_NAMES:
-            prefix = f"vlan {','.join(tags)} " if tags else ""
-            out.append(prefix + _tunnel_text(ip, udp, layer))
+            out.append(_tag_prefix(tags) + _tunnel_text(ip, udp, layer))
             ip = eth = udp = l4 = arp = raw = None
             tags = []
         elif isinstance(layer, Ethernet):
@@ -520,9 +526,7 @@ def _segments(layers: tuple[Layer, ...] | list[Layer]) -> list[str]:
             arp = layer
         elif isinstance(layer, Raw):
             raw = layer
-    prefix = ""
-    if tags:
-        prefix = ("vlan " if tags[0][0].isdigit() else "") + ",".join(tags) + " "
+    prefix = _tag_prefix(tags)
     if arp is not None:
         if arp.op == 1:
             text = f"ARP who-has {arp.target_ip} tell {arp.sender_ip}"
