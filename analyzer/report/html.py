@@ -92,9 +92,8 @@ def _finding_view(lang: str, f: dict[str, Any]) -> dict[str, Any]:
 def _detailed(flows: list[dict[str, Any]]) -> set[int]:
     """Indexes (1-based) of the flows that get a section: failing ones first, then delivered ones,
     at most DETAIL_LIMIT in all, so a capture with thousands of flows still gives a usable file."""
-    failing = [i for i, f in enumerate(flows, 1) if fmt.is_failing(f)]
-    others = [i for i, f in enumerate(flows, 1) if not fmt.is_failing(f)]
-    return set((failing + others)[:DETAIL_LIMIT])
+    order = sorted(range(1, len(flows) + 1), key=lambda i: not fmt.is_failing(flows[i - 1]))  # stable
+    return set(order[:DETAIL_LIMIT])
 
 
 def _flow_view(lang: str, index: int, flow: dict[str, Any], detailed: bool = True) -> dict[str, Any]:
@@ -156,8 +155,8 @@ def _flow_view(lang: str, index: int, flow: dict[str, Any], detailed: bool = Tru
         "detailed": detailed,
         "path_svg": svg.render_path(flow, uid=uid, lang=lang) if detailed else "",
         "ladder_svg": svg.render_ladder(flow, uid=uid, lang=lang) if detailed else "",
-        "hops": hops if detailed else [],
-        "reply": reply if detailed else [],
+        "hops": hops,
+        "reply": reply,
         "findings": findings,
         "search": search,
         "failing": fmt.is_failing(flow),
