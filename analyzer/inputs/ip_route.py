@@ -67,10 +67,6 @@ def json_item_lines(text: str) -> list[int]:
     return lines
 
 
-def item_line(lines: list[int], index: int) -> int:
-    return lines[index] if index < len(lines) else 1
-
-
 def json_array(text: str, source: str) -> tuple[list[tuple[int, int, Any]], list[str]]:
     """The elements of an ``ip -j`` array as (0-based index, 1-based line, element), and the
     one-line warning when the text is not JSON at all."""
@@ -79,7 +75,8 @@ def json_array(text: str, source: str) -> tuple[list[tuple[int, int, Any]], list
     except json.JSONDecodeError as exc:
         return [], [f"{source}:{exc.lineno}: unrecognised JSON ({exc.msg})"]
     at = json_item_lines(text)
-    return [(i, item_line(at, i), item) for i, item in enumerate(data if isinstance(data, list) else [])], []
+    items = data if isinstance(data, list) else []
+    return [(i, at[i] if i < len(at) else 1, item) for i, item in enumerate(items)], []
 
 
 def parse_ip(value: str) -> IPAddress:
