@@ -861,7 +861,7 @@ class _Simulator:
         this node's OUTPUT/POSTROUTING and the previous node's PREROUTING/INPUT (e.g. a VXLAN port
         blocked on the client's node makes the connection one-way)."""
         iface = node.interface(device) if device else None
-        if iface is None or not (iface.vxlan is not None or iface.kind in ("vxlan", "ipip")):
+        if iface is None or not (iface.is_vxlan or iface.is_ipip):
             return None
         vx = iface.vxlan
         local = (vx.local if vx is not None else None) or node.node_ip
@@ -870,7 +870,7 @@ class _Simulator:
             or previous.node_ip
         if local is None or remote is None:
             return None
-        is_vxlan = vx is not None or iface.kind == "vxlan"
+        is_vxlan = iface.is_vxlan
         port = vx.udp_port if vx is not None else None
         kind = f"the reply's {'VXLAN' if is_vxlan else 'IPIP'} packet {local} -> {remote}" + (
             f" (UDP {port})" if is_vxlan else "")
