@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from analyzer.engines import netfilter as nf
-from analyzer.engines.classify import node_of, role_of, service_at
+from analyzer.engines.classify import in_cidr, node_of, role_of, service_at
 from analyzer.engines.explain import finding_text
 from analyzer.engines.paths import packet_label
 from analyzer.engines.simulate import _addresses, _ruleset_for
@@ -71,15 +71,6 @@ class Verdict:
     target: str
     ref: SourceRef | None
     uncertain: bool = False
-
-
-def _ip_in(ip: str | None, value: str) -> bool | None:
-    if ip is None:
-        return None
-    try:
-        return ipaddress.ip_address(ip) in ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return None
 
 
 def hook_verdict(node: NodeSnapshot | None, hook: str, src: str | None, dst: str | None, proto: str | int | None,
@@ -229,7 +220,7 @@ def _service_rules(snap: NodeSnapshot | None, ip: str, phrase: str) -> list[Sour
     out = []
     for rule in snap.ruleset.rules():
         c = rule.comment or ""
-        if phrase in c and rule.dst is not None and _ip_in(ip, rule.dst.value) or phrase in c and rule.dst is None and phrase == "has no local endpoints":
+        if phrase in c and rule.dst is not None and in_cidr(ip, rule.dst.value) or phrase in c and rule.dst is None and phrase == "has no local endpoints":
             out.append(rule.source)
     return out
 
@@ -369,7 +360,7 @@ def _sender_tables(ctx: Context) -> list[Finding]:
         return []
     chosen = decision.chosen
     pod_route = chosen is not None and chosen.dst.prefixlen > 0 and (
-        _ip_in(dst, str(chosen.dst)) and chosen.dst.prefixlen >= 16)
+        in_cidr(dst, str(chosen.dst)) and chosen.dst.prefixlen >= 16)
     if decision.dropped or chosen is None or not pod_route:
         text = f"; it would use `{chosen.source.text}`" if chosen is not None else ""
         ev = [_ev_line(chosen.source)] if chosen is not None else [Evidence(file=snap.files.get("ip-route", "ip-route"),
