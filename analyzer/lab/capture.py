@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from analyzer.inputs.ip_addr import parse_ip_addr
 from analyzer.lab.netns import Proc, Sandbox, wait_for_text
 
 
@@ -32,13 +33,8 @@ FLUSH_WAIT = 1.25
 
 def node_interfaces(sb: Sandbox, ns: str) -> list[str]:
     """Every interface of a node namespace except lo, in ifindex order."""
-    out = sb.ns_run(ns, ["ip", "-o", "link", "show"]).stdout
-    names = []
-    for line in out.splitlines():
-        name = line.split(":", 2)[1].strip().split("@")[0]
-        if name != "lo":
-            names.append(name)
-    return names
+    interfaces, _warnings = parse_ip_addr(sb.ns_run(ns, ["ip", "-d", "link", "show"]).stdout, ns)
+    return [i.name for i in interfaces if i.name != "lo"]
 
 
 def start_captures(sb: Sandbox, ns: str, node: str, out_dir: Path,
