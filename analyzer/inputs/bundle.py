@@ -257,11 +257,13 @@ def load_bundle(path: str | Path, *, name: str | None = None) -> NodeSnapshot:
                             "directory separately)")
             continue
         try:
-            data = file.read_bytes()
+            with file.open("rb") as fh:  # a capture is only recognised here (read later, streaming)
+                head = fh.read(4)
+                data = b"" if is_capture(head) else head + fh.read()
         except OSError as exc:
             warnings.append(f"{display}: cannot read ({exc.strerror or exc}); ignored")
             continue
-        if is_capture(data):
+        if is_capture(head):
             iface = capture_interface(file.name)
             if iface is None:
                 warnings.append(f"{display}: capture without an interface in its name (use <iface>.pcap)")
