@@ -32,7 +32,6 @@ all (the message names the file), 2 for usage errors.
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from collections.abc import Sequence
@@ -160,12 +159,6 @@ def scan_header(scan: TableScan) -> dict:
 _HEADERS = ("#", "proto", "client", "server", "pkts>", "bytes>", "pkts<", "bytes<", "start", "dur",
             "tcp", "encapsulation")
 _RIGHT = {0, 4, 5, 6, 7, 8, 9}
-
-
-def render_text(scan: TableScan) -> str:
-    buf = io.StringIO()
-    write_text(scan, buf)
-    return buf.getvalue()
 
 
 def write_text(scan: TableScan, out: TextIO) -> None:
