@@ -336,7 +336,7 @@ class _Simulator:
         for n in self.nodes:
             if n is exclude:
                 continue
-            if ip in n.local_addresses() or n.node_ip == ip:
+            if ip in self.addrs[n.name].local or n.node_ip == ip:  # addrs: the dump's and --local-ip's
                 return n
         return None
 
