@@ -223,18 +223,17 @@ def parse_iptables_save(text: str, source: str, *, validate: bool | None = None)
     elif lines and text:
         newline_at_end = False
         b.warn(len(lines), "the last line has no newline: the file may be cut off")
-    table_order: list[str] = []
     gc_was_enabled = gc.isenabled()
     gc.disable()  # hundreds of thousands of small objects and no cycles: the collector only slows this down
     try:
-        return _parse_lines(b, lines, source, validate, table_order, newline_at_end)
+        return _parse_lines(b, lines, source, validate, newline_at_end)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
 def _parse_lines(b: _Builder, lines: list[str], source: str, validate: bool | None,
-                 table_order: list[str], cut_newline_ok: bool = True) -> RuleSet:
+                 newline_at_end: bool = True) -> RuleSet:
     table: str | None = None
     table_line = 0
     chains: dict[str, dict] = {}
@@ -290,7 +289,6 @@ def _parse_lines(b: _Builder, lines: list[str], source: str, validate: bool | No
             else:
                 chains = {}
                 b.tables[table] = {"chains": chains, "source": ref}
-                table_order.append(table)
             continue
         if stripped == "COMMIT":
             if table is None:
@@ -336,13 +334,12 @@ def _parse_lines(b: _Builder, lines: list[str], source: str, validate: bool | No
         incomplete[table] = frozenset(names[start:])
         cut_at = len(lines)
         last = chains[with_rules[-1]]["rules"] if with_rules else None
-        if last and last[-1][0] == len(lines) and not cut_newline_ok:
+        if last and last[-1][0] == len(lines) and not newline_at_end:
             lineno_, text_, _, counters_ = last[-1]
             last[-1] = (lineno_, text_, {"__cut__": True}, counters_)
     tables: dict[str, Table] = {}
     all_rules: list[Rule] = []
-    for tname in table_order:
-        tinfo = b.tables[tname]
+    for tname, tinfo in b.tables.items():  # in the order of the dump
         built: dict[str, Chain] = {}
         for cname, c in tinfo["chains"].items():
             lazy = Rule.lazy
