@@ -1106,22 +1106,17 @@ class NetfilterEngine:
                                                             f"{new:#x}{extra}", rule))
             return None
         # CONNMARK
-        if "save-mark" in opts:
-            nfmask = _mask_opt(opts, "nfmask")
-            ctmask = _mask_opt(opts, "ctmask")
-            new_ct = (p.ctmark & ~ctmask) ^ (p.mark & nfmask)
-            w.packet = replace(p, ctmark=new_ct & 0xFFFFFFFF)
-            w.steps.append(Step(hook, table, cname, "connmark", f"{_rule_label(rule)}: connection mark "
-                                                                f"{p.ctmark:#x} -> {new_ct:#x} (saved packet mark)",
-                                rule))
-            return None
-        if "restore-mark" in opts:
-            nfmask = _mask_opt(opts, "nfmask")
-            ctmask = _mask_opt(opts, "ctmask")
-            new = (p.mark & ~nfmask) ^ (p.ctmark & ctmask)
-            w.packet = replace(p, mark=new & 0xFFFFFFFF)
-            w.steps.append(Step(hook, table, cname, "connmark", f"{_rule_label(rule)}: packet mark {p.mark:#x} -> "
-                                                                f"{new:#x} (restored from the connection)", rule))
+        if "save-mark" in opts or "restore-mark" in opts:
+            nfmask, ctmask = _mask_opt(opts, "nfmask"), _mask_opt(opts, "ctmask")
+            if "save-mark" in opts:
+                new = (p.ctmark & ~ctmask) ^ (p.mark & nfmask)
+                w.packet = replace(p, ctmark=new & 0xFFFFFFFF)
+                what = f"connection mark {p.ctmark:#x} -> {new:#x} (saved packet mark)"
+            else:
+                new = (p.mark & ~nfmask) ^ (p.ctmark & ctmask)
+                w.packet = replace(p, mark=new & 0xFFFFFFFF)
+                what = f"packet mark {p.mark:#x} -> {new:#x} (restored from the connection)"
+            w.steps.append(Step(hook, table, cname, "connmark", f"{_rule_label(rule)}: {what}", rule))
             return None
         new_ct = _apply_mark(p.ctmark, opts)
         if new_ct is None:
