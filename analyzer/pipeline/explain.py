@@ -86,15 +86,14 @@ def classify_inputs(given: Sequence[str | os.PathLike[str]], warn: Warn) -> Inpu
         if not p.exists():
             raise InputError(str(raw), "no such file or directory")
         if p.is_dir():
-            dirs = [p] if _looks_like_bundle_dir(p) else sorted(d for d in p.iterdir() if d.is_dir()
-                                                                and _looks_like_bundle_dir(d))
-            tars = [] if _looks_like_bundle_dir(p) else sorted(t for t in p.iterdir() if t.is_file() and _is_tarball(t))
+            single = _looks_like_bundle_dir(p)
+            dirs = [p] if single else sorted(d for d in p.iterdir() if d.is_dir() and _looks_like_bundle_dir(d))
+            tars = [] if single else sorted(t for t in p.iterdir() if t.is_file() and _is_tarball(t))
             if not dirs and not tars:
                 raise InputError(str(raw), "no node bundle or capture in this directory",
                                  hint="a bundle holds iptables-save, ip-route... and <iface>.pcap files")
-            for kubefile in ([] if _looks_like_bundle_dir(p) else sorted(p.glob("*.json"))):
-                if kubefile.name == "kubectl.json":
-                    out.kube = _merge(out.kube, _load_kubectl(kubefile))
+            if not single and (p / "kubectl.json").is_file():
+                out.kube = _merge(out.kube, _load_kubectl(p / "kubectl.json"))
             for b in list(dirs) + list(tars):
                 _add_bundle(out, load_bundle(b), b, warn)
             continue
