@@ -61,10 +61,6 @@ def _looks_like_bundle_dir(d: Path) -> bool:
     return False
 
 
-def _is_tarball(p: Path) -> bool:
-    return p.name.endswith((".tar.gz", ".tgz", ".tar"))
-
-
 def _load_kubectl(path: Path) -> KubeInventory:
     from analyzer.inputs.kubectl import parse_kubectl
 
@@ -77,7 +73,7 @@ def _load_kubectl(path: Path) -> KubeInventory:
 
 
 def classify_inputs(given: Sequence[str | os.PathLike[str]], warn: Warn) -> Inputs:
-    from analyzer.inputs.bundle import load_bundle
+    from analyzer.inputs.bundle import is_tarball, load_bundle
     from analyzer.inputs.capture import interface_from_name
 
     out = Inputs()
@@ -88,7 +84,7 @@ def classify_inputs(given: Sequence[str | os.PathLike[str]], warn: Warn) -> Inpu
         if p.is_dir():
             single = _looks_like_bundle_dir(p)
             dirs = [p] if single else sorted(d for d in p.iterdir() if d.is_dir() and _looks_like_bundle_dir(d))
-            tars = [] if single else sorted(t for t in p.iterdir() if t.is_file() and _is_tarball(t))
+            tars = [] if single else sorted(t for t in p.iterdir() if is_tarball(t))
             if not dirs and not tars:
                 raise InputError(str(raw), "no node bundle or capture in this directory",
                                  hint="a bundle holds iptables-save, ip-route... and <iface>.pcap files")
@@ -97,7 +93,7 @@ def classify_inputs(given: Sequence[str | os.PathLike[str]], warn: Warn) -> Inpu
             for b in list(dirs) + list(tars):
                 _add_bundle(out, load_bundle(b), b, warn)
             continue
-        if _is_tarball(p):
+        if is_tarball(p):
             _add_bundle(out, load_bundle(p), p, warn)
             continue
         head = _head(p)
