@@ -31,7 +31,7 @@ from analyzer.engines.netfilter import (
 from analyzer.engines.overlay import resolve_overlay
 from analyzer.engines.routing import lookup_route
 from analyzer.model.flow import endpoint_text
-from analyzer.model.netfilter import Rule
+from analyzer.model.netfilter import Rule, RuleSet
 from analyzer.model.node import IPAddress, NodeSnapshot, RouteDecision
 from analyzer.model.refs import SourceRef
 
@@ -208,12 +208,12 @@ class SimulationResult:
         }
 
 
-def _ruleset_for(node: NodeSnapshot, family: int):  # noqa: ANN202 - RuleSet | None
+def _ruleset_for(node: NodeSnapshot, family: int) -> RuleSet | None:
     """The node's iptables-save for IPv4 packets, ip6tables-save for IPv6 ones (a bare dump file
     given as the node counts for the family it holds)."""
     want = "ipv4" if family == 4 else "ipv6"
-    for rs in (node.ruleset, getattr(node, "ip6ruleset", None)):
-        if rs is not None and getattr(rs, "family", "ipv4") == want:
+    for rs in (node.ruleset, node.ip6ruleset):
+        if rs is not None and rs.family == want:
             return rs
     return None
 
