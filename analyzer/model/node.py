@@ -11,8 +11,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
+from analyzer.model.netfilter import RuleSet
 from analyzer.model.refs import SourceRef
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -391,11 +391,11 @@ class NodeSnapshot:
     conntrack: tuple[ConntrackEntry, ...] = ()
     sysctl: Mapping[str, str] = field(default_factory=dict)
     kube: KubeInventory | None = None
-    ruleset: Any = None  # analyzer.model.netfilter.RuleSet | None (engineer D's parser)
+    ruleset: RuleSet | None = None  # iptables-save (IPv4, or a bare dump of either family)
     captures: tuple[CaptureFile, ...] = ()
     warnings: tuple[str, ...] = ()
     sysctl_sources: Mapping[str, SourceRef] = field(default_factory=dict)
-    ip6ruleset: Any = None
+    ip6ruleset: RuleSet | None = None  # ip6tables-save
     kernel: str | None = None  # `uname -srm` of the node ("Linux 6.1.0-18-amd64 x86_64")
     collected_at: str | None = None  # UTC time the dumps were taken (ISO 8601), to line up with captures
 
