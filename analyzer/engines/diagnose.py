@@ -121,11 +121,6 @@ class Context:
         return [h for h in self.path if h.kind == kind and (action is None or h.action == action)]
 
 
-def _node_ip(name: str | None, topo: Topology) -> str | None:
-    facts = topo.node_named(name)
-    return facts.addresses[0] if facts and facts.addresses else None
-
-
 def _cluster(topo: Topology) -> str:
     return topo.cluster_cidr or "10.244.0.0/16"
 
@@ -385,7 +380,7 @@ def _sender_tables(ctx: Context) -> list[Finding]:
     if fdb is None:
         ev = [_ev_line(chosen.source), _ev_line(neigh.source)] + seen_ev
         return [_make("MISSING_FDB", "error", node, {
-            "node": node, "dev": out_dev, "mac": mac, "gw": via, "peer_ip": _node_ip(peer, topo) or "<node address>",
+            "node": node, "dev": out_dev, "mac": mac, "gw": via, "peer_ip": topo.node_ip(peer) or "<node address>",
             "observed": observed, "observed_zh": observed_zh}, ev, flow=flow.id)]
     return []
 
@@ -404,7 +399,7 @@ def _encap_suspect(ctx: Context, node: str | None) -> list[Finding]:
     ev = [Evidence(file=f, packet=p, text=f"seen on {vtep.interface}") for f, p, _ in vtep.packets[:2]]
     return [_make("MISSING_FDB", "info", node, {
         "node": node, "dev": vtep.interface, "mac": "<VTEP MAC of " + (peer or "the peer") + ">", "gw": gw,
-        "peer_ip": _node_ip(peer, ctx.topo) or "<node address>",
+        "peer_ip": ctx.topo.node_ip(peer) or "<node address>",
         "observed": f"seen on {vtep.interface}, never on {tx.interface} (a missing neighbour entry looks the same)",
         "observed_zh": f"出现在 {vtep.interface}，从未出现在 {tx.interface}（缺少邻居表项时表现相同）"},
         ev, checkable=False, flow=ctx.flow.id)]

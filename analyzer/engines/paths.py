@@ -82,11 +82,6 @@ def _gateway(facts: NodeFacts | None) -> str | None:
     return ".".join(parts[:3] + [str(int(parts[3]) + 1)])
 
 
-def _node_ip(node: str | None, topo: Topology) -> str | None:
-    facts = topo.node_named(node)
-    return facts.addresses[0] if facts is not None and facts.addresses else None
-
-
 class _Builder:
     def __init__(self, flow_id: str) -> None:
         self.flow_id = flow_id
@@ -222,8 +217,8 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
     if encap or backend == "vxlan":
         port = encap[0].outer_dport if encap else topo.overlay_port or 8472
         vni = encap[0].vni if encap else topo.vni
-        src_ip = encap[0].outer_src if encap else _node_ip(first, topo)
-        dst_ip = encap[0].outer_dst if encap else _node_ip(last, topo)
+        src_ip = encap[0].outer_src if encap else topo.node_ip(first)
+        dst_ip = encap[0].outer_dst if encap else topo.node_ip(last)
         tunnel = encap[0].tunnel if encap else "vxlan"
         vni_text = f" vni {vni}" if vni is not None else ""
         outer = f"{tunnel.upper()}{vni_text} {src_ip or '?'} -> {dst_ip or '?'}:{port}"

@@ -77,6 +77,11 @@ class Topology:
     def node_named(self, name: str | None) -> NodeFacts | None:
         return next((n for n in self.nodes if n.name == name), None)
 
+    def node_ip(self, name: str | None) -> str | None:
+        """The first address of node ``name``; None when the node or its addresses are unknown."""
+        facts = self.node_named(name)
+        return facts.addresses[0] if facts is not None and facts.addresses else None
+
 
 @dataclass(frozen=True, slots=True)
 class Sighting:
