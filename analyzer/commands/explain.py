@@ -29,17 +29,12 @@ def _port(_ctx: click.Context, _param: click.Parameter, values: tuple[int, ...])
     return values
 
 
-def pick_format(fmt: str | None, output: Path | None, *, tty: bool) -> str:
+def pick_format(fmt: str | None, output: Path | None) -> str:
+    """--format, else what -o's suffix says (.html/.htm, .json), else text."""
     if fmt:
         return fmt
-    if output is not None:
-        suffix = output.suffix.lower()
-        if suffix in (".html", ".htm"):
-            return "html"
-        if suffix == ".json":
-            return "json"
-        return "text"
-    return "text" if tty else "text"
+    suffix = output.suffix.lower() if output is not None else ""
+    return "html" if suffix in (".html", ".htm") else "json" if suffix == ".json" else "text"
 
 
 def exit_status(doc: dict, fail_on_drop: bool) -> int:
@@ -100,31 +95,25 @@ def command(inputs: tuple[Path, ...], fmt: str | None, output: Path | None, lang
     """
     from analyzer.pipeline.explain import explain_inputs
 
-    fmt = pick_format(fmt, output, tty=sys.stdout.isatty())
+    fmt = pick_format(fmt, output)
     progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
 
     def warn(line: str) -> None:
         progress.close()
         click.echo(f"k8s-trace: warning: {line}", err=True)
 
-    if fmt == "json":
-        try:
-            doc = _stream_json([str(p) for p in inputs], output, vxlan_ports=vxlan_ports, warn=warn,
-                               progress=progress)
-        finally:
-            progress.close()
-        return exit_status(doc, fail_on_drop)
-    if fmt == "text":
-        try:
-            doc = _stream_text([str(p) for p in inputs], output, lang=lang, vxlan_ports=vxlan_ports, warn=warn,
-                               progress=progress)
-        finally:
-            progress.close()
-        return exit_status(doc, fail_on_drop)
+    given = [str(p) for p in inputs]
     try:
-        doc = explain_inputs([str(p) for p in inputs], vxlan_ports=vxlan_ports, warn=warn, progress=progress)
+        if fmt == "json":
+            doc = _stream_json(given, output, vxlan_ports=vxlan_ports, warn=warn, progress=progress)
+        elif fmt == "text":
+            doc = _stream_text(given, output, lang=lang, vxlan_ports=vxlan_ports, warn=warn, progress=progress)
+        else:
+            doc = explain_inputs(given, vxlan_ports=vxlan_ports, warn=warn, progress=progress)
     finally:
         progress.close()
+    if fmt != "html":
+        return exit_status(doc, fail_on_drop)
     from analyzer.report.html import render_html
 
     text = render_html(doc, lang=lang)
