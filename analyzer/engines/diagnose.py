@@ -212,12 +212,8 @@ def _input_rule(snap: NodeSnapshot | None, src: str | None, dst: str | None, por
 def _service_rules(snap: NodeSnapshot | None, ip: str, phrase: str) -> list[SourceRef]:
     if snap is None or snap.ruleset is None:
         return []
-    out = []
-    for rule in snap.ruleset.rules():
-        c = rule.comment or ""
-        if phrase in c and rule.dst is not None and in_cidr(ip, rule.dst.value) or phrase in c and rule.dst is None and phrase == "has no local endpoints":
-            out.append(rule.source)
-    return out
+    return [rule.source for rule in snap.ruleset.rules() if phrase in (rule.comment or "") and (
+        in_cidr(ip, rule.dst.value) if rule.dst is not None else phrase == "has no local endpoints")]
 
 
 def _no_endpoints(ctx: Context) -> list[Finding]:
