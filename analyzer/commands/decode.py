@@ -26,6 +26,7 @@ from pathlib import Path
 
 import click
 
+from analyzer.commands.options import udp_ports
 from analyzer.errors import InputError
 from analyzer.inputs.capture import read_capture
 from analyzer.inputs.decode import FLANNEL_UDP_PORTS, GENEVE_UDP_PORTS, VXLAN_UDP_PORTS, decode_frame
@@ -95,29 +96,22 @@ def _interface_names(node: Path | None, capture: Path, warn: Callable[[str], Non
     return {i.index: i.name for i in interfaces if i.index is not None}
 
 
-def _port(_ctx: click.Context, _param: click.Parameter, values: tuple[int, ...]) -> tuple[int, ...]:
-    for value in values:
-        if not 0 < value < 65536:
-            raise click.BadParameter(f"{value} is not a UDP port (1-65535)")
-    return values
-
-
 @click.command(name="decode")
 @click.argument("capture", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True,
     help="text: one summary line per frame; jsonl: the JSON contract, one object per frame.",
 )
-@click.option("--vxlan-port", "vxlan_ports", type=int, multiple=True, callback=_port, metavar="N",
+@click.option("--vxlan-port", "vxlan_ports", type=int, multiple=True, callback=udp_ports, metavar="N",
               help="Also decode UDP port N as VXLAN (4789 and 8472 always are). Repeatable.")
-@click.option("--geneve-port", "geneve_ports", type=int, multiple=True, callback=_port, metavar="N",
+@click.option("--geneve-port", "geneve_ports", type=int, multiple=True, callback=udp_ports, metavar="N",
               help="Also decode UDP port N as GENEVE (6081 always is). Repeatable.")
-@click.option("--flannel-udp-port", "flannel_ports", type=int, multiple=True, callback=_port, metavar="N",
+@click.option("--flannel-udp-port", "flannel_ports", type=int, multiple=True, callback=udp_ports, metavar="N",
               help="Also decode UDP port N as flannel's UDP backend (8285 always is). Repeatable.")
 @click.option("-c", "--count", type=click.IntRange(min=1), default=None, help="Stop after this many frames.")
 @click.option("--host", "hosts", multiple=True, metavar="IP",
               help="Only frames with this address in any IP header, outer, inner or quoted. Repeatable.")
-@click.option("--port", "ports", type=int, multiple=True, callback=_port, metavar="N",
+@click.option("--port", "ports", type=int, multiple=True, callback=udp_ports, metavar="N",
               help="Only frames with this TCP/UDP/SCTP port at any level. Repeatable.")
 @click.option("--vni", "vnis", type=int, multiple=True, metavar="N",
               help="Only frames carried in a VXLAN/GENEVE tunnel with this VNI. Repeatable.")

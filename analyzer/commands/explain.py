@@ -16,17 +16,11 @@ from pathlib import Path
 
 import click
 
+from analyzer.commands.options import udp_ports
 from analyzer.errors import ExitStatus, InputError
 
 DROPPED = {"dropped", "rejected"}
 INCONCLUSIVE = {"no-reply", "incomplete"}
-
-
-def _port(_ctx: click.Context, _param: click.Parameter, values: tuple[int, ...]) -> tuple[int, ...]:
-    for value in values:
-        if not 0 < value < 65536:
-            raise click.BadParameter(f"{value} is not a UDP port (1-65535)")
-    return values
 
 
 def pick_format(fmt: str | None, output: Path | None) -> str:
@@ -78,7 +72,7 @@ class _Progress:
               help="Write the report to this file instead of stdout.")
 @click.option("--lang", type=click.Choice(["en", "zh"]), default="en", show_default=True,
               help="Language of the text and HTML reports.")
-@click.option("--vxlan-port", "vxlan_ports", type=int, multiple=True, callback=_port, metavar="N",
+@click.option("--vxlan-port", "vxlan_ports", type=int, multiple=True, callback=udp_ports, metavar="N",
               help="Also decode UDP port N as VXLAN (4789 and 8472 always are). Repeatable.")
 @click.option("--fail-on-drop", is_flag=True,
               help="Exit 4 if a flow was dropped/rejected, else 5 if one was inconclusive (for CI).")
