@@ -16,7 +16,7 @@ from analyzer.engines import netfilter as nf
 from analyzer.engines.classify import in_cidr, node_of, role_of, service_at
 from analyzer.engines.explain import finding_text
 from analyzer.engines.paths import packet_label
-from analyzer.engines.simulate import _addresses, _ruleset_for
+from analyzer.engines.simulate import node_addresses, ruleset_for
 from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
 from analyzer.model.node import NodeSnapshot
 from analyzer.model.refs import SourceRef
@@ -85,10 +85,10 @@ def hook_verdict(node: NodeSnapshot | None, hook: str, src: str | None, dst: str
         s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
     except ValueError:
         return None
-    ruleset = _ruleset_for(node, s.version)
+    ruleset = ruleset_for(node, s.version)
     if ruleset is None:
         return None
-    engine = nf.engine_for(ruleset, _addresses(node, ()))
+    engine = nf.engine_for(ruleset, node_addresses(node, ()))
     packet = nf.PacketState(s, d, num, sport, dport, in_known=False, out_known=False)
     branches = engine.walk_hook(hook, packet)
     blocked = [b for b in branches if b.verdict in (nf.Verdict.DROP, nf.Verdict.REJECT)]
@@ -422,8 +422,8 @@ def _hairpin(ctx: Context) -> list[Finding]:
     last = sim.hops[-1]
     if sim.status != "dropped" or last.kind != "bridge" or "hairpin" not in last.explanation:
         return []
-    port = next((ref.text.split()[0].rstrip(":") for ref in last.evidence if "hairpin off" in ref.text), None)
-    dev = next((h.interface for h in ctx.path if h.kind == "veth" and h.interface), None) or port or "the pod's veth"
+    # the client is the server: its veth is the port the frame came in on and must leave by
+    dev = next((h.interface for h in ctx.path if h.kind == "veth" and h.interface), None) or "the pod's veth"
     seen = [s for s in flow.sightings if s.direction == "fwd" and s.node == last.node]
     ev = [_ev_line(ref) for ref in last.evidence] + [_ev_packet(s) for s in seen[:2]]
     return [_make("HAIRPIN", "error", last.node, {

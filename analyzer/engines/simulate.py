@@ -208,7 +208,7 @@ class SimulationResult:
         }
 
 
-def _ruleset_for(node: NodeSnapshot, family: int) -> RuleSet | None:
+def ruleset_for(node: NodeSnapshot, family: int) -> RuleSet | None:
     """The node's iptables-save for IPv4 packets, ip6tables-save for IPv6 ones (a bare dump file
     given as the node counts for the family it holds)."""
     want = "ipv4" if family == 4 else "ipv6"
@@ -244,7 +244,7 @@ class _Leg:
     visits_count: int = 0
 
 
-def _addresses(node: NodeSnapshot, extra: Iterable[str]) -> NodeAddresses:
+def node_addresses(node: NodeSnapshot, extra: Iterable[str]) -> NodeAddresses:
     by_if = {i.name: tuple(i.addresses) for i in node.interfaces if i.addresses}
     local = set(node.local_addresses()) | {ipaddress.ip_address(x) for x in extra}
     return NodeAddresses(frozenset(local), by_if)
@@ -275,9 +275,9 @@ class _Simulator:
         self.engines = {}
         self.addrs: dict[str, NodeAddresses] = {}
         for n in self.nodes:
-            addrs = _addresses(n, local_ips.get(n.name, ()))
+            addrs = node_addresses(n, local_ips.get(n.name, ()))
             self.addrs[n.name] = addrs
-            rs = _ruleset_for(n, family)
+            rs = ruleset_for(n, family)
             if rs is not None:
                 self.engines[n.name] = engine_for(rs, addrs)
             if not addrs.local and not n.interfaces:

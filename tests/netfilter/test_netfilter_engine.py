@@ -250,8 +250,8 @@ def test_big_chains_are_indexed_not_scanned() -> None:
     assert {o.dnat for o in r2.outcomes} == {"10.244.5.151:80", "10.244.9.9:80"}
     # the walks looked at a handful of the 1500-rule KUBE-SERVICES and KUBE-NODEPORTS chains
     from analyzer.engines.netfilter import NodeAddresses, engine_for
-    from analyzer.engines.simulate import _addresses
-    engine = engine_for(rs, _addresses(node, ["192.168.0.10"]))
+    from analyzer.engines.simulate import node_addresses
+    engine = engine_for(rs, node_addresses(node, ["192.168.0.10"]))
     for chain in ("KUBE-SERVICES", "KUBE-NODEPORTS"):
         compiled = engine._chain("nat", chain)
         assert compiled is not None and compiled.rest is not None
