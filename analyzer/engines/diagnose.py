@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from analyzer.engines import netfilter as nf
 from analyzer.engines.classify import in_cidr, node_of, role_of, service_at
 from analyzer.engines.explain import finding_text
-from analyzer.engines.paths import packet_label
+from analyzer.engines.paths import sighting_text
 from analyzer.engines.simulate import node_addresses, ruleset_for
 from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
 from analyzer.model.node import NodeSnapshot
@@ -42,11 +42,7 @@ def _describe(s: Sighting) -> str:
         port = f":{q.dport}" if q.dport is not None else ""
         mtu = f" mtu {r.icmp_mtu}" if r.icmp_mtu else ""
         return f"ICMP {r.icmp_type}/{r.icmp_code}{mtu} from {r.src} about {q.src} > {q.dst}{port}{inner}"
-    text = f"{r.src}:{r.sport} > {r.dst}:{r.dport}" if r.sport is not None else f"{r.src} > {r.dst}"
-    text += f" {packet_label(s)}"
-    if r.tunnel:
-        text += f" in {r.tunnel.upper()} {r.outer_src} > {r.outer_dst}:{r.outer_dport}"
-    return text
+    return sighting_text(s)
 
 
 def _make(code: str, severity: str, node: str | None, params: Mapping[str, object], evidence: Sequence[Evidence],

@@ -391,7 +391,7 @@ def observe(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, Ca
             observed: bool | None = True
             packets = tuple((s.record.file, s.record.frame, round(s.ts, 6)) for s in seen[:MAX_HOP_PACKETS])
             evidence = tuple(
-                Evidence(file=s.record.file, packet=s.record.frame, text=_summary(s)) for s in seen[:3]
+                Evidence(file=s.record.file, packet=s.record.frame, text=sighting_text(s)) for s in seen[:3]
             )
             name = h.interface
             if h.kind == "veth" and name is None:
@@ -413,11 +413,13 @@ def observe(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, Ca
     return out
 
 
-def _summary(s: Sighting) -> str:
+def sighting_text(s: Sighting) -> str:
+    """One packet for evidence: inner endpoints, flags or type, and the tunnel it travelled in."""
     r = s.record
     text = f"{_ep(r.src or '?', r.sport)} > {_ep(r.dst or '?', r.dport)} {packet_label(s)}"
     if r.tunnel:
-        text += f" in {r.tunnel.upper()} {r.outer_src} > {r.outer_dst}:{r.outer_dport}"
+        port = f":{r.outer_dport}" if r.outer_dport is not None else ""
+        text += f" in {r.tunnel.upper()} {r.outer_src} > {r.outer_dst}{port}"
     return text
 
 

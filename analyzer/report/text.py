@@ -177,6 +177,16 @@ def render_text(doc: dict, *, lang: str = "en", color: bool = False) -> str:
     return text if text else "\n"
 
 
+def _node_brief(n: dict, lang: str) -> str:
+    """``name addresses pods CIDR backend``; the addresses left out when they are only the name
+    (a node inferred from the packets is called by its address)."""
+    addrs = [clean(a) for a in lst(n.get("addresses"))]
+    name = clean(n.get("name"))
+    where = "" if addrs == [name] else f" {','.join(addrs)}"
+    return (f"{name}{where} {i18n.text(lang, 'pods_word')} {clean(n.get('pod_cidr') or '?')}"
+            f" {clean(n.get('backend') or '')}").rstrip()
+
+
 def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *, lang: str = "en",
                color: bool = False) -> None:
     """The report of a document given a flow at a time (``pipeline.explain.explain_stream``):
@@ -269,11 +279,7 @@ def _header(out: _Out, lang: str, doc: dict, by_status_seen: dict[str, int], n_f
     if nodes:
         out.add(
             f"{i18n.text(lang, 'nodes')}: "
-            + "; ".join(
-                f"{clean(n.get('name'))} {','.join(clean(a) for a in lst(n.get('addresses')))}"
-                f" {i18n.text(lang, 'pods_word')} {clean(n.get('pod_cidr') or '?')} {clean(n.get('backend') or '')}".rstrip()
-                for n in nodes
-            )
+            + "; ".join(_node_brief(n, lang) for n in nodes)
         )
     for off in lst(doc.get("clock_offsets")):
         off = dct(off)
