@@ -20,6 +20,7 @@ from typing import Any
 
 from analyzer.errors import InputError
 from analyzer.inputs.bridge_fdb import parse_bridge_fdb
+from analyzer.inputs.capture import sniff_capture
 from analyzer.inputs.conntrack import parse_conntrack
 from analyzer.inputs.ip_addr import merge_interfaces, parse_ip_addr
 from analyzer.inputs.ip_neigh import parse_ip_neigh
@@ -71,8 +72,6 @@ _NAME_KINDS.update({
     "ip-neigh.json": "ip-neigh", "kubectl": "kubectl.json", "iptables": "iptables-save",
     "ip6tables": "ip6tables-save", "conntrack.txt": "conntrack",
 })
-_PCAP_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d",
-                b"\x0a\x0d\x0d\x0a")
 _TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.xz", ".tar.bz2")
 
 _STATE_WORDS = r"(PERMANENT|NOARP|REACHABLE|STALE|DELAY|PROBE|FAILED|INCOMPLETE|NONE)"
@@ -147,10 +146,6 @@ def _sniff_json(body: str) -> str | None:
     return None
 
 
-def is_capture(head: bytes) -> bool:
-    return head[:4] in _PCAP_MAGICS
-
-
 def is_tarball(path: Path) -> bool:
     return path.is_file() and (path.name.endswith(_TAR_SUFFIXES) or tarfile.is_tarfile(path))
 
@@ -184,13 +179,13 @@ def find_bundles(path: str | Path) -> tuple[Path, ...]:
 
 def _is_dump_file(path: Path) -> bool:
     """Is this file a capture or a node dump (judged by content, then by its canonical name)?"""
+    if sniff_capture(path) is not None:
+        return True
     try:
         with path.open("rb") as fh:
             head = fh.read(65536)
     except OSError:
         return False
-    if is_capture(head):
-        return True
     if b"\0" in head[:4096]:
         return False
     text = head.decode("utf-8", errors="replace")
@@ -256,18 +251,16 @@ def load_bundle(path: str | Path, *, name: str | None = None) -> NodeSnapshot:
             warnings.append(f"{display}: subdirectory ignored (a bundle holds one node; give each node's "
                             "directory separately)")
             continue
-        try:
-            with file.open("rb") as fh:  # a capture is only recognised here (read later, streaming)
-                head = fh.read(4)
-                data = b"" if is_capture(head) else head + fh.read()
-        except OSError as exc:
-            warnings.append(f"{display}: cannot read ({exc.strerror or exc}); ignored")
-            continue
-        if is_capture(head):
+        if sniff_capture(file) is not None:  # a capture is only recognised here (read later, streaming)
             iface = capture_interface(file.name)
             if iface is None:
                 warnings.append(f"{display}: capture without an interface in its name (use <iface>.pcap)")
             captures.append(CaptureFile(path=str(file), interface=iface, display=display))
+            continue
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            warnings.append(f"{display}: cannot read ({exc.strerror or exc}); ignored")
             continue
         if b"\0" in data[:4096]:
             warnings.append(f"{display}: binary file that is neither a capture nor a dump; ignored")

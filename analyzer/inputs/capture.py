@@ -40,7 +40,10 @@ from analyzer.errors import InputError
 from analyzer.inputs.decode.linktypes import LINKTYPES
 from analyzer.model.packet import RawFrame
 
-__all__ = ["CaptureInfo", "RawFrame", "capture_info", "interface_from_name", "read_capture"]
+__all__ = [
+    "CaptureInfo", "RawFrame", "capture_format", "capture_info", "compression_of", "interface_from_name",
+    "read_capture", "sniff_capture",
+]
 
 Warn = Callable[[str], None]
 
@@ -69,6 +72,8 @@ _COMPRESSED = (
     (b"\xfd7zXZ\x00", "xz"),
 )
 _UNSUPPORTED_COMPRESSION = ((b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18", "lz4"))
+#: compressions ``read_capture`` decompresses on the fly (the others are named in its error)
+READABLE_COMPRESSION = frozenset(kind for _, kind in _COMPRESSED)
 
 _BUNDLE_FILES = frozenset(
     {"node", "iptables-save", "ip6tables-save", "ip-route", "ip-rule", "ip-addr", "ip-link",
@@ -115,6 +120,62 @@ def interface_from_name(path: str | os.PathLike[str]) -> str | None:
     except OSError:
         return None
     return None
+
+
+def compression_of(head: bytes) -> str | None:
+    """The compression a file's first bytes announce: "gzip", "bzip2", "xz" (read on the fly),
+    "zstd", "lz4" (recognised, not read: see ``READABLE_COMPRESSION``), or None."""
+    for magic, kind in _COMPRESSED + _UNSUPPORTED_COMPRESSION:
+        if head.startswith(magic):
+            return kind
+    return None
+
+
+def capture_format(head: bytes) -> str | None:
+    """"pcap", "pcap-modified" or "pcapng" from the first 4 (uncompressed) bytes, else None."""
+    if len(head) < 4:
+        return None
+    magic = int.from_bytes(head[:4], "little")
+    if magic == PCAPNG_SHB:
+        return "pcapng"
+    spec = PCAP_MAGICS.get(magic)
+    if spec is None:
+        return None
+    return "pcap" if spec[2] == 16 else "pcap-modified"
+
+
+def sniff_capture(path: str | os.PathLike[str]) -> tuple[str | None, str] | None:
+    """``(compression, format)`` when the file at ``path`` is a capture ``read_capture`` can read,
+    judged by magic numbers only (never by the name): compression None, "gzip", "bzip2" or "xz";
+    format as ``capture_format``. None for anything else, an unreadable file included.
+
+    Reads at most a few KiB (a compressed file is decompressed just far enough for 4 bytes), so
+    it is cheap enough to call on every file of a directory.
+    """
+    try:
+        with open(path, "rb") as raw:
+            head = raw.read(8)
+            compression = compression_of(head)
+            if compression is None:
+                fmt = capture_format(head)
+                return None if fmt is None else (None, fmt)
+            if compression not in READABLE_COMPRESSION:
+                return None
+            raw.seek(0)
+            with _decompressor(compression, raw) as inner:
+                fmt = capture_format(inner.read(4))
+    except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError):
+        return None
+    return None if fmt is None else (compression, fmt)
+
+
+def _decompressor(kind: str, raw: BinaryIO) -> BinaryIO:
+    """A reader of the decompressed bytes of ``raw`` ("gzip", "bzip2" or "xz")."""
+    if kind == "gzip":
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if kind == "bzip2":
+        return bz2.BZ2File(raw, mode="rb")
+    return lzma.LZMAFile(raw, mode="rb")
 
 
 class _Reader:
@@ -200,22 +261,12 @@ def _open(path: str) -> tuple[_Reader, str | None, bytes]:
     except OSError as exc:
         raise InputError(path, f"cannot open: {exc.strerror or exc}") from None
     head = raw.peek(8)[:8]
-    for magic, kind in _UNSUPPORTED_COMPRESSION:
-        if head.startswith(magic):
-            raw.close()
-            raise InputError(path, f"{kind}-compressed file; decompress it first", hint=f"{kind} -d")
-    compressed: str | None = None
-    for magic, kind in _COMPRESSED:
-        if head.startswith(magic):
-            compressed = kind
-            if kind == "gzip":
-                inner: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")
-            elif kind == "bzip2":
-                inner = bz2.BZ2File(raw, mode="rb")
-            else:
-                inner = lzma.LZMAFile(raw, mode="rb")  # noqa: SIM115
-            reader = _Reader(inner, path, None, raw)
-            break
+    compressed = compression_of(head)
+    if compressed is not None and compressed not in READABLE_COMPRESSION:
+        raw.close()
+        raise InputError(path, f"{compressed}-compressed file; decompress it first", hint=f"{compressed} -d")
+    if compressed is not None:
+        reader = _Reader(_decompressor(compressed, raw), path, None, raw)
     else:
         size = os.fstat(raw.fileno()).st_size
         regular = path != "-" and os.path.isfile(path)
@@ -249,9 +300,10 @@ def read_capture(path: str | os.PathLike[str], *, warn: Warn | None = None) -> I
     reader, compressed, head = _open(name)
     say: Warn = warn if warn is not None else (lambda _msg: None)
     try:
-        if len(head) >= 4 and int.from_bytes(head[:4], "little") in PCAP_MAGICS:
+        fmt = capture_format(head)
+        if fmt in ("pcap", "pcap-modified"):
             gen = _read_pcap(reader, say)
-        elif len(head) >= 4 and int.from_bytes(head[:4], "little") == PCAPNG_SHB:
+        elif fmt == "pcapng":
             gen = _read_pcapng(reader, say)
         else:
             raise _not_capture(name, head, compressed)
