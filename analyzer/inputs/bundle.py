@@ -73,6 +73,8 @@ _NAME_KINDS.update({
     "ip6tables": "ip6tables-save", "conntrack.txt": "conntrack",
 })
 _TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.xz", ".tar.bz2")
+#: what gzip, bzip2 and xz append to a capture's name (the compressions read_capture reads)
+_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 
 _STATE_WORDS = r"(PERMANENT|NOARP|REACHABLE|STALE|DELAY|PROBE|FAILED|INCOMPLETE|NONE)"
 _LINE_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -151,7 +153,12 @@ def is_tarball(path: Path) -> bool:
 
 
 def capture_interface(file_name: str) -> str | None:
-    """``cni0.pcap`` -> cni0, ``flannel.1.pcapng`` -> flannel.1, ``any.pcap`` -> any; else None."""
+    """``cni0.pcap`` -> cni0, ``flannel.1.pcapng`` -> flannel.1, ``any.pcap`` -> any, the same
+    with ``.gz``/``.bz2``/``.xz`` after it (``eth0.pcap.gz`` -> eth0); else None."""
+    for suffix in _COMPRESSION_SUFFIXES:
+        if file_name.endswith(suffix):
+            file_name = file_name[: -len(suffix)]
+            break
     for suffix in (".pcapng", ".pcap", ".cap"):
         if file_name.endswith(suffix) and len(file_name) > len(suffix):
             return file_name[: -len(suffix)]
