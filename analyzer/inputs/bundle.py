@@ -10,17 +10,18 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import json
+import lzma
 import re
 import shutil
 import tarfile
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from analyzer.errors import InputError
 from analyzer.inputs.bridge_fdb import parse_bridge_fdb
-from analyzer.inputs.capture import sniff_capture
+from analyzer.inputs.capture import READABLE_COMPRESSION, compression_of, decompressor, sniff_capture
 from analyzer.inputs.conntrack import parse_conntrack
 from analyzer.inputs.ip_addr import merge_interfaces, parse_ip_addr
 from analyzer.inputs.ip_neigh import parse_ip_neigh
@@ -199,18 +200,93 @@ def _is_dump_file(path: Path) -> bool:
     return sniff_kind(text, path.name) is not None or (path.name in _NAME_KINDS and path.name != "missing")
 
 
-def _extract(path: Path, display: str) -> Path:
-    """Unpack a ``collect`` tarball into a fresh temp dir (removed at exit); no links or escapes."""
+class _Counted:
+    """A read-only stream that counts the bytes it hands out (tarfile reads it as ``r|``)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream, self.pos = stream, 0
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.pos += len(data)
+        return data
+
+
+def _open_tarball(path: Path, display: str) -> BinaryIO:
+    """The uncompressed bytes of a tarball (gzip, bzip2, xz or none, chosen by magic number)."""
+    raw = path.open("rb")  # noqa: SIM115 - closed by the caller (through the decompressor)
+    kind = compression_of(raw.read(8))
+    raw.seek(0)
+    if kind is None:
+        return raw
+    if kind not in READABLE_COMPRESSION:
+        raw.close()
+        raise InputError(display, f"{kind}-compressed tarball; decompress it first", hint=f"{kind} -d")
+    return decompressor(kind, raw)
+
+
+def _extract(path: Path, display: str) -> tuple[Path, list[str]]:
+    """Unpack a ``collect`` tarball into a fresh temp dir (removed at exit); no links or escapes.
+
+    Read as a stream, member by member, so a tarball cut short (an interrupted copy or upload)
+    keeps every file before the cut; a capture cut in the middle keeps the bytes that arrived (the
+    capture reader then reports the packet it ends in), any other cut file is dropped. The cut
+    becomes one warning naming the tarball, the file and how far it got; a tarball without its
+    end-of-archive blocks counts as cut. Only a tarball of which nothing is readable, or one with
+    a member that would land outside the bundle, raises ``InputError``.
+    """
     target = Path(tempfile.mkdtemp(prefix="k8s-trace-bundle-"))
     atexit.register(shutil.rmtree, target, True)
+    hint = "k8s-trace collect writes <hostname>-k8s-trace.tar.gz"
+    files = 0
+    reading: tuple[tarfile.TarInfo, Path] | None = None  # the member being written, and where
+    written = 0
+    end = 0  # where the last complete member's data (padded to 512 bytes) ends
     try:
-        with tarfile.open(path) as tar:
-            members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
-            tar.extractall(target, members=members, filter="data")
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise InputError(display, f"cannot read the bundle tarball: {exc}",
-                         hint="k8s-trace collect writes <hostname>-k8s-trace.tar.gz") from exc
-    return target
+        with _open_tarball(path, display) as stream:
+            counted = _Counted(stream)
+            with tarfile.open(fileobj=counted, mode="r|") as tar:  # type: ignore[call-overload]
+                for member in tar:
+                    if member.isfile() or member.isdir():
+                        dest = target / tarfile.data_filter(member, str(target)).name
+                        if member.isdir():
+                            dest.mkdir(parents=True, exist_ok=True)
+                        else:
+                            dest.parent.mkdir(parents=True, exist_ok=True)
+                            reading, written = (member, dest), 0
+                            source = tar.extractfile(member)
+                            with dest.open("wb") as out:  # small reads: a cut loses at most 8 KiB
+                                while chunk := source.read(8192):  # type: ignore[union-attr]
+                                    out.write(chunk)
+                                    written += len(chunk)
+                            if written < member.size:
+                                raise tarfile.ReadError("unexpected end of data")
+                            reading = None
+                            files += 1
+                    end = member.offset_data + -(-member.size // tarfile.BLOCKSIZE) * tarfile.BLOCKSIZE
+            while counted.read(1 << 16):
+                pass  # to the end, so a stream cut after the last member is noticed
+            if counted.pos - end < tarfile.BLOCKSIZE:
+                raise tarfile.ReadError("it ends without the end-of-archive blocks")
+    except tarfile.FilterError as exc:
+        raise InputError(display, f"cannot read the bundle tarball: {exc}", hint=hint) from exc
+    except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as exc:
+        reason = str(exc) or type(exc).__name__
+        before = f"the {files} file{'s' * (files != 1)} before it {'are' if files != 1 else 'is'} read"
+        kept = False
+        if reading is None:
+            where = f"after its {files} complete file{'s' * (files != 1)} ({reason}); they are read"
+        else:
+            member, dest = reading
+            kept = written > 0 and sniff_capture(dest) is not None
+            where = (f"inside {member.name}, {written} of its {member.size} bytes read ({reason}); {before}, "
+                     + ("and this capture up to the cut" if kept else f"{member.name} is left out"))
+            if not kept:
+                dest.unlink(missing_ok=True)
+        if not files and not kept:
+            raise InputError(display, f"cannot read the bundle tarball: {reason}", hint=hint) from exc
+        return target, [f"{display}: the tarball is cut off or damaged {where}"]
+    return target, []
 
 
 def _bundle_root(directory: Path) -> Path:
@@ -241,7 +317,9 @@ def load_bundle(path: str | Path, *, name: str | None = None) -> NodeSnapshot:
         files = sorted(p for p in root.iterdir() if not p.name.startswith("."))
         default_name = root.name
     elif is_tarball(given):
-        root = _bundle_root(_extract(given, display_root))
+        unpacked, cut = _extract(given, display_root)
+        warnings.extend(cut)
+        root = _bundle_root(unpacked)
         prefix = display_root + ("" if root.name.startswith("k8s-trace-bundle-") else f"/{root.name}")
         files = sorted(p for p in root.iterdir() if not p.name.startswith("."))
         default_name = root.name if not root.name.startswith("k8s-trace-bundle-") else _strip_suffix(given.name)

@@ -41,8 +41,8 @@ from analyzer.inputs.decode.linktypes import LINKTYPES
 from analyzer.model.packet import RawFrame
 
 __all__ = [
-    "CaptureInfo", "RawFrame", "capture_format", "capture_info", "compression_of", "interface_from_name",
-    "read_capture", "sniff_capture",
+    "READABLE_COMPRESSION", "CaptureInfo", "RawFrame", "capture_format", "capture_info", "compression_of",
+    "decompressor", "interface_from_name", "read_capture", "sniff_capture",
 ]
 
 Warn = Callable[[str], None]
@@ -162,15 +162,15 @@ def sniff_capture(path: str | os.PathLike[str]) -> tuple[str | None, str] | None
             if compression not in READABLE_COMPRESSION:
                 return None
             raw.seek(0)
-            with _decompressor(compression, raw) as inner:
+            with decompressor(compression, raw) as inner:
                 fmt = capture_format(inner.read(4))
     except (OSError, EOFError, zlib.error, lzma.LZMAError, ValueError):
         return None
     return None if fmt is None else (compression, fmt)
 
 
-def _decompressor(kind: str, raw: BinaryIO) -> BinaryIO:
-    """A reader of the decompressed bytes of ``raw`` ("gzip", "bzip2" or "xz")."""
+def decompressor(kind: str, raw: BinaryIO) -> BinaryIO:
+    """A reader of the decompressed bytes of ``raw``; ``kind`` is one of ``READABLE_COMPRESSION``."""
     if kind == "gzip":
         return gzip.GzipFile(fileobj=raw, mode="rb")
     if kind == "bzip2":
@@ -266,7 +266,7 @@ def _open(path: str) -> tuple[_Reader, str | None, bytes]:
         raw.close()
         raise InputError(path, f"{compressed}-compressed file; decompress it first", hint=f"{compressed} -d")
     if compressed is not None:
-        reader = _Reader(_decompressor(compressed, raw), path, None, raw)
+        reader = _Reader(decompressor(compressed, raw), path, None, raw)
     else:
         size = os.fstat(raw.fileno()).st_size
         regular = path != "-" and os.path.isfile(path)

@@ -5,25 +5,42 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import io
 import json
 import lzma
+import random
 import re
 import shutil
 import struct
+import subprocess
+import tarfile
 from pathlib import Path
 
+import pytest
+
+from analyzer.errors import InputError
 from analyzer.inputs.bundle import load_bundle
+from analyzer.inputs.capture import read_capture
 from analyzer.pipeline.explain import explain_inputs
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
+IPTABLES = """*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+-A INPUT -p udp -m udp --dport 8472 -j ACCEPT
+COMMIT
+"""
 ROUTES = "default via 10.0.0.1 dev eth0\n10.244.1.0/24 dev cni0 proto kernel scope link src 10.244.1.1\n"
 
 
 def pcap(magic: int = 0xA1B2C3D4, record: int = 16, frames: int = 1) -> bytes:
-    frame = bytes(14)
-    rec = struct.pack("<IIII", 1, 0, len(frame), len(frame)) + bytes(record - 16) + frame
-    return struct.pack("<IHHiIII", magic, 2, 4, 0, 0, 65535, 1) + rec * frames
+    """``frames`` records of 14 bytes each (30 with the header), of incompressible content."""
+    rnd = random.Random(frames)
+    recs = b"".join(struct.pack("<IIII", 1, 0, 14, 14) + bytes(record - 16) + rnd.randbytes(14)
+                    for _ in range(frames))
+    return struct.pack("<IHHiIII", magic, 2, 4, 0, 0, 65535, 1) + recs
 
 
 def test_modified_pcap_is_a_capture_as_for_read_capture(tmp_path: Path) -> None:
@@ -82,3 +99,113 @@ def test_explain_reads_a_bundle_of_compressed_captures_as_the_plain_one(tmp_path
     docs = [explain_inputs([root], generated_at="2026-01-01T00:00:00Z") for root in (plain, packed)]
     assert docs[0]["flows"] and docs[0]["flows"][0]["status"] == "delivered"
     assert _normalised(docs[1], packed) == _normalised(docs[0], plain)
+
+
+def _tarball(tmp_path: Path, members: list[tuple[str, bytes]]) -> tuple[bytes, dict[str, tarfile.TarInfo]]:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with tarfile.open(fileobj=io.BytesIO(buf.getvalue())) as tar:
+        infos = {m.name: m for m in tar.getmembers()}
+    return buf.getvalue(), infos
+
+
+MEMBERS = [("n1/ip-route", ROUTES.encode()), ("n1/eth0.pcap", pcap(frames=2000)),
+           ("n1/iptables-save", IPTABLES.encode()), ("n1/node", b"worker-1\n")]
+
+
+def test_cut_tarball_keeps_the_files_before_the_cut(tmp_path: Path) -> None:
+    data, infos = _tarball(tmp_path, MEMBERS)
+    tarball = tmp_path / "n1-k8s-trace.tar"
+    tarball.write_bytes(data)
+    snap = load_bundle(tarball)  # whole: no warning
+    assert snap.name == "worker-1" and snap.warnings == () and snap.ruleset is not None
+
+    # cut inside the text dump: the files before it are read, the cut one is left out
+    ipt = infos["n1/iptables-save"]
+    tarball.write_bytes(data[: ipt.offset_data + 100])
+    snap = load_bundle(tarball)
+    assert snap.warnings == (
+        f"{tarball}: the tarball is cut off or damaged inside n1/iptables-save, 0 of its {ipt.size} bytes read "
+        "(unexpected end of data); the 2 files before it are read, n1/iptables-save is left out",)
+    assert snap.ruleset is None and "iptables-save" not in snap.files
+    assert len(snap.routes) == 2 and snap.name == "n1"
+    assert [c.interface for c in snap.captures] == ["eth0"]
+    assert len(list(read_capture(snap.captures[0].path))) == 2000
+
+    # cut inside the capture: the frames that arrived are read, and the reader says where it ends
+    cap = infos["n1/eth0.pcap"]
+    tarball.write_bytes(data[: cap.offset_data + 24 + 1500 * 30 + 12])
+    snap = load_bundle(tarball)
+    assert len(snap.warnings) == 1, snap.warnings
+    got = re.fullmatch(rf"{tarball}: the tarball is cut off or damaged inside n1/eth0\.pcap, (\d+) of its "
+                       rf"{cap.size} bytes read \(unexpected end of data\); the 1 file before it is read, and this "
+                       r"capture up to the cut", snap.warnings[0])
+    assert got is not None, snap.warnings[0]
+    arrived = int(got[1])
+    assert 24 + 1000 * 30 < arrived <= 24 + 1500 * 30 + 12
+    assert Path(snap.captures[0].path).stat().st_size == arrived
+    notes: list[str] = []
+    complete = (arrived - 24) // 30
+    assert len(list(read_capture(snap.captures[0].path, warn=notes.append))) == complete
+    assert notes == [] if arrived == 24 + complete * 30 else notes[0].split(": ")[1] == f"packet #{complete + 1}"
+
+    # cut inside a header, or exactly after a file: the end-of-archive blocks are missing
+    for cut in (cap.offset + 100, cap.offset):
+        tarball.write_bytes(data[:cut])
+        snap = load_bundle(tarball)
+        assert snap.warnings == (f"{tarball}: the tarball is cut off or damaged after its 1 complete file "
+                                 "(it ends without the end-of-archive blocks); they are read",)
+        assert snap.captures == () and len(snap.routes) == 2
+    last = infos["n1/node"]
+    tarball.write_bytes(data[: last.offset_data + 512])
+    assert load_bundle(tarball).warnings[0].endswith("after its 4 complete files "
+                                                     "(it ends without the end-of-archive blocks); they are read")
+    tarball.write_bytes(data[: last.offset_data + 1024])  # one zero block is enough
+    assert load_bundle(tarball).warnings == ()
+
+    # nothing readable before the cut: the tarball is unusable
+    tarball.write_bytes(data[: infos["n1/ip-route"].offset_data + 10])
+    with pytest.raises(InputError, match="cannot read the bundle tarball"):
+        load_bundle(tarball)
+
+
+@pytest.mark.parametrize("mode", ["gz", "xz"])
+def test_cut_compressed_tarball(tmp_path: Path, mode: str) -> None:
+    data, _ = _tarball(tmp_path, MEMBERS)
+    packed = gzip.compress(data) if mode == "gz" else lzma.compress(data)
+    tarball = tmp_path / f"n1.tar.{mode}"
+    tarball.write_bytes(packed[: len(packed) * 2 // 3])
+    snap = load_bundle(tarball)
+    assert len(snap.warnings) == 1
+    assert snap.warnings[0].startswith(f"{tarball}: the tarball is cut off or damaged inside n1/eth0.pcap, ")
+    assert len(snap.routes) == 2 and snap.ruleset is None
+    frames = list(read_capture(snap.captures[0].path, warn=lambda _m: None))
+    assert 100 < len(frames) < 2000
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="the tar command is not installed")
+@pytest.mark.parametrize("flag,suffix", [("z", ".tar.gz"), ("J", ".tar.xz"), ("j", ".tar.bz2"), ("", ".tar")])
+def test_tar_command_tarballs_read_whole(tmp_path: Path, flag: str, suffix: str) -> None:
+    node = tmp_path / "worker-2"
+    node.mkdir()
+    for name, data in MEMBERS:
+        (node / name.split("/")[1]).write_bytes(data)
+    tarball = tmp_path / f"worker-2-k8s-trace{suffix}"
+    subprocess.run(["tar", f"c{flag}f", str(tarball), "-C", str(tmp_path), "worker-2"], check=True)
+    snap = load_bundle(tarball)
+    assert snap.warnings == () and snap.name == "worker-1" and snap.ruleset is not None
+    assert len(list(read_capture(snap.captures[0].path))) == 2000
+    data = tarball.read_bytes()
+    tarball.write_bytes(data[: len(data) // 2])
+    if flag == "j":  # bzip2 packs 900 kB blocks: half of this one block gives nothing
+        with pytest.raises(InputError, match="cannot read the bundle tarball"):
+            load_bundle(tarball)
+        return
+    cut = load_bundle(tarball)
+    assert len(cut.warnings) == 1
+    assert cut.warnings[0].startswith(f"{tarball}: the tarball is cut off or damaged inside worker-2/eth0.pcap, ")
+    assert 0 < len(list(read_capture(cut.captures[0].path, warn=lambda _m: None))) < 2000
