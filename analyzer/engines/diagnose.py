@@ -538,7 +538,8 @@ def _retransmissions(ctx: Context) -> list[Finding]:
     flow = ctx.flow
     if not flow.retransmissions:
         return []
-    where = sorted({f"{s.node or '?'} {s.interface or s.record.file}" for s in flow.retransmissions})
+    where = sorted({f"{s.node} {s.interface or s.record.file}" if s.node else s.interface or s.record.file
+                    for s in flow.retransmissions})
     # one resent segment shows up at every capture point it crosses: count segments, not copies
     segments = {(s.direction, s.record.seq, s.record.payload_len, (s.record.tcp_flags or 0) & 0x03, round(s.ts, 1))
                 for s in flow.retransmissions}

@@ -76,9 +76,9 @@ HOP_TEXT: dict[tuple[str, str], tuple[str, str]] = {
         "iptables FORWARD（filter 表）决定节点是否转发该包；随后 POSTROUTING（nat 表）可能改写源地址。{what_zh}",
     ),
     ("netfilter", "input"): (
-        "iptables INPUT on {node}: the VXLAN packet (UDP {port}) is addressed to the node itself, so the host "
-        "firewall must accept it before the kernel's VXLAN socket decapsulates it. {what}",
-        "{node} 上的 iptables INPUT：VXLAN 包（UDP {port}）发往节点本身，主机防火墙必须先放行，内核的 VXLAN 套接字才能解封装。{what_zh}",
+        "iptables INPUT on {node}: the {tunnel} packet ({carried}) is addressed to the node itself, so the host "
+        "firewall must accept it before the kernel decapsulates it. {what}",
+        "{node} 上的 iptables INPUT：{tunnel} 包（{carried_zh}）发往节点本身，主机防火墙必须先放行，内核才能解封装。{what_zh}",
     ),
     ("netfilter", "local-input"): (
         "iptables INPUT on {node}: the packet is for the node itself; kube-proxy's KUBE-EXTERNAL-SERVICES and "
@@ -156,6 +156,12 @@ def _word_hop(hop: PathHop) -> Text:
     params.setdefault("route_zh", params["route"])
     params.setdefault("outer", "")
     params.setdefault("outer_zh", params["outer"])
+    params.setdefault("tunnel", "VXLAN")
+    if "ipproto" in params:
+        params.setdefault("carried", f"IP protocol {params['ipproto']}")
+        params.setdefault("carried_zh", f"IP 协议 {params['ipproto']}")
+    params.setdefault("carried", f"UDP {params.get('port', '?')}")
+    params.setdefault("carried_zh", params["carried"])
     en, zh = HOP_TEXT.get((hop.kind, hop.action), ("{label}", "{label}"))
     params.setdefault("label", hop.label)
     return {"en": _fmt(en, params).strip(), "zh": _fmt(zh, params).strip()}

@@ -39,7 +39,10 @@ from analyzer.model.explain import (
 )
 from analyzer.model.flow import proto_name
 
-CAPTURABLE = frozenset({"veth", "bridge", "vtep", "nic"})
+CAPTURABLE = frozenset({"veth", "bridge", "vtep", "nic", "underlay"})
+#: tunnels carried directly in IP (no UDP port): their IP protocol number
+TUNNEL_IP_PROTOCOLS = {"ipip": 4, "ip6in4": 41, "gre": 47}
+_IPPROTO_WORD = {4: "ipip", 41: "ipv6", 47: "gre"}  # iptables-save's names
 DEFAULT_IFACES = {"bridge": "cni0", "vtep": "flannel.1", "nic": "eth0"}
 MAX_HOP_PACKETS = 5
 
@@ -48,6 +51,17 @@ def _ep(ip: str, port: int | None) -> str:
     if port is None:
         return ip
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def input_label(port: int | None, ipproto: int | None) -> str:
+    """The receiving node's INPUT check of the overlay: ``INPUT udp/8472`` or ``INPUT ipip``."""
+    if port is None and ipproto is not None:
+        return f"INPUT {_IPPROTO_WORD.get(ipproto, f'proto {ipproto}')}"
+    return f"INPUT udp/{port if port is not None else '?'}"
+
+
+def _int_or_none(v: str | None) -> int | None:
+    return int(v) if v is not None and v.isdigit() else None
 
 
 def node_interfaces(node: str | None, topo: Topology, points: Mapping[str, CapturePoint]) -> dict[str, str]:
@@ -220,14 +234,20 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
         src_ip = encap[0].outer_src if encap else topo.node_ip(first)
         dst_ip = encap[0].outer_dst if encap else topo.node_ip(last)
         tunnel = encap[0].tunnel if encap else "vxlan"
+        ipproto = TUNNEL_IP_PROTOCOLS.get(tunnel)
+        if ipproto is not None:
+            port = None  # an IP-protocol tunnel (IPIP, GRE...): no UDP port
         vni_text = f" vni {vni}" if vni is not None else ""
-        outer = f"{tunnel.upper()}{vni_text} {src_ip or '?'} -> {dst_ip or '?'}:{port}"
-        b.add(first, fi["vtep"], "vtep", "encap", fi["vtep"], port=port, vni=vni, peer=dst_ip)
+        port_text = f":{port}" if port is not None else ""
+        outer = f"{tunnel.upper()}{vni_text} {src_ip or '?'} -> {dst_ip or '?'}{port_text}"
+        b.add(first, fi["vtep"], "vtep", "encap", fi["vtep"], port=port, vni=vni, peer=dst_ip, tunnel=tunnel.upper(),
+              ipproto=ipproto)
         b.edge(outer, "encap")
         b.add(first, fi["nic"], "nic", "transmit", fi["nic"], outer=f" inside {outer}", outer_zh=f"（{outer}）")
         b.add(None, None, "underlay", "carry", "underlay", outer=outer)
         b.add(last, li["nic"], "nic", "receive", li["nic"], outer=f" inside {outer}", outer_zh=f"（{outer}）")
-        b.add(last, None, "netfilter", "input", f"INPUT udp/{port}", port=port)
+        b.add(last, None, "netfilter", "input", input_label(port, ipproto), port=port, tunnel=tunnel.upper(),
+              ipproto=ipproto)
         b.add(last, li["vtep"], "vtep", "decap", li["vtep"])
         b.edge(f"decapsulated {tunnel.upper()}{vni_text}", "decap")
     else:
@@ -268,7 +288,9 @@ def reply_path(path: Sequence[PathHop], flow_id: str) -> list[PathHop]:
         if h.kind == "netfilter" and h.action == "input":
             continue  # the overlay's INPUT check belongs to the receiving node: re-placed below
         if h.kind == "vtep" and h.action == "encap":  # becomes a decap: the reply's receiver checks INPUT
-            back.append(replace(h, kind="netfilter", action="input", label=f"INPUT udp/{dict(h.facts).get('port', '?')}",
+            f = dict(h.facts)
+            back.append(replace(h, kind="netfilter", action="input",
+                                label=input_label(_int_or_none(f.get("port")), _int_or_none(f.get("ipproto"))),
                                 capturable=False, interface=None, edge_label="", edge_kind="plain"))
         back.append(h)
     fwd_encap = next((x for x in path if x.kind == "vtep" and x.action == "encap"), None)
@@ -329,10 +351,15 @@ def _place(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, Cap
         if h.capturable and h.interface:
             named[(h.node, h.interface)].append(i)
     unnamed: dict[tuple[str | None, tuple], list[Sighting]] = defaultdict(list)
+    underlay = next((i for i, h in enumerate(path) if h.kind == "underlay"), None)
     for s in flow.sightings:
         if s.direction != direction:
             continue
         pt = points.get(s.record.file)
+        if pt is not None and pt.is_underlay:
+            if underlay is not None:  # taken between the nodes: only the underlay hop can show it
+                hits[underlay].append(s)
+            continue
         if s.interface and not (pt is not None and pt.is_any and s.interface == pt.interface):
             same = named.get((s.node, s.interface), [])
             # one NIC can be crossed twice (NodePort in, VXLAN out): the tunnelled copy is the later
@@ -351,7 +378,7 @@ def _place(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, Cap
         copies.sort(key=lambda s: (s.ts, s.record.file, s.record.frame))
         tunnelled = [c for c in copies if c.record.tunnel]
         plain = [c for c in copies if not c.record.tunnel]
-        on_node = [j for j, h in enumerate(path) if h.capturable and h.node == node]
+        on_node = [j for j, h in enumerate(path) if h.capturable and h.node == node and h.kind != "underlay"]
         wrapped = [j for j in on_node if _carries_tunnel(path, j)]
         bare = [j for j in on_node if j not in wrapped]
         for group, cands in ((tunnelled, wrapped), (plain, bare)):

@@ -13,6 +13,9 @@ from analyzer.model.record import PacketRecord
 
 #: ``CapturePoint.interface`` of a cooked ``tcpdump -i any`` capture whose frames carry no name.
 ANY_INTERFACE = "any"
+#: ``CapturePoint.interface`` of a capture taken between the nodes (a switch mirror port, a router),
+#: recognised by the overlay packets of several node pairs in it; such a capture has no node.
+UNDERLAY_INTERFACE = "underlay"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,10 @@ class CapturePoint:
     @property
     def is_any(self) -> bool:
         return self.interface == ANY_INTERFACE
+
+    @property
+    def is_underlay(self) -> bool:
+        return self.node is None and self.interface == UNDERLAY_INTERFACE
 
 
 @dataclass(frozen=True, slots=True)

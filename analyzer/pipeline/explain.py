@@ -25,6 +25,7 @@ from analyzer.engines.explain import NOT_CHECKABLE_WITHOUT_DUMPS, NOT_CHECKABLE_
 from analyzer.errors import InputError
 from analyzer.model.explain import (
     ANY_INTERFACE,
+    UNDERLAY_INTERFACE,
     CapturePoint,
     Finding,
     NodeFacts,
@@ -377,6 +378,10 @@ def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[Pac
             common = [a for a, n in c.items() if n == total[f]]
             if len(common) == 1:
                 name = classify.node_of(common[0], topo)
+            elif not common and len(c) >= 3 and p.interface is None:
+                # tunnels between several node pairs that share no node: taken between the nodes
+                out[f] = replace(p, interface=UNDERLAY_INTERFACE)
+                continue
         if name is None and pods.get(f):
             for ip, _n in pods[f].most_common():
                 if classify.role_of(ip, topo) == "pod":
