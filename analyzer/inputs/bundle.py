@@ -166,27 +166,38 @@ def capture_interface(file_name: str) -> str | None:
     return None
 
 
-def find_bundles(path: str | Path) -> tuple[Path, ...]:
-    """A bundle path as given, or, for a directory holding one directory (or tarball) per node
-    (``lab`` output, several unpacked ``collect`` tarballs), each of those.
+def is_bundle_dir(path: str | Path) -> bool:
+    """Is ``path`` a directory that ``load_bundle`` reads as one node's bundle?
 
-    A directory is itself a bundle when it holds a node dump or a capture; other files beside the
-    node directories (``scenario.json``, notes) do not make it one.
+    True when the directory (or the lone directory inside it, as ``tar xzf`` of a ``collect``
+    tarball leaves it) holds, directly, at least one of:
+
+    - a capture: a file recognised by ``sniff_capture`` (pcap/pcapng, plain or gzip/bzip2/xz) or
+      named like one (``*.pcap``, ``*.pcapng``, ``*.cap``, each optionally ``.gz``/``.bz2``/``.xz``;
+      a directory of captures alone is a bundle, and a damaged one is reported by the loader);
+    - a node dump: a file whose content ``sniff_kind`` recognises, or with a dump's canonical name
+      (``iptables-save``, ``ip-route``, ``node``... see ``BUNDLE_COMMANDS``).
+
+    Cluster-wide or bookkeeping files do not make a node: ``kubectl.json`` (it sits beside the
+    node directories of a multi-node set), ``missing``, ``collect.log``, ``scenario.json``, READMEs.
+    Hidden files and subdirectories are not looked at. False for a file or an absent path.
     """
     root = Path(path)
-    if not root.is_dir():
-        return (root,)
-    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
-    subdirs = [p for p in entries if p.is_dir()]
-    tars = [p for p in entries if p.is_file() and p.name.endswith(_TAR_SUFFIXES)]
-    if any(_is_dump_file(p) for p in entries if p.is_file() and p not in tars) or not (subdirs or tars):
-        return (root,)
-    nodes = [d for d in subdirs if any(_is_dump_file(p) for p in _bundle_root(d).iterdir() if p.is_file())]
-    return tuple(nodes) + tuple(tars) if nodes or tars else (root,)
+    try:
+        if not root.is_dir():
+            return False
+        root = _bundle_root(root)
+        files = sorted(p for p in root.iterdir() if not p.name.startswith(".") and p.is_file())
+    except OSError:
+        return False
+    if any(_NAME_KINDS.get(p.name) not in (None, "missing", "kubectl.json") or capture_interface(p.name)
+           for p in files):
+        return True  # by name: no file needs opening
+    return any(_is_node_file(p) for p in files)
 
 
-def _is_dump_file(path: Path) -> bool:
-    """Is this file a capture or a node dump (judged by content, then by its canonical name)?"""
+def _is_node_file(path: Path) -> bool:
+    """Is this file a capture or a node dump (not kubectl JSON), judged by its content?"""
     if sniff_capture(path) is not None:
         return True
     try:
@@ -196,8 +207,23 @@ def _is_dump_file(path: Path) -> bool:
         return False
     if b"\0" in head[:4096]:
         return False
-    text = head.decode("utf-8", errors="replace")
-    return sniff_kind(text, path.name) is not None or (path.name in _NAME_KINDS and path.name != "missing")
+    return sniff_kind(head.decode("utf-8", errors="replace"), path.name) not in (None, "kubectl.json")
+
+
+def find_bundles(path: str | Path) -> tuple[Path, ...]:
+    """A bundle path as given, or, for a directory holding one directory (or tarball) per node
+    (``lab`` output, several unpacked ``collect`` tarballs), each of those.
+
+    A directory is itself a bundle when ``is_bundle_dir`` says so; other files beside the node
+    directories (``scenario.json``, ``kubectl.json``, notes) do not make it one.
+    """
+    root = Path(path)
+    if not root.is_dir() or is_bundle_dir(root):
+        return (root,)
+    entries = sorted(p for p in root.iterdir() if not p.name.startswith("."))
+    nodes = [d for d in entries if d.is_dir() and is_bundle_dir(d)]
+    tars = [p for p in entries if p.is_file() and p.name.endswith(_TAR_SUFFIXES)]
+    return tuple(nodes) + tuple(tars) if nodes or tars else (root,)
 
 
 class _Counted:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.errors import InputError
-from analyzer.inputs.bundle import load_bundle
+from analyzer.inputs.bundle import find_bundles, is_bundle_dir, load_bundle
 from analyzer.inputs.capture import read_capture
 from analyzer.pipeline.explain import explain_inputs
 
@@ -209,3 +209,59 @@ def test_tar_command_tarballs_read_whole(tmp_path: Path, flag: str, suffix: str)
     assert len(cut.warnings) == 1
     assert cut.warnings[0].startswith(f"{tarball}: the tarball is cut off or damaged inside worker-2/eth0.pcap, ")
     assert 0 < len(list(read_capture(cut.captures[0].path, warn=lambda _m: None))) < 2000
+
+
+KUBECTL = json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+    {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web", "namespace": "default"},
+     "spec": {"nodeName": "n1"}, "status": {"podIP": "10.244.1.5"}}]})
+
+DIRS: dict[str, tuple[dict[str, bytes], bool]] = {
+    "canonical-name": ({"iptables-save": b"whatever it holds\n"}, True),
+    "renamed-dump": ({"routes.txt": ROUTES.encode()}, True),
+    "ip-j-json": ({"r.json": b'[{"dst": "default", "gateway": "10.0.0.1", "dev": "eth0"}]'}, True),
+    "capture-only": ({"eth0.pcap": pcap()}, True),
+    "compressed-capture-only": ({"eth0.pcap.gz": gzip.compress(pcap())}, True),
+    "capture-by-magic": ({"trace.bin": pcap()}, True),
+    "capture-by-name": ({"eth0.pcapng": b"not yet written"}, True),  # the loader reports it
+    "kubectl-only": ({"kubectl.json": KUBECTL.encode(), "cluster.json": KUBECTL.encode()}, False),
+    "bookkeeping": ({"README.md": b"# cross-node\n\nwhat this shows\n", "missing": b"conntrack: not found\n",
+                     "collect.log": b"started\n", "scenario.json": b'{"schema": "k8s-trace.lab-scenario/1"}'},
+                    False),
+    "hidden": ({".ip-route": ROUTES.encode(), ".eth0.pcap": pcap()}, False),
+    "gzip-not-capture": ({"notes.gz": gzip.compress(b"default via 10.0.0.1 dev eth0\n")}, False),
+    "empty": ({}, False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DIRS))
+def test_is_bundle_dir(tmp_path: Path, name: str) -> None:
+    files, expected = DIRS[name]
+    root = tmp_path / name
+    root.mkdir()
+    for file, data in files.items():
+        (root / file).write_bytes(data)
+    assert is_bundle_dir(root) is expected
+    wrapped = tmp_path / "unpacked"
+    wrapped.mkdir()
+    root.rename(wrapped / name)  # `tar xzf` of a tarball made with `tar czf x.tgz node/`
+    assert is_bundle_dir(wrapped) is expected
+    if expected and name != "capture-by-name":
+        load_bundle(wrapped)  # what is_bundle_dir accepts, the loader reads
+
+
+def test_is_bundle_dir_not_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "ip-route").write_text(ROUTES)
+    assert is_bundle_dir(tmp_path / "ip-route") is False
+    assert is_bundle_dir(tmp_path / "absent") is False
+
+
+def test_find_bundles_with_cluster_files_beside_the_nodes(tmp_path: Path) -> None:
+    shutil.copytree(SAMPLES / "service-remote", tmp_path / "set")
+    root = tmp_path / "set"
+    shutil.move(root / "node1" / "kubectl.json", root / "kubectl.json")  # cluster-wide, beside the nodes
+    (root / "node2" / "eth0.pcap").rename(root / "node2" / "eth0.pcap.gz")  # (not really compressed)
+    (root / "node3").mkdir()
+    (root / "node3" / "eth0.pcap.gz").write_bytes(gzip.compress(pcap()))
+    assert not is_bundle_dir(root)
+    assert find_bundles(root) == (root / "node1", root / "node2", root / "node3")
+    assert [is_bundle_dir(d) for d in find_bundles(root)] == [True, True, True]
