@@ -38,6 +38,7 @@ from enum import StrEnum
 
 from analyzer.model.flow import endpoint_text
 from analyzer.model.netfilter import Match, Option, Rule, RuleSet, Selector
+from analyzer.model.protocols import proto_name, proto_number  # proto_number is in __all__ (diagnose uses it)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -71,12 +72,6 @@ PATHS: Mapping[str, tuple[str, ...]] = {
     "sent": ("OUTPUT", "POSTROUTING"),
     "bridged": ("PREROUTING", "FORWARD", "POSTROUTING"),
 }
-PROTO_NUMBERS: Mapping[str, int] = {
-    "all": 0, "icmp": 1, "igmp": 2, "ipip": 4, "ipencap": 4, "tcp": 6, "udp": 17, "ipv6": 41, "gre": 47,
-    "esp": 50, "ah": 51, "icmpv6": 58, "ipv6-icmp": 58, "icmp6": 58, "ospf": 89, "vrrp": 112, "sctp": 132,
-    "udplite": 136,
-}
-PROTO_NAMES: Mapping[int, str] = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp", 4: "ipip", 47: "gre"}
 ICMP_TYPES: Mapping[str, tuple[int, int | None]] = {
     "any": (-1, None), "echo-reply": (0, None), "pong": (0, None), "destination-unreachable": (3, None),
     "network-unreachable": (3, 0), "host-unreachable": (3, 1), "protocol-unreachable": (3, 2),
@@ -107,17 +102,6 @@ CONTINUE_TARGETS = frozenset({"LOG", "NFLOG", "ULOG", "TRACE", "TCPMSS", "CHECKS
 NAT_TARGETS = frozenset({"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"})
 #: the index is built for chains longer than this
 INDEX_MIN_RULES = 24
-
-
-def proto_number(proto: str | int | None) -> int | None:
-    if proto is None:
-        return None
-    if isinstance(proto, int):
-        return proto
-    text = proto.lower()
-    if text.isdigit():
-        return int(text)
-    return PROTO_NUMBERS.get(text)
 
 
 class Verdict(StrEnum):
@@ -165,7 +149,7 @@ class PacketState:
 
     @property
     def proto_name(self) -> str:
-        return PROTO_NAMES.get(self.proto, str(self.proto))
+        return proto_name(self.proto)
 
     @property
     def flags(self) -> int:

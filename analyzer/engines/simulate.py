@@ -26,13 +26,13 @@ from analyzer.engines.netfilter import (
     Translation,
     Verdict,
     engine_for,
-    proto_number,
 )
 from analyzer.engines.overlay import resolve_overlay
 from analyzer.engines.routing import lookup_route
 from analyzer.model.flow import endpoint_text
 from analyzer.model.netfilter import Rule, RuleSet
 from analyzer.model.node import IPAddress, NodeSnapshot, RouteDecision
+from analyzer.model.protocols import proto_name, proto_number
 from analyzer.model.refs import SourceRef
 
 __all__ = ["SimHop", "SimOutcome", "SimPacket", "SimulationResult", "TrackedConnection", "simulate_packet"]
@@ -992,7 +992,7 @@ def simulate_packet(
     num = proto_number(proto)
     if num is None:
         raise ValueError(f"unknown protocol {proto!r}")
-    pname = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp"}.get(num, str(num))
+    pname = proto_name(num)
     sport_given = sport is not None
     if num in (6, 17, 132) and sport is None:
         sport = 40000

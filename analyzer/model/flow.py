@@ -10,14 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from analyzer.model.protocols import PROTO_NAMES as PROTO_NAMES  # re-exported: the table is in protocols.py
+from analyzer.model.protocols import proto_name as proto_name
 from analyzer.model.record import PacketRecord
-
-PROTO_NAMES = {1: "icmp", 2: "igmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 58: "icmpv6", 132: "sctp"}
-
-
-def proto_name(proto: int) -> str:
-    """IANA protocol number -> the contract's lower-case name (``"proto-N"`` when unnamed)."""
-    return PROTO_NAMES.get(proto, f"proto-{proto}")
 
 
 @dataclass(frozen=True, slots=True)
