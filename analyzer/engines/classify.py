@@ -86,6 +86,7 @@ def infer_topology(
         for a in n.addresses:
             addr_owner[a] = n.name
     pod_of_underlay: dict[str, Counter[str]] = defaultdict(Counter)
+    tunnel_of: dict[str, Counter[str]] = defaultdict(Counter)  # underlay address -> tunnel types
     overlay_ports: Counter[int] = Counter()
     vnis: Counter[int] = Counter()
     file_outer: dict[str, Counter[str]] = defaultdict(Counter)
@@ -99,6 +100,8 @@ def infer_topology(
                 overlay_ports[r.outer_dport] += 1
             if r.vni is not None:
                 vnis[r.vni] += 1
+            tunnel_of[r.outer_src][r.tunnel] += 1
+            tunnel_of[r.outer_dst][r.tunnel] += 1
             if r.src and r.quoted is None:
                 pod_of_underlay[r.outer_src][r.src] += 1
             if r.dst and r.quoted is None:
@@ -115,6 +118,7 @@ def infer_topology(
                 pod_side_addrs.add(r.src)
                 pod_side_addrs.add(r.dst or r.src)
     inferred: list[str] = []
+    tunnelled: set[str] = set()  # nodes known only from tunnel headers
     # nodes seen as VXLAN endpoints
     nodes: dict[str, NodeFacts] = {n.name: n for n in known}
     for underlay, inner in sorted(pod_of_underlay.items()):
@@ -153,9 +157,13 @@ def infer_topology(
             n = nodes[name]
             nodes[name] = replace(n, addresses=tuple(sorted(set(n.addresses) | {underlay})))
         else:
-            nodes[name] = NodeFacts(name=name, addresses=(underlay,), pod_cidr=pod_cidr, backend="vxlan")
+            seen = tunnel_of[underlay].most_common(1)
+            backend = _BACKEND_OF_TUNNEL.get(seen[0][0], "unknown") if seen else "vxlan"
+            nodes[name] = NodeFacts(name=name, addresses=(underlay,), pod_cidr=pod_cidr, backend=backend)
+            tunnelled.add(name)
         addr_owner[underlay] = name
-        inferred.append(f"node {name}: underlay address {underlay} and pod CIDR {pod_cidr} from VXLAN headers")
+        inferred.append(f"node {name}: underlay address {underlay} and pod CIDR {pod_cidr} from tunnel headers")
+    pod_hosts = _split_shared_subnets(nodes, pod_of_underlay, addr_owner, tunnelled, inferred)
     # named captures whose node is still unknown (host-gw, same-node captures)
     for pt in points.values():
         if pt.node and pt.node not in nodes:
@@ -209,7 +217,42 @@ def infer_topology(
         pod_names=dict(pod_names or {}),
         has_dumps=has_dumps,
         inferred=tuple(inferred),
+        pod_hosts=pod_hosts,
     )
+
+
+#: the contract's backend for a node seen only as the endpoint of this tunnel
+_BACKEND_OF_TUNNEL = {"vxlan": "vxlan", "ipip": "ipip", "ip6in4": "ipip", "geneve": "geneve", "flannel-udp": "udp"}
+
+
+def _split_shared_subnets(nodes: dict[str, NodeFacts], pod_of_underlay: Mapping[str, Counter[str]],
+                          addr_owner: Mapping[str, str], tunnelled: set[str], inferred: list[str]
+                          ) -> dict[str, str]:
+    """One /24 behind several tunnel endpoints is no node's pod subnet (flannel gives each node its
+    own; Calico's /26 blocks of one /24 sit on different nodes): those nodes lose the guessed
+    subnet, and each inner address is placed on the node whose tunnel header carried it."""
+    claims: dict[str, list[str]] = defaultdict(list)
+    for name in sorted(tunnelled):
+        cidr = nodes[name].pod_cidr
+        if cidr is not None:
+            claims[cidr].append(name)
+    shared = {cidr: names for cidr, names in claims.items() if len(names) > 1}
+    if not shared:
+        return {}
+    for cidr, names in sorted(shared.items()):
+        for name in names:
+            nodes[name] = replace(nodes[name], pod_cidr=None)
+        inferred.append(f"pod subnet {cidr} is seen behind several nodes ({', '.join(names)}): not one node's "
+                        "subnet; each pod address is placed on the node whose tunnel header carried it")
+    hosts: dict[str, set[str]] = defaultdict(set)
+    for underlay, inner in pod_of_underlay.items():
+        owner = addr_owner.get(underlay)
+        if owner is None:
+            continue
+        for ip in inner:
+            if any(_in(ip, cidr) for cidr in shared):
+                hosts[ip].add(owner)
+    return {ip: next(iter(owners)) for ip, owners in sorted(hosts.items()) if len(owners) == 1}
 
 
 _MEMO: list = [None, {}, {}]  # the last topology seen, node_of and role_of answers for it
@@ -240,7 +283,7 @@ def _node_of(ip: str, topo: Topology) -> str | None:
     for n in topo.nodes:
         if _in(ip, n.pod_cidr):
             return n.name
-    return None
+    return topo.pod_hosts.get(ip)
 
 
 def service_at(ip: str | None, port: int | None, topo: Topology) -> Service | None:
@@ -280,7 +323,7 @@ def _role_of(ip: str, topo: Topology) -> str:
         if _in(ip, n.pod_cidr):
             # x.x.x.0 (flannel.1) and x.x.x.1 (cni0) belong to the node itself
             return "node" if ip.endswith((".0", ".1")) and n.pod_cidr and n.pod_cidr.endswith("/24") else "pod"
-    if _in(ip, topo.cluster_cidr):
+    if _in(ip, topo.cluster_cidr) or ip in topo.pod_hosts:
         return "pod"
     if _in(ip, topo.service_cidr):
         return "service"

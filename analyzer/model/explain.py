@@ -80,6 +80,9 @@ class Topology:
     pod_names: dict[str, str] = field(default_factory=dict)  # pod ip -> "ns/name"
     has_dumps: bool = False
     inferred: tuple[str, ...] = ()  # sentences saying what was inferred from packets
+    #: inner address -> node, from the tunnel headers it travelled in, for addresses no node's pod
+    #: CIDR holds (pod subnets shared between nodes, as Calico's /26 blocks in one /24 are)
+    pod_hosts: dict[str, str] = field(default_factory=dict)
 
     def node_named(self, name: str | None) -> NodeFacts | None:
         return next((n for n in self.nodes if n.name == name), None)

@@ -598,6 +598,9 @@ def explain_stream(
     topo = _placeholder_nodes(topo, records)
     topo = _infer_backend(topo, records)
     points = _assign_capture_nodes(points, records, topo)
+    topo = replace(topo, inferred=topo.inferred + tuple(
+        f"{display.get(p.file, p.file)} holds tunnel packets of several node pairs: taken between the nodes (underlay)"
+        for p in points.values() if p.is_underlay))
     offsets = stitch.estimate_offsets(records, points, topo)
     flows = stitch.stitch_flows(records, points, topo, offsets, warn=_warn)
     skipped = [f for f in flows if _is_multicast(f)]

@@ -40,6 +40,7 @@ def test_mirror_capture_is_the_underlay(tmp_path: Path) -> None:
     doc = explain(cap)
     (point,) = doc["captures"]
     assert (point["node"], point["interface"]) == (None, "underlay"), point
+    assert any("mirror.pcap holds tunnel packets of several node pairs" in s for s in doc["inferred"])
     flows = {f["client"]["ip"]: f for f in doc["flows"]}
     assert len(flows) == 3
     for f in flows.values():
