@@ -164,8 +164,9 @@ _RIGHT = {0, 4, 5, 6, 7, 8, 9}
 def write_text(scan: TableScan, out: TextIO) -> None:
     """The table, then a legend and one totals line. Times are relative to the first packet.
 
-    Rendered block by block from the flow table's column lists (no per-flow object, never all
-    rows at once); the column widths come from the table's largest values beforehand.
+    Rendered block by block from the flow table's printed columns (``FlowCells``: no per-flow
+    object, never all rows at once, each distinct TCP summary and encapsulation list formatted
+    once); the column widths come from the table's largest values beforehand.
     """
     lines: list[str] = []
     if scan.flow_count:
@@ -193,29 +194,20 @@ def write_text(scan: TableScan, out: TextIO) -> None:
         w = widths
         template = (f"%{w[0]}d  %-{w[1]}s  %-{w[2]}s  %-{w[3]}s  %{w[4]}d  %{w[5]}d  %{w[6]}d  %{w[7]}d  "
                     f"%{w[8]}.3f  %{w[9]}.3f  %-{w[10]}s  %s")
-        tcp_cells: dict[tuple[int, int], str] = {}
-        encap_cells: dict[int, str] = {}
+        tcp_cells: list[str] = []  # by code (see FlowCells): each distinct value is formatted once
+        encap_cells: list[str] = []
         n = 0
-        for b in scan.row_blocks():
-            tcps = []
-            for tcp, errors in zip(b.tcp, b.icmp_errors):
-                cell = tcp_cells.get((id(tcp), errors))
-                if cell is None:
-                    cell = tcp_cells[(id(tcp), errors)] = _tcp_cell(tcp, errors)
-                tcps.append(cell)
-            encs = []
-            for enc in b.encapsulations:
-                cell = encap_cells.get(id(enc))
-                if cell is None:
-                    cell = encap_cells[id(enc)] = _encap_cell(enc)
-                encs.append(cell)
+        for b in scan.cell_blocks():
+            tcp_cells.extend(_tcp_cell(tcp, errors) for tcp, errors in b.tcp_values[len(tcp_cells):])
+            encap_cells.extend(_encap_cell(encaps) for encaps in b.encap_values[len(encap_cells):])
             starts = [t - t0 for t in b.first_ts]
             durs = list(map(float.__sub__, b.last_ts, b.first_ts))
             ids = range(n + 1, n + len(b) + 1)
             n += len(b)
             out.write("\n".join(map(template.__mod__, zip(ids, b.proto, b.client, b.server, b.packets_c2s,
                                                            b.bytes_c2s, b.packets_s2c, b.bytes_s2c, starts, durs,
-                                                           tcps, encs))))
+                                                           map(tcp_cells.__getitem__, b.tcp),
+                                                           map(encap_cells.__getitem__, b.encap)))))
             out.write("\n")
         lines.append("")
         lines.append("> client to server, < server to client; bytes are frame lengths on the wire; start and dur "

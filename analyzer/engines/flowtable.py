@@ -553,8 +553,40 @@ class FlowTable:
         for start in range(0, self.count, block):
             yield self._rows(ctx, order[start : start + block])
 
-    def _rows(self, ctx: _SummaryContext, sl: np.ndarray) -> FlowRows:
-        """Column lists of the flows ``sl`` (an array of flow ids), in that order."""
+    def cell_blocks(
+        self,
+        *,
+        addr_name: Callable[[int], str | None],
+        tunnel_name: Callable[[int], str],
+        block: int = 16384,
+    ) -> Iterator[FlowCells]:
+        """What a table of the flows prints, a block at a time, in ``summaries`` order.
+
+        The cheapest form of the rows (the text table of a million-packet capture renders ~70,000
+        of them): only the printed columns, and the TCP summaries and encapsulations as codes into
+        shared lists, so a renderer formats each distinct value once.
+        """
+        ctx = _SummaryContext(self, addr_name, tunnel_name, None)
+        order = np.argsort(self._a["first_ts"][: self.count], kind="stable")
+        for start in range(0, self.count, block):
+            sl = order[start : start + block]
+            A = self._a
+            c_id, s_id, c_port, s_port, ci, si, _syn = self._ends(sl)
+            yield FlowCells(
+                proto=ctx.proto_names(A["proto"][sl].tolist()),
+                client=ctx.endpoints(c_id, c_port),
+                server=ctx.endpoints(s_id, s_port),
+                packets_c2s=A["pk"][ci].tolist(), bytes_c2s=A["by"][ci].tolist(),
+                packets_s2c=A["pk"][si].tolist(), bytes_s2c=A["by"][si].tolist(),
+                first_ts=A["first_ts"][sl].tolist(), last_ts=A["last_ts"][sl].tolist(),
+                tcp=self._tcp_codes(ctx, sl, ci, si, _syn).tolist(), encap=ctx.enc_code[sl].tolist(),
+                tcp_values=ctx.tcp_values, encap_values=ctx.enc_values,
+            )
+
+    def _ends(self, sl: np.ndarray) -> tuple[list[int], list[int], list[int], list[int], np.ndarray, np.ndarray,
+                                            np.ndarray]:
+        """Client and server address ids and ports of the flows ``sl``, the client's and the server's
+        direction slots, and the SYN direction (-1 none)."""
         A = self._a
         syn = A["syn_dir"][sl].astype(np.int64)
         cd = np.where(syn >= 0, syn, A["first_dir"][sl])  # client direction: 0 = lo -> hi
@@ -562,56 +594,55 @@ class FlowTable:
         plo, phi = ((k3 >> 20) & 0xFFFFF) - 1, (k3 & 0xFFFFF) - 1
         lo, hi = A["lo"][sl], A["hi"][sl]
         flip = cd == 1
-        c_id, s_id = np.where(flip, hi, lo).tolist(), np.where(flip, lo, hi).tolist()
-        c_port, s_port = np.where(flip, phi, plo).tolist(), np.where(flip, plo, phi).tolist()
-        ci, si = 2 * sl + cd, 2 * sl + 1 - cd
-        fl_c, fl_s = A["flags_or"][ci].tolist(), A["flags_or"][si].tolist()
+        return (np.where(flip, hi, lo).tolist(), np.where(flip, lo, hi).tolist(),
+                np.where(flip, phi, plo).tolist(), np.where(flip, plo, phi).tolist(),
+                2 * sl + cd, 2 * sl + 1 - cd, syn)
+
+    def _tcp_codes(self, ctx: _SummaryContext, sl: np.ndarray, ci: np.ndarray, si: np.ndarray, syn: np.ndarray
+                   ) -> np.ndarray:
+        """Per flow of ``sl``, a code into ``ctx.tcp_values``: (TCP summary or None, ICMP errors)."""
+        A = self._a
+        fin_rst = FIN | RST
+        bits = ((syn >= 0).astype(np.int64) | (A["synack"][sl].astype(np.int64) << 1)
+                | (A["handshake"][sl].astype(np.int64) << 2) | ((A["flags_or"][ci] & fin_rst).astype(np.int64) << 3)
+                | ((A["flags_or"][si] & fin_rst).astype(np.int64) << 6))
+        bits = np.where(A["proto"][sl] == 6, bits, 1 << 9)  # 1 << 9: not TCP
+        key = bits | (A["retrans"][sl].astype(np.int64) << 10)
+        errors = A["icmp_errors"][sl].astype(np.int64)
+        ids, first = _row_ids([key, errors])
+        codes = np.array([ctx.tcp_code(int(key[i]), int(errors[i])) for i in first.tolist()], dtype=np.int64)
+        return codes[ids]
+
+    def _rows(self, ctx: _SummaryContext, sl: np.ndarray) -> FlowRows:
+        """Column lists of the flows ``sl`` (an array of flow ids), in that order."""
+        A = self._a
+        c_id, s_id, c_port, s_port, ci, si, syn = self._ends(sl)
         gids = sl.tolist()
-        proto_l = A["proto"][sl].tolist()
-        syn_l = (syn >= 0).tolist()
-        synack_l, hs_l, re_l = A["synack"][sl].tolist(), A["handshake"][sl].tolist(), A["retrans"][sl].tolist()
         per_file = [arr[sl].tolist() for arr in self._per_file]
-        names, name_of, samples = ctx.names, ctx.name_of, ctx.samples
-        materialise, fidx, intern = ctx.materialise, ctx.fidx, ctx.intern
-        tcps, single, files = ctx.tcps, ctx.single_file, self.files
+        samples, materialise, fidx, intern = ctx.samples, ctx.materialise, ctx.fidx, ctx.intern
+        single, files = ctx.single_file, self.files
         only = per_file[0] if len(files) == 1 else None
-        pnames = ctx.pnames
         n = len(gids)
-        for v in (*c_id, *s_id):
-            if v not in names:
-                name_of(v)
-        c_ips = [names[v] for v in c_id]
-        s_ips = [names[v] for v in s_id]
-        for p in set(proto_l) - pnames.keys():
-            pnames[p] = proto_name(p)
-
-        def endpoint(ip: str, port: int) -> str:
-            if port < 0:
-                return ip
-            return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-        tcp_col: list[TCPSummary | None] = [None] * n
-        for j in [j for j, p in enumerate(proto_l) if p == 6]:
-            tkey = (syn_l[j], synack_l[j], hs_l[j], fl_c[j], fl_s[j], re_l[j])
-            tcp = tcps.get(tkey)
-            if tcp is None:
-                tcp = tcps[tkey] = _tcp_summary(*tkey)
-            tcp_col[j] = tcp
+        c_ips, s_ips = ctx.names_of(c_id), ctx.names_of(s_id)
+        tcp_values = ctx.tcp_values
+        tcp_col = [tcp_values[c][0] for c in self._tcp_codes(ctx, sl, ci, si, syn).tolist()]
         if only is not None:
             for k in set(only) - single.keys():
                 single[k] = ((files[0], k),)
             pf_col = [single[k] for k in only]
         else:
             pf_col = [intern(tuple((files[f], c[j]) for f, c in enumerate(per_file) if c[j])) for j in range(n)]
+        proto_l = A["proto"][sl].tolist()
+        enc_values = ctx.enc_values
         r = FlowRows(
-            proto=[pnames[p] for p in proto_l], proto_num=proto_l, client_ip=c_ips,
+            proto=ctx.proto_names(proto_l), proto_num=proto_l, client_ip=c_ips,
             client_port=[None if p < 0 else p for p in c_port], server_ip=s_ips,
             server_port=[None if p < 0 else p for p in s_port],
-            client=list(map(endpoint, c_ips, c_port)), server=list(map(endpoint, s_ips, s_port)),
+            client=ctx.endpoints(c_id, c_port), server=ctx.endpoints(s_id, s_port),
             packets_c2s=A["pk"][ci].tolist(), packets_s2c=A["pk"][si].tolist(),
             bytes_c2s=A["by"][ci].tolist(), bytes_s2c=A["by"][si].tolist(),
             first_ts=A["first_ts"][sl].tolist(), last_ts=A["last_ts"][sl].tolist(),
-            encapsulations=ctx.encaps(sl), tcp=tcp_col,
+            encapsulations=[enc_values[c] for c in ctx.enc_code[sl].tolist()], tcp=tcp_col,
             icmp_errors=A["icmp_errors"][sl].tolist(), per_file=pf_col, samples=[()] * n,
         )
         if materialise is not None:
@@ -622,6 +653,33 @@ class FlowTable:
                         materialise(s) for s in sorted(uniq.values(), key=lambda s: (fidx.get(s.file, 0), s.frame))
                     )
         return r
+
+
+@dataclass(slots=True)
+class FlowCells:
+    """A block of flows as a table prints them (see ``FlowTable.cell_blocks``).
+
+    ``tcp[j]`` indexes ``tcp_values`` (the TCP summary or None, and the ICMP errors quoting the
+    flow); ``encap[j]`` indexes ``encap_values``. Both lists are shared by all blocks of one call
+    and only grow: equal values have one code.
+    """
+
+    proto: list[str]
+    client: list[str]  # "ip:port" / "[v6]:port" / "ip"
+    server: list[str]
+    packets_c2s: list[int]
+    bytes_c2s: list[int]
+    packets_s2c: list[int]
+    bytes_s2c: list[int]
+    first_ts: list[float]
+    last_ts: list[float]
+    tcp: list[int]
+    encap: list[int]
+    tcp_values: list[tuple[TCPSummary | None, int]]
+    encap_values: list[tuple[Encap, ...]]
+
+    def __len__(self) -> int:
+        return len(self.proto)
 
 
 @dataclass(slots=True)
@@ -667,6 +725,19 @@ def _groups(s_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return s_sorted[starts], starts, np.cumsum(grp)
 
 
+def _row_ids(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers for the distinct rows of equal-length integer columns: each row's number (0..m-1)
+    and the first row of each number. Exact (one column at a time), no hashing."""
+    _, first, ids = np.unique(cols[0], return_index=True, return_inverse=True)
+    ids = np.asarray(ids).ravel()
+    for col in cols[1:]:
+        _, inv = np.unique(col, return_inverse=True)
+        _, first, ids = np.unique(ids * (int(inv.max()) + 1) + np.asarray(inv).ravel(), return_index=True,
+                                  return_inverse=True)
+        ids = np.asarray(ids).ravel()
+    return ids, first
+
+
 def _tcp_summary(syn: bool, syn_ack: bool, handshake: bool, fc: int, fs: int, retrans: int) -> TCPSummary:
     return TCPSummary(
         syn=syn,
@@ -690,46 +761,86 @@ class _SummaryContext:
         self.addr_name = addr_name
         self.materialise = materialise
         self.names: dict[int, str] = {}
+        self.prefixes: dict[int, str] = {}
         self.values: dict[Any, Any] = {}
-        self.tcps: dict[tuple, TCPSummary] = {}
+        self.tcp_codes: dict[tuple[int, int], int] = {}
+        self.tcp_values: list[tuple[TCPSummary | None, int]] = []
         self.single_file: dict[int, tuple[tuple[str, int], ...]] = {}
         self.pnames: dict[int, str] = {}
         self.tunnel_name = tunnel_name
-        self.enc_rows = table._encaps()
-        self.enc_flow = self.enc_rows[:, 0]
-        self.enc_keys = [tuple(r[1:]) for r in self.enc_rows.tolist()]  # (tunnel, vni, src, dst, port)
-        self.made: dict[tuple[int, ...], Encap] = {}
+        self.enc_code, self.enc_values = self._encap_codes(table)
         self.samples: dict[int, list[SampleFrame]] = {}
         for (g, _d, _f), slot in table._samples.items():
             self.samples.setdefault(g, []).extend([*slot.first, *slot.last, *slot.special])
         self.fidx = {name: i for i, name in enumerate(table.files)}
 
-    def encaps(self, gids: np.ndarray) -> list[tuple[Encap, ...]]:
-        """The encapsulations of each flow in ``gids`` (shared tuples: equal lists are one object)."""
-        lo = np.searchsorted(self.enc_flow, gids, side="left").tolist()
-        hi = np.searchsorted(self.enc_flow, gids, side="right").tolist()
-        out: list[tuple[Encap, ...]] = []
-        keys = self.enc_keys
-        for a, b in zip(lo, hi):
-            if a == b:
-                out.append(())
-                continue
-            items = []
-            for key in keys[a:b]:
-                e = self.made.get(key)
-                if e is None:
-                    t, vni, osrc, odst, port = key
-                    e = self.made[key] = Encap(self.tunnel_name(t), None if vni < 0 else vni, self.addr_name(osrc),
-                                               self.addr_name(odst), None if port < 0 else port)
-                items.append(e)
-            out.append(self.intern(tuple(items)))
-        return out
+    def _encap_codes(self, table: FlowTable) -> tuple[np.ndarray, list[tuple[Encap, ...]]]:
+        """Per flow id, a code into the list of distinct encapsulation tuples (code 0: none).
 
-    def name_of(self, v: int) -> str:
-        got = self.names.get(v)
+        A flow's tuple holds one ``Encap`` per distinct (type, vni, outer src, outer dst, port),
+        in the order of those numbers. Flows with the same set share one tuple; the sets are
+        numbered with numpy, one step per position in a flow's list, not per flow.
+        """
+        rows = table._encaps()  # distinct, sorted: (flow, type, vni, outer src, outer dst, port)
+        code = np.zeros(table.count, dtype=np.int64)
+        values: list[tuple[Encap, ...]] = [()]
+        if not len(rows):
+            return code, values
+        eid, first = _row_ids([rows[:, c] for c in range(1, 6)])
+        encs = [Encap(self.tunnel_name(t), None if vni < 0 else vni, self.addr_name(src), self.addr_name(dst),
+                      None if port < 0 else port) for t, vni, src, dst, port in rows[first, 1:].tolist()]
+        flow = rows[:, 0]
+        starts = np.flatnonzero(np.concatenate(([True], flow[1:] != flow[:-1])))
+        lengths = np.diff(np.append(starts, len(flow)))
+        combo = eid[starts]  # the number of each flow's first k keys, for k = 1, 2, ...
+        k = 1
+        while True:
+            more = np.flatnonzero(lengths > k)
+            if not len(more):
+                break
+            pair = combo[more] * len(encs) + eid[starts[more] + k]
+            combo[more] = np.asarray(np.unique(pair, return_inverse=True)[1]).ravel()
+            k += 1
+        _, first, inv = np.unique(combo * (int(lengths.max()) + 1) + lengths, return_index=True,
+                                  return_inverse=True)
+        for f in first.tolist():
+            values.append(tuple(encs[e] for e in eid[starts[f] : starts[f] + lengths[f]].tolist()))
+        code[flow[starts]] = np.asarray(inv).ravel() + 1
+        return code, values
+
+    def tcp_code(self, key: int, icmp_errors: int) -> int:
+        """The code of a flow's TCP bits (see ``FlowTable._tcp_codes``) and ICMP error count."""
+        got = self.tcp_codes.get((key, icmp_errors))
         if got is None:
-            got = self.names[v] = self.addr_name(v) or "?"
+            got = self.tcp_codes[(key, icmp_errors)] = len(self.tcp_values)
+            bits = key & 1023
+            tcp = None
+            if bits != 1 << 9:
+                tcp = self.intern(_tcp_summary(bool(bits & 1), bool(bits & 2), bool(bits & 4), (bits >> 3) & 7,
+                                               (bits >> 6) & 7, key >> 10))
+            self.tcp_values.append((tcp, icmp_errors))
         return got
+
+    def proto_names(self, protos: list[int]) -> list[str]:
+        pnames = self.pnames
+        for p in set(protos) - pnames.keys():
+            pnames[p] = proto_name(p)
+        return [pnames[p] for p in protos]
+
+    def names_of(self, ids: list[int]) -> list[str]:
+        names = self.names
+        for v in set(ids) - names.keys():
+            names[v] = self.addr_name(v) or "?"
+        return [names[v] for v in ids]
+
+    def endpoints(self, ids: list[int], ports: list[int]) -> list[str]:
+        """``ip:port``, ``[v6]:port``, or the address alone for a portless protocol."""
+        prefixes = self.prefixes
+        for v in set(ids) - prefixes.keys():
+            name = self.names_of([v])[0]
+            prefixes[v] = f"[{name}]:" if ":" in name else f"{name}:"
+        names = self.names
+        return [prefixes[v] + str(p) if p >= 0 else names[v] for v, p in zip(ids, ports)]
 
     def intern(self, value: Any) -> Any:
         """One shared instance per distinct frozen value (many flows have equal TCP summaries...)."""

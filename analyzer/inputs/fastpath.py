@@ -788,7 +788,7 @@ def _own_chunks(fh: Any, order: str, limit: int, chunk_bytes: int
                 ) -> Iterator[tuple[bytearray, np.ndarray, int, int]]:
     """(buffer, record offsets in it, file offset of the buffer, bytes of whole records) in file order.
 
-    Python walks the record headers of each refill of one reused buffer.
+    Each refill of one reused buffer is walked by ``_walk``.
     """
     incl_at = struct.Struct(order + "I").unpack_from
     size = max(chunk_bytes, 2 * (limit + 16))  # room for at least one whole record plus the tail
@@ -803,29 +803,146 @@ def _own_chunks(fh: Any, order: str, limit: int, chunk_bytes: int
             eof = not got
             have += got or 0
         n = have
-        offs: list[int] = []
-        append = offs.append
-        off = 0
-        # store has _PAD bytes after ``size``, so the length read at off+8 never leaves it; past
-        # ``n`` it reads stale bytes, but then ``end > n`` anyway and the walk stops
-        while True:
-            end = off + 16 + incl_at(store, off + 8)[0]
-            if end > n:
-                break
-            append(off)
-            off = end
-        if off + 16 <= n and incl_at(store, off + 8)[0] > limit:
-            raise _Anomaly  # an impossible record length: the general reader reports it
-        if not offs:
+        offs, off = _walk(store, n, order, limit, incl_at)
+        if not len(offs):
             if eof:
                 if n:
                     raise _Anomaly  # a cut-off last record: the general reader reports it
                 return
             continue
-        yield store, np.array(offs, dtype=np.int64), base, off
+        yield store, offs, base, off
         store[: n - off] = store[off:n]  # keep the partial record for the next round
         base += off
         have = n - off
+
+
+#: a chunk whose timestamps change their high 16 bits more often than this is walked in plain Python
+_MAX_SCANS = 8
+
+
+def _walk(store: bytearray, n: int, order: str, limit: int, incl_at: Callable[..., tuple[int, ...]]
+          ) -> tuple[np.ndarray, int]:
+    """Offsets of the whole records in ``store[:n]`` (a walk ``off += 16 + incl`` from 0) and the
+    end of the last one. ``_Anomaly`` for a record length above ``limit``.
+
+    The result is exactly the plain walk's (``_plain_walk``); numpy only takes the steps it can
+    take faster (see ``_Chain``). ``store`` has ``_PAD`` bytes after ``n``.
+    """
+    parts: list[np.ndarray] = []
+    off = 0
+    scans = 0
+    chain: _Chain | None = None
+    while off + 16 <= n:
+        incl = incl_at(store, off + 8)[0]
+        if incl > limit:
+            raise _Anomaly  # an impossible record length: the general reader reports it
+        if off + 16 + incl > n:
+            break  # the record continues in the next chunk (or is cut off)
+        if chain is None or not chain.has(off):
+            scans += 1
+            chain = _Chain(store, n, off, order, limit) if scans <= _MAX_SCANS else None
+            if chain is None or not chain.has(off):  # no timestamp pattern to use: the plain walk
+                offs, off = _plain_walk(store, n, off, incl_at)
+                if len(offs) and int(_u32_at(store, order)[offs + 8].max()) > limit:
+                    raise _Anomaly
+                parts.append(offs)
+                continue  # only checks the record where it stopped
+        offs, off = chain.follow(off)
+        parts.append(offs)
+    if not parts:
+        return np.zeros(0, dtype=np.int64), off
+    return (parts[0] if len(parts) == 1 else np.concatenate(parts)), off
+
+
+def _plain_walk(store: bytearray, n: int, off: int, incl_at: Callable[..., tuple[int, ...]]
+                ) -> tuple[np.ndarray, int]:
+    """The record walk in Python: the offsets of the whole records from ``off`` on, and where it stopped."""
+    offs: list[int] = []
+    append = offs.append
+    # store has _PAD bytes after its data, so the length read at off+8 never leaves it; past ``n``
+    # it reads stale bytes, but then ``end > n`` anyway and the walk stops
+    while True:
+        end = off + 16 + incl_at(store, off + 8)[0]
+        if end > n:
+            break
+        append(off)
+        off = end
+    return np.array(offs, dtype=np.int64), off
+
+
+def _u32_at(store: bytearray, order: str) -> np.ndarray:
+    """``store`` as 32-bit numbers at every byte offset (element i: the bytes i..i+3)."""
+    return np.ndarray((len(store) - 3,), dtype=order + "u4", buffer=store, strides=(1,))
+
+
+class _Chain:
+    """The record chain through one chunk, followed by numpy.
+
+    Candidates are the offsets (from ``start`` on) whose 16 high bits of the timestamp seconds
+    equal those of the record at ``start``: one vectorised compare over the chunk. Every candidate
+    gets its successor ``offset + 16 + incl`` (a candidate index, or "none" when that offset is no
+    whole candidate record); the chain from a known record start is then read off by pointer
+    doubling. Only records a plain walk reaches are on it: a candidate inside some payload is never
+    reached from a real record (each step is the real record's own length), and where the chain
+    leaves the candidates the caller walks on by itself.
+    """
+
+    __slots__ = ("complete", "ends", "jumps", "pos")
+
+    def __init__(self, store: bytearray, n: int, start: int, order: str, limit: int) -> None:
+        hi_at = 2 if order == "<" else 0  # where the high half of ts_sec is in a record header
+        u16 = np.dtype(order + "u2")
+        high = np.frombuffer(store, dtype=u16, count=1, offset=start + hi_at)[0]
+        first = start + hi_at
+        last = n - 16 + hi_at  # the high half of the last record header that fits
+        found = []
+        for parity in (0, 1):
+            at = first + parity
+            count = (last - at) // 2 + 1
+            if count > 0:
+                hits = np.flatnonzero(np.frombuffer(store, dtype=u16, count=count, offset=at) == high)
+                found.append(hits * 2 + (at - hi_at))
+        pos = np.sort(np.concatenate(found), kind="stable") if found else np.zeros(0, dtype=np.int64)  # two runs: a merge
+        self.pos = pos
+        self.jumps: list[np.ndarray] = []
+        if len(pos) > (n - start) // 24 + 64:  # payloads full of this pattern (zero timestamps...)
+            self.complete = self.ends = pos[:0]
+            self.pos = pos[:0]
+            return
+        incl = _u32_at(store, order)[pos + 8]
+        ends = pos + 16 + incl.astype(np.int64)
+        complete = (ends <= n) & (incl <= limit)
+        idx = np.searchsorted(pos, ends)
+        ok = complete & (idx < len(pos))
+        hit = np.flatnonzero(ok)
+        ok[hit] = (pos[idx[hit]] == ends[hit]) & complete[idx[hit]]
+        nxt = np.where(ok, idx, len(pos))
+        self.jumps.append(np.append(nxt, len(pos)))  # the last entry: "none", which stays "none"
+        self.ends = ends
+        self.complete = complete
+
+    def has(self, off: int) -> bool:
+        """Whether ``off`` is a candidate with a whole record (so ``follow`` can start there)."""
+        i = int(np.searchsorted(self.pos, off))
+        return i < len(self.pos) and int(self.pos[i]) == off and bool(self.complete[i])
+
+    def follow(self, off: int) -> tuple[np.ndarray, int]:
+        """The chain from the record at ``off`` (``has(off)``): its record offsets and the end of the last."""
+        none = len(self.pos)
+        path = np.searchsorted(self.pos, [off])
+        level = 0
+        while True:  # path holds the first 2**level records of the chain
+            if level == len(self.jumps):
+                j = self.jumps[-1]
+                self.jumps.append(j[j])
+            more = self.jumps[level][path]
+            more = more[more != none]  # "none" only ever follows the chain's last record
+            if len(more):
+                path = np.concatenate((path, more))
+            if len(more) < len(path) - len(more) or not len(more):
+                break
+            level += 1
+        return self.pos[path], int(self.ends[path[-1]])
 
 
 def _general_batches(

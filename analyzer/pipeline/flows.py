@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analyzer.engines.flowtable import FlowRows, FlowTable, SampleFrame
+from analyzer.engines.flowtable import FlowCells, FlowRows, FlowTable, SampleFrame
 from analyzer.inputs.fastpath import (
     KIND_BAD,
     KIND_NONIP,
@@ -63,6 +63,12 @@ class TableScan:
             addr_name=self.addrs.name,
             tunnel_name=lambda code: self.addrs.tunnels.name(code) or "unknown",
             materialise=materialise if self.sample else None,
+        )
+
+    def cell_blocks(self) -> Iterator[FlowCells]:
+        """The flows, in ``FlowScan.flows`` order, as a table prints them (see ``FlowTable.cell_blocks``)."""
+        return self.table.cell_blocks(
+            addr_name=self.addrs.name, tunnel_name=lambda code: self.addrs.tunnels.name(code) or "unknown"
         )
 
     def extents(self) -> dict:
