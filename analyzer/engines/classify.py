@@ -395,7 +395,7 @@ def answer_status(flow: StitchedFlow, topo: Topology | None = None) -> tuple[str
                 and (topo is None or role_of(flow.server[0], topo) != "service"):
             return "refused", "the destination answered port unreachable"
         return "rejected", f"ICMP {e.icmp_type}/{e.icmp_code} from {e.src}"
-    if not fwd:
+    if not fwd and not flow.errors:  # (an ICMP error alone still says what happened to the packet)
         return "incomplete", "no packet from the client was captured"
     return None, "nothing came back"
 

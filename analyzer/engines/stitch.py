@@ -369,6 +369,7 @@ def stitch_flows(
             by_pair[(r.src, r.dst)].append(f)  # type: ignore[index]
             if r.tunnel and r.outer_src and r.outer_dst:
                 by_outer[(r.outer_src, r.outer_dst)].append(f)
+    quoted_only: dict[tuple, StitchedFlow] = {}
     for r in errors:
         q = r.quoted
         assert q is not None
@@ -386,6 +387,17 @@ def stitch_flows(
                 targets = [conv_flow[ck]]
             else:
                 targets = _unique(by_pair.get((q.src, q.dst), []))
+        if not targets and not q.tunnel and q.proto is not None:
+            # the flow's own packets were not captured (``tcpdump icmp``, or a capture on the
+            # router that answered): the error alone tells its addresses, and what happened to it
+            key = (q.proto, q.src, q.sport, q.dst, q.dport)
+            lone = quoted_only.get(key)
+            if lone is None:
+                lone = quoted_only[key] = StitchedFlow(id="", proto=q.proto, client=(q.src, q.sport),
+                                                       server=(q.dst, q.dport), real_server=(q.dst, q.dport))
+                lone.tuples.add((q.src, q.sport, q.dst, q.dport))
+                flows.append(lone)
+            targets = [lone]
         if not targets:
             if warn:
                 warn(f"{r.file}: packet #{r.frame}: ICMP {r.icmp_type}/{r.icmp_code} about {q.src} -> {q.dst} "
@@ -394,7 +406,8 @@ def stitch_flows(
         for f in targets:
             f.errors.append(Sighting(r, node, iface, "rev", ts(r), ("err", r.file, r.frame)))
     # ids: stable, in order of first appearance
-    flows.sort(key=lambda f: (f.sightings[0].ts if f.sightings else 0.0, f.client, f.server))
+    flows.sort(key=lambda f: (f.sightings[0].ts if f.sightings else f.errors[0].ts if f.errors else 0.0,
+                              f.client, f.server))
     for i, f in enumerate(flows, 1):
         f.id = f"f{i}"
         f.retransmissions = find_retransmissions(f)

@@ -488,6 +488,13 @@ def _int(v: str | None) -> int | None:
 
 
 def _decide_status(flow: StitchedFlow, path: Sequence, topo: Topology | None = None) -> tuple[str, str]:
+    status, reason = _status_of(flow, path, topo)
+    if not flow.sightings and flow.errors:
+        reason += "; only the ICMP error was captured, not the flow's own packets"
+    return status, reason
+
+
+def _status_of(flow: StitchedFlow, path: Sequence, topo: Topology | None) -> tuple[str, str]:
     status, reason = classify.answer_status(flow, topo)
     if status is not None:
         return status, reason

@@ -205,3 +205,21 @@ def test_vxlan_on_a_custom_port_needs_vxlan_port(tmp_path: Path) -> None:
     [e] = flow["encapsulation"]
     assert (e["type"], e["vni"], e["port"]) == ("vxlan", 4, 4790)
     assert {n["name"] for n in doc["nodes"]} == {N1, N2}
+
+
+def test_an_icmp_error_alone_is_a_flow(tmp_path: Path) -> None:
+    """``tcpdump icmp``: the error about a packet whose own copies were not captured still tells
+    the flow and what happened to it (here an MTU problem), instead of being dropped as noise."""
+    from builders import icmp_frag_needed
+
+    quoted = ipv4(tcp(b"x" * 1400, sport=40000, dport=80, flags="PA", seq=1), src=CLIENT, dst=SERVER, ident=9,
+                  df=True)
+    err = ether(ipv4(icmp_frag_needed(bytes(quoted)[:28], mtu=1450), src="10.244.1.1", dst=CLIENT))
+    write_pcap(tmp_path / "icmp.pcap", [(T0, err), (T0 + 1, err)])
+    flow = only_flow(explain(tmp_path / "icmp.pcap"))
+    assert (flow["client"]["ip"], flow["client"]["port"], flow["server"]["ip"], flow["server"]["port"]) == (
+        CLIENT, 40000, SERVER, 80)
+    assert flow["status"] == "rejected", flow["verdict"]["en"]
+    assert "only the ICMP error was captured" in flow["verdict"]["en"]
+    f = codes(flow)["MTU_EXCEEDED"]
+    assert [e["packet"] for e in f["evidence"] if e["packet"]] == [1, 2]
