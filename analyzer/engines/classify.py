@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from functools import lru_cache
 
+from analyzer.engines.explain import ICMP_MEANING
 from analyzer.model.explain import CapturePoint, NodeFacts, Service, StitchedFlow, Topology
 from analyzer.model.record import PacketRecord
 
@@ -394,7 +395,8 @@ def answer_status(flow: StitchedFlow, topo: Topology | None = None) -> tuple[str
         if e.icmp_type == 3 and e.icmp_code == 3 and e.src in server_ips and flow.real_server == flow.server \
                 and (topo is None or role_of(flow.server[0], topo) != "service"):
             return "refused", "the destination answered port unreachable"
-        return "rejected", f"ICMP {e.icmp_type}/{e.icmp_code} from {e.src}"
+        meaning = ICMP_MEANING.get((e.icmp_type, e.icmp_code)) if e.ip_version == 4 else None
+        return "rejected", f"ICMP {e.icmp_type}/{e.icmp_code} from {e.src}" + (f" ({meaning[0]})" if meaning else "")
     if not fwd and not flow.errors:  # (an ICMP error alone still says what happened to the packet)
         return "incomplete", "no packet from the client was captured"
     return None, "nothing came back"

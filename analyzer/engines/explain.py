@@ -7,6 +7,7 @@ the two languages in step and lets the reports stay free of prose.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 
@@ -179,6 +180,51 @@ STATUS_TEXT: dict[str, tuple[str, str]] = {
 }
 
 
+#: ICMP (type, code) -> what it means, in words (en, zh): the errors a Kubernetes path produces
+ICMP_MEANING: dict[tuple[int, int], tuple[str, str]] = {
+    (3, 0): ("net unreachable", "网络不可达"),
+    (3, 1): ("host unreachable", "主机不可达"),
+    (3, 3): ("port unreachable: iptables REJECT's default, or no socket", "端口不可达：iptables REJECT 的默认回应，或没有监听套接字"),
+    (3, 4): ("fragmentation needed", "需要分片"),
+    (3, 9): ("network administratively prohibited", "网络被管理性禁止"),
+    (3, 10): ("host administratively prohibited: iptables REJECT --reject-with icmp-host-prohibited",
+              "主机被管理性禁止：iptables REJECT --reject-with icmp-host-prohibited"),
+    (3, 13): ("communication administratively prohibited: a firewall's REJECT", "通信被管理性禁止：防火墙的 REJECT"),
+    (11, 0): ("TTL exceeded in transit: a routing loop?", "传输中 TTL 超时：路由环路？"),
+}
+
+_REASON_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) for a, b in (
+    (r"^the server answered$", "服务端有应答"),
+    (r"^the server reset the connection$", "服务端重置了连接"),
+    (r"^the destination answered port unreachable$", "目标回复端口不可达"),
+    (r"^ICMP fragmentation needed \(MTU (\S+)\) from (\S+)$", r"来自 \2 的 ICMP 需要分片（MTU \1）"),
+    (r"^ICMP (\d+)/(\d+) from (\S+)$", r"来自 \3 的 ICMP \1/\2"),
+    (r"^no packet from the client was captured$", "没有抓到客户端发出的包"),
+    (r"^nothing came back$", "没有任何回包"),
+    (r"^a capture point on the path never saw it$", "路径上的某个抓包点没有看到它"),
+    (r"^the capture starts in the middle of the connection$", "抓包从连接中途开始"),
+))
+_ONLY_ERROR = "; only the ICMP error was captured, not the flow's own packets"
+
+
+def reason_zh(reason: str) -> str:
+    """The Chinese of a status reason (the fixed phrases of ``answer_status`` and explain's own);
+    a reason from elsewhere (a simulated rule's explanation) stays as it is."""
+    tail = ""
+    if reason.endswith(_ONLY_ERROR):
+        reason, tail = reason[: -len(_ONLY_ERROR)], "；只抓到了 ICMP 错误报文，没有抓到该流自身的包"
+    meaning = ""
+    m = re.search(r" \(([^()]*)\)$", reason)
+    if m is not None and reason.startswith("ICMP ") and not reason.startswith("ICMP fragmentation"):
+        zh = next((z for e, z in ICMP_MEANING.values() if e == m.group(1)), None)
+        if zh is not None:
+            reason, meaning = reason[: m.start()], f"（{zh}）"
+    for pattern, repl in _REASON_ZH:
+        if pattern.match(reason):
+            return pattern.sub(repl, reason) + meaning + tail
+    return reason + meaning + tail
+
+
 def verdict(
     *,
     proto: str,
@@ -197,11 +243,12 @@ def verdict(
     if status == "delivered":
         return {"en": f"{head}{via_en}: delivered, the server answered.", "zh": f"{head}{via_zh}：已送达，服务端有应答。"}
     if status == "refused":
-        return {"en": f"{head}{via_en}: refused: {reason}.", "zh": f"{head}{via_zh}：连接被拒绝：{reason}。"}
+        return {"en": f"{head}{via_en}: refused: {reason}.", "zh": f"{head}{via_zh}：连接被拒绝：{reason_zh(reason)}。"}
     if status == "rejected":
         at = f" at {failed_at}" if failed_at else ""
         at_zh = f"在 {failed_at} " if failed_at else ""
-        return {"en": f"{head}{via_en}: rejected{at}: {reason}.", "zh": f"{head}{via_zh}：{at_zh}被拒绝：{reason}。"}
+        return {"en": f"{head}{via_en}: rejected{at}: {reason}.",
+                "zh": f"{head}{via_zh}：{at_zh}被拒绝：{reason_zh(reason)}。"}
     if status == "dropped":
         seen = f" last seen at {last_seen}," if last_seen else ""
         seen_zh = f"最后出现在 {last_seen}，" if last_seen else ""
@@ -218,7 +265,7 @@ def verdict(
         }
     return {
         "en": f"{head}{via_en}: too little was captured to decide ({reason}).",
-        "zh": f"{head}{via_zh}：抓到的包太少，无法判断（{reason}）。",
+        "zh": f"{head}{via_zh}：抓到的包太少，无法判断（{reason_zh(reason)}）。",
     }
 
 
