@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any
 
 import jinja2
+from markupsafe import Markup
 
 from analyzer.report import fmt, i18n, svg
 from analyzer.report.fmt import clean, dct, lst
@@ -39,7 +40,7 @@ _BADGE = {
 
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("analyzer", "report/templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -47,6 +48,14 @@ def _environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    env.filters["path_breaks"] = path_breaks
+    return env
+
+
+def path_breaks(path: Any) -> Markup:
+    """A file path, escaped, with a line-break opportunity (``<wbr>``) after every ``/``: a narrow
+    table column breaks it between directories rather than inside a name."""
+    return Markup("/<wbr>").join(str(path).split("/"))
 
 
 def _hop_view(lang: str, index: int, hop: dict[str, Any]) -> dict[str, Any]:

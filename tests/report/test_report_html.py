@@ -113,14 +113,14 @@ def test_structure_of_a_dropped_flow() -> None:
     assert len(inferred) == 10
     assert "firewall-cmd --permanent --add-port=8472/udp" in html
     assert 'class="edge e-encap"' in html and 'class="edge e-drop"' in html
-    assert "n2/iptables-save:7" in html
+    assert "n2/iptables-save:7" in html.replace("<wbr>", "")  # evidence paths may break after a /
     assert html.count('<g class="lane empty">') == 1  # the server's veth: captured, nothing of this flow
     assert html.count('<g class="lane">') == 3
     # each box links to its row in the hop table
     assert '<a href="#f1-hop-10"><g class="box inf failed k-netfilter" data-hop="9">' in html
     assert '<tr id="f1-hop-10" class="hop-row s-inf failed">' in html
     assert html.count(' new-node">') == 2  # n1 -> underlay -> n2
-    assert "n2/eth0.pcap</span> #40, #41, #42, #43" in html
+    assert "n2/eth0.pcap</span> #40, #41, #42, #43" in html.replace("<wbr>", "")
 
 
 def test_nat_edges_and_translations_are_drawn() -> None:
@@ -128,7 +128,7 @@ def test_nat_edges_and_translations_are_drawn() -> None:
     assert html.count('class="edge e-nat"') == 3  # DNAT + MASQUERADE on f2, MASQUERADE on f3
     assert "DNAT 10.96.0.10:80 -&gt; 10.244.2.7:80" in html
     assert "n1/iptables-save:95 nat/KUBE-SEP-3WUTGBSLBPYCPN6F" in html
-    reply = html.split("<h3>Reply direction</h3>", 1)[1].split("</table>", 1)[0]
+    reply = html.split("<h3>Reply direction</h3>", 1)[1].split("</table>", 1)[0].replace("<wbr>", "")
     assert 'id="f1r-hop-3"' in reply and "UN-NAT" in reply and "n1/conntrack:3" in reply
 
 
