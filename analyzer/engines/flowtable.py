@@ -132,14 +132,14 @@ class FlowTable:
             "first_dir": (np.int8, 0, 1),
             "syn_dir": (np.int8, -1, 1),
             "synack": (np.bool_, False, 1),
-            "exp_ack": (np.int64, -1, 1),
+            "exp_ack": (np.uint32, 0, 1),  # meaningful where exp_dir >= 0
             "exp_dir": (np.int8, -1, 1),
             "handshake": (np.bool_, False, 1),
-            "flags_or": (np.int16, 0, 2),
+            "flags_or": (np.uint8, 0, 2),  # FIN | SYN | RST bits seen
             "retrans": (np.int32, 0, 1),
             "icmp_errors": (np.int32, 0, 1),
             # per-file state, reset by begin_file
-            "seq_base": (np.int64, -1, 2),
+            "seq_base": (np.uint32, 0, 2),  # meaningful where max_end is set
             "max_end": (np.int64, _UNSET, 2),
         }
         if self.sample:  # sampling state: packets seen and specials kept per (flow, direction) in this file
@@ -339,7 +339,8 @@ class FlowTable:
             ack = b.ack[rows]
             marks = tcp & ((fl & (FIN | SYN | RST)) != 0)
             if marks.any():
-                np.bitwise_or.at(a["flags_or"], g_row[marks] * 2 + d[marks], (fl[marks] & (FIN | SYN | RST)))
+                np.bitwise_or.at(a["flags_or"], g_row[marks] * 2 + d[marks],
+                                 (fl[marks] & (FIN | SYN | RST)).astype(np.uint8))
             syn = tcp & ((fl & (SYN | ACK)) == SYN)  # the first pure SYN of a flow names its client
             if syn.any():
                 srows = np.flatnonzero(syn)
@@ -398,8 +399,8 @@ class FlowTable:
         order = np.argsort(slot, kind="stable")
         s_sorted = slot[order]
         us, gstart, grp = _groups(s_sorted)
-        base = a["seq_base"][us]
-        unset = base < 0
+        base = a["seq_base"][us].astype(np.int64)
+        unset = a["max_end"][us] == _UNSET  # no data seen yet in this direction and file
         base[unset] = seq[data][order][gstart[unset]]
         a["seq_base"][us] = base
         rel = (seq[data][order] - base[grp]) & 0xFFFFFFFF
@@ -509,7 +510,9 @@ class FlowTable:
         if not self._enc_parts:
             return np.zeros((0, 6), dtype=np.int64)
         if len(self._enc_parts) > 1 or self._enc_rows:
-            rows = np.unique(np.concatenate(self._enc_parts), axis=0)
+            rows = np.concatenate(self._enc_parts)
+            rows = rows[np.lexsort(rows.T[::-1])]  # by flow id, then type, vni, outer pair, port
+            rows = rows[np.concatenate(([True], (rows[1:] != rows[:-1]).any(axis=1)))]
             self._enc_parts, self._enc_rows = [rows], 0
         return self._enc_parts[0]
 
@@ -541,7 +544,7 @@ class FlowTable:
         addr_name: Callable[[int], str | None],
         tunnel_name: Callable[[int], str],
         materialise: Callable[[SampleFrame], PacketRecord] | None = None,
-        block: int = 8192,
+        block: int = 4096,
     ) -> Iterator[FlowRows]:
         """The flows as column lists, a block at a time, in ``summaries`` order.
 
@@ -558,7 +561,7 @@ class FlowTable:
         *,
         addr_name: Callable[[int], str | None],
         tunnel_name: Callable[[int], str],
-        block: int = 16384,
+        block: int = 4096,
     ) -> Iterator[FlowCells]:
         """What a table of the flows prints, a block at a time, in ``summaries`` order.
 
