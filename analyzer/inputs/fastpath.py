@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import fcntl
 import gzip
 import ipaddress
 import lzma
@@ -394,7 +395,10 @@ def _build_batch(
     vxlan_arr: np.ndarray,
     tunnel_arr: np.ndarray,
     interfaces: list[str | None] | None = None,
+    classified: dict[str, np.ndarray] | None = None,
 ) -> Batch:
+    """The batch of frames ``start``/``cap`` in ``buf``; ``classified`` is ``_classified``'s result
+    for them when a helper process has computed it already (one link type)."""
     n = len(start)
     a = np.frombuffer(buf, dtype=np.uint8)
     ok = np.zeros(n, dtype=bool)
@@ -403,13 +407,14 @@ def _build_batch(
     cols = {} if single else {name: np.full(n, fill, dtype=dt) for name, dt, fill in _COLUMNS}
     for lt in [int(linktypes[0])] if single else np.unique(linktypes).tolist():
         sel = np.arange(n) if single else np.flatnonzero(linktypes == lt)
-        got = _classify(a, start[sel], cap[sel], int(lt), vxlan_arr, tunnel_arr)
+        if single:  # one link type (every pcap): whole columns at once
+            got = classified if classified is not None else _classified(a, start, cap, int(lt), vxlan_arr,
+                                                                         tunnel_arr)
+            cols = {name: got[name] for name, _dt, _fill in _COLUMNS}
+        else:
+            got = _classify(a, start[sel], cap[sel], int(lt), vxlan_arr, tunnel_arr)
         good = got["ok"]
         idx = sel[good]
-        if single:  # one link type (every pcap): whole columns at once
-            for name, dt, fill in _COLUMNS:
-                col = got.get(name)
-                cols[name] = np.full(n, fill, dtype=dt) if col is None else np.where(good, col, fill).astype(dt)
         if len(idx):
             if not single:
                 for name, _dt, _fill in _COLUMNS:
@@ -447,6 +452,28 @@ def _build_batch(
         )
         _merge_record(batch, i, rec, addrs)
     return batch
+
+
+def _classified(a: np.ndarray, start: np.ndarray, cap: np.ndarray, linktype: int, vxlan_arr: np.ndarray,
+                tunnel_arr: np.ndarray) -> dict[str, np.ndarray]:
+    """``_classify`` for frames of one link type, as finished columns: ``_COLUMNS`` in their
+    dtypes (fill values where the frame is not a fast shape), and the masks ``ok``, ``v6``, ``arp``
+    and ``iip`` (where the innermost IP header starts)."""
+    got = _classify(a, start, cap, linktype, vxlan_arr, tunnel_arr)
+    good = got["ok"]
+    out = {"ok": good, "v6": got["v6"], "arp": got["arp"], "iip": got.get("iip", start)}
+    for name, dt, fill in _COLUMNS:
+        col = got.get(name)
+        out[name] = np.full(len(start), fill, dtype=dt) if col is None else np.where(good, col, fill).astype(dt)
+    return out
+
+
+#: what a helper process sends per frame after the record offsets: ``_classified``'s columns
+_WIRE_COLUMNS: tuple[tuple[str, Any], ...] = (
+    ("ok", np.bool_), ("v6", np.bool_), ("arp", np.bool_), ("iip", np.int64),
+    *((name, dt) for name, dt, _fill in _COLUMNS),
+)
+_WIRE_ROW = sum(np.dtype(dt).itemsize for _name, dt in _WIRE_COLUMNS)
 
 
 def _intern_v6(a: np.ndarray, at: np.ndarray, addrs: AddressTable) -> np.ndarray:
@@ -609,34 +636,28 @@ def _core_free() -> bool:
     return load <= (os.cpu_count() or 1) - 0.5
 
 
-def _walker(path: str, order: str, limit: int, span_max: int, wfd: int) -> None:
-    """The helper process: walk the record headers of ``path`` and send their offsets.
+def _walker(path: str, order: str, limit: int, span_max: int, wfd: int, linktype: int, vxlan_arr: np.ndarray,
+            tunnel_arr: np.ndarray) -> None:
+    """The helper process: walk the records of ``path``, classify their frames, send both.
 
-    Messages (native int64): ``count``, then ``count`` record offsets and the end of the last
-    record; a message holds at most ``_WALK_RECORDS`` records spanning at most ``span_max`` bytes
-    (or one bigger record). ``_WALK_DAMAGE`` ends the stream at a damaged or cut-off record,
-    ``_WALK_END`` at a clean end of file.
+    Messages (native int64 header): ``count``, then ``count`` record offsets and the end of the
+    last record, then ``count`` rows of ``_classified``'s columns (``_WIRE_COLUMNS``, column after
+    column, offsets relative to the first record). A message holds at most ``_WALK_RECORDS``
+    records spanning at most ``span_max`` bytes (or one bigger record). ``_WALK_DAMAGE`` ends the
+    stream at a damaged or cut-off record, ``_WALK_END`` at a clean end of file.
     """
     incl_at = struct.Struct(order + "I").unpack_from
     size = 2 * (span_max + limit + 16)
     store = bytearray(size + _PAD)
     view = memoryview(store)
+    a = np.frombuffer(store, dtype=np.uint8)
 
-    def send(values: list[int]) -> None:
-        write(np.array(values, dtype=np.int64))
-
-    def send_offsets(offs: list[int], base: int, stop: int) -> None:
-        msg = np.empty(len(offs) + 2, dtype=np.int64)  # count, the offsets, the end of the last record
-        msg[0] = len(offs)
-        msg[1:-1] = offs
-        msg[1:-1] += base
-        msg[-1] = base + stop
-        write(msg)
-
-    def write(msg: np.ndarray) -> None:
-        data = memoryview(msg.tobytes())
+    def write(data: memoryview) -> None:
         while data:
             data = data[os.write(wfd, data) :]
+
+    def send(values: list[int]) -> None:
+        write(memoryview(np.array(values, dtype=np.int64).tobytes()))
 
     with open(path, "rb") as fh:
         fh.seek(24)
@@ -646,22 +667,27 @@ def _walker(path: str, order: str, limit: int, span_max: int, wfd: int) -> None:
                 got = fh.readinto(view[have:size])
                 eof = not got
                 have += got or 0
-            n, off, start = have, 0, 0
-            offs: list[int] = []
-            while True:
-                end = off + 16 + incl_at(store, off + 8)[0]
-                if end > n:
-                    break
-                if offs and (len(offs) >= _WALK_RECORDS or end - start > span_max):
-                    send_offsets(offs, base, off)
-                    offs, start = [], off
-                offs.append(off)
-                off = end
-            if offs:
-                send_offsets(offs, base, off)
-            if off + 16 <= n and incl_at(store, off + 8)[0] > limit:
+            n = have
+            try:
+                offs, off = _walk(store, n, order, limit, incl_at)
+            except _Anomaly:
                 send([_WALK_DAMAGE])
                 return
+            u32 = _u32_at(store, order)
+            ends = offs + 16 + u32[offs + 8].astype(np.int64)
+            i = 0
+            while i < len(offs):  # messages: at most _WALK_RECORDS records, spanning at most span_max
+                j = int(np.searchsorted(ends, offs[i] + span_max, side="right"))
+                j = min(max(j, i + 1), i + _WALK_RECORDS, len(offs))
+                ro = offs[i:j]
+                first = int(ro[0])
+                cols = _classified(a, ro + 16, u32[ro + 8].astype(np.int64), linktype, vxlan_arr, tunnel_arr)
+                cols["iip"] = cols["iip"] - first
+                write(memoryview(np.concatenate(([j - i], ro + base, [base + int(ends[j - 1])]))
+                                 .astype(np.int64).tobytes()))
+                for name, dt in _WIRE_COLUMNS:
+                    write(memoryview(np.ascontiguousarray(cols[name], dtype=dt).tobytes()))
+                i = j
             if eof:
                 send([_WALK_DAMAGE] if off < n else [_WALK_END])
                 return
@@ -669,45 +695,55 @@ def _walker(path: str, order: str, limit: int, span_max: int, wfd: int) -> None:
             base, have = base + off, n - off
 
 
-def _read_exact(fd: int, n: int) -> bytes:
-    parts, left = [], n
-    while left:
-        chunk = os.read(fd, left)
-        if not chunk:
+def _read_into(fd: int, view: memoryview) -> None:
+    while view:
+        got = os.readv(fd, [view])
+        if not got:
             raise _Anomaly  # the walker died: the general reader takes over
-        parts.append(chunk)
-        left -= len(chunk)
-    return b"".join(parts)
+        view = view[got:]
 
 
-def _walked_chunks(path: str, fh: Any, order: str, limit: int, chunk_bytes: int
-                   ) -> Iterator[tuple[bytearray, np.ndarray, int, int]]:
-    """(buffer, record offsets in it, file offset of the buffer, bytes used) from a walker process."""
+def _walked_chunks(path: str, fh: Any, order: str, limit: int, chunk_bytes: int, linktype: int,
+                   vxlan_arr: np.ndarray, tunnel_arr: np.ndarray
+                   ) -> Iterator[tuple[bytearray, np.ndarray, int, int, dict[str, np.ndarray] | None]]:
+    """(buffer, record offsets in it, file offset of the buffer, bytes used, classified columns)
+    from a walker process."""
     rfd, wfd = os.pipe()
+    with contextlib.suppress(OSError, AttributeError):  # fewer, bigger pipe transfers (Linux)
+        fcntl.fcntl(wfd, fcntl.F_SETPIPE_SZ, 1 << 20)  # type: ignore[attr-defined]
     pid = os.fork()
     if pid == 0:  # the child: walk, send, and leave without running any of the parent's code
         try:
             os.close(rfd)
-            _walker(path, order, limit, chunk_bytes, wfd)
+            _walker(path, order, limit, chunk_bytes, wfd, linktype, vxlan_arr, tunnel_arr)
         finally:
             os._exit(0)
     os.close(wfd)
     store = bytearray(chunk_bytes + limit + 16 + _PAD)
     view = memoryview(store)
+    head = bytearray(8)
     try:
         while True:
-            count = int(np.frombuffer(_read_exact(rfd, 8), dtype=np.int64)[0])
+            _read_into(rfd, memoryview(head))
+            count = int(np.frombuffer(head, dtype=np.int64)[0])
             if count == _WALK_END:
                 return
             if count < 0:
                 raise _Anomaly
-            vals = np.frombuffer(_read_exact(rfd, 8 * (count + 1)), dtype=np.int64)
+            msg = bytearray(8 * (count + 1) + count * _WIRE_ROW)
+            _read_into(rfd, memoryview(msg))
+            vals = np.frombuffer(msg, dtype=np.int64, count=count + 1)
+            at = 8 * (count + 1)
+            cols: dict[str, np.ndarray] = {}
+            for name, dt in _WIRE_COLUMNS:
+                cols[name] = np.frombuffer(msg, dtype=dt, count=count, offset=at)
+                at += count * np.dtype(dt).itemsize
             base, stop = int(vals[0]), int(vals[-1])
             fh.seek(base)
             used = stop - base
             if fh.readinto(view[:used]) != used:
                 raise _Anomaly
-            yield store, vals[:-1] - base, base, used
+            yield store, vals[:-1] - base, base, used, cols
     finally:
         os.close(rfd)
         with contextlib.suppress(ProcessLookupError):
@@ -741,18 +777,15 @@ def _pcap_batches(
     interface_of = _interface_of(name)
     warned_snaplen = False
     number = 0
-    hdr_dtype = np.dtype(order + "u4")
-    cols16 = np.arange(16, dtype=np.int64)
-    chunks = (_walked_chunks(name, fh, order, limit, chunk_bytes) if walker
+    chunks = (_walked_chunks(name, fh, order, limit, chunk_bytes, linktype, vxlan_arr, tunnel_arr) if walker
               else _own_chunks(fh, order, limit, chunk_bytes))
-    for store, ro, base, used in chunks:
-        a = np.frombuffer(store, dtype=np.uint8)
-        hdr = a[ro[:, None] + cols16].copy().view(hdr_dtype)  # (k, 4): sec, frac, incl, orig
-        cap = hdr[:, 2].astype(np.int64)
+    for store, ro, base, used, classified in chunks:
+        u32 = _u32_at(store, order)
+        cap = u32[ro + 8].astype(np.int64)
         if int(cap.max()) > limit:
             raise _Anomaly
-        wire = np.maximum(hdr[:, 3].astype(np.int64), cap)
-        ts = hdr[:, 0].astype(np.float64) + hdr[:, 1].astype(np.float64) / scale
+        wire = np.maximum(u32[ro + 12].astype(np.int64), cap)
+        ts = u32[ro].astype(np.float64) + u32[ro + 4].astype(np.float64) / scale
         k = len(ro)
         frames = np.arange(number + 1, number + k + 1, dtype=np.int64)
         if not warned_snaplen and warn is not None:
@@ -763,6 +796,8 @@ def _pcap_batches(
                     f"{name}: packet #{int(frames[over[0]])}: record of {int(cap[over[0]])} bytes is longer "
                     f"than the snaplen {snaplen}"
                 )
+        if classified is not None:  # the walker's offsets count from the first record
+            classified["iip"] = classified["iip"] + ro[0]
         batch = _build_batch(
             name,
             store,
@@ -777,6 +812,7 @@ def _pcap_batches(
             general,
             vxlan_arr,
             tunnel_arr,
+            classified=classified,
         )
         number += k
         if progress is not None:
@@ -785,7 +821,7 @@ def _pcap_batches(
 
 
 def _own_chunks(fh: Any, order: str, limit: int, chunk_bytes: int
-                ) -> Iterator[tuple[bytearray, np.ndarray, int, int]]:
+                ) -> Iterator[tuple[bytearray, np.ndarray, int, int, None]]:
     """(buffer, record offsets in it, file offset of the buffer, bytes of whole records) in file order.
 
     Each refill of one reused buffer is walked by ``_walk``.
@@ -810,7 +846,7 @@ def _own_chunks(fh: Any, order: str, limit: int, chunk_bytes: int
                     raise _Anomaly  # a cut-off last record: the general reader reports it
                 return
             continue
-        yield store, offs, base, off
+        yield store, offs, base, off, None
         store[: n - off] = store[off:n]  # keep the partial record for the next round
         base += off
         have = n - off
