@@ -30,6 +30,7 @@ import bz2
 import contextlib
 import fcntl
 import gzip
+import io
 import ipaddress
 import lzma
 import os
@@ -665,6 +666,7 @@ def _walker(path: str, order: str, limit: int, span_max: int, wfd: int, linktype
         while True:
             if not eof:
                 got = fh.readinto(view[have:size])
+                _prefetch(fh, size)
                 eof = not got
                 have += got or 0
             n = have
@@ -836,6 +838,7 @@ def _own_chunks(fh: Any, order: str, limit: int, chunk_bytes: int
     while True:
         if not eof:
             got = fh.readinto(view[have:size])
+            _prefetch(fh, size)
             eof = not got
             have += got or 0
         n = have
@@ -850,6 +853,14 @@ def _own_chunks(fh: Any, order: str, limit: int, chunk_bytes: int
         store[: n - off] = store[off:n]  # keep the partial record for the next round
         base += off
         have = n - off
+
+
+def _prefetch(fh: Any, size: int) -> None:
+    """Ask the kernel to start reading the next ``size`` bytes of a plain file now, so that a file
+    not (or no longer wholly) in the page cache is read from disk while this chunk is processed."""
+    if isinstance(fh, io.BufferedReader) and hasattr(os, "posix_fadvise"):
+        with contextlib.suppress(OSError):
+            os.posix_fadvise(fh.fileno(), fh.tell(), size, os.POSIX_FADV_WILLNEED)
 
 
 #: a chunk whose timestamps change their high 16 bits more often than this is walked in plain Python
