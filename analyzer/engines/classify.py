@@ -16,7 +16,15 @@ from dataclasses import replace
 from functools import lru_cache
 
 from analyzer.engines.explain import ICMP_MEANING
-from analyzer.model.explain import CapturePoint, NodeFacts, Service, StitchedFlow, Topology
+from analyzer.model.explain import (
+    ANY_INTERFACE,
+    CapturePoint,
+    NodeFacts,
+    Service,
+    Sighting,
+    StitchedFlow,
+    Topology,
+)
 from analyzer.model.record import PacketRecord
 
 #: kube-apiserver's default service range; used only for addresses never seen answering themselves.
@@ -376,6 +384,44 @@ def _is_plain_reply(r: PacketRecord) -> bool:
     return True
 
 
+def _ep(ip: str, port: int | None) -> str:
+    if port is None:
+        return ip
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+
+
+def unnatted_replies(flow: StitchedFlow, client_node: str | None = None) -> tuple[list[Sighting], list[Sighting]]:
+    """Answers that reach the client still from the DNATed address, and the client's resets to it.
+
+    Only where the captures show the client's side: a point (node and a named interface) where the
+    forward packets still carry the address the client used. There a healthy answer comes from
+    that address (conntrack undid the DNAT); one from the real server means the reply bypassed
+    conntrack (bridged with br_netfilter off, or routed around the node that DNATed).
+    """
+    if flow.server == flow.real_server:
+        return [], []
+    client_side = {(s.node, s.interface) for s in flow.sightings
+                   if s.direction == "fwd" and s.interface and s.interface != ANY_INTERFACE
+                   and (s.record.dst, s.record.dport) == flow.server}
+
+    def at_client(s: Sighting, outgoing: bool) -> bool:
+        if (s.node, s.interface) in client_side:
+            return True
+        # a cooked capture without interface names: the client's node sending to (outgoing) or
+        # receiving from (not outgoing) the client pod itself is the client's side
+        return (client_node is not None and s.node == client_node and s.interface in (None, ANY_INTERFACE)
+                and s.record.sll_pkttype is not None and (s.record.sll_pkttype == 4) is outgoing)
+
+    replies = [s for s in flow.sightings if s.direction == "rev" and at_client(s, True)
+               and (s.record.src, s.record.sport) == flow.real_server and s.record.dst == flow.client[0]]
+    if not replies:
+        return [], []
+    resets = [s for s in flow.sightings if s.direction == "fwd" and at_client(s, False)
+              and (s.record.dst, s.record.dport) == flow.real_server and s.record.proto == 6
+              and (s.record.tcp_flags or 0) & TCP_RST]
+    return replies, resets
+
+
 def answer_status(flow: StitchedFlow, topo: Topology | None = None) -> tuple[str | None, str]:
     """Status decided by the packets alone: delivered/refused/rejected, or (None, why).
 
@@ -384,6 +430,15 @@ def answer_status(flow: StitchedFlow, topo: Topology | None = None) -> tuple[str
     """
     rev = [s for s in flow.sightings if s.direction == "rev"]
     fwd = [s for s in flow.sightings if s.direction == "fwd"]
+    wrong, resets = unnatted_replies(flow, node_of(flow.client[0], topo) if topo is not None else None)
+    if wrong:
+        bad = {id(s) for s in wrong}
+        at_client = {(s.node, s.interface, s.record.sll_pkttype) for s in wrong}
+        if not any(_is_plain_reply(s.record) and id(s) not in bad
+                   and (s.node, s.interface, s.record.sll_pkttype) in at_client for s in rev):
+            reason = (f"the answer reached the client from {_ep(*flow.real_server)}, not from "
+                      f"{_ep(*flow.server)} (not un-DNATed)")
+            return "dropped", reason + (", and the client reset it" if resets else "")
     if any(_is_plain_reply(s.record) for s in rev):
         return "delivered", "the server answered"
     server_ips = {flow.server[0], flow.real_server[0]}

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from analyzer.engines import netfilter as nf
-from analyzer.engines.classify import in_cidr, node_of, role_of, service_at
+from analyzer.engines.classify import in_cidr, node_of, role_of, service_at, unnatted_replies
 from analyzer.engines.explain import finding_text
-from analyzer.engines.paths import sighting_text
+from analyzer.engines.paths import _ep, sighting_text
 from analyzer.engines.simulate import node_addresses, ruleset_for
 from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
 from analyzer.model.node import NodeSnapshot
@@ -124,7 +124,7 @@ def _cluster(topo: Topology) -> str:
 def diagnose_flow(ctx: Context) -> list[Finding]:
     out: list[Finding] = []
     for check in (_overlay_blocked, _no_endpoints, _no_local_endpoints, _mtu, _masquerade, _sender_tables,
-                  _forward_blocked, _hairpin, _dns_race, _refused, _retransmissions):
+                  _forward_blocked, _hairpin, _bridge_nf_off, _dns_race, _refused, _retransmissions):
         out.extend(check(ctx))
     explained = {"OVERLAY_PORT_BLOCKED", "FORWARD_BLOCKED", "MTU_EXCEEDED"}
     if not ctx.flow.errors and not any(f.code in explained and f.checkable for f in out):
@@ -427,6 +427,45 @@ def _hairpin(ctx: Context) -> list[Finding]:
         "dev": dev, "bridge": last.interface or "cni0",
         "observed": "the DNATed packet goes back toward the pod itself and never leaves the bridge",
         "observed_zh": "DNAT 后的数据包要回到 pod 自身，却始终没有离开网桥"}, ev, flow=flow.id)]
+
+
+def _bridge_nf_off(ctx: Context) -> list[Finding]:
+    """BRIDGE_NF_CALL_DISABLED: the answer of a DNATed flow reaches the client from the real
+    server's address: it crossed the bridge without iptables (br_netfilter not loaded or
+    ``net.bridge.bridge-nf-call-iptables = 0``), so conntrack never undid the DNAT. Checked against
+    the node's sysctl dump when given; from the packets alone it is reported as suspected."""
+    flow = ctx.flow
+    if ctx.status != "dropped":
+        return []  # (a good answer reached the client too)
+    replies, resets = unnatted_replies(flow, node_of(flow.client[0], ctx.topo))
+    if not replies:
+        return []
+    node = replies[0].node
+    snap = ctx.nodes.get(node or "")
+    key = "net.bridge.bridge-nf-call-iptables" if ":" not in flow.client[0] else "net.bridge.bridge-nf-call-ip6tables"
+    value = snap.sysctl.get(key) if snap is not None else None
+    if value == "1":
+        return []  # br_netfilter is on: the answer went around conntrack some other way
+    ev = [_ev_packet(s) for s in replies[:2]] + [_ev_packet(s) for s in resets[:1]]
+    ref = snap.sysctl_sources.get(key) if snap is not None else None
+    if ref is not None:
+        ev.insert(0, _ev_line(ref))
+    if value == "0":
+        setting, setting_zh = f"{key} = 0", f"{key} = 0"
+    else:
+        setting = f"{key} is absent: br_netfilter is not loaded" if snap is not None and snap.sysctl else \
+            "no sysctl dump says whether br_netfilter is on"
+        setting_zh = f"没有 {key}：br_netfilter 未加载" if snap is not None and snap.sysctl else "没有 sysctl 转储能说明 br_netfilter 是否开启"
+    bridge = next((h.interface for h in ctx.path if h.kind == "bridge" and h.node == node and h.interface), "cni0")
+    svc = flow.server
+    real = flow.real_server
+    return [_make("BRIDGE_NF_CALL_DISABLED", "error", node, {
+        "client": flow.client[0], "service": _ep(*svc), "real": _ep(*real), "node": node or "?", "bridge": bridge,
+        "setting": setting, "setting_zh": setting_zh,
+        "reacts": "resets it" if resets else "drops it", "reacts_zh": "于是重置连接" if resets else "于是丢弃它",
+        "observed": f"{len({s.key for s in replies})} answer(s) from {_ep(*real)} captured at {replies[0].interface}.",
+        "observed_zh": f"在 {replies[0].interface} 抓到 {len({s.key for s in replies})} 个来自 {_ep(*real)} 的应答。",
+    }, ev, checkable=value is not None or (snap is not None and bool(snap.sysctl)), flow=flow.id)]
 
 
 def _forward_blocked(ctx: Context) -> list[Finding]:

@@ -203,6 +203,10 @@ _REASON_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) f
     (r"^nothing came back$", "没有任何回包"),
     (r"^a capture point on the path never saw it$", "路径上的某个抓包点没有看到它"),
     (r"^the capture starts in the middle of the connection$", "抓包从连接中途开始"),
+    (r"^the answer reached the client from (\S+), not from (\S+) \(not un-DNATed\), and the client reset it$",
+     r"应答以 \1 而不是 \2 的身份到达客户端（没有撤销 DNAT），客户端将其重置"),
+    (r"^the answer reached the client from (\S+), not from (\S+) \(not un-DNATed\)$",
+     r"应答以 \1 而不是 \2 的身份到达客户端（没有撤销 DNAT）"),
 ))
 _ONLY_ERROR = "; only the ICMP error was captured, not the flow's own packets"
 
@@ -235,8 +239,10 @@ def verdict(
     last_seen: str | None,
     failed_at: str | None,
     via: str | None = None,
+    reply_failed: bool = False,
 ) -> Text:
-    """One sentence: what happened to the flow and where."""
+    """One sentence: what happened to the flow and where (``reply_failed``: the forward packets
+    arrived and the answer is what failed)."""
     head = f"{proto.upper()} {client} -> {server}"
     via_en = f" (via {via})" if via else ""
     via_zh = f"（经 {via}）" if via else ""
@@ -249,6 +255,11 @@ def verdict(
         at_zh = f"在 {failed_at} " if failed_at else ""
         return {"en": f"{head}{via_en}: rejected{at}: {reason}.",
                 "zh": f"{head}{via_zh}：{at_zh}被拒绝：{reason_zh(reason)}。"}
+    if status == "dropped" and reply_failed:
+        at = f" at {failed_at}" if failed_at else ""
+        at_zh = f"在 {failed_at} " if failed_at else ""
+        return {"en": f"{head}{via_en}: the server answered, but the answer went wrong on the way back{at}: {reason}.",
+                "zh": f"{head}{via_zh}：服务端有应答，但应答在返回途中{at_zh}出错：{reason_zh(reason)}。"}
     if status == "dropped":
         seen = f" last seen at {last_seen}," if last_seen else ""
         seen_zh = f"最后出现在 {last_seen}，" if last_seen else ""
@@ -361,6 +372,21 @@ FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
         "为 {node} 上的 pod veth 打开 hairpin 模式：`ip link set {dev} type bridge_slave hairpin on`（立即生效）；"
         "长期方案是 kubelet `--hairpin-mode=hairpin-veth`，或在 flannel CNI 配置"
         "（/etc/cni/net.d/10-flannel.conflist）中设置 `\"hairpinMode\": true`。",
+    ),
+    "BRIDGE_NF_CALL_DISABLED": (
+        "The answer to {client} came back from {real}, not from {service}: on {node} it was bridged across "
+        "{bridge} without passing iptables, so conntrack never undid the DNAT ({setting}); the client does not "
+        "know {real} and {reacts}. {observed}",
+        "{client} 收到的应答来自 {real}，而不是 {service}：它在 {node} 上经网桥 {bridge} 直接转发，没有经过 "
+        "iptables，conntrack 没有撤销 DNAT（{setting_zh}）；客户端不认识 {real}，{reacts_zh}。{observed_zh}",
+        "Load br_netfilter and let bridged traffic through iptables on {node}: `modprobe br_netfilter && "
+        "sysctl -w net.bridge.bridge-nf-call-iptables=1`; for good, `br_netfilter` in "
+        "/etc/modules-load.d/k8s.conf and `net.bridge.bridge-nf-call-iptables = 1` in /etc/sysctl.d/k8s.conf "
+        "(kubeadm's preflight checks both).",
+        "在 {node} 上加载 br_netfilter，让桥接流量经过 iptables：`modprobe br_netfilter && "
+        "sysctl -w net.bridge.bridge-nf-call-iptables=1`；长期方案是在 /etc/modules-load.d/k8s.conf 中写入 "
+        "`br_netfilter`，在 /etc/sysctl.d/k8s.conf 中写入 `net.bridge.bridge-nf-call-iptables = 1`"
+        "（kubeadm 的 preflight 会检查这两项）。",
     ),
     "FORWARD_BLOCKED": (
         "The FORWARD chain on {node} {how} pod traffic {src} -> {dst}: {observed}",

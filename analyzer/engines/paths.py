@@ -134,8 +134,14 @@ def _veth_name(flow: StitchedFlow, node: str | None, ip: str, outgoing: bool, to
     facts = topo.node_named(node) if topo is not None else None
     known = facts.pod_veths.get(ip) if facts is not None else None
     first_seen: dict[str, float] = {}
+    # with DNAT, the client's own veth carries its packets to the service address; a reset it sends
+    # to the real server (an answer that was not un-DNATed) does not make it the server's veth
+    client_veths = {s.interface for s in flow.sightings if s.direction == "fwd" and s.node == node
+                    and (s.record.dst, s.record.dport) == flow.server} if flow.server != flow.real_server else set()
     for s in flow.sightings:
         if s.node != node or s.direction != "fwd" or not s.interface or not s.interface.startswith("veth"):
+            continue
+        if outgoing and s.interface in client_veths:
             continue
         r = s.record
         if (r.src == ip and not outgoing) or (r.dst == ip and outgoing):

@@ -811,6 +811,10 @@ class _Simulator:
                          ct_dnat=bool(dst_nat), ct_snat=bool(src_nat), mark=0)
             if how == "sent-local":
                 rp = replace(rp, in_interface="lo")
+            bypass = self._bridged_reply(node, entry, out_if, how, dst_nat, src_nat, rp)
+            if bypass is not None:
+                hops.append(bypass)
+                return tuple(hops), "dropped", rp
             # where the reply enters this node's netfilter, and the hooks it then meets
             if how == "local":
                 rp = replace(rp, out_interface=entry.in_interface, out_known=entry.in_interface is not None)
@@ -854,6 +858,24 @@ class _Simulator:
                            f"the reply reaches the client {rp.endpoint('dst')} from {rp.endpoint('src')}, the "
                            "address it sent to"))
         return tuple(hops), "delivered", rp
+
+    def _bridged_reply(self, node: NodeSnapshot, entry: PacketState, out_if: str | None, how: str,
+                       dst_nat: list, src_nat: list, rp: PacketState) -> SimHop | None:
+        """A DNATed request routed back out of the bridge it came in by (client and endpoint pods on
+        one bridge, no masquerade): the endpoint answers the client's MAC directly, so the reply is
+        bridged, and only br_netfilter (``bridge-nf-call-iptables = 1``) hands it to conntrack to undo
+        the DNAT. Without it the client gets the answer from the endpoint's own address and resets it."""
+        if how != "forward" or not dst_nat or src_nat or out_if is None or entry.in_interface != out_if:
+            return None
+        key = "net.bridge.bridge-nf-call-iptables" if rp.family == 4 else "net.bridge.bridge-nf-call-ip6tables"
+        if node.sysctl.get(key) != "0":
+            return None
+        ev = tuple(x for x in (node.sysctl_sources.get(key),) if x is not None)
+        return SimHop(node.name, out_if, "bridge", "BRIDGED",
+                      f"the answer {rp.endpoint('src')} -> {rp.endpoint('dst')} goes straight across {out_if} to the "
+                      f"client: bridged, and with {key} = 0 no iptables hook sees it, so conntrack never undoes the "
+                      f"DNAT; the client gets it from {rp.endpoint('src')}, not {dst_nat[0].before}, and resets the "
+                      "connection (BRIDGE_NF_CALL_DISABLED)", ev)
 
     def _reply_outer(self, node: NodeSnapshot, device: str | None, previous: NodeSnapshot,
                      hops: list[SimHop]) -> str | None:

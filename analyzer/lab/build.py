@@ -39,7 +39,7 @@ def build_underlay(sb: Sandbox, cluster: Cluster) -> None:
     sb.ip(ext, "route", "add", "default", "via", cluster.router_external_side)
 
 
-def build_node(sb: Sandbox, cluster: Cluster, node: Node) -> dict[str, str]:
+def build_node(sb: Sandbox, cluster: Cluster, node: Node, faults: Faults | None = None) -> dict[str, str]:
     """A node: eth0 on the switch, cni0, and sysctls. Returns the sysctls that could not be set."""
     p = cluster.params
     ns, sw = p.ns(node.name), p.ns(SWITCH)
@@ -52,7 +52,9 @@ def build_node(sb: Sandbox, cluster: Cluster, node: Node) -> dict[str, str]:
     sb.ip(ns, "link", "set", "eth0", "up")
     sb.ip(ns, "route", "add", "default", "via", cluster.router_node_side)
     missing = {}
-    for key, value in (("net.ipv4.ip_forward", "1"), ("net.bridge.bridge-nf-call-iptables", "1"),
+    # br_netfilter hands bridged frames to iptables (kubeadm's preflight insists on it)
+    nf_call = "0" if faults is not None and node.name in faults.no_br_netfilter_on else "1"
+    for key, value in (("net.ipv4.ip_forward", "1"), ("net.bridge.bridge-nf-call-iptables", nf_call),
                        ("net.ipv4.conf.all.rp_filter", "0")):
         if not sb.sysctl(ns, key, value):
             missing[key] = "absent in this kernel's network namespaces"
@@ -107,7 +109,7 @@ def build(sb: Sandbox, cluster: Cluster, faults: Faults) -> dict[str, dict[str, 
     build_underlay(sb, cluster)
     missing = {}
     for node in cluster.nodes:
-        missing[node.name] = build_node(sb, cluster, node)
+        missing[node.name] = build_node(sb, cluster, node, faults)
     for node in cluster.nodes:
         build_overlay(sb, cluster, node, faults)
     for pod in cluster.pods:

@@ -277,6 +277,21 @@ SCENARIOS: tuple[Scenario, ...] = (
                            finding_node="node1")),),
     ),
     Scenario(
+        name="br-netfilter-off",
+        summary="a pod and its service's endpoint on one node with bridge-nf-call-iptables = 0",
+        shows="node1's `net.bridge.bridge-nf-call-iptables` is 0 (br_netfilter not loaded, or turned off). "
+              "client's SYN to the ClusterIP is routed through cni0's address, so PREROUTING DNATs it to web on "
+              "the same bridge. web's SYN/ACK goes straight back across the bridge: bridged, not routed, and "
+              "without br_netfilter conntrack never sees it to undo the DNAT. client gets a SYN/ACK from "
+              "10.244.1.3:8080 instead of 10.96.0.100:80, answers it with a reset, and times out.",
+        pods=(("client", 1, CLIENT), ("web", 1, WEB)),
+        services=(("web", "web", HTTP, ("web",), "ClusterIP"),),
+        faults=Faults(no_br_netfilter_on=("node1",)),
+        steps=(Step("client", "http", "svc:web", 80,
+                    Expect("timeout", "pod-to-service", "dropped", (), ("dnat",), finding="BRIDGE_NF_CALL_DISABLED",
+                           finding_node="node1")),),
+    ),
+    Scenario(
         name="two-endpoints",
         summary="a service with two endpoints, one local and one remote",
         shows="default/web has web-1 on node1 and web-2 on node2; kube-proxy's `-m statistic --mode random "

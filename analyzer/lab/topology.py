@@ -184,3 +184,4 @@ class Faults:
     missing_fdb: tuple[tuple[str, str], ...] = ()  # (on node, toward node): FDB entry not programmed
     forward_drop_on: tuple[str, ...] = ()  # nodes with FORWARD policy DROP (Docker's) and no FLANNEL-FWD
     no_hairpin: bool = False  # pod veths without hairpin mode (flannel's CNI config turns it on)
+    no_br_netfilter_on: tuple[str, ...] = ()  # nodes with net.bridge.bridge-nf-call-iptables = 0

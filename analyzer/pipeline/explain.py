@@ -842,7 +842,15 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
     # the last place the packet was seen, found on the path graph
     seen_id = paths.last_seen_on_path(path)
     last = next((i for i, h in enumerate(path) if h.id == seen_id), None)
-    if status in ("dropped", "rejected"):
+    wrong_replies, _resets = (classify.unnatted_replies(flow, classify.node_of(flow.client[0], topo))
+                              if status == "dropped" else ([], []))
+    if wrong_replies:
+        # the answer crossed the client's bridge without conntrack: that bridge is where it failed
+        where = wrong_replies[0].node
+        bridges = [i for i, h in enumerate(path) if h.kind == "bridge" and h.node == where]
+        failed = bridges[-1] if bridges else None
+        path = paths.mark_failed(path, failed)
+    elif status in ("dropped", "rejected"):
         # a drop by the bridge itself (hairpin off) happens at a bridge that did see the packet
         bridge_drop = sim_failed is not None and path[sim_failed].kind == "bridge"
         if sim_failed is not None and (last is None or sim_failed > last or bridge_drop) and not frag:
@@ -879,7 +887,7 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
         "last_seen": round(max(all_ts), 6) if all_ts else None,
         "verdict": verdict(proto=pname, client=paths._ep(*flow.client), server=paths._ep(*flow.server), status=status,
                            reason=reason, last_seen=paths.describe(path[last]) if last is not None else None,
-                           failed_at=_failed_at(path, failed, status), via=via),
+                           failed_at=_failed_at(path, failed, status), via=via, reply_failed=bool(wrong_replies)),
         "status_text": {"en": STATUS_TEXT[status][0], "zh": STATUS_TEXT[status][1]},
     }
     if brief:
