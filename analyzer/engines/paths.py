@@ -42,7 +42,6 @@ from analyzer.model.flow import proto_name
 CAPTURABLE = frozenset({"veth", "bridge", "vtep", "nic", "underlay"})
 #: tunnels carried directly in IP (no UDP port): their IP protocol number
 TUNNEL_IP_PROTOCOLS = {"ipip": 4, "ip6in4": 41, "gre": 47}
-_IPPROTO_WORD = {4: "ipip", 41: "ipv6", 47: "gre"}  # iptables-save's names
 DEFAULT_IFACES = {"bridge": "cni0", "vtep": "flannel.1", "nic": "eth0"}
 MAX_HOP_PACKETS = 5
 
@@ -54,9 +53,9 @@ def _ep(ip: str, port: int | None) -> str:
 
 
 def input_label(port: int | None, ipproto: int | None) -> str:
-    """The receiving node's INPUT check of the overlay: ``INPUT udp/8472`` or ``INPUT ipip``."""
+    """The receiving node's INPUT check of the overlay: ``INPUT udp/8472`` or ``INPUT ipencap`` (IPIP)."""
     if port is None and ipproto is not None:
-        return f"INPUT {_IPPROTO_WORD.get(ipproto, f'proto {ipproto}')}"
+        return f"INPUT {proto_name(ipproto)}"  # as iptables-save names it: ipencap for IPIP (4)
     return f"INPUT udp/{port if port is not None else '?'}"
 
 

@@ -43,8 +43,6 @@ LADDER_EVENTS = 60  # per delivered flow (four times as many for a failing one)
 Warn = Callable[[str], None]
 Progress = Callable[[str, int, int], None]
 
-_BUNDLE_NAMES = {"node", "iptables-save", "ip6tables-save", "ip-addr", "ip-link", "ip-route", "ip6-route", "ip-rule",
-                 "bridge-fdb", "ip-neigh", "subnet.env", "conntrack", "sysctl"}
 
 
 @dataclass(slots=True)
@@ -53,13 +51,6 @@ class Inputs:
     bundles: list[NodeSnapshot] = field(default_factory=list)
     kube: KubeInventory | None = None
     described: list[dict] = field(default_factory=list)
-
-
-def _looks_like_bundle_dir(d: Path) -> bool:
-    for p in d.iterdir():
-        if p.is_file() and (p.name in _BUNDLE_NAMES or p.suffix in (".pcap", ".pcapng") or p.name.endswith(".pcap.gz")):
-            return True
-    return False
 
 
 def _load_kubectl(path: Path) -> KubeInventory:
@@ -74,7 +65,7 @@ def _load_kubectl(path: Path) -> KubeInventory:
 
 
 def classify_inputs(given: Sequence[str | os.PathLike[str]], warn: Warn) -> Inputs:
-    from analyzer.inputs.bundle import is_tarball, load_bundle
+    from analyzer.inputs.bundle import is_bundle_dir, is_tarball, load_bundle
     from analyzer.inputs.capture import interface_from_name
 
     out = Inputs()
@@ -83,8 +74,8 @@ def classify_inputs(given: Sequence[str | os.PathLike[str]], warn: Warn) -> Inpu
         if not p.exists():
             raise InputError(str(raw), "no such file or directory")
         if p.is_dir():
-            single = _looks_like_bundle_dir(p)
-            dirs = [p] if single else sorted(d for d in p.iterdir() if d.is_dir() and _looks_like_bundle_dir(d))
+            single = is_bundle_dir(p)
+            dirs = [p] if single else sorted(d for d in p.iterdir() if d.is_dir() and is_bundle_dir(d))
             tars = [] if single else sorted(t for t in p.iterdir() if is_tarball(t))
             if not dirs and not tars:
                 raise InputError(str(raw), "no node bundle or capture in this directory",

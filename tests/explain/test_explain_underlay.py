@@ -53,7 +53,7 @@ def test_mirror_capture_is_the_underlay(tmp_path: Path) -> None:
     ipip = flows["10.244.1.9"]
     assert [e["type"] for e in ipip["encapsulation"]] == ["ipip"]
     labels = [h["action"] for h in ipip["hops"]]
-    assert "INPUT ipip" in labels and not any(":None" in str(h) or "udp/" in str(h) for h in ipip["hops"]), labels
+    assert "INPUT ipencap" in labels and not any(":None" in str(h) or "udp/" in str(h) for h in ipip["hops"]), labels
 
 
 def test_one_node_capture_keeps_its_node(tmp_path: Path) -> None:
