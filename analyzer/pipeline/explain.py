@@ -840,7 +840,8 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
         where = wrong_replies[0].node
         bridges = [i for i, h in enumerate(path) if h.kind == "bridge" and h.node == where]
         failed = bridges[-1] if bridges else None
-        path = paths.mark_failed(path, failed)
+        if failed is not None:  # the forward packets went on: no drop edge after it
+            path = [replace(h, failed=True) if i == failed else h for i, h in enumerate(path)]
     elif status in ("dropped", "rejected"):
         # a drop by the bridge itself (hairpin off) happens at a bridge that did see the packet
         bridge_drop = sim_failed is not None and path[sim_failed].kind == "bridge"
