@@ -196,16 +196,13 @@ def _u16(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _u24(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    return (a[idx].astype(np.int64) << 16) | (a[idx + 1].astype(np.int64) << 8) | a[idx + 2]
+    return _u32(a, idx) >> 8
 
 
 def _u32(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    return (
-        (a[idx].astype(np.int64) << 24)
-        | (a[idx + 1].astype(np.int64) << 16)
-        | (a[idx + 2].astype(np.int64) << 8)
-        | a[idx + 3]
-    )
+    """Big-endian 32-bit numbers at byte offsets ``idx`` of ``a`` (one gather through a view of
+    ``a`` with a 1-byte stride; ``a`` has ``_PAD`` bytes beyond any offset asked for)."""
+    return np.ndarray((len(a) - 3,), dtype=">u4", buffer=a, strides=(1,))[idx].astype(np.int64)
 
 
 def _classify(
@@ -323,7 +320,7 @@ def _classify(
         "seq": np.where(tcp, _u32(a, l4 + 4), -1),
         "ack": np.where(tcp, _u32(a, l4 + 8), -1),
         "payload_len": np.where(tcp, ipay - doff, ipay - 8),
-        "ip_id": np.where(in6, -1, _u16(a, iip + 4)),
+        "ip_id": np.where(in6, -1, plen6),  # the same 2 bytes: IPv4's ID, IPv6's payload length
         "tunnel": np.where(vx, TUNNEL_CODES["vxlan"], np.where(ipip, TUNNEL_CODES["ipip"], 0)),
         "vni": np.where(vx, _u24(a, ip + 32), -1),
         "outer_src": np.where(tunneled, _u32(a, ip + 12), -1),
@@ -465,7 +462,8 @@ def _classified(a: np.ndarray, start: np.ndarray, cap: np.ndarray, linktype: int
     out = {"ok": good, "v6": got["v6"], "arp": got["arp"], "iip": got.get("iip", start)}
     for name, dt, fill in _COLUMNS:
         col = got.get(name)
-        out[name] = np.full(len(start), fill, dtype=dt) if col is None else np.where(good, col, fill).astype(dt)
+        out[name] = (np.full(len(start), fill, dtype=dt) if col is None
+                     else np.where(good, col, fill).astype(dt, copy=False))
     return out
 
 
