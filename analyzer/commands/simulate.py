@@ -197,15 +197,38 @@ def _hop_lines(hops) -> list[str]:  # noqa: ANN001
     return lines
 
 
+def _conntrack_lines(result: SimulationResult) -> list[str]:
+    """The dumps' conntrack entries for this packet: one line for the connection itself (source port
+    given), or, without a source port, one line per node and destination: how the node's existing
+    connections from this client were spread (kube-proxy's random choice, as it really fell)."""
+    p = result.packet
+    own = [c for c in result.conntrack if c.sport is None or c.sport == p.sport]
+    if len(own) == len(result.conntrack) and len(own) <= 1:
+        return [f"conntrack on {c.node} already tracks this connection ({c.state or 'no state'}"
+                f"{', unreplied' if c.unreplied else ''}): its packets go to {c.replies_from}"
+                f"{' (STALE: the rules no longer choose it)' if c.stale else ''}  [{c.source}]" for c in own]
+    lines = []
+    groups: dict[tuple[str, str], list] = {}
+    for c in result.conntrack:
+        groups.setdefault((c.node, c.replies_from), []).append(c)
+    total: dict[str, int] = {}
+    for (node, _to), cs in groups.items():
+        total[node] = total.get(node, 0) + len(cs)
+    for (node, to), cs in groups.items():
+        states = ", ".join(sorted({c.state or "no state" for c in cs}))
+        where = ", ".join(f"{c.source.file}:{c.source.line}" for c in cs[:4]) + (" ..." if len(cs) > 4 else "")
+        stale = " (STALE: the rules no longer choose it)" if any(c.stale for c in cs) else ""
+        lines.append(f"conntrack on {node}: {len(cs)} of its {total[node]} connections from {p.src} to "
+                     f"{p.endpoint('dst')} ({states}) go to {to}{stale}  [{where}]")
+    return lines
+
+
 def render_text(result: SimulationResult) -> str:
     p = result.packet
     lines = [f"{p.proto} {p.endpoint('src')} -> {p.endpoint('dst')} entering node {p.node}"
              + (f" on {p.in_interface}" if p.in_interface else "")
              + f": {len(result.outcomes)} outcome{'s' if len(result.outcomes) != 1 else ''}"]
-    for c in result.conntrack:
-        lines.append(f"conntrack on {c.node} already tracks this connection ({c.state or 'no state'}"
-                     f"{', unreplied' if c.unreplied else ''}): its packets go to {c.replies_from}"
-                     f"{' (STALE: the rules no longer choose it)' if c.stale else ''}  [{c.source}]")
+    lines += _conntrack_lines(result)
     for i, o in enumerate(result.outcomes, 1):
         lines.append("")
         lines.append(_outcome_head(i, o))

@@ -181,11 +181,12 @@ class TrackedConnection:
     replies_from: str  # "10.244.2.2:8080": where conntrack sends the packets of this connection
     unreplied: bool
     stale: bool  # it goes somewhere the current rules would no longer choose
+    sport: int | None = None  # the entry's source port (several entries when the packet's was not given)
 
     def to_json(self) -> dict:
         return {"node": self.node, "file": self.source.file, "line": self.source.line, "text": self.source.text,
                 "state": self.state, "replies_from": self.replies_from, "unreplied": self.unreplied,
-                "stale": self.stale}
+                "stale": self.stale, "sport": self.sport}
 
 
 @dataclass(frozen=True, slots=True)
@@ -1078,7 +1079,7 @@ def _tracked(nodes: Sequence[NodeSnapshot], src: IPAddress, dst: IPAddress, prot
             if r.src.version == 6 and r.sport is not None:
                 replies = f"[{r.src}]:{r.sport}"
             stale = e.dnat and chosen_ok and bool(chosen) and replies not in chosen
-            found.append(TrackedConnection(n.name, e.source, e.state, replies, e.unreplied, stale))
+            found.append(TrackedConnection(n.name, e.source, e.state, replies, e.unreplied, stale, o.sport))
             if len(found) >= 20:
                 return tuple(found)
     return tuple(found)

@@ -108,3 +108,35 @@ def test_reply_bridged_without_br_netfilter_is_not_un_dnatted() -> None:
     healthy = [load_bundle(SAMPLES / "two-endpoints" / n) for n in ("node1", "node2")]
     for out in simulate_packet(healthy, "10.244.1.2", "10.96.0.100", "tcp", 40000, 80).outcomes:
         assert out.reply_status == "delivered"
+
+
+def test_conntrack_of_the_client_shows_how_the_random_choice_fell() -> None:
+    """Without a source port, simulate sums up the node's existing connections from the client to
+    the service per endpoint (12 recorded connections over two endpoints); with the port of one of
+    them, that one connection."""
+    import subprocess
+    import sys
+
+    root = SAMPLES / "two-endpoints"
+    if not root.is_dir():
+        pytest.skip("samples/two-endpoints is absent")
+
+    def run(src: str) -> list[str]:
+        out = subprocess.run([sys.executable, "-m", "analyzer", "simulate", str(root / "node1"), str(root / "node2"),
+                              "--src", src, "--dst", "10.96.0.100:80", "--proto", "tcp"],
+                             capture_output=True, text=True, check=True)
+        return [line for line in out.stdout.splitlines() if line.startswith("conntrack on")]
+
+    lines = run("10.244.1.2")
+    assert len(lines) == 2, lines
+    counts = {}
+    for line in lines:
+        n, of = line.split(": ", 1)[1].split(" connections")[0].split(" of its ")
+        counts[line.split(" go to ")[1].split()[0]] = (int(n), int(of))
+    assert set(counts) == {"10.244.1.3:8080", "10.244.2.2:8080"}
+    assert sum(n for n, _ in counts.values()) == 12 and {of for _, of in counts.values()} == {12}
+    entries = [line for line in (root / "node1" / "conntrack").read_text().splitlines()
+               if "dst=10.96.0.100" in line and "src=10.244.1.2 " in line]
+    port = entries[0].split("sport=")[1].split()[0]
+    [one] = run(f"10.244.1.2:{port}")
+    assert "already tracks this connection" in one
