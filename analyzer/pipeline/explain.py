@@ -438,7 +438,9 @@ def _endpoint(ip: str, port: int | None, topo: Topology, role: str | None = None
     elif role == "pod":
         name = topo.pod_names.get(ip)
     elif role == "node":
-        name = classify.node_of(ip, topo)
+        svc = classify.service_at(ip, port, topo) if port is not None else None
+        # a NodePort on the node's address is named after its service
+        name = svc.name if svc is not None and svc.ip == "*" and svc.name else classify.node_of(ip, topo)
     return {"ip": ip, "port": port, "role": role, "name": name, "node": classify.node_of(ip, topo)
             if role in ("pod", "node") else None}
 

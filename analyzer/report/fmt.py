@@ -55,6 +55,8 @@ def endpoint_name(ep: Any) -> str:
     """``default/web (service)``, ``client-7d9 @n1``: the naming part of an endpoint, or ''."""
     ep = dct(ep)
     parts = []
+    if ep.get("role") == "node" and ep.get("node") and ep.get("name") in (None, ep["node"]):
+        return f"node {clean(ep['node'])}"  # a node's own address: "node n1", not "n1 @n1"
     if ep.get("name"):
         parts.append(clean(ep["name"]))
     elif ep.get("role") and ep["role"] != "unknown":
