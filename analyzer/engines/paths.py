@@ -700,9 +700,30 @@ def _sim_targets(path: Sequence[PathHop], sim_hop) -> list[int]:  # noqa: ANN001
     return out[:1]
 
 
+def _with_route_hops(path: Sequence[PathHop], sim_hops: Sequence) -> list[PathHop]:
+    """The route lookup the dumps say dropped the packet on a node whose expected path shows none
+    (the receiving node: forwarding off, a strict rp_filter), inserted before that node's FORWARD hop,
+    where the kernel makes that decision; hop ids renumbered."""
+    out = list(path)
+    for sh in sim_hops:
+        if sh.kind != "route" or sh.action != "DROPPED" or any(h.node == sh.node and h.kind == "route" for h in out):
+            continue
+        at = next((i for i, h in enumerate(out) if h.node == sh.node and h.kind == "netfilter"
+                   and h.action == "forward"), None)
+        if at is None:
+            continue
+        dst = next((v for h in reversed(out) for k, v in h.facts if k == "ip"), None)
+        out.insert(at, PathHop(id="", node=sh.node, interface=None, kind="route", action="route",
+                               label="route lookup", facts=(("dst", dst),) if dst else ()))
+    if len(out) == len(path):
+        return out
+    flow_id = path[0].id.rsplit(".", 1)[0]
+    return [replace(h, id=f"{flow_id}.{i + 1}") for i, h in enumerate(out)]
+
+
 def attach_simulation(path: Sequence[PathHop], sim_hops: Sequence) -> list[PathHop]:
     """Add the dump lines behind each hop (rules matched, routes, FDB and neighbour entries)."""
-    out = list(path)
+    out = _with_route_hops(path, sim_hops)
     extra: dict[int, list[Evidence]] = defaultdict(list)
     for sh in sim_hops:
         if sh.action not in DECISIVE or not sh.evidence:

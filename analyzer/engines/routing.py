@@ -262,11 +262,22 @@ def _decide(node: NodeSnapshot, route: Route, rule: IpRule, candidates: tuple[Ro
     pref_src, src_ref = select_source(node, route, next_hop)
     if src_ref is not None and src_ref not in evidence:
         evidence.append(src_ref)
-    if base.get("iif") not in (None, "lo") and node.sysctl.get("net.ipv4.ip_forward") == "0" and daddr.version == 4:
-        notes.append("net.ipv4.ip_forward = 0: the kernel does not forward packets between interfaces")
-        ref = node.sysctl_sources.get("net.ipv4.ip_forward")
-        if ref is not None:
-            evidence.append(ref)
+    iif = base.get("iif")
+    off = forwarding_off(node, iif) if isinstance(iif, str) and iif != "lo" and daddr.version == 4 else None
+    if off is not None:
+        # ip_route_input_slow(): forwarding off on the input device makes the route RTN_UNREACHABLE
+        # (EHOSTUNREACH), and ip_error() then only counts InAddrErrors: no ICMP error is sent
+        setting, refs = off
+        return RouteDecision(
+            kind="unreachable", chosen=route, rule=rule, table=table, candidates=candidates, rules_tried=tried,
+            out_interface=dev, next_hop=via if via is not None else daddr, evidence=tuple(evidence) + refs,
+            notes=tuple(notes) + (f"forward lookup: {daddr} matches '{_route_text(route)}' in table {table}, out "
+                                  f"{dev}",),
+            explanation=f"{daddr} is not one of the node's addresses and it came in on {iif}, where forwarding is "
+                        f"off ({setting}): the kernel does not route it on (it would leave by {dev}) and drops "
+                        "it silently, before the FORWARD chain, without an ICMP error.",
+            **base,  # type: ignore[arg-type]
+        )
     hop = (f"to gateway {via}" + (" (onlink: assumed directly reachable on the device)" if route.onlink else "")
            if via is not None else "directly (the destination is on the link)")
     explanation = (f"{daddr} matches '{line}' in table {table} ({pick}): sent out {dev} {hop}"
@@ -326,6 +337,22 @@ def select_source(node: NodeSnapshot, route: Route, next_hop: IPAddress) -> tupl
                 return addr.ip, ref
     return None, None
 
+
+
+def forwarding_off(node: NodeSnapshot, iif: str) -> tuple[str, tuple[SourceRef, ...]] | None:
+    """IPv4 forwarding is off for packets arriving on ``iif`` (the kernel's IN_DEV_FORWARD): the
+    device's own ``conf.<iif>.forwarding`` when dumped, else ``conf.all.forwarding`` /
+    ``net.ipv4.ip_forward`` (writing either sets every device). Returns the setting as the dump
+    shows it and its lines (``net.ipv4.ip_forward`` first), None when forwarding is on or not dumped."""
+    own = f"net.ipv4.conf.{iif}.forwarding"  # (the sysctl parser writes flannel/1 as flannel.1)
+    keys = ("net.ipv4.ip_forward", "net.ipv4.conf.all.forwarding", own)
+    values = {k: node.sysctl[k].strip() for k in keys if k in node.sysctl}
+    value = values.get(own, values.get("net.ipv4.conf.all.forwarding", values.get("net.ipv4.ip_forward")))
+    if value != "0":
+        return None
+    zero = [k for k in keys if values.get(k) == "0"]
+    refs = tuple(r for r in (node.sysctl_sources.get(k) for k in zero) if r is not None)
+    return ", ".join(f"{k} = 0" for k in zero), refs
 
 
 def rp_filter_mode(node: NodeSnapshot, iif: str) -> tuple[int | None, tuple[SourceRef, ...]]:

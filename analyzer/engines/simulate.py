@@ -438,7 +438,8 @@ class _Simulator:
         decision = self.route(leg)
         local = decision.delivered_locally if decision is not None else self.is_local(leg.node, p.dst)
         if decision is not None:
-            leg.hops.append(SimHop(leg.node.name, decision.out_interface, "route", "ROUTED", decision.explanation,
+            leg.hops.append(SimHop(leg.node.name, decision.out_interface, "route",
+                                   "DROPPED" if decision.dropped else "ROUTED", decision.explanation,
                                    tuple(decision.evidence)))
             if decision.dropped:
                 outcomes.append(self._end(leg, "dropped", decision.explanation))
