@@ -47,7 +47,7 @@ import numpy as np
 from analyzer.errors import InputError
 from analyzer.model.record import PacketRecord, QuotedPacket
 
-CHUNK_BYTES = 8 << 20
+CHUNK_BYTES = 4 << 20  # 4 MiB: faster than 2 or 8 on the development VM (the chunk's columns stay in cache)
 # the limits of analyzer.inputs.capture (a test checks they agree). That module, and the general
 # decoder it loads, are imported only when a frame or a file needs them: ``flows`` on a capture of
 # common shapes never pays for them.
@@ -612,9 +612,13 @@ def iter_batches(
         raw.close()
 
 
-#: plain pcap files at least this big are walked by a helper process (when the machine has two
-#: cores or more): it finds the record boundaries while this process classifies and aggregates
+#: plain pcap files at least this big are walked by a helper process when two CPUs are idle: it
+#: finds the record boundaries and classifies the frames while this process aggregates
 WALKER_MIN_BYTES = 64 << 20
+#: ... on machines with at least this many CPUs. On the 2-vCPU development VM the two processes
+#: slow each other down (bench/README.md: together 1.7 CPU-s where one process alone needs 1.0,
+#: and a longer wall time), so there it takes ``K8S_TRACE_WALKER=1``.
+WALKER_MIN_CPUS = 4
 _WALK_RECORDS = 32768  # at most this many records per message from the walker
 _WALK_END, _WALK_DAMAGE = -2, -1
 
@@ -626,13 +630,14 @@ def _core_free() -> bool:
     forced = os.environ.get("K8S_TRACE_WALKER")
     if forced is not None:
         return forced == "1" and hasattr(os, "fork")
-    if not hasattr(os, "fork") or (os.cpu_count() or 1) < 2:
+    cpus = os.cpu_count() or 1
+    if not hasattr(os, "fork") or cpus < WALKER_MIN_CPUS:
         return False
     try:
         load = os.getloadavg()[0]
     except OSError:
         return False
-    return load <= (os.cpu_count() or 1) - 0.5
+    return load <= cpus - 2
 
 
 def _walker(path: str, order: str, limit: int, span_max: int, wfd: int, linktype: int, vxlan_arr: np.ndarray,
