@@ -77,8 +77,11 @@ class _Progress:
 @click.option("--fail-on-drop", is_flag=True,
               help="Exit 4 if a flow was dropped/rejected, else 5 if one was inconclusive (for CI).")
 @click.option("--no-progress", is_flag=True, help="Never show progress on stderr.")
+@click.option("--annotate", "annotate_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              metavar="DIR", help="Also write each input capture to DIR as pcapng, every packet of an explained "
+                                  "flow commented with its verdict (Wireshark shows the comments).")
 def command(inputs: tuple[Path, ...], fmt: str | None, output: Path | None, lang: str,
-            vxlan_ports: tuple[int, ...], fail_on_drop: bool, no_progress: bool) -> int:
+            vxlan_ports: tuple[int, ...], fail_on_drop: bool, no_progress: bool, annotate_dir: Path | None) -> int:
     """Explain each flow in captures and node bundles: path, status, findings.
 
     \b
@@ -86,6 +89,7 @@ def command(inputs: tuple[Path, ...], fmt: str | None, output: Path | None, lang
       k8s-trace explain any.pcap
       k8s-trace explain node1/ node2/ -o report.html
       k8s-trace explain lab-out/ --format json --fail-on-drop
+      k8s-trace explain node1/ node2/ --annotate annotated/   # then: wireshark annotated/*.pcapng
     """
     from analyzer.pipeline.explain import explain_inputs
 
@@ -98,14 +102,17 @@ def command(inputs: tuple[Path, ...], fmt: str | None, output: Path | None, lang
 
     given = [str(p) for p in inputs]
     try:
+        kw = {"vxlan_ports": vxlan_ports, "warn": warn, "progress": progress, "annotate_dir": annotate_dir}
         if fmt == "json":
-            doc = _stream_json(given, output, vxlan_ports=vxlan_ports, warn=warn, progress=progress)
+            doc = _stream_json(given, output, **kw)
         elif fmt == "text":
-            doc = _stream_text(given, output, lang=lang, vxlan_ports=vxlan_ports, warn=warn, progress=progress)
+            doc = _stream_text(given, output, lang=lang, **kw)
         else:
-            doc = explain_inputs(given, vxlan_ports=vxlan_ports, warn=warn, progress=progress)
+            doc = explain_inputs(given, **kw)
     finally:
         progress.close()
+    for a in doc.get("annotated") or ():
+        click.echo(f"k8s-trace: wrote {a['path']} ({a['commented']} of {a['frames']} packets commented)", err=True)
     if fmt != "html":
         return exit_status(doc, fail_on_drop)
     from analyzer.report.html import render_html

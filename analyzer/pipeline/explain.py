@@ -510,11 +510,12 @@ def explain_inputs(
     warn: Warn | None = None,
     progress: Progress | None = None,
     generated_at: str | None = None,
+    annotate_dir: Path | None = None,
 ) -> dict:
     """Read everything, explain every flow, and return the explain document."""
     with _no_cyclic_gc():
         flows, finish = explain_stream(inputs, vxlan_ports=vxlan_ports, warn=warn, progress=progress,
-                                       generated_at=generated_at)
+                                       generated_at=generated_at, annotate_dir=annotate_dir)
         doc_flows = list(flows)
         doc = finish()
     doc["flows"] = doc_flows
@@ -542,6 +543,7 @@ def explain_stream(
     progress: Progress | None = None,
     generated_at: str | None = None,
     brief: bool = False,
+    annotate_dir: Path | None = None,
 ) -> tuple[Iterator[dict], Callable[[], dict]]:
     """``explain_inputs`` a flow at a time: the captures are read and stitched now; the iterator
     yields each flow's document as it is explained (drop it once written: memory then holds the
@@ -552,8 +554,14 @@ def explain_stream(
     endpoints, ``translations``, ``encapsulation``, ``findings``, counts and ``verdict``, but the
     per-hop detail is computed only where the text report shows it: ``hops`` only for a failing
     flow (``is_failing``), and never ``graph``, ``reply`` or ``ladder``. Such a document carries
-    ``"brief": true``."""
+    ``"brief": true``.
+
+    ``annotate_dir``: ``finish()`` also writes every input capture there as pcapng with each
+    explained flow's verdict as packet comments (``pipeline.annotate``), listed in ``annotated``."""
+    from analyzer.pipeline.annotate import FlowIndex
+
     warnings: list[str] = []
+    index = FlowIndex() if annotate_dir is not None else None
 
     def _warn(line: str) -> None:
         warnings.append(line)
@@ -624,6 +632,8 @@ def explain_stream(
                 progress("explaining flows", i, len(flows))
             flow, flows[i] = flows[i], None  # type: ignore[call-overload]
             d = _flow_doc(flow, topo, points, snaps, src, all_findings, sim, brief=brief)
+            if index is not None:
+                index.add(flow, d)
             del flow
             by_status[d["status"]] += 1
             by_kind[d["kind"]] += 1
@@ -633,8 +643,14 @@ def explain_stream(
     def finish() -> dict:
         if not done[0]:
             raise RuntimeError("explain_stream: finish() before every flow was taken")
-        return _finish(given, topo, points, offsets, warnings, n_skipped, by_status, by_kind, all_findings,
-                       display, generated_at)
+        doc = _finish(given, topo, points, offsets, warnings, n_skipped, by_status, by_kind, all_findings,
+                      display, generated_at)
+        if index is not None and annotate_dir is not None:
+            from analyzer.pipeline.annotate import annotate_captures
+
+            done_files = annotate_captures(given.captures, index, annotate_dir, vxlan_ports=ports, warn=_warn)
+            doc["annotated"] = [{"path": str(p), "frames": n, "commented": c} for p, n, c in done_files]
+        return doc
 
     return flow_docs(), finish
 
