@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -91,8 +91,12 @@ def output_names(captures: Sequence[tuple[str, str | None, str | None, str]]) ->
 
 
 def annotate_captures(captures: Sequence[tuple[str, str | None, str | None, str]], index: FlowIndex,
-                      out_dir: Path, *, vxlan_ports: Iterable[int], warn: Warn) -> list[tuple[Path, int, int]]:
-    """Write the annotated copy of every capture into ``out_dir``; returns (file, frames, commented)."""
+                      out_dir: Path, *, vxlan_ports: Iterable[int], warn: Warn,
+                      ifnames: Mapping[str, Mapping[int, str]] | None = None) -> list[tuple[Path, int, int]]:
+    """Write the annotated copy of every capture into ``out_dir``; returns (file, frames, commented).
+
+    ``ifnames`` (file -> interface index -> name, from the bundle's ``ip link``) names the
+    interfaces of a ``tcpdump -i any`` capture: its frames then sit on one pcapng interface each."""
     from analyzer.inputs.fastpath import GeneralDecoder
 
     try:
@@ -105,7 +109,7 @@ def annotate_captures(captures: Sequence[tuple[str, str | None, str | None, str]
         target = out_dir / name
         try:
             with open(target, "wb") as fh:
-                frames, commented = _annotate_one(path, iface, index, decoder, fh, warn)
+                frames, commented = _annotate_one(path, iface, index, decoder, fh, warn, (ifnames or {}).get(path))
         except OSError as exc:
             raise InputError(str(target), f"cannot write: {exc.strerror or exc}") from exc
         written.append((target, frames, commented))
@@ -113,13 +117,15 @@ def annotate_captures(captures: Sequence[tuple[str, str | None, str | None, str]
 
 
 def _annotate_one(path: str, iface: str | None, index: FlowIndex, decoder, fh: BinaryIO,  # noqa: ANN001
-                  warn: Warn) -> tuple[int, int]:
+                  warn: Warn, names: Mapping[int, str] | None) -> tuple[int, int]:
     fh.write(_block(_SHB, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
     interfaces: dict[tuple[int, str | None], int] = {}
     frames = commented = 0
     for raw in decoder.read_capture(path, lambda line: warn(line)):
         frames += 1
         name = raw.interface or iface
+        if names and raw.linktype == 276 and len(raw.data) >= 8:  # SLL2: the interface index at offset 4
+            name = names.get(int.from_bytes(raw.data[4:8], "big"), name)
         ifkey = (raw.linktype, name)
         ifid = interfaces.get(ifkey)
         if ifid is None:

@@ -648,7 +648,8 @@ def explain_stream(
         if index is not None and annotate_dir is not None:
             from analyzer.pipeline.annotate import annotate_captures
 
-            done_files = annotate_captures(given.captures, index, annotate_dir, vxlan_ports=ports, warn=_warn)
+            done_files = annotate_captures(given.captures, index, annotate_dir, vxlan_ports=ports, warn=_warn,
+                                           ifnames=ifnames)
             doc["annotated"] = [{"path": str(p), "frames": n, "commented": c} for p, n, c in done_files]
         return doc
 

@@ -49,3 +49,6 @@ def test_translated_frames_say_so_and_interfaces_keep_their_names(tshark: str, t
     # a pcapng input with several named interfaces keeps them
     names = _fields(tshark, tmp_path / "node1-cni0.pcapng", "frame.interface_name")
     assert {r[0] for r in names} == {"cni0"}
+    # a -i any capture: each frame on its own interface, named from the bundle's ip-link
+    names = {r[0] for r in _fields(tshark, tmp_path / "node1-any.pcapng", "frame.interface_name")}
+    assert {"eth0", "cni0", "flannel.1"} <= names and "any" not in names, names
