@@ -149,7 +149,8 @@ def scan_table(
             frames += batch.n
             fallback += int(np.count_nonzero(batch.fallback))
             nonip_frames += int(np.count_nonzero(batch.kind == KIND_NONIP))
-            linktypes.update(np.unique(batch.linktype).tolist())
+            lt = batch.linktype
+            linktypes.update([int(lt[0])] if (lt == lt[0]).all() else np.unique(lt).tolist())  # no sort when one
             for i in np.flatnonzero(batch.kind == KIND_BAD).tolist():
                 bad += 1
                 if bad <= MAX_PACKET_WARNINGS:
