@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from analyzer.inputs.decode.names import mac_text
 from analyzer.inputs.decode.registry import Cursor, bind_ethertype
 from analyzer.model.packet import MPLS, VLAN, Ethernet
 
@@ -17,7 +18,7 @@ def decode_ethernet(cur: Cursor, off: int, end: int) -> None:
         return
     etype = (data[off + 12] << 8) | data[off + 13]
     cur.layers.append(
-        Ethernet(off, ETH_HEADER, data[off : off + 6].hex(":"), data[off + 6 : off + 12].hex(":"), etype)
+        Ethernet(off, ETH_HEADER, mac_text(data[off : off + 6]), mac_text(data[off + 6 : off + 12]), etype)
     )
     cur.ethertype(etype, off + ETH_HEADER, end)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import socket
 import struct
 
+from analyzer.inputs.decode.names import ipv4_text
 from analyzer.inputs.decode.registry import Cursor, bind_ethertype
 from analyzer.model.packet import IPv4
 
@@ -74,8 +74,8 @@ def decode_ipv4(cur: Cursor, off: int, end: int) -> None:
         IPv4(
             off,
             min(hl, avail),
-            socket.inet_ntoa(src),
-            socket.inet_ntoa(dst),
+            ipv4_text(src),
+            ipv4_text(dst),
             proto,
             ttl,
             tos,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import socket
-
+from analyzer.inputs.decode.names import ipv6_text
 from analyzer.inputs.decode.registry import Cursor, bind_ethertype
 from analyzer.model.packet import IPv6
 
@@ -83,8 +82,8 @@ def decode_ipv6(cur: Cursor, off: int, end: int) -> None:
         IPv6(
             off,
             pos - off,
-            socket.inet_ntop(socket.AF_INET6, src),
-            socket.inet_ntop(socket.AF_INET6, dst),
+            ipv6_text(src),
+            ipv6_text(dst),
             nh,
             proto,
             hop,
