@@ -16,6 +16,7 @@ from analyzer.engines import netfilter as nf
 from analyzer.engines.classify import in_cidr, node_of, role_of, service_at, unnatted_replies
 from analyzer.engines.explain import finding_text
 from analyzer.engines.paths import _ep, sighting_text
+from analyzer.engines.routing import forwarding_off
 from analyzer.engines.simulate import node_addresses, ruleset_for
 from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
 from analyzer.model.node import NodeSnapshot
@@ -124,9 +125,13 @@ def _cluster(topo: Topology) -> str:
 def diagnose_flow(ctx: Context) -> list[Finding]:
     out: list[Finding] = []
     for check in (_overlay_blocked, _no_endpoints, _no_local_endpoints, _mtu, _masquerade, _sender_tables,
-                  _forward_blocked, _hairpin, _bridge_nf_off, _dns_race, _refused, _retransmissions):
+                  _forward_blocked, _ip_forward_off, _hairpin, _bridge_nf_off, _dns_race, _refused,
+                  _retransmissions):
         out.extend(check(ctx))
-    explained = {"OVERLAY_PORT_BLOCKED", "FORWARD_BLOCKED", "MTU_EXCEEDED"}
+    if any(f.checkable and f.severity == "error" and f.code != "IP_FORWARD_DISABLED" for f in out):
+        # a proven cause (FORWARD_BLOCKED, MISSING_ROUTE...) outranks the packets-only suspicion
+        out = [f for f in out if f.code != "IP_FORWARD_DISABLED" or f.checkable]
+    explained = {"OVERLAY_PORT_BLOCKED", "FORWARD_BLOCKED", "MTU_EXCEEDED", "IP_FORWARD_DISABLED"}
     if not ctx.flow.errors and not any(f.code in explained and f.checkable for f in out):
         out.extend(_bad_checksum(ctx))
     return out
@@ -466,6 +471,85 @@ def _bridge_nf_off(ctx: Context) -> list[Finding]:
         "observed": f"{len({s.key for s in replies})} answer(s) from {_ep(*real)} captured at {replies[0].interface}.",
         "observed_zh": f"在 {replies[0].interface} 抓到 {len({s.key for s in replies})} 个来自 {_ep(*real)} 的应答。",
     }, ev, checkable=value is not None or (snap is not None and bool(snap.sysctl)), flow=flow.id)]
+
+
+def _ip_forward_off(ctx: Context) -> list[Finding]:
+    """IP_FORWARD_DISABLED: the packet reached a node that had to route it on (decapsulated on
+    flannel.1, or from a pod on cni0) and died at that node's route/forward step without an ICMP
+    error. With the node's sysctl dump it is checked the kernel's way (``routing.forwarding_off``:
+    the input device's ``conf.<if>.forwarding``, which ``net.ipv4.ip_forward`` sets for all); from
+    the packets alone it is a suspicion that names the other cause with the same signature, a
+    FORWARD chain that drops (FORWARD_BLOCKED), and only where a capture shows the packet absent
+    on the way out."""
+    flow, path = ctx.flow, ctx.path
+    if ctx.status not in ("dropped", "no-reply") or flow.errors or ":" in flow.client[0]:
+        return []
+    failed = next((i for i, h in enumerate(path) if h.failed), None)
+    if failed is None:
+        return []
+    hop = path[failed]
+    if not (hop.kind == "route" or (hop.kind == "netfilter" and hop.action == "forward")) or hop.node is None:
+        return []
+    node = hop.node
+    came = [h for h in path[:failed] if h.node == node and h.capturable and h.observed is True]
+    if not came or came[-1].kind not in ("vtep", "bridge", "nic", "veth"):
+        return []
+    entry = came[-1]
+    # the device the kernel routes it from: the bridge for a packet from a pod's veth
+    iif = entry.interface if entry.kind != "veth" else next(
+        (h.interface for h in path[:failed] if h.node == node and h.kind == "bridge" and h.interface), "cni0")
+    if not iif:
+        return []
+    after = next((h for h in path[failed + 1:] if h.node == node and h.capturable), None)
+    gone = after is not None and after.observed is False
+    snap = ctx.nodes.get(node)
+    keys = {(f, p) for h in came for f, p, _ in h.packets}
+    seen = [s for s in flow.sightings if s.direction == "fwd" and s.node == node and (s.record.file, s.record.frame) in keys]
+    first_per_point: dict[tuple, Sighting] = {}
+    for s in sorted(seen, key=lambda s: s.ts):
+        first_per_point.setdefault((bool(s.record.tunnel),), s)  # the outer packet, the decapsulated one
+    ev = [_ev_packet(s) for s in list(first_per_point.values())[:3]]
+    n_copies = len({(s.record.seq, s.record.payload_hash, s.record.ip_id) for s in seen if s.interface == entry.interface
+                    or s.record.tunnel is None})
+    out_if = after.interface if after is not None and after.interface else "its way out"
+    src, dst = _ep(*flow.client), _ep(*flow.real_server)
+    observed = (f"{n_copies} packet(s) seen on {entry.interface or iif} of {node}, none on {out_if}, no ICMP error."
+                if gone else f"{n_copies} packet(s) seen on {entry.interface or iif} of {node}, no ICMP error.")
+    observed_zh = (f"在 {node} 的 {entry.interface or iif} 上看到 {n_copies} 个包，{out_if} 上一个也没有，也没有 ICMP 差错。"
+                   if gone else f"在 {node} 的 {entry.interface or iif} 上看到 {n_copies} 个包，没有 ICMP 差错。")
+    params = {"node": node, "src": src, "dst": dst, "iif": iif, "observed": observed, "observed_zh": observed_zh}
+    if snap is not None and snap.sysctl:
+        off = forwarding_off(snap, iif)
+        if off is None:
+            return []  # forwarding is on: some other cause (FORWARD_BLOCKED, MISSING_ROUTE...)
+        setting, refs = off
+        own = f"net.ipv4.conf.{iif}.forwarding"
+        # the kernel's own test is the device's; net.ipv4.ip_forward is what people set (and sets them all)
+        shown = [r for r in refs if "conf.all." not in r.text] or list(refs)
+        device_only = snap.sysctl.get("net.ipv4.ip_forward", "").strip() == "1"
+        command = (f"sysctl -w {own.replace('conf.' + iif, 'conf.' + iif.replace('.', '/'))}=1" if device_only
+                   else "sysctl -w net.ipv4.ip_forward=1")
+        return [_make("IP_FORWARD_DISABLED", "error", node, {
+            **params, "setting": setting, "command": command,
+            "cause": f"IPv4 forwarding is off on {node} ({setting}): the kernel routes packets between interfaces "
+                     f"only when the device they came in on forwards, so the route lookup for {flow.real_server[0]} "
+                     "fails and the packet is dropped silently, before the FORWARD chain (no ICMP error; "
+                     "`nstat` counts it as IpInAddrErrors).",
+            "cause_zh": f"{node} 关闭了 IPv4 转发（{setting}）：只有收到该包的设备开启转发时，内核才会在接口之间路由，"
+                        f"因此对 {flow.real_server[0]} 的路由查找失败，数据包在 FORWARD 链之前被静默丢弃"
+                        "（没有 ICMP 差错；`nstat` 计入 IpInAddrErrors）。",
+        }, [_ev_line(r) for r in shown[:2]] + ev, flow=flow.id)]
+    if not gone:
+        return []
+    return [_make("IP_FORWARD_DISABLED", "info", node, {
+        **params, "setting": "net.ipv4.ip_forward", "command": "sysctl -w net.ipv4.ip_forward=1",
+        "cause": f"Either IPv4 forwarding is off on {node} (net.ipv4.ip_forward = 0) or its FORWARD chain drops "
+                 "the packet (FORWARD_BLOCKED): both drop silently at this step and the packets alone cannot tell "
+                 f"them apart; {node}'s sysctl and iptables-save dumps can.",
+        "cause_zh": f"要么 {node} 关闭了 IPv4 转发（net.ipv4.ip_forward = 0），要么其 FORWARD 链丢弃了该包"
+                    "（FORWARD_BLOCKED）：两者都在这一步静默丢包，仅凭数据包无法区分；"
+                    f"{node} 的 sysctl 和 iptables-save 转储可以区分。",
+    }, ev, checkable=False, flow=flow.id)]
 
 
 def _forward_blocked(ctx: Context) -> list[Finding]:

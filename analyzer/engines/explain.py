@@ -388,6 +388,20 @@ FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
         "`br_netfilter`，在 /etc/sysctl.d/k8s.conf 中写入 `net.bridge.bridge-nf-call-iptables = 1`"
         "（kubeadm 的 preflight 会检查这两项）。",
     ),
+    "IP_FORWARD_DISABLED": (
+        "{node} did not route {src} -> {dst} on: the packet came in on {iif} and never went further. {cause} "
+        "{observed}",
+        "{node} 没有继续路由 {src} -> {dst}：数据包从 {iif} 进入后再也没有继续前进。{cause_zh}{observed_zh}",
+        "Turn forwarding on on {node}: `{command}`; keep it across reboots with `net.ipv4.ip_forward = 1` in "
+        "/etc/sysctl.d/99-kubernetes.conf (then `sysctl --system`), and look for whatever set it to 0 (a sysctl.d "
+        "file, a hardening profile). kubeadm's preflight requires it, and flannel and kube-proxy expect it: a node "
+        "without it routes no pod traffic. Check with `sysctl net.ipv4.ip_forward net.ipv4.conf.all.forwarding`"
+        " and `iptables -S FORWARD` on {node}.",
+        "在 {node} 上开启转发：`{command}`；在 /etc/sysctl.d/99-kubernetes.conf 中写入 `net.ipv4.ip_forward = 1`"
+        "（再执行 `sysctl --system`）使其重启后仍生效，并找出把它设为 0 的配置（sysctl.d 文件、安全加固配置）。"
+        "kubeadm 的 preflight 要求开启它，flannel 和 kube-proxy 也依赖它：没有它，节点不转发任何 pod 流量。"
+        "在 {node} 上用 `sysctl net.ipv4.ip_forward net.ipv4.conf.all.forwarding` 和 `iptables -S FORWARD` 检查。",
+    ),
     "FORWARD_BLOCKED": (
         "The FORWARD chain on {node} {how} pod traffic {src} -> {dst}: {observed}",
         "{node} 上的 FORWARD 链{how_zh} pod 流量 {src} -> {dst}：{observed_zh}",
@@ -455,6 +469,8 @@ NOT_CHECKABLE_WITHOUT_DUMPS: dict[str, str] = {
     "NO_LOCAL_ENDPOINTS": "no iptables-save or kubectl JSON was given: externalTrafficPolicy cannot be checked",
     "OVERLAY_PORT_BLOCKED": "no iptables-save was given: the host firewall's INPUT chain cannot be checked",
     "MISSING_MASQUERADE": "no iptables-save was given: the POSTROUTING MASQUERADE rules cannot be checked",
+    "IP_FORWARD_DISABLED": "no sysctl dump was given: whether a node forwards IPv4 (net.ipv4.ip_forward) cannot be "
+                           "checked",
 }
 
 NOT_CHECKABLE_ZH: dict[str, str] = {
@@ -466,4 +482,5 @@ NOT_CHECKABLE_ZH: dict[str, str] = {
     "NO_LOCAL_ENDPOINTS": "未提供 iptables-save 或 kubectl JSON：无法检查 externalTrafficPolicy",
     "OVERLAY_PORT_BLOCKED": "未提供 iptables-save：无法检查主机防火墙的 INPUT 链",
     "MISSING_MASQUERADE": "未提供 iptables-save：无法检查 POSTROUTING 的 MASQUERADE 规则",
+    "IP_FORWARD_DISABLED": "未提供 sysctl 转储：无法检查节点是否转发 IPv4（net.ipv4.ip_forward）",
 }

@@ -54,7 +54,10 @@ def build_node(sb: Sandbox, cluster: Cluster, node: Node, faults: Faults | None 
     missing = {}
     # br_netfilter hands bridged frames to iptables (kubeadm's preflight insists on it)
     nf_call = "0" if faults is not None and node.name in faults.no_br_netfilter_on else "1"
-    for key, value in (("net.ipv4.ip_forward", "1"), ("net.bridge.bridge-nf-call-iptables", nf_call),
+    # ip_forward = 0 (a distribution's default) also turns forwarding off on every interface, and
+    # interfaces created later (cni0, flannel.1, the pod veths) inherit conf.default.forwarding = 0
+    forward = "0" if faults is not None and node.name in faults.no_ip_forward_on else "1"
+    for key, value in (("net.ipv4.ip_forward", forward), ("net.bridge.bridge-nf-call-iptables", nf_call),
                        ("net.ipv4.conf.all.rp_filter", "0")):
         if not sb.sysctl(ns, key, value):
             missing[key] = "absent in this kernel's network namespaces"

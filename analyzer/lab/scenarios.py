@@ -251,6 +251,21 @@ SCENARIOS: tuple[Scenario, ...] = (
                            finding_node="node2")),),
     ),
     Scenario(
+        name="ip-forward-off",
+        summary="net.ipv4.ip_forward = 0 on the receiving node",
+        shows="node2 has `net.ipv4.ip_forward = 0` (a host where nobody set it: kubeadm's preflight and flannel "
+              "both expect 1). client's SYN crosses the underlay inside VXLAN, reaches node2's eth0 and comes "
+              "out of flannel.1 decapsulated, but the kernel does not route it on to cni0: with forwarding off "
+              "on flannel.1 the input route lookup for a foreign address fails and the packet is dropped "
+              "without an ICMP error and before any FORWARD rule sees it. client retransmits and times out.",
+        pods=(("client", 1, CLIENT), ("web", 2, WEB)),
+        services=(),
+        faults=Faults(no_ip_forward_on=("node2",)),
+        steps=(Step("client", "http", "pod:web", WEB_PORT,
+                    Expect("timeout", "pod-to-pod-cross-node", "dropped", ("vxlan",), finding="IP_FORWARD_DISABLED",
+                           finding_node="node2")),),
+    ),
+    Scenario(
         name="hairpin",
         summary="a pod reaching itself through its own service, with and without hairpin mode",
         shows="web connects to the ClusterIP of its own service. With br_netfilter the SYN is DNATed back to "

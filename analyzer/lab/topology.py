@@ -185,3 +185,4 @@ class Faults:
     forward_drop_on: tuple[str, ...] = ()  # nodes with FORWARD policy DROP (Docker's) and no FLANNEL-FWD
     no_hairpin: bool = False  # pod veths without hairpin mode (flannel's CNI config turns it on)
     no_br_netfilter_on: tuple[str, ...] = ()  # nodes with net.bridge.bridge-nf-call-iptables = 0
+    no_ip_forward_on: tuple[str, ...] = ()  # nodes with net.ipv4.ip_forward = 0 (a host that never had it set)

@@ -140,3 +140,21 @@ def test_conntrack_of_the_client_shows_how_the_random_choice_fell() -> None:
     port = entries[0].split("sport=")[1].split()[0]
     [one] = run(f"10.244.1.2:{port}")
     assert "already tracks this connection" in one
+
+
+def test_forwarding_off_drops_at_the_route_lookup_with_the_sysctl_lines() -> None:
+    root = SAMPLES / "ip-forward-off"
+    if not root.is_dir():
+        pytest.skip("samples/ip-forward-off is absent")
+    nodes = [load_bundle(root / n) for n in ("node1", "node2")]
+    [o] = simulate_packet(nodes, "10.244.1.2", "10.244.2.2", "tcp", 40000, 8080).outcomes
+    assert (o.status, o.node) == ("dropped", "node2")
+    last = o.hops[-1]
+    assert (last.node, last.kind, last.action) == ("node2", "route", "DROPPED")
+    assert "came in on flannel.1, where forwarding is off" in last.explanation
+    assert "before the FORWARD chain" in last.explanation
+    sysctl = [ref for ref in last.evidence if ref.file.endswith("node2/sysctl")]
+    assert [ref.text.strip() for ref in sysctl][:1] == ["net.ipv4.ip_forward = 0"]
+    assert not any(h.hook == "FORWARD" for h in o.hops if h.node == "node2"), "FORWARD is never reached"
+    # node1 (forwarding on) routes the same client's packets on: the drop is node2's alone
+    assert any(h.node == "node1" and h.kind == "route" and h.action == "ROUTED" for h in o.hops)
