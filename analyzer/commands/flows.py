@@ -199,21 +199,24 @@ def write_text(scan: TableScan, out: TextIO) -> None:
         out.write(_fmt(_HEADERS, widths) + "\n")
         w = widths
         template = (f"%{w[0]}d  %-{w[1]}s  %-{w[2]}s  %-{w[3]}s  %{w[4]}d  %{w[5]}d  %{w[6]}d  %{w[7]}d  "
-                    f"%{w[8]}.3f  %{w[9]}.3f  %-{w[10]}s  %s")
+                    f"%{w[8]}.3f  %{w[9]}.3f  %s")
         tcp_cells: list[str] = []  # by code (see FlowCells): each distinct value is formatted once
         encap_cells: list[str] = []
+        tails: dict[tuple[int, int], str] = {}  # the last two columns, by (tcp code, encapsulation code)
         n = 0
         for b in scan.cell_blocks():
             tcp_cells.extend(_tcp_cell(tcp, errors) for tcp, errors in b.tcp_values[len(tcp_cells):])
             encap_cells.extend(_encap_cell(encaps) for encaps in b.encap_values[len(encap_cells):])
+            pairs = list(zip(b.tcp, b.encap))
+            for t, e in set(pairs) - tails.keys():
+                tails[(t, e)] = f"{tcp_cells[t]:<{w[10]}}  {encap_cells[e]}"
             starts = [t - t0 for t in b.first_ts]
             durs = list(map(float.__sub__, b.last_ts, b.first_ts))
             ids = range(n + 1, n + len(b) + 1)
             n += len(b)
             out.write("\n".join(map(template.__mod__, zip(ids, b.proto, b.client, b.server, b.packets_c2s,
                                                            b.bytes_c2s, b.packets_s2c, b.bytes_s2c, starts, durs,
-                                                           map(tcp_cells.__getitem__, b.tcp),
-                                                           map(encap_cells.__getitem__, b.encap)))))
+                                                           map(tails.__getitem__, pairs)))))
             out.write("\n")
         lines.append("")
         lines.append("> client to server, < server to client; bytes are frame lengths on the wire; start and dur "

@@ -38,7 +38,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from analyzer.model.flow import Encap, FlowSummary, TCPSummary, proto_name
+from analyzer.model.flow import Encap, FlowSummary, TCPSummary, endpoint_text, proto_name
 from analyzer.model.record import PacketRecord, QuotedPacket
 
 KIND_IP = 2  # analyzer.inputs.fastpath.KIND_IP (engines do not import inputs)
@@ -839,11 +839,14 @@ class _SummaryContext:
     def endpoints(self, ids: list[int], ports: list[int]) -> list[str]:
         """``ip:port``, ``[v6]:port``, or the address alone for a portless protocol."""
         prefixes = self.prefixes
-        for v in set(ids) - prefixes.keys():
-            name = self.names_of([v])[0]
-            prefixes[v] = f"[{name}]:" if ":" in name else f"{name}:"
-        names = self.names
-        return [prefixes[v] + str(p) if p >= 0 else names[v] for v, p in zip(ids, ports)]
+        for v in set(ids) - prefixes.keys():  # what endpoint_text puts before the port
+            prefixes[v] = endpoint_text(self.names_of([v])[0], 0)[:-1]
+        out = list(map(str.__add__, map(prefixes.__getitem__, ids), map(str, ports)))
+        if ports and min(ports) < 0:  # portless protocols: the address alone
+            names = self.names
+            for j in [j for j, p in enumerate(ports) if p < 0]:
+                out[j] = names[ids[j]]
+        return out
 
     def intern(self, value: Any) -> Any:
         """One shared instance per distinct frozen value (many flows have equal TCP summaries...)."""
