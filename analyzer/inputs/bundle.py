@@ -29,6 +29,7 @@ from analyzer.inputs.ip_route import iter_lines, parse_ip_route
 from analyzer.inputs.ip_rule import parse_ip_rule
 from analyzer.inputs.iptables_save import parse_iptables_save
 from analyzer.inputs.kubectl import looks_like_kubectl, parse_kubectl
+from analyzer.inputs.nft_ruleset import parse_nft_ruleset
 from analyzer.inputs.subnet_env import parse_subnet_env
 from analyzer.inputs.sysctl import parse_sysctl
 from analyzer.model.node import CaptureFile, KubeInventory, NodeSnapshot, Route
@@ -42,6 +43,7 @@ BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("uname", "uname -srm"),
     ("iptables-save", "iptables-save -c 2>/dev/null || iptables-save"),
     ("ip6tables-save", "ip6tables-save -c 2>/dev/null || ip6tables-save"),
+    ("nft-ruleset", "nft list ruleset 2>/dev/null"),
     ("ip-addr", "ip -d addr show"),
     ("ip-link", "ip -s -d link show"),
     ("ip-route", "ip route show table all"),
@@ -62,7 +64,7 @@ BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
 
 
 #: kinds a bundle file can be; ``NodeSnapshot.files`` maps these to the file's display name
-KINDS = ("node", "date", "uname", "iptables-save", "ip6tables-save", "ip-addr", "ip-link", "ip-route", "ip-rule",
+KINDS = ("node", "date", "uname", "iptables-save", "ip6tables-save", "nft-ruleset", "ip-addr", "ip-link", "ip-route", "ip-rule",
          "bridge-fdb", "ip-neigh", "subnet.env", "conntrack", "sysctl", "kubectl.json", "missing")
 #: canonical file name -> kind (names of BUNDLE_COMMANDS plus a few common spellings)
 _NAME_KINDS: dict[str, str] = {name: name for name, _ in BUNDLE_COMMANDS}
@@ -101,6 +103,8 @@ def sniff_kind(text: str, name: str = "") -> str | None:
         return _sniff_json(body)
     if looks_like_kubectl(body):
         return "kubectl.json"
+    if re.match(r"(#[^\n]*\n\s*)*table\s+(ip|ip6|inet|arp|bridge|netdev)\s+\S+\s*\{", body):
+        return "nft-ruleset"
     if re.search(r"^\*(filter|nat|mangle|raw|security)\s*$", text, re.M) and re.search(r"^COMMIT\s*$", text, re.M):
         head = text[:2000]
         six = "ip6tables" in head or "ip6tables" in name or re.search(r"\s-[sd]\s+[0-9a-fA-F]*:[0-9a-fA-F:]*/", text)
@@ -465,6 +469,10 @@ def _build(texts: dict[str, list[tuple[str, str]]], captures: list[CaptureFile],
             ruleset = parse_iptables_save(text, display)
             warnings.extend(ruleset.warnings)
             fields[field_name] = fields.get(field_name) or ruleset
+    for display, text in each("nft-ruleset"):
+        nft = parse_nft_ruleset(text, display)
+        warnings.extend(nft.warnings)
+        fields["nft"] = fields.get("nft") or nft
     for display, text in each("missing"):
         for number, line in iter_lines(text):
             warnings.append(f"{display}:{number}: not collected: {line.strip()}")

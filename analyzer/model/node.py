@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from analyzer.model.netfilter import RuleSet
+from analyzer.model.nft import NftRuleset
 from analyzer.model.refs import SourceRef
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -398,6 +399,7 @@ class NodeSnapshot:
     ip6ruleset: RuleSet | None = None  # ip6tables-save
     kernel: str | None = None  # `uname -srm` of the node ("Linux 6.1.0-18-amd64 x86_64")
     collected_at: str | None = None  # UTC time the dumps were taken (ISO 8601), to line up with captures
+    nft: NftRuleset | None = None  # `nft list ruleset`: the tables iptables-save does not show (firewalld)
 
     # -- lookups -------------------------------------------------------------------------------
     def interface(self, name: str) -> Interface | None:
