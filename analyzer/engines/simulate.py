@@ -27,6 +27,8 @@ from analyzer.engines.netfilter import (
     Verdict,
     engine_for,
 )
+from analyzer.engines.nft_walk import NftPacket
+from analyzer.engines.nft_walk import hook_verdict as nft_hook_verdict
 from analyzer.engines.overlay import resolve_overlay
 from analyzer.engines.routing import lookup_route
 from analyzer.model.flow import endpoint_text
@@ -678,9 +680,43 @@ class _Simulator:
                         continue
                     nxt.append(leg2)
             current = nxt
+            if hook == "INPUT":
+                current = [c for c in current if not self._nft_input_stops(c, kind, outcomes, inner)]
         for cur in current:
             cur.packet = inner
         return current
+
+    def _nft_input_stops(self, leg: _Leg, kind: str, outcomes: list[SimOutcome], inner: PacketState) -> bool:
+        """The outer packet past iptables' INPUT meets the node's other nftables tables (firewalld's
+        zones live there, invisible to iptables-save): True when one drops or rejects it (or its
+        rules cannot be decided there), with the outcome recorded."""
+        node, p = leg.node, leg.packet
+        if node.nft is None or p.proto not in (6, 17, 132):
+            return False
+        proto = {6: "tcp", 17: "udp", 132: "sctp"}[p.proto]
+        v = nft_hook_verdict(node.nft, "input", NftPacket(str(p.src), str(p.dst), proto, p.sport, p.dport,
+                                                          iif=p.in_interface if p.in_known else None))
+        if v is None:
+            return False
+        where = f"{v.rule.file}:{v.rule.line}" if v.rule is not None else v.table
+        text = v.rule.text.strip() if v.rule is not None else ""
+        name = f"{node.name} ({kind}, which carries the packet)"
+        leg.hops.append(SimHop(node.name, p.in_interface, "netfilter", v.verdict.upper(),
+                               f"nftables {v.table} chain {v.chain} ({'policy ' if v.policy else ''}{text}): "
+                               f"{v.why or v.verdict}; iptables-save does not show this table",
+                               (v.rule,) if v.rule is not None else (), None, "INPUT"))
+        leg.packet = inner  # the outcome is the flow's packet, not its tunnel's
+        if v.verdict == "unknown":
+            outcomes.append(self._end(leg, "unknown", f"insufficient information on {name}: nftables {v.table} "
+                                      f"chain {v.chain} at {where}: {v.why}", reason=v.why))
+        elif v.verdict == "reject":
+            outcomes.append(self._end(leg, "rejected", f"rejected by nftables {v.table} chain {v.chain} ({where}) on "
+                                      f"{name}: the sending node (not the client, which sees a timeout) gets "
+                                      f"{v.reject_with or 'an ICMP error'}", reject_with=v.reject_with))
+        else:
+            outcomes.append(self._end(leg, "dropped", f"dropped by nftables {v.table} chain {v.chain} ({where}) on "
+                                      f"{name}"))
+        return True
 
     @staticmethod
     def _iface_with_address(node: NodeSnapshot, ip: IPAddress) -> str | None:

@@ -140,3 +140,24 @@ def test_walk_agrees_with_the_kernel(netns: None, tmp_path: Path) -> None:
             subprocess.run(["ip", "netns", "del", n], capture_output=True)
     assert not {peer, node} & set(subprocess.run(["ip", "netns", "list"], capture_output=True,
                                                  text=True).stdout.split())
+
+
+def test_simulate_meets_firewalld_after_iptables(tmp_path: Path) -> None:
+    """The VXLAN packet passes node2's iptables INPUT, then firewalld's nftables zone rejects it."""
+    from analyzer.engines.simulate import simulate_packet
+
+    root = Path(__file__).resolve().parents[2] / "samples" / "cross-node"
+    if not root.is_dir():
+        pytest.skip("samples/cross-node is absent")
+    for n in ("node1", "node2"):
+        shutil.copytree(root / n, tmp_path / n, ignore=shutil.ignore_patterns("*.pcap", "*.pcapng"))
+    healthy = [load_bundle(tmp_path / n) for n in ("node1", "node2")]
+    [ok] = simulate_packet(healthy, "10.244.1.2", "10.244.2.2", "tcp", 40000, 8080).outcomes
+    assert ok.status == "forwarded"
+    shutil.copy(FIREWALLD, tmp_path / "node2" / "nft-ruleset")
+    nodes = [load_bundle(tmp_path / n) for n in ("node1", "node2")]
+    [o] = simulate_packet(nodes, "10.244.1.2", "10.244.2.2", "tcp", 40000, 8080).outcomes
+    assert (o.status, o.node, o.reject_with) == ("rejected", "node2", "icmpx admin-prohibited")
+    last = o.hops[-1]
+    assert last.hook == "INPUT" and last.evidence[0].line == 9 and last.evidence[0].file.endswith("nft-ruleset")
+    assert "iptables-save does not show this table" in last.explanation
