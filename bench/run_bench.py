@@ -8,7 +8,8 @@
 Every command runs as its own process (startup and imports count). Wall time is measured around
 the process; CPU time (user + system) and peak RSS come from ``os.wait4`` (that child's rusage,
 helpers included). CPU time is the fairer figure when other work shares the machine. Each command runs
-``--repeat`` times and the fastest run is reported (the machine may be busy). Captures are
+``--repeat`` times (tshark and dpkt ``--baseline-repeat`` times) and the fastest run is reported
+(the machine may be busy); the 1-minute load average is printed from before and after. Captures are
 generated once into ``bench/data/`` (gitignored) by ``gen_mix.py``. Output goes to /dev/null.
 ``--markdown`` prints the table as Markdown, for ``bench/README.md``.
 """
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     big, small = ensure(args.packets, args.data), ensure(args.small, args.data)
+    load_before = os.getloadavg()[0]
     results: list[Result] = []
     for name, cmd in commands(args.extra):
         baseline = name in BASELINES
@@ -129,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"capture: {big.name}, {args.packets:,} packets, {size:.0f} MB; "
         f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"load average {load:.1f} at the end",
+        f"load average {load_before:.1f} before, {load:.1f} at the end",
         "",
         "| command | packets | wall time (s) | CPU time (s) | peak RSS (MB) | flows faster by (wall) | (CPU) |",
         "|---|---:|---:|---:|---:|---:|---:|",
