@@ -28,6 +28,7 @@ import networkx as nx
 from analyzer.engines.classify import node_of, role_of
 from analyzer.engines.explain import hop_explanation
 from analyzer.model.explain import (
+    ANY_INTERFACE,
     CapturePoint,
     Evidence,
     NodeFacts,
@@ -153,6 +154,17 @@ def _veth_name(flow: StitchedFlow, node: str | None, ip: str, outgoing: bool, to
     return next(iter(first_seen), None)
 
 
+def _arrival_nic(flow: StitchedFlow, node: str | None, fi: Mapping[str, str]) -> str:
+    """The NIC an outside client's packets came in by on ``node``: the interface of the first capture
+    of them still addressed to ``flow.server`` (a second NIC's address arrives there, not on the
+    underlay NIC); else the underlay NIC."""
+    skip = {fi["bridge"], fi["vtep"], ANY_INTERFACE}
+    first = min((s for s in flow.sightings if s.direction == "fwd" and s.node == node and s.interface
+                 and s.interface not in skip and not s.interface.startswith("veth") and not s.record.tunnel
+                 and s.record.dst == flow.server[0]), key=lambda s: s.ts, default=None)
+    return first.interface if first is not None and first.interface else fi["nic"]
+
+
 def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, CapturePoint]) -> list[PathHop]:
     """The forward path the flow's packets should take, in order (observations not yet applied)."""
     b = _Builder(flow.id)
@@ -190,7 +202,8 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
               what_zh=(dnat_text + "。") if dnat_text else "不做改写。")
     else:
         b.add(None, None, "external", "send", f"{c_role} {_ep(c_ip, c_port)}", ip=c_ip)
-        b.add(first, fi["nic"], "nic", "receive", fi["nic"])
+        nic_in = _arrival_nic(flow, first, fi)
+        b.add(first, nic_in, "nic", "receive", nic_in)
         b.add(first, None, "netfilter", "prerouting", "PREROUTING",
               what=(dnat_text + ".") if dnat_text else "nothing rewritten.",
               what_zh=(dnat_text + "。") if dnat_text else "不做改写。")

@@ -29,6 +29,7 @@ from analyzer.model.explain import (
     CapturePoint,
     Finding,
     NodeFacts,
+    ObservedNat,
     Service,
     StitchedFlow,
     Topology,
@@ -221,6 +222,12 @@ def facts_from_snapshot(snap: NodeSnapshot) -> NodeFacts:
             if own and underlay is None:
                 underlay = i.name
             addresses += own
+    pod_net = snap.pod_cidr
+    for i in snap.interfaces:  # the node's other addresses (a second NIC's): the node too, after the underlay's
+        if i.kind in ("bridge", "vxlan", "ipip") or i.master or i.name == "lo" or i is vtep or i is bridge:
+            continue
+        addresses += [str(a.ip) for a in i.addresses if a.ip.version == 4 and not a.ip.is_loopback
+                      and not a.ip.is_link_local and (pod_net is None or a.ip not in pod_net)]
     backend = "unknown"
     if vtep is not None and (vtep.vxlan is not None or vtep.kind == "vxlan"):
         backend = "vxlan"
@@ -769,19 +776,38 @@ class Simulator:
         self.warn = warn
         self.cache: dict[tuple, object] = {}
 
+    @lru_cache(maxsize=4096)  # noqa: B019 - one Simulator per explain run
+    def _inside(self, ip: str) -> bool:
+        """A node's own address or a pod of a node: the simulator knows where it enters."""
+        import ipaddress
+
+        addr = ipaddress.ip_address(ip)
+        return any(addr in snap.local_addresses() or (snap.pod_cidr is not None and addr.version ==
+                   snap.pod_cidr.version and addr in snap.pod_cidr) for snap in self.snaps.values())
+
     def outcome(self, flow: StitchedFlow):  # noqa: ANN201 - engines.simulate.SimOutcome | None
         if not self.snaps or not any(s.ruleset is not None or s.routes for s in self.snaps.values()):
             return None
         proto = proto_name(flow.proto)
         if proto not in ("tcp", "udp", "sctp", "icmp"):
             return None
-        key = (flow.client[0], flow.server[0], proto, flow.server[1])
+        # a client from outside: the node and interface its first packet was captured arriving on (a
+        # second NIC is not where the route back leads, which rp_filter cares about)
+        start = iif = None
+        if not self._inside(flow.client[0]):
+            first = min((s for s in flow.sightings if s.direction == "fwd" and s.node in self.snaps and s.interface
+                         and s.interface != ANY_INTERFACE and not s.record.tunnel
+                         and self.snaps[s.node].interface(s.interface) is not None), key=lambda s: s.ts, default=None)
+            if first is not None:
+                start, iif = first.node, first.interface
+        key = (flow.client[0], flow.server[0], proto, flow.server[1], start, iif)
         if key not in self.cache:
             from analyzer.engines.simulate import simulate_packet
 
             try:
                 res = simulate_packet(list(self.snaps.values()), flow.client[0], flow.server[0], proto,
-                                      flow.client[1], flow.server[1], icmp_type=8 if proto == "icmp" else None)
+                                      flow.client[1], flow.server[1], iif, start_node=start,
+                                      icmp_type=8 if proto == "icmp" else None)
                 self.cache[key] = res.outcomes
             except Exception as exc:  # noqa: BLE001 - the dumps' view is an aid: never lose the captures' answer
                 self.warn(f"simulating {proto} {flow.client[0]} -> {flow.server[0]} failed: {type(exc).__name__}: {exc}")
@@ -803,8 +829,9 @@ def _rule_json(rule) -> dict | None:  # noqa: ANN001 - model.netfilter.Rule
     return {"file": rule.file, "line": rule.line, "table": rule.table, "chain": rule.chain, "text": rule.text}
 
 
-def _sim_translations(doc_nats: list[dict], outcome) -> list[dict]:  # noqa: ANN001
-    """Give observed translations their rule; add the ones only the dumps show (observed: null)."""
+def _sim_translations(doc_nats: list[dict], outcome, shaped: bool = False) -> list[dict]:  # noqa: ANN001
+    """Give observed translations their rule; add the ones only the dumps show (observed: null);
+    ``shaped``: dropped after a DNAT no capture saw (``_dnat_shape``), which is added."""
     if outcome is None:
         return doc_nats
     sims = [(t.node, "dnat" if t.translation.type == "redirect" else t.translation.type, t.translation)
@@ -819,9 +846,9 @@ def _sim_translations(doc_nats: list[dict], outcome) -> list[dict]:  # noqa: ANN
                 d = {**d, "rule": _rule_json(tr.rule), "node": node}
                 break
         out.append(d)
-    if outcome.status in ("forwarded", "local"):
+    if outcome.status in ("forwarded", "local") or shaped:
         for i, (node, typ, tr) in enumerate(sims):
-            if i in used or any(d["type"] == typ for d in out):
+            if i in used or any(d["type"] == typ for d in out) or (shaped and typ != "dnat"):
                 continue
             out.append({"type": typ, "node": node, "from": tr.before, "to": tr.after, "observed": None,
                         "rule": _rule_json(tr.rule)})
@@ -829,11 +856,25 @@ def _sim_translations(doc_nats: list[dict], outcome) -> list[dict]:  # noqa: ANN
     return sorted(out, key=lambda d: order.get(d["type"], 2))
 
 
+def _dnat_shape(flow: StitchedFlow, outcome) -> StitchedFlow:  # noqa: ANN001 - engines.simulate.SimOutcome
+    """A flow dropped after a DNAT the dumps show but no capture saw (the rewritten packet never
+    reached one): the path is that of the rewritten packet, toward the endpoint."""
+    if outcome is None or outcome.status != "dropped" or flow.real_server != flow.server or not outcome.dnat:
+        return flow
+    node = next((t.node for t in outcome.translations if t.translation.type in ("dnat", "redirect")), None)
+    host, _, port = outcome.dnat.rpartition(":")
+    if not port.isdigit() or host.startswith("["):
+        return flow
+    return replace(flow, real_server=(host, int(port)),
+                   nats=(*flow.nats, ObservedNat("dnat", paths._ep(*flow.server), outcome.dnat, node)))
+
+
 def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint], snaps: dict[str, NodeSnapshot],
               src: PacketSource, sink: list[Finding], sim: Simulator | None = None, *, brief: bool = False) -> dict:
     kind = classify.flow_kind(flow, topo)
-    path = paths.observe(paths.expected_path(flow, topo, points), flow, points)
     outcome = sim.outcome(flow) if sim is not None else None
+    shape = _dnat_shape(flow, outcome)
+    path = paths.observe(paths.expected_path(shape, topo, points), flow, points)
     if outcome is not None:
         path = paths.attach_simulation(path, outcome.hops)
     status, reason = _decide_status(flow, path, topo)
@@ -888,7 +929,7 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
         "server": s_ep,
         "kind": kind,
         "status": status,
-        "translations": _sim_translations(_translations(flow), outcome),
+        "translations": _sim_translations(_translations(flow), outcome, shape is not flow),
         "encapsulation": _encapsulation(flow, path),
         "hops": None,
         "findings": [f.to_json() for f in findings],
