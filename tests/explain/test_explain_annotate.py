@@ -52,3 +52,16 @@ def test_translated_frames_say_so_and_interfaces_keep_their_names(tshark: str, t
     # a -i any capture: each frame on its own interface, named from the bundle's ip-link
     names = {r[0] for r in _fields(tshark, tmp_path / "node1-any.pcapng", "frame.interface_name")}
     assert {"eth0", "cni0", "flannel.1"} <= names and "any" not in names, names
+
+
+def test_cut_capture_is_annotated_up_to_the_cut(tshark: str, tmp_path: Path) -> None:
+    data = (sample("cross-node") / "node1" / "eth0.pcap").read_bytes()
+    cut = tmp_path / "eth0.pcap"
+    cut.write_bytes(data[:1500])
+    out = subprocess.run([sys.executable, "-m", "analyzer", "explain", str(cut), "--annotate", str(tmp_path / "a"),
+                          "-o", str(tmp_path / "r.txt")], capture_output=True, text=True, check=True)
+    warnings = [line for line in out.stderr.splitlines() if "warning:" in line]
+    assert len(warnings) == 1 and "is cut off" in warnings[0]  # said once, not again by the annotation
+    before = _fields(tshark, sample("cross-node") / "node1" / "eth0.pcap", "frame.number", "frame.time_epoch")
+    after = _fields(tshark, tmp_path / "a" / "eth0.pcapng", "frame.number", "frame.time_epoch")
+    assert after == before[: len(after)] and len(after) >= 10
