@@ -225,8 +225,11 @@ def _classify(
     if linktype == LINKTYPE_ETHERNET:
         et = _u16(a, base + 12)
         tagged = et == 0x8100
-        et = np.where(tagged, _u16(a, base + 16), et)
-        ip = base + np.where(tagged, 18, 14)
+        if tagged.any():
+            et = np.where(tagged, _u16(a, base + 16), et)
+            ip = base + np.where(tagged, 18, 14)
+        else:  # the common case: no 802.1Q tag in the whole chunk
+            ip = base + 14
     elif linktype == LINKTYPE_LINUX_SLL:
         et = np.where(_u16(a, base + 2) == 824, -1, _u16(a, base + 14))  # 824: netlink, not Ethernet types
         ip = base + 16
