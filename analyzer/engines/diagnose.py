@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from analyzer.engines import netfilter as nf
 from analyzer.engines.classify import in_cidr, node_of, role_of, service_at, unnatted_replies
 from analyzer.engines.explain import finding_text
+from analyzer.engines.nft_walk import NftPacket
+from analyzer.engines.nft_walk import hook_verdict as nft_hook_verdict
 from analyzer.engines.paths import _ep, sighting_text
-from analyzer.engines.routing import forwarding_off
+from analyzer.engines.routing import forwarding_off, lookup_route, rp_filter_mode
 from analyzer.engines.simulate import node_addresses, ruleset_for
 from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
 from analyzer.model.node import NodeSnapshot
@@ -125,13 +127,13 @@ def _cluster(topo: Topology) -> str:
 def diagnose_flow(ctx: Context) -> list[Finding]:
     out: list[Finding] = []
     for check in (_overlay_blocked, _no_endpoints, _no_local_endpoints, _mtu, _masquerade, _sender_tables,
-                  _forward_blocked, _ip_forward_off, _hairpin, _bridge_nf_off, _dns_race, _refused,
+                  _forward_blocked, _ip_forward_off, _rp_filter, _hairpin, _bridge_nf_off, _dns_race, _refused,
                   _retransmissions):
         out.extend(check(ctx))
     if any(f.checkable and f.severity == "error" and f.code != "IP_FORWARD_DISABLED" for f in out):
         # a proven cause (FORWARD_BLOCKED, MISSING_ROUTE...) outranks the packets-only suspicion
         out = [f for f in out if f.code != "IP_FORWARD_DISABLED" or f.checkable]
-    explained = {"OVERLAY_PORT_BLOCKED", "FORWARD_BLOCKED", "MTU_EXCEEDED", "IP_FORWARD_DISABLED"}
+    explained = {"OVERLAY_PORT_BLOCKED", "FORWARD_BLOCKED", "MTU_EXCEEDED", "IP_FORWARD_DISABLED", "RP_FILTER_DROP"}
     if not ctx.flow.errors and not any(f.code in explained and f.checkable for f in out):
         out.extend(_bad_checksum(ctx))
     return out
@@ -203,11 +205,19 @@ def _overlay_blocked(ctx: Context) -> list[Finding]:
 
 
 def _input_rule(snap: NodeSnapshot | None, src: str | None, dst: str | None, port: int) -> SourceRef | None:
-    """The INPUT rule (or policy) that drops/rejects UDP ``port`` from ``src`` on ``snap``."""
-    if snap is None or snap.ruleset is None:
+    """The INPUT rule (or policy) that drops/rejects UDP ``port`` from ``src`` on ``snap``: in
+    iptables-save, else in the nftables tables iptables-save does not show (firewalld's zones)."""
+    if snap is None:
         return None
-    v = hook_verdict(snap, "INPUT", src, dst, "udp", None, port)
-    return v.ref if v is not None else None
+    v = hook_verdict(snap, "INPUT", src, dst, "udp", None, port) if snap.ruleset is not None else None
+    if v is not None:
+        return v.ref
+    if snap.nft is None or src is None or dst is None:
+        return None
+    owner = snap.interface_of_address(dst) if ":" not in dst or "." in dst else None
+    nv = nft_hook_verdict(snap.nft, "input", NftPacket(src, dst, "udp", None, port,
+                                                       iif=owner.name if owner is not None else None))
+    return nv.rule if nv is not None and nv.verdict in ("drop", "reject") else None
 
 
 def _service_rules(snap: NodeSnapshot | None, ip: str, phrase: str) -> list[SourceRef]:
@@ -544,12 +554,64 @@ def _ip_forward_off(ctx: Context) -> list[Finding]:
     return [_make("IP_FORWARD_DISABLED", "info", node, {
         **params, "setting": "net.ipv4.ip_forward", "command": "sysctl -w net.ipv4.ip_forward=1",
         "cause": f"Either IPv4 forwarding is off on {node} (net.ipv4.ip_forward = 0) or its FORWARD chain drops "
-                 "the packet (FORWARD_BLOCKED): both drop silently at this step and the packets alone cannot tell "
-                 f"them apart; {node}'s sysctl and iptables-save dumps can.",
+                 "the packet (FORWARD_BLOCKED), or a strict reverse-path filter does because the route back to the "
+                 "source leaves by another interface (RP_FILTER_DROP): all drop silently at this step and the "
+                 f"packets alone cannot tell them apart; {node}'s sysctl, iptables-save and ip-route dumps can.",
         "cause_zh": f"要么 {node} 关闭了 IPv4 转发（net.ipv4.ip_forward = 0），要么其 FORWARD 链丢弃了该包"
-                    "（FORWARD_BLOCKED）：两者都在这一步静默丢包，仅凭数据包无法区分；"
-                    f"{node} 的 sysctl 和 iptables-save 转储可以区分。",
+                    "（FORWARD_BLOCKED），要么因回程路由走另一个接口而被严格反向路径过滤丢弃（RP_FILTER_DROP）："
+                    f"它们都在这一步静默丢包，仅凭数据包无法区分；{node} 的 sysctl、iptables-save 和 ip-route 转储可以区分。",
     }, ev, checkable=False, flow=flow.id)]
+
+
+def _rp_filter(ctx: Context) -> list[Finding]:
+    """RP_FILTER_DROP: the dumps' walk of the flow's first packet, entering where the captures saw it
+    arrive, ends at a route lookup the reverse-path filter refuses (strict ``rp_filter`` and a route
+    back to the source through another interface: a second NIC, asymmetric routing). Needs the
+    sysctl and route dumps; the packets alone look like IP_FORWARD_DISABLED's suspicion, which names it."""
+    flow, sim = ctx.flow, ctx.sim
+    if sim is None or ctx.status not in ("dropped", "no-reply") or flow.errors:
+        return []
+    hop = next((h for h in getattr(sim, "hops", ()) if h.kind == "route" and h.action == "DROPPED"
+                and "reverse-path filter" in h.explanation), None)
+    p = getattr(sim, "packet", None)
+    snap = ctx.nodes.get(hop.node) if hop is not None else None
+    if hop is None or p is None or snap is None or not p.in_interface:
+        return []
+    node, iif = hop.node, p.in_interface
+    mode, refs = rp_filter_mode(snap, iif)
+    back = lookup_route(snap, p.src, src=p.dst)  # the kernel's reverse lookup (from lo, no mark)
+    if not mode or back.kind != "unicast" or back.out_interface == iif:
+        return []
+    came = [h for h in ctx.path if h.node == node and h.capturable and h.observed is True
+            and h.interface == iif]
+    keys = {(f, n) for h in came for f, n, _ in h.packets}
+    seen = [s for s in flow.sightings if s.direction == "fwd" and (s.record.file, s.record.frame) in keys]
+    seen.sort(key=lambda s: (s.interface != iif, s.ts))  # the capture of that interface first
+    gone = [h for h in ctx.path if h.node == node and h.capturable and h.observed is False]
+    n_copies = len({(s.record.seq, s.record.ip_id) for s in seen})
+    nowhere = f", none on {gone[0].interface}" if gone and gone[0].interface else ""
+    nowhere_zh = f"，{gone[0].interface} 上一个也没有" if gone and gone[0].interface else ""
+    gw = next((str(n.ip) for n in snap.neigh if n.dev == iif and n.lladdr and n.ip.version == 4), "<gateway on " + iif + ">")
+    try:
+        client_net = str(ipaddress.ip_network(f"{p.src}/24", strict=False))
+    except ValueError:
+        client_net = str(p.src)
+    setting = ", ".join(r.text.strip() for r in refs) or f"rp_filter {mode}"
+    back_line = back.chosen.source.text.strip() if back.chosen is not None else f"the route back to {p.src}"
+    ev = [_ev_line(r) for r in refs[:2]]
+    if back.chosen is not None:
+        ev.append(_ev_line(back.chosen.source))
+    ev += [_ev_packet(s) for s in seen[:2]]
+    dnat = f" (DNATed to {p.endpoint('dst')})" if (str(p.dst), p.dport) != flow.server else ""
+    return [_make("RP_FILTER_DROP", "error", node, {
+        "node": node, "src": _ep(*flow.client), "dst": _ep(*flow.server), "dnat": dnat,
+        "dnat_zh": f"（DNAT 到 {p.endpoint('dst')}）" if dnat else "", "iif": iif, "mode": mode,
+        "words": "strict" if mode == 1 else "loose", "words_zh": "严格" if mode == 1 else "宽松",
+        "setting": setting, "client": str(p.src), "back_dev": back.out_interface, "back_line": back_line,
+        "gw": gw, "client_net": client_net,
+        "observed": f"{n_copies} packet(s) seen arriving on {iif}{nowhere}, no ICMP error.",
+        "observed_zh": f"在 {iif} 上看到 {n_copies} 个到达的包{nowhere_zh}，没有 ICMP 差错。",
+    }, ev, flow=flow.id)]
 
 
 def _forward_blocked(ctx: Context) -> list[Finding]:

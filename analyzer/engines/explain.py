@@ -402,6 +402,26 @@ FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
         "kubeadm 的 preflight 要求开启它，flannel 和 kube-proxy 也依赖它：没有它，节点不转发任何 pod 流量。"
         "在 {node} 上用 `sysctl net.ipv4.ip_forward net.ipv4.conf.all.forwarding` 和 `iptables -S FORWARD` 检查。",
     ),
+    "RP_FILTER_DROP": (
+        "{node} dropped {src} -> {dst}{dnat} that came in on {iif}: the reverse-path filter is {words} there "
+        "({setting}), so the route back to the source {client} must leave by {iif}, and it leaves by {back_dev} "
+        "(`{back_line}`). The kernel takes the packet for a spoofed ('martian') source and drops it at the route "
+        "lookup, silently, before the FORWARD chain. {observed}",
+        "{node} 丢弃了从 {iif} 进入的 {src} -> {dst}{dnat_zh}：那里的反向路径过滤为{words_zh}模式（{setting}），"
+        "回到源地址 {client} 的路由必须经 {iif} 离开，而它经 {back_dev} 离开（`{back_line}`）。内核把它当作伪造"
+        "（martian）源地址，在路由查找时静默丢弃，早于 FORWARD 链。{observed_zh}",
+        "On {node}, either make the path symmetric, a route back to the clients of {iif} through it (e.g. "
+        "`ip route add {client_net} via {gw} dev {iif}`), or make the filter loose on {iif}: "
+        "`sysctl -w net.ipv4.conf.{iif}.rp_filter=2` (the kernel uses the larger of conf.all and conf.{iif}; loose "
+        "mode still drops sources with no route back at all) and persist it as `net.ipv4.conf.{iif}.rp_filter = 2` "
+        "in /etc/sysctl.d/. Multi-homed nodes that take NodePort or load-balancer traffic on a second NIC need one "
+        "of the two (Calico and kube-router document the same).",
+        "在 {node} 上，要么让路径对称：为 {iif} 的客户端添加经由它的回程路由（例如 "
+        "`ip route add {client_net} via {gw} dev {iif}`）；要么在 {iif} 上改用宽松模式："
+        "`sysctl -w net.ipv4.conf.{iif}.rp_filter=2`（内核取 conf.all 与 conf.{iif} 中较大的值；宽松模式仍会丢弃"
+        "完全没有回程路由的源地址），并在 /etc/sysctl.d/ 中写入 `net.ipv4.conf.{iif}.rp_filter = 2` 使其持久。"
+        "在第二块网卡上接收 NodePort 或负载均衡流量的多网卡节点必须二选一（Calico 与 kube-router 的文档也如此说明）。",
+    ),
     "FORWARD_BLOCKED": (
         "The FORWARD chain on {node} {how} pod traffic {src} -> {dst}: {observed}",
         "{node} 上的 FORWARD 链{how_zh} pod 流量 {src} -> {dst}：{observed_zh}",

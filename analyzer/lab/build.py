@@ -57,8 +57,11 @@ def build_node(sb: Sandbox, cluster: Cluster, node: Node, faults: Faults | None 
     # ip_forward = 0 (a distribution's default) also turns forwarding off on every interface, and
     # interfaces created later (cni0, flannel.1, the pod veths) inherit conf.default.forwarding = 0
     forward = "0" if faults is not None and node.name in faults.no_ip_forward_on else "1"
+    # strict reverse-path filtering: all (the kernel takes the larger of all and the device's value),
+    # and default for the devices created later, as a distribution's sysctl.d sets them at boot
+    rp = "1" if faults is not None and node.name in faults.rp_filter_strict_on else "0"
     for key, value in (("net.ipv4.ip_forward", forward), ("net.bridge.bridge-nf-call-iptables", nf_call),
-                       ("net.ipv4.conf.all.rp_filter", "0")):
+                       ("net.ipv4.conf.all.rp_filter", rp), ("net.ipv4.conf.default.rp_filter", rp)):
         if not sb.sysctl(ns, key, value):
             missing[key] = "absent in this kernel's network namespaces"
     plen = ipaddress.ip_network(node.subnet).prefixlen
@@ -66,6 +69,30 @@ def build_node(sb: Sandbox, cluster: Cluster, node: Node, faults: Faults | None 
     sb.ip(ns, "addr", "add", f"{node.gateway}/{plen}", "dev", "cni0")
     sb.ip(ns, "link", "set", "cni0", "up")
     return missing
+
+
+def build_second_nics(sb: Sandbox, cluster: Cluster, faults: Faults) -> None:
+    """eth1 on the ingress network for the nodes of ``faults.second_nic_on``: a bridge in the router's
+    namespace (the router's address on it) and a veth per node. Only the connected route is added:
+    the node's default route stays on eth0, as on a multi-homed node whose second NIC serves
+    NodePorts or load balancers."""
+    if not faults.second_nic_on:
+        return
+    p = cluster.params
+    rt = p.ns(ROUTER)
+    net = ipaddress.ip_network(p.ingress_cidr)
+    sb.ip(rt, "link", "add", "br-in", "type", "bridge")
+    sb.ip(rt, "addr", "add", f"{net.network_address + 1}/{net.prefixlen}", "dev", "br-in")
+    sb.ip(rt, "link", "set", "br-in", "up")
+    for node in cluster.nodes:
+        if node.name not in faults.second_nic_on:
+            continue
+        ns = p.ns(node.name)
+        port = f"i-{node.name}"
+        sb.ip(rt, "link", "add", port, "mtu", str(p.underlay_mtu), "type", "veth", "peer", "name", "eth1", "netns", ns)
+        sb.ip(rt, "link", "set", port, "master", "br-in", "up")
+        sb.ip(ns, "addr", "add", f"{node.ingress_ip(p)}/{net.prefixlen}", "dev", "eth1")
+        sb.ip(ns, "link", "set", "eth1", "up")
 
 
 def build_overlay(sb: Sandbox, cluster: Cluster, node: Node, faults: Faults) -> None:
@@ -113,6 +140,7 @@ def build(sb: Sandbox, cluster: Cluster, faults: Faults) -> dict[str, dict[str, 
     missing = {}
     for node in cluster.nodes:
         missing[node.name] = build_node(sb, cluster, node, faults)
+    build_second_nics(sb, cluster, faults)
     for node in cluster.nodes:
         build_overlay(sb, cluster, node, faults)
     for pod in cluster.pods:

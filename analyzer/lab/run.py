@@ -66,6 +66,8 @@ def resolve(cluster: Cluster, target: str) -> str:
         return cluster.service(name).cluster_ip
     if kind == "node":
         return cluster.node(name).ip
+    if kind == "ingress":  # the node's second NIC (Faults.second_nic_on)
+        return cluster.node(name).ingress_ip(cluster.params)
     if kind == "external":
         return cluster.external_ip
     raise LabError(f"unknown traffic target {target!r}")

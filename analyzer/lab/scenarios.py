@@ -31,7 +31,8 @@ class Expect:
 
 @dataclass(frozen=True, slots=True)
 class Step:
-    """One client action. `target` is pod:NAME, svc:NAME, node:NAME or external."""
+    """One client action. `target` is pod:NAME, svc:NAME, node:NAME, ingress:NAME (the node's second
+    NIC) or external."""
 
     client: str  # lab name of the namespace the client runs in (a pod, or "external")
     op: str  # http | dns | ping
@@ -264,6 +265,26 @@ SCENARIOS: tuple[Scenario, ...] = (
         steps=(Step("client", "http", "pod:web", WEB_PORT,
                     Expect("timeout", "pod-to-pod-cross-node", "dropped", ("vxlan",), finding="IP_FORWARD_DISABLED",
                            finding_node="node2")),),
+    ),
+    Scenario(
+        name="rp-filter",
+        summary="NodePort through a second NIC whose route back is the other NIC, with strict rp_filter",
+        shows="node1 has a second NIC, eth1 on 198.51.100.0/24, that the router also reaches it by; its default "
+              "route stays on eth0, and its `net.ipv4.conf.all.rp_filter` is 1 (strict, as RHEL sets it). "
+              "203.0.113.10 first connects to the NodePort on node1's eth0 address: it works. Then to the same "
+              "NodePort on node1's eth1 address: the SYN arrives on eth1 and is DNATed to web, but the route back "
+              "to 203.0.113.10 leaves by eth0, not eth1, so the reverse-path filter drops it at the route lookup "
+              "(a 'martian source' to the kernel), silently; the client times out.",
+        pods=(("web", 2, WEB),),
+        services=(("web", "web", HTTP_NODEPORT, ("web",), "NodePort"),),
+        faults=Faults(second_nic_on=("node1",), rp_filter_strict_on=("node1",)),
+        steps=(
+            Step("external", "http", "node:node1", NODE_PORT,
+                 Expect("ok", "external-to-service", "delivered", ("vxlan",), ("dnat", "masquerade"))),
+            Step("external", "http", "ingress:node1", NODE_PORT,
+                 Expect("timeout", "external-to-service", "dropped", (), ("dnat",), finding="RP_FILTER_DROP",
+                        finding_node="node1")),
+        ),
     ),
     Scenario(
         name="hairpin",

@@ -25,6 +25,7 @@ class LabParams:
     service_cidr: str = "10.96.0.0/12"
     node_cidr: str = "192.168.56.0/24"
     external_cidr: str = "203.0.113.0/24"
+    ingress_cidr: str = "198.51.100.0/24"  # a second network the router reaches nodes by (Faults.second_nic_on)
     backend: str = "vxlan"  # vxlan | host-gw
     vxlan_port: int = 8472
     vni: int = 1
@@ -40,7 +41,7 @@ class LabParams:
     def validate(self) -> None:
         """Raise ValueError for parameters no cluster can be built from."""
         nets = {}
-        for key in ("pod_cidr", "service_cidr", "node_cidr", "external_cidr"):
+        for key in ("pod_cidr", "service_cidr", "node_cidr", "external_cidr", "ingress_cidr"):
             try:
                 nets[key] = ipaddress.ip_network(getattr(self, key))
             except ValueError as exc:
@@ -79,6 +80,9 @@ class Node:
     @property
     def vtep_ip(self) -> str:  # flannel.1 (/32)
         return str(ipaddress.ip_network(self.subnet).network_address)
+
+    def ingress_ip(self, params: LabParams) -> str:  # eth1, with Faults.second_nic_on
+        return str(ipaddress.ip_network(params.ingress_cidr).network_address + 10 + self.index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,3 +190,7 @@ class Faults:
     no_hairpin: bool = False  # pod veths without hairpin mode (flannel's CNI config turns it on)
     no_br_netfilter_on: tuple[str, ...] = ()  # nodes with net.bridge.bridge-nf-call-iptables = 0
     no_ip_forward_on: tuple[str, ...] = ()  # nodes with net.ipv4.ip_forward = 0 (a host that never had it set)
+    # nodes with a second NIC, eth1 on the ingress network (the router reaches them by it; their
+    # default route stays on eth0, so answers to outside clients leave by eth0)
+    second_nic_on: tuple[str, ...] = ()
+    rp_filter_strict_on: tuple[str, ...] = ()  # nodes with net.ipv4.conf.all.rp_filter = 1 (RHEL's default)

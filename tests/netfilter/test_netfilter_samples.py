@@ -40,7 +40,13 @@ def test_simulate_predicts_the_recorded_outcome(root: Path, step: dict) -> None:
     runs = result["results"] if result["op"] == "http-many" else [result]
     host, _, port = runs[0]["target"].rpartition(":") if step["proto"] != "icmp" else (runs[0]["target"], "", "")
     size = result.get("size")  # ping payload: + 8 ICMP + 20 IP
+    # an outside client's packets to a node address arrive on the NIC that holds it (eth1 of the
+    # rp-filter sample), not necessarily where the route back leads, simulate's own guess
+    start = next((n for n in nodes if n.interface_of_address(host) is not None), None) \
+        if step["client"] == "external" else None
     r = simulate_packet(nodes, step["client_ip"], host, step["proto"], 40000, int(port) if port else None,
+                        start.interface_of_address(host).name if start is not None else None,
+                        start_node=start.name if start is not None else None,
                         length=size + 28 if size else None, df=bool(result.get("df", True)))
     assert sum(o.probability for o in r.outcomes) == pytest.approx(1.0)
     live = [o for o in r.outcomes if o.probability > 0]
@@ -158,3 +164,22 @@ def test_forwarding_off_drops_at_the_route_lookup_with_the_sysctl_lines() -> Non
     assert not any(h.hook == "FORWARD" for h in o.hops if h.node == "node2"), "FORWARD is never reached"
     # node1 (forwarding on) routes the same client's packets on: the drop is node2's alone
     assert any(h.node == "node1" and h.kind == "route" and h.action == "ROUTED" for h in o.hops)
+
+
+def test_strict_rp_filter_drops_what_the_second_nic_receives() -> None:
+    root = SAMPLES / "rp-filter"
+    if not root.is_dir():
+        pytest.skip("samples/rp-filter is absent")
+    nodes = [load_bundle(root / n) for n in ("node1", "node2")]
+    [o] = simulate_packet(nodes, "203.0.113.10", "198.51.100.11", "tcp", 40000, 30080, "eth1",
+                          start_node="node1").outcomes
+    assert (o.status, o.node, o.dnat) == ("dropped", "node1", "10.244.2.2:8080")
+    last = o.hops[-1]
+    assert (last.kind, last.action) == ("route", "DROPPED") and "reverse-path filter (rp_filter=1, strict) on eth1" \
+        in last.explanation and "leaves via eth0, not eth1" in last.explanation
+    texts = [ref.text.strip() for ref in last.evidence]
+    assert "net.ipv4.conf.eth1.rp_filter = 1" in texts and "default via 192.168.56.1 dev eth0" in texts
+    # the same NodePort on eth0's address (the route back's interface) passes, as it did live
+    [ok] = simulate_packet(nodes, "203.0.113.10", "192.168.56.11", "tcp", 40000, 30080, "eth0",
+                           start_node="node1").outcomes
+    assert (ok.status, ok.reply_status) == ("forwarded", "delivered")
