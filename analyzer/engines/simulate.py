@@ -988,8 +988,9 @@ def _port(endpoint: str, default: int | None) -> int | None:
 # -- entry point ---------------------------------------------------------------------------------
 
 def _source_node(nodes: Sequence[NodeSnapshot], src: IPAddress,
-                 local_ips: Mapping[str, Sequence[str]]) -> tuple[NodeSnapshot, bool]:
-    """The node the packet starts on, and whether the node itself sends it (OUTPUT path)."""
+                 local_ips: Mapping[str, Sequence[str]], dst: IPAddress | None = None) -> tuple[NodeSnapshot, bool]:
+    """The node the packet starts on, and whether the node itself sends it (OUTPUT path); from
+    outside, the node it is addressed to (a NodePort), else the first."""
     for n in nodes:
         if src in n.local_addresses() or str(src) in local_ips.get(n.name, ()):
             return n, True
@@ -997,18 +998,24 @@ def _source_node(nodes: Sequence[NodeSnapshot], src: IPAddress,
         pod = n.pod_cidr
         if pod is not None and src.version == pod.version and src in pod:
             return n, False
-    return nodes[0], False
+    return next((n for n in nodes if dst is not None and n.interface_of_address(dst) is not None), nodes[0]), False
 
 
-def _guess_in_interface(node: NodeSnapshot, src: IPAddress) -> tuple[str | None, str | None]:
-    """The interface a packet from ``src`` arrives on: the bridge for a local pod, else the device
-    of the route back to ``src`` (what rp_filter would check). Returns (interface, why)."""
+def _guess_in_interface(node: NodeSnapshot, src: IPAddress, dst: IPAddress | None = None
+                        ) -> tuple[str | None, str | None]:
+    """The interface a packet from ``src`` arrives on: the bridge for a local pod; the device holding
+    ``dst`` when it is one of the node's addresses (a second NIC's address is reached through that
+    NIC); else the device of the route back to ``src``. Returns (interface, why)."""
     pod = node.pod_cidr
     if pod is not None and src.version == pod.version and src in pod:
         bridge = next((i.name for i in node.interfaces if i.kind == "bridge" and any(src in a.network for a in
                                                                                      i.addresses)), None)
         if bridge:
             return bridge, f"{src} is a pod on {node.name}: it arrives on the bridge {bridge}"
+    owner = node.interface_of_address(dst) if dst is not None else None
+    if owner is not None and owner.name != "lo" and owner.kind not in ("bridge", "vxlan", "ipip") \
+            and not (pod is not None and dst in pod):
+        return owner.name, f"{dst} is {owner.name}'s address: a packet sent to it arrives on {owner.name}"
     if node.routes:
         d = lookup_route(node, src)
         if d.kind == "unicast" and d.out_interface:
@@ -1066,11 +1073,11 @@ def simulate_packet(
             raise ValueError(f"no node named {start_node!r}")
         locally = saddr in node.local_addresses() or str(saddr) in local_ips.get(node.name, ())
     else:
-        node, locally = _source_node(nodes, saddr, local_ips)
+        node, locally = _source_node(nodes, saddr, local_ips, daddr)
     warnings: list[str] = []
     why = None
     if not locally and in_interface is None:
-        in_interface, why = _guess_in_interface(node, saddr)
+        in_interface, why = _guess_in_interface(node, saddr, daddr)
     packet = PacketState(saddr, daddr, num, sport if num in (6, 17, 132) else None,
                          dport if num in (6, 17, 132) else None,
                          in_interface=None if locally else in_interface,
