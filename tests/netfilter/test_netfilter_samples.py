@@ -179,6 +179,10 @@ def test_strict_rp_filter_drops_what_the_second_nic_receives() -> None:
         in last.explanation and "leaves via eth0, not eth1" in last.explanation
     texts = [ref.text.strip() for ref in last.evidence]
     assert "net.ipv4.conf.eth1.rp_filter = 1" in texts and "default via 192.168.56.1 dev eth0" in texts
+    # without being told: the node holding the address (listed second here), entered by the NIC holding it
+    [guess] = simulate_packet(nodes[::-1], "203.0.113.10", "198.51.100.11", "tcp", 40000, 30080).outcomes
+    assert (guess.status, guess.node) == ("dropped", "node1")
+    assert any("198.51.100.11 is eth1's address" in a for a in guess.assumptions), guess.assumptions
     # the same NodePort on eth0's address (the route back's interface) passes, as it did live
     [ok] = simulate_packet(nodes, "203.0.113.10", "192.168.56.11", "tcp", 40000, 30080, "eth0",
                            start_node="node1").outcomes
