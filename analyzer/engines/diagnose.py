@@ -536,6 +536,7 @@ def _ip_forward_off(ctx: Context) -> list[Finding]:
         own = f"net.ipv4.conf.{iif}.forwarding"
         # the kernel's own test is the device's; net.ipv4.ip_forward is what people set (and sets them all)
         shown = [r for r in refs if "conf.all." not in r.text] or list(refs)
+        setting = ", ".join(r.text.strip() for r in shown) or setting  # as the dump writes it (flannel/1)
         device_only = snap.sysctl.get("net.ipv4.ip_forward", "").strip() == "1"
         command = (f"sysctl -w {own.replace('conf.' + iif, 'conf.' + iif.replace('.', '/'))}=1" if device_only
                    else "sysctl -w net.ipv4.ip_forward=1")
@@ -586,9 +587,14 @@ def _rp_filter(ctx: Context) -> list[Finding]:
             and h.interface == iif]
     keys = {(f, n) for h in came for f, n, _ in h.packets}
     seen = [s for s in flow.sightings if s.direction == "fwd" and (s.record.file, s.record.frame) in keys]
-    seen.sort(key=lambda s: (s.interface != iif, s.ts))  # the capture of that interface first
+    # one copy of each packet (the first SYN, its retransmission), from the capture of that interface first
+    one: dict[float, Sighting] = {}
+    for s in sorted(seen, key=lambda s: (s.record.file.endswith(f"/{iif}.pcap") is False, s.ts)):
+        if not any(abs(s.ts - t) < 0.001 for t in one):
+            one[s.ts] = s
+    seen = sorted(one.values(), key=lambda s: s.ts)
     gone = [h for h in ctx.path if h.node == node and h.capturable and h.observed is False]
-    n_copies = len({(s.record.seq, s.record.ip_id) for s in seen})
+    n_copies = len(seen)
     nowhere = f", none on {gone[0].interface}" if gone and gone[0].interface else ""
     nowhere_zh = f"，{gone[0].interface} 上一个也没有" if gone and gone[0].interface else ""
     gw = next((str(n.ip) for n in snap.neigh if n.dev == iif and n.lladdr and n.ip.version == 4), "<gateway on " + iif + ">")

@@ -415,12 +415,12 @@ FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
         "`sysctl -w net.ipv4.conf.{iif}.rp_filter=2` (the kernel uses the larger of conf.all and conf.{iif}; loose "
         "mode still drops sources with no route back at all) and persist it as `net.ipv4.conf.{iif}.rp_filter = 2` "
         "in /etc/sysctl.d/. Multi-homed nodes that take NodePort or load-balancer traffic on a second NIC need one "
-        "of the two (Calico and kube-router document the same).",
+        "of the two.",
         "在 {node} 上，要么让路径对称：为 {iif} 的客户端添加经由它的回程路由（例如 "
         "`ip route add {client_net} via {gw} dev {iif}`）；要么在 {iif} 上改用宽松模式："
         "`sysctl -w net.ipv4.conf.{iif}.rp_filter=2`（内核取 conf.all 与 conf.{iif} 中较大的值；宽松模式仍会丢弃"
         "完全没有回程路由的源地址），并在 /etc/sysctl.d/ 中写入 `net.ipv4.conf.{iif}.rp_filter = 2` 使其持久。"
-        "在第二块网卡上接收 NodePort 或负载均衡流量的多网卡节点必须二选一（Calico 与 kube-router 的文档也如此说明）。",
+        "在第二块网卡上接收 NodePort 或负载均衡流量的多网卡节点必须二选一。",
     ),
     "FORWARD_BLOCKED": (
         "The FORWARD chain on {node} {how} pod traffic {src} -> {dst}: {observed}",
