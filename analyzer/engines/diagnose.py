@@ -358,8 +358,8 @@ def _sender_tables(ctx: Context) -> list[Finding]:
     observed_zh = "数据包从未离开该节点" if tx and tx[0].observed is False else "没有收到回包"
     decision = _lookup(snap, dst, flow.client[0])
     seen_ev = [_ev_packet(s) for s in flow.sightings if s.direction == "fwd" and s.node == node][:1]
-    if decision is None:
-        return []
+    if decision is None or decision.kind == "rp-filter" or (decision.dropped and forwarding_off(snap, "cni0")):
+        return []  # a route exists: the input device's forwarding or rp_filter refused it (their own findings)
     chosen = decision.chosen
     pod_route = chosen is not None and chosen.dst.prefixlen > 0 and (
         in_cidr(dst, str(chosen.dst)) and chosen.dst.prefixlen >= 16)

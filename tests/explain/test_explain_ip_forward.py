@@ -175,3 +175,31 @@ def test_the_kernel_agrees(netns: None, tmp_path: Path) -> None:
     finally:
         _sh("ip", "netns", "del", ns)
     assert ns not in _sh("ip", "netns", "list").stdout
+
+
+@pytest.mark.netns
+def test_forwarding_off_on_the_sending_node_live(netns: None, tmp_path: Path) -> None:
+    """The same fault on the client's node, recorded live: the SYN comes in on cni0 and dies at
+    node1's route lookup; the route is there, so no MISSING_ROUTE."""
+    from dataclasses import replace
+
+    from analyzer.lab.run import run_scenario
+    from analyzer.lab.scenarios import scenario
+    from analyzer.lab.topology import Faults, LabParams
+
+    sc = scenario("ip-forward-off")
+    step = replace(sc.steps[0], expect=replace(sc.steps[0].expect, finding_node="node1"))
+    sc = replace(sc, faults=Faults(no_ip_forward_on=("node1",)), steps=(step,))
+    tag = f"c2f{os.getpid() % 100000}"
+    doc = run_scenario(sc, LabParams(tag=tag), tmp_path / "rec")
+    assert [s["outcome"] for s in doc["steps"]] == ["timeout"] and doc["teardown"] == {"problems": []}
+    assert not [n for n in _sh("ip", "netns", "list").stdout.split() if n.startswith(f"k8sl-{tag}-")]
+    flow = only_flow(explain(tmp_path / "rec" / "node1", tmp_path / "rec" / "node2"))
+    assert (flow["kind"], flow["status"]) == ("pod-to-pod-cross-node", "dropped")
+    assert [(h["node"], h["kind"]) for h in flow["hops"] if h["failed"]] == [("node1", "route")]
+    found = codes(flow)
+    assert "MISSING_ROUTE" not in found and "FORWARD_BLOCKED" not in found
+    f = found["IP_FORWARD_DISABLED"]
+    assert (f["node"], f["checkable"]) == ("node1", True) and "came in on cni0" in f["message"]
+    assert [e["text"].strip() for e in f["evidence"] if e["line"]] == [
+        "net.ipv4.ip_forward = 0", "net.ipv4.conf.cni0.forwarding = 0"]
