@@ -283,11 +283,12 @@ class FlowTable:
         sp = b.sport[rows].astype(np.int64)
         dp = b.dport[rows].astype(np.int64)
         proto = b.proto[rows].astype(np.int64)
-        d = ((src > dst) | ((src == dst) & (sp > dp))).astype(np.int64)
-        lo = np.where(d == 0, src, dst)
-        hi = np.where(d == 0, dst, src)
-        plo = np.where(d == 0, sp, dp)
-        phi = np.where(d == 0, dp, sp)
+        flip = (src > dst) | ((src == dst) & (sp > dp))
+        d = flip.astype(np.int64)
+        lo = np.where(flip, dst, src)
+        hi = np.where(flip, src, dst)
+        plo = np.where(flip, dp, sp)
+        phi = np.where(flip, sp, dp)
         k3 = (proto << 40) | ((plo + 1) << 20) | (phi + 1)
         g_row, gids, inv = self._flow_ids(lo, hi, k3, proto, d)
         u = len(gids)
@@ -586,7 +587,7 @@ class FlowTable:
                 packets_c2s=A["pk"][ci].tolist(), bytes_c2s=A["by"][ci].tolist(),
                 packets_s2c=A["pk"][si].tolist(), bytes_s2c=A["by"][si].tolist(),
                 first_ts=A["first_ts"][sl].tolist(), last_ts=A["last_ts"][sl].tolist(),
-                tcp=self._tcp_codes(ctx, sl, ci, si, _syn).tolist(), encap=ctx.enc_code[sl].tolist(),
+                tcp=ctx.tcp_code[sl].tolist(), encap=ctx.enc_code[sl].tolist(),
                 tcp_values=ctx.tcp_values, encap_values=ctx.enc_values,
             )
 
@@ -623,7 +624,7 @@ class FlowTable:
     def _rows(self, ctx: _SummaryContext, sl: np.ndarray) -> FlowRows:
         """Column lists of the flows ``sl`` (an array of flow ids), in that order."""
         A = self._a
-        c_id, s_id, c_port, s_port, ci, si, syn = self._ends(sl)
+        c_id, s_id, c_port, s_port, ci, si, _syn = self._ends(sl)
         gids = sl.tolist()
         per_file = [arr[sl].tolist() for arr in self._per_file]
         samples, materialise, fidx, intern = ctx.samples, ctx.materialise, ctx.fidx, ctx.intern
@@ -632,7 +633,7 @@ class FlowTable:
         n = len(gids)
         c_ips, s_ips = ctx.names_of(c_id), ctx.names_of(s_id)
         tcp_values = ctx.tcp_values
-        tcp_col = [tcp_values[c][0] for c in self._tcp_codes(ctx, sl, ci, si, syn).tolist()]
+        tcp_col = [tcp_values[c][0] for c in ctx.tcp_code[sl].tolist()]
         if only is not None:
             for k in set(only) - single.keys():
                 single[k] = ((files[0], k),)
@@ -737,6 +738,8 @@ def _row_ids(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     and the first row of each number. Exact (one column at a time), no hashing."""
     _, first, ids = np.unique(cols[0], return_index=True, return_inverse=True)
     ids = np.asarray(ids).ravel()
+    if not len(ids):
+        return ids, first
     for col in cols[1:]:
         _, inv = np.unique(col, return_inverse=True)
         _, first, ids = np.unique(ids * (int(inv.max()) + 1) + np.asarray(inv).ravel(), return_index=True,
@@ -772,6 +775,10 @@ class _SummaryContext:
         self.values: dict[Any, Any] = {}
         self.tcp_codes: dict[tuple[int, int], int] = {}
         self.tcp_values: list[tuple[TCPSummary | None, int]] = []
+        every = np.arange(table.count)
+        syn = table._a["syn_dir"][: table.count].astype(np.int64)
+        cd = np.where(syn >= 0, syn, table._a["first_dir"][: table.count])  # the client's direction
+        self.tcp_code = table._tcp_codes(self, every, 2 * every + cd, 2 * every + 1 - cd, syn)  # per flow id
         self.single_file: dict[int, tuple[tuple[str, int], ...]] = {}
         self.pnames: dict[int, str] = {}
         self.tunnel_name = tunnel_name

@@ -309,21 +309,26 @@ def _classify(
     icmp = inner_ok & ~in6 & (ip2 == 1) & (ipay >= 8) & (l4cap >= 8) & ~_ICMP_ERRORS[icmp_type]
     ok = tcp | udp | icmp
     ported = tcp | udp
+    ok4 = ok & ~in6
+    vx &= ok
+    ipip &= ok
+    tunneled &= ok
+    # every column is final: its value where ``ok``, the fill value of _COLUMNS elsewhere
     return {
         "ok": ok,
         "v6": ok & in6,
         "arp": arp & ~ok,
         "iip": iip,
-        "src": np.where(in6, -1, _u32(a, iip + 12)),
-        "dst": np.where(in6, -1, _u32(a, iip + 16)),
-        "proto": ip2,
+        "src": np.where(ok4, _u32(a, iip + 12), -1),
+        "dst": np.where(ok4, _u32(a, iip + 16), -1),
+        "proto": np.where(ok, ip2, -1),
         "sport": np.where(ported, sp, -1),
         "dport": np.where(ported, dp, -1),
-        "flags": np.where(tcp, a[l4 + 13].astype(np.int64), -1),
+        "flags": np.where(tcp, a[l4 + 13].astype(np.int16), -1),
         "seq": np.where(tcp, _u32(a, l4 + 4), -1),
         "ack": np.where(tcp, _u32(a, l4 + 8), -1),
-        "payload_len": np.where(tcp, ipay - doff, ipay - 8),
-        "ip_id": np.where(in6, -1, plen6),  # the same 2 bytes: IPv4's ID, IPv6's payload length
+        "payload_len": np.where(tcp, ipay - doff, np.where(ok, ipay - 8, -1)),
+        "ip_id": np.where(ok4, plen6, -1),  # the same 2 bytes: IPv4's ID, IPv6's payload length
         "tunnel": np.where(vx, TUNNEL_CODES["vxlan"], np.where(ipip, TUNNEL_CODES["ipip"], 0)),
         "vni": np.where(vx, _u24(a, ip + 32), -1),
         "outer_src": np.where(tunneled, _u32(a, ip + 12), -1),
@@ -461,12 +466,10 @@ def _classified(a: np.ndarray, start: np.ndarray, cap: np.ndarray, linktype: int
     dtypes (fill values where the frame is not a fast shape), and the masks ``ok``, ``v6``, ``arp``
     and ``iip`` (where the innermost IP header starts)."""
     got = _classify(a, start, cap, linktype, vxlan_arr, tunnel_arr)
-    good = got["ok"]
-    out = {"ok": good, "v6": got["v6"], "arp": got["arp"], "iip": got.get("iip", start)}
+    out = {"ok": got["ok"], "v6": got["v6"], "arp": got["arp"], "iip": got.get("iip", start)}
     for name, dt, fill in _COLUMNS:
         col = got.get(name)
-        out[name] = (np.full(len(start), fill, dtype=dt) if col is None
-                     else np.where(good, col, fill).astype(dt, copy=False))
+        out[name] = np.full(len(start), fill, dtype=dt) if col is None else col.astype(dt, copy=False)
     return out
 
 
@@ -923,6 +926,14 @@ def _plain_walk(store: bytearray, n: int, off: int, incl_at: Callable[..., tuple
     return np.array(offs, dtype=np.int64), off
 
 
+def _sparse_nonzero(mask: np.ndarray) -> np.ndarray:
+    """``np.flatnonzero(mask)`` for a mask with few True values: whole 8-byte words first."""
+    n = len(mask) - len(mask) % 8
+    words = np.flatnonzero(mask[:n].view(np.uint64))
+    near = (words[:, None] * 8 + np.arange(8)).ravel()
+    return np.concatenate((near[mask[near]], n + np.flatnonzero(mask[n:])))
+
+
 def _u32_at(store: bytearray, order: str) -> np.ndarray:
     """``store`` as 32-bit numbers at every byte offset (element i: the bytes i..i+3)."""
     return np.ndarray((len(store) - 3,), dtype=order + "u4", buffer=store, strides=(1,))
@@ -953,7 +964,7 @@ class _Chain:
             at = first + parity
             count = (last - at) // 2 + 1
             if count > 0:
-                hits = np.flatnonzero(np.frombuffer(store, dtype=u16, count=count, offset=at) == high)
+                hits = _sparse_nonzero(np.frombuffer(store, dtype=u16, count=count, offset=at) == high)
                 found.append(hits * 2 + (at - hi_at))
         pos = np.sort(np.concatenate(found), kind="stable") if found else np.zeros(0, dtype=np.int64)  # two runs: a merge
         self.pos = pos
@@ -965,7 +976,11 @@ class _Chain:
         incl = _u32_at(store, order)[pos + 8]
         ends = pos + 16 + incl.astype(np.int64)
         complete = (ends <= n) & (incl <= limit)
-        idx = np.searchsorted(pos, ends)
+        idx = np.arange(1, len(pos) + 1)  # mostly the successor is the next candidate ...
+        off = np.flatnonzero(ends[:-1] != pos[1:])
+        idx[off] = np.searchsorted(pos, ends[off])  # ... else (a candidate inside a payload, the end) look it up
+        if len(pos):
+            idx[-1] = np.searchsorted(pos, ends[-1])
         ok = complete & (idx < len(pos))
         hit = np.flatnonzero(ok)
         ok[hit] = (pos[idx[hit]] == ends[hit]) & complete[idx[hit]]
