@@ -26,7 +26,7 @@ from dataclasses import replace
 import networkx as nx
 
 from analyzer.engines.classify import node_of, role_of
-from analyzer.engines.explain import hop_explanation
+from analyzer.engines.explain import hop_explanation, reason_zh
 from analyzer.model.explain import (
     ANY_INTERFACE,
     CapturePoint,
@@ -748,6 +748,13 @@ def attach_simulation(path: Sequence[PathHop], sim_hops: Sequence) -> list[PathH
                     extra[i].append(ev)
     for i, evs in extra.items():
         out[i] = replace(out[i], evidence=out[i].evidence + tuple(evs[:MAX_SIM_EVIDENCE]))
+    for sh in sim_hops:  # a route lookup that drops: its reason in the hop's explanation
+        if sh.kind == "route" and sh.action == "DROPPED" and sh.explanation:
+            why = sh.explanation.rstrip(".")
+            why = why[0].lower() + why[1:] if why.startswith("The ") else why
+            for i in _sim_targets(out, sh):
+                out[i] = replace(out[i], facts=out[i].facts + (("route", ": " + why),
+                                                               ("route_zh", "：" + reason_zh(why).rstrip("。"))))
     return out
 
 
