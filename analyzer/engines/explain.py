@@ -201,6 +201,15 @@ _REASON_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) f
     (r"^ICMP (\d+)/(\d+) from (\S+)$", r"来自 \3 的 ICMP \1/\2"),
     (r"^no packet from the client was captured$", "没有抓到客户端发出的包"),
     (r"^nothing came back$", "没有任何回包"),
+    # the route lookups simulate drops at (engines/routing.py)
+    (r"^(\S+) is not one of the node's addresses and it came in on (\S+), where forwarding is off \((.+)\): the "
+     r"kernel does not route it on \(it would leave by (\S+)\) and drops it silently, before the FORWARD chain, "
+     r"without an ICMP error\.?$",
+     r"\1 不是节点自身的地址，它从 \2 进入，而该设备关闭了转发（\3）：内核不再路由它（本应经 \4 离开），"
+     r"在 FORWARD 链之前静默丢弃，不发送 ICMP 差错"),
+    (r"^[Tt]he reverse-path filter \(rp_filter=1, strict\) on (\S+) drops it: the route back to source (\S+) leaves "
+     r"via (\S+), not (\S+) where the packet came in\.?$",
+     r"\1 上的严格反向路径过滤（rp_filter=1）丢弃了它：回到源地址 \2 的路由经 \3 离开，而不是数据包进入的 \4"),
     (r"^a capture point on the path never saw it$", "路径上的某个抓包点没有看到它"),
     (r"^the capture starts in the middle of the connection$", "抓包从连接中途开始"),
     (r"^the answer reached the client from (\S+), not from (\S+) \(not un-DNATed\), and the client reset it$",

@@ -32,6 +32,9 @@ def test_with_dumps() -> None:
     failed = [i for i, h in enumerate(hops) if h["failed"]]
     assert [(hops[i]["node"], hops[i]["kind"]) for i in failed] == [("node2", "route")]
     i = failed[0]
+    why = hops[i]["explanation"]
+    assert "came in on flannel.1, where forwarding is off" in why["en"] and "without an ICMP error" in why["en"]
+    assert "关闭了转发" in why["zh"] and "net.ipv4.ip_forward = 0" in why["zh"] and "forwarding is off" not in why["zh"]
     # seen decapsulated on flannel.1 just before; captured at cni0 and absent there; FORWARD never reached
     assert (hops[i - 1]["kind"], hops[i - 1]["interface"], hops[i - 1]["observed"]) == ("vtep", "flannel.1", True)
     assert [(h["kind"], h["observed"]) for h in hops[i + 1:i + 3]] == [("netfilter", None), ("bridge", False)]

@@ -43,6 +43,9 @@ def test_with_dumps() -> None:
     assert (hops[1]["kind"], hops[1]["interface"], hops[1]["observed"]) == ("nic", "eth1", True)
     assert [(h["node"], h["kind"]) for h in hops if h["failed"]] == [("node1", "route")]
     assert hops[-1]["node"] == "node2" and hops[-1]["kind"] == "pod"  # the path toward the endpoint
+    why = next(h["explanation"] for h in hops if h["failed"])
+    assert "the route back to source 203.0.113.10 leaves via eth0, not eth1" in why["en"]
+    assert "严格反向路径过滤" in why["zh"] and "leaves via" not in why["zh"]
 
     found = codes(flow)
     assert not {"IP_FORWARD_DISABLED", "FORWARD_BLOCKED", "OVERLAY_PORT_BLOCKED"} & set(found)
