@@ -926,14 +926,6 @@ def _plain_walk(store: bytearray, n: int, off: int, incl_at: Callable[..., tuple
     return np.array(offs, dtype=np.int64), off
 
 
-def _sparse_nonzero(mask: np.ndarray) -> np.ndarray:
-    """``np.flatnonzero(mask)`` for a mask with few True values: whole 8-byte words first."""
-    n = len(mask) - len(mask) % 8
-    words = np.flatnonzero(mask[:n].view(np.uint64))
-    near = (words[:, None] * 8 + np.arange(8)).ravel()
-    return np.concatenate((near[mask[near]], n + np.flatnonzero(mask[n:])))
-
-
 def _u32_at(store: bytearray, order: str) -> np.ndarray:
     """``store`` as 32-bit numbers at every byte offset (element i: the bytes i..i+3)."""
     return np.ndarray((len(store) - 3,), dtype=order + "u4", buffer=store, strides=(1,))
@@ -964,7 +956,7 @@ class _Chain:
             at = first + parity
             count = (last - at) // 2 + 1
             if count > 0:
-                hits = _sparse_nonzero(np.frombuffer(store, dtype=u16, count=count, offset=at) == high)
+                hits = np.flatnonzero(np.frombuffer(store, dtype=u16, count=count, offset=at) == high)
                 found.append(hits * 2 + (at - hi_at))
         pos = np.sort(np.concatenate(found), kind="stable") if found else np.zeros(0, dtype=np.int64)  # two runs: a merge
         self.pos = pos
