@@ -191,8 +191,9 @@ class FlowTable:
         """Flow id of every row (creating flows as needed), plus the chunk's groups: the unique
         flow ids and each row's index into them."""
         h = self._hash(lo, hi, k3)
-        uniq, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        uniq, inv = np.unique(h, return_inverse=True)
         inv = np.asarray(inv).ravel()
+        first = _first_rows(inv, len(uniq))
         # known hashes live in one sorted array (self._hkeys) with their flow ids (self._hids)
         keys, ids = self._hkeys, self._hids
         pos = np.searchsorted(keys, uniq)
@@ -385,9 +386,9 @@ class FlowTable:
         with np.errstate(over="ignore"):
             dh = ((g_row[data] * 2 + d[data]).astype(np.uint64) * _H1 + seq[data].astype(np.uint64) * _H2
                   + ip_id[data].astype(np.uint64) * _H3).view(np.int64)
-        uniq, idx = np.unique(dh, return_index=True)
+        uniq, inv = np.unique(dh, return_inverse=True)
         first = np.zeros(len(data), dtype=bool)
-        first[idx] = True
+        first[_first_rows(np.asarray(inv).ravel(), len(uniq))] = True
         recent = self._recent
         at = np.minimum(np.searchsorted(recent, dh), max(len(recent) - 1, 0))
         seen = recent[at] == dh if len(recent) else np.zeros(len(dh), dtype=bool)
@@ -579,7 +580,7 @@ class FlowTable:
         for start in range(0, self.count, block):
             sl = order[start : start + block]
             A = self._a
-            c_id, s_id, c_port, s_port, ci, si, _syn = self._ends(sl)
+            c_id, s_id, c_port, s_port, ci, si, syn = self._ends(sl)
             yield FlowCells(
                 proto=ctx.proto_names(A["proto"][sl].tolist()),
                 client=ctx.endpoints(c_id, c_port),
@@ -587,7 +588,7 @@ class FlowTable:
                 packets_c2s=A["pk"][ci].tolist(), bytes_c2s=A["by"][ci].tolist(),
                 packets_s2c=A["pk"][si].tolist(), bytes_s2c=A["by"][si].tolist(),
                 first_ts=A["first_ts"][sl].tolist(), last_ts=A["last_ts"][sl].tolist(),
-                tcp=ctx.tcp_code[sl].tolist(), encap=ctx.enc_code[sl].tolist(),
+                tcp=self._tcp_codes(ctx, sl, ci, si, syn).tolist(), encap=ctx.enc_code[sl].tolist(),
                 tcp_values=ctx.tcp_values, encap_values=ctx.enc_values,
             )
 
@@ -624,7 +625,7 @@ class FlowTable:
     def _rows(self, ctx: _SummaryContext, sl: np.ndarray) -> FlowRows:
         """Column lists of the flows ``sl`` (an array of flow ids), in that order."""
         A = self._a
-        c_id, s_id, c_port, s_port, ci, si, _syn = self._ends(sl)
+        c_id, s_id, c_port, s_port, ci, si, syn = self._ends(sl)
         gids = sl.tolist()
         per_file = [arr[sl].tolist() for arr in self._per_file]
         samples, materialise, fidx, intern = ctx.samples, ctx.materialise, ctx.fidx, ctx.intern
@@ -633,7 +634,7 @@ class FlowTable:
         n = len(gids)
         c_ips, s_ips = ctx.names_of(c_id), ctx.names_of(s_id)
         tcp_values = ctx.tcp_values
-        tcp_col = [tcp_values[c][0] for c in ctx.tcp_code[sl].tolist()]
+        tcp_col = [tcp_values[c][0] for c in self._tcp_codes(ctx, sl, ci, si, syn).tolist()]
         if only is not None:
             for k in set(only) - single.keys():
                 single[k] = ((files[0], k),)
@@ -663,7 +664,7 @@ class FlowTable:
         return r
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)  # columns: no useful repr or equality
 class FlowCells:
     """A block of flows as a table prints them (see ``FlowTable.cell_blocks``).
 
@@ -690,7 +691,7 @@ class FlowCells:
         return len(self.proto)
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)  # columns: no useful repr or equality
 class FlowRows:
     """A block of flows as parallel lists, one per ``FlowSummary`` field (plus endpoint texts)."""
 
@@ -731,6 +732,14 @@ def _groups(s_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     grp = np.zeros(len(s_sorted), dtype=np.int64)
     grp[starts[1:]] = 1
     return s_sorted[starts], starts, np.cumsum(grp)
+
+
+def _first_rows(inv: np.ndarray, groups: int) -> np.ndarray:
+    """The first row of each group, given each row's group number (``np.unique``'s ``return_index``
+    without the stable sort it needs)."""
+    first = np.full(groups, len(inv), dtype=np.int64)
+    np.minimum.at(first, inv, np.arange(len(inv)))
+    return first
 
 
 def _row_ids(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
@@ -775,10 +784,6 @@ class _SummaryContext:
         self.values: dict[Any, Any] = {}
         self.tcp_codes: dict[tuple[int, int], int] = {}
         self.tcp_values: list[tuple[TCPSummary | None, int]] = []
-        every = np.arange(table.count)
-        syn = table._a["syn_dir"][: table.count].astype(np.int64)
-        cd = np.where(syn >= 0, syn, table._a["first_dir"][: table.count])  # the client's direction
-        self.tcp_code = table._tcp_codes(self, every, 2 * every + cd, 2 * every + 1 - cd, syn)  # per flow id
         self.single_file: dict[int, tuple[tuple[str, int], ...]] = {}
         self.pnames: dict[int, str] = {}
         self.tunnel_name = tunnel_name

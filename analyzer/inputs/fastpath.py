@@ -136,7 +136,7 @@ class TunnelTable:
         return self._names[code] if 0 < code < len(self._names) else None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, repr=False, eq=False)  # numpy columns: no useful repr or equality
 class Batch:
     """Columns for ``n`` consecutive frames of one capture file (see the module docstring)."""
 
