@@ -775,15 +775,18 @@ class Simulator:
         self.snaps = snaps
         self.warn = warn
         self.cache: dict[tuple, object] = {}
+        self.inside: dict[str, bool] = {}
 
-    @lru_cache(maxsize=4096)  # noqa: B019 - one Simulator per explain run
     def _inside(self, ip: str) -> bool:
         """A node's own address or a pod of a node: the simulator knows where it enters."""
-        import ipaddress
+        if ip not in self.inside:
+            import ipaddress
 
-        addr = ipaddress.ip_address(ip)
-        return any(addr in snap.local_addresses() or (snap.pod_cidr is not None and addr.version ==
-                   snap.pod_cidr.version and addr in snap.pod_cidr) for snap in self.snaps.values())
+            addr = ipaddress.ip_address(ip)
+            self.inside[ip] = any(addr in snap.local_addresses() or (
+                snap.pod_cidr is not None and addr.version == snap.pod_cidr.version and addr in snap.pod_cidr)
+                for snap in self.snaps.values())
+        return self.inside[ip]
 
     def outcome(self, flow: StitchedFlow):  # noqa: ANN201 - engines.simulate.SimOutcome | None
         if not self.snaps or not any(s.ruleset is not None or s.routes for s in self.snaps.values()):
