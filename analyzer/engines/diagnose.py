@@ -17,7 +17,7 @@ from analyzer.engines.classify import in_cidr, node_of, role_of, service_at, unn
 from analyzer.engines.explain import finding_text
 from analyzer.engines.nft_walk import NftPacket
 from analyzer.engines.nft_walk import hook_verdict as nft_hook_verdict
-from analyzer.engines.paths import _ep, sighting_text
+from analyzer.engines.paths import _ep, describe, sighting_text
 from analyzer.engines.routing import forwarding_off, lookup_route, rp_filter_mode
 from analyzer.engines.simulate import node_addresses, ruleset_for
 from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
@@ -136,7 +136,36 @@ def diagnose_flow(ctx: Context) -> list[Finding]:
     explained = {"OVERLAY_PORT_BLOCKED", "FORWARD_BLOCKED", "MTU_EXCEEDED", "IP_FORWARD_DISABLED", "RP_FILTER_DROP"}
     if not ctx.flow.errors and not any(f.code in explained and f.checkable for f in out):
         out.extend(_bad_checksum(ctx))
+    out.extend(_dumps_disagree(ctx, out))
     return out
+
+
+def _dumps_disagree(ctx: Context, found: Sequence[Finding]) -> list[Finding]:
+    """DUMPS_DISAGREE: the captures show the packet stop on a node whose dumps, walked like the
+    kernel, let it through, and no finding explains the stop. Said as such, with the place and the
+    packets, instead of leaving a drop without a reason or guessing one."""
+    sim, flow = ctx.sim, ctx.flow
+    if sim is None or ctx.status not in ("dropped", "no-reply") or flow.errors:
+        return []
+    if getattr(sim, "status", None) not in ("forwarded", "local"):
+        return []
+    if any(f.checkable and f.severity in ("error", "warning") and f.code != "RETRANSMISSIONS" for f in found):
+        return []
+    failed = next((h for h in ctx.path if h.failed), None)
+    if failed is None or failed.node is None or ctx.nodes.get(failed.node) is None:
+        return []
+    node = failed.node
+    seen = [s for s in flow.sightings if s.direction == "fwd" and s.node == node] or \
+        [s for s in flow.sightings if s.direction == "fwd"]
+    passed = [h for h in getattr(sim, "hops", ()) if h.node == node and h.action in ("ACCEPTED", "POLICY", "ROUTED",
+                                                                                    "DELIVERED")]
+    ev = [_ev_packet(s) for s in seen[-2:]] + [_ev_line(ref) for h in passed[-2:] for ref in h.evidence[:1]]
+    snap = ctx.nodes[node]
+    when = f" (taken {snap.collected_at})" if snap.collected_at else ""
+    return [_make("DUMPS_DISAGREE", "warning", node, {
+        "node": node, "where": describe(failed), "when": when,
+        "outcome": sim.explanation.rstrip("."),
+    }, ev, flow=flow.id)]
 
 
 def _overlay_blocked(ctx: Context) -> list[Finding]:

@@ -382,6 +382,21 @@ FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
         "长期方案是 kubelet `--hairpin-mode=hairpin-veth`，或在 flannel CNI 配置"
         "（/etc/cni/net.d/10-flannel.conflist）中设置 `\"hairpinMode\": true`。",
     ),
+    "DUMPS_DISAGREE": (
+        "The captures show the packet stop at {where}, yet {node}'s dumps{when}, walked like the kernel, let it "
+        "through ({outcome}): something they do not show stops it there.",
+        "抓包显示数据包停在 {where}，但按内核方式推演 {node} 的转储{when}，它应当通过（{outcome}）：是转储中看不到的"
+        "东西在那里拦下了它。",
+        "Dump {node} again right after reproducing the problem (`k8s-trace collect` takes captures and dumps together) "
+        "and compare: rules or routes may have changed since; include `nft list ruleset` (tables iptables-save does "
+        "not show); then look for what netfilter dumps cannot show: an eBPF/XDP program (`bpftool net`), a cloud "
+        "security group or hypervisor firewall, the device's state (`ip -d link`); `pwru` or an nftables trace "
+        "(`nft monitor trace`) on {node} names the kernel function that drops it.",
+        "在复现问题后立即重新收集 {node} 的转储（`k8s-trace collect` 同时抓包和转储）并对比：规则或路由可能已变化；"
+        "包含 `nft list ruleset`（iptables-save 看不到的表）；再排查 netfilter 转储无法体现的东西：eBPF/XDP 程序"
+        "（`bpftool net`）、云安全组或虚拟化防火墙、设备状态（`ip -d link`）；在 {node} 上用 `pwru` 或 nftables 跟踪"
+        "（`nft monitor trace`）可以指出丢包的内核函数。",
+    ),
     "BRIDGE_NF_CALL_DISABLED": (
         "The answer to {client} came back from {real}, not from {service}: on {node} it was bridged across "
         "{bridge} without passing iptables, so conntrack never undid the DNAT ({setting}); the client does not "

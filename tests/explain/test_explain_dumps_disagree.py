@@ -1,0 +1,43 @@
+"""DUMPS_DISAGREE: the captures show the packet stop where the node's dumps let it through, and no
+finding explains it. Said, with the place, the packets and the rules that let it pass; never on
+a sample whose failure has a cause."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from builders import ether, ipv4, tcp, udp, vxlan, write_pcap
+from explaincheck import codes, explain, only_flow, sample
+
+T0 = 1_700_000_000.0
+
+
+def test_vxlan_vanishes_behind_a_node_whose_dumps_accept_it(tmp_path: Path) -> None:
+    node = tmp_path / "node2"
+    shutil.copytree(sample("cross-node") / "node2", node,
+                    ignore=shutil.ignore_patterns("*.pcap", "*.pcapng", "conntrack"))
+    frames = []
+    for i, t in enumerate((0.0, 1.0, 3.0)):
+        inner = ether(ipv4(tcp(sport=40000, dport=8080, flags="S", seq=7), src="10.244.1.2", dst="10.244.2.2",
+                           ident=100 + i))
+        outer = ipv4(udp(vxlan(inner, vni=1), sport=51000 + i, dport=8472), src="192.168.56.11",
+                     dst="192.168.56.12", ident=300 + i)
+        frames.append((T0 + t, ether(outer)))
+    write_pcap(node / "eth0.pcap", frames)
+    write_pcap(node / "flannel.1.pcap", [])
+    flow = only_flow(explain(node))
+    assert flow["status"] == "dropped", flow["verdict"]["en"]
+    f = codes(flow)["DUMPS_DISAGREE"]
+    assert (f["node"], f["severity"], f["checkable"]) == ("node2", "warning", True)
+    assert "node2's dumps" in f["message"] and "let it through" in f["message"]
+    assert [e["packet"] for e in f["evidence"] if e["packet"]], f["evidence"]
+    assert "nft list ruleset" in f["fix"] and "pwru" in f["fix"]
+
+
+def test_never_on_a_sample_whose_failure_has_a_cause() -> None:
+    roots = sorted(p for p in (Path(__file__).resolve().parents[2] / "samples").iterdir() if p.is_dir())
+    assert roots
+    for root in roots:
+        for flow in explain(root)["flows"]:
+            assert "DUMPS_DISAGREE" not in codes(flow), (root, flow["verdict"]["en"])
