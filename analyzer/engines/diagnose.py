@@ -193,6 +193,7 @@ def _overlay_blocked(ctx: Context) -> list[Finding]:
             "how_zh": f"以 ICMP {e.icmp_type}/{e.icmp_code} 拒绝",
             "observed": f"{len(errs)} ICMP error(s) from {e.src} quote the VXLAN packets",
             "observed_zh": f"{e.src} 发出 {len(errs)} 个引用这些 VXLAN 包的 ICMP 差错报文",
+            **_nft_first(ctx.nodes.get(node or ""), ref, port),
         }, ev, flow=flow.id))
         return out
     if ctx.status not in ("dropped", "no-reply"):
@@ -214,8 +215,9 @@ def _overlay_blocked(ctx: Context) -> list[Finding]:
             ev.insert(0, _ev_line(ref))
         params = {"port": port, "peer": src_ip, "node_ip": dst_ip, "node": node, "how": "dropped", "how_zh": "丢弃",
                   "observed": f"they reach {rx[0].interface} but never {decap[0].interface}",
-                  "observed_zh": f"它们到达 {rx[0].interface} 却从未出现在 {decap[0].interface}"}
-        if snap is not None and snap.ruleset is not None:
+                  "observed_zh": f"它们到达 {rx[0].interface} 却从未出现在 {decap[0].interface}",
+                  **_nft_first(snap, ref, port)}
+        if snap is not None and (snap.ruleset is not None or snap.nft is not None):
             if ref is not None:
                 out.append(_make("OVERLAY_PORT_BLOCKED", "error", node, params, ev, flow=flow.id))
         else:
@@ -247,6 +249,21 @@ def _input_rule(snap: NodeSnapshot | None, src: str | None, dst: str | None, por
     nv = nft_hook_verdict(snap.nft, "input", NftPacket(src, dst, "udp", None, port,
                                                        iif=owner.name if owner is not None else None))
     return nv.rule if nv is not None and nv.verdict in ("drop", "reject") else None
+
+
+def _nft_first(snap: NodeSnapshot | None, ref: SourceRef | None, port: int) -> dict[str, str]:
+    """When the blocking rule is in an nftables table iptables-save does not show (firewalld's),
+    the fix starts there: iptables rules cannot override another table's reject."""
+    if snap is None or snap.nft is None or ref is None or ref.file != snap.nft.file:
+        return {"first": "", "first_zh": ""}
+    return {
+        "first": f"The rule is in an nftables table iptables-save does not show ({ref.file}:{ref.line}): an iptables "
+                 f"ACCEPT cannot override its reject; open the port there, with firewalld `firewall-cmd --permanent "
+                 f"--add-port={port}/udp && firewall-cmd --reload`. ",
+        "first_zh": f"拦截规则位于 iptables-save 看不到的 nftables 表中（{ref.file}:{ref.line}）：iptables 的 ACCEPT "
+                    f"无法推翻它的拒绝；请在那里放行该端口，firewalld 用 `firewall-cmd --permanent --add-port={port}/udp "
+                    f"&& firewall-cmd --reload`。",
+    }
 
 
 def _service_rules(snap: NodeSnapshot | None, ip: str, phrase: str) -> list[SourceRef]:

@@ -296,11 +296,11 @@ FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
     "OVERLAY_PORT_BLOCKED": (
         "VXLAN packets (UDP {port}) from {peer} to {node_ip} are {how} on {node}: {observed}",
         "从 {peer} 发往 {node_ip} 的 VXLAN 包（UDP {port}）在 {node} 上被{how_zh}：{observed_zh}",
-        "Allow the overlay port between the nodes on {node}: "
+        "{first}Allow the overlay port between the nodes on {node}: "
         "`iptables -I INPUT -p udp --dport {port} -s {peer} -j ACCEPT` "
         "(firewalld: `firewall-cmd --permanent --add-port={port}/udp && firewall-cmd --reload`); "
         "also open UDP {port} in any cloud security group between {peer} and {node_ip}.",
-        "在 {node} 上放行节点之间的 overlay 端口："
+        "{first_zh}在 {node} 上放行节点之间的 overlay 端口："
         "`iptables -I INPUT -p udp --dport {port} -s {peer} -j ACCEPT`"
         "（firewalld：`firewall-cmd --permanent --add-port={port}/udp && firewall-cmd --reload`）；"
         "云安全组中也要放行 {peer} 与 {node_ip} 之间的 UDP {port}。",

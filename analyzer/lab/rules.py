@@ -24,6 +24,38 @@ def centos_input(vxlan_port: int) -> list[str]:
     ]
 
 
+def firewalld_nft(vxlan_port: int) -> str:
+    """firewalld's nftables table as it loads it on RHEL 8+/Fedora (public zone: ssh, the Kubernetes
+    API and kubelet opened; the flannel VXLAN port forgotten), for ``nft -f``. The node's iptables,
+    which iptables-save shows, accept the VXLAN port; this table, which it does not show, rejects it."""
+    del vxlan_port  # (not opened: that is the fault)
+    return """table inet firewalld {
+	chain filter_INPUT {
+		type filter hook input priority filter + 10; policy accept;
+		ct state { established, related } accept
+		ct status dnat accept
+		iifname "lo" accept
+		ct state invalid drop
+		jump filter_INPUT_ZONES
+		reject with icmpx admin-prohibited
+	}
+	chain filter_INPUT_ZONES {
+		iifname "eth0" goto filter_IN_public
+		goto filter_IN_public
+	}
+	chain filter_IN_public {
+		jump filter_IN_public_allow
+		meta l4proto { icmp, ipv6-icmp } accept
+	}
+	chain filter_IN_public_allow {
+		tcp dport 22 ct state { new, untracked } accept
+		tcp dport 6443 ct state { new, untracked } accept
+		tcp dport 10250 ct state { new, untracked } accept
+	}
+}
+"""
+
+
 def append_to_table(text: str, table: str, lines: list[str]) -> str:
     """Insert rule lines at the end of `table` (before its COMMIT) in iptables-restore text."""
     out: list[str] = []

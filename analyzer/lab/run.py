@@ -24,7 +24,7 @@ from analyzer.lab import build as build_mod
 from analyzer.lab.capture import FLUSH_WAIT, node_interfaces, start_captures, stop_captures
 from analyzer.lab.dump import dump_node, kubectl_json
 from analyzer.lab.netns import Sandbox, check_host, close_shielded
-from analyzer.lab.rules import node_rules
+from analyzer.lab.rules import firewalld_nft, node_rules
 from analyzer.lab.scenarios import Scenario, Step
 from analyzer.lab.topology import EXTERNAL, Cluster, LabParams
 
@@ -117,6 +117,8 @@ def load_rules(sb: Sandbox, sc: Scenario, cluster: Cluster, out: dict[str, str] 
     for node in cluster.nodes:
         text = node_rules(cluster, node, sc.faults)
         sb.ns_run(cluster.params.ns(node.name), ["iptables-restore"], input=text)
+        if node.name in sc.faults.firewalld_nft_on:
+            sb.ns_run(cluster.params.ns(node.name), ["nft", "-f", "-"], input=firewalld_nft(cluster.params.vxlan_port))
         if out is not None:
             out[node.name] = text
 

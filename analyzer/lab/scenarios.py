@@ -81,7 +81,8 @@ class Scenario:
                                  f"node{index}); --nodes is {params.nodes}")
         if self.params.get("backend") == "host-gw" and params.backend != "host-gw":
             raise ValueError(f"scenario {self.name} is about the host-gw backend")
-        if (self.faults.block_vxlan_on or self.faults.missing_fdb) and params.backend != "vxlan":
+        if (self.faults.block_vxlan_on or self.faults.firewalld_nft_on or self.faults.missing_fdb) \
+                and params.backend != "vxlan":
             raise ValueError(f"scenario {self.name} breaks VXLAN: it needs --backend vxlan")
 
     def servers(self, cluster: Cluster) -> list[tuple[str, list[str]]]:
@@ -311,6 +312,20 @@ SCENARIOS: tuple[Scenario, ...] = (
         steps=(Step("web", "http", "svc:web", 80,
                     Expect("timeout", "pod-to-service", "dropped", (), ("dnat",), finding="HAIRPIN",
                            finding_node="node1")),),
+    ),
+    Scenario(
+        name="vxlan-blocked-nft",
+        summary="UDP 8472 rejected by firewalld's nftables zone on the receiving node, invisible to iptables-save",
+        shows="node2 runs firewalld with its nftables backend (RHEL 8+, Fedora): its public zone opens ssh, the "
+              "API server and kubelet, not flannel's UDP 8472. iptables-save shows nothing wrong (its INPUT accepts "
+              "everything); the table `inet firewalld`, which only `nft list ruleset` shows, rejects the VXLAN "
+              "packets with ICMP 3/13 (`reject with icmpx admin-prohibited`). The client times out.",
+        pods=(("client", 1, CLIENT), ("web", 2, WEB)),
+        services=(),
+        faults=Faults(firewalld_nft_on=("node2",)),
+        steps=(Step("client", "http", "pod:web", WEB_PORT,
+                    Expect("timeout", "pod-to-pod-cross-node", "rejected", ("vxlan",), finding="OVERLAY_PORT_BLOCKED",
+                           finding_node="node2")),),
     ),
     Scenario(
         name="br-netfilter-off",

@@ -189,6 +189,7 @@ class Faults:
     forward_drop_on: tuple[str, ...] = ()  # nodes with FORWARD policy DROP (Docker's) and no FLANNEL-FWD
     no_hairpin: bool = False  # pod veths without hairpin mode (flannel's CNI config turns it on)
     no_br_netfilter_on: tuple[str, ...] = ()  # nodes with net.bridge.bridge-nf-call-iptables = 0
+    firewalld_nft_on: tuple[str, ...] = ()  # nodes with firewalld's nftables zone table (VXLAN port not opened)
     no_ip_forward_on: tuple[str, ...] = ()  # nodes with net.ipv4.ip_forward = 0 (a host that never had it set)
     # nodes with a second NIC, eth1 on the ingress network (the router reaches them by it; their
     # default route stays on eth0, so answers to outside clients leave by eth0)

@@ -40,3 +40,17 @@ def test_firewalld_nft_zone_rejects_the_overlay(tmp_path: Path) -> None:
     (node / "nft-ruleset").unlink()
     f = codes(only_flow(explain(node)))["OVERLAY_PORT_BLOCKED"]
     assert not [e for e in f["evidence"] if e["line"]]
+
+
+def test_recorded_firewalld_block() -> None:
+    """samples/vxlan-blocked-nft: a real kernel rejecting VXLAN in firewalld's nftables table."""
+    root = sample("vxlan-blocked-nft")
+    flow = only_flow(explain(root / "node1", root / "node2"))
+    assert (flow["kind"], flow["status"]) == ("pod-to-pod-cross-node", "rejected"), flow["verdict"]["en"]
+    f = codes(flow)["OVERLAY_PORT_BLOCKED"]
+    assert (f["node"], f["checkable"]) == ("node2", True)
+    [line] = [e for e in f["evidence"] if e["line"]]
+    assert line["file"].endswith("node2/nft-ruleset") and line["text"].strip() == "reject with icmpx admin-prohibited"
+    assert "an iptables ACCEPT cannot override its reject" in f["fix"]
+    iptables = (root / "node2" / "iptables-save").read_text()
+    assert "REJECT" not in iptables and "8472" not in iptables  # iptables-save alone shows nothing wrong
