@@ -212,6 +212,8 @@ _REASON_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) f
      r"\1 上的严格反向路径过滤（rp_filter=1）丢弃了它：回到源地址 \2 的路由经 \3 离开，而不是数据包进入的 \4"),
     (r"^a capture point on the path never saw it$", "路径上的某个抓包点没有看到它"),
     (r"^the capture starts in the middle of the connection$", "抓包从连接中途开始"),
+    (r"^the capture ends (\d+) ms after the flow's first packet: too soon for an answer$",
+     r"抓包在该流的第一个包之后 \1 ms 就结束了：来不及等到应答"),
     (r"^the answer reached the client from (\S+), not from (\S+) \(not un-DNATed\), and the client reset it$",
      r"应答以 \1 而不是 \2 的身份到达客户端（没有撤销 DNAT），客户端将其重置"),
     (r"^the answer reached the client from (\S+), not from (\S+) \(not un-DNATed\)$",

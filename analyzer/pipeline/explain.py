@@ -494,6 +494,29 @@ def _decide_status(flow: StitchedFlow, path: Sequence, topo: Topology | None = N
     return status, reason
 
 
+#: a flow whose first packet came this close to the end of every capture that saw it had no time
+#: to be answered (a reply takes milliseconds; the first SYN retransmission comes after 1 s)
+TOO_SOON = 1.0
+
+
+def _too_soon(flow: StitchedFlow, points: Mapping[str, CapturePoint]) -> tuple[str, str] | None:
+    """``incomplete`` instead of ``no-reply`` when every capture of the flow ended under
+    ``TOO_SOON`` seconds after the flow's first packet there."""
+    first: dict[str, float] = {}
+    for s in flow.sightings:
+        if s.direction == "fwd":
+            first[s.record.file] = min(first.get(s.record.file, s.record.ts), s.record.ts)
+    margins = []
+    for f, t in first.items():
+        pt = points.get(f)
+        if pt is None or pt.last_ts is None:
+            return None
+        margins.append(pt.last_ts - t)
+    if not margins or max(margins) >= TOO_SOON:
+        return None
+    return "incomplete", f"the capture ends {max(margins) * 1000:.0f} ms after the flow's first packet: too soon for an answer"
+
+
 def _status_of(flow: StitchedFlow, path: Sequence, topo: Topology | None) -> tuple[str, str]:
     status, reason = classify.answer_status(flow, topo)
     if status is not None:
@@ -881,6 +904,8 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
     if outcome is not None:
         path = paths.attach_simulation(path, outcome.hops)
     status, reason = _decide_status(flow, path, topo)
+    if status == "no-reply":
+        status, reason = _too_soon(flow, points) or (status, reason)
     sim_failed = paths.sim_failure_index(path, outcome.hops) if outcome is not None else None
     if status == "no-reply" and outcome is not None and outcome.status in ("dropped", "rejected") \
             and sim_failed is not None:
