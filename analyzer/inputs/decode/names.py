@@ -9,6 +9,7 @@ emptied when it grows past ``LIMIT`` entries (a scan of random addresses cannot 
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 
 LIMIT = 1 << 16
 
@@ -17,34 +18,32 @@ _V6: dict[bytes, str] = {}
 _MAC: dict[bytes, str] = {}
 
 
-def ipv4_text(raw: bytes) -> str:
+def _text(cache: dict[bytes, str], raw: bytes, make: Callable[[bytes], str]) -> str:
     if type(raw) is not bytes:  # a bytearray or memoryview slice is not hashable
         raw = bytes(raw)
-    text = _V4.get(raw)
+    text = cache.get(raw)
     if text is None:
-        if len(_V4) >= LIMIT:
-            _V4.clear()
-        text = _V4[raw] = socket.inet_ntoa(raw)
+        if len(cache) >= LIMIT:
+            cache.clear()
+        text = cache[raw] = make(raw)
     return text
+
+
+def ipv4_text(raw: bytes) -> str:
+    return _text(_V4, raw, socket.inet_ntoa)
 
 
 def ipv6_text(raw: bytes) -> str:
-    if type(raw) is not bytes:
-        raw = bytes(raw)
-    text = _V6.get(raw)
-    if text is None:
-        if len(_V6) >= LIMIT:
-            _V6.clear()
-        text = _V6[raw] = socket.inet_ntop(socket.AF_INET6, raw)
-    return text
+    return _text(_V6, raw, _ntop6)
 
 
 def mac_text(raw: bytes) -> str:
-    if type(raw) is not bytes:
-        raw = bytes(raw)
-    text = _MAC.get(raw)
-    if text is None:
-        if len(_MAC) >= LIMIT:
-            _MAC.clear()
-        text = _MAC[raw] = raw.hex(":")
-    return text
+    return _text(_MAC, raw, _colons)
+
+
+def _ntop6(raw: bytes) -> str:
+    return socket.inet_ntop(socket.AF_INET6, raw)
+
+
+def _colons(raw: bytes) -> str:
+    return raw.hex(":")
