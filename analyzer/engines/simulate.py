@@ -693,9 +693,9 @@ class _Simulator:
         node, p = leg.node, leg.packet
         if node.nft is None or p.proto not in (6, 17, 132):
             return False
-        proto = {6: "tcp", 17: "udp", 132: "sctp"}[p.proto]
-        v = nft_hook_verdict(node.nft, "input", NftPacket(str(p.src), str(p.dst), proto, p.sport, p.dport,
-                                                          iif=p.in_interface if p.in_known else None))
+        packet = NftPacket(str(p.src), str(p.dst), proto_name(p.proto), p.sport, p.dport,
+                           iif=p.in_interface if p.in_known else None)
+        v = nft_hook_verdict(node.nft, "input", packet)
         if v is None:
             return False
         where = f"{v.rule.file}:{v.rule.line}" if v.rule is not None else v.table
