@@ -242,15 +242,14 @@ class _Counted:
         return data
 
 
-def _open_tarball(path: Path, display: str) -> BinaryIO:
-    """The uncompressed bytes of a tarball (gzip, bzip2, xz or none, chosen by magic number)."""
-    raw = path.open("rb")  # noqa: SIM115 - closed by the caller (through the decompressor)
+def _uncompressed(raw: BinaryIO, display: str) -> BinaryIO:
+    """The uncompressed bytes of a tarball (gzip, bzip2, xz or none, chosen by magic number).
+    Closing the decompressor does not close ``raw``: the caller does."""
     kind = compression_of(raw.read(8))
     raw.seek(0)
     if kind is None:
         return raw
     if kind not in READABLE_COMPRESSION:
-        raw.close()
         raise InputError(display, f"{kind}-compressed tarball; decompress it first", hint=f"{kind} -d")
     return decompressor(kind, raw)
 
@@ -273,7 +272,7 @@ def _extract(path: Path, display: str) -> tuple[Path, list[str]]:
     written = 0
     end = 0  # where the last complete member's data (padded to 512 bytes) ends
     try:
-        with _open_tarball(path, display) as stream:
+        with path.open("rb") as raw, _uncompressed(raw, display) as stream:
             counted = _Counted(stream)
             with tarfile.open(fileobj=counted, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:

@@ -1,0 +1,32 @@
+"""A compressed collect tarball is read without leaving its file open (the decompressors do not
+close the file they are given)."""
+
+from __future__ import annotations
+
+import gc
+import io
+import tarfile
+import warnings
+from pathlib import Path
+
+import pytest
+
+from analyzer.inputs.bundle import load_bundle
+
+ROUTES = b"default via 10.0.0.1 dev eth0\n10.244.1.0/24 dev cni0 proto kernel scope link src 10.244.1.1\n"
+
+
+@pytest.mark.parametrize("mode", ["gz", "bz2", "xz", ""])
+def test_tarball_file_is_closed(tmp_path: Path, mode: str) -> None:
+    tarball = tmp_path / f"n1.tar{'.' + mode if mode else ''}"
+    with tarfile.open(tarball, f"w:{mode}") as tar:
+        info = tarfile.TarInfo("n1/ip-route")
+        info.size = len(ROUTES)
+        tar.addfile(info, io.BytesIO(ROUTES))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        snap = load_bundle(tarball)
+        gc.collect()
+    assert snap.name == "n1" and len(snap.routes) == 2 and snap.warnings == ()
+    leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+    assert leaks == []
