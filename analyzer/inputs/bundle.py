@@ -21,7 +21,13 @@ from typing import Any, BinaryIO
 
 from analyzer.errors import InputError
 from analyzer.inputs.bridge_fdb import parse_bridge_fdb
-from analyzer.inputs.capture import READABLE_COMPRESSION, compression_of, decompressor, sniff_capture
+from analyzer.inputs.capture import (
+    READABLE_COMPRESSION,
+    capture_stem,
+    compression_of,
+    decompressor,
+    sniff_capture,
+)
 from analyzer.inputs.conntrack import parse_conntrack
 from analyzer.inputs.ip_addr import merge_interfaces, parse_ip_addr
 from analyzer.inputs.ip_neigh import parse_ip_neigh
@@ -76,8 +82,6 @@ _NAME_KINDS.update({
     "ip6tables": "ip6tables-save", "conntrack.txt": "conntrack",
 })
 _TAR_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.xz", ".tar.bz2")
-#: what gzip, bzip2 and xz append to a capture's name (the compressions read_capture reads)
-_COMPRESSION_SUFFIXES = (".gz", ".bz2", ".xz")
 
 _STATE_WORDS = r"(PERMANENT|NOARP|REACHABLE|STALE|DELAY|PROBE|FAILED|INCOMPLETE|NONE)"
 _LINE_KINDS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -159,15 +163,9 @@ def is_tarball(path: Path) -> bool:
 
 def capture_interface(file_name: str) -> str | None:
     """``cni0.pcap`` -> cni0, ``flannel.1.pcapng`` -> flannel.1, ``any.pcap`` -> any, the same
-    with ``.gz``/``.bz2``/``.xz`` after it (``eth0.pcap.gz`` -> eth0); else None."""
-    for suffix in _COMPRESSION_SUFFIXES:
-        if file_name.endswith(suffix):
-            file_name = file_name[: -len(suffix)]
-            break
-    for suffix in (".pcapng", ".pcap", ".cap"):
-        if file_name.endswith(suffix) and len(file_name) > len(suffix):
-            return file_name[: -len(suffix)]
-    return None
+    with ``.gz``/``.bz2``/``.xz`` after it (``eth0.pcap.gz`` -> eth0); else None. Inside a bundle
+    any name is an interface's (unlike ``capture.interface_from_name`` for a capture alone)."""
+    return capture_stem(file_name)
 
 
 def is_bundle_dir(path: str | Path) -> bool:

@@ -41,8 +41,8 @@ from analyzer.inputs.decode.linktypes import LINKTYPES
 from analyzer.model.packet import RawFrame
 
 __all__ = [
-    "READABLE_COMPRESSION", "CaptureInfo", "RawFrame", "capture_format", "capture_info", "compression_of",
-    "decompressor", "interface_from_name", "read_capture", "sniff_capture",
+    "READABLE_COMPRESSION", "CaptureInfo", "RawFrame", "capture_format", "capture_info", "capture_stem",
+    "compression_of", "decompressor", "interface_from_name", "read_capture", "sniff_capture",
 ]
 
 Warn = Callable[[str], None]
@@ -102,14 +102,21 @@ class CaptureInfo:
     interfaces: tuple[str | None, ...] = ()  # pcapng IDB names
 
 
+def capture_stem(file_name: str) -> str | None:
+    """A capture file's name without its capture suffix (``.pcap``, ``.pcapng``, ``.cap``, each
+    optionally followed by ``.gz``/``.bz2``/``.xz``): ``eth0.pcap.gz`` -> eth0; None when the name
+    has no such suffix or nothing before it."""
+    m = _CAPTURE_SUFFIX.search(file_name)
+    if m is None:
+        return None
+    return file_name[: m.start()] or None
+
+
 def interface_from_name(path: str | os.PathLike[str]) -> str | None:
     """The interface a capture file's name says it was taken on, or None (see module doc)."""
     p = Path(path)
-    m = _CAPTURE_SUFFIX.search(p.name)
-    if m is None:
-        return None
-    stem = p.name[: m.start()]
-    if not stem or stem == "any" or not _IFNAME_VALID.match(stem):
+    stem = capture_stem(p.name)
+    if stem is None or stem == "any" or not _IFNAME_VALID.match(stem):
         return None
     if _IFNAME_LIKE.match(stem):
         return stem

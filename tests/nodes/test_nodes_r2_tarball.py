@@ -1,5 +1,5 @@
 """A compressed collect tarball is read without leaving its file open (the decompressors do not
-close the file they are given)."""
+close the file they are given); a bundle's capture names give their interface."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.inputs.bundle import load_bundle
+from analyzer.inputs.bundle import capture_interface, load_bundle
 
 ROUTES = b"default via 10.0.0.1 dev eth0\n10.244.1.0/24 dev cni0 proto kernel scope link src 10.244.1.1\n"
 
@@ -30,3 +30,12 @@ def test_tarball_file_is_closed(tmp_path: Path, mode: str) -> None:
     assert snap.name == "n1" and len(snap.routes) == 2 and snap.warnings == ()
     leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
     assert leaks == []
+
+
+@pytest.mark.parametrize("name,iface", [
+    ("cni0.pcap", "cni0"), ("flannel.1.pcapng", "flannel.1"), ("any.pcap", "any"), ("eth0.pcap.gz", "eth0"),
+    ("uplink.cap.xz", "uplink"), ("a.pcapng.bz2", "a"), ("x.pcap.pcap", "x.pcap"), (".pcap", None),
+    (".pcap.gz", None), ("notes.gz", None), ("eth0.pcap.zst", None), ("pcap", None), ("eth0.pcapng2", None),
+])
+def test_capture_interface_in_a_bundle(name: str, iface: str | None) -> None:
+    assert capture_interface(name) == iface
