@@ -200,9 +200,9 @@ def _u24(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _u32(a: np.ndarray, idx: np.ndarray) -> np.ndarray:
-    """Big-endian 32-bit numbers at byte offsets ``idx`` of ``a`` (one gather through a view of
-    ``a`` with a 1-byte stride; ``a`` has ``_PAD`` bytes beyond any offset asked for)."""
-    return np.ndarray((len(a) - 3,), dtype=">u4", buffer=a, strides=(1,))[idx].astype(np.int64)
+    """Big-endian 32-bit numbers at byte offsets ``idx`` of ``a`` (one gather through ``_u32_at``'s
+    view; ``a`` has ``_PAD`` bytes beyond any offset asked for)."""
+    return _u32_at(a, ">")[idx].astype(np.int64)
 
 
 def _classify(
@@ -926,8 +926,9 @@ def _plain_walk(store: bytearray, n: int, off: int, incl_at: Callable[..., tuple
     return np.array(offs, dtype=np.int64), off
 
 
-def _u32_at(store: bytearray, order: str) -> np.ndarray:
-    """``store`` as 32-bit numbers at every byte offset (element i: the bytes i..i+3)."""
+def _u32_at(store: bytearray | np.ndarray, order: str) -> np.ndarray:
+    """``store`` (bytes, or a uint8 array) as 32-bit numbers of byte order ``order`` at every byte
+    offset (element i: the bytes i..i+3), through a view with a 1-byte stride (no copy)."""
     return np.ndarray((len(store) - 3,), dtype=order + "u4", buffer=store, strides=(1,))
 
 
