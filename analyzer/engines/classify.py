@@ -25,6 +25,7 @@ from analyzer.model.explain import (
     StitchedFlow,
     Topology,
 )
+from analyzer.model.flow import endpoint_text
 from analyzer.model.record import PacketRecord
 
 #: kube-apiserver's default service range; used only for addresses never seen answering themselves.
@@ -384,12 +385,6 @@ def _is_plain_reply(r: PacketRecord) -> bool:
     return True
 
 
-def _ep(ip: str, port: int | None) -> str:
-    if port is None:
-        return ip
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
 def unnatted_replies(flow: StitchedFlow, client_node: str | None = None) -> tuple[list[Sighting], list[Sighting]]:
     """Answers that reach the client still from the DNATed address, and the client's resets to it.
 
@@ -436,8 +431,8 @@ def answer_status(flow: StitchedFlow, topo: Topology | None = None) -> tuple[str
         at_client = {(s.node, s.interface, s.record.sll_pkttype) for s in wrong}
         if not any(_is_plain_reply(s.record) and id(s) not in bad
                    and (s.node, s.interface, s.record.sll_pkttype) in at_client for s in rev):
-            reason = (f"the answer reached the client from {_ep(*flow.real_server)}, not from "
-                      f"{_ep(*flow.server)} (not un-DNATed)")
+            reason = (f"the answer reached the client from {endpoint_text(*flow.real_server)}, not from "
+                      f"{endpoint_text(*flow.server)} (not un-DNATed)")
             return "dropped", reason + (", and the client reset it" if resets else "")
     if any(_is_plain_reply(s.record) for s in rev):
         return "delivered", "the server answered"

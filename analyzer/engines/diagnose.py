@@ -17,10 +17,11 @@ from analyzer.engines.classify import in_cidr, node_of, role_of, service_at, unn
 from analyzer.engines.explain import finding_text
 from analyzer.engines.nft_walk import NftPacket
 from analyzer.engines.nft_walk import hook_verdict as nft_hook_verdict
-from analyzer.engines.paths import _ep, describe, sighting_text
+from analyzer.engines.paths import describe, sighting_text
 from analyzer.engines.routing import forwarding_off, lookup_route, rp_filter_mode
 from analyzer.engines.simulate import node_addresses, ruleset_for
 from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
+from analyzer.model.flow import endpoint_text
 from analyzer.model.node import NodeSnapshot
 from analyzer.model.refs import SourceRef
 
@@ -521,11 +522,11 @@ def _bridge_nf_off(ctx: Context) -> list[Finding]:
     svc = flow.server
     real = flow.real_server
     return [_make("BRIDGE_NF_CALL_DISABLED", "error", node, {
-        "client": flow.client[0], "service": _ep(*svc), "real": _ep(*real), "node": node or "?", "bridge": bridge,
+        "client": flow.client[0], "service": endpoint_text(*svc), "real": endpoint_text(*real), "node": node or "?", "bridge": bridge,
         "setting": setting, "setting_zh": setting_zh,
         "reacts": "resets it" if resets else "drops it", "reacts_zh": "于是重置连接" if resets else "于是丢弃它",
-        "observed": f"{len({s.key for s in replies})} answer(s) from {_ep(*real)} captured at {replies[0].interface}.",
-        "observed_zh": f"在 {replies[0].interface} 抓到 {len({s.key for s in replies})} 个来自 {_ep(*real)} 的应答。",
+        "observed": f"{len({s.key for s in replies})} answer(s) from {endpoint_text(*real)} captured at {replies[0].interface}.",
+        "observed_zh": f"在 {replies[0].interface} 抓到 {len({s.key for s in replies})} 个来自 {endpoint_text(*real)} 的应答。",
     }, ev, checkable=value is not None or (snap is not None and bool(snap.sysctl)), flow=flow.id)]
 
 
@@ -568,7 +569,7 @@ def _ip_forward_off(ctx: Context) -> list[Finding]:
     n_copies = len({(s.record.seq, s.record.payload_hash, s.record.ip_id) for s in seen if s.interface == entry.interface
                     or s.record.tunnel is None})
     out_if = after.interface if after is not None and after.interface else "its way out"
-    src, dst = _ep(*flow.client), _ep(*flow.real_server)
+    src, dst = endpoint_text(*flow.client), endpoint_text(*flow.real_server)
     observed = (f"{n_copies} packet(s) seen on {entry.interface or iif} of {node}, none on {out_if}, no ICMP error."
                 if gone else f"{n_copies} packet(s) seen on {entry.interface or iif} of {node}, no ICMP error.")
     observed_zh = (f"在 {node} 的 {entry.interface or iif} 上看到 {n_copies} 个包，{out_if} 上一个也没有，也没有 ICMP 差错。"
@@ -656,7 +657,7 @@ def _rp_filter(ctx: Context) -> list[Finding]:
     ev += [_ev_packet(s) for s in seen[:2]]
     dnat = f" (DNATed to {p.endpoint('dst')})" if (str(p.dst), p.dport) != flow.server else ""
     return [_make("RP_FILTER_DROP", "error", node, {
-        "node": node, "src": _ep(*flow.client), "dst": _ep(*flow.server), "dnat": dnat,
+        "node": node, "src": endpoint_text(*flow.client), "dst": endpoint_text(*flow.server), "dnat": dnat,
         "dnat_zh": f"（DNAT 到 {p.endpoint('dst')}）" if dnat else "", "iif": iif, "mode": mode,
         "words": "strict" if mode == 1 else "loose", "words_zh": "严格" if mode == 1 else "宽松",
         "setting": setting, "client": str(p.src), "back_dev": back.out_interface, "back_line": back_line,

@@ -38,19 +38,13 @@ from analyzer.model.explain import (
     StitchedFlow,
     Topology,
 )
-from analyzer.model.flow import proto_name
+from analyzer.model.flow import endpoint_text, proto_name
 
 CAPTURABLE = frozenset({"veth", "bridge", "vtep", "nic", "underlay"})
 #: tunnels carried directly in IP (no UDP port): their IP protocol number
 TUNNEL_IP_PROTOCOLS = {"ipip": 4, "ip6in4": 41, "gre": 47}
 DEFAULT_IFACES = {"bridge": "cni0", "vtep": "flannel.1", "nic": "eth0"}
 MAX_HOP_PACKETS = 5
-
-
-def _ep(ip: str, port: int | None) -> str:
-    if port is None:
-        return ip
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def input_label(port: int | None, ipproto: int | None) -> str:
@@ -189,19 +183,19 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
     dnat_text = ", ".join(f"DNAT {n.before} -> {n.after}" for n in dnats if n.node in (first, None)) or ""
     # --- the sender
     if c_role == "pod":
-        b.add(first, "eth0", "pod", "send", f"pod {_ep(c_ip, c_port)}", ip=c_ip)
+        b.add(first, "eth0", "pod", "send", f"pod {endpoint_text(c_ip, c_port)}", ip=c_ip)
         b.add(first, _veth_name(flow, first, c_ip, False, topo), "veth", "enter", "veth (host side)")
         b.add(first, fi["bridge"], "bridge", "bridge", fi["bridge"], gateway=_gateway(first_facts))
         b.add(first, None, "netfilter", "prerouting", "PREROUTING",
               what=(dnat_text + ".") if dnat_text else "no service address here, nothing rewritten.",
               what_zh=(dnat_text + "。") if dnat_text else "这里没有服务地址，不做改写。")
     elif c_role == "node":
-        b.add(first, None, "host", "send", f"node {_ep(c_ip, c_port)}", ip=c_ip)
+        b.add(first, None, "host", "send", f"node {endpoint_text(c_ip, c_port)}", ip=c_ip)
         b.add(first, None, "netfilter", "output", "OUTPUT",
               what=(dnat_text + ".") if dnat_text else "nothing rewritten.",
               what_zh=(dnat_text + "。") if dnat_text else "不做改写。")
     else:
-        b.add(None, None, "external", "send", f"{c_role} {_ep(c_ip, c_port)}", ip=c_ip)
+        b.add(None, None, "external", "send", f"{c_role} {endpoint_text(c_ip, c_port)}", ip=c_ip)
         nic_in = _arrival_nic(flow, first, fi)
         b.add(first, nic_in, "nic", "receive", nic_in)
         b.add(first, None, "netfilter", "prerouting", "PREROUTING",
@@ -227,11 +221,11 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
         else:
             b.add(first, fi["bridge"], "bridge", "exit", fi["bridge"])
         b.add(first, _veth_name(flow, first, r_ip, True, topo), "veth", "exit", "veth (host side)")
-        b.add(first, "eth0", "pod", "deliver", f"pod {_ep(r_ip, r_port)}", ip=r_ip)
+        b.add(first, "eth0", "pod", "deliver", f"pod {endpoint_text(r_ip, r_port)}", ip=r_ip)
         return b.hops
     if r_role == "node" and same_node:
         b.add(first, None, "netfilter", "local-input", "INPUT")
-        b.add(first, None, "host", "deliver", f"node {_ep(r_ip, r_port)}", ip=r_ip)
+        b.add(first, None, "host", "deliver", f"node {endpoint_text(r_ip, r_port)}", ip=r_ip)
         return b.hops
     b.add(first, None, "netfilter", "forward" if c_role != "node" else "postrouting",
           "FORWARD / POSTROUTING" if c_role != "node" else "POSTROUTING",
@@ -240,7 +234,7 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
         b.edge(snat_text, "nat")
     if r_role not in ("pod", "node") or last is None:
         b.add(first, fi["nic"], "nic", "transmit", fi["nic"])
-        b.add(None, None, "external", "deliver", f"{r_role} {_ep(r_ip, r_port)}", ip=r_ip)
+        b.add(None, None, "external", "deliver", f"{r_role} {endpoint_text(r_ip, r_port)}", ip=r_ip)
         return b.hops
     # --- across the underlay to the last node
     li = node_interfaces(last, topo, points)
@@ -274,12 +268,12 @@ def expected_path(flow: StitchedFlow, topo: Topology, points: Mapping[str, Captu
         b.add(last, li["nic"], "nic", "receive", li["nic"])
     if r_role == "node":
         b.add(last, None, "netfilter", "local-input", "INPUT")
-        b.add(last, None, "host", "deliver", f"node {_ep(r_ip, r_port)}", ip=r_ip)
+        b.add(last, None, "host", "deliver", f"node {endpoint_text(r_ip, r_port)}", ip=r_ip)
         return b.hops
     b.add(last, None, "netfilter", "forward", "FORWARD / POSTROUTING")
     b.add(last, li["bridge"], "bridge", "exit", li["bridge"])
     b.add(last, _veth_name(flow, last, r_ip, True, topo), "veth", "exit", "veth (host side)")
-    b.add(last, "eth0", "pod", "deliver", f"pod {_ep(r_ip, r_port)}", ip=r_ip)
+    b.add(last, "eth0", "pod", "deliver", f"pod {endpoint_text(r_ip, r_port)}", ip=r_ip)
     return b.hops
 
 
@@ -461,7 +455,7 @@ def observe(path: Sequence[PathHop], flow: StitchedFlow, points: Mapping[str, Ca
 def sighting_text(s: Sighting) -> str:
     """One packet for evidence: inner endpoints, flags or type, and the tunnel it travelled in."""
     r = s.record
-    text = f"{_ep(r.src or '?', r.sport)} > {_ep(r.dst or '?', r.dport)} {packet_label(s)}"
+    text = f"{endpoint_text(r.src or '?', r.sport)} > {endpoint_text(r.dst or '?', r.dport)} {packet_label(s)}"
     if r.tunnel:
         port = f":{r.outer_dport}" if r.outer_dport is not None else ""
         text += f" in {r.tunnel.upper()} {r.outer_src} > {r.outer_dst}{port}"

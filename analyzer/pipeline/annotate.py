@@ -21,6 +21,7 @@ from typing import BinaryIO
 from analyzer.engines import stitch
 from analyzer.errors import InputError
 from analyzer.model.explain import StitchedFlow
+from analyzer.model.flow import endpoint_text
 from analyzer.model.record import PacketRecord
 
 Warn = Callable[[str], None]
@@ -64,15 +65,8 @@ class FlowIndex:
         _fid, text, (client, server) = hit
         seen = ((r.src, r.sport), (r.dst, r.dport))
         if seen not in ((client, server), (server, client)):
-            text += f" [seen as {_ep(*seen[0])} -> {_ep(*seen[1])}: translated]"
+            text += f" [seen as {endpoint_text(r.src or '?', r.sport)} -> {endpoint_text(r.dst or '?', r.dport)}: translated]"
         return text
-
-
-def _ep(ip: str | None, port: int | None) -> str:
-    ip = ip or "?"
-    if port is None:
-        return ip
-    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 def output_names(captures: Sequence[tuple[str, str | None, str | None, str]]) -> list[str]:

@@ -34,7 +34,7 @@ from analyzer.model.explain import (
     StitchedFlow,
     Topology,
 )
-from analyzer.model.flow import proto_name
+from analyzer.model.flow import endpoint_text, proto_name
 from analyzer.model.node import KubeInventory, NodeSnapshot
 from analyzer.model.record import PacketRecord
 
@@ -842,7 +842,7 @@ class Simulator:
         if not outcomes:
             return None
         if flow.real_server != flow.server:
-            want = paths._ep(*flow.real_server)
+            want = endpoint_text(*flow.real_server)
             match = [o for o in outcomes if o.dnat == want]
             if match:
                 return max(match, key=lambda o: o.probability)
@@ -892,7 +892,7 @@ def _dnat_shape(flow: StitchedFlow, outcome) -> StitchedFlow:  # noqa: ANN001 - 
     if not port.isdigit() or host.startswith("["):
         return flow
     return replace(flow, real_server=(host, int(port)),
-                   nats=(*flow.nats, ObservedNat("dnat", paths._ep(*flow.server), outcome.dnat, node)))
+                   nats=(*flow.nats, ObservedNat("dnat", endpoint_text(*flow.server), outcome.dnat, node)))
 
 
 def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint], snaps: dict[str, NodeSnapshot],
@@ -946,7 +946,7 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
     s_ep = _endpoint(*flow.server, topo)
     via = None
     if flow.real_server != flow.server:
-        via = paths._ep(*flow.real_server)
+        via = endpoint_text(*flow.real_server)
     keys = {stitch.conv_key_of(flow.proto, (t[0], t[1]), (t[2], t[3])) for t in flow.tuples}
     counts = [src.conv_counts[k] for k in keys if k in src.conv_counts]
     all_ts = [s.ts for s in flow.sightings]
@@ -965,7 +965,7 @@ def _flow_doc(flow: StitchedFlow, topo: Topology, points: dict[str, CapturePoint
         "bytes": sum(c[1] for c in counts) if counts else sum(s.record.wire_len for s in flow.sightings),
         "first_seen": round(min(all_ts), 6) if all_ts else None,
         "last_seen": round(max(all_ts), 6) if all_ts else None,
-        "verdict": verdict(proto=pname, client=paths._ep(*flow.client), server=paths._ep(*flow.server), status=status,
+        "verdict": verdict(proto=pname, client=endpoint_text(*flow.client), server=endpoint_text(*flow.server), status=status,
                            reason=reason, last_seen=paths.describe(path[last]) if last is not None else None,
                            failed_at=_failed_at(path, failed, status), via=via, reply_failed=bool(wrong_replies)),
         "status_text": {"en": STATUS_TEXT[status][0], "zh": STATUS_TEXT[status][1]},
