@@ -652,9 +652,10 @@ def _walker(path: str, order: str, limit: int, span_max: int, wfd: int, linktype
 
     Messages (native int64 header): ``count``, then ``count`` record offsets and the end of the
     last record, then ``count`` rows of ``_classified``'s columns (``_WIRE_COLUMNS``, column after
-    column, offsets relative to the first record). A message holds at most ``_WALK_RECORDS``
-    records spanning at most ``span_max`` bytes (or one bigger record). ``_WALK_DAMAGE`` ends the
-    stream at a damaged or cut-off record, ``_WALK_END`` at a clean end of file.
+    column; ``iip`` counts from the first record, where the parent's copy of the records starts).
+    A message holds at most ``_WALK_RECORDS`` records spanning at most ``span_max`` bytes (or one
+    bigger record). ``_WALK_DAMAGE`` ends the stream at a damaged or cut-off record, ``_WALK_END``
+    at a clean end of file.
     """
     incl_at = struct.Struct(order + "I").unpack_from
     size = 2 * (span_max + limit + 16)
@@ -807,8 +808,6 @@ def _pcap_batches(
                     f"{name}: packet #{int(frames[over[0]])}: record of {int(cap[over[0]])} bytes is longer "
                     f"than the snaplen {snaplen}"
                 )
-        if classified is not None:  # the walker's offsets count from the first record
-            classified["iip"] = classified["iip"] + ro[0]
         batch = _build_batch(
             name,
             store,
