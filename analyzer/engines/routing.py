@@ -352,9 +352,9 @@ def forwarding_off(node: NodeSnapshot, iif: str) -> tuple[str, tuple[SourceRef, 
         return None
     zero = [k for k in keys if values.get(k) == "0"]
     refs = tuple(r for r in (node.sysctl_sources.get(k) for k in zero) if r is not None)
-    # as the dump writes them (conf.flannel/1.forwarding)
-    return ", ".join(r.text.strip() for r in refs) if len(refs) == len(zero) else \
-        ", ".join(f"{k} = 0" for k in zero), refs
+    if len(refs) == len(zero):  # as the dump writes them (conf.flannel/1.forwarding)
+        return ", ".join(r.text.strip() for r in refs), refs
+    return ", ".join(f"{k} = 0" for k in zero), refs
 
 
 def rp_filter_mode(node: NodeSnapshot, iif: str) -> tuple[int | None, tuple[SourceRef, ...]]:
