@@ -39,7 +39,7 @@ def build_underlay(sb: Sandbox, cluster: Cluster) -> None:
     sb.ip(ext, "route", "add", "default", "via", cluster.router_external_side)
 
 
-def build_node(sb: Sandbox, cluster: Cluster, node: Node, faults: Faults | None = None) -> dict[str, str]:
+def build_node(sb: Sandbox, cluster: Cluster, node: Node, faults: Faults) -> dict[str, str]:
     """A node: eth0 on the switch, cni0, and sysctls. Returns the sysctls that could not be set."""
     p = cluster.params
     ns, sw = p.ns(node.name), p.ns(SWITCH)
@@ -53,13 +53,13 @@ def build_node(sb: Sandbox, cluster: Cluster, node: Node, faults: Faults | None 
     sb.ip(ns, "route", "add", "default", "via", cluster.router_node_side)
     missing = {}
     # br_netfilter hands bridged frames to iptables (kubeadm's preflight insists on it)
-    nf_call = "0" if faults is not None and node.name in faults.no_br_netfilter_on else "1"
+    nf_call = "0" if node.name in faults.no_br_netfilter_on else "1"
     # ip_forward = 0 (a distribution's default) also turns forwarding off on every interface, and
     # interfaces created later (cni0, flannel.1, the pod veths) inherit conf.default.forwarding = 0
-    forward = "0" if faults is not None and node.name in faults.no_ip_forward_on else "1"
+    forward = "0" if node.name in faults.no_ip_forward_on else "1"
     # strict reverse-path filtering: all (the kernel takes the larger of all and the device's value),
     # and default for the devices created later, as a distribution's sysctl.d sets them at boot
-    rp = "1" if faults is not None and node.name in faults.rp_filter_strict_on else "0"
+    rp = "1" if node.name in faults.rp_filter_strict_on else "0"
     for key, value in (("net.ipv4.ip_forward", forward), ("net.bridge.bridge-nf-call-iptables", nf_call),
                        ("net.ipv4.conf.all.rp_filter", rp), ("net.ipv4.conf.default.rp_filter", rp)):
         if not sb.sysctl(ns, key, value):

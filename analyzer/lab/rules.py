@@ -24,11 +24,11 @@ def centos_input(vxlan_port: int) -> list[str]:
     ]
 
 
-def firewalld_nft(vxlan_port: int) -> str:
+def firewalld_nft() -> str:
     """firewalld's nftables table as it loads it on RHEL 8+/Fedora (public zone: ssh, the Kubernetes
-    API and kubelet opened; the flannel VXLAN port forgotten), for ``nft -f``. The node's iptables,
-    which iptables-save shows, accept the VXLAN port; this table, which it does not show, rejects it."""
-    del vxlan_port  # (not opened: that is the fault)
+    API and kubelet opened; the flannel VXLAN port forgotten, whichever it is), for ``nft -f``. The
+    node's iptables, which iptables-save shows, accept the VXLAN port; this table, which it does not
+    show, rejects it."""
     return """table inet firewalld {
 	chain filter_INPUT {
 		type filter hook input priority filter + 10; policy accept;

@@ -118,7 +118,7 @@ def load_rules(sb: Sandbox, sc: Scenario, cluster: Cluster, out: dict[str, str] 
         text = node_rules(cluster, node, sc.faults)
         sb.ns_run(cluster.params.ns(node.name), ["iptables-restore"], input=text)
         if node.name in sc.faults.firewalld_nft_on:
-            sb.ns_run(cluster.params.ns(node.name), ["nft", "-f", "-"], input=firewalld_nft(cluster.params.vxlan_port))
+            sb.ns_run(cluster.params.ns(node.name), ["nft", "-f", "-"], input=firewalld_nft())
         if out is not None:
             out[node.name] = text
 
