@@ -526,12 +526,9 @@ class FlowTable:
             return {}
         lo, hi = a["lo"][:n], a["hi"][:n]
         v6 = np.unique(np.concatenate((lo[lo >= 1 << 32], hi[hi >= 1 << 32])))  # the few non-IPv4 ids
-        if len(v6):  # "[v6]"
-            widest = max(len(addr_name(i) or "?") for i in v6.tolist()) + 2
-        else:
-            widest = len(addr_name(int(max(lo.max(), hi.max()))) or "?")
+        widest = max((len(addr_name(i) or "?") + 2 for i in v6.tolist()), default=0)  # "[v6]"
         v4 = bool((lo < 1 << 32).any() or (hi < 1 << 32).any())
-        widest = max(widest, 15 if v4 else 0)  # a dotted quad
+        widest = max(widest, 15 if v4 else 0)  # a dotted quad: at most 15 characters
         return {
             "first_ts": float(a["first_ts"][:n].min()),
             "last_first_ts": float(a["first_ts"][:n].max()),
