@@ -212,22 +212,18 @@ def facts_from_snapshot(snap: NodeSnapshot) -> NodeFacts:
     elif vtep is not None and vtep.vxlan is not None and vtep.vxlan.local is not None:
         owner = snap.interface_of_address(vtep.vxlan.local)
         underlay = owner.name if owner else underlay
-    if not addresses:  # no VXLAN details and no default route: the node's own non-pod addresses
-        pod_net = snap.pod_cidr
-        for i in snap.interfaces:
-            if i.kind in ("bridge", "vxlan", "ipip") or i.master or i.name == "lo" or i is vtep or i is bridge:
-                continue
-            own = [str(a.ip) for a in i.addresses if a.ip.version == 4 and not a.ip.is_loopback
-                   and not a.ip.is_link_local and (pod_net is None or a.ip not in pod_net)]
-            if own and underlay is None:
-                underlay = i.name
-            addresses += own
+    # the node's other non-pod addresses (a second NIC's): the node too, after the underlay's; with
+    # no VXLAN details and no default route, the first interface holding one is the underlay
+    guess_underlay = not addresses
     pod_net = snap.pod_cidr
-    for i in snap.interfaces:  # the node's other addresses (a second NIC's): the node too, after the underlay's
+    for i in snap.interfaces:
         if i.kind in ("bridge", "vxlan", "ipip") or i.master or i.name == "lo" or i is vtep or i is bridge:
             continue
-        addresses += [str(a.ip) for a in i.addresses if a.ip.version == 4 and not a.ip.is_loopback
-                      and not a.ip.is_link_local and (pod_net is None or a.ip not in pod_net)]
+        own = [str(a.ip) for a in i.addresses if a.ip.version == 4 and not a.ip.is_loopback
+               and not a.ip.is_link_local and (pod_net is None or a.ip not in pod_net)]
+        if own and guess_underlay and underlay is None:
+            underlay = i.name
+        addresses += own
     backend = "unknown"
     if vtep is not None and (vtep.vxlan is not None or vtep.kind == "vxlan"):
         backend = "vxlan"
