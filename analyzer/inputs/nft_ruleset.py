@@ -185,10 +185,15 @@ def parse_rule(text: str, source: SourceRef) -> NftRule:
             continue
         if t == "reject":
             verdict = "reject"
-            if i + 1 < len(toks) and toks[i + 1] == "with":
-                reject_with = " ".join(toks[i + 2 : i + 4])
-                i += 4
-            else:
+            i += 1
+            if toks[i : i + 1] == ["with"]:
+                # "with icmpx admin-prohibited", "with tcp reset"; nft before 1.0 printed
+                # "with icmpx type admin-prohibited" (RHEL 8's firewalld)
+                kind = toks[i + 1 : i + 2]
+                i += 2
+                if toks[i : i + 1] == ["type"]:
+                    i += 1
+                reject_with = " ".join(kind + toks[i : i + 1])
                 i += 1
             continue
         if t in _VERDICTS:
