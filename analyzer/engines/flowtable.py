@@ -555,9 +555,8 @@ class FlowTable:
         table stays cheap), and the values are exactly those of the ``FlowSummary`` fields.
         """
         ctx = _SummaryContext(self, addr_name, tunnel_name, materialise)
-        order = np.argsort(self._a["first_ts"][: self.count], kind="stable")
-        for start in range(0, self.count, block):
-            yield self._rows(ctx, order[start : start + block])
+        for sl in self._in_order(block):
+            yield self._rows(ctx, sl)
 
     def cell_blocks(
         self,
@@ -573,10 +572,8 @@ class FlowTable:
         shared lists, so a renderer formats each distinct value once.
         """
         ctx = _SummaryContext(self, addr_name, tunnel_name, None)
-        order = np.argsort(self._a["first_ts"][: self.count], kind="stable")
-        for start in range(0, self.count, block):
-            sl = order[start : start + block]
-            A = self._a
+        A = self._a
+        for sl in self._in_order(block):
             c_id, s_id, c_port, s_port, ci, si, syn = self._ends(sl)
             yield FlowCells(
                 proto=ctx.proto_names(A["proto"][sl].tolist()),
@@ -588,6 +585,13 @@ class FlowTable:
                 tcp=self._tcp_codes(ctx, sl, ci, si, syn).tolist(), encap=ctx.enc_code[sl].tolist(),
                 tcp_values=ctx.tcp_values, encap_values=ctx.enc_values,
             )
+
+    def _in_order(self, block: int) -> Iterator[np.ndarray]:
+        """The flow ids in ``summaries`` order (first packet time, then first appearance), ``block``
+        at a time."""
+        order = np.argsort(self._a["first_ts"][: self.count], kind="stable")
+        for start in range(0, self.count, block):
+            yield order[start : start + block]
 
     def _ends(self, sl: np.ndarray) -> tuple[list[int], list[int], list[int], list[int], np.ndarray, np.ndarray,
                                             np.ndarray]:
