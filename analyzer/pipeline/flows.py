@@ -61,15 +61,16 @@ class TableScan:
 
         return self.table.row_blocks(
             addr_name=self.addrs.name,
-            tunnel_name=lambda code: self.addrs.tunnels.name(code) or "unknown",
+            tunnel_name=self._tunnel_name,
             materialise=materialise if self.sample else None,
         )
 
     def cell_blocks(self) -> Iterator[FlowCells]:
         """The flows, in ``FlowScan.flows`` order, as a table prints them (see ``FlowTable.cell_blocks``)."""
-        return self.table.cell_blocks(
-            addr_name=self.addrs.name, tunnel_name=lambda code: self.addrs.tunnels.name(code) or "unknown"
-        )
+        return self.table.cell_blocks(addr_name=self.addrs.name, tunnel_name=self._tunnel_name)
+
+    def _tunnel_name(self, code: int) -> str:
+        return self.addrs.tunnels.name(code) or "unknown"
 
     def extents(self) -> dict:
         """Largest values over all flows (see ``FlowTable.extents``)."""
