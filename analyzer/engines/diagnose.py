@@ -162,9 +162,10 @@ def _dumps_disagree(ctx: Context, found: Sequence[Finding]) -> list[Finding]:
                                                                                     "DELIVERED")]
     ev = [_ev_packet(s) for s in seen[-2:]] + [_ev_line(ref) for h in passed[-2:] for ref in h.evidence[:1]]
     snap = ctx.nodes[node]
-    when = f" (taken {snap.collected_at})" if snap.collected_at else ""
     return [_make("DUMPS_DISAGREE", "warning", node, {
-        "node": node, "where": describe(failed), "when": when,
+        "node": node, "where": describe(failed),
+        "when": f" (taken {snap.collected_at})" if snap.collected_at else "",
+        "when_zh": f"（收集于 {snap.collected_at}）" if snap.collected_at else "",
         "outcome": sim.explanation.rstrip("."),
     }, ev, flow=flow.id)]
 

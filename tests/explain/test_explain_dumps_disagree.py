@@ -4,6 +4,7 @@ a sample whose failure has a cause."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -31,6 +32,10 @@ def test_vxlan_vanishes_behind_a_node_whose_dumps_accept_it(tmp_path: Path) -> N
     f = codes(flow)["DUMPS_DISAGREE"]
     assert (f["node"], f["severity"], f["checkable"]) == ("node2", "warning", True)
     assert "node2's dumps" in f["message"] and "let it through" in f["message"]
+    # when the dumps were taken (the bundle's date file), in each language's words
+    taken = re.search(r"\(taken (\S+)\)", f["message"])
+    assert taken is not None, f["message"]
+    assert f"（收集于 {taken.group(1)}）" in f["message_zh"] and "taken" not in f["message_zh"], f["message_zh"]
     assert [e["packet"] for e in f["evidence"] if e["packet"]], f["evidence"]
     assert "nft list ruleset" in f["fix"] and "pwru" in f["fix"]
 
