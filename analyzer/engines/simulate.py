@@ -396,9 +396,7 @@ class _Simulator:
         p = leg.packet
         port_in = self._bridge_port(node, p.src, bridge)
         port_out = self._bridge_port(node, p.dst, bridge)
-        key = "net.bridge.bridge-nf-call-iptables" if p.family == 4 else "net.bridge.bridge-nf-call-ip6tables"
-        setting = node.sysctl.get(key)
-        ev = tuple(x for x in (node.sysctl_sources.get(key),) if x is not None)
+        key, setting, ev = self._br_nf_call(node, p.family)
         leg.packet = replace(p, bridged=True, physdev_in=port_in, physdev_out=port_out, out_interface=bridge,
                              out_known=True)
         entry = leg.packet
@@ -744,8 +742,7 @@ class _Simulator:
         node, p = leg.node, leg.packet
         if out_if is None or port is None or p.in_interface != out_if or not p.ct_dnat:
             return False
-        key = "net.bridge.bridge-nf-call-iptables" if p.family == 4 else "net.bridge.bridge-nf-call-ip6tables"
-        if node.sysctl.get(key) == "0":
+        if self._br_nf_call(node, p.family)[1] == "0":
             return False
         origin = p.ct_orig_src or p.src
         if self._bridge_port(node, origin, out_if) != port:
@@ -769,6 +766,14 @@ class _Simulator:
             return None
         fdb = next((f for f in node.fdb if f.mac == neigh.lladdr and f.master == bridge and f.dev), None)
         return fdb.dev if fdb is not None else None
+
+    @staticmethod
+    def _br_nf_call(node: NodeSnapshot, family: int) -> tuple[str, str | None, tuple[SourceRef, ...]]:
+        """br_netfilter's switch for ``family`` (``net.bridge.bridge-nf-call-iptables``, or
+        ``-ip6tables``): its key, its dumped value (None when not dumped) and the line it is on."""
+        key = "net.bridge.bridge-nf-call-iptables" if family == 4 else "net.bridge.bridge-nf-call-ip6tables"
+        ref = node.sysctl_sources.get(key)
+        return key, node.sysctl.get(key), (ref,) if ref is not None else ()
 
     @staticmethod
     def _bridge_evidence(node: NodeSnapshot, ip: IPAddress) -> tuple[SourceRef, ...]:
@@ -905,10 +910,9 @@ class _Simulator:
         the DNAT. Without it the client gets the answer from the endpoint's own address and resets it."""
         if how != "forward" or not dst_nat or src_nat or out_if is None or entry.in_interface != out_if:
             return None
-        key = "net.bridge.bridge-nf-call-iptables" if rp.family == 4 else "net.bridge.bridge-nf-call-ip6tables"
-        if node.sysctl.get(key) != "0":
+        key, setting, ev = self._br_nf_call(node, rp.family)
+        if setting != "0":
             return None
-        ev = tuple(x for x in (node.sysctl_sources.get(key),) if x is not None)
         return SimHop(node.name, out_if, "bridge", "BRIDGED",
                       f"the answer {rp.endpoint('src')} -> {rp.endpoint('dst')} goes straight across {out_if} to the "
                       f"client: bridged, and with {key} = 0 no iptables hook sees it, so conntrack never undoes the "
