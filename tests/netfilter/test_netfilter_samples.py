@@ -40,13 +40,9 @@ def test_simulate_predicts_the_recorded_outcome(root: Path, step: dict) -> None:
     runs = result["results"] if result["op"] == "http-many" else [result]
     host, _, port = runs[0]["target"].rpartition(":") if step["proto"] != "icmp" else (runs[0]["target"], "", "")
     size = result.get("size")  # ping payload: + 8 ICMP + 20 IP
-    # an outside client's packets to a node address arrive on the NIC that holds it (eth1 of the
-    # rp-filter sample), not necessarily where the route back leads, simulate's own guess
-    start = next((n for n in nodes if n.interface_of_address(host) is not None), None) \
-        if step["client"] == "external" else None
+    # no start node or interface given: simulate's own guess (an outside client's packets to a node
+    # address start on that node and arrive on the NIC holding it, eth1 of the rp-filter sample)
     r = simulate_packet(nodes, step["client_ip"], host, step["proto"], 40000, int(port) if port else None,
-                        start.interface_of_address(host).name if start is not None else None,
-                        start_node=start.name if start is not None else None,
                         length=size + 28 if size else None, df=bool(result.get("df", True)))
     assert sum(o.probability for o in r.outcomes) == pytest.approx(1.0)
     live = [o for o in r.outcomes if o.probability > 0]
