@@ -407,31 +407,33 @@ def _build_batch(
     for them when a helper process has computed it already (one link type)."""
     n = len(start)
     a = np.frombuffer(buf, dtype=np.uint8)
+    parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []  # (rows, their classification)
+    if n and (linktypes == linktypes[0]).all():  # one link type (every pcap): whole columns at once
+        got = classified if classified is not None else _classified(a, start, cap, int(linktypes[0]), vxlan_arr,
+                                                                     tunnel_arr)
+        cols = {name: got[name] for name, _dt, _fill in _COLUMNS}
+        parts.append((np.arange(n), got))
+    else:  # several link types (a pcapng's interfaces): each one's rows into columns of fill values
+        cols = {name: np.full(n, fill, dtype=dt) for name, dt, fill in _COLUMNS}
+        for lt in np.unique(linktypes).tolist():
+            sel = np.flatnonzero(linktypes == lt)
+            got = _classify(a, start[sel], cap[sel], lt, vxlan_arr, tunnel_arr)
+            good = got["ok"]
+            if good.any():  # (an unknown link type's result has no columns)
+                for name, _dt, _fill in _COLUMNS:
+                    cols[name][sel[good]] = got[name][good]
+            parts.append((sel, got))
     ok = np.zeros(n, dtype=bool)
     kind = np.zeros(n, dtype=np.int8)
-    single = n > 0 and bool((linktypes == linktypes[0]).all())
-    cols = {} if single else {name: np.full(n, fill, dtype=dt) for name, dt, fill in _COLUMNS}
-    for lt in [int(linktypes[0])] if single else np.unique(linktypes).tolist():
-        sel = np.arange(n) if single else np.flatnonzero(linktypes == lt)
-        if single:  # one link type (every pcap): whole columns at once
-            got = classified if classified is not None else _classified(a, start, cap, int(lt), vxlan_arr,
-                                                                         tunnel_arr)
-            cols = {name: got[name] for name, _dt, _fill in _COLUMNS}
-        else:
-            got = _classify(a, start[sel], cap[sel], int(lt), vxlan_arr, tunnel_arr)
-        good = got["ok"]
-        idx = sel[good]
-        if len(idx):
-            if not single:
-                for name, _dt, _fill in _COLUMNS:
-                    cols[name][idx] = got[name][good]
-            ok[idx] = True
-            kind[idx] = KIND_IP
-            v6 = got["v6"]
-            if v6.any():
-                iip = got["iip"][v6]
-                cols["src"][sel[v6]] = _intern_v6(a, iip + 8, addrs)
-                cols["dst"][sel[v6]] = _intern_v6(a, iip + 24, addrs)
+    for sel, got in parts:
+        idx = sel[got["ok"]]
+        ok[idx] = True
+        kind[idx] = KIND_IP
+        v6 = got["v6"]
+        if v6.any():
+            iip = got["iip"][v6]
+            cols["src"][sel[v6]] = _intern_v6(a, iip + 8, addrs)
+            cols["dst"][sel[v6]] = _intern_v6(a, iip + 24, addrs)
         arp = sel[got["arp"]]
         kind[arp] = KIND_NONIP
         ok[arp] = True
