@@ -75,9 +75,10 @@ _UNSUPPORTED_COMPRESSION = ((b"\x28\xb5\x2f\xfd", "zstd"), (b"\x04\x22\x4d\x18",
 #: compressions ``read_capture`` decompresses on the fly (the others are named in its error)
 READABLE_COMPRESSION = frozenset(kind for _, kind in _COMPRESSED)
 
+#: the node dumps of ``bundle.BUNDLE_COMMANDS`` (not ``date``/``uname``, too common as names)
 _BUNDLE_FILES = frozenset(
-    {"node", "iptables-save", "ip6tables-save", "ip-route", "ip-rule", "ip-addr", "ip-link",
-     "bridge-fdb", "ip-neigh", "subnet.env", "conntrack", "sysctl", "kubectl.json"}
+    {"node", "iptables-save", "ip6tables-save", "nft-ruleset", "ip-route", "ip6-route", "ip-rule", "ip6-rule",
+     "ip-addr", "ip-link", "bridge-fdb", "ip-neigh", "subnet.env", "conntrack", "sysctl", "kubectl.json"}
 )
 _IFNAME_LIKE = re.compile(
     r"^(?:lo|eth\d+(?:\.\d+)?|en[ospx]\w+|em\d+|bond\d+|wlan\d+|wlp\w+|br\d+|br-[0-9a-f]+|cni\d+|cbr\d+|"

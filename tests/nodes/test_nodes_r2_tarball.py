@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.inputs.bundle import capture_interface, load_bundle
+from analyzer.inputs.bundle import BUNDLE_COMMANDS, capture_interface, load_bundle
+from analyzer.inputs.capture import interface_from_name
 
 ROUTES = b"default via 10.0.0.1 dev eth0\n10.244.1.0/24 dev cni0 proto kernel scope link src 10.244.1.1\n"
 
@@ -39,3 +40,11 @@ def test_tarball_file_is_closed(tmp_path: Path, mode: str) -> None:
 ])
 def test_capture_interface_in_a_bundle(name: str, iface: str | None) -> None:
     assert capture_interface(name) == iface
+
+
+@pytest.mark.parametrize("dump", sorted({name for name, _ in BUNDLE_COMMANDS} - {"date", "uname"}))
+def test_any_node_dump_makes_a_capture_name_an_interface(tmp_path: Path, dump: str) -> None:
+    """A capture beside any of collect's node dumps is named after its interface, whatever the name."""
+    (tmp_path / dump).write_text("x\n")
+    assert interface_from_name(tmp_path / "uplink.pcap") == "uplink"
+    assert interface_from_name(tmp_path.parent / "uplink.pcap") is None
