@@ -22,7 +22,7 @@ from analyzer.engines.routing import forwarding_off, lookup_route, rp_filter_mod
 from analyzer.engines.simulate import node_addresses, ruleset_for
 from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
 from analyzer.model.flow import endpoint_text
-from analyzer.model.node import NodeSnapshot
+from analyzer.model.node import NodeSnapshot, RouteDecision
 from analyzer.model.refs import SourceRef
 
 ADMIN_PROHIBITED = {(3, 9), (3, 10), (3, 13)}
@@ -404,9 +404,10 @@ def _sender_tables(ctx: Context) -> list[Finding]:
     gw = cidr.split("/")[0]
     observed = "the packet never left the node" if tx and tx[0].observed is False else "no reply came back"
     observed_zh = "数据包从未离开该节点" if tx and tx[0].observed is False else "没有收到回包"
-    decision = _lookup(snap, dst, flow.client[0])
+    bridge = _bridge(ctx.path, node)
+    decision = _lookup(snap, dst, flow.client[0], bridge)
     seen_ev = [_ev_packet(s) for s in flow.sightings if s.direction == "fwd" and s.node == node][:1]
-    if decision is None or decision.kind == "rp-filter" or (decision.dropped and forwarding_off(snap, "cni0")):
+    if decision is None or decision.kind == "rp-filter" or (decision.dropped and forwarding_off(snap, bridge)):
         return []  # a route exists: the input device's forwarding or rp_filter refused it (their own findings)
     chosen = decision.chosen
     pod_route = chosen is not None and chosen.dst.prefixlen > 0 and (
@@ -460,13 +461,15 @@ def _encap_suspect(ctx: Context, node: str | None) -> list[Finding]:
         ev, checkable=False, flow=ctx.flow.id)]
 
 
-def _lookup(snap: NodeSnapshot, dst: str, src: str):
+def _bridge(path: Sequence[PathHop], node: str | None) -> str:
+    """The pod bridge of ``node`` as the path names it (the dumps', else the captures'), else cni0."""
+    return next((h.interface for h in path if h.kind == "bridge" and h.node == node and h.interface), "cni0")
+
+
+def _lookup(snap: NodeSnapshot, dst: str, src: str, iif: str) -> RouteDecision | None:
+    """The route lookup of a pod's packet, arriving from the pod bridge ``iif``."""
     try:
-        from analyzer.engines.routing import lookup_route
-    except ImportError:  # pragma: no cover - routing lands with the dumps issue
-        return None
-    try:
-        return lookup_route(snap, dst, src=src, iif="cni0")
+        return lookup_route(snap, dst, src=src, iif=iif)
     except (ValueError, TypeError, AttributeError):
         return None
 
@@ -519,7 +522,7 @@ def _bridge_nf_off(ctx: Context) -> list[Finding]:
         setting = f"{key} is absent: br_netfilter is not loaded" if snap is not None and snap.sysctl else \
             "no sysctl dump says whether br_netfilter is on"
         setting_zh = f"没有 {key}：br_netfilter 未加载" if snap is not None and snap.sysctl else "没有 sysctl 转储能说明 br_netfilter 是否开启"
-    bridge = next((h.interface for h in ctx.path if h.kind == "bridge" and h.node == node and h.interface), "cni0")
+    bridge = _bridge(ctx.path, node)
     svc = flow.server
     real = flow.real_server
     return [_make("BRIDGE_NF_CALL_DISABLED", "error", node, {
@@ -554,8 +557,7 @@ def _ip_forward_off(ctx: Context) -> list[Finding]:
         return []
     entry = came[-1]
     # the device the kernel routes it from: the bridge for a packet from a pod's veth
-    iif = entry.interface if entry.kind != "veth" else next(
-        (h.interface for h in path[:failed] if h.node == node and h.kind == "bridge" and h.interface), "cni0")
+    iif = entry.interface if entry.kind != "veth" else _bridge(path[:failed], node)
     if not iif:
         return []
     after = next((h for h in path[failed + 1:] if h.node == node and h.capturable), None)
