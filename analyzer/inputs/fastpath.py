@@ -413,15 +413,13 @@ def _build_batch(
                                                                      tunnel_arr)
         cols = {name: got[name] for name, _dt, _fill in _COLUMNS}
         parts.append((np.arange(n), got))
-    else:  # several link types (a pcapng's interfaces): each one's rows into columns of fill values
-        cols = {name: np.full(n, fill, dtype=dt) for name, dt, fill in _COLUMNS}
+    else:  # several link types (a pcapng's interfaces): each one's rows into the columns
+        cols = {name: np.empty(n, dtype=dt) for name, dt, _fill in _COLUMNS}
         for lt in np.unique(linktypes).tolist():
             sel = np.flatnonzero(linktypes == lt)
-            got = _classify(a, start[sel], cap[sel], lt, vxlan_arr, tunnel_arr)
-            good = got["ok"]
-            if good.any():  # (an unknown link type's result has no columns)
-                for name, _dt, _fill in _COLUMNS:
-                    cols[name][sel[good]] = got[name][good]
+            got = _classified(a, start[sel], cap[sel], lt, vxlan_arr, tunnel_arr)
+            for name, _dt, _fill in _COLUMNS:
+                cols[name][sel] = got[name]
             parts.append((sel, got))
     ok = np.zeros(n, dtype=bool)
     kind = np.zeros(n, dtype=np.int8)
