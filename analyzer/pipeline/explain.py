@@ -795,6 +795,9 @@ class Simulator:
         self.warn = warn
         self.cache: dict[tuple, object] = {}
         self.inside: dict[str, bool] = {}
+        # the nodes' own addresses and pod subnets, gathered once (not for every new client)
+        self.local = frozenset(a for snap in snaps.values() for a in snap.local_addresses())
+        self.pod_nets = tuple(snap.pod_cidr for snap in snaps.values() if snap.pod_cidr is not None)
 
     def _inside(self, ip: str) -> bool:
         """A node's own address or a pod of a node: the simulator knows where it enters."""
@@ -802,9 +805,7 @@ class Simulator:
             import ipaddress
 
             addr = ipaddress.ip_address(ip)
-            self.inside[ip] = any(addr in snap.local_addresses() or (
-                snap.pod_cidr is not None and addr.version == snap.pod_cidr.version and addr in snap.pod_cidr)
-                for snap in self.snaps.values())
+            self.inside[ip] = addr in self.local or any(addr in net for net in self.pod_nets)
         return self.inside[ip]
 
     def outcome(self, flow: StitchedFlow):  # noqa: ANN201 - engines.simulate.SimOutcome | None
