@@ -247,7 +247,7 @@ def _input_rule(snap: NodeSnapshot | None, src: str | None, dst: str | None, por
         return v.ref
     if snap.nft is None or src is None or dst is None:
         return None
-    owner = snap.interface_of_address(dst) if ":" not in dst or "." in dst else None
+    owner = snap.interface_of_address(dst)  # the NIC it arrives on (firewalld picks the zone by it)
     nv = nft_hook_verdict(snap.nft, "input", NftPacket(src, dst, "udp", None, port,
                                                        iif=owner.name if owner is not None else None))
     return nv.rule if nv is not None and nv.verdict in ("drop", "reject") else None
