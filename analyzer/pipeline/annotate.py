@@ -34,7 +34,7 @@ _OPT_END, _OPT_COMMENT, _IF_NAME = 0, 1, 2
 class FlowIndex:
     """Conversation key -> the explained flow it belongs to, filled as flows are explained."""
 
-    by_key: dict[tuple, tuple[str, str, tuple]] = field(default_factory=dict)  # key -> id, comment, tuple
+    by_key: dict[tuple, tuple[str, tuple]] = field(default_factory=dict)  # key -> comment, (client, server)
     by_pair: dict[tuple[str, str], str] = field(default_factory=dict)  # (src, dst) -> comment, for quoted tunnels
 
     def add(self, flow: StitchedFlow, doc: dict) -> None:
@@ -44,7 +44,7 @@ class FlowIndex:
         original = (flow.client, flow.server)
         for src, sport, dst, dport in flow.tuples:
             key = stitch.conv_key_of(flow.proto, (src, sport), (dst, dport))
-            self.by_key.setdefault(key, (flow.id, text, original))
+            self.by_key.setdefault(key, (text, original))
             self.by_pair.setdefault((src, dst), text)
 
     def comment(self, r: PacketRecord) -> str | None:
@@ -54,7 +54,7 @@ class FlowIndex:
                 about = self.by_pair.get((q.inner_src, q.inner_dst))
             else:
                 hit = self.by_key.get(stitch.conv_key_of(q.proto, (q.src, q.sport), (q.dst, q.dport)))
-                about = hit[1] if hit is not None else None
+                about = hit[0] if hit is not None else None
             if about is None:
                 return None
             return f"{about} [ICMP {r.icmp_type}/{r.icmp_code} from {r.src} about this flow]"
@@ -62,7 +62,7 @@ class FlowIndex:
         hit = self.by_key.get(key) if key is not None else None
         if hit is None:
             return None
-        _fid, text, (client, server) = hit
+        text, (client, server) = hit
         seen = ((r.src, r.sport), (r.dst, r.dport))
         if seen not in ((client, server), (server, client)):
             text += f" [seen as {endpoint_text(r.src or '?', r.sport)} -> {endpoint_text(r.dst or '?', r.dport)}: translated]"
