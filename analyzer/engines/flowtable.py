@@ -745,14 +745,18 @@ def _first_rows(inv: np.ndarray, groups: int) -> np.ndarray:
 
 def _row_ids(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Numbers for the distinct rows of equal-length integer columns: each row's number (0..m-1)
-    and the first row of each number. Exact (one column at a time), no hashing."""
-    ids = np.zeros(len(cols[0]), dtype=np.int64)
-    for col in cols:  # the rows numbered by their first k columns, k = 1, 2, ...
+    and the first row of each number. Exact (one column at a time), no hashing. (``return_index``'s
+    stable sort is kept here: on the encapsulation rows, sorted runs, it beats ``_first_rows``.)"""
+    _, first, ids = np.unique(cols[0], return_index=True, return_inverse=True)
+    ids = np.asarray(ids).ravel()
+    if not len(ids):
+        return ids, first
+    for col in cols[1:]:
         _, inv = np.unique(col, return_inverse=True)
-        inv = np.asarray(inv).ravel()
-        _, ids = np.unique(ids * (int(inv.max(initial=0)) + 1) + inv, return_inverse=True)
+        _, first, ids = np.unique(ids * (int(inv.max()) + 1) + np.asarray(inv).ravel(), return_index=True,
+                                  return_inverse=True)
         ids = np.asarray(ids).ravel()
-    return ids, _first_rows(ids, int(ids.max(initial=-1)) + 1)
+    return ids, first
 
 
 def _tcp_summary(syn: bool, syn_ack: bool, handshake: bool, fc: int, fs: int, retrans: int) -> TCPSummary:
