@@ -8,7 +8,7 @@ the two languages in step and lets the reports stay free of prose.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 
 from analyzer.model.explain import PathHop
@@ -193,7 +193,23 @@ ICMP_MEANING: dict[tuple[int, int], tuple[str, str]] = {
     (11, 0): ("TTL exceeded in transit: a routing loop?", "传输中 TTL 超时：路由环路？"),
 }
 
-_REASON_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) for a, b in (
+_RP_WORDS_ZH = {"strict": "严格", "loose": "宽松"}
+#: why the reverse-path filter refused a source (engines/routing.py's _reverse_path_filter)
+_RP_WHY_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) for a, b in (
+    (r"^the route back to source (\S+) leaves via (\S+), not (\S+) where the packet came in$",
+     r"回到源地址 \1 的路由经 \2 离开，而不是数据包进入的 \3"),
+    (r"^there is no usable route back to source (\S+) \((\S+)\)$", r"没有回到源地址 \1 的可用路由（\2）"),
+    (r"^source (\S+) is one of the node's own addresses \(a martian source\)$",
+     r"源地址 \1 是节点自身的地址（martian 源地址）"),
+))
+
+
+def _rp_why_zh(why: str) -> str:
+    return next((p.sub(r, why) for p, r in _RP_WHY_ZH if p.match(why)), why)
+
+
+_REASON_ZH: tuple[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]], ...] = tuple(
+    (re.compile(a), b) for a, b in (
     (r"^the server answered$", "服务端有应答"),
     (r"^the server reset the connection$", "服务端重置了连接"),
     (r"^the destination answered port unreachable$", "目标回复端口不可达"),
@@ -207,9 +223,8 @@ _REASON_ZH: tuple[tuple[re.Pattern[str], str], ...] = tuple((re.compile(a), b) f
      r"without an ICMP error\.?$",
      r"\1 不是节点自身的地址，它从 \2 进入，而该设备关闭了转发（\3）：内核不再路由它（本应经 \4 离开），"
      r"在 FORWARD 链之前静默丢弃，不发送 ICMP 差错"),
-    (r"^[Tt]he reverse-path filter \(rp_filter=1, strict\) on (\S+) drops it: the route back to source (\S+) leaves "
-     r"via (\S+), not (\S+) where the packet came in\.?$",
-     r"\1 上的严格反向路径过滤（rp_filter=1）丢弃了它：回到源地址 \2 的路由经 \3 离开，而不是数据包进入的 \4"),
+    (r"^[Tt]he reverse-path filter \(rp_filter=(\d), (strict|loose)\) on (\S+) drops it: (.+?)\.?$",
+     lambda m: f"{m[3]} 上的{_RP_WORDS_ZH.get(m[2], m[2])}反向路径过滤（rp_filter={m[1]}）丢弃了它：{_rp_why_zh(m[4])}"),
     (r"^a capture point on the path never saw it$", "路径上的某个抓包点没有看到它"),
     (r"^the capture starts in the middle of the connection$", "抓包从连接中途开始"),
     (r"^the capture ends (\d+) ms after the flow's first packet: too soon for an answer$",

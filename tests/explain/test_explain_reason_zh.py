@@ -29,6 +29,23 @@ def test_reason_phrases(en: str, zh: str) -> None:
     assert reason_zh(en) == zh
 
 
+@pytest.mark.parametrize(("en", "zh"), [
+    ("the reverse-path filter (rp_filter=1, strict) on eth1 drops it: the route back to source 172.16.0.5 leaves "
+     "via eth0, not eth1 where the packet came in",
+     "eth1 上的严格反向路径过滤（rp_filter=1）丢弃了它：回到源地址 172.16.0.5 的路由经 eth0 离开，而不是数据包进入的 eth1"),
+    ("The reverse-path filter (rp_filter=2, loose) on eth1 drops it: there is no usable route back to source "
+     "172.16.0.5 (unreachable).",
+     "eth1 上的宽松反向路径过滤（rp_filter=2）丢弃了它：没有回到源地址 172.16.0.5 的可用路由（unreachable）"),
+    ("The reverse-path filter (rp_filter=1, strict) on eth0 drops it: source 192.168.56.12 is one of the node's own "
+     "addresses (a martian source).",
+     "eth0 上的严格反向路径过滤（rp_filter=1）丢弃了它：源地址 192.168.56.12 是节点自身的地址（martian 源地址）"),
+])
+def test_every_rp_filter_drop_reason(en: str, zh: str) -> None:
+    """Each reason routing gives for a reverse-path drop, strict or loose (only strict mode's
+    'leaves via another interface' was translated)."""
+    assert reason_zh(en) == zh
+
+
 def test_unknown_reason_is_left_as_it_is() -> None:
     assert reason_zh("rule KUBE-SVC-X line 7 drops it") == "rule KUBE-SVC-X line 7 drops it"
 
