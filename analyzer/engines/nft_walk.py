@@ -141,7 +141,14 @@ def _hit(m: NftMatch, p: NftPacket) -> bool | None:
         if (key == "ip protocol" and p.family != 4) or (key == "ip6 nexthdr" and p.family != 6):
             return False
         want = _PROTO_NUMBERS.get(p.proto)
-        return any(_PROTO_NUMBERS.get(v, int(v) if v.isdigit() else -1) == want for v in values)
+        numbers = [_PROTO_NUMBERS.get(v, int(v) if v.isdigit() else None) for v in values]
+        if want in numbers:
+            return True
+        return None if None in numbers else False  # a protocol name this walk does not know: cannot tell
+    if key in ("icmp type", "icmp code", "icmpv6 type"):
+        # the selector implies its protocol (nft adds the l4proto dependency): another protocol never
+        # matches; for ICMP itself the packet's type is not known here
+        return None if p.proto in (("icmpv6", "ipv6-icmp") if key == "icmpv6 type" else ("icmp",)) else False
     if key.split()[0] in ("tcp", "udp", "sctp", "th"):
         l4, which = key.split()
         if l4 != "th" and l4 != p.proto:
