@@ -27,7 +27,7 @@ from analyzer.engines.netfilter import (
     Verdict,
     engine_for,
 )
-from analyzer.engines.nft_walk import NftPacket
+from analyzer.engines.nft_walk import NftPacket, NftVerdict
 from analyzer.engines.nft_walk import hook_verdict as nft_hook_verdict
 from analyzer.engines.overlay import resolve_overlay
 from analyzer.engines.routing import lookup_route
@@ -684,25 +684,33 @@ class _Simulator:
             cur.packet = inner
         return current
 
-    def _nft_input_stops(self, leg: _Leg, kind: str, outcomes: list[SimOutcome], inner: PacketState) -> bool:
-        """The outer packet past iptables' INPUT meets the node's other nftables tables (firewalld's
-        zones live there, invisible to iptables-save): True when one drops or rejects it (or its
-        rules cannot be decided there), with the outcome recorded."""
-        node, p = leg.node, leg.packet
+    @staticmethod
+    def _nft_input(node: NodeSnapshot, p: PacketState) -> tuple[NftVerdict, SimHop] | None:
+        """The packet past iptables' INPUT meets the node's other nftables tables (firewalld's zones
+        live there, invisible to iptables-save): their drop, reject or undecidable rule, as a hop."""
         if node.nft is None or p.proto not in (6, 17, 132):
-            return False
+            return None
         packet = NftPacket(str(p.src), str(p.dst), proto_name(p.proto), p.sport, p.dport,
                            iif=p.in_interface if p.in_known else None)
         v = nft_hook_verdict(node.nft, "input", packet)
         if v is None:
-            return False
-        where = f"{v.rule.file}:{v.rule.line}" if v.rule is not None else v.table
+            return None
         text = v.rule.text.strip() if v.rule is not None else ""
-        name = f"{node.name} ({kind}, which carries the packet)"
-        leg.hops.append(SimHop(node.name, p.in_interface, "netfilter", v.verdict.upper(),
-                               f"nftables {v.table} chain {v.chain} ({'policy ' if v.policy else ''}{text}): "
-                               f"{v.why or v.verdict}; iptables-save does not show this table",
-                               (v.rule,) if v.rule is not None else (), None, "INPUT"))
+        hop = SimHop(node.name, p.in_interface, "netfilter", v.verdict.upper(),
+                     f"nftables {v.table} chain {v.chain} ({'policy ' if v.policy else ''}{text}): "
+                     f"{v.why or v.verdict}; iptables-save does not show this table",
+                     (v.rule,) if v.rule is not None else (), None, "INPUT")
+        return v, hop
+
+    def _nft_input_stops(self, leg: _Leg, kind: str, outcomes: list[SimOutcome], inner: PacketState) -> bool:
+        """``_nft_input`` for a flow's tunnel packet: True when it stops there, with the outcome recorded."""
+        found = self._nft_input(leg.node, leg.packet)
+        if found is None:
+            return False
+        v, hop = found
+        leg.hops.append(hop)
+        where = f"{v.rule.file}:{v.rule.line}" if v.rule is not None else v.table
+        name = f"{leg.node.name} ({kind}, which carries the packet)"
         leg.packet = inner  # the outcome is the flow's packet, not its tunnel's
         if v.verdict == "unknown":
             outcomes.append(self._end(leg, "unknown", f"insufficient information on {name}: nftables {v.table} "
@@ -959,19 +967,26 @@ class _Simulator:
         return None
 
     def _reply_hook(self, engine, node: NodeSnapshot, hook: str, rp: PacketState, hops: list[SimHop]) -> str | None:
-        if engine is None:
+        """The reply through one hook of ``node``: iptables (when dumped), then for INPUT the
+        nftables tables iptables-save does not show. None when it passes, else its fate."""
+        if engine is not None:
+            branches = engine.walk_hook(hook, rp)
+            # a reply has no random choice to make; if a fork happens, report the heaviest branch
+            b = max(branches, key=lambda x: x.probability)
+            for s in b.steps:
+                if s.action == "skip":  # "nat not consulted": said once, in the REPLIED hop
+                    continue
+                hops.append(_step_hop(node.name, rp.in_interface if hook in ("PREROUTING", "INPUT") else
+                                      rp.out_interface, s))
+            if b.verdict is not Verdict.ACCEPT:
+                return _FATE.get(b.verdict.value, "unknown")
+        found = self._nft_input(node, rp) if hook == "INPUT" else None
+        if found is None:
             return None
-        branches = engine.walk_hook(hook, rp)
-        # a reply has no random choice to make; if a fork happens, report the heaviest branch
-        b = max(branches, key=lambda x: x.probability)
-        for s in b.steps:
-            if s.action == "skip":  # "nat not consulted": said once, in the REPLIED hop
-                continue
-            hops.append(_step_hop(node.name, rp.in_interface if hook in ("PREROUTING", "INPUT") else
-                                  rp.out_interface, s))
-        if b.verdict is Verdict.ACCEPT:
-            return None
-        return {"drop": "dropped", "reject": "rejected"}.get(b.verdict.value, "unknown")
+        hops.append(found[1])
+        return _FATE.get(found[0].verdict, "unknown")
+
+_FATE = {"drop": "dropped", "reject": "rejected"}  # a verdict -> the reply's status
 
 
 def _host(endpoint: str) -> str:

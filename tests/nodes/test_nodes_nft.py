@@ -161,3 +161,22 @@ def test_simulate_meets_firewalld_after_iptables(tmp_path: Path) -> None:
     last = o.hops[-1]
     assert last.hook == "INPUT" and last.evidence[0].line == 9 and last.evidence[0].file.endswith("nft-ruleset")
     assert "iptables-save does not show this table" in last.explanation
+
+
+def test_the_reply_meets_firewalld_on_the_clients_node(tmp_path: Path) -> None:
+    """The request passes; the answer's VXLAN packet enters the client's node, whose firewalld
+    zone rejects it: the reply walk says so with the nft rule, as the forward walk does."""
+    from analyzer.engines.simulate import simulate_packet
+
+    root = Path(__file__).resolve().parents[2] / "samples" / "cross-node"
+    if not root.is_dir():
+        pytest.skip("samples/cross-node is absent")
+    for n in ("node1", "node2"):
+        shutil.copytree(root / n, tmp_path / n, ignore=shutil.ignore_patterns("*.pcap", "*.pcapng"))
+    shutil.copy(FIREWALLD, tmp_path / "node1" / "nft-ruleset")
+    nodes = [load_bundle(tmp_path / n) for n in ("node1", "node2")]
+    [o] = simulate_packet(nodes, "10.244.1.2", "10.244.2.2", "tcp", 40000, 8080).outcomes
+    assert (o.status, o.reply_status) == ("forwarded", "rejected")
+    last = o.reply[-1]
+    assert (last.node, last.hook, last.action) == ("node1", "INPUT", "REJECT")
+    assert last.evidence[0].file.endswith("node1/nft-ruleset") and last.evidence[0].line == 9
