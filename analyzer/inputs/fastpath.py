@@ -675,10 +675,7 @@ def _walker(path: str, order: str, limit: int, span_max: int, wfd: int, linktype
         base, have, eof = 24, 0, False
         while True:
             if not eof:
-                got = fh.readinto(view[have:size])
-                _prefetch(fh, size)
-                eof = not got
-                have += got or 0
+                have, eof = _refill(fh, view, have, size)
             n = have
             try:
                 offs, off = _walk(store, n, order, limit, incl_at)
@@ -845,10 +842,7 @@ def _own_chunks(fh: Any, order: str, limit: int, chunk_bytes: int
     eof = False
     while True:
         if not eof:
-            got = fh.readinto(view[have:size])
-            _prefetch(fh, size)
-            eof = not got
-            have += got or 0
+            have, eof = _refill(fh, view, have, size)
         n = have
         offs, off = _walk(store, n, order, limit, incl_at)
         if not len(offs):
@@ -861,6 +855,14 @@ def _own_chunks(fh: Any, order: str, limit: int, chunk_bytes: int
         store[: n - off] = store[off:n]  # keep the partial record for the next round
         base += off
         have = n - off
+
+
+def _refill(fh: Any, view: memoryview, have: int, size: int) -> tuple[int, bool]:
+    """Read after the ``have`` bytes already in ``view`` up to ``size``, and ask for the next chunk
+    ahead: (bytes now valid, end of file reached)."""
+    got = fh.readinto(view[have:size])
+    _prefetch(fh, size)
+    return have + (got or 0), not got
 
 
 def _prefetch(fh: Any, size: int) -> None:
