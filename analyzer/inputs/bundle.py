@@ -49,7 +49,7 @@ BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("uname", "uname -srm"),
     ("iptables-save", "iptables-save -c 2>/dev/null || iptables-save"),
     ("ip6tables-save", "ip6tables-save -c 2>/dev/null || ip6tables-save"),
-    ("nft-ruleset", "nft list ruleset 2>/dev/null"),
+    ("nft-ruleset", "nft list ruleset"),
     ("ip-addr", "ip -d addr show"),
     ("ip-link", "ip -s -d link show"),
     ("ip-route", "ip route show table all"),
