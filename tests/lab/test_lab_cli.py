@@ -168,6 +168,10 @@ def test_down_force_sweeps_leftovers_of_a_killed_run(tmp_path: Path, netns: None
         sb.add_namespace(f"k8sl-{tag}-node1", nameserver="10.96.0.10")
         sb.add_namespace(f"k8sl-{tag}-web")
         sb.start(f"k8sl-{tag}-web", ["sleep", "60"], label="sleeper")
+        # the sleeper carries the lab's marker once `ip netns exec` has exec'd it: wait for that
+        deadline = time.monotonic() + 5
+        while not _procs(tag) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert len(_ours(tag)[0]) == 2 and len(_procs(tag)) == 1
         busy = k8s_trace("lab", "run", "cross-node", "--tag", tag, "--out", str(tmp_path / "o"))
         assert busy.returncode == 3 and "already exists" in busy.stderr and "--force" in busy.stderr
