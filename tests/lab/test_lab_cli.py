@@ -45,6 +45,14 @@ def _procs(tag: str) -> list[tuple[int, str]]:
     return marked_processes(f"k8sl-{tag}-")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
+
+
 def test_list_names_every_scenario_with_its_expected_outcome() -> None:
     done = k8s_trace("lab", "list")
     assert done.returncode == 0, done.stderr
@@ -159,35 +167,35 @@ def test_signal_mid_run_tears_down(tmp_path: Path, netns: None, sig: signal.Sign
 
 @pytest.mark.netns
 def test_down_force_sweeps_leftovers_of_a_killed_run(tmp_path: Path, netns: None) -> None:
-    """A run killed with SIGKILL leaves namespaces behind; `lab down --force` finds them by their marker."""
-    from analyzer.lab.netns import Sandbox
+    """A run killed with SIGKILL leaves namespaces and processes behind but no state file; `lab down
+    --force` finds them by their marker."""
+    from analyzer.lab.state import state_path
 
     tag = f"k{os.getpid() % 100000}"
-    sb = Sandbox()
     try:
-        sb.add_namespace(f"k8sl-{tag}-node1", nameserver="10.96.0.10")
-        sb.add_namespace(f"k8sl-{tag}-web")
-        sb.start(f"k8sl-{tag}-web", ["sleep", "60"], label="sleeper")
-        # the sleeper carries the lab's marker once `ip netns exec` has exec'd it: wait for that
-        deadline = time.monotonic() + 5
-        while not _procs(tag) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(_ours(tag)[0]) == 2 and len(_procs(tag)) == 1
+        up = k8s_trace("lab", "up", "cross-node", "--tag", tag, timeout=180)
+        assert up.returncode == 0, up.stderr
+        # what SIGKILL leaves: everything `lab up` built, but nobody wrote down (or will remove) the state
+        state_path(tag).unlink()
+        made = _ours(tag)[0]
+        servers = [pid for pid, cmd in _procs(tag) if "http-server" in cmd]
+        assert len(made) >= 2 and servers, (made, _procs(tag))
         busy = k8s_trace("lab", "run", "cross-node", "--tag", tag, "--out", str(tmp_path / "o"))
         assert busy.returncode == 3 and "already exists" in busy.stderr and "--force" in busy.stderr
-        assert len(_ours(tag)[0]) == 2  # the refused run removed nothing that was not its own
+        assert _ours(tag)[0] == made  # the refused run removed nothing that was not its own
         plain = k8s_trace("lab", "down", "--tag", tag)
         assert plain.returncode == 3 and "no lab is up" in plain.stderr
         forced = k8s_trace("lab", "down", "--tag", tag, "--force")
         assert forced.returncode == 0, forced.stderr
-        assert "removed 2 namespaces" in forced.stdout
+        assert f"removed {len(made)} namespaces" in forced.stdout
         assert _ours(tag) == (set(), set())
         deadline = time.monotonic() + 5
         while _procs(tag) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert _procs(tag) == []
+        assert not [pid for pid in servers if _alive(pid)]  # killed (a zombie waiting for init is dead)
     finally:
-        sb.close()
+        _down(tag)
 
 
 @pytest.mark.netns
