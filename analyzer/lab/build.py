@@ -8,8 +8,11 @@ and no lab namespace has a route toward the host's network.
 from __future__ import annotations
 
 import ipaddress
+import shutil
 
+from analyzer.errors import LabError
 from analyzer.lab.netns import Sandbox
+from analyzer.lab.rules import node_nft
 from analyzer.lab.topology import EXTERNAL, ROUTER, SWITCH, Cluster, Faults, Node, Pod
 
 SEARCH = "default.svc.cluster.local svc.cluster.local cluster.local"
@@ -145,7 +148,21 @@ def build(sb: Sandbox, cluster: Cluster, faults: Faults) -> dict[str, dict[str, 
         build_overlay(sb, cluster, node, faults)
     for pod in cluster.pods:
         build_pod(sb, cluster, pod, faults)
+    load_kube_proxy_nft(sb, cluster)
     return missing
+
+
+def load_kube_proxy_nft(sb: Sandbox, cluster: Cluster) -> None:
+    """kube-proxy's nftables mode: its ``table ip kube-proxy`` into every node, with ``nft -f`` (as
+    kube-proxy hands nft its transaction). Nothing in iptables mode."""
+    if cluster.params.kube_proxy_mode != "nftables":
+        return
+    if shutil.which("nft") is None:
+        raise LabError("kube-proxy's nftables mode needs nft (package nftables)")
+    for node in cluster.nodes:
+        text = node_nft(cluster, node)
+        if text:
+            sb.ns_run(cluster.params.ns(node.name), ["nft", "-f", "-"], input=text)
 
 
 def subnet_env(cluster: Cluster, node: Node, ipmasq: bool = True) -> str:

@@ -1,9 +1,12 @@
-"""The iptables rules each lab node loads: kube-proxy's and flannel's (from ``kube_proxy``), plus faults.
+"""The rules each lab node loads: kube-proxy's and flannel's (from ``kube_proxy``), plus faults.
 
-The rules themselves come from ``analyzer.lab.kube_proxy`` (real chain names and hashes); this
-module only feeds it the cluster and applies the scenario's deliberate breakage on the
+The rules themselves come from ``analyzer.lab.kube_proxy`` (iptables mode) and
+``analyzer.lab.kube_proxy_nft`` (nftables mode), with real chain names and hashes; this module
+only feeds them the cluster and applies the scenario's deliberate breakage on the
 ``iptables-restore`` text: a CentOS-style INPUT chain that rejects before accepting UDP 8472,
-or flannel's FLANNEL-POSTRTG chain left out.
+or flannel's FLANNEL-POSTRTG chain left out. In kube-proxy's nftables mode the
+``iptables-restore`` input keeps flannel's chains only (no KUBE-*), and ``node_nft`` gives the
+``table ip kube-proxy`` that ``build`` loads with ``nft -f``.
 """
 
 from __future__ import annotations
@@ -95,6 +98,8 @@ def node_rules(cluster: Cluster, node: Node, faults: Faults) -> str:
     except ImportError as exc:
         raise LabError("the kube-proxy rule generator (analyzer/lab/kube_proxy.py) is not available") from exc
     text = kube_proxy_rules(kube_proxy, cluster, node)
+    if cluster.params.kube_proxy_mode == "nftables":
+        text = without_kube_proxy(text)
     if faults.no_masquerade:
         text = drop_chain(text, "FLANNEL-POSTRTG")
     if node.name in faults.forward_drop_on:
@@ -104,8 +109,39 @@ def node_rules(cluster: Cluster, node: Node, faults: Faults) -> str:
     return text
 
 
+def without_kube_proxy(text: str) -> str:
+    """The iptables-restore text with every KUBE-* chain, its rules and the jumps to it removed: what a
+    node running kube-proxy in nftables mode has in iptables (flannel's chains only)."""
+    chains = [line[1:].split()[0] for line in text.splitlines() if line.startswith(":KUBE-")]
+    for chain in dict.fromkeys(chains):
+        text = drop_chain(text, chain)
+    return text
+
+
+def node_nft(cluster: Cluster, node: Node) -> str | None:
+    """The ``table ip kube-proxy`` kube-proxy's nftables mode writes on `node` (``nft -f`` input), or
+    None in iptables mode. NodePorts listen on the node's primary address (``--nodeport-addresses
+    primary``, the nftables mode's default); ServiceCIDR is the lab's service CIDR."""
+    if cluster.params.kube_proxy_mode != "nftables":
+        return None
+    try:
+        from analyzer.lab import kube_proxy, kube_proxy_nft
+    except ImportError as exc:
+        raise LabError("the kube-proxy nftables generator (analyzer/lab/kube_proxy_nft.py) is not available") from exc
+    return kube_proxy_nft.generate_ruleset(service_specs(kube_proxy, cluster, node),
+                                           cluster_cidr=cluster.params.pod_cidr,
+                                           service_cidrs=(cluster.params.service_cidr,),
+                                           nodeport_ips=(node.ip,), node_ip=node.ip)
+
+
 def kube_proxy_rules(kube_proxy, cluster: Cluster, node: Node) -> str:  # noqa: ANN001 (module)
     """Call D's generator with the cluster's services, endpoints and flannel settings."""
+    return kube_proxy.generate_rules(service_specs(kube_proxy, cluster, node), cluster_cidr=cluster.params.pod_cidr,
+                                     pod_cidr=node.subnet, node_ip=node.ip, flannel=True)
+
+
+def service_specs(kube_proxy, cluster: Cluster, node: Node) -> list:  # noqa: ANN001 (module)
+    """One ``ServicePortSpec`` per service port of the cluster, endpoints marked local on `node`."""
     specs = []
     for svc in cluster.services:
         for sp in svc.ports:
@@ -119,5 +155,4 @@ def kube_proxy_rules(kube_proxy, cluster: Cluster, node: Node) -> str:  # noqa: 
                 endpoints=endpoints, port_name=sp.name, protocol=sp.protocol.lower(),
                 node_port=sp.node_port, external_traffic_policy=svc.external_traffic_policy,
             ))
-    return kube_proxy.generate_rules(specs, cluster_cidr=cluster.params.pod_cidr, pod_cidr=node.subnet,
-                                     node_ip=node.ip, flannel=True)
+    return specs

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 SWITCH = "switch"
 ROUTER = "router"
 EXTERNAL = "external"
+KUBE_PROXY_MODES = ("iptables", "nftables")
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,9 @@ class LabParams:
     underlay_mtu: int = 1500
     node_port_range: str = "30000-32767"
     tag: str = ""  # inserted in namespace names: k8sl-<tag>-node1 (tests run with a unique tag)
+    # kube-proxy's mode: "iptables" (KUBE-* chains in the iptables-restore input) or "nftables" (the
+    # `table ip kube-proxy` of kube-proxy's nftables proxier, loaded with nft -f; iptables keeps flannel's)
+    kube_proxy_mode: str = "iptables"
 
     def ns(self, name: str) -> str:
         return f"k8sl-{self.tag}-{name}" if self.tag else f"k8sl-{name}"
@@ -61,6 +65,8 @@ class LabParams:
                     raise ValueError(f"{a.replace('_', '-')} {nets[a]} overlaps {b.replace('_', '-')} {nets[b]}")
         if self.backend not in ("vxlan", "host-gw"):
             raise ValueError(f"unknown backend {self.backend!r} (vxlan or host-gw)")
+        if self.kube_proxy_mode not in KUBE_PROXY_MODES:
+            raise ValueError(f"unknown kube-proxy mode {self.kube_proxy_mode!r} (iptables or nftables)")
         if len(self.tag) > 24:
             raise ValueError("--tag is too long (24 characters at most)")
 
