@@ -166,8 +166,21 @@ def _dumps_disagree(ctx: Context, found: Sequence[Finding]) -> list[Finding]:
         "node": node, "where": describe(failed),
         "when": f" (taken {snap.collected_at})" if snap.collected_at else "",
         "when_zh": f"（收集于 {snap.collected_at}）" if snap.collected_at else "",
-        "outcome": sim.explanation.rstrip("."),
+        "outcome": sim.explanation.rstrip("."), "outcome_zh": _outcome_zh(sim),
     }, ev, flow=flow.id)]
+
+
+def _outcome_zh(sim: object) -> str:
+    """The simulator's outcome in Chinese, from its fields (its explanation is English prose)."""
+    status, node = getattr(sim, "status", ""), getattr(sim, "node", "")
+    packet, out = getattr(sim, "packet", None), getattr(sim, "out_interface", None)
+    dst = packet.endpoint("dst") if packet is not None else "?"
+    if status == "forwarded" and str(getattr(sim, "delivered_to", "") or "").startswith("pod "):
+        return f"送达 {node} 上的 Pod {dst}" + (f"（经 {out}）" if out else "")
+    if status == "forwarded":
+        hop = getattr(sim, "next_hop", None)
+        return f"{node} 将其从 {out or '?'} 转发出去" + (f"，下一跳 {hop}" if hop else "")
+    return f"{node} 本机接收，目的地址 {dst}"
 
 
 def _overlay_blocked(ctx: Context) -> list[Finding]:

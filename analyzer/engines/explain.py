@@ -402,7 +402,7 @@ FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
     "DUMPS_DISAGREE": (
         "The captures show the packet stop at {where}, yet {node}'s dumps{when}, walked like the kernel, let it "
         "through ({outcome}): something they do not show stops it there.",
-        "抓包显示数据包停在 {where}，但按内核方式推演 {node} 的转储{when_zh}，它应当通过（{outcome}）：是转储中看不到的"
+        "抓包显示数据包停在 {where}，但按内核方式推演 {node} 的转储{when_zh}，它应当通过（{outcome_zh}）：是转储中看不到的"
         "东西在那里拦下了它。",
         "Dump {node} again right after reproducing the problem (`k8s-trace collect` takes captures and dumps together) "
         "and compare: rules or routes may have changed since; include `nft list ruleset` (tables iptables-save does "

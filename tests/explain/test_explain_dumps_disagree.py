@@ -36,6 +36,10 @@ def test_vxlan_vanishes_behind_a_node_whose_dumps_accept_it(tmp_path: Path) -> N
     taken = re.search(r"\(taken (\S+)\)", f["message"])
     assert taken is not None, f["message"]
     assert f"（收集于 {taken.group(1)}）" in f["message_zh"] and "taken" not in f["message_zh"], f["message_zh"]
+    # the simulator's outcome in Chinese too, not its English sentence
+    assert "delivered to pod 10.244.2.2:8080 on node2" in f["message"], f["message"]
+    assert "送达 node2 上的 Pod 10.244.2.2:8080（经 cni0）" in f["message_zh"], f["message_zh"]
+    assert "delivered" not in f["message_zh"], f["message_zh"]
     assert [e["packet"] for e in f["evidence"] if e["packet"]], f["evidence"]
     assert "nft list ruleset" in f["fix"] and "pwru" in f["fix"]
 
@@ -46,3 +50,16 @@ def test_never_on_a_sample_whose_failure_has_a_cause() -> None:
     for root in roots:
         for flow in explain(root)["flows"]:
             assert "DUMPS_DISAGREE" not in codes(flow), (root, flow["verdict"]["en"])
+
+
+def test_outcome_in_chinese_for_each_simulated_ending() -> None:
+    from types import SimpleNamespace
+
+    from analyzer.engines.diagnose import _outcome_zh
+
+    pkt = SimpleNamespace(endpoint=lambda which: {"dst": "10.244.2.2:8080"}[which])
+    fwd = SimpleNamespace(status="forwarded", node="node1", packet=pkt, out_interface="flannel.1",
+                          next_hop="10.244.2.0", delivered_to=None)
+    assert _outcome_zh(fwd) == "node1 将其从 flannel.1 转发出去，下一跳 10.244.2.0"
+    local = SimpleNamespace(status="local", node="node2", packet=pkt, out_interface=None, delivered_to="node node2")
+    assert _outcome_zh(local) == "node2 本机接收，目的地址 10.244.2.2:8080"
