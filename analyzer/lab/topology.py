@@ -1,7 +1,8 @@
 """The lab cluster as data: nodes, pods, services, and the addresses flannel would give them.
 
 ``Cluster`` is pure data (no I/O): ``build.py`` turns it into namespaces and links, and
-``rules.py`` into iptables rules. Addresses follow flannel's defaults: node N (1-based) owns
+``rules.py`` into iptables rules (plus kube-proxy's nftables table when ``LabParams.kube_proxy_mode``
+is ``nftables``). Addresses follow flannel's defaults: node N (1-based) owns
 ``10.244.N.0/24``; its ``cni0`` is ``.1``; its ``flannel.1`` is ``.0/32``; pods count from ``.2``.
 """
 
