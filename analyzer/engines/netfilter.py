@@ -25,6 +25,13 @@ Chains with many rules are indexed by destination address and by destination por
 through a 10,000-service ``KUBE-SERVICES`` chain only looks at the few rules that can match;
 chains and rules are compiled when a walk first reaches them. A dump that is cut off gives an
 UNKNOWN verdict wherever the walk needs the missing rules.
+
+nftables tables with NAT chains (kube-proxy's nftables mode, ``table ip kube-proxy``) are lowered
+into the same rule model (``engines/nft_lower.py``) and run at their hooks by priority among
+iptables' tables (raw -300, mangle -150, dstnat -100, filter 0, srcnat 100; iptables' table first at
+an equal priority): each base chain is a unit of its own, so an nft ``accept`` ends only that chain,
+while ``drop``/``reject`` end the packet. The NAT chains of a hook run, in priority order, until one
+chooses a translation (the kernel's NAT binding): the later ones are skipped for that connection.
 """
 
 from __future__ import annotations
@@ -36,8 +43,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from analyzer.engines.nft_lower import Lowered
 from analyzer.model.flow import endpoint_text
-from analyzer.model.netfilter import Match, Option, Rule, RuleSet, Selector
+from analyzer.model.netfilter import Match, Option, Rule, RuleSet, Selector, Table
 from analyzer.model.protocols import proto_name, proto_number  # proto_number is in __all__ (diagnose uses it)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -102,6 +110,10 @@ CONTINUE_TARGETS = frozenset({"LOG", "NFLOG", "ULOG", "TRACE", "TCPMSS", "CHECKS
 NAT_TARGETS = frozenset({"DNAT", "SNAT", "MASQUERADE", "REDIRECT", "NETMAP"})
 #: the index is built for chains longer than this
 INDEX_MIN_RULES = 24
+#: the priority of each iptables table at its hooks (nat: -100 at PREROUTING/OUTPUT, 100 at INPUT/POSTROUTING)
+TABLE_PRIORITY: Mapping[str, int] = {"raw": -300, "mangle": -150, "filter": 0, "security": 50}
+#: conntrack's priority: the original tuple is recorded here
+CONNTRACK_PRIORITY = -200
 
 
 class Verdict(StrEnum):
@@ -580,7 +592,66 @@ def _compile_match(m: Match, rule: Rule) -> list[Predicate]:
             else:
                 raise _Unsupported(f"-m iprange --{opt.name}")
         return preds
+    if mod == "nft":
+        return [_nft_pred(opt) for opt in m.options]
+    if mod == "nft-unknown":
+        raise _Unsupported(f"nftables {m.option('what').value if m.option('what') else 'expression'}")
     raise _Unsupported(f"-m {mod}")
+
+
+_NFT_L4 = {"tcp": 6, "udp": 17, "sctp": 132}
+
+
+def _nft_pred(opt: Option) -> Predicate:
+    """A match of a lowered nftables rule (``engines/nft_lower.py``): address, protocol, interface and
+    port lists (with ranges and prefixes), and set lookups (``lookup`` = "keys . keys", elements...)."""
+    name = opt.name
+    if name == "lookup":
+        keys = opt.values[0].split(" . ")
+        elements = [tuple(e.split(" . ")) for e in opt.values[1:]]
+        tests = [[_nft_value_pred(k, v) for k, v in zip(keys, el)] for el in elements]
+        return _neg(lambda p, n, tests=tests: any(all(t(p, n) for t in el) for el in tests), opt.negated)
+    key = {"src-in": "ip saddr", "dst-in": "ip daddr", "l4proto-in": "meta l4proto", "in_interface-in": "iifname",
+           "out_interface-in": "oifname"}.get(name, name.replace("-", " "))
+    tests = [_nft_value_pred(key, v) for v in opt.values]
+    return _neg(lambda p, n, tests=tests: any(t(p, n) for t in tests), opt.negated)
+
+
+def _nft_value_pred(key: str, value: str) -> Callable[[PacketState, NodeAddresses], bool]:
+    """``key == value`` for one nft selector and one value (an address, prefix or range, a protocol,
+    a port or port range, an interface name or ``eth*`` pattern)."""
+    if key in ("ip saddr", "ip daddr", "ip6 saddr", "ip6 daddr"):
+        src = key.endswith("saddr")
+        if "-" in value and "/" not in value:
+            lo, hi = (ipaddress.ip_address(x.strip()) for x in value.split("-", 1))
+            return lambda p, n: lo.version == p.family and lo <= (p.src if src else p.dst) <= hi
+        net = _net(value)
+        return lambda p, n: (p.src if src else p.dst) in net
+    if key in ("meta l4proto", "ip protocol", "ip6 nexthdr"):
+        num = proto_number(value)
+        if num is None:
+            raise _Unsupported(f"unknown protocol {value!r}")
+        return lambda p, n: p.proto == num
+    if key in ("iifname", "oifname", "iif", "oif"):
+        test = _iface_matcher(value.replace("*", "+"))
+        attr = "in_interface" if key.startswith("i") else "out_interface"
+        return lambda p, n: getattr(p, attr) is not None and test(getattr(p, attr))
+    words = key.split()
+    if len(words) == 2 and words[0] in ("tcp", "udp", "sctp", "th") and words[1] in ("dport", "sport"):
+        l4 = _NFT_L4.get(words[0])
+        lo, _, hi = value.partition("-")
+        if not lo.isdigit() or (hi and not hi.isdigit()):
+            raise _Unsupported(f"port {value!r}")
+        low, high = int(lo), int(hi or lo)
+        dport = words[1] == "dport"
+
+        def port_pred(p: PacketState, n: NodeAddresses) -> bool:
+            if (l4 is not None and p.proto != l4) or (l4 is None and p.proto not in (6, 17, 132, 136)):
+                return False
+            port = p.dport if dport else p.sport
+            return port is not None and low <= port <= high
+        return port_pred
+    raise _Unsupported(f"nftables {key} {value}")
 
 
 def _flag_bits(text: str) -> int:
@@ -732,14 +803,17 @@ class NetfilterEngine:
     #: service with thousands of endpoints fits, a pathological rule set cannot blow up
     max_forks = 4096
 
-    def __init__(self, ruleset: RuleSet, addresses: NodeAddresses | None = None) -> None:
+    def __init__(self, ruleset: RuleSet, addresses: NodeAddresses | None = None, nft: Lowered | None = None) -> None:
         self.ruleset = ruleset
         self.addresses = addresses or NodeAddresses()
+        self.nft = nft
+        self._tables: dict[str, Table] = {**ruleset.tables, **(nft.tables if nft else {})}
         self._chains: dict[tuple[str, str], _CompiledChain | None] = {}
-        self._names = {t: frozenset(table.chains) for t, table in ruleset.tables.items()}
+        self._names = {t: frozenset(table.chains) for t, table in self._tables.items()}
+        self._units: dict[str, list[tuple[int, str, str, bool]]] = {}
         for tname, names in self._names.items():  # index the big chains now: walks stay fast
             for cname in names:
-                if len(ruleset.tables[tname].chains[cname].rules) >= INDEX_MIN_RULES:
+                if len(self._tables[tname].chains[cname].rules) >= INDEX_MIN_RULES:
                     self._chain(tname, cname)
 
     def _exists(self, table: str, chain: str) -> bool:
@@ -750,7 +824,7 @@ class NetfilterEngine:
         key = (table, name)
         if key in self._chains:
             return self._chains[key]
-        t = self.ruleset.tables.get(table)
+        t = self._tables.get(table)
         chain = t.chains.get(name) if t is not None else None
         compiled = None if chain is None else self._compile_chain(chain.rules, chain.policy)
         self._chains[key] = compiled
@@ -765,7 +839,7 @@ class NetfilterEngine:
             by_port: dict[tuple[int, int], list[int]] = {}
             rest: list[int] = []
             for i, c in enumerate(compiled):
-                key = _index_key_text(c.rule.source.text)
+                key = _index_key_fields(c.rule) if " " in c.rule.table else _index_key_text(c.rule.source.text)
                 if key is None:
                     rest.append(i)
                 elif key[0] == "dst":
@@ -810,18 +884,39 @@ class NetfilterEngine:
                       tuple(dict.fromkeys(w.assumptions)), extra.get("reject_with"), extra.get("rule"),
                       extra.get("reason"))
 
+    def _hook_units(self, hook: str) -> list[tuple[int, str, str, bool]]:
+        """(priority, table, base chain, is NAT) of every unit at ``hook``, in the kernel's order."""
+        units = self._units.get(hook)
+        if units is None:
+            units = []
+            for table in HOOK_TABLES[hook]:
+                if table == "nat":
+                    units.append((-100 if hook in ("PREROUTING", "OUTPUT") else 100, table, hook, True))
+                else:
+                    units.append((TABLE_PRIORITY[table], table, hook, False))
+            for b in self.nft.chains if self.nft else ():
+                if b.hook == hook:
+                    units.append((b.priority, b.table, b.chain, b.nat))
+            units.sort(key=lambda u: u[0])  # stable: iptables' table first at an equal priority
+            self._units[hook] = units
+        return units
+
     def _walk_hook(self, hook: str, start: _Work) -> list[tuple[_Work, Verdict, dict]]:
         current = [start]
         out: list[tuple[_Work, Verdict, dict]] = []
-        for table in HOOK_TABLES[hook]:
-            if table == "mangle" and hook in ("PREROUTING", "OUTPUT"):
+        recorded = hook not in ("PREROUTING", "OUTPUT")
+        known = len(start.translations)  # translations before this hook are not its NAT binding
+        for prio, table, base, nat in self._hook_units(hook):
+            if not recorded and prio > CONNTRACK_PRIORITY:
+                recorded = True
                 for w in current:  # conntrack runs between raw and mangle: it records the original tuple
                     if w.packet.ctstate == "NEW" and w.packet.ct_orig_dst is None:
                         w.packet = replace(w.packet, ct_orig_src=w.packet.src, ct_orig_dst=w.packet.dst,
                                            ct_orig_dport=w.packet.dport)
-            if not self._exists(table, hook):
+            if not self._exists(table, base):
                 continue
-            if table == "nat":
+            nft = " " in table
+            if nat:
                 tracked = [w for w in current if w.packet.ctstate == "NEW"]
                 for w in current:
                     if w.packet.ctstate == "NEW":
@@ -829,14 +924,25 @@ class NetfilterEngine:
                     why = ("the packet is not tracked (NOTRACK), so no NAT" if w.packet.ctstate == "UNTRACKED"
                            else f"conntrack state {w.packet.ctstate}: nat rules only see a connection's first "
                                 "packet; conntrack applies the translation chosen then")
-                    w.steps.append(Step(hook, "nat", hook, "skip", why))
+                    w.steps.append(Step(hook, table, base, "skip", why) if nft else Step(hook, "nat", hook, "skip", why))
                 untracked = [w for w in current if w.packet.ctstate != "NEW"]
-                current = tracked
+                current = []
+                for w in tracked:
+                    chosen = _nat_binding(w.translations[known:], hook)
+                    if chosen is None:
+                        current.append(w)
+                        continue
+                    where = f"nftables {table} chain {base}" if nft else f"*nat {hook}"
+                    w.steps.append(Step(hook, table, base, "skip", f"{where} does not run: {chosen.rule.where()} "
+                                                                   f"already chose this connection's {chosen.type} at "
+                                                                   f"{hook} (the kernel runs NAT chains only until "
+                                                                   "one translates)"))
+                    untracked.append(w)
             else:
                 untracked = []
             nxt: list[_Work] = []
             for w in current:
-                for w2, verdict, extra in self._walk_table(hook, table, w):
+                for w2, verdict, extra in self._walk_table(hook, table, w, base):
                     if verdict is Verdict.ACCEPT:
                         nxt.append(w2)
                     else:
@@ -861,13 +967,16 @@ class NetfilterEngine:
             return chain.rest
         return list(heapq.merge(*lists))
 
-    def _walk_table(self, hook: str, table: str, start: _Work) -> list[tuple[_Work, Verdict, dict]]:
-        """Depth-first over the chains of one table; forks become separate work items."""
+    def _walk_table(self, hook: str, table: str, start: _Work, base: str | None = None
+                    ) -> list[tuple[_Work, Verdict, dict]]:
+        """Depth-first over the chains of one table from its chain ``base`` (the hook's built-in chain
+        for iptables, the base chain for an nftables table); forks become separate work items."""
+        base = base or hook
         results: list[tuple[_Work, Verdict, dict]] = []
         # a frame: (work, chain name, position in the candidate list, candidates, call stack)
         # a frame: (work, chain, position, candidates, call stack, chains entered on the way here);
         # a call stack entry: (chain, position, candidates, chains entered on the way to it)
-        stack: list[tuple] = [(start, hook, 0, None, (), frozenset({hook}))]
+        stack: list[tuple] = [(start, base, 0, None, (), frozenset({base}))]
         depth_limit = 64
         fork_budget = self.max_forks
         while stack:
@@ -974,17 +1083,17 @@ class NetfilterEngine:
                     break
                 if outcome == "return":
                     ended = True
-                    self._return(stack, results, w, hook, table, cname, calls)
+                    self._return(stack, results, w, hook, table, cname, calls, base=base)
                     break
                 results.append(outcome(w))
                 ended = True
                 break
             if not ended:  # fell off the end of the chain
-                self._return(stack, results, w, hook, table, cname, calls, fell_off=True)
+                self._return(stack, results, w, hook, table, cname, calls, fell_off=True, base=base)
         return results
 
     def _return(self, stack: list, results: list, w: _Work, hook: str, table: str, cname: str,
-                calls: tuple, fell_off: bool = False) -> None:
+                calls: tuple, fell_off: bool = False, base: str | None = None) -> None:
         if fell_off and not self.ruleset.is_complete(table, cname):
             why = (f"the dump is cut off (line {self.ruleset.cut_at}) before the end of chain {cname} in *{table}: "
                    "the rules that decide this packet are missing")
@@ -997,13 +1106,20 @@ class NetfilterEngine:
                 w.steps.append(Step(hook, table, cname, "return", f"end of chain {cname}: back to {parent}"))
             stack.append((w, parent, ppos, pcands, calls[:-1], ptrail))
             return
-        chain = self._chain(table, hook)
+        base = base or hook
+        chain = self._chain(table, base)
         policy = (chain.policy if chain else None) or "ACCEPT"
-        if policy == "ACCEPT" and chain is not None and not chain.rules:
-            results.append((w, Verdict.ACCEPT, {}))  # an empty chain with policy ACCEPT: nothing to tell
+        if policy == "ACCEPT" and chain is not None and (not chain.rules or " " in table):
+            # an empty chain with policy ACCEPT, or an nftables base chain that lets the packet go on
+            # to the next one: nothing to tell
+            results.append((w, Verdict.ACCEPT, {}))
             return
-        w.steps.append(Step(hook, table, hook, "policy",
-                            f"end of built-in chain {hook} in *{table}: its policy {policy} applies"))
+        if " " in table:
+            w.steps.append(Step(hook, table, base, "policy", f"end of base chain {base} in nftables {table}: its "
+                                                             f"policy {policy.lower()} applies"))
+        else:
+            w.steps.append(Step(hook, table, hook, "policy",
+                                f"end of built-in chain {hook} in *{table}: its policy {policy} applies"))
         if policy == "DROP":
             results.append((w, Verdict.DROP, {"rule": None}))
         else:
@@ -1021,14 +1137,16 @@ class NetfilterEngine:
             return None
         if self._exists(table, target):
             verb = "goto" if rule.goto else "jump"
-            meaning = _chain_meaning(target)
+            meaning = _chain_meaning(target, nft=" " in table)
             w.steps.append(Step(hook, table, cname, verb, f"{_rule_label(rule)} matched{why}: "
                                                           f"{'go to' if rule.goto else 'jump to'} {target}"
                                                           f"{' (' + meaning + ')' if meaning else ''}", rule))
             return verb
         if target == "ACCEPT":
+            lets = (f"nftables {table} chain {cname}: the base chain accepts, the later ones still run" if " " in table
+                    else f"*{table} lets it through")
             w.steps.append(Step(hook, table, cname, "accept", f"{_rule_label(rule)} matched{why}: ACCEPT "
-                                                              f"(*{table} lets it through){_hits(rule)}", rule))
+                                                              f"({lets}){_hits(rule)}", rule))
             return lambda w: (w, Verdict.ACCEPT, {})
         if target == "DROP":
             w.steps.append(Step(hook, table, cname, "drop", f"{_rule_label(rule)} matched{why}: DROP (the packet is "
@@ -1066,9 +1184,9 @@ class NetfilterEngine:
                                                            f"({' '.join(str(o) for o in rule.target_options)})", rule))
             return None
         if target in NAT_TARGETS:
-            if table != "nat":
+            if table != "nat" and " " not in table:  # (nft itself refuses NAT outside a nat-type chain)
                 return self._unknown(w, hook, table, cname, rule, f"{target} outside the nat table")
-            return self._nat(hook, cname, rule, w)
+            return self._nat(hook, cname, rule, w, table)
         return self._unknown(w, hook, table, cname, rule, f"target {target}")
 
     def _unknown(self, w: _Work, hook: str, table: str, cname: str, rule: Rule, what: str):
@@ -1110,17 +1228,17 @@ class NetfilterEngine:
                                                             f"{new_ct:#x}", rule))
         return None
 
-    def _nat(self, hook: str, cname: str, rule: Rule, w: _Work):
+    def _nat(self, hook: str, cname: str, rule: Rule, w: _Work, table: str = "nat"):
         p = w.packet
         target = rule.target
         label = _rule_label(rule)
         if target == "DNAT" or target == "REDIRECT":
             if hook not in ("PREROUTING", "OUTPUT"):
-                return self._unknown(w, hook, "nat", cname, rule, f"{target} in {hook}")
+                return self._unknown(w, hook, table, cname, rule, f"{target} in {hook}")
             if target == "DNAT":
                 opt = rule.target_option("to-destination")
                 if opt is None:
-                    return self._unknown(w, hook, "nat", cname, rule, "DNAT without --to-destination")
+                    return self._unknown(w, hook, table, cname, rule, "DNAT without --to-destination")
                 addr, port, detail = _parse_nat_to(opt.value, p.dst, p.dport)
             else:
                 if hook == "OUTPUT":
@@ -1136,7 +1254,7 @@ class NetfilterEngine:
             if addr is None:
                 w.packet = replace(p, dport=port, ct_dnat=True)
                 w.translations.append(Translation("redirect", before, None, rule, hook, detail))
-                w.steps.append(Step(hook, "nat", cname, "redirect", f"{label}: REDIRECT to this node (the address of "
+                w.steps.append(Step(hook, table, cname, "redirect", f"{label}: REDIRECT to this node (the address of "
                                                                     f"{p.in_interface or 'the input interface'} is not "
                                                                     "in the dumps)", rule))
             else:
@@ -1146,22 +1264,22 @@ class NetfilterEngine:
                 w.translations.append(Translation(kind, before, after, rule, hook, detail))
                 svc = _service_of(rule)
                 what = f" ({svc} endpoint)" if svc else ""
-                w.steps.append(Step(hook, "nat", cname, kind, f"{label}: {target} destination {before} -> "
+                w.steps.append(Step(hook, table, cname, kind, f"{label}: {target} destination {before} -> "
                                                               f"{after}{what}", rule))
             return lambda w: (w, Verdict.ACCEPT, {})
         # source NAT
         if hook not in ("POSTROUTING", "INPUT"):
-            return self._unknown(w, hook, "nat", cname, rule, f"{target} in {hook}")
+            return self._unknown(w, hook, table, cname, rule, f"{target} in {hook}")
         before = p.endpoint("src")
         detail = " ".join(str(o) for o in rule.target_options)
         if target == "SNAT":
             opt = rule.target_option("to-source")
             if opt is None:
-                return self._unknown(w, hook, "nat", cname, rule, "SNAT without --to-source")
+                return self._unknown(w, hook, table, cname, rule, "SNAT without --to-source")
             addr, port, _ = _parse_nat_to(opt.value, p.src, p.sport)
             w.packet = replace(p, src=addr, sport=port, ct_snat=True)
             w.translations.append(Translation("snat", before, w.packet.endpoint("src"), rule, hook, detail))
-            w.steps.append(Step(hook, "nat", cname, "snat", f"{label}: SNAT source {before} -> "
+            w.steps.append(Step(hook, table, cname, "snat", f"{label}: SNAT source {before} -> "
                                                             f"{w.packet.endpoint('src')}", rule))
             return lambda w: (w, Verdict.ACCEPT, {})
         if target == "MASQUERADE":
@@ -1174,18 +1292,18 @@ class NetfilterEngine:
             if addr is None:
                 w.packet = replace(p, ct_snat=True)
                 w.translations.append(Translation("masquerade", before, None, rule, hook, detail))
-                w.steps.append(Step(hook, "nat", cname, "masquerade",
+                w.steps.append(Step(hook, table, cname, "masquerade",
                                     f"{label}: MASQUERADE: source {before} -> the address of {iface} (not in the "
                                     "dumps)", rule))
             else:
                 w.packet = replace(p, src=addr, sport=sport, ct_snat=True)
                 after = str(addr) if p.sport is None or "random" in detail or not ports else w.packet.endpoint("src")
                 w.translations.append(Translation("masquerade", before, after, rule, hook, detail))
-                w.steps.append(Step(hook, "nat", cname, "masquerade",
+                w.steps.append(Step(hook, table, cname, "masquerade",
                                     f"{label}: MASQUERADE: source {before} -> {addr}, the address of {iface}"
                                     f"{' (' + detail + ')' if detail else ''}", rule))
             return lambda w: (w, Verdict.ACCEPT, {})
-        return self._unknown(w, hook, "nat", cname, rule, f"target {target}")
+        return self._unknown(w, hook, table, cname, rule, f"target {target}")
 
 
 def _mask_opt(opts: Mapping[str, Option], name: str) -> int:
@@ -1268,10 +1386,57 @@ CHAIN_MEANINGS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _chain_meaning(chain: str) -> str | None:
+#: the same for kube-proxy's nftables mode (``table ip kube-proxy``; pkg/proxy/nftables/proxier.go)
+NFT_CHAIN_MEANINGS: tuple[tuple[str, str], ...] = (
+    ("services", "kube-proxy's service dispatch: vmap @service-ips (ClusterIP, external and load-balancer IPs) and "
+                 "@service-nodeports"),
+    ("service-", "the service's load balancing: numgen random picks one endpoint"),
+    ("endpoint-", "one endpoint of the service: rewrite the destination to it"),
+    ("external-", "traffic to the service from outside (NodePort, external or load-balancer IP)"),
+    ("firewall-check", "kube-proxy's loadBalancerSourceRanges check (vmap @firewall-ips)"),
+    ("firewall-", "the load balancer's loadBalancerSourceRanges check"),
+    ("mark-for-masquerade", "mark the packet 0x4000 so it is masqueraded when it leaves the node"),
+    ("masquerading", "kube-proxy masquerades the packets it marked"),
+    ("service-endpoints-check", "reject or drop connections to services without endpoints (vmap "
+                                "@no-endpoint-services)"),
+    ("nodeport-endpoints-check", "reject or drop connections to NodePorts without endpoints (vmap "
+                                 "@no-endpoint-nodeports)"),
+    ("cluster-ips-check", "reject traffic to unused ports of ClusterIPs, drop traffic to unallocated ClusterIPs"),
+    ("reject-chain", "kube-proxy's reject helper"),
+)
+
+
+def _chain_meaning(chain: str, nft: bool = False) -> str | None:
+    if nft:
+        exact = next((m for prefix, m in NFT_CHAIN_MEANINGS if chain == prefix), None)
+        if exact is not None:
+            return exact
+        return next((m for prefix, m in NFT_CHAIN_MEANINGS if prefix.endswith("-") and chain.startswith(prefix)),
+                    None)
     for prefix, meaning in CHAIN_MEANINGS:
         if chain == prefix or (prefix.endswith("-") and chain.startswith(prefix)):
             return meaning
+    return None
+
+
+def _nat_binding(translations: Sequence[Translation], hook: str) -> Translation | None:
+    """The translation of this hook's NAT manipulation (destination at PREROUTING/OUTPUT, source at
+    POSTROUTING/INPUT) already chosen, if any."""
+    kinds = ("dnat", "redirect") if hook in ("PREROUTING", "OUTPUT") else ("snat", "masquerade")
+    return next((t for t in translations if t.hook == hook and t.type in kinds), None)
+
+
+def _index_key_fields(rule: Rule) -> tuple[str, object] | None:
+    """``_index_key_text`` for a rule built from its fields (a lowered nftables rule): a rule whose
+    ``-d`` is one address cannot match another destination, whatever else it tests."""
+    dst = rule.dst
+    if dst is not None and not dst.negated and "," not in dst.value:
+        try:
+            net = _net(dst.value)
+        except ValueError:
+            return None
+        if net.num_addresses == 1:
+            return ("dst", net.network_address)
     return None
 
 
@@ -1304,17 +1469,19 @@ def _reject_text(kind: str) -> str:
     }.get(kind, kind)
 
 
-_CACHE: dict[tuple[int, frozenset, tuple], tuple[RuleSet, NetfilterEngine]] = {}
+_CACHE: dict[tuple[int, frozenset, tuple, int], tuple[RuleSet, Lowered | None, NetfilterEngine]] = {}
 
 
-def engine_for(ruleset: RuleSet, addresses: NodeAddresses) -> NetfilterEngine:
-    """A compiled engine for ``ruleset``, reused while the same RuleSet object is alive in the cache."""
-    key = (id(ruleset), addresses.local, tuple(sorted((k, tuple(v)) for k, v in addresses.by_interface.items())))
+def engine_for(ruleset: RuleSet, addresses: NodeAddresses, nft: Lowered | None = None) -> NetfilterEngine:
+    """A compiled engine for ``ruleset`` (plus the lowered nftables tables ``nft``), reused while the
+    same objects are alive in the cache."""
+    key = (id(ruleset), addresses.local, tuple(sorted((k, tuple(v)) for k, v in addresses.by_interface.items())),
+           id(nft))
     hit = _CACHE.get(key)
-    if hit is not None and hit[0] is ruleset:
-        return hit[1]
+    if hit is not None and hit[0] is ruleset and hit[1] is nft:
+        return hit[2]
     if len(_CACHE) > 16:
         _CACHE.clear()
-    engine = NetfilterEngine(ruleset, addresses)
-    _CACHE[key] = (ruleset, engine)
+    engine = NetfilterEngine(ruleset, addresses, nft)
+    _CACHE[key] = (ruleset, nft, engine)
     return engine

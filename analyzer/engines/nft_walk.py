@@ -6,8 +6,14 @@ whose input chain rejects what no zone allows, UDP 8472 among it.
 
 Every base chain of the hook, in every table the family reaches (``inet`` both, ``ip`` IPv4, ``ip6``
 IPv6), is walked in priority order, as the kernel does: an ``accept`` ends only that chain, a
-``drop``/``reject`` ends the packet. Matches this walk cannot evaluate (named sets, ``fib``, marks,
-an unknown interface) make the result ``unknown`` at that rule, never a guess.
+``drop``/``reject`` ends the packet. Named sets and verdict maps are looked up in the elements the
+dump lists (kube-proxy's ``@nodeport-ips``, ``vmap @no-endpoint-services``). Matches this walk
+cannot evaluate (``fib``, marks, sets filled at run time, NAT and mark statements, an unknown
+interface) make the result ``unknown`` at that rule, never a guess.
+
+Tables with NAT base chains (kube-proxy's nftables mode) are what the netfilter simulator runs
+itself next to iptables (``engines/nft_lower.py``); ``hook_verdict(..., skip_nat_tables=True)``
+leaves them to it.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
-from analyzer.model.nft import NftChain, NftMatch, NftRule, NftRuleset, NftTable
+from analyzer.model.nft import NftChain, NftElement, NftMatch, NftRule, NftRuleset, NftTable
 from analyzer.model.refs import SourceRef
 
 _PROTO_NUMBERS = {"tcp": 6, "udp": 17, "icmp": 1, "ipv6-icmp": 58, "icmpv6": 58, "sctp": 132, "gre": 47,
@@ -53,13 +59,17 @@ class NftVerdict:
     policy: bool = False
 
 
-def hook_verdict(ruleset: NftRuleset | None, hook: str, packet: NftPacket) -> NftVerdict | None:
+def hook_verdict(ruleset: NftRuleset | None, hook: str, packet: NftPacket, *,
+                 skip_nat_tables: bool = False) -> NftVerdict | None:
     """The first table outside iptables whose ``hook`` chains drop, reject or cannot be decided
-    for ``packet``; None when every such chain accepts it (or there is none)."""
+    for ``packet``; None when every such chain accepts it (or there is none). ``skip_nat_tables``:
+    leave out the tables with NAT chains (the netfilter simulator walks those itself)."""
     if ruleset is None:
         return None
     chains: list[tuple[int, NftTable, NftChain]] = []
     for table in ruleset.own_tables():
+        if skip_nat_tables and table.has_nat:
+            continue
         if table.family not in ("inet", "ip" if packet.family == 4 else "ip6"):
             continue
         for chain in table.chains:
@@ -87,31 +97,47 @@ def _walk(table: NftTable, chain: NftChain, packet: NftPacket, depth: int) -> Nf
     if depth > _MAX_DEPTH:
         return NftVerdict("unknown", name, chain.name, None, why="chains jump deeper than 64 levels")
     for rule in chain.rules:
-        hit = _matches(rule, packet)
+        hit = _matches(rule, packet, table)
         if hit is False:
             continue
         if hit is None:
             return NftVerdict("unknown", name, chain.name, rule.source,
-                              why=f"cannot evaluate: {', '.join(rule.unknown) or 'a match'}")
-        if rule.verdict in ("accept", "drop", "reject"):
-            return NftVerdict(rule.verdict, name, chain.name, rule.source, reject_with=rule.reject_with)
-        if rule.verdict == "return":
+                              why=f"cannot evaluate: {', '.join(_unknowns(rule, table)) or 'a match'}")
+        todo = [s for s in rule.statements if s.kind != "update"]
+        if todo:
+            return NftVerdict("unknown", name, chain.name, rule.source,
+                              why=f"cannot evaluate: the {todo[0].kind} statement (this walk decides filter "
+                                  "verdicts only)")
+        verdict, target_name, where = rule.verdict, rule.target, rule.source
+        if rule.vmap is not None:
+            found = _vmap(rule, packet, table)
+            if isinstance(found, str):
+                return NftVerdict("unknown", name, chain.name, rule.source, why=f"cannot evaluate: {found}")
+            if found is None:
+                continue  # no element for this packet: the rule does not decide, the next one does
+            words = (found.value or "").split()
+            verdict, target_name = (words[0] if words else None), (words[1] if len(words) > 1 else None)
+            where = found.source
+        if verdict in ("accept", "drop", "reject"):
+            return NftVerdict(verdict, name, chain.name, where,
+                              reject_with=rule.reject_with if rule.vmap is None else None)
+        if verdict == "return":
             return None
-        if rule.verdict in ("jump", "goto"):
-            target = table.chain(rule.target or "")
+        if verdict in ("jump", "goto"):
+            target = table.chain(target_name or "")
             if target is None:
-                return NftVerdict("unknown", name, chain.name, rule.source, why=f"no chain {rule.target} in the dump")
+                return NftVerdict("unknown", name, chain.name, where, why=f"no chain {target_name} in the dump")
             v = _walk(table, target, packet, depth + 1)
             if v is not None:
                 return v
-            if rule.verdict == "goto":
+            if verdict == "goto":
                 return None  # a goto does not come back here
-        if rule.verdict == "queue":
+        if verdict == "queue":
             return NftVerdict("unknown", name, chain.name, rule.source, why="queued to user space")
     return None
 
 
-def _matches(rule: NftRule, packet: NftPacket) -> bool | None:
+def _matches(rule: NftRule, packet: NftPacket, table: NftTable | None = None) -> bool | None:
     """True, False, or None (cannot tell). A known mismatch wins over anything unknown."""
     unknown = bool(rule.unknown)
     for m in rule.matches:
@@ -120,7 +146,82 @@ def _matches(rule: NftRule, packet: NftPacket) -> bool | None:
             return False
         if r is None:
             unknown = True
+    for lk in rule.lookups:
+        elements = _elements(table, lk.set_name, lk.elements)
+        if isinstance(elements, str):
+            unknown = True
+            continue
+        r = _member(lk.keys, elements, packet)
+        if r is not None and lk.op == "!=":
+            r = not r
+        if r is False:
+            return False
+        if r is None:
+            unknown = True
     return None if unknown else True
+
+
+def _unknowns(rule: NftRule, table: NftTable) -> list[str]:
+    out = list(rule.unknown)
+    for lk in rule.lookups:
+        elements = _elements(table, lk.set_name, lk.elements)
+        if isinstance(elements, str):
+            out.append(f"{' . '.join(lk.keys)} {lk.op} @{lk.set_name}: {elements}")
+    return out or ["a match"]
+
+
+def _elements(table: NftTable | None, set_name: str | None, inline: tuple[NftElement, ...]
+              ) -> tuple[NftElement, ...] | str:
+    """The elements to look up, or why they are not known."""
+    if set_name is None:
+        return inline
+    found = table.set(set_name) if table is not None else None
+    if found is None:
+        return f"no set {set_name} in the dump"
+    if found.dynamic:
+        return f"set {set_name} is filled by the packets themselves (its listing is one moment)"
+    return found.elements
+
+
+def _member(keys: tuple[str, ...], elements: tuple[NftElement, ...], p: NftPacket) -> bool | None:
+    """Is the packet's concatenated key in ``elements``? None when a part cannot be evaluated."""
+    unknown = False
+    for el in elements:
+        if len(el.key) != len(keys):
+            unknown = True
+            continue
+        hit: bool | None = True
+        for k, v in zip(keys, el.key):
+            r = _hit(NftMatch(k, "==", (v,)), p)
+            if r is False:
+                hit = False
+                break
+            if r is None:
+                hit = None
+        if hit is True:
+            return True
+        if hit is None:
+            unknown = True
+    return None if unknown else False
+
+
+def _vmap(rule: NftRule, p: NftPacket, table: NftTable) -> NftElement | None | str:
+    """The verdict map element for ``p`` (None: no element matches), or why it cannot be told."""
+    vm = rule.vmap
+    assert vm is not None
+    if vm.numgen is not None:
+        return f"numgen {vm.numgen[0]} (a choice per connection)"
+    elements = _elements(table, vm.set_name, vm.elements)
+    if isinstance(elements, str):
+        return elements
+    unknown = False
+    for el in elements:
+        r = _member(vm.keys, (el,), p)
+        if r is True:
+            return el
+        if r is None:
+            unknown = True
+    return f"a key of vmap {'@' + vm.set_name if vm.set_name else '{...}'}" if unknown else None
 
 
 def _match(m: NftMatch, p: NftPacket) -> bool | None:

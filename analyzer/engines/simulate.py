@@ -27,6 +27,7 @@ from analyzer.engines.netfilter import (
     Verdict,
     engine_for,
 )
+from analyzer.engines.nft_lower import engine_tables
 from analyzer.engines.nft_walk import NftPacket, NftVerdict
 from analyzer.engines.nft_walk import hook_verdict as nft_hook_verdict
 from analyzer.engines.overlay import resolve_overlay
@@ -281,8 +282,11 @@ class _Simulator:
             addrs = node_addresses(n, local_ips.get(n.name, ()))
             self.addrs[n.name] = addrs
             rs = ruleset_for(n, family)
+            lowered = engine_tables(n.nft, family)  # kube-proxy's nftables mode: walked with iptables
+            if rs is None and lowered is not None:
+                rs = RuleSet(source=n.nft.file if n.nft else "", family="ipv4" if family == 4 else "ipv6")
             if rs is not None:
-                self.engines[n.name] = engine_for(rs, addrs)
+                self.engines[n.name] = engine_for(rs, addrs, lowered)
             if not addrs.local and not n.interfaces:
                 self.warnings.append(f"node {n.name}: its own addresses are unknown (no ip-addr dump, no "
                                      "--local-ip): -m addrtype LOCAL only matches loopback addresses")
@@ -692,7 +696,7 @@ class _Simulator:
             return None
         packet = NftPacket(str(p.src), str(p.dst), proto_name(p.proto), p.sport, p.dport,
                            iif=p.in_interface if p.in_known else None)
-        v = nft_hook_verdict(node.nft, "input", packet)
+        v = nft_hook_verdict(node.nft, "input", packet, skip_nat_tables=True)  # those run in the engine
         if v is None:
             return None
         text = v.rule.text.strip() if v.rule is not None else ""

@@ -1,17 +1,33 @@
 """``nft list ruleset`` (text, as nft prints it) -> ``NftRuleset``.
 
-Tables, chains (with ``type ... hook ... priority ...; policy ...;``), and each rule with its
-1-based line. A rule is split into match expressions (``selector [!=] value|{ set }``) and its
-verdict; statements this reader does not evaluate (``log``, ``limit``, ``meta mark set``, maps,
-named sets) are kept in ``unknown`` so a walk can say it cannot decide there. Lines it cannot read
-become warnings ``file:line: ...`` and are skipped.
+Tables, chains (with ``type ... hook ... priority ...; policy ...;``), named sets and maps (with
+their elements, each on the line nft printed it, ``elements = { ... }`` spanning lines), and each
+rule with its 1-based line. A rule is split into match expressions (``selector [!=] value|{ set }``,
+``meta mark & M == V``), set lookups (``ip daddr @cluster-ips``, concatenations
+``ip daddr . meta l4proto . th dport``), a verdict map (``vmap @service-ips``, ``numgen random mod N
+vmap { ... }``), statements (``meta mark set meta mark | 0x4000``, ``dnat to``, ``masquerade``,
+``snat to``, ``redirect to``) and its verdict: the kube-proxy nftables mode in full. Statements this
+reader does not evaluate (``limit``, ``ct mark set``, data maps...) are kept in ``unknown`` so a walk
+can say it cannot decide there. Lines it cannot read become warnings ``file:line: ...`` and are
+skipped.
 """
 
 from __future__ import annotations
 
 import re
 
-from analyzer.model.nft import NftChain, NftMatch, NftRule, NftRuleset, NftTable
+from analyzer.model.nft import (
+    NftChain,
+    NftElement,
+    NftLookup,
+    NftMatch,
+    NftRule,
+    NftRuleset,
+    NftSet,
+    NftStatement,
+    NftTable,
+    NftVmap,
+)
 from analyzer.model.refs import SourceRef
 
 #: priority names nft prints (``priority filter + 10``)
@@ -23,9 +39,13 @@ _SELECTORS = (
     "ip saddr", "ip daddr", "ip6 saddr", "ip6 daddr", "ip protocol", "ip6 nexthdr", "meta l4proto", "meta nfproto",
     "meta iifname", "meta oifname", "meta iif", "meta oif", "meta pkttype", "meta mark", "tcp dport", "tcp sport",
     "udp dport", "udp sport", "th dport", "th sport", "sctp dport", "sctp sport", "ct state", "ct status",
-    "ct direction", "icmp type", "icmpv6 type", "icmp code", "fib daddr type", "iifname", "oifname", "iif", "oif",
-    "l4proto", "mark",
+    "ct direction", "icmp type", "icmpv6 type", "icmp code", "fib daddr type", "fib saddr type", "iifname",
+    "oifname", "iif", "oif", "l4proto", "mark",
 )
+_SELECTOR_WORDS = tuple((s, tuple(s.split())) for s in _SELECTORS)
+_ALIASES = {"meta iifname": "iifname", "meta oifname": "oifname", "meta iif": "iif", "meta oif": "oif",
+            "l4proto": "meta l4proto", "mark": "meta mark"}
+_NAT_FLAGS = {"random", "fully-random", "persistent"}
 _VERDICTS = {"accept", "drop", "reject", "return", "continue", "queue"}
 _IGNORED = {"counter", "notrack"}  # statements without effect on the verdict
 
@@ -36,10 +56,16 @@ def parse_nft_ruleset(text: str, file: str) -> NftRuleset:
     table: dict | None = None
     chain: dict | None = None
     warned_xt = False
-    skip = 0  # depth inside a table-level block that is not a chain (set, map...)
+    skip = 0  # depth inside a table-level block that is not a chain, set or map (flowtable, counter...)
+    nset: dict | None = None  # the set or map being read
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line:
+            continue
+        if nset is not None:
+            if _set_line(nset, line, SourceRef(file, n, raw.rstrip()), warnings) and table is not None:
+                table["sets"].append(_set(nset))
+                nset = None
             continue
         if skip > 0:
             skip += line.count("{") - line.count("}")
@@ -52,7 +78,7 @@ def parse_nft_ruleset(text: str, file: str) -> NftRuleset:
             if table is not None:
                 warnings.append(f"{file}:{n}: table {m.group(2)} starts before table {table['name']} ends")
             table = {"family": m.group(1), "name": m.group(2), "chains": [], "xt": warned_xt,
-                     "source": SourceRef(file, n, raw.rstrip())}
+                     "source": SourceRef(file, n, raw.rstrip()), "sets": []}
             warned_xt = False
             continue
         if table is None:
@@ -75,7 +101,12 @@ def parse_nft_ruleset(text: str, file: str) -> NftRuleset:
                 table = None
             continue
         if chain is None:
-            # named sets, maps and stateful objects: their bodies (which may span lines) are not read
+            m = re.fullmatch(r"(set|map)\s+(\S+)\s*\{", line)
+            if m:
+                nset = {"kind": m.group(1), "name": m.group(2), "source": SourceRef(file, n, raw.rstrip()),
+                        "type": (), "value": None, "flags": (), "elements": [], "timeout": False, "in": False}
+                continue
+            # stateful objects, flowtables: their bodies (which may span lines) are not read
             skip = line.count("{") - line.count("}")
             continue
         if line.startswith("type "):
@@ -128,7 +159,85 @@ def _table(t: dict) -> NftTable:
     chains = tuple(t["chains"])
     xt = t["xt"] or (t["family"] in ("ip", "ip6") and t["name"] in _IPTABLES_TABLES
                      and all(c.name in _XT_CHAINS for c in chains if c.hook is not None))
-    return NftTable(family=t["family"], name=t["name"], chains=chains, by_iptables=xt, source=t["source"])
+    return NftTable(family=t["family"], name=t["name"], chains=chains, by_iptables=xt, source=t["source"],
+                    sets=tuple(t["sets"]))
+
+
+def _set(d: dict) -> NftSet:
+    return NftSet(name=d["name"], kind=d["kind"], key_type=d["type"], value_type=d["value"], flags=d["flags"],
+                  elements=tuple(d["elements"]), source=d["source"], timeout=d["timeout"])
+
+
+def _set_line(d: dict, line: str, source: SourceRef, warnings: list[str]) -> bool:
+    """Read one line of a set or map body into ``d``; True when the line closes the set."""
+    if d["in"]:  # inside "elements = { ... }"
+        body, closed = _strip_close(line)
+        d["elements"].extend(parse_elements(body, source))
+        d["in"] = not closed
+        return False
+    if line == "}":
+        return True
+    if line.startswith("elements"):
+        body = line.split("=", 1)[1].strip() if "=" in line else ""
+        body = body[1:] if body.startswith("{") else body
+        body, closed = _strip_close(body)
+        d["elements"].extend(parse_elements(body, source))
+        d["in"] = not closed
+        return False
+    if line.startswith("type ") or line.startswith("typeof "):
+        spec = line.split(None, 1)[1].rstrip(";")
+        key, _, value = spec.partition(" : ")
+        d["type"] = tuple(k.strip() for k in key.split(" . "))
+        d["value"] = value.strip() or None
+    elif line.startswith("flags "):
+        d["flags"] = tuple(f.strip() for f in line[6:].rstrip(";").split(","))
+    elif line.startswith("timeout "):
+        d["timeout"] = True
+    elif not line.startswith(("comment ", "size ", "policy ", "auto-merge", "counter", "gc-interval")):
+        warnings.append(f"{source}: unread line in {d['kind']} {d['name']}: {line[:80]}")
+    return False
+
+
+def _strip_close(text: str) -> tuple[str, bool]:
+    """``text`` without the ``}`` that closes an element list (outside quotes), and whether it had one."""
+    quoted = False
+    for i, c in enumerate(text):
+        if c == '"':
+            quoted = not quoted
+        elif c == "}" and not quoted:
+            return text[:i], True
+    return text, False
+
+
+def _split_top(text: str, sep: str = ",") -> list[str]:
+    out, cur, quoted = [], [], False
+    for c in text:
+        if c == '"':
+            quoted = not quoted
+        if c == sep and not quoted:
+            out.append("".join(cur))
+            cur = []
+        else:
+            cur.append(c)
+    out.append("".join(cur))
+    return [p.strip() for p in out if p.strip()]
+
+
+def parse_elements(text: str, source: SourceRef) -> list[NftElement]:
+    """``10.96.0.100 . tcp . 80 : goto service-X, 10.96.0.10 . udp . 53 : goto service-Y comment "dns"``."""
+    out = []
+    for part in _split_top(text):
+        comment = None
+        m = re.search(r'\s*comment\s+"([^"]*)"', part)
+        if m:
+            comment = m.group(1)
+            part = part[: m.start()] + part[m.end():]
+        part = re.sub(r"\s+(timeout|expires)\s+\S+", "", part)
+        part = re.sub(r"\s+counter\s+packets\s+\d+\s+bytes\s+\d+", "", part).strip()
+        key, sep, value = part.partition(" : ")
+        out.append(NftElement(tuple(k.strip().strip('"') for k in key.split(" . ")), value.strip() if sep else None,
+                              source, comment))
+    return out
 
 
 def _tokens(text: str) -> list[str]:
@@ -165,11 +274,22 @@ def _values(token: str) -> tuple[str, ...]:
     return tuple(v.strip('"') for v in token.split(","))
 
 
-def parse_rule(text: str, source: SourceRef) -> NftRule:
-    body = re.sub(r'\s+comment\s+"[^"]*"\s*$', "", text)
-    toks = _tokens(body)
+def _selector(toks: list[str], i: int) -> str | None:
+    return next((s for s, words in _SELECTOR_WORDS if tuple(toks[i : i + len(words)]) == words), None)
+
+
+def parse_rule(text: str, source: SourceRef) -> NftRule:  # noqa: C901, PLR0912, PLR0915
+    comment = None
+    m = re.search(r'\s+comment\s+"([^"]*)"\s*$', text)
+    if m:
+        comment = m.group(1)
+        text = text[: m.start()]
+    toks = _tokens(text)
     matches: list[NftMatch] = []
+    lookups: list[NftLookup] = []
+    statements: list[NftStatement] = []
     unknown: list[str] = []
+    vmap: NftVmap | None = None
     verdict = target = reject_with = None
     i = 0
     while i < len(toks):
@@ -200,9 +320,79 @@ def parse_rule(text: str, source: SourceRef) -> NftRule:
             verdict = t
             i += 1
             continue
-        sel = next((s for s in _SELECTORS if toks[i : i + len(s.split())] == s.split()), None)
+        if t == "numgen" and len(toks) >= i + 6 and toks[i + 2] == "mod" and toks[i + 3].isdigit():
+            mode, mod, j = toks[i + 1], int(toks[i + 3]), i + 4
+            offset = 0
+            if toks[j : j + 1] == ["offset"] and j + 1 < len(toks) and toks[j + 1].isdigit():
+                offset, j = int(toks[j + 1]), j + 2
+            if toks[j : j + 1] == ["vmap"] and j + 1 < len(toks) and toks[j + 1].startswith("{"):
+                vmap = NftVmap((f"numgen {mode} mod {mod}",), None, tuple(parse_elements(toks[j + 1][1:-1], source)),
+                               (mode, mod, offset))
+                i = j + 2
+                continue
+            unknown.append(" ".join(toks[i:j + 1]))
+            i = j + 1
+            continue
+        if t in ("dnat", "snat"):
+            j = i + 1
+            if toks[j : j + 1] in (["ip"], ["ip6"]):
+                j += 1
+            if toks[j : j + 1] == ["to"] and j + 1 < len(toks) and toks[j + 2 : j + 3] != ["map"]:
+                statements.append(NftStatement(t, (toks[j + 1],)))
+                j += 2
+                while j < len(toks) and toks[j] in _NAT_FLAGS:
+                    j += 1
+                i = j
+                continue
+            unknown.append(" ".join(toks[i:]))
+            break
+        if t in ("masquerade", "redirect"):
+            j, args = i + 1, []
+            while j < len(toks) and (toks[j] in _NAT_FLAGS or toks[j] == "to"):
+                if toks[j] == "to" and j + 1 < len(toks):
+                    args.append("to " + toks[j + 1])
+                    j += 2
+                else:
+                    args.append(toks[j])
+                    j += 1
+            statements.append(NftStatement(t, tuple(args)))
+            i = j
+            continue
+        if t in ("update", "add") and i + 2 < len(toks) and toks[i + 1].startswith("@"):
+            statements.append(NftStatement("update", (toks[i + 1], toks[i + 2])))
+            i += 3
+            continue
+        sel = _selector(toks, i)
         if sel is not None:
+            keys = [_ALIASES.get(sel, sel)]
             j = i + len(sel.split())
+            while toks[j : j + 1] == ["."]:
+                nxt = _selector(toks, j + 1)
+                if nxt is None:
+                    break
+                keys.append(_ALIASES.get(nxt, nxt))
+                j += 1 + len(nxt.split())
+            if toks[j : j + 1] == ["."]:
+                unknown.append(" ".join(toks[i:]))
+                break
+            if keys == ["meta mark"] and toks[j : j + 1] == ["set"]:
+                expr = toks[j + 1 :]
+                if expr[:2] in (["meta", "mark"], ["mark"]) or expr[:1] == ["mark"]:
+                    expr = expr[2:] if expr[:2] == ["meta", "mark"] else expr[1:]
+                    if len(expr) >= 2 and expr[0] in ("|", "^", "&", "or", "xor", "and"):
+                        op = {"or": "|", "xor": "^", "and": "&"}.get(expr[0], expr[0])
+                        statements.append(NftStatement("mark", (op, expr[1])))
+                        i = len(toks) - len(expr) + 2
+                        continue
+                elif expr:
+                    statements.append(NftStatement("mark", ("=", expr[0])))
+                    i = j + 2
+                    continue
+                unknown.append(" ".join(toks[i:]))
+                break
+            mask = None
+            if len(keys) == 1 and toks[j : j + 1] == ["&"] and j + 1 < len(toks):
+                mask, j = toks[j + 1], j + 2
             op = "=="
             if j < len(toks) and toks[j] in ("!=", "=="):
                 op = toks[j]
@@ -211,12 +401,32 @@ def parse_rule(text: str, source: SourceRef) -> NftRule:
                 unknown.append(" ".join(toks[i:]))
                 break
             value = toks[j]
-            if value.startswith("@"):  # a named set: its elements are not in this reader
-                unknown.append(f"{sel} {op} {value}")
+            if value == "vmap" and j + 1 < len(toks):
+                ref = toks[j + 1]
+                if ref.startswith("@"):
+                    vmap = NftVmap(tuple(keys), ref[1:])
+                else:
+                    vmap = NftVmap(tuple(keys), None, tuple(parse_elements(ref.strip("{}"), source)))
+                i = j + 2
+                continue
+            if value in ("map", "set") or value.startswith(("<", ">")) or op not in ("==", "!="):
+                unknown.append(" ".join(toks[i : j + 2]))
+                i = j + 2
+                continue
+            if value.startswith("@"):
+                lookups.append(NftLookup(tuple(keys), op, value[1:]))
+            elif len(keys) > 1:
+                if value.startswith("{"):
+                    lookups.append(NftLookup(tuple(keys), op, None, tuple(parse_elements(value[1:-1], source))))
+                else:
+                    parts = [toks[j]]
+                    while toks[j + 1 : j + 2] == ["."] and j + 2 < len(toks):
+                        parts.append(toks[j + 2])
+                        j += 2
+                    el = NftElement(tuple(p.strip('"') for p in parts), None, source)
+                    lookups.append(NftLookup(tuple(keys), op, None, (el,)))
             else:
-                key = {"meta iifname": "iifname", "meta oifname": "oifname", "meta iif": "iif", "meta oif": "oif",
-                       "l4proto": "meta l4proto", "mark": "meta mark"}.get(sel, sel)
-                matches.append(NftMatch(key, op, _values(value)))
+                matches.append(NftMatch(keys[0], op, _values(value), mask))
             i = j + 1
             continue
         if t == "log":  # log [prefix "..."] [level x] [flags ...]: no verdict
@@ -227,4 +437,5 @@ def parse_rule(text: str, source: SourceRef) -> NftRule:
         unknown.append(t)
         i += 1
     return NftRule(source=source, matches=tuple(matches), verdict=verdict, target=target, reject_with=reject_with,
-                   unknown=tuple(unknown))
+                   unknown=tuple(unknown), lookups=tuple(lookups), vmap=vmap, statements=tuple(statements),
+                   comment=comment)

@@ -24,6 +24,71 @@ class NftMatch:
     key: str
     op: str
     values: tuple[str, ...]
+    mask: str | None = None  # ``meta mark & 0x4000 == 0x0``: the mask applied before comparing
+
+
+@dataclass(frozen=True, slots=True)
+class NftElement:
+    """One element of a named set or map, or of an anonymous ``vmap { ... }``: its key split at
+    `` . `` (a concatenation), the map value (``goto chain``, ``drop``; None in a set), and the
+    line nft printed it on."""
+
+    key: tuple[str, ...]
+    value: str | None
+    source: SourceRef
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NftSet:
+    """``set NAME { type ...; flags ...; elements = { ... } }`` or ``map NAME { type K . K : V; ... }``."""
+
+    name: str
+    kind: str  # "set" or "map"
+    key_type: tuple[str, ...] = ()  # ("ipv4_addr", "inet_proto", "inet_service")
+    value_type: str | None = None  # "verdict" for a vmap
+    flags: tuple[str, ...] = ()  # interval, timeout, dynamic, constant
+    elements: tuple[NftElement, ...] = ()
+    source: SourceRef | None = None
+    timeout: bool = False  # elements expire (kube-proxy's affinity sets): the listing is one moment
+
+    @property
+    def dynamic(self) -> bool:
+        """Filled by the packets themselves (``update @set``): membership is not a property of the rules."""
+        return self.timeout or "dynamic" in self.flags or "timeout" in self.flags
+
+
+@dataclass(frozen=True, slots=True)
+class NftLookup:
+    """A membership test: ``ip daddr @cluster-ips``, ``ip daddr . th dport != @allowed``, or a
+    concatenation against an anonymous set (``elements`` given, ``set_name`` None)."""
+
+    keys: tuple[str, ...]  # selectors, in concatenation order
+    op: str
+    set_name: str | None
+    elements: tuple[NftElement, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class NftVmap:
+    """A verdict map lookup: ``KEYS vmap @name`` / ``KEYS vmap { k : v, ... }``, or
+    ``numgen random mod N vmap { 0 : goto a, 1 : goto b }`` (``numgen`` = ("random", N, offset))."""
+
+    keys: tuple[str, ...]
+    set_name: str | None = None
+    elements: tuple[NftElement, ...] = ()
+    numgen: tuple[str, int, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NftStatement:
+    """A statement that changes the packet without being a verdict: ``meta mark set meta mark | 0x4000``
+    (kind "mark", args ("|", "0x4000")), ``dnat to 10.244.2.2:8080`` ("dnat", ("10.244.2.2:8080",)),
+    ``snat to X``, ``masquerade fully-random`` ("masquerade", ("fully-random",)), ``redirect to :8080``,
+    ``update @set { ip saddr }`` ("update", ("@set",))."""
+
+    kind: str
+    args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +99,10 @@ class NftRule:
     target: str | None = None  # chain of jump/goto
     reject_with: str | None = None  # "icmpx admin-prohibited"...
     unknown: tuple[str, ...] = ()  # statements this reader does not evaluate (a walk stops there)
+    lookups: tuple[NftLookup, ...] = ()  # named-set (or concatenated) membership matches
+    vmap: NftVmap | None = None  # the rule ends in a verdict map lookup
+    statements: tuple[NftStatement, ...] = ()  # mark and NAT statements, in order
+    comment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +123,21 @@ class NftTable:
     chains: tuple[NftChain, ...] = ()
     by_iptables: bool = False  # managed by iptables-nft: iptables-save shows it
     source: SourceRef | None = None
+    sets: tuple[NftSet, ...] = ()  # named sets and maps
 
     def chain(self, name: str) -> NftChain | None:
         return next((c for c in self.chains if c.name == name), None)
+
+    def set(self, name: str) -> NftSet | None:
+        """The named set or map ``name`` (with or without the ``@``)."""
+        name = name.lstrip("@")
+        return next((s for s in self.sets if s.name == name), None)
+
+    @property
+    def has_nat(self) -> bool:
+        """A table with NAT base chains (kube-proxy's ``table ip kube-proxy``): the netfilter
+        simulator runs it whole, next to iptables' tables, by priority."""
+        return any(c.hook is not None and c.type == "nat" for c in self.chains)
 
 
 @dataclass(frozen=True, slots=True)

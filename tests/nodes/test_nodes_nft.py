@@ -48,7 +48,7 @@ def test_walk_firewalld_zone() -> None:
     assert hook_verdict(None, "input", VXLAN) is None
 
 
-def test_unknown_statements_and_named_sets_are_not_guessed() -> None:
+def test_named_sets_are_looked_up() -> None:
     text = """table inet fw {
 \tset peers {
 \t\ttype ipv4_addr
@@ -64,9 +64,12 @@ def test_unknown_statements_and_named_sets_are_not_guessed() -> None:
 """
     rs = parse_nft_ruleset(text, "n")
     assert rs.warnings == () and [c.name for c in rs.tables[0].chains] == ["input"]
-    v = hook_verdict(rs, "input", VXLAN)
-    assert v.verdict == "unknown" and v.rule.line == 10 and "@peers" in v.why
-    # a known mismatch wins over the unknown set: TCP 443 falls to the drop policy
+    assert [e.key for e in rs.tables[0].set("peers").elements] == [("192.168.56.11",), ("192.168.56.13",)]
+    assert hook_verdict(rs, "input", VXLAN) is None  # 192.168.56.11 is in @peers: accepted
+    stranger = NftPacket("192.168.56.99", "192.168.56.12", "udp", 50000, 8472, iif="eth0")
+    v = hook_verdict(rs, "input", stranger)
+    assert (v.verdict, v.policy, v.rule.line) == ("drop", True, 7)
+    # TCP 443 falls to the drop policy
     v = hook_verdict(rs, "input", NftPacket("192.168.56.11", "192.168.56.12", "tcp", 1, 443, iif="eth0"))
     assert (v.verdict, v.policy, v.rule.line) == ("drop", True, 7)
 
