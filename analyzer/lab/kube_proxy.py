@@ -258,7 +258,9 @@ def _service(t: _Tables, spec: ServicePortSpec, cluster_cidr: str | None, node_i
     uses_ext = has_endpoints and externally
     uses_fw = has_endpoints and bool(spec.load_balancer_ips) and bool(spec.load_balancer_source_ranges)
     lb_chain = fw if uses_fw else ext
-    uses_svc = has_endpoints and (not spec.internal_local or (externally and not spec.external_local))
+    # kube-proxy's UsesClusterEndpoints: Cluster inside, or reachable from outside at all (even with
+    # externalTrafficPolicy Local, pods reaching the external address short-circuit to the cluster chain)
+    uses_svc = has_endpoints and (not spec.internal_local or externally)
     uses_svl = bool(local_eps) and (spec.internal_local or spec.external_local)
     if not has_endpoints:
         filt_target, filt_comment = "REJECT --reject-with icmp-port-unreachable", f"{name} has no endpoints"
