@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
-from analyzer.engines.nft_lower import Lowered
+from analyzer.engines.nft_lower import Lowered, kube_proxy_names
 from analyzer.model.flow import endpoint_text
 from analyzer.model.netfilter import Match, Option, Rule, RuleSet, Selector, Table
 from analyzer.model.protocols import proto_name, proto_number  # proto_number is in __all__ (diagnose uses it)
@@ -1351,6 +1351,9 @@ def _parse_nat_to(text: str, addr: IPAddress, port: int | None) -> tuple[IPAddre
 
 def _service_of(rule: Rule) -> str | None:
     c = rule.comment
+    if not c and " " in rule.table:  # kube-proxy's nftables chains carry the service in their names
+        names = kube_proxy_names(rule.chain)
+        return names[0] if names else None
     if not c:
         return None
     return c.split(" ")[0] if "/" in c.split(" ")[0] else None

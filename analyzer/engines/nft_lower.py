@@ -67,6 +67,26 @@ class Lowered:
     chains: tuple[BaseChain, ...]
 
 
+def kube_proxy_names(chain: str) -> tuple[str, str | None] | None:
+    """("ns/name:port", "ip:port" or None) from kube-proxy's nftables chain names
+    ``service-HASH-ns/name/proto/port`` and ``endpoint-HASH-ns/name/proto/port__IP/PORT`` (an IPv6
+    endpoint's colons written as dots); None for other chains."""
+    kind, _, rest = chain.partition("-")
+    if kind not in ("service", "endpoint", "external") or "-" not in rest:
+        return None
+    spn, _, ep = rest.split("-", 1)[1].partition("__")
+    parts = spn.split("/")
+    if len(parts) != 4:
+        return None
+    svc = f"{parts[0]}/{parts[1]}:{parts[3]}"
+    if not ep or "/" not in ep:
+        return svc, None
+    ip, _, port = ep.rpartition("/")
+    if ip.count(".") != 3:  # IPv6: kube-proxy wrote its colons as dots
+        ip = f"[{ip.replace('.', ':')}]"
+    return svc, f"{ip}:{port}"
+
+
 class _Never(Exception):
     """The rule can never match a packet of this family (``ip daddr`` in an inet table for IPv6)."""
 
@@ -185,7 +205,11 @@ def _numgen(numgen: tuple[str, int, int], elements: Sequence[NftElement], unknow
                     Option("packet", ("0",)))
         else:
             opts = (Option("mode", ("random",)), Option("probability", (f"{p:.11f}",)))
-        out.append(({"matches": (Match("statistic", opts),)} if p < 1 else {}, el.source, el.value))
+        matches: tuple[Match, ...] = (Match("statistic", opts),) if p < 1 else ()
+        names = kube_proxy_names((el.value or "").split()[-1]) if el.value else None
+        if names is not None and names[1] is not None:  # what iptables' KUBE-SVC rules say in their comment
+            matches = (*matches, Match("comment", (Option("comment", (f"{names[0]} -> {names[1]}",)),)))
+        out.append(({"matches": matches}, el.source, el.value))
     return out
 
 

@@ -63,7 +63,7 @@ def parse_nft_ruleset(text: str, file: str) -> NftRuleset:
         if not line:
             continue
         if nset is not None:
-            if _set_line(nset, line, SourceRef(file, n, raw.rstrip()), warnings) and table is not None:
+            if _set_line(nset, line, SourceRef(file, n, line), warnings) and table is not None:
                 table["sets"].append(_set(nset))
                 nset = None
             continue
@@ -123,7 +123,7 @@ def parse_nft_ruleset(text: str, file: str) -> NftRuleset:
             continue
         if line.startswith(("comment ", "devices ")):
             continue
-        chain["rules"].append(parse_rule(line, SourceRef(file, n, raw.rstrip())))
+        chain["rules"].append(parse_rule(line, SourceRef(file, n, line)))
     if chain is not None or table is not None:
         warnings.append(f"{file}: the ruleset ends inside {'chain ' + chain['name'] if chain else 'table'}: cut off?")
         if table is not None:

@@ -1,0 +1,224 @@
+"""kube-proxy's nftables mode in the netfilter simulator: the ``table ip kube-proxy`` kube-proxy 1.33
+writes (tests/netfilter/nft_kp.py, the shape of a real ``nft list ruleset``) lowered next to
+iptables' tables. Each test walks one packet and checks the verdict, the branch weights, the
+translations and the nft-ruleset line every decisive step cites."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from analyzer.engines.netfilter import NetfilterEngine, NodeAddresses, PacketState, Verdict
+from analyzer.engines.nft_lower import engine_tables
+from analyzer.engines.nft_walk import NftPacket, hook_verdict
+from analyzer.inputs.iptables_save import parse_iptables_save
+from analyzer.inputs.nft_ruleset import parse_nft_ruleset
+from analyzer.model.netfilter import RuleSet
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nft_kp import Svc, endpoint_chain, kube_proxy_table, service_chain  # noqa: E402  (helper next to this file)
+
+DATA = Path(__file__).parent / "data_nft"
+WEB = Svc("default", "web", "10.96.0.100", 80, (("10.244.2.2", 8080), ("10.244.1.3", 8080), ("10.244.2.4", 8080)),
+          nodeport=30080)
+NONE = Svc("default", "none", "10.96.0.200", 80, (), nodeport=30090)
+NODE = NodeAddresses.from_ips(["192.168.56.11", "10.244.1.1"])
+
+
+def ip(a: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(a)
+
+
+def pkt(src: str, dst: str, dport: int, *, sport: int = 40000, iif: str | None = "cni0", oif: str | None = None,
+        state: str = "NEW") -> PacketState:
+    return PacketState(ip(src), ip(dst), 6, sport, dport, in_interface=iif, out_interface=oif, ctstate=state)
+
+
+def engine(text: str, iptables: str = "", family: int = 4) -> tuple[NetfilterEngine, str]:
+    nft = parse_nft_ruleset(text, "nft-ruleset")
+    assert nft.warnings == ()
+    rs = parse_iptables_save(iptables, "iptables-save") if iptables else RuleSet("iptables-save")
+    return NetfilterEngine(rs, NODE, engine_tables(nft, family)), text
+
+
+def line_of(text: str, needle: str) -> int:
+    hits = [n for n, line in enumerate(text.splitlines(), 1) if needle in line]
+    assert len(hits) == 1, (needle, hits)
+    return hits[0]
+
+
+def test_cluster_ip_three_endpoints_each_one_third() -> None:
+    eng, text = engine(kube_proxy_table([WEB, NONE], nodeport_ips=["192.168.56.11"]))
+    branches = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.100", 80))
+    assert math.isclose(sum(b.probability for b in branches), 1.0)
+    got = {}
+    for b in branches:
+        assert b.verdict is Verdict.ACCEPT
+        (t,) = b.translations
+        got[t.after] = (b.probability, t.rule.line)
+        assert t.rule.text.startswith("meta l4proto tcp dnat to ")
+    want = {f"{a}:{p}": line_of(text, f"dnat to {a}:{p}") for a, p in WEB.endpoints}
+    assert {k: v[1] for k, v in got.items()} == want
+    assert all(math.isclose(v[0], 1 / 3) for v in got.values())
+    # the path there: services' vmap element, then the numgen element, each on its own nft line
+    b = branches[0]
+    lines = [s.rule.line for s in b.steps if s.rule is not None]
+    assert line_of(text, "type nat hook prerouting") + 1 in lines  # nat-prerouting: jump services
+    assert line_of(text, f": goto {service_chain(WEB)}") in lines  # the @service-ips element
+    assert line_of(text, "numgen random mod 3") in lines
+    assert b.packet.mark == 0  # a pod inside the cluster CIDR: not marked for masquerade
+
+
+def test_no_endpoints_rejected_by_service_endpoints_check() -> None:
+    eng, text = engine(kube_proxy_table([WEB, NONE], nodeport_ips=["192.168.56.11"]))
+    p = pkt("10.244.1.2", "10.96.0.200", 80, oif="eth0")
+    (pre,) = eng.walk_hook("PREROUTING", p)
+    assert pre.verdict is Verdict.ACCEPT and pre.translations == ()  # no @service-ips element: no DNAT
+    (b,) = eng.walk_hook("FORWARD", pre.packet)
+    assert (b.verdict, b.reject_with) == (Verdict.REJECT, "icmp-port-unreachable")
+    assert b.decided_by.text == "reject" and b.decided_by.chain == "reject-chain"
+    lines = [s.rule.line for s in b.steps if s.rule is not None]
+    assert line_of(text, '10.96.0.200 . tcp . 80 comment "default/none:http" : goto reject-chain') in lines
+
+
+def test_unallocated_cluster_ip_dropped_and_wrong_port_rejected() -> None:
+    eng, text = engine(kube_proxy_table([WEB], nodeport_ips=["192.168.56.11"]))
+    (b,) = eng.walk_hook("FORWARD", pkt("10.244.1.2", "10.96.5.5", 80, oif="eth0"))
+    assert b.verdict is Verdict.DROP and b.decided_by.line == line_of(text, "Drop traffic to unallocated")
+    (b,) = eng.walk_hook("FORWARD", pkt("10.244.1.2", "10.96.0.100", 81, oif="eth0"))
+    assert b.verdict is Verdict.REJECT and b.decided_by.line == line_of(text, "Reject traffic to invalid ports")
+    # an established connection does not meet the ct state new checks
+    (b,) = eng.walk_hook("FORWARD", pkt("10.244.1.2", "10.96.5.5", 80, oif="eth0", state="ESTABLISHED"))
+    assert b.verdict is Verdict.ACCEPT
+
+
+def test_nodeport_marks_dnats_and_masquerades() -> None:
+    eng, text = engine(kube_proxy_table([WEB], nodeport_ips=["192.168.56.11"]))
+    p = pkt("192.168.56.1", "192.168.56.11", 30080, iif="eth0")
+    branches = eng.walk_hook("PREROUTING", p)
+    assert len(branches) == 3 and math.isclose(sum(b.probability for b in branches), 1.0)
+    b = branches[0]
+    assert b.packet.mark == 0x4000  # external-... jumps to mark-for-masquerade
+    assert b.translations[0].type == "dnat"
+    assert line_of(text, "tcp . 30080 : goto external-") in [s.rule.line for s in b.steps if s.rule]
+    (post,) = eng.walk_hook("POSTROUTING", replace(b.packet, out_interface="flannel.1"))
+    (t,) = post.translations
+    assert (t.type, t.rule.line, t.detail) == ("masquerade", line_of(text, "masquerade fully-random"),
+                                               "--random-fully")
+    assert post.packet.mark == 0  # masquerading clears the bit (meta mark set meta mark ^ 0x4000)
+
+
+def test_source_outside_cluster_cidr_is_masqueraded_not_a_pod() -> None:
+    eng, text = engine(kube_proxy_table([WEB], nodeport_ips=["192.168.56.11"]))
+    pre = eng.walk_hook("PREROUTING", pkt("192.168.56.1", "10.96.0.100", 80, iif="eth0"))
+    assert all(b.packet.mark == 0x4000 for b in pre)
+    pod = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.100", 80))
+    assert all(b.packet.mark == 0 for b in pod)
+    post = eng.walk_hook("POSTROUTING", pod[0].packet)
+    assert post[0].translations == ()
+    assert line_of(text, "meta mark & 0x00004000 == 0x00000000 return") in [s.rule.line for s in post[0].steps
+                                                                         if s.rule]
+
+
+def test_ipv6_table() -> None:
+    svc = Svc("default", "web", "fd00:96::100", 80, (("fd00:244:2::2", 8080), ("fd00:244:1::3", 8080)))
+    text = kube_proxy_table([svc], nodeport_ips=["fd00:56::11"], cluster_cidr="fd00:244::/48",
+                            service_cidr="fd00:96::/112", family=6)
+    nft = parse_nft_ruleset(text, "nft-ruleset")
+    assert engine_tables(nft, 4) is None  # table ip6: nothing for IPv4 packets
+    eng = NetfilterEngine(RuleSet("ip6tables-save", family="ipv6"), NodeAddresses(), engine_tables(nft, 6))
+    branches = eng.walk_hook("PREROUTING", pkt("fd00:244:1::2", "fd00:96::100", 80))
+    assert sorted((b.translations[0].after, round(b.probability, 6)) for b in branches) == [
+        ("[fd00:244:1::3]:8080", 0.5), ("[fd00:244:2::2]:8080", 0.5)]
+    (b,) = eng.walk_hook("FORWARD", pkt("fd00:244:1::2", "fd00:96::7", 80, oif="eth0"))
+    assert b.verdict is Verdict.DROP  # ip6 daddr fd00:96::/112 drop
+
+
+IPT_NAT = """*nat
+:PREROUTING ACCEPT [0:0]
+:INPUT ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:POSTROUTING ACCEPT [0:0]
+-A PREROUTING -d 10.96.0.100/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.9.9.9:80
+COMMIT
+*filter
+:INPUT ACCEPT [0:0]
+:FORWARD DROP [0:0]
+:OUTPUT ACCEPT [0:0]
+COMMIT
+"""
+
+
+def test_first_nat_chain_to_translate_wins() -> None:
+    # equal priority (dstnat): iptables' nat table runs first and its DNAT binds the connection
+    eng, text = engine(kube_proxy_table([WEB], nodeport_ips=[]), IPT_NAT)
+    (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.100", 80))
+    assert [t.after for t in b.translations] == ["10.9.9.9:80"]
+    assert any(s.action == "skip" and "nat-prerouting" in s.explanation for s in b.steps)
+    # kube-proxy's chain at dstnat - 10 runs before it: its DNAT wins, iptables' nat does not run
+    early = kube_proxy_table([WEB], nodeport_ips=[]).replace("type nat hook prerouting priority dstnat;",
+                                                             "type nat hook prerouting priority dstnat - 10;")
+    eng, text = engine(early, IPT_NAT)
+    branches = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.100", 80))
+    assert {b.translations[0].after for b in branches} == {f"{a}:{p}" for a, p in WEB.endpoints}
+    assert all(len(b.translations) == 1 for b in branches)
+
+
+def test_nft_accept_ends_only_its_base_chain() -> None:
+    text = kube_proxy_table([WEB], nodeport_ips=[]).replace(
+        "ct state new jump cluster-ips-check\n", "ct state new jump cluster-ips-check\n\t\taccept\n", 1)
+    eng, _ = engine(text, IPT_NAT)
+    (b,) = eng.walk_hook("FORWARD", pkt("10.244.1.2", "10.244.2.2", 8080, oif="flannel.1"))
+    assert b.verdict is Verdict.DROP and b.decided_by is None  # iptables' FORWARD policy DROP still runs
+
+
+def test_unknown_statement_is_not_guessed_and_affinity_forks() -> None:
+    text = kube_proxy_table([WEB], nodeport_ips=[])
+    chain = service_chain(WEB)
+    text = text.replace(f"\tchain {chain} {{\n", f"\tchain {chain} {{\n\t\tct mark set 0x1\n", 1)
+    eng, _ = engine(text)
+    (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.100", 80))
+    assert b.verdict is Verdict.UNKNOWN and b.decided_by.text == "ct mark set 0x1" and "nftables" in b.reason
+    # session affinity: a set the packets fill; its membership forks like -m recent
+    ep = endpoint_chain(WEB, "10.244.2.2", 8080)
+    aff = kube_proxy_table([WEB], nodeport_ips=[]).replace(
+        "\tmap service-ips {", "\tset affinity-X {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout 3h\n"
+        "\t}\n\n\tmap service-ips {", 1).replace(
+        f"\tchain {chain} {{\n", f"\tchain {chain} {{\n\t\tip saddr @affinity-X goto {ep}\n", 1)
+    eng, text = engine(aff)
+    branches = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.100", 80))
+    assert math.isclose(sum(b.probability for b in branches), 1.0) and len(branches) == 4
+    sticky = [b for b in branches if b.probability == 0]
+    assert len(sticky) == 1 and sticky[0].translations[0].after == "10.244.2.2:8080"
+
+
+def test_filter_walk_decides_kube_proxy_checks() -> None:
+    nft = parse_nft_ruleset(kube_proxy_table([WEB, NONE], nodeport_ips=["192.168.56.11"]), "nft-ruleset")
+    v = hook_verdict(nft, "input", NftPacket("192.168.56.1", "192.168.56.11", "tcp", 40000, 30090))
+    assert v is not None and v.verdict == "reject" and v.chain == "reject-chain"
+    assert hook_verdict(nft, "input", NftPacket("192.168.56.1", "192.168.56.11", "tcp", 40000, 30080)) is None
+    assert hook_verdict(nft, "input", NftPacket("192.168.56.12", "192.168.56.11", "udp", 40000, 8472)) is None
+    assert hook_verdict(nft, "input", NftPacket("192.168.56.1", "192.168.56.11", "tcp", 40000, 30090),
+                        skip_nat_tables=True) is None  # the simulator runs kube-proxy's table itself
+
+
+@pytest.mark.parametrize("name", ["kp-example.nft", "kp-six-services.nft"])
+def test_real_nft_listing(name: str) -> None:
+    """Outputs of `nft list ruleset` after the kernel loaded the table (element lists wrapped)."""
+    text = (DATA / name).read_text()
+    nft = parse_nft_ruleset(text, name)
+    assert nft.warnings == ()
+    (t,) = nft.tables
+    ips = t.set("service-ips").elements
+    assert [e.key[1:] for e in ips] == [("tcp", "80")] * len(ips)
+    assert all(e.source.line == line_of(text, e.key[0] + " . tcp . 80 :") for e in ips)
+    assert t.chain("filter-prerouting").priority == -110  # "priority dstnat - 10"
+    eng = NetfilterEngine(RuleSet("x"), NODE, engine_tables(nft, 4))
+    for e in ips:
+        (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", e.key[0], 80))
+        assert b.translations[0].after == "10.244.2.2:8080"
