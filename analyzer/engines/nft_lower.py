@@ -87,6 +87,18 @@ def kube_proxy_names(chain: str) -> tuple[str, str | None] | None:
     return svc, f"{ip}:{port}"
 
 
+def no_endpoint_elements(nft: NftRuleset | None, ip: str, port: int | None = None) -> list[SourceRef]:
+    """The lines of kube-proxy's ``@no-endpoint-services`` elements for service address ``ip`` (and
+    ``port``): what the iptables mode writes as a "has no endpoints" REJECT rule."""
+    out: list[SourceRef] = []
+    for t in nft.own_tables() if nft is not None else ():
+        s = t.set("no-endpoint-services") if t.has_nat else None
+        for el in s.elements if s is not None else ():
+            if el.key[0] == ip and (port is None or el.key[-1] == str(port)):
+                out.append(el.source)
+    return out
+
+
 class _Never(Exception):
     """The rule can never match a packet of this family (``ip daddr`` in an inet table for IPv6)."""
 

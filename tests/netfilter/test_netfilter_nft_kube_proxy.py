@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.engines.netfilter import NetfilterEngine, NodeAddresses, PacketState, Verdict
-from analyzer.engines.nft_lower import engine_tables
+from analyzer.engines.nft_lower import engine_tables, no_endpoint_elements
 from analyzer.engines.nft_walk import NftPacket, hook_verdict
 from analyzer.inputs.iptables_save import parse_iptables_save
 from analyzer.inputs.nft_ruleset import parse_nft_ruleset
@@ -222,3 +222,11 @@ def test_real_nft_listing(name: str) -> None:
     for e in ips:
         (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", e.key[0], 80))
         assert b.translations[0].after == "10.244.2.2:8080"
+
+
+def test_no_endpoint_elements_for_findings() -> None:
+    text = kube_proxy_table([WEB, NONE], nodeport_ips=["192.168.56.11"])
+    nft = parse_nft_ruleset(text, "nft-ruleset")
+    assert [r.line for r in no_endpoint_elements(nft, "10.96.0.200", 80)] == [
+        line_of(text, "10.96.0.200 . tcp . 80 comment")]
+    assert no_endpoint_elements(nft, "10.96.0.100") == [] and no_endpoint_elements(None, "10.96.0.200") == []
