@@ -358,6 +358,16 @@ def parse_rule(text: str, source: SourceRef) -> NftRule:  # noqa: C901, PLR0912,
             statements.append(NftStatement(t, tuple(args)))
             i = j
             continue
+        if t == "ct" and toks[i + 2 : i + 3] == ["set"]:  # ct mark set 0x1, ct helper set "ftp"
+            unknown.append(" ".join(toks[i : i + 4]))
+            i += 4
+            continue
+        if t == "limit" and toks[i + 1 : i + 2] == ["rate"] and toks[i + 2 : i + 3] != ["over"]:
+            # a rate limit lets a packet through while the traffic stays under it: a single packet does
+            i += 3
+            if toks[i : i + 1] == ["burst"]:
+                i += 3
+            continue
         if t in ("update", "add") and i + 2 < len(toks) and toks[i + 1].startswith("@"):
             statements.append(NftStatement("update", (toks[i + 1], toks[i + 2])))
             i += 3

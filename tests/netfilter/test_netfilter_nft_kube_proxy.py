@@ -230,3 +230,27 @@ def test_no_endpoint_elements_for_findings() -> None:
     assert [r.line for r in no_endpoint_elements(nft, "10.96.0.200", 80)] == [
         line_of(text, "10.96.0.200 . tcp . 80 comment")]
     assert no_endpoint_elements(nft, "10.96.0.100") == [] and no_endpoint_elements(None, "10.96.0.200") == []
+
+
+def test_load_balancer_source_ranges_and_local_traffic() -> None:
+    text = kube_proxy_table([WEB], nodeport_ips=["192.168.56.11"]).replace(
+        '\t\tcomment "destinations that are subject to LoadBalancerSourceRanges"\n',
+        '\t\tcomment "destinations that are subject to LoadBalancerSourceRanges"\n'
+        "\t\telements = { 203.0.113.50 . tcp . 80 : goto firewall-ABCDEFGH-default/web/tcp/http }\n", 1)
+    text = text.replace("\tchain reject-chain {", "\tchain firewall-ABCDEFGH-default/web/tcp/http {\n"
+                        "\t\tip saddr != { 198.51.100.0/24, 192.0.2.1-192.0.2.9 } drop\n\t}\n\n\tchain reject-chain {", 1)
+    eng, text = engine(text)
+    (b,) = eng.walk_hook("PREROUTING", pkt("203.0.113.9", "203.0.113.50", 80, iif="eth0"))
+    assert b.verdict is Verdict.DROP and b.decided_by.text.startswith("ip saddr != {")
+    for allowed in ("198.51.100.7", "192.0.2.5"):
+        (b,) = eng.walk_hook("PREROUTING", pkt(allowed, "203.0.113.50", 80, iif="eth0"))
+        assert b.verdict is Verdict.ACCEPT, allowed
+    # `fib saddr type local`: the node's own address is local, a pod's is not
+    rule = "fib saddr type local jump mark-for-masquerade"
+    text2 = kube_proxy_table([WEB], nodeport_ips=[]).replace("\tchain mark-for-masquerade {", "\tchain local-mark {\n"
+                                                               f"\t\t{rule}\n\t}}\n\n\tchain mark-for-masquerade {{", 1)
+    text2 = text2.replace("\t\tjump services\n", "\t\tjump local-mark\n\t\tjump services\n")
+    eng, _ = engine(text2)
+    mine = eng.walk_hook("OUTPUT", pkt("192.168.56.11", "10.96.0.100", 80, iif=None))
+    pods = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.100", 80))
+    assert {b.packet.mark for b in mine} == {0x4000} and {b.packet.mark for b in pods} == {0}
