@@ -22,7 +22,7 @@ from pathlib import Path
 import click
 
 from analyzer import __version__
-from analyzer.inputs.bundle import BUNDLE_COMMANDS
+from analyzer.inputs.bundle import BUNDLE_COMMANDS, COMMAND_TOOLS
 
 _IFACE = re.compile(r"^[A-Za-z0-9_.:@-]{1,15}$")
 
@@ -176,7 +176,7 @@ def render_script(seconds: int = 30, ifaces: tuple[str, ...] = (), output: str |
                           extra=shlex.quote(" ".join(ifaces)), max_packets=int(max_packets),
                           bpf=shlex.quote(bpf))]
     for name, cmd in BUNDLE_COMMANDS:
-        tool = cmd.split()[0]
+        tool = COMMAND_TOOLS.get(name, cmd.split()[0])
         if "$" in cmd:
             lines.append("# shellcheck disable=SC2016  # expanded by the sh -c that runs it\n")
         lines.append(f"run {shlex.quote(name)} {shlex.quote(tool)} {shlex.quote(cmd)}\n")

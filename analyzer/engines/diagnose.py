@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from analyzer.engines import netfilter as nf
+from analyzer.engines.backends import backend_split
 from analyzer.engines.classify import in_cidr, node_of, role_of, service_at, unnatted_replies
 from analyzer.engines.explain import finding_text
 from analyzer.engines.nft_walk import NftPacket
@@ -162,6 +163,14 @@ def _dumps_disagree(ctx: Context, found: Sequence[Finding]) -> list[Finding]:
                                                                                     "DELIVERED")]
     ev = [_ev_packet(s) for s in seen[-2:]] + [_ev_line(ref) for h in passed[-2:] for ref in h.evidence[:1]]
     snap = ctx.nodes[node]
+    split = backend_split(snap)
+    if split is not None:
+        return [_make("IPTABLES_BACKEND_SPLIT", "warning", node, {
+            "node": node, "where": describe(failed), "shown": split.shown, "hidden": split.hidden_words,
+            "tell": "; ".join(r.text.strip() for r in split.refs[:2]), "save": split.save_command,
+            "cmd": split.save_command.removesuffix("-save"),
+            "outcome": sim.explanation.rstrip("."), "outcome_zh": _outcome_zh(sim),
+        }, [_ev_line(r) for r in split.refs[:2]] + ev, flow=flow.id)]
     return [_make("DUMPS_DISAGREE", "warning", node, {
         "node": node, "where": describe(failed),
         "when": f" (taken {snap.collected_at})" if snap.collected_at else "",

@@ -414,6 +414,26 @@ FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
         "（`bpftool net`）、云安全组或虚拟化防火墙、设备状态（`ip -d link`）；在 {node} 上用 `pwru` 或 nftables 跟踪"
         "（`nft monitor trace`）可以指出丢包的内核函数。",
     ),
+    "IPTABLES_BACKEND_SPLIT": (
+        "The captures show the packet stop at {where}, yet {node}'s iptables-save ({shown}), walked like the kernel, "
+        "lets it through ({outcome}); and that dump tells that the other iptables backend holds rules too ({tell}): "
+        "the kernel runs the tables of iptables-legacy and iptables-nft both, and {hidden}'s, which this dump does "
+        "not show, are where it most likely stopped.",
+        "抓包显示数据包停在 {where}，但按内核方式推演 {node} 的 iptables-save（{shown}），它应当通过（{outcome_zh}）；"
+        "而该转储表明另一个 iptables 后端中也有规则（{tell}）：内核会同时执行 iptables-legacy 和 iptables-nft 两套表，"
+        "{hidden} 的规则不在这份转储里，最可能就是它们拦下了数据包。",
+        "Show the hidden rules with `{save}` on {node} (compare `iptables-legacy-save` and `iptables-nft-save`). Make "
+        "every component use one backend: kube-proxy's and flannel's images pick the one that already holds more "
+        "rules, while Docker, an old image or a host firewall script may write to the other; point the host's "
+        "`iptables` at the same one (`update-alternatives --set iptables /usr/sbin/iptables-nft`, likewise "
+        "ip6tables), remove what the other backend holds (`{cmd} -F; {cmd} -t nat -F; {cmd} -X`) and restart the "
+        "component that wrote it so it writes to the chosen backend.",
+        "在 {node} 上用 `{save}` 查看看不到的规则（对比 `iptables-legacy-save` 和 `iptables-nft-save`）。让所有组件使用"
+        "同一个后端：kube-proxy 和 flannel 的镜像会选择已有规则更多的后端，而 Docker、旧镜像或主机防火墙脚本可能写入"
+        "另一个；把主机的 `iptables` 指向同一个后端（`update-alternatives --set iptables /usr/sbin/iptables-nft`，"
+        "ip6tables 同理），清除另一个后端中的规则（`{cmd} -F; {cmd} -t nat -F; {cmd} -X`），并重启写入它们的组件，"
+        "使其写入选定的后端。",
+    ),
     "BRIDGE_NF_CALL_DISABLED": (
         "The answer to {client} came back from {real}, not from {service}: on {node} it was bridged across "
         "{bridge} without passing iptables, so conntrack never undid the DNAT ({setting}); the client does not "

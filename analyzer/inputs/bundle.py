@@ -41,14 +41,23 @@ from analyzer.inputs.sysctl import parse_sysctl
 from analyzer.model.node import CaptureFile, KubeInventory, NodeSnapshot, Route
 from analyzer.model.refs import SourceRef
 
+
+def _save_command(tool: str) -> str:
+    """``TOOL -c`` (counters; plain ``TOOL`` where -c is refused), keeping the ``# Warning:`` lines it
+    writes to stderr: iptables-nft's "iptables-legacy tables present" says the kernel runs rules this
+    dump cannot show. Other stderr stays on stderr; the exit status is the tool's."""
+    return (f"exec 3>&1; e=$({tool} -c 2>&1 >&3) || e=$({tool} 2>&1 >&3) || {{ printf '%s\\n' \"$e\" >&2; exit 1; }}; "
+            f"printf '%s\\n' \"$e\" | grep '^# Warning' || true")
+
+
 #: (file name in the bundle, POSIX sh command run as root on the node), in collection order.
 #: ``K8S_TRACE_SUBNET_ENV`` overrides where flannel's subnet.env is read from.
 BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("node", "hostname"),
     ("date", "date -u +%Y-%m-%dT%H:%M:%SZ"),
     ("uname", "uname -srm"),
-    ("iptables-save", "iptables-save -c 2>/dev/null || iptables-save"),
-    ("ip6tables-save", "ip6tables-save -c 2>/dev/null || ip6tables-save"),
+    ("iptables-save", _save_command("iptables-save")),
+    ("ip6tables-save", _save_command("ip6tables-save")),
     ("nft-ruleset", "nft list ruleset"),
     ("ip-addr", "ip -d addr show"),
     ("ip-link", "ip -s -d link show"),
@@ -68,6 +77,8 @@ BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("kubectl.json", "kubectl get pods,svc,endpointslices,nodes -A -o json --request-timeout=20s"),
 )
 
+#: the tool a command needs, where it is not the command's first word (collect checks it is installed)
+COMMAND_TOOLS: dict[str, str] = {"iptables-save": "iptables-save", "ip6tables-save": "ip6tables-save"}
 
 #: kinds a bundle file can be; ``NodeSnapshot.files`` maps these to the file's display name
 KINDS = ("node", "date", "uname", "iptables-save", "ip6tables-save", "nft-ruleset", "ip-addr", "ip-link", "ip-route", "ip-rule",

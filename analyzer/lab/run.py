@@ -119,6 +119,9 @@ def load_rules(sb: Sandbox, sc: Scenario, cluster: Cluster, out: dict[str, str] 
         sb.ns_run(cluster.params.ns(node.name), ["iptables-restore"], input=text)
         if node.name in sc.faults.firewalld_nft_on:
             sb.ns_run(cluster.params.ns(node.name), ["nft", "-f", "-"], input=firewalld_nft())
+        if node.name in sc.faults.legacy_forward_drop_on:
+            # Docker (or an old image) with the legacy backend: the kernel runs its tables beside nf_tables'
+            sb.ns_run(cluster.params.ns(node.name), ["iptables-legacy", "-P", "FORWARD", "DROP"])
         if out is not None:
             out[node.name] = text
 

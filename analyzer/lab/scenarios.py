@@ -268,6 +268,22 @@ SCENARIOS: tuple[Scenario, ...] = (
                            finding_node="node2")),),
     ),
     Scenario(
+        name="iptables-split",
+        summary="two iptables backends on the receiving node: a legacy FORWARD DROP that iptables-save does not show",
+        shows="node2's iptables is iptables-nft, as kube-proxy's and flannel's rules are, but something (Docker, an "
+              "old image, a firewall script) ran iptables-legacy and set its FORWARD policy to DROP. The kernel runs "
+              "the tables of both backends: the SYN crosses the underlay inside VXLAN and comes out of node2's "
+              "flannel.1, then the legacy FORWARD chain drops it before cni0. node2's iptables-save (nf_tables) "
+              "accepts it; it only warns, at its end, that iptables-legacy tables are present. The client times "
+              "out.",
+        pods=(("client", 1, CLIENT), ("web", 2, WEB)),
+        services=(),
+        faults=Faults(legacy_forward_drop_on=("node2",)),
+        steps=(Step("client", "http", "pod:web", WEB_PORT,
+                    Expect("timeout", "pod-to-pod-cross-node", "dropped", ("vxlan",), finding="IPTABLES_BACKEND_SPLIT",
+                           finding_node="node2")),),
+    ),
+    Scenario(
         name="rp-filter",
         summary="NodePort through a second NIC whose route back is the other NIC, with strict rp_filter",
         shows="node1 has a second NIC, eth1 on 198.51.100.0/24, that the router also reaches it by; its default "

@@ -202,3 +202,6 @@ class Faults:
     # default route stays on eth0, so answers to outside clients leave by eth0)
     second_nic_on: tuple[str, ...] = ()
     rp_filter_strict_on: tuple[str, ...] = ()  # nodes with net.ipv4.conf.all.rp_filter = 1 (RHEL's default)
+    # nodes where something wrote to the other iptables backend (iptables-legacy): its FORWARD policy DROP,
+    # which the node's iptables-save (nf_tables) does not show
+    legacy_forward_drop_on: tuple[str, ...] = ()
