@@ -170,7 +170,9 @@ def lower_rule(table: NftTable, key: str, chain: str, rule: NftRule, family: int
                     extra = _key_fields(vm.keys, el.key, family)
                 except _Never:
                     continue
-                variants.append((extra, el.source, el.value))
+                if el.comment:  # kube-proxy names the service there ("default/empty:http")
+                    extra["matches"] = (*extra["matches"], Match("comment", (Option("comment", (el.comment,)),)))
+                variants.append((extra, el.source, _inline(table, el.value)))
     out: list[Rule] = []
     for extra, source, verdict_text in variants:
         f = _merge(fields, extra)
@@ -191,6 +193,22 @@ def lower_rule(table: NftTable, key: str, chain: str, rule: NftRule, family: int
         for t in targets:
             out.append(Rule(key, chain, index + len(out), source, **f, **t))
     return out
+
+
+def _inline(table: NftTable, value: str | None) -> str | None:
+    """A map element's ``goto reject-chain`` as ``reject`` when the chain is nothing but that verdict
+    (kube-proxy's helper): the element's line, which names the service, then decides."""
+    words = (value or "").split()
+    if len(words) != 2 or words[0] not in ("goto", "jump"):
+        return value
+    chain = table.chain(words[1])
+    if chain is None or len(chain.rules) != 1:
+        return value
+    (r,) = chain.rules
+    plain = not (r.matches or r.lookups or r.vmap or r.statements or r.unknown)
+    if plain and r.verdict in ("accept", "drop") or (plain and r.verdict == "reject" and r.reject_with is None):
+        return r.verdict
+    return value
 
 
 def _numgen(numgen: tuple[str, int, int], elements: Sequence[NftElement], unknown: list[str]

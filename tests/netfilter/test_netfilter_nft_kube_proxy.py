@@ -81,9 +81,9 @@ def test_no_endpoints_rejected_by_service_endpoints_check() -> None:
     assert pre.verdict is Verdict.ACCEPT and pre.translations == ()  # no @service-ips element: no DNAT
     (b,) = eng.walk_hook("FORWARD", pre.packet)
     assert (b.verdict, b.reject_with) == (Verdict.REJECT, "icmp-port-unreachable")
-    assert b.decided_by.text == "reject" and b.decided_by.chain == "reject-chain"
-    lines = [s.rule.line for s in b.steps if s.rule is not None]
-    assert line_of(text, '10.96.0.200 . tcp . 80 comment "default/none:http" : goto reject-chain') in lines
+    # the @no-endpoint-services element that names the service decides (reject-chain is only "reject")
+    assert b.decided_by.line == line_of(text, '10.96.0.200 . tcp . 80 comment "default/none:http" : goto reject-chain')
+    assert b.decided_by.chain == "service-endpoints-check" and b.decided_by.comment == "default/none:http"
 
 
 def test_unallocated_cluster_ip_dropped_and_wrong_port_rejected() -> None:
