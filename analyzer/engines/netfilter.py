@@ -812,6 +812,8 @@ class NetfilterEngine:
         self._names = {t: frozenset(table.chains) for t, table in self._tables.items()}
         self._units: dict[str, list[tuple[int, str, str, bool]]] = {}
         for tname, names in self._names.items():  # index the big chains now: walks stay fast
+            if " " in tname:
+                continue  # a lowered nftables table: each chain is lowered, compiled and indexed when first reached
             for cname in names:
                 if len(self._tables[tname].chains[cname].rules) >= INDEX_MIN_RULES:
                     self._chain(tname, cname)

@@ -29,7 +29,7 @@ with weight 0).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from analyzer.model.netfilter import Chain, Match, Option, Rule, Selector, Table
@@ -128,19 +128,45 @@ def _lower(nft: NftRuleset, family: int) -> Lowered | None:
         if not t.has_nat or t.family not in ("inet", "ip" if family == 4 else "ip6"):
             continue
         key = f"{t.family} {t.name}"
-        chains: dict[str, Chain] = {}
         for c in t.chains:
-            rules: list[Rule] = []
-            for r in c.rules:
-                rules.extend(lower_rule(t, key, c.name, r, family, len(rules) + 1))
-            policy = c.policy.upper() if c.hook else None
-            chains[c.name] = Chain(c.name, key, policy, c.source, tuple(rules))
             if c.hook in HOOKS and c.type in ("filter", "nat", "route"):
                 bases.append(BaseChain(HOOKS[c.hook], c.priority, key, c.name, c.type == "nat"))
-        tables[key] = Table(key, chains, t.source)
+        tables[key] = Table(key, _LazyChains(t, key, family), t.source)
     if not tables:
         return None
     return Lowered(tables, tuple(bases))
+
+
+class _LazyChains(Mapping[str, Chain]):
+    """The lowered chains of one table, each lowered when the walk first reaches it (kube-proxy
+    writes three chains per service: a walk reaches a handful)."""
+
+    def __init__(self, table: NftTable, key: str, family: int) -> None:
+        self._table, self._key, self._family = table, key, family
+        self._names = [c.name for c in table.chains]
+        self._done: dict[str, Chain] = {}
+
+    def __getitem__(self, name: str) -> Chain:
+        got = self._done.get(name)
+        if got is None:
+            c = self._table.chain(name)
+            if c is None:
+                raise KeyError(name)
+            rules: list[Rule] = []
+            for r in c.rules:
+                rules.extend(lower_rule(self._table, self._key, c.name, r, self._family, len(rules) + 1))
+            got = self._done[name] = Chain(c.name, self._key, c.policy.upper() if c.hook else None, c.source,
+                                           tuple(rules))
+        return got
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self._table.chain(name) is not None
 
 
 def lower_rule(table: NftTable, key: str, chain: str, rule: NftRule, family: int, index: int) -> list[Rule]:

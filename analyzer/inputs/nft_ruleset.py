@@ -240,31 +240,12 @@ def parse_elements(text: str, source: SourceRef) -> list[NftElement]:
     return out
 
 
+_TOKEN = re.compile(r'\{[^}]*(?:\}|$)|"[^"]*(?:"|$)|\S+')
+
+
 def _tokens(text: str) -> list[str]:
     """Words, with ``{ a, b }`` sets and ``"quoted"`` strings kept whole."""
-    out: list[str] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c.isspace():
-            i += 1
-        elif c == "{":
-            j = text.find("}", i)
-            j = n - 1 if j < 0 else j
-            out.append(text[i : j + 1])
-            i = j + 1
-        elif c == '"':
-            j = text.find('"', i + 1)
-            j = n - 1 if j < 0 else j
-            out.append(text[i : j + 1])
-            i = j + 1
-        else:
-            j = i
-            while j < n and not text[j].isspace():
-                j += 1
-            out.append(text[i:j])
-            i = j
-    return out
+    return _TOKEN.findall(text)
 
 
 def _values(token: str) -> tuple[str, ...]:
@@ -274,8 +255,16 @@ def _values(token: str) -> tuple[str, ...]:
     return tuple(v.strip('"') for v in token.split(","))
 
 
+_BY_FIRST: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {}
+for _sel, _words in _SELECTOR_WORDS:
+    _BY_FIRST[_words[0]] = (*_BY_FIRST.get(_words[0], ()), (_sel, _words))
+
+
 def _selector(toks: list[str], i: int) -> str | None:
-    return next((s for s, words in _SELECTOR_WORDS if tuple(toks[i : i + len(words)]) == words), None)
+    for sel, words in _BY_FIRST.get(toks[i], ()) if i < len(toks) else ():
+        if tuple(toks[i : i + len(words)]) == words:
+            return sel
+    return None
 
 
 def parse_rule(text: str, source: SourceRef) -> NftRule:  # noqa: C901, PLR0912, PLR0915

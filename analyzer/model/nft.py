@@ -116,6 +116,9 @@ class NftChain:
     source: SourceRef | None = None  # the chain's own line
 
 
+_CHAIN_INDEX: dict[int, tuple[NftTable, dict[str, NftChain]]] = {}
+
+
 @dataclass(frozen=True, slots=True)
 class NftTable:
     family: str  # ip ip6 inet arp bridge netdev
@@ -126,7 +129,12 @@ class NftTable:
     sets: tuple[NftSet, ...] = ()  # named sets and maps
 
     def chain(self, name: str) -> NftChain | None:
-        return next((c for c in self.chains if c.name == name), None)
+        index = _CHAIN_INDEX.get(id(self))
+        if index is None or index[0] is not self:  # built once per table: kube-proxy writes ~3 chains a service
+            if len(_CHAIN_INDEX) > 64:
+                _CHAIN_INDEX.clear()
+            index = _CHAIN_INDEX[id(self)] = (self, {c.name: c for c in self.chains})
+        return index[1].get(name)
 
     def set(self, name: str) -> NftSet | None:
         """The named set or map ``name`` (with or without the ``@``)."""

@@ -254,3 +254,20 @@ def test_load_balancer_source_ranges_and_local_traffic() -> None:
     mine = eng.walk_hook("OUTPUT", pkt("192.168.56.11", "10.96.0.100", 80, iif=None))
     pods = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.100", 80))
     assert {b.packet.mark for b in mine} == {0x4000} and {b.packet.mark for b in pods} == {0}
+
+
+def test_big_table_lowers_only_what_the_walk_reaches() -> None:
+    svcs = [Svc("ns", f"s{i}", str(ipaddress.ip_address("10.96.16.0") + i), 80,
+                ((f"10.244.{i % 200}.{i % 250 + 2}", 8080), (f"10.244.{(i + 7) % 200}.{i % 250 + 2}", 8080)))
+            for i in range(3000)]
+    text = kube_proxy_table(svcs, nodeport_ips=["192.168.56.11"])
+    nft = parse_nft_ruleset(text, "nft-ruleset")
+    lowered = engine_tables(nft, 4)
+    assert engine_tables(nft, 4) is lowered  # one lowering per ruleset: the simulator's engines are reused
+    eng = NetfilterEngine(RuleSet("x"), NODE, lowered)
+    last = svcs[-1]
+    branches = eng.walk_hook("PREROUTING", pkt("10.244.1.2", last.ip, 80))
+    assert last.ip == "10.96.27.183"
+    assert sorted(b.translations[0].after for b in branches) == ["10.244.199.251:8080", "10.244.6.251:8080"]
+    chains = lowered.tables["ip kube-proxy"].chains
+    assert len(chains) == 16 + 3 * 3000 and len(chains._done) < 12  # noqa: SLF001 - the laziness is the point
