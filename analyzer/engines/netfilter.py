@@ -1055,6 +1055,7 @@ class NetfilterEngine:
                     if any(f.assumption for f in forks) or 1.0 - p_match > 0:
                         stack.append((miss, cname, pos, cands, calls, trail))
                     w.prob *= p_match
+                    w.after_miss = False  # this rule is the choice: it is labelled here, not the next rule
                     what = rule.comment or f"-j {rule.target}"
                     w.labels.append(f"{what}: {' and '.join(label_match)}")
                     w.steps.append(Step(hook, table, cname, "branch", f"rule {rule.where()} taken: "

@@ -65,6 +65,9 @@ def test_cluster_ip_three_endpoints_each_one_third() -> None:
     want = {f"{a}:{p}": line_of(text, f"dnat to {a}:{p}") for a, p in WEB.endpoints}
     assert {k: v[1] for k, v in got.items()} == want
     assert all(math.isclose(v[0], 1 / 3) for v in got.values())
+    # one label per branch, naming the endpoint it chose (the numgen element, as KUBE-SVC's comment does)
+    assert sorted(b.labels[0].split(":", 2)[1].split(" -> ")[1] for b in branches if len(b.labels) == 1) == sorted(
+        f"{a}" for a, _ in WEB.endpoints) and all(len(b.labels) == 1 for b in branches)
     # the path there: services' vmap element, then the numgen element, each on its own nft line
     b = branches[0]
     lines = [s.rule.line for s in b.steps if s.rule is not None]
