@@ -309,6 +309,20 @@ GLOSSARY: tuple[tuple[str, str, str], ...] = (
         "KUBE-SEP-… holds the DNAT to that endpoint's pod address.",
         "kube-proxy 的 iptables 链：KUBE-SVC-… 为一个 Service 选择一个端点（使用 -m statistic），KUBE-SEP-… 执行到该端点 Pod 地址的 DNAT。",
     ),
+    (
+        "table ip kube-proxy (nftables mode)",
+        "kube-proxy's nftables mode keeps its rules in nft list ruleset, not in iptables-save: the "
+        "services chain looks the destination up in the @service-ips map (NodePorts in "
+        "@service-nodeports), a service-… chain picks one endpoint with numgen random mod N (1/N "
+        "each), an endpoint-… chain holds the DNAT; mark-for-masquerade sets mark 0x4000 and "
+        "masquerading masquerades marked packets; @no-endpoint-services sends services without "
+        "endpoints to reject-chain, and cluster-ips-check drops unallocated ClusterIPs.",
+        "kube-proxy 的 nftables 模式把规则放在 nft list ruleset 中，而不在 iptables-save 里：services "
+        "链在 @service-ips 映射中查找目的地址（NodePort 在 @service-nodeports 中），service-… 链用 "
+        "numgen random mod N 选择一个端点（各 1/N），endpoint-… 链执行 DNAT；mark-for-masquerade 打上 "
+        "0x4000 标记，masquerading 对带标记的报文做 MASQUERADE；@no-endpoint-services 把没有端点的 Service "
+        "交给 reject-chain 拒绝，cluster-ips-check 丢弃未分配的 ClusterIP。",
+    ),
 )
 
 
