@@ -606,6 +606,17 @@ def _nft_pred(opt: Option) -> Predicate:
     """A match of a lowered nftables rule (``engines/nft_lower.py``): address, protocol, interface and
     port lists (with ranges and prefixes), and set lookups (``lookup`` = "keys . keys", elements...)."""
     name = opt.name
+    if name == "dynamic-lookup":
+        keys = opt.values[0].split(" . ")
+        setname, listed = opt.values[1], opt.values[2:]
+        tests = [[_nft_value_pred(k, v) for k, v in zip(keys, e.split(" . "))] for e in listed]
+        n = len(listed)
+        note = (f"set @{setname} is filled by the packets themselves (session affinity): decided by the "
+                f"{n if n else 'no'} entr{'y' if n == 1 else 'ies'} the dump lists (entries expire)")
+
+        def dynamic(p: PacketState, nodes: NodeAddresses, tests=tests, note=note) -> MatchResult:
+            return _Assume(any(all(t(p, nodes) for t in el) for el in tests), note)
+        return _neg(dynamic, opt.negated)
     if name == "lookup":
         keys = opt.values[0].split(" . ")
         elements = [tuple(e.split(" . ")) for e in opt.values[1:]]

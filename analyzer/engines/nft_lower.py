@@ -23,8 +23,8 @@ Each nft rule becomes one or more ``Rule`` records whose ``source`` is the nft-r
   the rule, unless a known part of the rule already fails.
 
 A set filled at run time (kube-proxy's session-affinity sets, ``update @set``) is not a property of
-the rules: a lookup in it forks like ``-m recent --rcheck`` (first connection, or an existing entry
-with weight 0).
+the rules: a lookup in it is decided by the entries the dump lists (those of the moment it was
+taken; they expire), and the outcome says so.
 """
 
 from __future__ import annotations
@@ -299,14 +299,12 @@ def _matches(table: NftTable, rule: NftRule, family: int) -> dict:
                 fields["matches"] = (*fields["matches"], Match("nft-unknown", (
                     Option("what", (f"{' . '.join(lk.keys)} @{lk.set_name} (no such set in the dump)",)),)))
                 continue
-            if s.dynamic:
-                opts = (Option("rcheck"), Option("name", (lk.set_name,)))
-                fields["matches"] = (*fields["matches"], Match("recent", opts))
-                if lk.op == "!=":
-                    fields["matches"] = fields["matches"][:-1] + (Match("recent", (
-                        Option("rcheck", negated=True), Option("name", (lk.set_name,)))),)
-                continue
             elements = s.elements
+            if s.dynamic:  # filled by the packets (session affinity): the dump lists the entries of its moment
+                values = [" . ".join(el.key) for el in elements if len(el.key) == len(lk.keys)]
+                fields["matches"] = (*fields["matches"], Match("nft", (
+                    Option("dynamic-lookup", (" . ".join(lk.keys), lk.set_name, *values), lk.op == "!="),)))
+                continue
         else:
             elements = lk.elements
         values = []

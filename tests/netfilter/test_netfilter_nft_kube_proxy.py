@@ -180,24 +180,26 @@ def test_nft_accept_ends_only_its_base_chain() -> None:
     assert b.verdict is Verdict.DROP and b.decided_by is None  # iptables' FORWARD policy DROP still runs
 
 
-def test_unknown_statement_is_not_guessed_and_affinity_forks() -> None:
+def test_unknown_statement_is_not_guessed_and_affinity_from_the_dump() -> None:
     text = kube_proxy_table([WEB], nodeport_ips=[])
     chain = service_chain(WEB)
     text = text.replace(f"\tchain {chain} {{\n", f"\tchain {chain} {{\n\t\tct mark set 0x1\n", 1)
     eng, _ = engine(text)
     (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.100", 80))
     assert b.verdict is Verdict.UNKNOWN and b.decided_by.text == "ct mark set 0x1" and "nftables" in b.reason
-    # session affinity: a set the packets fill; its membership forks like -m recent
-    ep = endpoint_chain(WEB, "10.244.2.2", 8080)
-    aff = kube_proxy_table([WEB], nodeport_ips=[]).replace(
-        "\tmap service-ips {", "\tset affinity-X {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n\t\ttimeout 3h\n"
-        "\t}\n\n\tmap service-ips {", 1).replace(
-        f"\tchain {chain} {{\n", f"\tchain {chain} {{\n\t\tip saddr @affinity-X goto {ep}\n", 1)
-    eng, text = engine(aff)
-    branches = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.100", 80))
-    assert math.isclose(sum(b.probability for b in branches), 1.0) and len(branches) == 4
-    sticky = [b for b in branches if b.probability == 0]
-    assert len(sticky) == 1 and sticky[0].translations[0].after == "10.244.2.2:8080"
+    # session affinity: a set the packets fill; the dump lists its entries of that moment
+    ep = endpoint_chain(WEB, "10.244.2.4", 8080)
+    for listed, want in (("", {"10.244.2.2:8080", "10.244.1.3:8080", "10.244.2.4:8080"}),
+                         ("\t\telements = { 10.244.1.2 expires 2h59m58s, 10.244.1.7 expires 1h }\n", {"10.244.2.4:8080"})):
+        aff = kube_proxy_table([WEB], nodeport_ips=[]).replace(
+            "\tmap service-ips {", "\tset affinity-X {\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n"
+            f"\t\ttimeout 3h\n{listed}\t}}\n\n\tmap service-ips {{", 1).replace(
+            f"\tchain {chain} {{\n", f"\tchain {chain} {{\n\t\tip saddr @affinity-X goto {ep}\n", 1)
+        eng, _ = engine(aff)
+        branches = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.100", 80))
+        assert math.isclose(sum(b.probability for b in branches), 1.0)
+        assert {b.translations[0].after for b in branches} == want
+        assert all(any("@affinity-X is filled by the packets" in a for a in b.assumptions) for b in branches)
 
 
 def test_filter_walk_decides_kube_proxy_checks() -> None:
