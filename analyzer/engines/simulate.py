@@ -801,8 +801,10 @@ class _Simulator:
             return False
         name = leg.node.name if outer is None else f"{leg.node.name} ({outer}, which carries the packet)"
         if b.verdict is Verdict.DROP:
-            why = (f"dropped by {b.decided_by.where()}" if b.decided_by is not None else
-                   f"dropped by the policy of {b.steps[-1].chain if b.steps else 'a chain'}")
+            last = b.steps[-1] if b.steps else None
+            where = ("a chain" if last is None else f"nftables {last.table} chain {last.chain}" if " " in last.table
+                     else last.chain)
+            why = f"dropped by {b.decided_by.where()}" if b.decided_by is not None else f"dropped by the policy of {where}"
             outcomes.append(self._end(leg, "dropped", f"{why} on {name}", decided=b.decided_by))
         elif b.verdict is Verdict.REJECT:
             who = "the sender" if outer is None else "the sending node (not the client, which sees a timeout)"

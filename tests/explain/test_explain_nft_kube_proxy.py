@@ -78,3 +78,45 @@ def test_service_without_endpoints_rejected_by_nft(tmp_path: Path) -> None:
     assert o["rules"][-1]["chain"] == "service-endpoints-check"  # the element decides: reject-chain is a helper
     flow = only_flow(explain(*nodes))
     assert (flow["kind"], flow["status"]) == ("pod-to-service", "rejected")
+
+
+def flannel_nft(pod_subnet: str) -> str:
+    """flannel's own nftables mode (EnableNFTables, flannel >= 0.25): its masquerade and forward rules."""
+    return f"""table ip flannel-ipv4 {{
+\tchain postrtg {{
+\t\ttype nat hook postrouting priority srcnat; policy accept;
+\t\tmeta mark & 0x00004000 == 0x00004000 return
+\t\tip saddr {pod_subnet} ip daddr 10.244.0.0/16 return
+\t\tip saddr 10.244.0.0/16 ip daddr {pod_subnet} return
+\t\tip saddr != {pod_subnet} ip daddr 10.244.0.0/16 return
+\t\tip saddr 10.244.0.0/16 ip daddr != 224.0.0.0/4 masquerade fully-random
+\t\tip saddr != 10.244.0.0/16 ip daddr 10.244.0.0/16 masquerade fully-random
+\t}}
+
+\tchain forward {{
+\t\ttype filter hook forward priority filter; policy drop;
+\t\tip saddr 10.244.0.0/16 accept
+\t\tip daddr 10.244.0.0/16 accept
+\t}}
+}}
+"""
+
+
+def test_pure_nftables_node_without_iptables(tmp_path: Path) -> None:
+    """No iptables-save at all: kube-proxy's and flannel's nftables tables are the whole netfilter."""
+    nodes = []
+    for d, subnet in zip(nft_mode("service-remote", tmp_path, ""), ("10.244.1.0/24", "10.244.2.0/24")):
+        (d / "iptables-save").unlink()
+        (d / "nft-ruleset").write_text(KP_EXAMPLE.read_text() + flannel_nft(subnet))
+        nodes.append(load_bundle(d))
+    assert all(n.ruleset is None for n in nodes)
+    (o,) = simulate_packet(nodes, "10.244.1.2", "10.96.0.100", "tcp", 40000, 80).outcomes
+    assert (o.status, o.dnat, o.masqueraded, o.reply_status) == ("forwarded", "10.244.2.2:8080", False, "delivered")
+    # a pod leaving the cluster: flannel's nft postrtg chain masquerades it
+    (o,) = simulate_packet(nodes, "10.244.1.2", "1.1.1.1", "udp", 40000, 53).outcomes
+    assert o.status == "forwarded" and o.masquerade == "192.168.56.11"
+    (t,) = o.translations
+    assert (t.translation.rule.table, t.translation.rule.chain) == ("ip flannel-ipv4", "postrtg")
+    # flannel's forward chain (policy drop) lets pod traffic through only: a host routed through node1 is dropped
+    (o,) = simulate_packet(nodes[:1], "192.168.56.1", "172.16.0.9", "tcp", 40000, 22, in_interface="eth0").outcomes
+    assert (o.status, o.explanation) == ("dropped", "dropped by the policy of nftables ip flannel-ipv4 chain forward on node1")
