@@ -603,8 +603,10 @@ _NFT_L4 = {"tcp": 6, "udp": 17, "sctp": 132}
 
 
 def _nft_pred(opt: Option) -> Predicate:
-    """A match of a lowered nftables rule (``engines/nft_lower.py``): address, protocol, interface and
-    port lists (with ranges and prefixes), and set lookups (``lookup`` = "keys . keys", elements...)."""
+    """A match of a lowered nftables rule (``engines/nft_lower.py``): address, protocol, interface,
+    port, ICMP type and packet type lists (with ranges and prefixes), and set lookups (``lookup`` =
+    "keys . keys", elements...). A value it cannot evaluate is unknown only when no other value
+    matches: a TCP packet never matches ``icmpv6 type { nd-router-advert }``."""
     name = opt.name
     if name == "dynamic-lookup":
         keys = opt.values[0].split(" . ")
@@ -615,22 +617,55 @@ def _nft_pred(opt: Option) -> Predicate:
                 f"{n if n else 'no'} entr{'y' if n == 1 else 'ies'} the dump lists (entries expire)")
 
         def dynamic(p: PacketState, nodes: NodeAddresses, tests=tests, note=note) -> MatchResult:
-            return _Assume(any(all(t(p, nodes) for t in el) for el in tests), note)
+            hit = _any(_all(t(p, nodes) for t in el) for el in tests)
+            return _Assume(hit, note) if isinstance(hit, bool) else hit
         return _neg(dynamic, opt.negated)
     if name == "lookup":
         keys = opt.values[0].split(" . ")
         elements = [tuple(e.split(" . ")) for e in opt.values[1:]]
         tests = [[_nft_value_pred(k, v) for k, v in zip(keys, el)] for el in elements]
-        return _neg(lambda p, n, tests=tests: any(all(t(p, n) for t in el) for el in tests), opt.negated)
+        return _neg(lambda p, n, tests=tests: _any(_all(t(p, n) for t in el) for el in tests), opt.negated)
     key = {"src-in": "ip saddr", "dst-in": "ip daddr", "l4proto-in": "meta l4proto", "in_interface-in": "iifname",
            "out_interface-in": "oifname"}.get(name, name.replace("-", " "))
     tests = [_nft_value_pred(key, v) for v in opt.values]
-    return _neg(lambda p, n, tests=tests: any(t(p, n) for t in tests), opt.negated)
+    return _neg(lambda p, n, tests=tests: _any(t(p, n) for t in tests), opt.negated)
 
 
-def _nft_value_pred(key: str, value: str) -> Callable[[PacketState, NodeAddresses], bool]:
+def _any(results: Iterable[MatchResult]) -> MatchResult:
+    unknown: MatchResult | None = None
+    for r in results:
+        if r is True:
+            return True
+        if r is not False:
+            unknown = unknown or r
+    return unknown if unknown is not None else False
+
+
+def _all(results: Iterable[MatchResult]) -> MatchResult:
+    unknown: MatchResult | None = None
+    for r in results:
+        if r is False:
+            return False
+        if r is not True:
+            unknown = unknown or r
+    return unknown if unknown is not None else True
+
+
+#: nft's ICMP type names (``nft describe icmp type``) that iptables spells otherwise
+NFT_ICMP_TYPES: Mapping[str, tuple[int, int | None]] = {**ICMP_TYPES, "info-request": (15, None),
+                                                        "info-reply": (16, None)}
+NFT_ICMPV6_TYPES: Mapping[str, tuple[int, int | None]] = {
+    **ICMPV6_TYPES, "mld-listener-query": (130, None), "mld-listener-report": (131, None),
+    "mld-listener-done": (132, None), "mld-listener-reduction": (132, None), "nd-router-solicit": (133, None),
+    "nd-router-advert": (134, None), "nd-neighbor-solicit": (135, None), "nd-neighbor-advert": (136, None),
+    "nd-redirect": (137, None), "router-renumbering": (138, None), "ind-neighbor-solicit": (141, None),
+    "ind-neighbor-advert": (142, None), "mld2-listener-report": (143, None),
+}
+
+
+def _nft_value_pred(key: str, value: str) -> Callable[[PacketState, NodeAddresses], MatchResult]:
     """``key == value`` for one nft selector and one value (an address, prefix or range, a protocol,
-    a port or port range, an interface name or ``eth*`` pattern)."""
+    a port or port range, an interface name or ``eth*`` pattern, an ICMP type, a packet type)."""
     if key in ("ip saddr", "ip daddr", "ip6 saddr", "ip6 daddr"):
         src = key.endswith("saddr")
         if "-" in value and "/" not in value:
@@ -641,18 +676,42 @@ def _nft_value_pred(key: str, value: str) -> Callable[[PacketState, NodeAddresse
     if key in ("meta l4proto", "ip protocol", "ip6 nexthdr"):
         num = proto_number(value)
         if num is None:
-            raise _Unsupported(f"unknown protocol {value!r}")
+            why = _Unknown(f"nftables protocol {value!r}")
+            return lambda p, n: why
         return lambda p, n: p.proto == num
     if key in ("iifname", "oifname", "iif", "oif"):
         test = _iface_matcher(value.replace("*", "+"))
         attr = "in_interface" if key.startswith("i") else "out_interface"
-        return lambda p, n: getattr(p, attr) is not None and test(getattr(p, attr))
+        known = "in_known" if key.startswith("i") else "out_known"
+
+        def iface(p: PacketState, n: NodeAddresses) -> MatchResult:
+            name = getattr(p, attr)
+            if name is None and not getattr(p, known):
+                return _Unknown(f"the {'input' if key.startswith('i') else 'output'} interface is unknown ({key} "
+                                f"{value})")
+            return name is not None and test(name)
+        return iface
+    if key in ("icmp type", "icmpv6 type"):
+        v6 = key == "icmpv6 type"
+        spec = (NFT_ICMPV6_TYPES if v6 else NFT_ICMP_TYPES).get(value)
+        want = 58 if v6 else 1
+
+        def icmp(p: PacketState, n: NodeAddresses) -> MatchResult:
+            if p.proto != want:
+                return False  # the selector implies its protocol
+            if spec is None:
+                return _Unknown(f"nftables {key} {value}")
+            return p.icmp_type == spec[0]
+        return icmp
+    if key == "meta pkttype":
+        return lambda p, n: _pkttype(p, n) == value
     words = key.split()
     if len(words) == 2 and words[0] in ("tcp", "udp", "sctp", "th") and words[1] in ("dport", "sport"):
         l4 = _NFT_L4.get(words[0])
         lo, _, hi = value.partition("-")
         if not lo.isdigit() or (hi and not hi.isdigit()):
-            raise _Unsupported(f"port {value!r}")
+            why = _Unknown(f"nftables port {value!r}")
+            return lambda p, n: why if p.proto in (6, 17, 132, 136) else False
         low, high = int(lo), int(hi or lo)
         dport = words[1] == "dport"
 

@@ -329,7 +329,7 @@ def _match_fields(m: NftMatch, family: int) -> dict:  # noqa: PLR0911, PLR0912
             return {which: Selector(values[0], neg)}
         return {"matches": (Match("nft", (Option(f"{which}-in", values, neg),)),)}
     if key in _PROTO_KEYS:
-        if len(values) == 1:
+        if len(values) == 1 and values[0].isdigit() or len(values) == 1 and values[0] in ("tcp", "udp", "sctp"):
             return {"protocol": Selector(values[0], neg)}
         return {"matches": (Match("nft", (Option("l4proto-in", values, neg),)),)}
     if key.split()[0] in ("tcp", "udp", "sctp", "th") and key.split()[1] in ("dport", "sport"):
@@ -357,12 +357,10 @@ def _match_fields(m: NftMatch, family: int) -> dict:  # noqa: PLR0911, PLR0912
         if neg:
             return {}
         raise _Never
-    if key in ("icmp type", "icmpv6 type") and len(values) == 1:
-        mod = "icmp" if key == "icmp type" else "icmp6"
-        name = "icmp-type" if mod == "icmp" else "icmpv6-type"
-        return {"matches": (Match(mod, (Option(name, values, neg),)),)}
-    if key == "meta pkttype" and len(values) == 1:
-        return {"matches": (Match("pkttype", (Option("pkt-type", values, neg),)),)}
+    if key in ("icmp type", "icmpv6 type", "meta pkttype"):
+        if key == "icmpv6 type" and family == 4 or key == "icmp type" and family == 6:
+            raise _Never  # the selector implies its protocol, which this family does not carry
+        return {"matches": (Match("nft", (Option(key.replace(" ", "-"), values, neg),)),)}
     what = f"{key}{' & ' + m.mask if m.mask else ''} {m.op} {', '.join(values)}"
     return {"matches": (Match("nft-unknown", (Option("what", (what,)),)),)}
 

@@ -276,3 +276,49 @@ def test_big_table_lowers_only_what_the_walk_reaches() -> None:
     assert sorted(b.translations[0].after for b in branches) == ["10.244.199.251:8080", "10.244.6.251:8080"]
     chains = lowered.tables["ip kube-proxy"].chains
     assert len(chains) == 16 + 3 * 3000 and len(chains._done) < 12  # noqa: SLF001 - the laziness is the point
+
+
+FIREWALLD = Path(__file__).resolve().parents[1] / "nodes" / "data" / "nft" / "firewalld-public.nft"
+FIREWALLD_NAT = """\tchain nat_POSTROUTING {
+\t\ttype nat hook postrouting priority srcnat + 10; policy accept;
+\t\toifname != "lo" ip saddr 10.88.0.0/16 masquerade
+\t}
+
+\tchain filter_IN_public_allow {"""
+
+
+@pytest.mark.parametrize(("src", "dst", "proto", "dport", "iif", "state"), [
+    ("192.168.56.11", "192.168.56.12", "tcp", 22, "eth0", "new"),
+    ("192.168.56.11", "192.168.56.12", "tcp", 443, "eth0", "new"),
+    ("192.168.56.11", "192.168.56.12", "udp", 8472, "eth0", "new"),
+    ("192.168.56.11", "192.168.56.12", "udp", 8472, "eth0", "established"),
+    ("192.168.56.11", "192.168.56.12", "icmp", None, "eth0", "new"),
+    ("127.0.0.1", "127.0.0.1", "tcp", 443, "lo", "new"),
+    ("fd00::1", "fd00::2", "tcp", 6443, "eth0", "new"),
+    ("fd00::1", "fd00::2", "udp", 546, "eth0", "new"),
+    ("fe80::1", "fe80::2", "udp", 546, "eth0", "new"),
+    ("fd00::1", "fd00::2", "icmpv6", None, "eth0", "new"),
+])
+def test_firewalld_with_nat_chains_decides_as_the_filter_walk(src: str, dst: str, proto: str, dport: int | None,
+                                                               iif: str, state: str) -> None:
+    """A firewalld table with NAT chains runs in the simulator (lowered): its INPUT verdicts are the
+    ones the nftables filter walk gives for the same table without them, rule for rule."""
+    plain = parse_nft_ruleset(FIREWALLD.read_text(), "nft-ruleset")
+    with_nat = parse_nft_ruleset(FIREWALLD.read_text().replace("\tchain filter_IN_public_allow {", FIREWALLD_NAT, 1),
+                                 "nft-ruleset")
+    assert with_nat.tables[0].has_nat and not plain.tables[0].has_nat
+    want = hook_verdict(plain, "input", NftPacket(src, dst, proto, 40000 if dport else None, dport, iif=iif,
+                                                  ct_state=state))
+    family = 6 if ":" in src else 4
+    eng = NetfilterEngine(RuleSet("x", family="ipv4" if family == 4 else "ipv6"), NodeAddresses(),
+                          engine_tables(with_nat, family))
+    num = {"tcp": 6, "udp": 17, "icmp": 1, "icmpv6": 58}[proto]
+    p = PacketState(ip(src), ip(dst), num, 40000 if dport else None, dport, in_interface=iif,
+                    ctstate=state.upper(), icmp_type=8 if proto == "icmp" else 128 if proto == "icmpv6" else None)
+    (b,) = eng.walk_hook("INPUT", p)
+    got = b.verdict.value
+    assert got == (want.verdict if want is not None else "accept"), (b.steps[-1:], want)
+    if want is not None and want.rule is not None and not want.policy:
+        assert b.decided_by is not None and b.decided_by.line == want.rule.line
+    assert hook_verdict(with_nat, "input", NftPacket(src, dst, proto, None, dport, iif=iif, ct_state=state),
+                        skip_nat_tables=True) is None  # the simulator walks it, not the filter walk
