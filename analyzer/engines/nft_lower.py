@@ -78,7 +78,7 @@ def kube_proxy_names(chain: str) -> tuple[str, str | None] | None:
     parts = spn.split("/")
     if len(parts) != 4:
         return None
-    svc = f"{parts[0]}/{parts[1]}:{parts[3]}"
+    svc = f"{parts[0]}/{parts[1]}:{parts[3]}" if parts[3] else f"{parts[0]}/{parts[1]}"  # an unnamed port
     if not ep or "/" not in ep:
         return svc, None
     ip, _, port = ep.rpartition("/")
