@@ -18,6 +18,7 @@ import ipaddress
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from analyzer.engines.backends import backend_split
 from analyzer.engines.netfilter import (
     Branch,
     NodeAddresses,
@@ -304,6 +305,13 @@ class _Simulator:
         if engine is None:
             return [(leg, Branch(leg.prob, Verdict.ACCEPT, leg.packet))]
         out = []
+        split = backend_split(leg.node)
+        if split is not None:
+            note = (f"{leg.node.name}'s iptables-save ({split.shown}) tells that {split.hidden_words} holds rules "
+                    f"too ({split.refs[0].file}:{split.refs[0].line}): the kernel also runs them, and this walk "
+                    f"cannot see them (`{split.save_command}` shows them)")
+            if note not in leg.assumptions:
+                leg.assumptions.append(note)
         start = Branch(leg.prob, Verdict.ACCEPT, leg.packet)
         for b in engine.continue_branch(start, hook):
             new = _Leg(b.probability, leg.node, b.packet, list(leg.hops), list(leg.rules), list(leg.translations),
