@@ -16,6 +16,7 @@ from analyzer.engines import netfilter as nf
 from analyzer.engines.backends import backend_split
 from analyzer.engines.classify import in_cidr, node_of, role_of, service_at, unnatted_replies
 from analyzer.engines.explain import finding_text
+from analyzer.engines.nft_lower import no_endpoint_elements
 from analyzer.engines.nft_walk import NftPacket
 from analyzer.engines.nft_walk import hook_verdict as nft_hook_verdict
 from analyzer.engines.paths import describe, sighting_text
@@ -305,6 +306,8 @@ def _no_endpoints(ctx: Context) -> list[Finding]:
     first = next((h.node for h in ctx.path if h.node), None)
     snap = ctx.nodes.get(first or "")
     refs = _service_rules(snap, s_ip, "has no endpoints")
+    if snap is not None:  # kube-proxy's nftables mode: the service's @no-endpoint-services element
+        refs += no_endpoint_elements(snap.nft, s_ip, s_port)
     svc = service_at(s_ip, s_port, topo)
     # kube-proxy's REJECT answers from the service address or from the node itself (its cni0/eth0)
     errs = [e for e in flow.errors if (e.record.icmp_type, e.record.icmp_code) == (3, 3)

@@ -64,17 +64,21 @@ HOP_TEXT: dict[tuple[str, str], tuple[str, str]] = {
         "节点把数据包路由到网桥 {interface}，网桥再转发到目标 pod 所在端口。",
     ),
     ("netfilter", "prerouting"): (
-        "iptables PREROUTING (nat): kube-proxy's KUBE-SERVICES chain looks for a service address; {what}",
-        "iptables PREROUTING（nat 表）：kube-proxy 的 KUBE-SERVICES 链匹配服务地址；{what_zh}",
+        "netfilter PREROUTING (nat): kube-proxy's service rules (the KUBE-SERVICES chain in iptables mode, the services "
+        "chain of table ip kube-proxy in nftables mode) look for a service address; {what}",
+        "netfilter PREROUTING（nat）：kube-proxy 的服务规则（iptables 模式下的 KUBE-SERVICES 链，nftables 模式下 table ip "
+        "kube-proxy 的 services 链）匹配服务地址；{what_zh}",
     ),
     ("netfilter", "output"): (
-        "iptables OUTPUT: packets the node sends itself go through kube-proxy's chains too; {what}",
-        "iptables OUTPUT：节点自身发出的包同样经过 kube-proxy 的链；{what_zh}",
+        "netfilter OUTPUT: packets the node sends itself go through kube-proxy's rules too; {what}",
+        "netfilter OUTPUT：节点自身发出的包同样经过 kube-proxy 的规则；{what_zh}",
     ),
     ("netfilter", "forward"): (
-        "iptables FORWARD (filter) decides whether the node may route this packet between interfaces; "
+        "netfilter FORWARD (filter: iptables, and nftables tables hooked there) decides whether the node may route this "
+        "packet between interfaces; "
         "then POSTROUTING (nat) may rewrite the source. {what}",
-        "iptables FORWARD（filter 表）决定节点是否转发该包；随后 POSTROUTING（nat 表）可能改写源地址。{what_zh}",
+        "netfilter FORWARD（filter：iptables 及挂在该钩子上的 nftables 表）决定节点是否转发该包；随后 POSTROUTING（nat）可能改写源地址。"
+        "{what_zh}",
     ),
     ("netfilter", "input"): (
         "iptables INPUT on {node}: the {tunnel} packet ({carried}) is addressed to the node itself, so the host "
@@ -87,9 +91,9 @@ HOP_TEXT: dict[tuple[str, str], tuple[str, str]] = {
         "{node} 上的 iptables INPUT：数据包发往节点本身；kube-proxy 的 KUBE-EXTERNAL-SERVICES、KUBE-NODEPORTS 链和主机防火墙决定本地套接字能否收到它。",
     ),
     ("netfilter", "postrouting"): (
-        "iptables POSTROUTING (nat): flannel's and kube-proxy's MASQUERADE rules rewrite a pod source "
+        "netfilter POSTROUTING (nat): flannel's and kube-proxy's masquerade rules rewrite a pod source "
         "leaving the cluster to the node's address. {what}",
-        "iptables POSTROUTING（nat 表）：flannel 与 kube-proxy 的 MASQUERADE 规则把离开集群的 pod 源地址改写为节点地址。{what_zh}",
+        "netfilter POSTROUTING（nat）：flannel 与 kube-proxy 的伪装（masquerade）规则把离开集群的 pod 源地址改写为节点地址。{what_zh}",
     ),
     ("route", "route"): (
         "Routing on {node}: the kernel picks the most specific route for {dst}{route}.",

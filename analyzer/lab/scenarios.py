@@ -398,10 +398,9 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 NFT = {"kube_proxy_mode": "nftables"}
 
-#: scenarios that `lab run`/`lab up` accept by name but that are not in SCENARIOS yet (no shipped sample):
-#: kube-proxy's nftables mode, the iptables scenarios' twins. Their expectations are what the kernel does,
+#: kube-proxy's nftables mode: the iptables scenarios' twins. Their expectations are what the kernel does,
 #: the same as their iptables twins': the mode changes the rules, not the packets' fate.
-STAGED_SCENARIOS: tuple[Scenario, ...] = (
+NFT_SCENARIOS: tuple[Scenario, ...] = (
     Scenario(
         name="service-nft",
         summary="pod-to-service with kube-proxy in nftables mode, the only endpoint on the other node",
@@ -447,9 +446,12 @@ STAGED_SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
+SCENARIOS = (*SCENARIOS, *NFT_SCENARIOS)
+
+
 def scenario(name: str) -> Scenario:
-    """The scenario called `name`, shipped (SCENARIOS) or staged (STAGED_SCENARIOS); KeyError if none."""
-    for sc in (*SCENARIOS, *STAGED_SCENARIOS):
+    """The scenario called `name`; KeyError if none."""
+    for sc in SCENARIOS:
         if sc.name == name:
             return sc
     raise KeyError(name)

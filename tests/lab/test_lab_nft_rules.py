@@ -25,7 +25,7 @@ from analyzer.lab.kube_proxy_nft import (
     service_chain_base,
 )
 from analyzer.lab.rules import node_nft, node_rules, without_kube_proxy
-from analyzer.lab.scenarios import SCENARIOS, STAGED_SCENARIOS, scenario
+from analyzer.lab.scenarios import NFT_SCENARIOS, SCENARIOS, scenario
 from analyzer.lab.topology import LabParams
 
 E = Endpoint
@@ -247,11 +247,11 @@ def test_ruleset_loads_and_lists_back_as_generated(netns: None, family: str, nod
 # ------------------------------------------------------------------------------------------ the lab
 
 
-def test_staged_scenarios_are_found_by_name_but_not_shipped() -> None:
-    names = [sc.name for sc in STAGED_SCENARIOS]
+def test_nft_scenarios_are_shipped_and_found_by_name() -> None:
+    names = [sc.name for sc in NFT_SCENARIOS]
     assert names == ["service-nft", "nodeport-nft", "no-endpoints-nft"]
-    assert not set(names) & {sc.name for sc in SCENARIOS}
-    for sc in STAGED_SCENARIOS:
+    assert [sc.name for sc in SCENARIOS][-3:] == names
+    for sc in NFT_SCENARIOS:
         assert scenario(sc.name) is sc
         params = sc.lab_params(LabParams())
         assert params.kube_proxy_mode == "nftables"
