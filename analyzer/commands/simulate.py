@@ -61,24 +61,38 @@ def _expand(path: Path) -> tuple[Path, ...]:
 
 
 def load_node(path: Path) -> NodeSnapshot:
-    """A bundle directory or tarball (``load_bundle``), or a bare iptables-save file."""
-    from analyzer.inputs.bundle import is_tarball, load_bundle
+    """A bundle directory or tarball (``load_bundle``), or a bare iptables-save or ``nft list ruleset`` file."""
+    from analyzer.inputs.bundle import is_tarball, load_bundle, sniff_kind
     from analyzer.inputs.iptables_save import read_iptables_save
+    from analyzer.inputs.nft_ruleset import read_nft_ruleset
 
     if not path.exists():
         raise InputError(str(path), "no such file or directory")
     if path.is_dir() or is_tarball(path):
         node = load_bundle(path)
-        if node.ruleset is None:
-            node_warn = f"{path}: no iptables-save in this bundle: netfilter is not simulated on {node.name}"
+        if node.ruleset is None and node.nft is None:
+            node_warn = (f"{path}: neither iptables-save nor nft-ruleset in this bundle: netfilter is not simulated "
+                         f"on {node.name}")
             click.echo(f"k8s-trace: warning: {node_warn}", err=True)
         return node
-    ruleset = read_iptables_save(path, str(path))
     name = path.name
-    for suffix in (".txt", ".save", ".rules"):
+    for suffix in (".txt", ".save", ".rules", ".nft"):
         name = name.removesuffix(suffix)
+    head = _head(path)
+    if sniff_kind(head, path.name) == "nft-ruleset":  # `nft list ruleset` (kube-proxy's nftables mode)
+        nft = read_nft_ruleset(path, str(path))
+        return NodeSnapshot(name=name, files={"nft-ruleset": str(path)}, nft=nft, warnings=nft.warnings)
+    ruleset = read_iptables_save(path, str(path))
     return NodeSnapshot(name=name, files={"iptables-save": str(path)}, ruleset=ruleset,
                         warnings=ruleset.warnings)
+
+
+def _head(path: Path) -> str:
+    try:
+        with path.open("rb") as fh:
+            return fh.read(65536).decode("utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read: {exc.strerror or exc}") from exc
 
 
 @click.command()

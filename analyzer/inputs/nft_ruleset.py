@@ -15,7 +15,9 @@ skipped.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+from analyzer.errors import InputError
 from analyzer.model.nft import (
     NftChain,
     NftElement,
@@ -438,3 +440,15 @@ def parse_rule(text: str, source: SourceRef) -> NftRule:  # noqa: C901, PLR0912,
     return NftRule(source=source, matches=tuple(matches), verdict=verdict, target=target, reject_with=reject_with,
                    unknown=tuple(unknown), lookups=tuple(lookups), vmap=vmap, statements=tuple(statements),
                    comment=comment)
+
+
+def read_nft_ruleset(path: str | Path, display: str | None = None) -> NftRuleset:
+    """Read and parse an ``nft list ruleset`` file; an unreadable or binary file raises ``InputError``."""
+    name = display or str(path)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(name, f"cannot read: {exc.strerror or exc}") from exc
+    if b"\0" in data[:4096]:
+        raise InputError(name, "binary data, not `nft list ruleset` output")
+    return parse_nft_ruleset(data.decode("utf-8", errors="replace"), name)
