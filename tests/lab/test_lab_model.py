@@ -133,7 +133,7 @@ def test_api_view_matches_the_cluster() -> None:
 
 def test_every_scenario_is_consistent() -> None:
     names = [sc.name for sc in SCENARIOS]
-    assert len(names) == len(set(names)) == 21
+    assert len(names) == len(set(names)) == 25
     for sc in SCENARIOS:
         params = sc.lab_params(LabParams())
         sc.check(params)
