@@ -611,7 +611,7 @@ def _nft_pred(opt: Option) -> Predicate:
     if name == "dynamic-lookup":
         keys = opt.values[0].split(" . ")
         setname, listed = opt.values[1], opt.values[2:]
-        tests = [[_nft_value_pred(k, v) for k, v in zip(keys, e.split(" . "))] for e in listed]
+        tests = [_element_preds(keys, e.split(" . ")) for e in listed]
         n = len(listed)
         note = (f"set @{setname} is filled by the packets themselves (session affinity): decided by the "
                 f"{n if n else 'no'} entr{'y' if n == 1 else 'ies'} the dump lists (entries expire)")
@@ -622,13 +622,22 @@ def _nft_pred(opt: Option) -> Predicate:
         return _neg(dynamic, opt.negated)
     if name == "lookup":
         keys = opt.values[0].split(" . ")
-        elements = [tuple(e.split(" . ")) for e in opt.values[1:]]
-        tests = [[_nft_value_pred(k, v) for k, v in zip(keys, el)] for el in elements]
+        tests = [_element_preds(keys, e.split(" . ")) for e in opt.values[1:]]
         return _neg(lambda p, n, tests=tests: _any(_all(t(p, n) for t in el) for el in tests), opt.negated)
     key = {"src-in": "ip saddr", "dst-in": "ip daddr", "l4proto-in": "meta l4proto", "in_interface-in": "iifname",
            "out_interface-in": "oifname"}.get(name, name.replace("-", " "))
     tests = [_nft_value_pred(key, v) for v in opt.values]
     return _neg(lambda p, n, tests=tests: _any(t(p, n) for t in tests), opt.negated)
+
+
+def _element_preds(keys: Sequence[str], parts: Sequence[str]) -> list[Predicate]:
+    """One test per part of a set element; an element of another shape than the key (a mangled
+    dump) is unknown, not a shorter key that ``zip`` would match on fewer parts."""
+    if len(parts) != len(keys):
+        why = _Unknown(f"nftables set element {' . '.join(parts)!r} has {len(parts)} parts where the key "
+                       f"{' . '.join(keys)} has {len(keys)}")
+        return [lambda p, n: why]
+    return [_nft_value_pred(k, v) for k, v in zip(keys, parts)]
 
 
 def _any(results: Iterable[MatchResult]) -> MatchResult:

@@ -307,11 +307,8 @@ def _matches(table: NftTable, rule: NftRule, family: int) -> dict:
                 continue
         else:
             elements = lk.elements
-        values = []
-        for el in elements:
-            if len(el.key) != len(lk.keys):
-                raise _Never
-            values.append(" . ".join(el.key))
+        # an element of another shape than the key (a mangled dump) stays: the engine calls it unknown
+        values = [" . ".join(el.key) for el in elements]
         fields["matches"] = (*fields["matches"], Match("nft", (
             Option("lookup", (" . ".join(lk.keys), *values), lk.op == "!="),)))
     return fields
@@ -366,9 +363,11 @@ def _match_fields(m: NftMatch, family: int) -> dict:  # noqa: PLR0911, PLR0912
 
 
 def _key_fields(keys: Sequence[str], parts: Sequence[str], family: int) -> dict:
-    """The fields of ``keys == parts`` (one concatenated element of a verdict map)."""
+    """The fields of ``keys == parts`` (one concatenated element of a verdict map); an element of
+    another shape than the key (a mangled dump: nft never prints one) cannot be decided."""
     if len(keys) != len(parts):
-        raise _Never
+        what = f"{' . '.join(parts)} has {len(parts)} parts where the key {' . '.join(keys)} has {len(keys)}"
+        return {"matches": (Match("nft-unknown", (Option("what", (what,)),)),)}
     out: dict = {"matches": ()}
     for k, v in zip(keys, parts):
         out = _merge(out, _match_fields(NftMatch(k, "==", (v,)), family))

@@ -1,0 +1,76 @@
+"""Review of kube-proxy's nftables mode in the simulator: dumps that are mangled or cut off give
+UNKNOWN where the walk needs what is missing, never a confident verdict; NAT chains run at the
+kernel's NAT hook."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from analyzer.engines.netfilter import NetfilterEngine, NodeAddresses, PacketState, Verdict
+from analyzer.engines.nft_lower import engine_tables
+from analyzer.inputs.nft_ruleset import parse_nft_ruleset
+from analyzer.model.netfilter import RuleSet
+
+NODE = NodeAddresses.from_ips(["192.168.56.11", "10.244.1.1"])
+
+SERVICES = """table ip kube-proxy {
+	map service-ips {
+		type ipv4_addr . inet_proto . inet_service : verdict
+		elements = { 10.96.0.50 . tcp . 80 : goto svc-a,
+			10.96.0.100 . tcp : goto svc-b }
+	}
+
+	set allowed {
+		type ipv4_addr . inet_service
+		elements = { 10.96.0.7 . 80,
+			10.96.0.100 }
+	}
+
+	chain nat-prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr . meta l4proto . th dport vmap @service-ips
+		ip daddr . th dport @allowed drop
+	}
+
+	chain svc-a {
+		meta l4proto tcp dnat to 10.244.2.2:8080
+	}
+
+	chain svc-b {
+		meta l4proto tcp dnat to 10.244.2.3:8080
+	}
+}
+"""
+
+
+def pkt(src: str, dst: str, dport: int, proto: int = 6) -> PacketState:
+    return PacketState(ipaddress.ip_address(src), ipaddress.ip_address(dst), proto, 40000, dport,
+                       in_interface="cni0", ctstate="NEW")
+
+
+def engine(text: str) -> NetfilterEngine:
+    nft = parse_nft_ruleset(text, "nft-ruleset")
+    return NetfilterEngine(RuleSet("iptables-save"), NODE, engine_tables(nft, 4))
+
+
+def test_map_element_of_the_wrong_shape_is_unknown_not_skipped() -> None:
+    # '10.96.0.100 . tcp' has two parts where the map's key has three (a mangled dump: nft never
+    # prints it): the walk cannot tell whether the packet's key is that element, so it says so
+    eng = engine(SERVICES)
+    (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.100", 80))
+    assert b.verdict is Verdict.UNKNOWN, b
+    assert "nft-ruleset:5" in (b.reason or "") or any("nft-ruleset:5" in s.text for s in b.steps), b
+    # a well-formed element still decides its own packets
+    (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.50", 80))
+    assert b.verdict is Verdict.ACCEPT and [t.after for t in b.translations] == ["10.244.2.2:8080"]
+
+
+def test_set_element_of_the_wrong_shape_is_unknown_not_never() -> None:
+    # the lookup 'ip daddr . th dport @allowed' was dropped whole (as if it could never match) when
+    # one element had another shape: a packet to 10.96.0.7:80 matches the good element and is dropped
+    eng = engine(SERVICES.replace("10.96.0.100 . tcp :", "10.96.0.100 . tcp . 80 :"))  # only the set is mangled
+    (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.7", 80))
+    assert b.verdict is Verdict.DROP and b.decided_by is not None and b.decided_by.line == 17
+    # a packet no good element matches meets the mangled one: unknown, not a silent pass
+    (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.9", 80))
+    assert b.verdict is Verdict.UNKNOWN, b
