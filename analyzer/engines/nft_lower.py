@@ -99,6 +99,16 @@ def no_endpoint_elements(nft: NftRuleset | None, ip: str, port: int | None = Non
     return out
 
 
+def cut_note(nft: NftRuleset | None) -> str | None:
+    """What a walk cannot see when the nft-ruleset dump ends inside a table iptables-save does not
+    show: its chains after that line (base chains among them: the kernel runs those at their hooks)."""
+    for t in nft.own_tables() if nft is not None else ():
+        if t.cut_at is not None:
+            return (f"{nft.file} is cut off at line {t.cut_at} inside table {t.family} {t.name}: the chains after "
+                    "that line are not in the dump, and the kernel runs its base chains at their hooks too")
+    return None
+
+
 class _Never(Exception):
     """The rule can never match a packet of this family (``ip daddr`` in an inet table for IPv6)."""
 
@@ -155,6 +165,10 @@ class _LazyChains(Mapping[str, Chain]):
             rules: list[Rule] = []
             for r in c.rules:
                 rules.extend(lower_rule(self._table, self._key, c.name, r, self._family, len(rules) + 1))
+            if c.cut:  # the dump ends inside this chain: a packet its listed rules let by meets the missing ones
+                rules.append(Rule(self._key, c.name, len(rules) + 1, _cut_ref(self._table),
+                                  matches=(_unknown(f"the dump is cut off (line {self._table.cut_at}) inside chain "
+                                                    f"{c.name}: the rules after it are missing"),)))
             got = self._done[name] = Chain(c.name, self._key, c.policy.upper() if c.hook else None, c.source,
                                            tuple(rules))
         return got
@@ -219,6 +233,16 @@ def lower_rule(table: NftTable, key: str, chain: str, rule: NftRule, family: int
         for t in targets:
             out.append(Rule(key, chain, index + len(out), source, **f, **t))
     return out
+
+
+def _unknown(what: str) -> Match:
+    return Match("nft-unknown", (Option("what", (what,)),))
+
+
+def _cut_ref(table: NftTable) -> SourceRef:
+    """The last line of a dump that ends inside ``table``."""
+    file = table.source.file if table.source is not None else ""
+    return SourceRef(file, table.cut_at or 0, "")
 
 
 def _inline(table: NftTable, value: str | None) -> str | None:

@@ -28,7 +28,7 @@ from analyzer.engines.netfilter import (
     Verdict,
     engine_for,
 )
-from analyzer.engines.nft_lower import engine_tables
+from analyzer.engines.nft_lower import cut_note, engine_tables
 from analyzer.engines.nft_walk import NftPacket, NftVerdict
 from analyzer.engines.nft_walk import hook_verdict as nft_hook_verdict
 from analyzer.engines.overlay import resolve_overlay
@@ -302,6 +302,9 @@ class _Simulator:
     def walk_hook(self, leg: _Leg, hook: str) -> list[tuple[_Leg, Branch]]:
         """Run one hook on ``leg``; returns (new leg, branch) pairs, one per way out."""
         engine = self.engines.get(leg.node.name)
+        cut = cut_note(leg.node.nft)  # chains of an nftables table the dump lost run at their hooks all the same
+        if cut is not None and cut not in leg.assumptions:
+            leg.assumptions.append(cut)
         if engine is None:
             return [(leg, Branch(leg.prob, Verdict.ACCEPT, leg.packet))]
         out = []

@@ -126,11 +126,15 @@ def parse_nft_ruleset(text: str, file: str) -> NftRuleset:
         if line.startswith(("comment ", "devices ")):
             continue
         chain["rules"].append(parse_rule(line, SourceRef(file, n, line)))
-    if chain is not None or table is not None:
-        warnings.append(f"{file}: the ruleset ends inside {'chain ' + chain['name'] if chain else 'table'}: cut off?")
+    last = len(text.splitlines())
+    if chain is not None or table is not None or nset is not None:
+        inside = (f"chain {chain['name']}" if chain else f"{nset['kind']} {nset['name']}" if nset
+                  else f"table {table['name'] if table else ''}")
+        warnings.append(f"{file}: the ruleset ends inside {inside}: cut off? (what follows line {last} is missing)")
         if table is not None:
             if chain is not None:
-                table["chains"].append(_chain(chain))
+                table["chains"].append(_chain(chain, cut=True))
+            table["cut_at"] = last
             tables.append(_table(table))
     return NftRuleset(file=file, tables=tuple(tables), warnings=tuple(warnings))
 
@@ -152,9 +156,9 @@ def _priority(text: str) -> int:
     return value
 
 
-def _chain(c: dict) -> NftChain:
+def _chain(c: dict, cut: bool = False) -> NftChain:
     return NftChain(name=c["name"], hook=c["hook"], type=c["type"], priority=c["priority"], policy=c["policy"],
-                    rules=tuple(c["rules"]), source=c["source"])
+                    rules=tuple(c["rules"]), source=c["source"], cut=cut)
 
 
 def _table(t: dict) -> NftTable:
@@ -162,7 +166,7 @@ def _table(t: dict) -> NftTable:
     xt = t["xt"] or (t["family"] in ("ip", "ip6") and t["name"] in _IPTABLES_TABLES
                      and all(c.name in _XT_CHAINS for c in chains if c.hook is not None))
     return NftTable(family=t["family"], name=t["name"], chains=chains, by_iptables=xt, source=t["source"],
-                    sets=tuple(t["sets"]))
+                    sets=tuple(t["sets"]), cut_at=t.get("cut_at"))
 
 
 def _set(d: dict) -> NftSet:

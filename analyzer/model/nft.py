@@ -114,6 +114,7 @@ class NftChain:
     policy: str = "accept"
     rules: tuple[NftRule, ...] = ()
     source: SourceRef | None = None  # the chain's own line
+    cut: bool = False  # the dump ends inside this chain: rules after the last one listed are missing
 
 
 _CHAIN_INDEX: dict[int, tuple[NftTable, dict[str, NftChain]]] = {}
@@ -127,6 +128,7 @@ class NftTable:
     by_iptables: bool = False  # managed by iptables-nft: iptables-save shows it
     source: SourceRef | None = None
     sets: tuple[NftSet, ...] = ()  # named sets and maps
+    cut_at: int | None = None  # the dump ends inside this table (its last line): later chains and sets are missing
 
     def chain(self, name: str) -> NftChain | None:
         index = _CHAIN_INDEX.get(id(self))

@@ -74,3 +74,44 @@ def test_set_element_of_the_wrong_shape_is_unknown_not_never() -> None:
     # a packet no good element matches meets the mangled one: unknown, not a silent pass
     (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.9", 80))
     assert b.verdict is Verdict.UNKNOWN, b
+
+
+CUT_IN_CHAIN = """table ip kube-proxy {
+	map service-ips {
+		type ipv4_addr . inet_proto . inet_service : verdict
+		elements = { 10.96.0.50 . tcp . 80 : goto svc-a }
+	}
+
+	chain svc-a {
+		meta l4proto tcp dnat to 10.244.2.2:8080
+	}
+
+	chain nat-prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr . meta l4proto . th dport vmap @service-ips
+"""
+
+
+def test_a_chain_the_dump_ends_inside_is_unknown_past_its_last_listed_rule() -> None:
+    nft = parse_nft_ruleset(CUT_IN_CHAIN, "nft-ruleset")
+    assert any("ends inside chain nat-prerouting" in w and "line 13" in w for w in nft.warnings), nft.warnings
+    eng = NetfilterEngine(RuleSet("iptables-save"), NODE, engine_tables(nft, 4))
+    # the listed vmap decides its own element
+    (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.50", 80))
+    assert b.verdict is Verdict.ACCEPT and [t.after for t in b.translations] == ["10.244.2.2:8080"]
+    # a packet it lets by meets the rules the dump lost (the NodePort rule, say): not a confident pass
+    (b,) = eng.walk_hook("PREROUTING", pkt("192.168.56.1", "192.168.56.11", 30080))
+    assert b.verdict is Verdict.UNKNOWN and "cut off (line 13) inside chain nat-prerouting" in (b.reason or ""), b
+
+
+def test_simulate_says_a_table_the_dump_ends_inside_hides_its_later_chains(tmp_path) -> None:  # noqa: ANN001
+    from analyzer.commands.simulate import load_node
+    from analyzer.engines.simulate import simulate_packet
+
+    # cut inside a map: none of the table's chains (nft lists them after its sets) is in the dump
+    rules = tmp_path / "node1.nft"
+    rules.write_text(SERVICES[: SERVICES.index("10.96.0.100 . tcp")])
+    node = load_node(rules)
+    result = simulate_packet([node], "10.244.1.2", "10.96.0.50", "tcp", 40000, 80, local_ips=["192.168.56.11"])
+    (outcome,) = result.outcomes
+    assert any(f"{rules} is cut off at line 5 inside table ip kube-proxy" in a for a in outcome.assumptions), outcome
