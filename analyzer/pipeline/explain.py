@@ -132,6 +132,21 @@ def _add_bundle(out: Inputs, snap: NodeSnapshot, given: Path, warn: Warn) -> Non
 
 # ----------------------------------------------------------------------------- packets
 
+#: set (to anything but "" or "0") to take the general path everywhere: every sampled frame
+#: through the general decoder, every flow's document made one by one (the fast lanes' reference)
+GENERAL_ENV = "K8S_TRACE_EXPLAIN_GENERAL"
+
+
+def fast_lane() -> bool:
+    """Whether the fast lanes are on (they are unless ``GENERAL_ENV`` says otherwise)."""
+    return os.environ.get(GENERAL_ENV, "") in ("", "0")
+
+
+def _other_tunnel_ports() -> tuple[frozenset[int], frozenset[int]]:
+    from analyzer.inputs.decode import FLANNEL_UDP_PORTS, GENEVE_UDP_PORTS
+
+    return GENEVE_UDP_PORTS, FLANNEL_UDP_PORTS
+
 
 @dataclass(slots=True)
 class PacketSource:
@@ -154,9 +169,20 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
     scan = scan_table([Path(f) for f in files], vxlan_ports=vxlan_ports, sample=SAMPLE, progress=progress, warn=warn)
     general = scan.general  # the kept frames are decoded in full by the one general decoder
     ifnames = ifnames or {}
+    quick = None
+    if fast_lane():  # the common shapes at fixed offsets: the same record (decode.quick)
+        from analyzer.inputs.decode import _port_map
+        from analyzer.inputs.decode.quick import quick_record
+
+        ports = _port_map(vxlan_ports, *_other_tunnel_ports())
+
+        def quick(sf) -> PacketRecord | None:  # noqa: ANN001 - engines.flowtable.SampleFrame
+            return quick_record(sf.file, sf.frame, sf.ts, sf.linktype, sf.data, sf.wire_len, sf.interface, ports)
 
     def materialise(sf) -> PacketRecord:  # noqa: ANN001 - engines.flowtable.SampleFrame
-        rec = general.record(sf.file, sf.frame, sf.ts, sf.linktype, sf.data, sf.wire_len, sf.interface)
+        rec = quick(sf) if quick is not None else None
+        if rec is None:
+            rec = general.record(sf.file, sf.frame, sf.ts, sf.linktype, sf.data, sf.wire_len, sf.interface)
         names = ifnames.get(sf.file)
         if names and sf.linktype == 276 and rec.interface in (None, ANY_INTERFACE) and len(sf.data) >= 8:
             name = names.get(int.from_bytes(sf.data[4:8], "big"))  # SLL2: the interface index at offset 4
