@@ -238,10 +238,12 @@ def stitch_flows(
 ) -> list[StitchedFlow]:
     """Group every copy of every packet into flows, through encapsulation and NAT."""
     shift = {o.node: o.offset for o in offsets}
+    file_shift = {f: shift.get(pt.node if pt else None, 0.0) for f, pt in points.items()}
+    other_shift = shift.get(None, 0.0)
+    idents: dict[int, tuple | None] = {}  # id(record) -> packet_identity (asked again below)
 
     def ts(r: PacketRecord) -> float:
-        pt = points.get(r.file)
-        return r.ts + shift.get(pt.node if pt else None, 0.0)
+        return r.ts + file_shift.get(r.file, other_shift)
 
     convs: dict[ConvKey, list[PacketRecord]] = defaultdict(list)
     errors: list[PacketRecord] = []
@@ -266,7 +268,7 @@ def stitch_flows(
         if ck is None:
             continue
         convs[ck].append(r)
-        ident = packet_identity(r)
+        ident = idents[id(r)] = packet_identity(r)
         if ident is not None:
             pt = points.get(r.file)
             by_ident[ident].append((ck, ts(r), pt.node if pt else None))
@@ -296,6 +298,7 @@ def stitch_flows(
 
     flows: list[StitchedFlow] = []
     conv_flow: dict[ConvKey, StitchedFlow] = {}
+    place: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}  # (file, interface) -> point_of
     for members in groups.values():
         # the original conversation: the one holding the earliest client packet
         first_of = {ck: min(ts(r) for r in convs[ck]) for ck in members}
@@ -350,13 +353,17 @@ def stitch_flows(
                     flow.nats.append(ObservedNat(typ, t[1], t[2], nat_node, ev))
         flow.nats.sort(key=lambda n: 0 if n.type == "dnat" else 1)
         client_side = {directed[ck][0] for ck in members}
+        add = flow.sightings.append
         for ck in members:
             conv_flow[ck] = flow
             for r in convs[ck]:
-                node, iface = point_of(r, points)
+                where = (r.file, r.interface)
+                at = place.get(where)
+                if at is None:
+                    at = place[where] = point_of(r, points)
                 direction = "fwd" if (r.src, r.sport) in client_side else "rev"
-                ident = packet_identity(r) or ("frame", r.file, r.frame)
-                flow.sightings.append(Sighting(r, node, iface, direction, ts(r), (direction, ident)))
+                ident = idents[id(r)] or ("frame", r.file, r.frame)
+                add(Sighting(r, at[0], at[1], direction, ts(r), (direction, ident)))
         flow.sightings.sort(key=lambda s: (s.ts, s.record.file, s.record.frame))
         flows.append(flow)
 

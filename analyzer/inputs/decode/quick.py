@@ -23,7 +23,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from analyzer.inputs.decode.names import ipv4_text, mac_text
+from analyzer.inputs.decode.names import _MAC, _V4, ipv4_text, mac_text
 from analyzer.inputs.decode.record import _DEFAULTS, _IX, HASH_BYTES, _build
 from analyzer.model.record import PacketRecord
 
@@ -31,35 +31,16 @@ _IPV4 = struct.Struct("!BBHHHBBH4s4s")
 _TCP = struct.Struct("!HHIIBB")
 _UDP = struct.Struct("!HHHH")
 
-_I_SLL = _IX["sll_pkttype"]
-_I_VER = _IX["ip_version"]
-_I_SRC = _IX["src"]
-_I_DST = _IX["dst"]
-_I_PROTO = _IX["proto"]
-_I_ID = _IX["ip_id"]
-_I_TOTAL = _IX["ip_total_len"]
-_I_DF = _IX["df"]
-_I_TTL = _IX["ttl"]
-_I_SPORT = _IX["sport"]
-_I_DPORT = _IX["dport"]
-_I_FLAGS = _IX["tcp_flags"]
-_I_SEQ = _IX["seq"]
-_I_ACK = _IX["ack"]
-_I_PLEN = _IX["payload_len"]
-_I_HASH = _IX["payload_hash"]
-_I_MSS = _IX["tcp_mss"]
-_I_TUNNEL = _IX["tunnel"]
-_I_VNI = _IX["vni"]
-_I_OSRC = _IX["outer_src"]
-_I_ODST = _IX["outer_dst"]
-_I_OSPORT = _IX["outer_sport"]
-_I_ODPORT = _IX["outer_dport"]
-_I_OTOTAL = _IX["outer_ip_total_len"]
-_I_ODF = _IX["outer_df"]
-_I_DEPTH = _IX["tunnel_depth"]
-_I_SMAC = _IX["src_mac"]
-_I_DMAC = _IX["dst_mac"]
-assert _I_SLL >= 7 and _DEFAULTS[_I_SLL] is None
+#: the record's fields in the order ``quick_record`` passes them (it checks itself at import)
+_ORDER = ("file", "frame", "ts", "interface", "wire_len", "cap_len", "linktype", "sll_pkttype", "ip_version", "src",
+          "dst", "proto", "ip_id", "ip_total_len", "df", "ttl", "frag_offset", "more_fragments", "sport", "dport",
+          "tcp_flags", "seq", "ack", "payload_len", "payload_hash", "tcp_mss", "icmp_type", "icmp_code", "icmp_mtu",
+          "quoted", "tunnel", "vni", "outer_src", "outer_dst", "outer_sport", "outer_dport", "outer_ip_total_len",
+          "outer_df", "outer_udp_csum_ok", "tunnel_depth", "src_mac", "dst_mac", "vlan", "arp_op", "arp_sender_ip",
+          "arp_target_ip", "arp_sender_mac", "notes")
+if tuple(_IX)[: len(_ORDER)] != _ORDER:  # pragma: no cover - a reordered PacketRecord
+    raise ImportError("analyzer.inputs.decode.quick: PacketRecord's fields changed order")
+_TAIL = _DEFAULTS[len(_ORDER):]  # fields added later keep their defaults
 
 
 def _ipv4(data: bytes, off: int, end: int) -> tuple | None:
@@ -100,28 +81,27 @@ def quick_record(file: str, number: int, ts: float, linktype: int, data: bytes, 
     ``udp_ports``: UDP port -> tunnel kind, as ``decode_frame`` builds it (``_port_map``)."""
     if linktype != 1:
         return None
+    if type(data) is not bytes:  # (slices of it are looked up in the name caches)
+        data = bytes(data)
     cap = len(data)
     if cap < 34 or data[12] != 0x08 or data[13] != 0x00:
         return None
     outer = _ipv4(data, 14, cap)
     if outer is None:
         return None
-    fields = list(_DEFAULTS)
     mac_at = 0
     ip = outer
     ip_off = 14
     proto = outer[2]
+    tunnel = vni = osrc = odst = osport = odport = ototal = None
+    odf = False
+    depth = 0
     if proto == 4:  # IPIP: the inner IPv4 header right after the outer one
         inner = _ipv4(data, 34, outer[7])
         if inner is None or inner[2] not in (6, 17):
             return None
         ip, ip_off, proto = inner, 34, inner[2]
-        fields[_I_TUNNEL] = "ipip"
-        fields[_I_DEPTH] = 1
-        fields[_I_OSRC] = ipv4_text(outer[0])
-        fields[_I_ODST] = ipv4_text(outer[1])
-        fields[_I_OTOTAL] = outer[6]
-        fields[_I_ODF] = outer[4]
+        tunnel, depth, osrc, odst, ototal, odf = "ipip", 1, ipv4_text(outer[0]), ipv4_text(outer[1]), outer[6], outer[4]
     elif proto == 17:
         stop = outer[7]
         if stop - 34 < 8:
@@ -138,20 +118,15 @@ def quick_record(file: str, number: int, ts: float, linktype: int, data: bytes, 
             inner = _ipv4(data, 64, ustop)
             if inner is None or inner[2] not in (6, 17):
                 return None
-            fields[_I_TUNNEL] = "vxlan"
-            fields[_I_DEPTH] = 1
-            fields[_I_VNI] = (data[46] << 16) | (data[47] << 8) | data[48]
-            fields[_I_OSPORT] = sport
-            fields[_I_ODPORT] = dport
-            fields[_I_OSRC] = ipv4_text(outer[0])
-            fields[_I_ODST] = ipv4_text(outer[1])
-            fields[_I_OTOTAL] = outer[6]
-            fields[_I_ODF] = outer[4]
+            tunnel, depth, vni = "vxlan", 1, (data[46] << 16) | (data[47] << 8) | data[48]
+            osport, odport, osrc, odst = sport, dport, ipv4_text(outer[0]), ipv4_text(outer[1])
+            ototal, odf = outer[6], outer[4]
             ip, ip_off, proto, mac_at = inner, 64, inner[2], 50
     elif proto != 6:
         return None
     src, dst, _p, ident, df, ttl, total, ip_stop = ip
     l4 = ip_off + 20
+    flags = seq = ack = mss = None
     if proto == 6:
         if ip_stop - l4 < 20:
             return None
@@ -159,15 +134,10 @@ def quick_record(file: str, number: int, ts: float, linktype: int, data: bytes, 
         hl = (doff >> 4) * 4
         if hl < 20 or hl > ip_stop - l4:
             return None
-        mss = None
         if hl > 20:
             ok, mss = _tcp_options(data, l4 + 20, l4 + hl)
             if not ok:
                 return None
-        fields[_I_FLAGS] = flags
-        fields[_I_SEQ] = seq
-        fields[_I_ACK] = ack
-        fields[_I_MSS] = mss
         pay_start = l4 + hl
         pay_len = ip_stop - pay_start
     else:
@@ -180,21 +150,15 @@ def quick_record(file: str, number: int, ts: float, linktype: int, data: bytes, 
             return None
         pay_start = l4 + 8
         pay_len = ulen - 8
-    fields[_I_SPORT] = sport
-    fields[_I_DPORT] = dport
-    fields[_I_PLEN] = pay_len
+    phash = None
     if pay_len and pay_start < cap:
         end = pay_start + (pay_len if pay_len < HASH_BYTES else HASH_BYTES)
-        fields[_I_HASH] = zlib.crc32(data[pay_start : end if end < cap else cap])
-    fields[_I_VER] = 4
-    fields[_I_SRC] = ipv4_text(src)
-    fields[_I_DST] = ipv4_text(dst)
-    fields[_I_PROTO] = proto
-    fields[_I_ID] = ident
-    fields[_I_DF] = df
-    fields[_I_TTL] = ttl
-    fields[_I_TOTAL] = total
-    fields[_I_DMAC] = mac_text(data[mac_at : mac_at + 6])
-    fields[_I_SMAC] = mac_text(data[mac_at + 6 : mac_at + 12])
-    fields[0:7] = (file, number, ts, interface, wire_len, cap, linktype)
-    return _build(*fields)
+        phash = zlib.crc32(data[pay_start : end if end < cap else cap])
+    v4 = _V4
+    smac, dmac = data[mac_at + 6 : mac_at + 12], data[mac_at : mac_at + 6]
+    return _build(file, number, ts, interface, wire_len, cap, linktype, None, 4, v4.get(src) or ipv4_text(src),
+                  v4.get(dst) or ipv4_text(dst),
+                  proto, ident, total, df, ttl, 0, False, sport, dport, flags, seq, ack, pay_len, phash, mss, None,
+                  None, None, None, tunnel, vni, osrc, odst, osport, odport, ototal, odf, None, depth,
+                  _MAC.get(smac) or mac_text(smac), _MAC.get(dmac) or mac_text(dmac), None, None, None,
+                  None, None, (), *_TAIL)
