@@ -571,6 +571,7 @@ class FlowTable:
 
         Renderers of big tables use these directly: no per-flow object is built (the million-flow
         table stays cheap), and the values are exactly those of the ``FlowSummary`` fields.
+        With ``materialise`` the table hands its kept frames over (once: a second call has none).
         """
         ctx = _SummaryContext(self, addr_name, tunnel_name, materialise)
         for sl in self._in_order(block):
@@ -676,7 +677,7 @@ class FlowTable:
         if materialise is not None:
             for j, g in enumerate(gids):
                 if g in samples:
-                    uniq = {(s.file, s.frame): s for s in samples[g]}
+                    uniq = {(s.file, s.frame): s for s in samples.pop(g)}
                     r.samples[j] = tuple(
                         materialise(s) for s in sorted(uniq.values(), key=lambda s: (fidx.get(s.file, 0), s.frame))
                     )
@@ -811,6 +812,10 @@ class _SummaryContext:
         self.samples: dict[int, list[SampleFrame]] = {}
         for (g, _d, _f), slot in table._samples.items():
             self.samples.setdefault(g, []).extend([*slot.first, *slot.last, *slot.special])
+        if materialise is not None:
+            # handed over: each flow's frames are let go once materialised (the bytes of the kept
+            # frames and their records are not both held whole at the peak)
+            table._samples = {}
         self.fidx = {name: i for i, name in enumerate(table.files)}
 
     def _encap_codes(self, table: FlowTable) -> tuple[np.ndarray, list[tuple[Encap, ...]]]:

@@ -241,6 +241,7 @@ def stitch_flows(
     file_shift = {f: shift.get(pt.node if pt else None, 0.0) for f, pt in points.items()}
     other_shift = shift.get(None, 0.0)
     idents: dict[int, tuple | None] = {}  # id(record) -> packet_identity (asked again below)
+    file_node = {f: pt.node if pt else None for f, pt in points.items()}
 
     def ts(r: PacketRecord) -> float:
         return r.ts + file_shift.get(r.file, other_shift)
@@ -264,14 +265,14 @@ def stitch_flows(
         if r.quoted is not None:
             errors.append(r)
             continue
-        ck = conv_key(r)
-        if ck is None:
+        if r.dst is None or r.proto is None:  # (conv_key's None)
             continue
+        a, b = (r.src, r.sport), (r.dst, r.dport)
+        ck = (r.proto, a, b) if (r.src, r.sport or 0) <= (r.dst, r.dport or 0) else (r.proto, b, a)  # conv_key
         convs[ck].append(r)
         ident = idents[id(r)] = packet_identity(r)
         if ident is not None:
-            pt = points.get(r.file)
-            by_ident[ident].append((ck, ts(r), pt.node if pt else None))
+            by_ident[ident].append((ck, ts(r), file_node.get(r.file)))
     uf = _UnionFind()
     for ck in convs:
         uf.find(ck)

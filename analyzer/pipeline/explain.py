@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
 
 from analyzer import __version__
@@ -205,7 +206,7 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
                 val = (old[0] + val[0], old[1] + val[1], min(old[2], val[2]), max(old[3], val[3]))
             counts[key] = val
             records.extend(rows.samples[i])
-    records.sort(key=lambda r: (r.file, r.frame))
+    records.sort(key=attrgetter("file", "frame"))
     # a frame kept for two flows (an ICMP error and the flow it quotes) once: the copies are equal
     records = [r for n, r in enumerate(records)
                if n == 0 or r.frame != records[n - 1].frame or r.file != records[n - 1].file]
@@ -370,24 +371,37 @@ def pod_names(kube: KubeInventory | None) -> dict[str, str]:
 def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[PacketRecord], topo: Topology
                           ) -> dict[str, CapturePoint]:
     """Give a bare capture (no bundle) the node it was taken on, from what it holds."""
-    outer: dict[str, Counter[str]] = {}
+    # counted in plain dicts (in the packets' order), then made Counters with that same order
+    outer_n: dict[str, dict[str, int]] = {}
     total: Counter[str] = Counter()
-    pods: dict[str, Counter[str]] = {}
-    for r in records:
-        if r.tunnel and r.outer_src and r.outer_dst and r.quoted is None:
-            if r.sll_pkttype == 4:  # sent by the node the cooked capture was taken on
-                mine = [r.outer_src]
-            elif r.sll_pkttype == 0:  # addressed to it
-                mine = [r.outer_dst]
-            else:
-                mine = [r.outer_src, r.outer_dst]
-            outer.setdefault(r.file, Counter()).update(mine)
-            total[r.file] += 1
-        elif r.src and r.quoted is None:
-            # a cooked capture holds a local pod's packets entering the node more often (its veth,
-            # cni0) than leaving it (the NIC); a remote pod's the other way round
-            weight = {0: 1, 4: -1}.get(r.sll_pkttype, 1) if r.sll_pkttype is not None else 1
-            pods.setdefault(r.file, Counter())[r.src] += weight
+    pods_n: dict[str, dict[str, int]] = {}
+    if any(p.node is None for p in points.values()):  # (nothing to place otherwise)
+        for r in records:
+            if r.quoted is not None:
+                continue
+            if r.tunnel and r.outer_src and r.outer_dst:
+                if r.sll_pkttype == 4:  # sent by the node the cooked capture was taken on
+                    mine: tuple[str, ...] = (r.outer_src,)
+                elif r.sll_pkttype == 0:  # addressed to it
+                    mine = (r.outer_dst,)
+                else:
+                    mine = (r.outer_src, r.outer_dst)
+                c = outer_n.get(r.file)
+                if c is None:
+                    c = outer_n[r.file] = {}
+                for a in mine:
+                    c[a] = c.get(a, 0) + 1
+                total[r.file] += 1
+            elif r.src:
+                # a cooked capture holds a local pod's packets entering the node more often (its veth,
+                # cni0) than leaving it (the NIC); a remote pod's the other way round
+                weight = {0: 1, 4: -1}.get(r.sll_pkttype, 1) if r.sll_pkttype is not None else 1
+                c = pods_n.get(r.file)
+                if c is None:
+                    c = pods_n[r.file] = {}
+                c[r.src] = c.get(r.src, 0) + weight
+    outer = {f: Counter(c) for f, c in outer_n.items()}
+    pods = {f: Counter(c) for f, c in pods_n.items()}
     out = dict(points)
     for f, p in points.items():
         if p.node is not None:
