@@ -302,7 +302,8 @@ def stitch_flows(
     place: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}  # (file, interface) -> point_of
     for members in groups.values():
         # the original conversation: the one holding the earliest client packet
-        first_of = {ck: min(ts(r) for r in convs[ck]) for ck in members}
+        # (a lone conversation is its own original and real server: nothing to order)
+        first_of = {ck: min(ts(r) for r in convs[ck]) for ck in members} if len(members) > 1 else {}
         if len(members) > 1:
             # prefer the variant addressed to a non-pod (service/node) from a pod: pre-DNAT, pre-SNAT
             def pre_score(ck: ConvKey, first_of: dict[ConvKey, float] = first_of) -> tuple:
@@ -319,7 +320,7 @@ def stitch_flows(
         client, server = directed[original]
         # the real server: the variant whose responder is a pod/other than the service address
         real = server
-        for ck in sorted(members, key=lambda k: first_of[k]):
+        for ck in sorted(members, key=lambda k: first_of[k]) if len(members) > 1 else ():
             _, s = directed[ck]
             if s != server and (is_pod(s[0], topo) or role_of(server[0], topo) != "pod"):
                 real = s
