@@ -272,12 +272,14 @@ def stitch_flows(
         convs[ck].append(r)
         ident = idents[id(r)] = packet_identity(r)
         if ident is not None:
-            by_ident[ident].append((ck, ts(r), file_node.get(r.file)))
+            by_ident[ident].append((ck, r.ts + file_shift.get(r.file, other_shift), file_node.get(r.file)))  # ts(r)
     uf = _UnionFind()
     for ck in convs:
         uf.find(ck)
     linked: set[tuple[ConvKey, ConvKey]] = set()
     for hits in by_ident.values():
+        if len(hits) < 2:  # (an identity seen once links nothing)
+            continue
         cks = {h[0] for h in hits}
         if len(cks) > 1:
             ordered = sorted(cks)
@@ -365,7 +367,8 @@ def stitch_flows(
                     at = place[where] = point_of(r, points)
                 direction = "fwd" if (r.src, r.sport) in client_side else "rev"
                 ident = idents[id(r)] or ("frame", r.file, r.frame)
-                add(Sighting(r, at[0], at[1], direction, ts(r), (direction, ident)))
+                add(Sighting(r, at[0], at[1], direction, r.ts + file_shift.get(r.file, other_shift),  # ts(r)
+                             (direction, ident)))
         flow.sightings.sort(key=lambda s: (s.ts, s.record.file, s.record.frame))
         flows.append(flow)
 
