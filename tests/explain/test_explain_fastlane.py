@@ -157,3 +157,48 @@ def test_quick_refuses_what_it_cannot_build_exactly() -> None:
     }
     for why, frame in refused.items():
         assert quick_record("f", 1, 0.5, 1, frame, len(frame), None, ports) is None, why
+
+
+def _mix_frames(n: int = 400) -> list[tuple[int, bytes]]:
+    """The first ``n`` frames of a small generated mix (VXLAN, IPIP, plain TCP and UDP, ARP...)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "m.pcap"
+        subprocess.run([sys.executable, str(ROOT / "bench" / "gen_mix.py"), str(n), str(p), "--seed", "3"],
+                       check=True, capture_output=True)
+        return [(fr.linktype, bytes(fr.data)) for fr in read_capture(str(p), warn=None)]
+
+
+_FRAMES: list[tuple[int, bytes]] = []
+
+
+def test_quick_records_survive_mutation() -> None:
+    """Frames of the mix with bytes overwritten anywhere in their first 100 (every header of
+    the quick shapes): the quick builder either refuses or gives the general decoder's record."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    if not _FRAMES:
+        _FRAMES.extend(_mix_frames())
+    general = GeneralDecoder(PORTS)
+    ports = _port_map(PORTS, GENEVE_UDP_PORTS, FLANNEL_UDP_PORTS)
+    seen = {"taken": 0}
+
+    @settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
+    @given(st.integers(0, len(_FRAMES) - 1), st.lists(st.tuples(st.integers(0, 99), st.integers(0, 255)),
+                                                       min_size=1, max_size=3), st.integers(0, 200))
+    def check(which: int, edits: list[tuple[int, int]], cut: int) -> None:
+        linktype, data = _FRAMES[which]
+        buf = bytearray(data)
+        for at, value in edits:
+            if at < len(buf):
+                buf[at] = value
+        frame = bytes(buf[: len(buf) - cut] if cut < len(buf) else buf)
+        quick = quick_record("m.pcap", 1, 1.0, linktype, frame, len(data), None, ports)
+        if quick is not None:
+            seen["taken"] += 1
+            assert quick == general.record("m.pcap", 1, 1.0, linktype, frame, len(data), None)
+
+    check()
+    assert seen["taken"] > 100  # the mutations left many frames of a quick shape: compared, not skipped
