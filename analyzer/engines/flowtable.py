@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from analyzer.model.flow import Encap, FlowSummary, TCPSummary, endpoint_text, proto_name
+from analyzer.model.packet import fast_frozen, frozen_builder
 from analyzer.model.record import PacketRecord, QuotedPacket
 
 KIND_IP = 2  # analyzer.inputs.fastpath.KIND_IP (engines do not import inputs)
@@ -78,7 +79,7 @@ class ColumnBatch(Protocol):
     def quoted(self, i: int) -> QuotedPacket | None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@fast_frozen
 class SampleFrame:
     """A kept frame, materialised into a PacketRecord only at the end."""
 
@@ -89,6 +90,9 @@ class SampleFrame:
     wire_len: int
     interface: str | None
     data: bytes
+
+
+_sample_frame = frozen_builder(SampleFrame)
 
 
 class _Slot:
@@ -481,16 +485,30 @@ class FlowTable:
         last = rank >= gcount[gi] - k
         fl = b.flags[rows].astype(np.int64)
         special = (tcp & ((fl & (SYN | FIN | RST)) != 0)) | retrans
-        for j in np.flatnonzero(first | last | special).tolist():
-            g, dd, i = int(g_row[j]), int(d[j]), int(rows[j])
-            if special[j]:
-                self._keep_special(b, i, g, dd)
-            frame = None
-            if first[j]:
-                frame = self._frame(b, i)
-                self._slot(g, dd).first.append(frame)
-            if last[j]:
-                self._slot(g, dd).last.append(frame or self._frame(b, i))
+        sel = np.flatnonzero(first | last | special)
+        if len(sel) == 0:
+            return
+        # the kept rows' columns as Python lists at once, one frame object per kept row (shared by
+        # the slot's lists it goes to: the frames are immutable and compared by value)
+        at = rows[sel]
+        buf = getattr(b, "buf", None)
+        file, iface, k8 = b.file, b.interface, 8 * k
+        start = b.start[at].tolist() if buf is not None else [0] * len(at)
+        cols = zip(g_row[sel].tolist(), d[sel].tolist(), at.tolist(), special[sel].tolist(), first[sel].tolist(),
+                   last[sel].tolist(), b.frame[at].tolist(), b.ts[at].tolist(), b.linktype[at].tolist(),
+                   b.wire_len[at].tolist(), b.cap_len[at].tolist(), start, strict=True)
+        special_n = self._a["special_n"]
+        for g, dd, i, sp, fi, la, num, ts, lt, wl, cap, st in cols:
+            frame = _sample_frame(file, num, ts, lt, wl, iface, bytes(buf[st : st + cap]) if buf is not None
+                                  else b.raw(i))
+            slot = self._slot(g, dd)
+            if sp and special_n[g * 2 + dd] < k8:
+                special_n[g * 2 + dd] += 1
+                slot.special.append(frame)
+            if fi:
+                slot.first.append(frame)
+            if la:
+                slot.last.append(frame)
 
     # ---------------------------------------------------------------- results
 
@@ -553,6 +571,7 @@ class FlowTable:
 
         Renderers of big tables use these directly: no per-flow object is built (the million-flow
         table stays cheap), and the values are exactly those of the ``FlowSummary`` fields.
+        With ``materialise`` the table hands its kept frames over (once: a second call has none).
         """
         ctx = _SummaryContext(self, addr_name, tunnel_name, materialise)
         for sl in self._in_order(block):
@@ -658,7 +677,7 @@ class FlowTable:
         if materialise is not None:
             for j, g in enumerate(gids):
                 if g in samples:
-                    uniq = {(s.file, s.frame): s for s in samples[g]}
+                    uniq = {(s.file, s.frame): s for s in samples.pop(g)}
                     r.samples[j] = tuple(
                         materialise(s) for s in sorted(uniq.values(), key=lambda s: (fidx.get(s.file, 0), s.frame))
                     )
@@ -793,6 +812,10 @@ class _SummaryContext:
         self.samples: dict[int, list[SampleFrame]] = {}
         for (g, _d, _f), slot in table._samples.items():
             self.samples.setdefault(g, []).extend([*slot.first, *slot.last, *slot.special])
+        if materialise is not None:
+            # handed over: each flow's frames are let go once materialised (the bytes of the kept
+            # frames and their records are not both held whole at the peak)
+            table._samples = {}
         self.fidx = {name: i for i, name in enumerate(table.files)}
 
     def _encap_codes(self, table: FlowTable) -> tuple[np.ndarray, list[tuple[Encap, ...]]]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 
 import networkx as nx
@@ -90,6 +91,12 @@ def _gateway(facts: NodeFacts | None) -> str | None:
     return ".".join(parts[:3] + [str(int(parts[3]) + 1)])
 
 
+_HOP_ORDER = ("id", "node", "interface", "kind", "action", "label", "observed", "capturable", "evidence", "packets",
+              "failed", "edge_label", "edge_kind", "facts")  # as _Builder.add passes them
+if tuple(f.name for f in dataclass_fields(PathHop)) != _HOP_ORDER:  # pragma: no cover - PathHop changed
+    raise ImportError("analyzer.engines.paths: PathHop's fields changed; update _Builder.add")
+
+
 class _Builder:
     def __init__(self, flow_id: str) -> None:
         self.flow_id = flow_id
@@ -97,18 +104,12 @@ class _Builder:
 
     def add(self, node: str | None, interface: str | None, kind: str, action: str, label: str,
             **facts: object) -> None:
-        self.hops.append(
-            PathHop(
-                id=f"{self.flow_id}.{len(self.hops) + 1}",
-                node=node,
-                interface=interface,
-                kind=kind,
-                action=action,
-                label=label,
-                capturable=kind in CAPTURABLE,
-                facts=tuple((k, str(v)) for k, v in facts.items() if v is not None),
-            )
-        )
+        hops = self.hops
+        # positional, in PathHop's field order (id ... label, observed, capturable, evidence, packets,
+        # failed, edge_label, edge_kind, facts): ten hops per flow, tens of thousands of flows
+        hops.append(PathHop(f"{self.flow_id}.{len(hops) + 1}", node, interface, kind, action, label, None,
+                            kind in CAPTURABLE, (), (), False, "", "plain",
+                            tuple([(k, str(v)) for k, v in facts.items() if v is not None])))
 
     def edge(self, label: str, kind: str = "plain") -> None:
         """Label the edge leaving the last hop."""

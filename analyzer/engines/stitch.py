@@ -238,10 +238,13 @@ def stitch_flows(
 ) -> list[StitchedFlow]:
     """Group every copy of every packet into flows, through encapsulation and NAT."""
     shift = {o.node: o.offset for o in offsets}
+    file_shift = {f: shift.get(pt.node if pt else None, 0.0) for f, pt in points.items()}
+    other_shift = shift.get(None, 0.0)
+    idents: dict[int, tuple | None] = {}  # id(record) -> packet_identity (asked again below)
+    file_node = {f: pt.node if pt else None for f, pt in points.items()}
 
     def ts(r: PacketRecord) -> float:
-        pt = points.get(r.file)
-        return r.ts + shift.get(pt.node if pt else None, 0.0)
+        return r.ts + file_shift.get(r.file, other_shift)
 
     convs: dict[ConvKey, list[PacketRecord]] = defaultdict(list)
     errors: list[PacketRecord] = []
@@ -262,19 +265,21 @@ def stitch_flows(
         if r.quoted is not None:
             errors.append(r)
             continue
-        ck = conv_key(r)
-        if ck is None:
+        if r.dst is None or r.proto is None:  # (conv_key's None)
             continue
+        a, b = (r.src, r.sport), (r.dst, r.dport)
+        ck = (r.proto, a, b) if (r.src, r.sport or 0) <= (r.dst, r.dport or 0) else (r.proto, b, a)  # conv_key
         convs[ck].append(r)
-        ident = packet_identity(r)
+        ident = idents[id(r)] = packet_identity(r)
         if ident is not None:
-            pt = points.get(r.file)
-            by_ident[ident].append((ck, ts(r), pt.node if pt else None))
+            by_ident[ident].append((ck, r.ts + file_shift.get(r.file, other_shift), file_node.get(r.file)))  # ts(r)
     uf = _UnionFind()
     for ck in convs:
         uf.find(ck)
     linked: set[tuple[ConvKey, ConvKey]] = set()
     for hits in by_ident.values():
+        if len(hits) < 2:  # (an identity seen once links nothing)
+            continue
         cks = {h[0] for h in hits}
         if len(cks) > 1:
             ordered = sorted(cks)
@@ -296,9 +301,11 @@ def stitch_flows(
 
     flows: list[StitchedFlow] = []
     conv_flow: dict[ConvKey, StitchedFlow] = {}
+    place: dict[tuple[str, str | None], tuple[str | None, str | None]] = {}  # (file, interface) -> point_of
     for members in groups.values():
         # the original conversation: the one holding the earliest client packet
-        first_of = {ck: min(ts(r) for r in convs[ck]) for ck in members}
+        # (a lone conversation is its own original and real server: nothing to order)
+        first_of = {ck: min(ts(r) for r in convs[ck]) for ck in members} if len(members) > 1 else {}
         if len(members) > 1:
             # prefer the variant addressed to a non-pod (service/node) from a pod: pre-DNAT, pre-SNAT
             def pre_score(ck: ConvKey, first_of: dict[ConvKey, float] = first_of) -> tuple:
@@ -315,7 +322,7 @@ def stitch_flows(
         client, server = directed[original]
         # the real server: the variant whose responder is a pod/other than the service address
         real = server
-        for ck in sorted(members, key=lambda k: first_of[k]):
+        for ck in sorted(members, key=lambda k: first_of[k]) if len(members) > 1 else ():
             _, s = directed[ck]
             if s != server and (is_pod(s[0], topo) or role_of(server[0], topo) != "pod"):
                 real = s
@@ -350,13 +357,18 @@ def stitch_flows(
                     flow.nats.append(ObservedNat(typ, t[1], t[2], nat_node, ev))
         flow.nats.sort(key=lambda n: 0 if n.type == "dnat" else 1)
         client_side = {directed[ck][0] for ck in members}
+        add = flow.sightings.append
         for ck in members:
             conv_flow[ck] = flow
             for r in convs[ck]:
-                node, iface = point_of(r, points)
+                where = (r.file, r.interface)
+                at = place.get(where)
+                if at is None:
+                    at = place[where] = point_of(r, points)
                 direction = "fwd" if (r.src, r.sport) in client_side else "rev"
-                ident = packet_identity(r) or ("frame", r.file, r.frame)
-                flow.sightings.append(Sighting(r, node, iface, direction, ts(r), (direction, ident)))
+                ident = idents[id(r)] or ("frame", r.file, r.frame)
+                add(Sighting(r, at[0], at[1], direction, r.ts + file_shift.get(r.file, other_shift),  # ts(r)
+                             (direction, ident)))
         flow.sightings.sort(key=lambda s: (s.ts, s.record.file, s.record.frame))
         flows.append(flow)
 

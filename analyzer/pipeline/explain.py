@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
+from operator import attrgetter
 from pathlib import Path
 
 from analyzer import __version__
@@ -132,6 +133,21 @@ def _add_bundle(out: Inputs, snap: NodeSnapshot, given: Path, warn: Warn) -> Non
 
 # ----------------------------------------------------------------------------- packets
 
+#: set (to anything but "" or "0") to take the general path everywhere: every sampled frame
+#: through the general decoder, every flow's document made one by one (the fast lanes' reference)
+GENERAL_ENV = "K8S_TRACE_EXPLAIN_GENERAL"
+
+
+def fast_lane() -> bool:
+    """Whether the fast lanes are on (they are unless ``GENERAL_ENV`` says otherwise)."""
+    return os.environ.get(GENERAL_ENV, "") in ("", "0")
+
+
+def _other_tunnel_ports() -> tuple[frozenset[int], frozenset[int]]:
+    from analyzer.inputs.decode import FLANNEL_UDP_PORTS, GENEVE_UDP_PORTS
+
+    return GENEVE_UDP_PORTS, FLANNEL_UDP_PORTS
+
 
 @dataclass(slots=True)
 class PacketSource:
@@ -154,9 +170,20 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
     scan = scan_table([Path(f) for f in files], vxlan_ports=vxlan_ports, sample=SAMPLE, progress=progress, warn=warn)
     general = scan.general  # the kept frames are decoded in full by the one general decoder
     ifnames = ifnames or {}
+    quick = None
+    if fast_lane():  # the common shapes at fixed offsets: the same record (decode.quick)
+        from analyzer.inputs.decode import _port_map
+        from analyzer.inputs.decode.quick import quick_record
+
+        ports = _port_map(vxlan_ports, *_other_tunnel_ports())
+
+        def quick(sf) -> PacketRecord | None:  # noqa: ANN001 - engines.flowtable.SampleFrame
+            return quick_record(sf.file, sf.frame, sf.ts, sf.linktype, sf.data, sf.wire_len, sf.interface, ports)
 
     def materialise(sf) -> PacketRecord:  # noqa: ANN001 - engines.flowtable.SampleFrame
-        rec = general.record(sf.file, sf.frame, sf.ts, sf.linktype, sf.data, sf.wire_len, sf.interface)
+        rec = quick(sf) if quick is not None else None
+        if rec is None:
+            rec = general.record(sf.file, sf.frame, sf.ts, sf.linktype, sf.data, sf.wire_len, sf.interface)
         names = ifnames.get(sf.file)
         if names and sf.linktype == 276 and rec.interface in (None, ANY_INTERFACE) and len(sf.data) >= 8:
             name = names.get(int.from_bytes(sf.data[4:8], "big"))  # SLL2: the interface index at offset 4
@@ -179,7 +206,7 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
                 val = (old[0] + val[0], old[1] + val[1], min(old[2], val[2]), max(old[3], val[3]))
             counts[key] = val
             records.extend(rows.samples[i])
-    records.sort(key=lambda r: (r.file, r.frame))
+    records.sort(key=attrgetter("file", "frame"))
     # a frame kept for two flows (an ICMP error and the flow it quotes) once: the copies are equal
     records = [r for n, r in enumerate(records)
                if n == 0 or r.frame != records[n - 1].frame or r.file != records[n - 1].file]
@@ -344,24 +371,37 @@ def pod_names(kube: KubeInventory | None) -> dict[str, str]:
 def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[PacketRecord], topo: Topology
                           ) -> dict[str, CapturePoint]:
     """Give a bare capture (no bundle) the node it was taken on, from what it holds."""
-    outer: dict[str, Counter[str]] = {}
+    # counted in plain dicts (in the packets' order), then made Counters with that same order
+    outer_n: dict[str, dict[str, int]] = {}
     total: Counter[str] = Counter()
-    pods: dict[str, Counter[str]] = {}
-    for r in records:
-        if r.tunnel and r.outer_src and r.outer_dst and r.quoted is None:
-            if r.sll_pkttype == 4:  # sent by the node the cooked capture was taken on
-                mine = [r.outer_src]
-            elif r.sll_pkttype == 0:  # addressed to it
-                mine = [r.outer_dst]
-            else:
-                mine = [r.outer_src, r.outer_dst]
-            outer.setdefault(r.file, Counter()).update(mine)
-            total[r.file] += 1
-        elif r.src and r.quoted is None:
-            # a cooked capture holds a local pod's packets entering the node more often (its veth,
-            # cni0) than leaving it (the NIC); a remote pod's the other way round
-            weight = {0: 1, 4: -1}.get(r.sll_pkttype, 1) if r.sll_pkttype is not None else 1
-            pods.setdefault(r.file, Counter())[r.src] += weight
+    pods_n: dict[str, dict[str, int]] = {}
+    if any(p.node is None for p in points.values()):  # (nothing to place otherwise)
+        for r in records:
+            if r.quoted is not None:
+                continue
+            if r.tunnel and r.outer_src and r.outer_dst:
+                if r.sll_pkttype == 4:  # sent by the node the cooked capture was taken on
+                    mine: tuple[str, ...] = (r.outer_src,)
+                elif r.sll_pkttype == 0:  # addressed to it
+                    mine = (r.outer_dst,)
+                else:
+                    mine = (r.outer_src, r.outer_dst)
+                c = outer_n.get(r.file)
+                if c is None:
+                    c = outer_n[r.file] = {}
+                for a in mine:
+                    c[a] = c.get(a, 0) + 1
+                total[r.file] += 1
+            elif r.src:
+                # a cooked capture holds a local pod's packets entering the node more often (its veth,
+                # cni0) than leaving it (the NIC); a remote pod's the other way round
+                weight = {0: 1, 4: -1}.get(r.sll_pkttype, 1) if r.sll_pkttype is not None else 1
+                c = pods_n.get(r.file)
+                if c is None:
+                    c = pods_n[r.file] = {}
+                c[r.src] = c.get(r.src, 0) + weight
+    outer = {f: Counter(c) for f, c in outer_n.items()}
+    pods = {f: Counter(c) for f, c in pods_n.items()}
     out = dict(points)
     for f, p in points.items():
         if p.node is not None:

@@ -66,12 +66,41 @@ def _display_width(s: str) -> int:
     return sum(2 if "\u1100" <= ch <= "\uffdc" and not ("\u2000" <= ch <= "\u27ff") else 1 for ch in s)
 
 
-def _summary_rest(lang: str, flow: dict[str, Any]) -> str:
-    """The summary line after its status cell."""
-    client, server = flow.get("client"), flow.get("server")
-    cname, sname = fmt.endpoint_name(client), fmt.endpoint_name(server)
-    left = fmt.endpoint(client) + (f" ({cname})" if cname else "")
-    right = fmt.endpoint(server) + (f" ({sname})" if sname else "")
+def _typed_key(d: Any) -> tuple | None:
+    """A cache key for a small dict of scalars (types included: 1, 1.0 and True print apart),
+    None when it is not one."""
+    if type(d) is not dict:
+        return None
+    key = tuple((k, type(v), v) for k, v in d.items())
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _cached(cache: dict | None, tag: str, value: Any, make: Callable[[Any], str]) -> str:
+    """``make(value)``, remembered in ``cache`` for equal scalar dicts (thousands of flows share
+    their endpoints and tunnels)."""
+    key = _typed_key(value) if cache is not None else None
+    if key is None:
+        return make(value)
+    got = cache.get((tag, key))
+    if got is None:
+        got = cache[(tag, key)] = make(value)
+    return got
+
+
+def _side(ep: Any) -> str:
+    name = fmt.endpoint_name(ep)
+    return fmt.endpoint(ep) + (f" ({name})" if name else "")
+
+
+def _summary_rest(lang: str, flow: dict[str, Any], cache: dict | None = None) -> str:
+    """The summary line after its status cell (``cache``: texts of endpoints and tunnels, kept by
+    the caller across flows)."""
+    left = _cached(cache, "ep", flow.get("client"), _side)
+    right = _cached(cache, "ep", flow.get("server"), _side)
     bits = [
         f"{clean(flow.get('id')):<4}",
         f"{clean(flow.get('proto') or '?'):<4}",
@@ -79,8 +108,8 @@ def _summary_rest(lang: str, flow: dict[str, Any]) -> str:
     ]
     line = " ".join(bits)
     extras = [i18n.kind_word(lang, flow.get("kind"))]
-    extras += [fmt.translation(t) for t in lst(flow.get("translations"))]
-    extras += [fmt.encapsulation(e) for e in lst(flow.get("encapsulation"))]
+    extras += [_cached(cache, "nat", t, fmt.translation) for t in lst(flow.get("translations"))]
+    extras += [_cached(cache, "enc", e, fmt.encapsulation) for e in lst(flow.get("encapsulation"))]
     codes = sorted({clean(dct(f).get("code")) for f in lst(flow.get("findings")) if dct(f).get("code")})
     extras += codes
     return line + "  [" + "; ".join(x for x in extras if x) + "]"
@@ -198,6 +227,7 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
     out = _Out(color, fh.write)
     summaries: list[tuple[str | None, str]] = []  # status, the summary line after its status cell
     by_status_seen: dict[str, int] = {}
+    texts: dict = {}  # _summary_rest's cache
     with tempfile.TemporaryFile("w+", encoding="utf-8") as details, \
             tempfile.TemporaryFile("w+", encoding="utf-8") as others:
         n_failing = n_others = 0
@@ -205,7 +235,7 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
             f = dct(f)
             status = f.get("status")
             by_status_seen[status or "incomplete"] = by_status_seen.get(status or "incomplete", 0) + 1
-            summaries.append((status, _summary_rest(lang, f)))
+            summaries.append((status, _summary_rest(lang, f, texts)))
             if fmt.is_failing(f):
                 n_failing += 1
                 _flow_detail(_Spool(color, details), lang, f)
