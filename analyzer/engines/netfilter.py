@@ -30,8 +30,10 @@ nftables tables with NAT chains (kube-proxy's nftables mode, ``table ip kube-pro
 into the same rule model (``engines/nft_lower.py``) and run at their hooks by priority among
 iptables' tables (raw -300, mangle -150, dstnat -100, filter 0, srcnat 100; iptables' table first at
 an equal priority): each base chain is a unit of its own, so an nft ``accept`` ends only that chain,
-while ``drop``/``reject`` end the packet. The NAT chains of a hook run, in priority order, until one
-chooses a translation (the kernel's NAT binding): the later ones are skipped for that connection.
+while ``drop``/``reject`` end the packet. The NAT chains of a hook run inside the kernel's one NAT hook
+(-100 at PREROUTING/OUTPUT, 100 at INPUT/POSTROUTING, whatever their own priority), in their priority
+order there, until one chooses a translation (the kernel's NAT binding): the later ones are skipped
+for that connection.
 """
 
 from __future__ import annotations
@@ -966,20 +968,24 @@ class NetfilterEngine:
                       extra.get("reason"))
 
     def _hook_units(self, hook: str) -> list[tuple[int, str, str, bool]]:
-        """(priority, table, base chain, is NAT) of every unit at ``hook``, in the kernel's order."""
+        """(priority, table, base chain, is NAT) of every unit at ``hook``, in the kernel's order (a NAT
+        chain's priority is its NAT hook's)."""
         units = self._units.get(hook)
         if units is None:
-            units = []
+            # every NAT chain of a hook (iptables' nat table among them) runs inside the kernel's one NAT
+            # hook, at -100 (PREROUTING, OUTPUT) or 100 (INPUT, POSTROUTING), by its own priority there
+            nat_hook = -100 if hook in ("PREROUTING", "OUTPUT") else 100
+            keyed: list[tuple[int, tuple[int, str, str, bool]]] = []  # (priority in the NAT hook, unit)
             for table in HOOK_TABLES[hook]:
                 if table == "nat":
-                    units.append((-100 if hook in ("PREROUTING", "OUTPUT") else 100, table, hook, True))
+                    keyed.append((nat_hook, (nat_hook, table, hook, True)))
                 else:
-                    units.append((TABLE_PRIORITY[table], table, hook, False))
+                    keyed.append((0, (TABLE_PRIORITY[table], table, hook, False)))
             for b in self.nft.chains if self.nft else ():
                 if b.hook == hook:
-                    units.append((b.priority, b.table, b.chain, b.nat))
-            units.sort(key=lambda u: u[0])  # stable: iptables' table first at an equal priority
-            self._units[hook] = units
+                    keyed.append((b.priority, (nat_hook if b.nat else b.priority, b.table, b.chain, b.nat)))
+            keyed.sort(key=lambda k: (k[1][0], k[0]))  # stable: iptables' table first at an equal priority
+            units = self._units[hook] = [u for _, u in keyed]
         return units
 
     def _walk_hook(self, hook: str, start: _Work) -> list[tuple[_Work, Verdict, dict]]:

@@ -115,3 +115,29 @@ def test_simulate_says_a_table_the_dump_ends_inside_hides_its_later_chains(tmp_p
     result = simulate_packet([node], "10.244.1.2", "10.96.0.50", "tcp", 40000, 80, local_ips=["192.168.56.11"])
     (outcome,) = result.outcomes
     assert any(f"{rules} is cut off at line 5 inside table ip kube-proxy" in a for a in outcome.assumptions), outcome
+
+
+NAT_AT_ZERO = """table ip t {
+	chain f {
+		type filter hook prerouting priority -80; policy accept;
+		meta mark 0x00000001 drop
+	}
+
+	chain n {
+		type nat hook prerouting priority 0; policy accept;
+		udp dport 9999 meta mark set 0x00000001
+	}
+}
+"""
+
+
+def test_nat_chains_run_at_the_kernels_nat_hook_whatever_their_priority() -> None:
+    # the kernel registers every NAT chain of a hook inside its one NAT hook (priority -100 at
+    # prerouting), in their own priority order there: a nat chain at priority 0 runs before a filter
+    # chain at -80 (checked on this kernel: the filter chain sees the mark the nat chain set)
+    eng = engine(NAT_AT_ZERO)
+    (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.99.0.2", 9999, proto=17))
+    assert b.verdict is Verdict.DROP and b.decided_by is not None and b.decided_by.line == 4, b
+    # a packet the nat chain does not mark passes
+    (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.99.0.2", 9998, proto=17))
+    assert b.verdict is Verdict.ACCEPT
