@@ -430,13 +430,15 @@ FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
         "every component use one backend: kube-proxy's and flannel's images pick the one that already holds more "
         "rules, while Docker, an old image or a host firewall script may write to the other; point the host's "
         "`iptables` at the same one (`update-alternatives --set iptables /usr/sbin/iptables-nft`, likewise "
-        "ip6tables), remove what the other backend holds (`{cmd} -F; {cmd} -t nat -F; {cmd} -X`) and restart the "
-        "component that wrote it so it writes to the chosen backend.",
+        "ip6tables), empty the other backend, its policies too (`{cmd} -F` alone keeps a DROP policy): `{cmd} -P INPUT ACCEPT; "
+        "{cmd} -P FORWARD ACCEPT; {cmd} -P OUTPUT ACCEPT; for t in filter nat mangle raw; do {cmd} -t $t -F; "
+        "{cmd} -t $t -X; done`, and restart the component that wrote it so it writes to the chosen backend.",
         "在 {node} 上用 `{save}` 查看看不到的规则（对比 `iptables-legacy-save` 和 `iptables-nft-save`）。让所有组件使用"
         "同一个后端：kube-proxy 和 flannel 的镜像会选择已有规则更多的后端，而 Docker、旧镜像或主机防火墙脚本可能写入"
         "另一个；把主机的 `iptables` 指向同一个后端（`update-alternatives --set iptables /usr/sbin/iptables-nft`，"
-        "ip6tables 同理），清除另一个后端中的规则（`{cmd} -F; {cmd} -t nat -F; {cmd} -X`），并重启写入它们的组件，"
-        "使其写入选定的后端。",
+        "ip6tables 同理），清空另一个后端，包括其默认策略（单用 `{cmd} -F` 不会改掉 DROP 策略）：`{cmd} -P INPUT ACCEPT; "
+        "{cmd} -P FORWARD ACCEPT; {cmd} -P OUTPUT ACCEPT; for t in filter nat mangle raw; do {cmd} -t $t -F; "
+        "{cmd} -t $t -X; done`，并重启写入它们的组件，使其写入选定的后端。",
     ),
     "BRIDGE_NF_CALL_DISABLED": (
         "The answer to {client} came back from {real}, not from {service}: on {node} it was bridged across "
