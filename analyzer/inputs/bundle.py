@@ -44,8 +44,10 @@ from analyzer.model.refs import SourceRef
 
 def _save_command(tool: str) -> str:
     """``TOOL -c`` (counters; plain ``TOOL`` where -c is refused), keeping the ``# Warning:`` lines it
-    writes to stderr: iptables-nft's "iptables-legacy tables present" says the kernel runs rules this
-    dump cannot show. Other stderr stays on stderr; the exit status is the tool's."""
+    writes to stderr, after the dump: iptables-nft's "iptables-legacy tables present" says the kernel
+    runs rules this dump cannot show. The rest of a successful run's stderr is dropped (as ``2>/dev/null``
+    did); when both runs fail, the second one's stderr goes to stderr and the status is 1. Runs under
+    dash and busybox sh."""
     return (f"exec 3>&1; e=$({tool} -c 2>&1 >&3) || e=$({tool} 2>&1 >&3) || {{ printf '%s\\n' \"$e\" >&2; exit 1; }}; "
             f"printf '%s\\n' \"$e\" | grep '^# Warning' || true")
 
