@@ -89,12 +89,14 @@ def kube_proxy_names(chain: str) -> tuple[str, str | None] | None:
 
 def no_endpoint_elements(nft: NftRuleset | None, ip: str, port: int | None = None) -> list[SourceRef]:
     """The lines of kube-proxy's ``@no-endpoint-services`` elements for service address ``ip`` (and
-    ``port``): what the iptables mode writes as a "has no endpoints" REJECT rule."""
+    ``port``) that send it to ``reject-chain``: what the iptables mode writes as a "has no endpoints"
+    REJECT rule. A ``drop`` element is a service with endpoints, none of them for this traffic
+    (internal or external traffic policy Local): not one of these."""
     out: list[SourceRef] = []
     for t in nft.own_tables() if nft is not None else ():
         s = t.set("no-endpoint-services") if t.has_nat else None
         for el in s.elements if s is not None else ():
-            if el.key[0] == ip and (port is None or el.key[-1] == str(port)):
+            if el.key[0] == ip and (port is None or el.key[-1] == str(port)) and "reject" in (el.value or ""):
                 out.append(el.source)
     return out
 

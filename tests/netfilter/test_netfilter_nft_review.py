@@ -7,7 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 from analyzer.engines.netfilter import NetfilterEngine, NodeAddresses, PacketState, Verdict
-from analyzer.engines.nft_lower import engine_tables
+from analyzer.engines.nft_lower import engine_tables, no_endpoint_elements
 from analyzer.inputs.nft_ruleset import parse_nft_ruleset
 from analyzer.model.netfilter import RuleSet
 
@@ -141,3 +141,29 @@ def test_nat_chains_run_at_the_kernels_nat_hook_whatever_their_priority() -> Non
     # a packet the nat chain does not mark passes
     (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.99.0.2", 9998, proto=17))
     assert b.verdict is Verdict.ACCEPT
+
+
+NO_ENDPOINTS = """table ip kube-proxy {
+	map no-endpoint-services {
+		type ipv4_addr . inet_proto . inet_service : verdict
+		elements = { 10.96.0.200 . tcp . 80 comment "default/none:http" : goto reject-chain,
+			10.96.0.201 . tcp . 80 comment "default/local-only:http" : drop }
+	}
+
+	chain nat-prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+	}
+
+	chain reject-chain {
+		reject
+	}
+}
+"""
+
+
+def test_no_endpoint_elements_are_the_services_without_any_endpoint() -> None:
+    nft = parse_nft_ruleset(NO_ENDPOINTS, "nft-ruleset")
+    # kube-proxy's proxier.go: 'goto reject-chain' when the service has no endpoints at all, 'drop'
+    # when it has some but none this node may use (internalTrafficPolicy Local): not "no endpoints"
+    assert [r.line for r in no_endpoint_elements(nft, "10.96.0.200", 80)] == [4]
+    assert no_endpoint_elements(nft, "10.96.0.201", 80) == []
