@@ -15,6 +15,7 @@ skipped.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 from analyzer.errors import InputError
@@ -133,6 +134,11 @@ def parse_nft_ruleset(text: str, file: str) -> NftRuleset:
         warnings.append(f"{file}: the ruleset ends inside {inside}: cut off? (what follows line {last} is missing)")
         if table is not None:
             if chain is not None:
+                rules = chain["rules"]
+                if rules and rules[-1].source.line == last and not text.endswith("\n"):
+                    # the line the dump ends in may have lost its end (as iptables-save's last line)
+                    rules[-1] = replace(rules[-1], unknown=(*rules[-1].unknown, "a line the dump is cut off in "
+                                                            "(its end may be missing)"))
                 table["chains"].append(_chain(chain, cut=True))
             table["cut_at"] = last
             tables.append(_table(table))

@@ -167,3 +167,24 @@ def test_no_endpoint_elements_are_the_services_without_any_endpoint() -> None:
     # when it has some but none this node may use (internalTrafficPolicy Local): not "no endpoints"
     assert [r.line for r in no_endpoint_elements(nft, "10.96.0.200", 80)] == [4]
     assert no_endpoint_elements(nft, "10.96.0.201", 80) == []
+
+
+CUT_IN_LINE = """table ip kube-proxy {
+	chain nat-prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr 10.96.0.50 tcp dport 80 goto svc-a
+	}
+
+	chain svc-a {
+		meta l4proto tcp dnat to 10.244.2.2:80"""  # cut inside ':8080', no newline after it
+
+
+def test_the_line_a_dump_is_cut_off_in_decides_nothing() -> None:
+    # as iptables-save's last line when the file ends without a newline: its end may be missing
+    eng = engine(CUT_IN_LINE)
+    (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.50", 80))
+    assert b.verdict is Verdict.UNKNOWN and b.translations == (), b
+    assert "cut off" in (b.reason or "") and "nft-ruleset:8" in (b.reason or ""), b.reason
+    # the same line with its newline is whole: it decides
+    (b,) = engine(CUT_IN_LINE + "\n").walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.50", 80))
+    assert b.verdict is Verdict.ACCEPT and [t.after for t in b.translations] == ["10.244.2.2:80"]
