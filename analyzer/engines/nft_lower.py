@@ -192,6 +192,7 @@ def lower_rule(table: NftTable, key: str, chain: str, rule: NftRule, family: int
     except _Never:
         return []
     unknown = list(rule.unknown)
+    unknown.extend(_retested(rule))
     variants: list[tuple[dict, SourceRef, str | None]] = [({}, rule.source, None)]  # (extra fields, source, verdict)
     vm = rule.vmap
     if vm is not None:
@@ -234,6 +235,27 @@ def lower_rule(table: NftTable, key: str, chain: str, rule: NftRule, family: int
             targets.append({})
         for t in targets:
             out.append(Rule(key, chain, index + len(out), source, **f, **t))
+    return out
+
+
+#: the selectors a statement changes
+_CHANGES = {"mark": ("meta mark",), "dnat": ("daddr", "dport"), "redirect": ("daddr", "dport"),
+            "snat": ("saddr", "sport"), "masquerade": ("saddr", "sport")}
+
+
+def _retested(rule: NftRule) -> list[str]:
+    """The kernel tests a rule's matches once and then runs its statements in order; the lowering gives
+    each statement (and the verdict) a rule of its own with the same matches. That is the same unless a
+    statement changes what the rule tests and something follows it: then the rule cannot be decided."""
+    stmts = [st for st in rule.statements if st.kind != "update"]
+    follows = len(stmts) - 1 + (rule.verdict not in (None, "continue") or rule.vmap is not None)
+    keys = [m.key for m in rule.matches] + [k for lk in rule.lookups for k in lk.keys] + list(
+        rule.vmap.keys if rule.vmap is not None else ())
+    out = []
+    for st in stmts[:follows]:
+        hit = next((k for k in keys for c in _CHANGES.get(st.kind, ()) if k == c or k.endswith(" " + c)), None)
+        if hit is not None:
+            out.append(f"the {st.kind} statement changes {hit}, which the rule tests, before what follows it")
     return out
 
 

@@ -188,3 +188,27 @@ def test_the_line_a_dump_is_cut_off_in_decides_nothing() -> None:
     # the same line with its newline is whole: it decides
     (b,) = engine(CUT_IN_LINE + "\n").walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.50", 80))
     assert b.verdict is Verdict.ACCEPT and [t.after for t in b.translations] == ["10.244.2.2:80"]
+
+
+ONE_RULE_MASQ = """table ip kube-proxy {
+	chain nat-postrouting {
+		type nat hook postrouting priority srcnat; policy accept;
+		meta mark & 0x00004000 == 0x00004000 meta mark set meta mark ^ 0x00004000 masquerade fully-random
+	}
+}
+"""
+
+
+def test_a_statement_that_changes_what_its_own_rule_tests_is_not_tested_again() -> None:
+    # the kernel tests a rule's matches once, then runs its statements in order: this marked packet is
+    # masqueraded although the mark statement clears the bit the rule tested. The lowering gives each
+    # statement a rule of its own with the same matches, so it must not decide after the mark changed
+    eng = engine(ONE_RULE_MASQ)
+    p = PacketState(ipaddress.ip_address("10.244.1.2"), ipaddress.ip_address("8.8.8.8"), 6, 40000, 443,
+                    in_interface="cni0", out_interface="eth0", ctstate="NEW", mark=0x4000)
+    (b,) = eng.walk_hook("POSTROUTING", p)
+    assert b.verdict is Verdict.UNKNOWN or [t.type for t in b.translations] == ["masquerade"], b
+    # an unmarked packet: the rule does not match, nothing to decide
+    (b,) = eng.walk_hook("POSTROUTING", PacketState(p.src, p.dst, 6, 40000, 443, in_interface="cni0",
+                                                    out_interface="eth0", ctstate="NEW"))
+    assert b.verdict is Verdict.ACCEPT and b.translations == ()
