@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
-from analyzer.model.netfilter import Chain, Match, Option, Rule, Selector, Table
+from analyzer.model.netfilter import Chain, Match, Option, Rule, RuleSet, Selector, Table
 from analyzer.model.nft import NftElement, NftMatch, NftRule, NftRuleset, NftTable
 from analyzer.model.refs import SourceRef
 
@@ -65,6 +65,7 @@ class BaseChain:
 class Lowered:
     tables: dict[str, Table]
     chains: tuple[BaseChain, ...]
+    no_iptables: RuleSet  # what a node without iptables-save of this family walks beside them (one object: engines are cached by it)
 
 
 def kube_proxy_names(chain: str) -> tuple[str, str | None] | None:
@@ -146,7 +147,7 @@ def _lower(nft: NftRuleset, family: int) -> Lowered | None:
         tables[key] = Table(key, _LazyChains(t, key, family), t.source)
     if not tables:
         return None
-    return Lowered(tables, tuple(bases))
+    return Lowered(tables, tuple(bases), RuleSet(source=nft.file, family="ipv4" if family == 4 else "ipv6"))
 
 
 class _LazyChains(Mapping[str, Chain]):

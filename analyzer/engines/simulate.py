@@ -285,7 +285,7 @@ class _Simulator:
             rs = ruleset_for(n, family)
             lowered = engine_tables(n.nft, family)  # kube-proxy's nftables mode: walked with iptables
             if rs is None and lowered is not None:
-                rs = RuleSet(source=n.nft.file if n.nft else "", family="ipv4" if family == 4 else "ipv6")
+                rs = lowered.no_iptables
             if rs is not None:
                 self.engines[n.name] = engine_for(rs, addrs, lowered)
             if not addrs.local and not n.interfaces:

@@ -212,3 +212,27 @@ def test_a_statement_that_changes_what_its_own_rule_tests_is_not_tested_again() 
     (b,) = eng.walk_hook("POSTROUTING", PacketState(p.src, p.dst, 6, 40000, 443, in_interface="cni0",
                                                     out_interface="eth0", ctstate="NEW"))
     assert b.verdict is Verdict.ACCEPT and b.translations == ()
+
+
+def test_a_node_with_nft_rules_only_compiles_its_engine_once(monkeypatch, tmp_path) -> None:  # noqa: ANN001
+    # explain simulates every flow: a node without iptables-save got a new empty RuleSet each time, so
+    # the engine cache missed and every flow compiled kube-proxy's sets (10k elements) again
+    from analyzer.commands.simulate import load_node
+    from analyzer.engines import netfilter
+    from analyzer.engines.simulate import simulate_packet
+
+    built = []
+
+    class Counting(netfilter.NetfilterEngine):
+        def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+            built.append(1)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(netfilter, "NetfilterEngine", Counting)
+    rules = tmp_path / "node1.nft"
+    rules.write_text(SERVICES.replace("10.96.0.100 . tcp :", "10.96.0.100 . tcp . 80 :"))
+    node = load_node(rules)
+    for dst in ("10.96.0.50", "10.96.0.100", "10.96.0.50"):
+        result = simulate_packet([node], "10.244.1.2", dst, "tcp", 40000, 80, local_ips=["192.168.56.11"])
+        assert [o.status for o in result.outcomes] == ["forwarded"], result.outcomes
+    assert len(built) == 1
