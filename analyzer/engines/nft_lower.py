@@ -239,9 +239,9 @@ def lower_rule(table: NftTable, key: str, chain: str, rule: NftRule, family: int
     return out
 
 
-#: the selectors a statement changes
-_CHANGES = {"mark": ("meta mark",), "dnat": ("daddr", "dport"), "redirect": ("daddr", "dport"),
-            "snat": ("saddr", "sport"), "masquerade": ("saddr", "sport")}
+#: the selectors a statement that lets the rule go on changes (a NAT statement ends the rule: the
+#: kernel's nft_nat_eval sets the verdict, so nothing after it is tested again)
+_CHANGES = {"mark": ("meta mark",)}
 
 
 def _retested(rule: NftRule) -> list[str]:
@@ -254,7 +254,7 @@ def _retested(rule: NftRule) -> list[str]:
         rule.vmap.keys if rule.vmap is not None else ())
     out = []
     for st in stmts[:follows]:
-        hit = next((k for k in keys for c in _CHANGES.get(st.kind, ()) if k == c or k.endswith(" " + c)), None)
+        hit = next((k for k in keys if k in _CHANGES.get(st.kind, ())), None)
         if hit is not None:
             out.append(f"the {st.kind} statement changes {hit}, which the rule tests, before what follows it")
     return out

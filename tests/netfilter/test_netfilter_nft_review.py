@@ -236,3 +236,16 @@ def test_a_node_with_nft_rules_only_compiles_its_engine_once(monkeypatch, tmp_pa
         result = simulate_packet([node], "10.244.1.2", dst, "tcp", 40000, 80, local_ips=["192.168.56.11"])
         assert [o.status for o in result.outcomes] == ["forwarded"], result.outcomes
     assert len(built) == 1
+
+
+def test_a_nat_statement_ends_its_rule_so_nothing_is_tested_again() -> None:
+    # 'dnat to' sets the verdict itself (nft_nat_eval): the accept after it never runs, the rule decides
+    eng = engine("""table ip kube-proxy {
+	chain nat-prerouting {
+		type nat hook prerouting priority dstnat; policy accept;
+		ip daddr 10.96.0.50 tcp dport 80 dnat to 10.244.2.2:8080 accept
+	}
+}
+""")
+    (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.50", 80))
+    assert b.verdict is Verdict.ACCEPT and [t.after for t in b.translations] == ["10.244.2.2:8080"], b
