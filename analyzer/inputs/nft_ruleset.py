@@ -182,18 +182,20 @@ def _set(d: dict) -> NftSet:
 
 def _set_line(d: dict, line: str, source: SourceRef, warnings: list[str]) -> bool:
     """Read one line of a set or map body into ``d``; True when the line closes the set."""
-    if d["in"]:  # inside "elements = { ... }"
-        body, closed = _strip_close(line)
-        d["elements"].extend(parse_elements(body, source))
-        d["in"] = not closed
-        return False
-    if line == "}":
+    if not d["in"] and line == "}":
         return True
-    if line.startswith("elements"):
-        body = line.split("=", 1)[1].strip() if "=" in line else ""
-        body = body[1:] if body.startswith("{") else body
+    if d["in"] or line.startswith("elements"):  # "elements = { ... }", or a line inside it
+        body = line
+        if not d["in"]:
+            body = line.split("=", 1)[1].strip() if "=" in line else ""
+            body = body[1:] if body.startswith("{") else body
         body, closed = _strip_close(body)
-        d["elements"].extend(parse_elements(body, source))
+        for el in parse_elements(body, source):
+            if d["type"] and len(el.key) != len(d["type"]):  # the walk calls a lookup of it unknown
+                warnings.append(f"{source.file}:{source.line}: element {' . '.join(el.key)} of {d['kind']} "
+                                f"{d['name']} has {len(el.key)} parts, its type {' . '.join(d['type'])} has "
+                                f"{len(d['type'])}")
+            d["elements"].append(el)
         d["in"] = not closed
         return False
     if line.startswith("type ") or line.startswith("typeof "):

@@ -249,3 +249,13 @@ def test_a_nat_statement_ends_its_rule_so_nothing_is_tested_again() -> None:
 """)
     (b,) = eng.walk_hook("PREROUTING", pkt("10.244.1.2", "10.96.0.50", 80))
     assert b.verdict is Verdict.ACCEPT and [t.after for t in b.translations] == ["10.244.2.2:8080"], b
+
+
+def test_an_element_of_the_wrong_shape_is_a_warning_naming_its_line() -> None:
+    nft = parse_nft_ruleset(SERVICES, "nft-ruleset")
+    assert nft.warnings == (
+        "nft-ruleset:5: element 10.96.0.100 . tcp of map service-ips has 2 parts, its type ipv4_addr . inet_proto "
+        ". inet_service has 3",
+        "nft-ruleset:11: element 10.96.0.100 of set allowed has 1 parts, its type ipv4_addr . inet_service has 2",
+    )
+    assert [len(s.elements) for s in nft.tables[0].sets] == [2, 2]  # kept: the walk says unknown there
