@@ -20,6 +20,7 @@ import re
 from pathlib import Path
 
 from analyzer.errors import InputError
+from analyzer.inputs.dumpfile import read_dump_text
 from analyzer.model.netfilter import BUILTIN_CHAINS, Chain, Match, Option, Rule, RuleSet, Selector, Table
 from analyzer.model.refs import SourceRef
 
@@ -470,14 +471,7 @@ def _parse_command(b: _Builder, table: str, chains: dict[str, dict], line: str, 
 
 def read_iptables_save(path: str | Path, display: str | None = None) -> RuleSet:
     """Read and parse a dump file; an unreadable or binary file raises ``InputError``."""
-    name = display or str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(name, f"cannot read: {exc.strerror or exc}") from exc
-    if b"\0" in data[:4096]:
-        raise InputError(name, "binary data, not iptables-save output")
-    text = data.decode("utf-8", errors="replace")
+    name, text = read_dump_text(path, display, "iptables-save")
     ruleset = parse_iptables_save(text, name)
     if not ruleset.tables and text.strip():
         raise InputError(name, "no '*table' line: this is not iptables-save output",

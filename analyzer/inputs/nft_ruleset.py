@@ -18,7 +18,7 @@ import re
 from dataclasses import replace
 from pathlib import Path
 
-from analyzer.errors import InputError
+from analyzer.inputs.dumpfile import read_dump_text
 from analyzer.model.nft import (
     NftChain,
     NftElement,
@@ -456,11 +456,5 @@ def parse_rule(text: str, source: SourceRef) -> NftRule:  # noqa: C901, PLR0912,
 
 def read_nft_ruleset(path: str | Path, display: str | None = None) -> NftRuleset:
     """Read and parse an ``nft list ruleset`` file; an unreadable or binary file raises ``InputError``."""
-    name = display or str(path)
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(name, f"cannot read: {exc.strerror or exc}") from exc
-    if b"\0" in data[:4096]:
-        raise InputError(name, "binary data, not `nft list ruleset` output")
-    return parse_nft_ruleset(data.decode("utf-8", errors="replace"), name)
+    name, text = read_dump_text(path, display, "`nft list ruleset`")
+    return parse_nft_ruleset(text, name)
