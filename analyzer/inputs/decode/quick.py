@@ -25,6 +25,7 @@ import zlib
 
 from analyzer.inputs.decode.names import _MAC, _V4, ipv4_text, mac_text
 from analyzer.inputs.decode.record import _DEFAULTS, _IX, HASH_BYTES, _build
+from analyzer.inputs.decode.tcp import scan_options
 from analyzer.model.record import PacketRecord
 
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
@@ -52,27 +53,6 @@ def _ipv4(data: bytes, off: int, end: int) -> tuple | None:
     if vihl != 0x45 or total < 20 or off + total > end or frag & 0x3FFF:
         return None
     return src, dst, proto, ident, bool(frag & 0x4000), ttl, total, off + total
-
-
-def _tcp_options(data: bytes, pos: int, stop: int) -> tuple[bool, int | None]:
-    """(well formed, MSS) exactly as ``decode.tcp._options`` reads them."""
-    mss = None
-    while pos < stop:
-        kind = data[pos]
-        if kind == 0:
-            break
-        if kind == 1:
-            pos += 1
-            continue
-        if pos + 1 >= stop:
-            break
-        olen = data[pos + 1]
-        if olen < 2 or pos + olen > stop:
-            return False, None
-        if kind == 2 and olen == 4:
-            mss = (data[pos + 2] << 8) | data[pos + 3]
-        pos += olen
-    return True, mss
 
 
 def quick_record(file: str, number: int, ts: float, linktype: int, data: bytes, wire_len: int,
@@ -135,8 +115,8 @@ def quick_record(file: str, number: int, ts: float, linktype: int, data: bytes, 
         if hl < 20 or hl > ip_stop - l4:
             return None
         if hl > 20:
-            ok, mss = _tcp_options(data, l4 + 20, l4 + hl)
-            if not ok:
+            mss, _wscale, bad = scan_options(data, l4 + 20, l4 + hl)
+            if bad is not None:
                 return None
         pay_start = l4 + hl
         pay_len = ip_stop - pay_start

@@ -11,8 +11,9 @@ _HDR = struct.Struct("!HHIIBBH")
 TCP_MIN = 20
 
 
-def _options(cur: Cursor, start: int, stop: int) -> tuple[int | None, int | None]:
-    data = cur.data
+def scan_options(data: bytes, start: int, stop: int) -> tuple[int | None, int | None, tuple[int, int, int] | None]:
+    """(MSS, window scale, the first malformed option as (byte, kind, length) or None) of the TCP
+    options in ``data[start:stop]``; the reading stops at a malformed option."""
     mss = wscale = None
     pos = start
     while pos < stop:
@@ -26,13 +27,19 @@ def _options(cur: Cursor, start: int, stop: int) -> tuple[int | None, int | None
             break
         olen = data[pos + 1]
         if olen < 2 or pos + olen > stop:
-            cur.note(f"byte {pos}: malformed TCP option {kind} (length {olen})")
-            break
+            return mss, wscale, (pos, kind, olen)
         if kind == 2 and olen == 4:
             mss = (data[pos + 2] << 8) | data[pos + 3]
         elif kind == 3 and olen == 3:
             wscale = data[pos + 2]
         pos += olen
+    return mss, wscale, None
+
+
+def _options(cur: Cursor, start: int, stop: int) -> tuple[int | None, int | None]:
+    mss, wscale, bad = scan_options(cur.data, start, stop)
+    if bad is not None:
+        cur.note(f"byte {bad[0]}: malformed TCP option {bad[1]} (length {bad[2]})")
     return mss, wscale
 
 
