@@ -621,10 +621,12 @@ def iter_batches(
 #: plain pcap files at least this big are walked by a helper process when two CPUs are idle: it
 #: finds the record boundaries and classifies the frames while this process aggregates
 WALKER_MIN_BYTES = 64 << 20
-#: ... on machines with at least this many CPUs. On the 2-vCPU development VM the two processes
-#: slow each other down (bench/README.md: together 1.7 CPU-s where one process alone needs 1.0,
-#: and a longer wall time), so there it takes ``K8S_TRACE_WALKER=1``.
-WALKER_MIN_CPUS = 4
+#: ... on machines with at least this many CPUs, when the load average leaves the helper a core:
+#: two idle CPUs on 4 or more; on 2 or 3 CPUs a load of at most ``cpus - 1``. On the 2-vCPU
+#: development VM the two processes slow each other down once the machine is busy (bench/README.md:
+#: at load 1.5 to 3 together 1.7 CPU-s where one process alone needs 1.0, and a longer wall time),
+#: while at a load below 1 the helper shortens the whole run (median 1.26 s against 1.40 s).
+WALKER_MIN_CPUS = 2
 _WALK_RECORDS = 32768  # at most this many records per message from the walker
 _WALK_END, _WALK_DAMAGE = -2, -1
 
@@ -643,7 +645,7 @@ def _core_free() -> bool:
         load = os.getloadavg()[0]
     except OSError:
         return False
-    return load <= cpus - 2
+    return load <= cpus - (2 if cpus >= 4 else 1)
 
 
 def _walker(path: str, order: str, limit: int, span_max: int, wfd: int, linktype: int, vxlan_arr: np.ndarray,
