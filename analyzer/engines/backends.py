@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from analyzer.model.netfilter import RuleSet
 from analyzer.model.node import NodeSnapshot
 from analyzer.model.refs import SourceRef
 
@@ -25,6 +26,7 @@ class BackendSplit:
     hidden: str  # the other one, whose tables are active but not in the dump
     refs: tuple[SourceRef, ...]  # the dump lines that tell
     save_command: str  # the command that shows the hidden tables
+    hidden_rules: RuleSet | None = None  # the hidden tables themselves, where the bundle has them
 
     @property
     def hidden_words(self) -> str:
@@ -45,7 +47,10 @@ def backend_split(node: NodeSnapshot) -> BackendSplit | None:
             m = _NOTE.match(note)
             if m is not None and "iptables-legacy tables present" in m["text"]:
                 ref = SourceRef(m["file"], int(m["line"]), "# " + m["text"])
-                return BackendSplit("nf_tables", "legacy", (ref,), "iptables-legacy-save")
+                legacy = node.legacy_ruleset
+                if legacy is not None and not holds_rules(legacy):
+                    return None  # the legacy tables exist but are empty: they let everything through
+                return BackendSplit("nf_tables", "legacy", (ref,), "iptables-legacy-save", legacy)
         return None
     if shown == "legacy" and node.nft is not None:
         # tables iptables-nft wrote (nft marks them) that hold something: a rule or a non-accept policy
@@ -60,3 +65,8 @@ def backend_split(node: NodeSnapshot) -> BackendSplit | None:
         if refs:
             return BackendSplit("legacy", "nf_tables", tuple(refs), "iptables-nft-save")
     return None
+
+
+def holds_rules(rs: RuleSet) -> bool:
+    """Whether a ruleset can change a packet's fate: a rule, or a built-in chain not on ACCEPT."""
+    return any(c.rules or (c.policy not in (None, "ACCEPT")) for t in rs.tables.values() for c in t.chains.values())

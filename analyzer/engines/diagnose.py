@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from analyzer.engines import netfilter as nf
 from analyzer.engines.backends import backend_split
@@ -166,18 +166,42 @@ def _dumps_disagree(ctx: Context, found: Sequence[Finding]) -> list[Finding]:
     snap = ctx.nodes[node]
     split = backend_split(snap)
     if split is not None:
+        hidden = _hidden_verdict(snap, split.hidden_rules, failed, flow)
+        found = found_zh = ""
+        if hidden is not None and hidden.ref is not None:
+            text = hidden.ref.text.strip()
+            found = f" The bundle's {split.save_command} shows it: `{text}` ({hidden.target})."
+            found_zh = f"包中的 {split.save_command} 给出了它：`{text}`（{hidden.target}）。"
         return [_make("IPTABLES_BACKEND_SPLIT", "warning", node, {
             "node": node, "where": describe(failed), "shown": split.shown, "hidden": split.hidden_words,
             "tell": "; ".join(r.text.strip() for r in split.refs[:2]), "save": split.save_command,
-            "cmd": split.save_command.removesuffix("-save"),
+            "cmd": split.save_command.removesuffix("-save"), "found": found, "found_zh": found_zh,
             "outcome": sim.explanation.rstrip("."), "outcome_zh": _outcome_zh(sim),
-        }, [_ev_line(r) for r in split.refs[:2]] + ev, flow=flow.id)]
+        }, ([_ev_line(hidden.ref)] if hidden is not None and hidden.ref is not None else [])
+            + [_ev_line(r) for r in split.refs[:2]] + ev, flow=flow.id)]
     return [_make("DUMPS_DISAGREE", "warning", node, {
         "node": node, "where": describe(failed),
         "when": f" (taken {snap.collected_at})" if snap.collected_at else "",
         "when_zh": f"（收集于 {snap.collected_at}）" if snap.collected_at else "",
         "outcome": sim.explanation.rstrip("."), "outcome_zh": _outcome_zh(sim),
     }, ev, flow=flow.id)]
+
+
+def _hidden_verdict(snap: NodeSnapshot, rules: nf.RuleSet | None, failed: PathHop,
+                    flow: StitchedFlow) -> Verdict | None:
+    """What the other backend's tables (collected) do to the flow's first packet at the hook where it
+    stopped: the deciding DROP/REJECT rule or policy line, or None."""
+    hook = {"forward": "FORWARD", "prerouting": "PREROUTING", "input": "INPUT", "local-input": "INPUT",
+            "output": "OUTPUT"}.get(failed.action or "") if failed.kind == "netfilter" else None
+    if rules is None or hook is None:
+        return None
+    src, dst, proto, sport, dport = flow.client[0], flow.real_server[0], flow.proto, flow.client[1], flow.real_server[1]
+    if failed.action == "input":  # the tunnel packet addressed to the node, not the flow's own
+        outer = next((s.record for s in flow.sightings if s.direction == "fwd" and s.record.outer_dst), None)
+        if outer is None:
+            return None
+        src, dst, proto, sport, dport = outer.outer_src, outer.outer_dst, 17, outer.outer_sport, outer.outer_dport
+    return hook_verdict(replace(snap, ruleset=rules), hook, src, dst, proto, sport, dport)
 
 
 def _outcome_zh(sim: object) -> str:

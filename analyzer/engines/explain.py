@@ -422,10 +422,10 @@ FINDING_TEXT: dict[str, tuple[str, str, str, str]] = {
         "The captures show the packet stop at {where}, yet {node}'s iptables-save ({shown}), walked like the kernel, "
         "lets it through ({outcome}); and that dump tells that the other iptables backend holds rules too ({tell}): "
         "the kernel runs the tables of iptables-legacy and iptables-nft both, and {hidden}'s, which this dump does "
-        "not show, are where it most likely stopped.",
+        "not show, are where it most likely stopped.{found}",
         "抓包显示数据包停在 {where}，但按内核方式推演 {node} 的 iptables-save（{shown}），它应当通过（{outcome_zh}）；"
         "而该转储表明另一个 iptables 后端中也有规则（{tell}）：内核会同时执行 iptables-legacy 和 iptables-nft 两套表，"
-        "{hidden} 的规则不在这份转储里，最可能就是它们拦下了数据包。",
+        "{hidden} 的规则不在这份转储里，最可能就是它们拦下了数据包。{found_zh}",
         "Show the hidden rules with `{save}` on {node} (compare `iptables-legacy-save` and `iptables-nft-save`). Make "
         "every component use one backend: kube-proxy's and flannel's images pick the one that already holds more "
         "rules, while Docker, an old image or a host firewall script may write to the other; point the host's "

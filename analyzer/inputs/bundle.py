@@ -60,6 +60,11 @@ BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
     ("uname", "uname -srm"),
     ("iptables-save", _save_command("iptables-save")),
     ("ip6tables-save", _save_command("ip6tables-save")),
+    (
+        "iptables-legacy-save",
+        "command -v iptables-legacy-save >/dev/null 2>&1 && iptables -V 2>/dev/null | grep -q nf_tables || exit 0; "
+        "iptables-legacy-save -c",
+    ),
     ("nft-ruleset", "nft list ruleset"),
     ("ip-addr", "ip -d addr show"),
     ("ip-link", "ip -s -d link show"),
@@ -80,10 +85,13 @@ BUNDLE_COMMANDS: tuple[tuple[str, str], ...] = (
 )
 
 #: the tool a command needs, where it is not the command's first word (collect checks it is installed)
-COMMAND_TOOLS: dict[str, str] = {"iptables-save": "iptables-save", "ip6tables-save": "ip6tables-save"}
+#: (``iptables-legacy-save`` is only taken where iptables is iptables-nft and the legacy tool exists: its
+#: own check, so that nodes without it do not list it as missing)
+COMMAND_TOOLS: dict[str, str] = {"iptables-save": "iptables-save", "ip6tables-save": "ip6tables-save",
+                                 "iptables-legacy-save": "sh"}
 
 #: kinds a bundle file can be; ``NodeSnapshot.files`` maps these to the file's display name
-KINDS = ("node", "date", "uname", "iptables-save", "ip6tables-save", "nft-ruleset", "ip-addr", "ip-link", "ip-route", "ip-rule",
+KINDS = ("node", "date", "uname", "iptables-save", "ip6tables-save", "iptables-legacy-save", "nft-ruleset", "ip-addr", "ip-link", "ip-route", "ip-rule",
          "bridge-fdb", "ip-neigh", "subnet.env", "conntrack", "sysctl", "kubectl.json", "missing")
 #: canonical file name -> kind (names of BUNDLE_COMMANDS plus a few common spellings)
 _NAME_KINDS: dict[str, str] = {name: name for name, _ in BUNDLE_COMMANDS}
@@ -391,7 +399,8 @@ def load_bundle(path: str | Path, *, name: str | None = None) -> NodeSnapshot:
             warnings.append(f"{display}: binary file that is neither a capture nor a dump; ignored")
             continue
         text = data.decode("utf-8", errors="replace")
-        kind = _NAME_KINDS.get(file.name) if file.name in ("missing", "collect.log") else None
+        # (iptables-legacy-save reads like iptables-save: its name says which backend it is)
+        kind = _NAME_KINDS.get(file.name) if file.name in ("missing", "collect.log", "iptables-legacy-save") else None
         kind = kind or sniff_kind(text, file.name)
         if kind is None:
             named = _NAME_KINDS.get(file.name)
@@ -474,7 +483,8 @@ def _build(texts: dict[str, list[tuple[str, str]]], captures: list[CaptureFile],
         inv, w = parse_kubectl(text, display)
         kube = inv if kube is None else kube.merged(inv)
         warnings.extend(w)
-    for kind, field_name in (("iptables-save", "ruleset"), ("ip6tables-save", "ip6ruleset")):
+    for kind, field_name in (("iptables-save", "ruleset"), ("ip6tables-save", "ip6ruleset"),
+                             ("iptables-legacy-save", "legacy_ruleset")):
         for display, text in each(kind):
             ruleset = parse_iptables_save(text, display)
             warnings.extend(ruleset.warnings)

@@ -77,7 +77,7 @@ READABLE_COMPRESSION = frozenset(kind for _, kind in _COMPRESSED)
 
 #: the node dumps of ``bundle.BUNDLE_COMMANDS`` (not ``date``/``uname``, too common as names)
 _BUNDLE_FILES = frozenset(
-    {"node", "iptables-save", "ip6tables-save", "nft-ruleset", "ip-route", "ip6-route", "ip-rule", "ip6-rule",
+    {"node", "iptables-save", "ip6tables-save", "iptables-legacy-save", "nft-ruleset", "ip-route", "ip6-route", "ip-rule", "ip6-rule",
      "ip-addr", "ip-link", "bridge-fdb", "ip-neigh", "subnet.env", "conntrack", "sysctl", "kubectl.json"}
 )
 _IFNAME_LIKE = re.compile(

@@ -400,6 +400,8 @@ class NodeSnapshot:
     kernel: str | None = None  # `uname -srm` of the node ("Linux 6.1.0-18-amd64 x86_64")
     collected_at: str | None = None  # UTC time the dumps were taken (ISO 8601), to line up with captures
     nft: NftRuleset | None = None  # `nft list ruleset`: the tables iptables-save does not show (firewalld)
+    #: `iptables-legacy-save` where iptables-save is iptables-nft's: the legacy tables the kernel also runs
+    legacy_ruleset: RuleSet | None = None
 
     # -- lookups -------------------------------------------------------------------------------
     def interface(self, name: str) -> Interface | None:

@@ -24,8 +24,11 @@ def test_the_recorded_split_names_the_legacy_tables() -> None:
     assert "iptables-legacy-save" in f["fix"] and "iptables-legacy -F" in f["fix"]
     assert "iptables-legacy" in f["message_zh"] and "两套表" in f["message_zh"], f["message_zh"]
     lines = [e for e in f["evidence"] if e.get("line")]
-    assert lines and lines[0]["file"].endswith("node2/iptables-save")
-    assert "iptables-legacy tables present" in lines[0]["text"]
+    # the bundle's iptables-legacy-save names the deciding policy, with its counters
+    assert lines[0]["file"].endswith("node2/iptables-legacy-save") and lines[0]["text"].startswith(":FORWARD DROP")
+    assert "The bundle's iptables-legacy-save shows it: `:FORWARD DROP" in f["message"], f["message"]
+    assert lines[1]["file"].endswith("node2/iptables-save")
+    assert "iptables-legacy tables present" in lines[1]["text"]
     assert [e for e in f["evidence"] if e.get("packet")], f["evidence"]
 
 
@@ -71,3 +74,17 @@ def test_one_backend_is_no_split(tmp_path: Path) -> None:
     _vanishing_vxlan(node)
     found = codes(only_flow(explain(node)))
     assert "DUMPS_DISAGREE" in found and "IPTABLES_BACKEND_SPLIT" not in found
+
+
+def test_empty_legacy_tables_are_no_split(tmp_path: Path) -> None:
+    """iptables-nft warns whenever legacy tables exist, even empty ones (an `iptables-legacy -L` makes
+    them): where the bundle's iptables-legacy-save shows nothing that can stop a packet, the stop is
+    not theirs, and DUMPS_DISAGREE says so."""
+    root = sample("iptables-split")
+    node = tmp_path / "node2"
+    shutil.copytree(root / "node2", node)
+    legacy = node / "iptables-legacy-save"
+    legacy.write_text(legacy.read_text().replace(":FORWARD DROP", ":FORWARD ACCEPT"))
+    flow = only_flow(explain(root / "node1", node))
+    found = codes(flow)
+    assert "IPTABLES_BACKEND_SPLIT" not in found and "DUMPS_DISAGREE" in found

@@ -12,6 +12,7 @@ from analyzer.inputs.bundle import BUNDLE_COMMANDS
 from analyzer.inputs.iptables_save import parse_iptables_save
 
 COMMAND = dict(BUNDLE_COMMANDS)["iptables-save"]
+LEGACY = dict(BUNDLE_COMMANDS)["iptables-legacy-save"]
 
 
 @pytest.fixture
@@ -48,3 +49,21 @@ def test_a_failing_save_fails() -> None:
     done = subprocess.run(["/bin/sh", "-c", COMMAND], capture_output=True, text=True, check=False,
                           env={"PATH": "/nonexistent"})
     assert done.returncode != 0 and done.stdout == ""
+
+
+def test_the_legacy_tables_are_collected_beside_iptables_nft(ns: str) -> None:
+    if subprocess.run(["iptables", "--version"], capture_output=True, text=True).stdout.find("nf_tables") < 0:
+        pytest.skip("the host's iptables is not iptables-nft")
+    none = _run(ns, "sh", "-c", LEGACY)
+    assert none.returncode == 0 and none.stdout == "", none  # no legacy tables: nothing (the file is dropped)
+    assert _run(ns, "iptables-legacy", "-P", "FORWARD", "DROP").returncode == 0
+    done = _run(ns, "sh", "-c", LEGACY)
+    assert done.returncode == 0, done.stderr
+    rs = parse_iptables_save(done.stdout, "iptables-legacy-save")
+    assert rs.chain("filter", "FORWARD").policy == "DROP"
+
+
+def test_no_legacy_tool_is_not_a_failure() -> None:
+    done = subprocess.run(["/bin/sh", "-c", LEGACY], capture_output=True, text=True, check=False,
+                          env={"PATH": "/nonexistent"})
+    assert done.returncode == 0 and done.stdout == ""
