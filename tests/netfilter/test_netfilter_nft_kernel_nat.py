@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import textwrap
 from collections import Counter
@@ -35,14 +34,12 @@ from analyzer.inputs.bundle import load_bundle
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from nft_kp import Svc, kube_proxy_table  # noqa: E402  (helper next to this file)
+from routerlab import namespaces, router_lab, sh  # noqa: E402
 
 pytestmark = pytest.mark.netns
 
 PREFIX = f"ka-kpn-{os.getpid() % 100000}"
-NS = {"client": f"{PREFIX}-c", "router": f"{PREFIX}-r", "s1": f"{PREFIX}-s1", "s2": f"{PREFIX}-s2",
-      "s3": f"{PREFIX}-s3"}
-SERVERS = {"s1": ("10.0.2.2", "10.0.2.1", "r-s1"), "s2": ("10.0.3.2", "10.0.3.1", "r-s2"),
-           "s3": ("172.16.4.2", "172.16.4.1", "r-s3")}
+NS = namespaces(PREFIX)
 PORT = 8080
 
 SERVER = textwrap.dedent("""\
@@ -78,56 +75,13 @@ CLIENT = textwrap.dedent("""\
     """)
 
 
-def sh(*args: str, ns: str | None = None, check: bool = True, timeout: float = 20, stdin: str | None = None) -> str:
-    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(args)
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=stdin)
-    if check and r.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
-    return r.stdout
-
 
 @pytest.fixture(scope="module")
 def lab(netns: None) -> Iterator[None]:
     if shutil.which("nft") is None:
         pytest.skip("nft is not installed")
-    servers: list[subprocess.Popen] = []
-    try:
-        for ns in NS.values():
-            sh("ip", "netns", "add", ns)
-            sh("ip", "link", "set", "lo", "up", ns=ns)
-        r = NS["router"]
-        sh("ip", "link", "add", "r-c", "netns", r, "type", "veth", "peer", "name", "eth0", "netns", NS["client"])
-        sh("ip", "addr", "add", "10.0.1.1/24", "dev", "r-c", ns=r)
-        sh("ip", "addr", "add", "10.0.1.2/24", "dev", "eth0", ns=NS["client"])
-        sh("ip", "link", "set", "r-c", "up", ns=r)
-        sh("ip", "link", "set", "eth0", "up", ns=NS["client"])
-        sh("ip", "route", "add", "default", "via", "10.0.1.1", ns=NS["client"])
-        for name, (ip, gw, dev) in SERVERS.items():
-            sh("ip", "link", "add", dev, "netns", r, "type", "veth", "peer", "name", "eth0", "netns", NS[name])
-            sh("ip", "addr", "add", f"{gw}/24", "dev", dev, ns=r)
-            sh("ip", "link", "set", dev, "up", ns=r)
-            sh("ip", "addr", "add", f"{ip}/24", "dev", "eth0", ns=NS[name])
-            sh("ip", "link", "set", "eth0", "up", ns=NS[name])
-            sh("ip", "route", "add", "default", "via", gw, ns=NS[name])
-        sh("ip", "link", "add", "uplink", "type", "veth", "peer", "name", "uplink-peer", ns=r)
-        sh("ip", "addr", "add", "192.168.99.1/24", "dev", "uplink", ns=r)
-        sh("ip", "link", "set", "uplink", "up", ns=r)
-        sh("ip", "link", "set", "uplink-peer", "up", ns=r)
-        sh("ip", "route", "add", "default", "via", "192.168.99.254", ns=r)
-        sh("sysctl", "-qw", "net.ipv4.ip_forward=1", ns=r)
-        for name in SERVERS:
-            p = subprocess.Popen(["ip", "netns", "exec", NS[name], sys.executable, "-c", SERVER, name],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-            servers.append(p)
-            assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    with router_lab(NS, PREFIX, SERVER):
         yield
-    finally:
-        for p in servers:
-            p.kill()
-            p.wait(timeout=5)
-        for ns in NS.values():
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-        assert PREFIX not in sh("ip", "netns", "list")
 
 
 def load(services: list[Svc]) -> str:
