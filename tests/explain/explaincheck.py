@@ -6,6 +6,8 @@ import shutil
 import struct
 from pathlib import Path
 
+from builders import ether, ipv4, tcp, udp, vxlan, write_pcap
+
 from analyzer.pipeline.explain import explain_inputs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,3 +60,17 @@ def copy_sample(name: str, dest: Path) -> Path:
     out = dest / name
     shutil.copytree(sample(name), out)
     return out
+
+
+def vanishing_vxlan(node: Path, t0: float = 1_700_000_000.0) -> None:
+    """Three SYNs 10.244.1.2 -> 10.244.2.2:8080 inside VXLAN from node1, captured on ``node``'s eth0
+    and never again: an empty flannel.1 capture beside it."""
+    frames = []
+    for i, t in enumerate((0.0, 1.0, 3.0)):
+        inner = ether(ipv4(tcp(sport=40000, dport=8080, flags="S", seq=7), src="10.244.1.2", dst="10.244.2.2",
+                           ident=100 + i))
+        outer = ipv4(udp(vxlan(inner, vni=1), sport=51000 + i, dport=8472), src="192.168.56.11",
+                     dst="192.168.56.12", ident=300 + i)
+        frames.append((t0 + t, ether(outer)))
+    write_pcap(node / "eth0.pcap", frames)
+    write_pcap(node / "flannel.1.pcap", [])

@@ -6,10 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from builders import ether, ipv4, tcp, udp, vxlan, write_pcap
-from explaincheck import codes, explain, only_flow, sample
-
-T0 = 1_700_000_000.0
+from explaincheck import codes, explain, only_flow, sample, vanishing_vxlan
 
 
 def test_the_recorded_split_names_the_legacy_tables() -> None:
@@ -32,23 +29,11 @@ def test_the_recorded_split_names_the_legacy_tables() -> None:
     assert [e for e in f["evidence"] if e.get("packet")], f["evidence"]
 
 
-def _vanishing_vxlan(node: Path) -> None:
-    frames = []
-    for i, t in enumerate((0.0, 1.0, 3.0)):
-        inner = ether(ipv4(tcp(sport=40000, dport=8080, flags="S", seq=7), src="10.244.1.2", dst="10.244.2.2",
-                           ident=100 + i))
-        outer = ipv4(udp(vxlan(inner, vni=1), sport=51000 + i, dport=8472), src="192.168.56.11",
-                     dst="192.168.56.12", ident=300 + i)
-        frames.append((T0 + t, ether(outer)))
-    write_pcap(node / "eth0.pcap", frames)
-    write_pcap(node / "flannel.1.pcap", [])
-
-
 def test_legacy_iptables_save_beside_tables_of_iptables_nft(tmp_path: Path) -> None:
     node = tmp_path / "node2"
     shutil.copytree(sample("cross-node") / "node2", node,
                     ignore=shutil.ignore_patterns("*.pcap", "*.pcapng", "conntrack"))
-    _vanishing_vxlan(node)
+    vanishing_vxlan(node)
     save = node / "iptables-save"
     # what iptables-legacy-save writes: no "(nf_tables)" in its headers (one before each table)
     save.write_text(save.read_text().replace(" (nf_tables)", ""))
@@ -71,7 +56,7 @@ def test_one_backend_is_no_split(tmp_path: Path) -> None:
     node = tmp_path / "node2"
     shutil.copytree(sample("cross-node") / "node2", node,
                     ignore=shutil.ignore_patterns("*.pcap", "*.pcapng", "conntrack"))
-    _vanishing_vxlan(node)
+    vanishing_vxlan(node)
     found = codes(only_flow(explain(node)))
     assert "DUMPS_DISAGREE" in found and "IPTABLES_BACKEND_SPLIT" not in found
 

@@ -8,8 +8,7 @@ import re
 import shutil
 from pathlib import Path
 
-from builders import ether, ipv4, tcp, udp, vxlan, write_pcap
-from explaincheck import codes, explain, only_flow, sample
+from explaincheck import codes, explain, only_flow, sample, vanishing_vxlan
 
 T0 = 1_700_000_000.0
 
@@ -18,15 +17,7 @@ def test_vxlan_vanishes_behind_a_node_whose_dumps_accept_it(tmp_path: Path) -> N
     node = tmp_path / "node2"
     shutil.copytree(sample("cross-node") / "node2", node,
                     ignore=shutil.ignore_patterns("*.pcap", "*.pcapng", "conntrack"))
-    frames = []
-    for i, t in enumerate((0.0, 1.0, 3.0)):
-        inner = ether(ipv4(tcp(sport=40000, dport=8080, flags="S", seq=7), src="10.244.1.2", dst="10.244.2.2",
-                           ident=100 + i))
-        outer = ipv4(udp(vxlan(inner, vni=1), sport=51000 + i, dport=8472), src="192.168.56.11",
-                     dst="192.168.56.12", ident=300 + i)
-        frames.append((T0 + t, ether(outer)))
-    write_pcap(node / "eth0.pcap", frames)
-    write_pcap(node / "flannel.1.pcap", [])
+    vanishing_vxlan(node, T0)
     flow = only_flow(explain(node))
     assert flow["status"] == "dropped", flow["verdict"]["en"]
     f = codes(flow)["DUMPS_DISAGREE"]
