@@ -19,13 +19,11 @@ anonymous sets as plain values. It takes the same ``ServicePortSpec``/``Endpoint
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from analyzer.lab.kube_proxy import Endpoint, ServicePortSpec
+from analyzer.lab.kube_proxy import Endpoint, ServicePortSpec, chain_hash
 
 __all__ = [
     "TABLE",
@@ -72,8 +70,7 @@ JUMP_CHAINS: tuple[tuple[str, str, str], ...] = (
 
 def hash_and_truncate(name: str) -> str:
     """kube-proxy's ``hashAndTruncate``: ``base32(sha256(name))[:8] + "-" + name``, cut to 240 characters."""
-    encoded = base64.b32encode(hashlib.sha256(name.encode()).digest()).decode()
-    name = f"{encoded[:8]}-{name}"
+    name = f"{chain_hash(name)[:8]}-{name}"  # the iptables mode's hash, 8 characters of it
     if len(name) > CHAIN_NAME_BASE_LENGTH_MAX:
         name = name[:CHAIN_NAME_BASE_LENGTH_MAX - 3] + "..."
     return name
