@@ -129,6 +129,8 @@ class FlowTable:
             "proto": (np.int16, -1, 1),
             "k3": (np.int64, -1, 1),  # proto and ports packed: (proto << 40) | (plo + 1) << 20 | (phi + 1)
             "enc_h": (np.int64, 0, 2),  # hash of the last tunnel (type, vni, outer pair, port) per direction
+            "enc_first": (np.int64, 0, 2),  # ... of the first tunnel per direction (0: no tunnelled packet yet)
+            "enc_multi": (np.bool_, False, 2),  # a tunnel other than the first was seen in that direction
             "pk": (np.int64, 0, 2),
             "by": (np.int64, 0, 2),
             "first_ts": (np.float64, np.inf, 1),
@@ -325,6 +327,12 @@ class FlowTable:
                       + cols[3].astype(np.uint64) * _H3 + cols[4].astype(np.uint64) * _H1
                       + cols[5].astype(np.uint64)).view(np.int64) | 1
             eslot = g_row[trows] * 2 + d[trows]
+            us, ufirst = np.unique(eslot, return_index=True)
+            unset = a["enc_first"][us] == 0
+            a["enc_first"][us[unset]] = eh[ufirst[unset]]
+            other = a["enc_first"][eslot] != eh
+            if other.any():
+                a["enc_multi"][eslot[other]] = True
             fresh = np.flatnonzero(a["enc_h"][eslot] != eh)
             if len(fresh):
                 with np.errstate(over="ignore"):
