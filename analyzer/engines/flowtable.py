@@ -144,6 +144,10 @@ class FlowTable:
             "flags_or": (np.uint8, 0, 2),  # FIN | SYN | RST bits seen
             "retrans": (np.int32, 0, 1),
             "icmp_errors": (np.int32, 0, 1),
+            "syn_n": (np.int32, 0, 2),  # TCP packets with the SYN flag (SYN or SYN+ACK)
+            "dups": (np.int32, 0, 1),  # TCP data segments skipped as copies (see _retransmissions)
+            "tun_pk": (np.int64, 0, 2),  # packets that came through a tunnel
+            "slow": (np.int32, 0, 1),  # rows from the general decoder (fallback), ICMP errors included
             # per-file state, reset by begin_file
             "seq_base": (np.uint32, 0, 2),  # meaningful where max_end is set
             "max_end": (np.int64, _UNSET, 2),
@@ -152,6 +156,8 @@ class FlowTable:
             self._specs["seen"] = (np.int64, 0, 2)
             self._specs["special_n"] = (np.int32, 0, 2)
         self._per_file: list[np.ndarray] = []
+        self._mono: list[bool] = []  # per file: its timestamps never decreased (see ``monotonic``)
+        self._last_ts = -np.inf  # the current file's last timestamp
         # rows (flow, type, vni, outer src, outer dst, port): appended per batch, deduplicated now and then
         self._enc_parts: list[np.ndarray] = []
         self._enc_rows = 0
@@ -181,6 +187,8 @@ class FlowTable:
         self.files.append(name)
         self._file = len(self.files) - 1
         self._per_file.append(np.zeros(self._cap, dtype=np.int32))
+        self._mono.append(True)
+        self._last_ts = -np.inf
         self._recent = np.zeros(0, dtype=np.int64)
         for name_ in ("seq_base", "max_end", "seen", "special_n"):
             if name_ in self._specs:
@@ -265,8 +273,14 @@ class FlowTable:
         """Aggregate one batch of the current file (``begin_file`` first)."""
         if self._file < 0:
             raise RuntimeError("begin_file() must be called before add()")
+        if b.n and self._mono[self._file]:
+            ts = b.ts[: b.n]
+            if ts[0] < self._last_ts or bool((ts[1:] < ts[:-1]).any()):
+                self._mono[self._file] = False
+            self._last_ts = float(ts[-1])
         ip = b.kind == KIND_IP
         errs = ip & b.icmp_error
+        fallback = getattr(b, "fallback", None)
         self._add_rows(b, np.flatnonzero(ip & ~errs))
         # ICMP errors after the batch's own packets, so an error can quote a packet just before it
         alone: list[int] = []
@@ -277,6 +291,8 @@ class FlowTable:
                 continue
             g, qd = hit
             self._a["icmp_errors"][g] += 1
+            if fallback is None or fallback[i]:
+                self._a["slow"][g] += 1
             if self.sample:
                 self._keep_special(b, i, g, qd, force=True)
         if alone:
@@ -312,6 +328,12 @@ class FlowTable:
         a["by"][gslots] += byt
         self._per_file[self._file][gids] += cnt[0::2] + cnt[1::2]
 
+        fb = getattr(b, "fallback", None)
+        if fb is not None:
+            slow = np.flatnonzero(fb[rows])
+            if len(slow):
+                np.add.at(a["slow"], g_row[slow], 1)
+
         # first/last time
         np.minimum.at(a["first_ts"], g_row, ts)
         np.maximum.at(a["last_ts"], g_row, ts)
@@ -320,6 +342,7 @@ class FlowTable:
         tun = b.tunnel[rows]
         trows = np.flatnonzero(tun > 0)
         if len(trows):
+            a["tun_pk"][gslots] += np.bincount(slot_local[trows], minlength=2 * u)
             cols = [g_row[trows], tun[trows].astype(np.int64), b.vni[rows][trows].astype(np.int64),
                     b.outer_src[rows][trows], b.outer_dst[rows][trows], b.outer_port[rows][trows].astype(np.int64)]
             with np.errstate(over="ignore"):
@@ -355,6 +378,9 @@ class FlowTable:
             if marks.any():
                 np.bitwise_or.at(a["flags_or"], g_row[marks] * 2 + d[marks],
                                  (fl[marks] & (FIN | SYN | RST)).astype(np.uint8))
+            synf = np.flatnonzero(tcp & ((fl & SYN) != 0))
+            if len(synf):
+                np.add.at(a["syn_n"], g_row[synf] * 2 + d[synf], 1)
             syn = tcp & ((fl & (SYN | ACK)) == SYN)  # the first pure SYN of a flow names its client
             if syn.any():
                 srows = np.flatnonzero(syn)
@@ -406,6 +432,8 @@ class FlowTable:
         seen = recent[at] == dh if len(recent) else np.zeros(len(dh), dtype=bool)
         copy = (~first | seen) & (ip_id[data] >= 0)
         self._recent = uniq
+        if copy.any():
+            np.add.at(a["dups"], g_row[data[copy]], 1)
         data = data[~copy]
         if len(data) == 0:
             return out
@@ -518,6 +546,47 @@ class FlowTable:
             if la:
                 slot.last.append(frame)
 
+    # ---------------------------------------------------------------- per-flow columns
+
+    #: the per-flow columns ``column`` serves (width 2: one value per direction, see ``column``)
+    COLUMNS = ("lo", "hi", "proto", "k3", "pk", "by", "first_ts", "last_ts", "first_dir", "syn_dir", "synack",
+               "handshake", "flags_or", "retrans", "icmp_errors", "syn_n", "dups", "tun_pk", "slow")
+
+    def column(self, name: str) -> np.ndarray:
+        """The values of the first ``count`` flows (index = flow id), a read-only view.
+
+        Width-2 columns come as shape ``(count, 2)``: ``[:, 0]`` direction 0 (from the numerically
+        lower endpoint ``lo`` to ``hi``), ``[:, 1]`` the other way. The columns (see ``__init__``
+        for their types): ``lo``/``hi`` address ids, ``proto``, ``k3`` (proto and ports packed:
+        ``proto << 40 | (port_lo + 1) << 20 | (port_hi + 1)``, port -1 = none), ``pk``/``by``
+        (2: packets and wire bytes), ``first_ts``/``last_ts``, ``first_dir`` (the first packet's
+        direction), ``syn_dir`` (the first pure SYN's direction, -1 none), ``synack``, ``handshake``,
+        ``flags_or`` (2: FIN|SYN|RST bits seen), ``retrans``, ``icmp_errors`` (errors quoting the
+        flow, not in its packets), ``syn_n`` (2: TCP packets with SYN set, SYN+ACK included),
+        ``dups`` (TCP data segments skipped as copies of one packet seen twice in a file),
+        ``tun_pk`` (2: packets that came through a tunnel), ``slow`` (rows the general decoder
+        made: fallback frames, and every ICMP error counted on the flow).
+        """
+        if name not in self.COLUMNS:
+            raise KeyError(f"no per-flow column {name!r} (have: {', '.join(self.COLUMNS)})")
+        width = self._specs[name][2]
+        arr = self._a[name][: self.count * width]
+        view = arr.reshape(self.count, 2) if width == 2 else arr.view()
+        view.flags.writeable = False
+        return view
+
+    def file_packets(self) -> np.ndarray:
+        """Packets per (file index, flow id): shape ``(len(files), count)``, files in ``begin_file``
+        order (ICMP errors counted on a quoted flow are not its packets)."""
+        if not self._per_file:
+            return np.zeros((0, self.count), dtype=np.int32)
+        return np.stack([arr[: self.count] for arr in self._per_file])
+
+    def monotonic(self, file_index: int) -> bool:
+        """Whether the timestamps of every row of file ``file_index`` given to ``add`` (all rows,
+        non-IP and undecodable ones too, in file order) never decrease."""
+        return self._mono[file_index]
+
     # ---------------------------------------------------------------- results
 
     def summaries(
@@ -543,6 +612,34 @@ class FlowTable:
             rows = rows[np.concatenate(([True], (rows[1:] != rows[:-1]).any(axis=1)))]
             self._enc_parts, self._enc_rows = [rows], 0
         return self._enc_parts[0]
+
+    def direction_tunnels(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per (flow, direction): the first tunnel its packets were seen in, and whether another
+        followed. Returns ``(rows, multi)``: ``rows`` shape (count * 2, 5) of (type, vni, outer
+        src, outer dst, port) for slot ``g * 2 + d`` (-1 everywhere when none), ``multi`` bool per slot."""
+        n = self.count * 2
+        out = np.full((n, 5), -1, dtype=np.int64)
+        first = self._a["enc_first"][:n]
+        enc = self._encaps()
+        if len(enc):
+            with np.errstate(over="ignore"):
+                eh = ((enc[:, 1].astype(np.uint64) * _H1 + enc[:, 2].astype(np.uint64)) * _H2
+                      + enc[:, 3].astype(np.uint64) * _H3 + enc[:, 4].astype(np.uint64) * _H1
+                      + enc[:, 5].astype(np.uint64)).view(np.int64) | 1
+            slots = np.flatnonzero(first != 0)
+            for d in (0, 1):
+                mine = slots[slots % 2 == d]
+                key = np.concatenate([enc[:, 0] * 2 + d, mine]).astype(np.int64)
+                # match each slot's first hash with its flow's rows (the same hash as in _add_rows)
+                hk = np.concatenate([eh, first[mine]])
+                order = np.lexsort((hk, key))
+                k2, h2 = key[order], hk[order]
+                same = (k2[1:] == k2[:-1]) & (h2[1:] == h2[:-1])
+                i = np.flatnonzero(same)
+                row, slot = np.minimum(order[i], order[i + 1]), np.maximum(order[i], order[i + 1])
+                ok = (row < len(enc)) & (slot >= len(enc))
+                out[mine[slot[ok] - len(enc)]] = enc[row[ok], 1:]
+        return out, self._a["enc_multi"][:n].copy()
 
     def extents(self, addr_name: Callable[[int], str | None]) -> dict[str, Any]:
         """Largest values over all flows (for column widths without building the rows first)."""
