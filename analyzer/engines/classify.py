@@ -87,8 +87,12 @@ def infer_topology(
     service_cidr: str | None = None,
     pod_names: Mapping[str, str] | None = None,
     vxlan_ports: Iterable[int] = (8472, 4789),
+    weights: Mapping[int, int] | None = None,
 ) -> Topology:
-    """Combine node facts from dumps with what the packets show."""
+    """Combine node facts from dumps with what the packets show.
+
+    ``weights`` (``id(record)`` -> count): a record that stands for that many sampled records
+    with the same addresses and tunnel (the plain lane's stand-ins); the others count once."""
     ports = set(vxlan_ports)
     has_dumps = any(n.from_dumps for n in known)
     addr_owner: dict[str, str] = {}
@@ -105,20 +109,21 @@ def infer_topology(
     srcs: set[str] = set()
     pod_side_addrs: set[str] = set()
     for r in records:
+        w = weights.get(id(r), 1) if weights else 1
         if r.tunnel and r.outer_src and r.outer_dst:
             if r.outer_dport is not None and (r.tunnel == "vxlan" or r.outer_dport in ports):
-                overlay_ports[r.outer_dport] += 1
+                overlay_ports[r.outer_dport] += w
             if r.vni is not None:
-                vnis[r.vni] += 1
-            tunnel_of[r.outer_src][r.tunnel] += 1
-            tunnel_of[r.outer_dst][r.tunnel] += 1
+                vnis[r.vni] += w
+            tunnel_of[r.outer_src][r.tunnel] += w
+            tunnel_of[r.outer_dst][r.tunnel] += w
             if r.src and r.quoted is None:
-                pod_of_underlay[r.outer_src][r.src] += 1
+                pod_of_underlay[r.outer_src][r.src] += w
             if r.dst and r.quoted is None:
-                pod_of_underlay[r.outer_dst][r.dst] += 1
-            file_outer[r.file][r.outer_src] += 1
-            file_outer[r.file][r.outer_dst] += 1
-            file_count[r.file] += 1
+                pod_of_underlay[r.outer_dst][r.dst] += w
+            file_outer[r.file][r.outer_src] += w
+            file_outer[r.file][r.outer_dst] += w
+            file_count[r.file] += w
         if r.src and r.quoted is None and r.ip_version:
             srcs.add(r.src)
             if r.dst:

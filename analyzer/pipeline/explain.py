@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import gc
+import heapq
+import inspect
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -19,6 +21,9 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from operator import attrgetter
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from analyzer import __version__
 from analyzer.engines import classify, diagnose, paths, stitch
@@ -138,6 +143,14 @@ def _add_bundle(out: Inputs, snap: NodeSnapshot, given: Path, warn: Warn) -> Non
 GENERAL_ENV = "K8S_TRACE_EXPLAIN_GENERAL"
 
 
+def plain_lane_on() -> bool:
+    """Whether the plain lane (``pipeline.plain``) is on: with the fast lanes, unless
+    ``K8S_TRACE_EXPLAIN_PLAIN=0``."""
+    from analyzer.pipeline.plain import plain_lane_on as on
+
+    return on()
+
+
 def fast_lane() -> bool:
     """Whether the fast lanes are on (they are unless ``GENERAL_ENV`` says otherwise)."""
     return os.environ.get(GENERAL_ENV, "") in ("", "0")
@@ -155,19 +168,25 @@ class PacketSource:
     conv_counts: dict[tuple, tuple[int, int, float, float]]  # conv key -> packets, bytes, first, last
     frames: dict[str, int]
     link: dict[str, str]
+    split: Any = None  # pipeline.plain.Split: the plain lane's flows (with ``lane``)
+    more: Callable[[Sequence[int]], list[PacketRecord]] | None = None  # those flows' records after all
 
 
 def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: Warn,
                  progress: Callable[[int, int], None] | None = None,
-                 ifnames: Mapping[str, Mapping[int, str]] | None = None) -> PacketSource:
+                 ifnames: Mapping[str, Mapping[int, str]] | None = None, lane: bool = False) -> PacketSource:
     """The sampled packets of every flow in ``files`` (one pass, memory bounded by the flows).
 
     ``ifnames`` (file -> interface index -> name, from the bundle's ``ip link``) names the
     interface of each frame of a ``tcpdump -i any`` (SLL2) capture taken on that node.
+    ``lane``: the flows the plain lane may take (``pipeline.plain``) are left out of ``records``
+    and given as ``split``; ``more(flow ids)`` builds the records of some of them after all.
     """
     from analyzer.pipeline.flows import scan_table
 
-    scan = scan_table([Path(f) for f in files], vxlan_ports=vxlan_ports, sample=SAMPLE, progress=progress, warn=warn)
+    kw = {"identity": True} if lane and "identity" in inspect.signature(scan_table).parameters else {}
+    scan = scan_table([Path(f) for f in files], vxlan_ports=vxlan_ports, sample=SAMPLE, progress=progress, warn=warn,
+                      **kw)
     general = scan.general  # the kept frames are decoded in full by the one general decoder
     ifnames = ifnames or {}
     quick = None
@@ -191,31 +210,56 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
                 rec = replace(rec, interface=name)
         return rec
 
-    records: list[PacketRecord] = []
     counts: dict[tuple, tuple[int, int, float, float]] = {}
-    for rows in scan.table.row_blocks(addr_name=scan.addrs.name,
-                                      tunnel_name=lambda code: scan.addrs.tunnels.name(code) or "unknown",
-                                      materialise=materialise):
-        for i in range(len(rows)):
-            key = stitch.conv_key_of(rows.proto_num[i], (rows.client_ip[i], rows.client_port[i]),
-                                     (rows.server_ip[i], rows.server_port[i]))
-            val = (rows.packets_c2s[i] + rows.packets_s2c[i], rows.bytes_c2s[i] + rows.bytes_s2c[i],
-                   rows.first_ts[i], rows.last_ts[i])
-            old = counts.get(key)
-            if old is not None:
-                val = (old[0] + val[0], old[1] + val[1], min(old[2], val[2]), max(old[3], val[3]))
-            counts[key] = val
-            records.extend(rows.samples[i])
-    records.sort(key=attrgetter("file", "frame"))
-    # a frame kept for two flows (an ICMP error and the flow it quotes) once: the copies are equal
-    records = [r for n, r in enumerate(records)
-               if n == 0 or r.frame != records[n - 1].frame or r.file != records[n - 1].file]
+    tunnel_name = lambda code: scan.addrs.tunnels.name(code) or "unknown"  # noqa: E731
+
+    def take(only: Any = None) -> list[PacketRecord]:
+        records: list[PacketRecord] = []
+        kw = {"only": only} if only is not None else {}
+        for rows in scan.table.row_blocks(addr_name=scan.addrs.name, tunnel_name=tunnel_name, materialise=materialise,
+                                          **kw):
+            for i in range(len(rows)):
+                key = stitch.conv_key_of(rows.proto_num[i], (rows.client_ip[i], rows.client_port[i]),
+                                         (rows.server_ip[i], rows.server_port[i]))
+                val = (rows.packets_c2s[i] + rows.packets_s2c[i], rows.bytes_c2s[i] + rows.bytes_s2c[i],
+                       rows.first_ts[i], rows.last_ts[i])
+                old = counts.get(key)
+                if old is not None:
+                    val = (old[0] + val[0], old[1] + val[1], min(old[2], val[2]), max(old[3], val[3]))
+                counts[key] = val
+                records.extend(rows.samples[i])
+        records.sort(key=attrgetter("file", "frame"))
+        # a frame kept for two flows (an ICMP error and the flow it quotes) once: the copies are equal
+        return [r for n, r in enumerate(records)
+                if n == 0 or r.frame != records[n - 1].frame or r.file != records[n - 1].file]
+
+    split = None
+    more = None
+    if lane:
+        from analyzer.pipeline import plain
+
+        split = plain.split_scan(scan, {fs.path: fs.linktype for fs in scan.files}, scan.addrs.tunnels.name)
+        if not split.plain:
+            split = None
+
+    if split is None:
+        records = take()
+    else:
+        records = take(split.general)
+
+        def more(flow_ids: Sequence[int]) -> list[PacketRecord]:
+            mask = np.zeros(len(split.general), dtype=bool)
+            mask[list(flow_ids)] = True
+            return take(mask)
+
     link_names = {1: "ethernet", 113: "sll", 276: "sll2", 101: "raw", 228: "raw", 229: "raw", 0: "loopback"}
     return PacketSource(
         records=records,
         conv_counts=counts,
         frames={fs.path: fs.frames for fs in scan.files},
         link={fs.path: link_names.get(fs.linktype, "unknown") if fs.linktype is not None else "mixed" for fs in scan.files},
+        split=split,
+        more=more,
     )
 
 
@@ -368,9 +412,10 @@ def pod_names(kube: KubeInventory | None) -> dict[str, str]:
     return out
 
 
-def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[PacketRecord], topo: Topology
-                          ) -> dict[str, CapturePoint]:
-    """Give a bare capture (no bundle) the node it was taken on, from what it holds."""
+def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[PacketRecord], topo: Topology,
+                          weights: Mapping[int, int] | None = None) -> dict[str, CapturePoint]:
+    """Give a bare capture (no bundle) the node it was taken on, from what it holds (``weights``:
+    as ``classify.infer_topology``'s)."""
     # counted in plain dicts (in the packets' order), then made Counters with that same order
     outer_n: dict[str, dict[str, int]] = {}
     total: Counter[str] = Counter()
@@ -379,6 +424,7 @@ def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[Pac
         for r in records:
             if r.quoted is not None:
                 continue
+            w = weights.get(id(r), 1) if weights else 1
             if r.tunnel and r.outer_src and r.outer_dst:
                 if r.sll_pkttype == 4:  # sent by the node the cooked capture was taken on
                     mine: tuple[str, ...] = (r.outer_src,)
@@ -390,8 +436,8 @@ def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[Pac
                 if c is None:
                     c = outer_n[r.file] = {}
                 for a in mine:
-                    c[a] = c.get(a, 0) + 1
-                total[r.file] += 1
+                    c[a] = c.get(a, 0) + w
+                total[r.file] += w
             elif r.src:
                 # a cooked capture holds a local pod's packets entering the node more often (its veth,
                 # cni0) than leaving it (the NIC); a remote pod's the other way round
@@ -399,7 +445,7 @@ def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[Pac
                 c = pods_n.get(r.file)
                 if c is None:
                     c = pods_n[r.file] = {}
-                c[r.src] = c.get(r.src, 0) + weight
+                c[r.src] = c.get(r.src, 0) + weight * w
     outer = {f: Counter(c) for f, c in outer_n.items()}
     pods = {f: Counter(c) for f, c in pods_n.items()}
     out = dict(points)
@@ -648,10 +694,14 @@ def explain_stream(
 
     index_names = {s.name: {i.index: i.name for i in s.interfaces if i.index is not None} for s in given.bundles}
     ifnames = {path: index_names[node] for path, node, _i, _s in given.captures if index_names.get(node)}
-    src = read_packets([p for p, *_ in given.captures], vxlan_ports=ports, warn=_warn, progress=_prog, ifnames=ifnames)
+    # the plain lane (pipeline.plain): the text report of a captures-only run
+    lane = brief and index is None and not given.bundles and given.kube is None and fast_lane() and plain_lane_on()
+    src = read_packets([p for p, *_ in given.captures], vxlan_ports=ports, warn=_warn, progress=_prog, ifnames=ifnames,
+                       lane=lane)
     records = src.records
+    split = src.split
     points: dict[str, CapturePoint] = {}
-    span: dict[str, tuple[float, float]] = {}
+    span: dict[str, tuple[float, float]] = dict(split.span) if split is not None else {}
     for r in records:
         lo_hi = span.get(r.file)
         span[r.file] = (r.ts, r.ts) if lo_hi is None else (min(lo_hi[0], r.ts), max(lo_hi[1], r.ts))
@@ -665,18 +715,38 @@ def explain_stream(
     known = [facts_from_snapshot(s) for s in given.bundles]
     cluster_cidr = next((str(s.subnet_env.network) for s in given.bundles
                          if s.subnet_env is not None and s.subnet_env.network is not None), None)
+    # every sampled record, the lane's as weighted stand-ins, in the records' order
+    seen: Sequence[Any] = records
+    weights = None
+    if split is not None:
+        seen = sorted([*records, *split.standins], key=attrgetter("file", "frame"))
+        weights = split.weights
     topo = classify.infer_topology(
-        records, points, known, services=services_from_dumps(given.bundles, given.kube),
-        cluster_cidr=cluster_cidr, pod_names=pod_names(given.kube), vxlan_ports=ports,
+        seen, points, known, services=services_from_dumps(given.bundles, given.kube),
+        cluster_cidr=cluster_cidr, pod_names=pod_names(given.kube), vxlan_ports=ports, weights=weights,
     )
-    topo = _placeholder_nodes(topo, records)
-    topo = _infer_backend(topo, records)
-    points = _assign_capture_nodes(points, records, topo)
+    topo = _placeholder_nodes(topo, seen)
+    topo = _infer_backend(topo, seen)
+    points = _assign_capture_nodes(points, seen, topo, weights)
+    del seen
     topo = replace(topo, inferred=topo.inferred + tuple(
         f"{display.get(p.file, p.file)} holds tunnel packets of several node pairs: taken between the nodes (underlay)"
         for p in points.values() if p.is_underlay))
+    plain_flows: list[Any] = []
+    if split is not None and src.more is not None:
+        from analyzer.pipeline import plain
+
+        quoted = {a for r in records if r.quoted is not None
+                  for a in (r.quoted.src, r.quoted.dst, r.quoted.inner_src, r.quoted.inner_dst) if a}
+        plain_flows, demoted = plain.demote(split.plain, topo, points, quoted)
+        if demoted:  # down the general path after all
+            records = sorted([*records, *src.more([pf.g for pf in demoted])], key=attrgetter("file", "frame"))
+        split.standins, split.weights = [], {}
     offsets = stitch.estimate_offsets(records, points, topo)
-    flows = stitch.stitch_flows(records, points, topo, offsets, warn=_warn)
+    flows: list[Any] = stitch.stitch_flows(records, points, topo, offsets, warn=_warn)
+    if plain_flows:
+        plain_flows.sort(key=attrgetter("first_ts", "client", "server"))
+        flows = list(heapq.merge(flows, plain_flows, key=_order_key))
     skipped = [f for f in flows if _is_multicast(f)]
     n_skipped = len(skipped)
     flows = [f for f in flows if not _is_multicast(f)]
@@ -684,20 +754,28 @@ def explain_stream(
         f.id = f"f{n}"
     # from here on the packets live only in the stitched flows, each let go once its document is made
     src.records = []
-    del records, skipped
+    del records, skipped, plain_flows
 
     all_findings: list[Finding] = []
     by_status: Counter[str] = Counter()
     by_kind: Counter[str] = Counter()
     sim = Simulator(snaps, _warn)
     done = [False]
+    plain_docs: list[Any] = [None]
 
     def flow_docs() -> Iterator[dict]:
         for i in range(len(flows)):
             if progress is not None:
                 progress("explaining flows", i, len(flows))
             flow, flows[i] = flows[i], None  # type: ignore[call-overload]
-            d = _flow_doc(flow, topo, points, snaps, src, all_findings, sim, brief=brief)
+            if type(flow) is not StitchedFlow:  # the plain lane's (pipeline.plain.PlainFlow)
+                if plain_docs[0] is None:
+                    from analyzer.pipeline.plain import Documents
+
+                    plain_docs[0] = Documents(topo, _endpoint)
+                d = plain_docs[0].doc(flow)
+            else:
+                d = _flow_doc(flow, topo, points, snaps, src, all_findings, sim, brief=brief)
             if index is not None:
                 index.add(flow, d)
             del flow
@@ -720,6 +798,13 @@ def explain_stream(
         return doc
 
     return flow_docs(), finish
+
+
+def _order_key(f: Any) -> tuple:
+    """``stitch_flows``' order of a stitched flow or a plain lane's flow."""
+    if type(f) is StitchedFlow:
+        return (f.sightings[0].ts if f.sightings else f.errors[0].ts if f.errors else 0.0, f.client, f.server)
+    return (f.first_ts, f.client, f.server)
 
 
 def _finish(given: Inputs, topo: Topology, points: dict[str, CapturePoint], offsets: Sequence, warnings: list[str],

@@ -1,0 +1,366 @@
+"""The plain lane of the text report: ordinary flows explained from the flow table's columns.
+
+Most flows of a big capture are ordinary: one conversation, answered, nothing resent, no reset,
+no ICMP error, one tunnel each way. Everything the text report says of such a flow (its kind,
+status, endpoints, encapsulation, counts, times, and that it has no finding) follows from the
+flow table's per-flow columns and the topology, so the lane never builds their ``PacketRecord``
+objects, never stitches them and never builds their paths: the general path's cost per flow is
+what kept ``explain`` at 10-20x the time of ``flows``.
+
+The lane is exact by construction, not an approximation: a flow takes it only when every rule
+the general path would apply to it is decided by the columns alone, and any doubt sends the flow
+down the general path. Conditions, each with the general-path rule it stands for:
+
+* the run is captures only (no bundle, no kubectl: no simulator walk, no names from dumps), the
+  report is the text one (brief documents), no ``--annotate``, and the capture is Ethernet
+  (no cooked capture: no per-frame interface or packet type);
+* TCP or UDP over IPv4, not multicast/broadcast, seen in one capture file whose timestamps never
+  go back (then the first and last packets are the earliest and latest: what the samples hold);
+* packets both ways, no RST either way, no ICMP error about it, no frame the general decoder
+  had to take (``slow``), TCP with its client's SYN seen, at most one SYN each way, no
+  retransmission or duplicate data segment (``stitch.find_retransmissions`` finds nothing),
+  a DNS query sent once (``_dns_race``);
+* in each direction either no packet tunnelled or every packet in one and the same tunnel
+  (the encapsulation the report lists comes from the packets);
+* no packet identity shared with another conversation (``FlowTable.twin_candidates``: no NAT
+  twin, so the flow is its own stitched flow);
+* after the topology is known: kind pod-to-pod (same node or across nodes) or pod-to-service,
+  a path that needs no inferred tunnel, no ICMP error elsewhere that names its addresses, and
+  the captures of at most one node (no clock offsets).
+
+The global steps that read every packet (topology, capture placement, backend, placeholder
+nodes) are given one *stand-in* per group of the lane's sampled frames that share the fields
+those steps read, with the group's count as its weight, placed where the group's first sampled
+frame was: the counts and the first-seen orders those steps use are the same as with every
+sampled record. ``K8S_TRACE_EXPLAIN_PLAIN=0`` (or ``K8S_TRACE_EXPLAIN_GENERAL=1``) turns the lane
+off; tests compare both ways byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from analyzer.engines import classify
+from analyzer.engines.explain import STATUS_TEXT, verdict
+from analyzer.model.explain import CapturePoint, Topology
+from analyzer.model.flow import endpoint_text, proto_name
+
+PLAIN_ENV = "K8S_TRACE_EXPLAIN_PLAIN"
+#: the kinds the lane explains (their paths hold no hop the packets alone cannot place)
+PLAIN_KINDS = frozenset({"pod-to-pod-same-node", "pod-to-pod-cross-node", "pod-to-service"})
+_RST, _SYN = 0x04, 0x02
+_ETHERNET = 1
+_V4 = 1 << 32  # address ids below this are IPv4 addresses themselves (``fastpath.AddressTable``)
+
+
+def plain_lane_on() -> bool:
+    """Whether the lane is on (``K8S_TRACE_EXPLAIN_PLAIN=0`` turns it off)."""
+    return os.environ.get(PLAIN_ENV, "") in ("", "1")
+
+
+@dataclass(slots=True)
+class PlainFlow:
+    """A flow the lane explains: what its text-report entry needs, from the table's columns."""
+
+    g: int  # the flow table's flow id
+    proto: int
+    client: tuple[str, int]
+    server: tuple[str, int]
+    file: str
+    first_ts: float
+    last_ts: float
+    packets: int
+    bytes: int
+    encap: dict | None  # the client's direction's tunnel, as ``_encapsulation`` lists it
+    outer: tuple[tuple[str, str], ...]  # the (outer src, outer dst) pairs of both directions
+    id: str = ""
+    nats: tuple = field(default=())  # (what ``classify.flow_kind`` asks of a stitched flow)
+
+    @property
+    def real_server(self) -> tuple[str, int]:
+        return self.server
+
+    def sort_key(self) -> tuple:
+        """``stitch_flows``' order: first packet time, client, server."""
+        return (self.first_ts, self.client, self.server)
+
+
+class Standin:
+    """What the global steps read of a sampled record, for a group of the lane's sampled frames."""
+
+    __slots__ = ("dport", "dst", "file", "frame", "interface", "ip_version", "outer_dport", "outer_dst", "outer_src",
+                 "proto", "quoted", "sll_pkttype", "sport", "src", "tunnel", "vni")  # (no ``ts``: never read)
+
+    def __init__(self, file: str, frame: int, interface: str | None, src: str, dst: str, proto: int,
+                 sport: int, dport: int, tunnel: str | None, vni: int | None, outer_src: str | None,
+                 outer_dst: str | None, outer_dport: int | None) -> None:
+        self.file, self.frame, self.interface = file, frame, interface
+        self.src, self.dst, self.proto, self.sport, self.dport = src, dst, proto, sport, dport
+        self.tunnel, self.vni, self.outer_src, self.outer_dst, self.outer_dport = tunnel, vni, outer_src, outer_dst, \
+            outer_dport
+        self.ip_version = 4
+        self.quoted = None
+        self.sll_pkttype = None
+
+
+@dataclass(slots=True)
+class Split:
+    """The lane's share of a scan: its flows, their stand-ins and the rest's mask."""
+
+    plain: list[PlainFlow]
+    standins: list[Standin]
+    weights: dict[int, int]  # id(stand-in) -> sampled frames it stands for
+    span: dict[str, tuple[float, float]]  # file -> first and last time of the lane's packets
+    general: np.ndarray  # bool per table flow: explained by the general path
+
+
+def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Callable[[int], str | None]) -> Split:
+    """The flows of ``scan`` (``pipeline.flows.TableScan`` with samples) the lane may take before
+    the topology is known, and their stand-ins. ``linktypes``: file -> its one link type."""
+    table = scan.table
+    n = table.count
+    general = np.ones(n, dtype=bool)
+    empty = Split([], [], {}, {}, general)
+    if n == 0 or not all(hasattr(table, a) for a in ("column", "slot_stats", "sample_frames", "twin_candidates")):
+        return empty
+    col = table.column
+    files = table.files
+    ok_file = np.array([linktypes.get(f) == _ETHERNET and table.monotonic(i) for i, f in enumerate(files)], dtype=bool)
+    if not ok_file.any():
+        return empty
+    lo, hi, proto, k3 = col("lo"), col("hi"), col("proto").astype(np.int64), col("k3")
+    pk, by = col("pk"), col("by")
+    flags = col("flags_or").astype(np.int64)
+    fp = table.file_packets()  # (files, flows)
+    in_files = (fp > 0).sum(axis=0)
+    fidx = np.argmax(fp > 0, axis=0)
+    syn_dir = col("syn_dir").astype(np.int64)
+    first_dir = col("first_dir").astype(np.int64)
+    lo_port = ((k3 >> 20) & 0xFFFFF) - 1
+    hi_port = (k3 & 0xFFFFF) - 1
+    tcp = proto == 6
+    # the client's direction (0: lo -> hi), as stitch._initiator decides it
+    cdir = np.where(tcp, syn_dir, first_dir)
+    a_port = np.where(cdir == 0, lo_port, hi_port)  # the first packet's source port (UDP)
+    b_port = np.where(cdir == 0, hi_port, lo_port)
+    swap = ~tcp & (a_port < 1024) & (b_port >= 1024)  # a well-known port is the server's
+    cdir = np.where(swap, 1 - cdir, cdir)
+    rows = np.arange(n)
+    c_pk = pk[rows, np.clip(cdir, 0, 1)]
+    s_pk = pk[rows, np.clip(1 - cdir, 0, 1)]
+    s_port = np.where(cdir == 0, hi_port, lo_port)
+    tun_pk = col("tun_pk")
+    tunnels, multi = table.direction_tunnels()
+    multi = multi.reshape(n, 2)
+    one_tunnel = ((tun_pk == 0) | ((tun_pk == pk) & ~multi)).all(axis=1)
+    ok = (
+        ((proto == 6) | (proto == 17))
+        & (lo < _V4) & (hi < _V4) & (lo >= 0) & (hi >= 0)
+        & (in_files == 1) & ok_file[fidx]
+        & (pk > 0).all(axis=1)
+        & ((flags & _RST) == 0).all(axis=1)
+        & (col("icmp_errors") == 0) & (col("slow") == 0)
+        & (cdir >= 0)
+        & ~(tcp & ((col("syn_n") > 1).any(axis=1) | (col("retrans") > 0) | (col("dups") > 0)))
+        & ~((proto == 17) & (s_port == 53) & (c_pk != 1))
+        & (c_pk > 0) & (s_pk > 0)
+        & one_tunnel
+    )
+    if ok.any():
+        ok &= ~table.twin_candidates()
+    names = scan.addrs.name
+    ok &= _not_group(lo) & _not_group(hi)
+    if not ok.any():
+        return empty
+    general = ~ok
+    # the lane's flows (columns as lists first: no numpy scalar per value)
+    keep = np.flatnonzero(ok)
+    first_ts, last_ts = col("first_ts")[keep].tolist(), col("last_ts")[keep].tolist()
+    plain: list[PlainFlow] = []
+    addr: dict[int, str] = {}
+
+    def name(a: int) -> str:
+        s = addr.get(a)
+        if s is None:
+            s = addr[a] = names(a) or ""
+        return s
+
+    tun_cache: dict[tuple, dict] = {}
+
+    def tunnel(t: tuple) -> tuple[dict | None, tuple[str, str] | None]:
+        if t[0] < 0:
+            return None, None
+        d = tun_cache.get(t)
+        if d is None:
+            kind, vni, osrc, odst, port = t
+            d = tun_cache[t] = {"type": tunnel_name(kind), "vni": None if vni < 0 else vni,
+                                "port": None if port < 0 else port, "outer_src": name(osrc),
+                                "outer_dst": name(odst), "observed": True}
+        return d, (d["outer_src"], d["outer_dst"])
+
+    span: dict[str, tuple[float, float]] = {}
+    c_l = cdir[keep].tolist()
+    fwd_t = [tuple(r) for r in tunnels[keep * 2 + cdir[keep]].tolist()]
+    rev_t = [tuple(r) for r in tunnels[keep * 2 + 1 - cdir[keep]].tolist()]
+    cols = zip(keep.tolist(), c_l, lo[keep].tolist(), hi[keep].tolist(), lo_port[keep].tolist(),
+               hi_port[keep].tolist(), proto[keep].tolist(), fidx[keep].tolist(), first_ts, last_ts,
+               (pk[keep, 0] + pk[keep, 1]).tolist(), (by[keep, 0] + by[keep, 1]).tolist(), fwd_t, rev_t, strict=True)
+    for g, c, lo_g, hi_g, lp, hp, pr, fi, t0, t1, npk, nby, ft, rt in cols:
+        ends = ((name(lo_g), lp), (name(hi_g), hp))
+        client, server = (ends[0], ends[1]) if c == 0 else (ends[1], ends[0])
+        fwd, fwd_pair = tunnel(ft)
+        _rev, rev_pair = tunnel(rt)
+        file = files[fi]
+        plain.append(PlainFlow(g, pr, client, server, file, t0, t1, npk, nby, fwd,
+                               tuple(p for p in (fwd_pair, rev_pair) if p is not None)))
+        was = span.get(file)
+        span[file] = (t0, t1) if was is None else (min(was[0], t0), max(was[1], t1))
+    standins, weights = _standins(table, ok, lo, hi, lo_port, hi_port, proto, tunnels, name, tunnel_name)
+    return Split(plain, standins, weights, span, general)
+
+
+def _not_group(a: np.ndarray) -> np.ndarray:
+    """Not IPv4 multicast (224/4) nor the limited broadcast: ``explain``'s ``_is_multicast`` skips those."""
+    return ((a >> 28) != 0xE) & (a != 0xFFFFFFFF)
+
+
+def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_port: np.ndarray, hi_port: np.ndarray,
+              proto: np.ndarray, tunnels: np.ndarray, name: Callable[[int], str],
+              tunnel_name: Callable[[int], str | None]) -> tuple[list[Standin], dict[int, int]]:
+    """One stand-in per group of the lane's (flow, direction, file) sample slots that agree on
+    every field the global steps read (file, addresses, protocol, tunnel), weighted by the
+    group's distinct sampled frames and placed at its first one."""
+    g, d, f, cnt, first = table.slot_stats()
+    sel = ok[g]
+    g, d, f, cnt, first = g[sel], d[sel], f[sel], cnt[sel], first[sel]
+    if len(g) == 0:
+        return [], {}
+    src = np.where(d == 0, lo[g], hi[g])
+    dst = np.where(d == 0, hi[g], lo[g])
+    tun = tunnels[g * 2 + d]
+    # the global steps read no port: the group ignores them (the stand-in carries its first member's)
+    keys = np.column_stack([f, src, dst, proto[g], tun])
+    order = np.lexsort(keys.T[::-1])
+    ks = keys[order]
+    start = np.concatenate(([True], (ks[1:] != ks[:-1]).any(axis=1)))
+    grp = np.cumsum(start) - 1
+    ngroups = int(grp[-1]) + 1
+    weight = np.bincount(grp, weights=cnt[order], minlength=ngroups).astype(np.int64)
+    # the member with the earliest first frame in each group (by group, then first frame)
+    by_first = order[np.lexsort((first[order], grp))]
+    lead = np.flatnonzero(start)
+    m_all = by_first[lead]
+    iface: dict[int, str | None] = {}
+    out: list[Standin] = []
+    weights: dict[int, int] = {}
+    files = table.files
+    cols = zip(m_all.tolist(), g[m_all].tolist(), d[m_all].tolist(), f[m_all].tolist(), first[m_all].tolist(),
+               src[m_all].tolist(), dst[m_all].tolist(), tun[m_all].tolist(), weight.tolist(), strict=True)
+    for _m, gi, di, fi, frame, s, dd, t, w in cols:
+        if fi not in iface:  # the capture's interface, as its sampled frames carry it
+            iface[fi] = table.sample_frames(gi, di, fi)[0].interface
+        sp, dp = (lo_port[gi], hi_port[gi]) if di == 0 else (hi_port[gi], lo_port[gi])
+        st = Standin(files[fi], frame, iface[fi], name(s), name(dd), int(proto[gi]), int(sp), int(dp),
+                     tunnel_name(t[0]) if t[0] > 0 else None, None if t[1] < 0 else t[1],
+                     name(t[2]) if t[0] > 0 else None, name(t[3]) if t[0] > 0 else None,
+                     None if t[4] < 0 else t[4])
+        out.append(st)
+        weights[id(st)] = w
+    return out, weights
+
+
+def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, CapturePoint], quoted: set[str]
+           ) -> tuple[list[PlainFlow], list[PlainFlow]]:
+    """(kept, demoted): the lane's flows once the topology is known; the demoted ones go down the
+    general path (``quoted``: addresses some captured ICMP error's quoted packet names)."""
+    if len({p.node for p in points.values() if p.node}) >= 2:
+        return [], list(plain)  # clock offsets between nodes: the general path aligns every packet
+    kept: list[PlainFlow] = []
+    demoted: list[PlainFlow] = []
+    kinds: dict[tuple, str] = {}
+    for pf in plain:
+        key = (pf.client[0], pf.server[0], pf.server[1])
+        kind = kinds.get(key)
+        if kind is None:
+            kind = kinds[key] = classify.flow_kind(pf, topo)  # type: ignore[arg-type]
+        if (kind not in PLAIN_KINDS or (quoted and (pf.client[0] in quoted or pf.server[0] in quoted
+                                                    or any(a in quoted for pair in pf.outer for a in pair)))
+                or (pf.encap is None and _tunnel_expected(pf, topo))):
+            demoted.append(pf)
+        else:
+            kept.append(pf)
+    return kept, demoted
+
+
+def _tunnel_expected(pf: PlainFlow, topo: Topology) -> bool:
+    """``paths.expected_path`` would put an encapsulation on the path (the report would then list
+    an inferred tunnel, or none if a capture missed it: the general path decides)."""
+    c_ip, r_ip = pf.client[0], pf.server[0]
+    r_role = classify.role_of(r_ip, topo)
+    if r_role not in ("pod", "node"):
+        return False
+    first = classify.node_of(c_ip, topo)
+    last = classify.node_of(r_ip, topo)
+    if last is None or last == first:
+        return False
+    facts = topo.node_named(first)
+    backend = (facts.backend if facts and facts.backend != "unknown" else None) or topo.overlay
+    return backend == "vxlan"
+
+
+class Documents:
+    """The brief documents of the lane's flows (``_flow_doc``'s, field for field)."""
+
+    def __init__(self, topo: Topology, endpoint: Callable[..., dict]) -> None:
+        self.topo = topo
+        self._endpoint = endpoint
+        self._eps: dict[tuple[str, int], dict] = {}
+        self._kinds: dict[tuple, str] = {}
+        self._texts: dict[tuple[str, int], str] = {}
+        self._status_text = {"en": STATUS_TEXT["delivered"][0], "zh": STATUS_TEXT["delivered"][1]}
+
+    def _ep(self, ep: tuple[str, int]) -> dict:
+        d = self._eps.get(ep)
+        if d is None:
+            d = self._eps[ep] = self._endpoint(ep[0], ep[1], self.topo)
+        return dict(d)
+
+    def _text(self, ep: tuple[str, int]) -> str:
+        t = self._texts.get(ep)
+        if t is None:
+            t = self._texts[ep] = endpoint_text(*ep)
+        return t
+
+    def kind(self, pf: PlainFlow) -> str:
+        key = (pf.client[0], pf.server[0], pf.server[1])
+        k = self._kinds.get(key)
+        if k is None:
+            k = self._kinds[key] = classify.flow_kind(pf, self.topo)  # type: ignore[arg-type]
+        return k
+
+    def doc(self, pf: PlainFlow) -> dict:
+        pname = proto_name(pf.proto)
+        return {
+            "id": pf.id,
+            "proto": pname,
+            "client": self._ep(pf.client),
+            "server": self._ep(pf.server),
+            "kind": self.kind(pf),
+            "status": "delivered",
+            "translations": [],
+            "encapsulation": [dict(pf.encap)] if pf.encap is not None else [],
+            "findings": [],
+            "packets": pf.packets,
+            "bytes": pf.bytes,
+            "first_seen": round(pf.first_ts, 6),
+            "last_seen": round(pf.last_ts, 6),
+            "verdict": verdict(proto=pname, client=self._text(pf.client), server=self._text(pf.server),
+                               status="delivered", reason="the server answered", last_seen=None, failed_at=None),
+            "status_text": dict(self._status_text),
+            "brief": True,
+        }
