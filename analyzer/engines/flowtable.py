@@ -587,6 +587,35 @@ class FlowTable:
         non-IP and undecodable ones too, in file order) never decrease."""
         return self._mono[file_index]
 
+    # ---------------------------------------------------------------- kept samples
+
+    def slot_stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The sample slots that kept frames: arrays ``(g, d, f, n, first_frame)``, one entry per
+        (flow id, direction, file index), sorted by (g, d, f).
+
+        ``n`` counts the distinct kept frames of the slot (a frame kept as one of the first K, one
+        of the last K and as special at once counts once); ``first_frame`` is the smallest kept
+        frame number (1-based). Frames already handed over by ``row_blocks(materialise=...)`` are
+        not counted.
+        """
+        rows = []
+        for (g, d, f), slot in self._samples.items():
+            frames = {s.frame for s in (*slot.first, *slot.last, *slot.special)}
+            if frames:
+                rows.append((g, d, f, len(frames), min(frames)))
+        arr = np.array(rows, dtype=np.int64).reshape(-1, 5)
+        arr = arr[np.lexsort((arr[:, 2], arr[:, 1], arr[:, 0]))]
+        return arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(), arr[:, 3].copy(), arr[:, 4].copy()
+
+    def sample_frames(self, g: int, d: int, f: int) -> list[SampleFrame]:
+        """The distinct kept frames of flow ``g``, direction ``d`` (0: lo -> hi), file index ``f``,
+        in frame order (empty when none are kept, or they were handed over)."""
+        slot = self._samples.get((g, d, f))
+        if slot is None:
+            return []
+        uniq = {s.frame: s for s in (*slot.first, *slot.last, *slot.special)}
+        return [uniq[n] for n in sorted(uniq)]
+
     # ---------------------------------------------------------------- results
 
     def summaries(
@@ -671,16 +700,29 @@ class FlowTable:
         tunnel_name: Callable[[int], str],
         materialise: Callable[[SampleFrame], PacketRecord] | None = None,
         block: int = 4096,
+        only: np.ndarray | None = None,
     ) -> Iterator[FlowRows]:
         """The flows as column lists, a block at a time, in ``summaries`` order.
 
         Renderers of big tables use these directly: no per-flow object is built (the million-flow
         table stays cheap), and the values are exactly those of the ``FlowSummary`` fields.
-        With ``materialise`` the table hands its kept frames over (once: a second call has none).
+        With ``materialise`` the table hands the kept frames of the flows it yields over (once: a
+        second call has none for them). ``only`` (bool per flow id, ``count`` long): the flows
+        with ``only[g]`` False are left out entirely (no row, nothing materialised; their kept
+        frames stay in the table for ``sample_frames``); None: every flow.
         """
-        ctx = _SummaryContext(self, addr_name, tunnel_name, materialise)
-        for sl in self._in_order(block):
+        only = self._only(only)
+        ctx = _SummaryContext(self, addr_name, tunnel_name, materialise, only)
+        for sl in self._in_order(block, only):
             yield self._rows(ctx, sl)
+
+    def _only(self, only: np.ndarray | None) -> np.ndarray | None:
+        if only is None:
+            return None
+        only = np.asarray(only, dtype=bool)
+        if only.shape != (self.count,):
+            raise ValueError(f"only: one bool per flow expected, shape ({self.count},), got {only.shape}")
+        return only
 
     def cell_blocks(
         self,
@@ -688,6 +730,7 @@ class FlowTable:
         addr_name: Callable[[int], str | None],
         tunnel_name: Callable[[int], str],
         block: int = 2048,
+        only: np.ndarray | None = None,
     ) -> Iterator[FlowCells]:
         """What a table of the flows prints, a block at a time, in ``summaries`` order.
 
@@ -695,9 +738,10 @@ class FlowTable:
         of them): only the printed columns, and the TCP summaries and encapsulations as codes into
         shared lists, so a renderer formats each distinct value once.
         """
+        only = self._only(only)
         ctx = _SummaryContext(self, addr_name, tunnel_name, None)
         A = self._a
-        for sl in self._in_order(block):
+        for sl in self._in_order(block, only):
             c_id, s_id, c_port, s_port, ci, si, syn = self._ends(sl)
             yield FlowCells(
                 proto=ctx.proto_names(A["proto"][sl].tolist()),
@@ -710,11 +754,13 @@ class FlowTable:
                 tcp_values=ctx.tcp_values, encap_values=ctx.enc_values,
             )
 
-    def _in_order(self, block: int) -> Iterator[np.ndarray]:
+    def _in_order(self, block: int, only: np.ndarray | None = None) -> Iterator[np.ndarray]:
         """The flow ids in ``summaries`` order (first packet time, then first appearance), ``block``
-        at a time."""
+        at a time; only those with ``only[g]`` True when ``only`` is given."""
         order = np.argsort(self._a["first_ts"][: self.count], kind="stable")
-        for start in range(0, self.count, block):
+        if only is not None:
+            order = order[only[order]]
+        for start in range(0, len(order), block):
             yield order[start : start + block]
 
     def _ends(self, sl: np.ndarray) -> tuple[list[int], list[int], list[int], list[int], np.ndarray, np.ndarray,
@@ -902,7 +948,8 @@ class _SummaryContext:
     """What every block of ``FlowTable.summaries`` shares: names, tunnels, samples, interned values."""
 
     def __init__(self, table: FlowTable, addr_name: Callable[[int], str | None], tunnel_name: Callable[[int], str],
-                 materialise: Callable[[SampleFrame], PacketRecord] | None) -> None:
+                 materialise: Callable[[SampleFrame], PacketRecord] | None, only: np.ndarray | None = None
+                 ) -> None:
         self.addr_name = addr_name
         self.materialise = materialise
         self.names: dict[int, str] = {}
@@ -915,12 +962,17 @@ class _SummaryContext:
         self.tunnel_name = tunnel_name
         self.enc_code, self.enc_values = self._encap_codes(table)
         self.samples: dict[int, list[SampleFrame]] = {}
-        for (g, _d, _f), slot in table._samples.items():
+        kept: dict[tuple[int, int, int], _Slot] = {}
+        for key, slot in table._samples.items():
+            g = key[0]
+            if only is not None and not only[g]:
+                kept[key] = slot
+                continue
             self.samples.setdefault(g, []).extend([*slot.first, *slot.last, *slot.special])
         if materialise is not None:
             # handed over: each flow's frames are let go once materialised (the bytes of the kept
             # frames and their records are not both held whole at the peak)
-            table._samples = {}
+            table._samples = kept
         self.fidx = {name: i for i, name in enumerate(table.files)}
 
     def _encap_codes(self, table: FlowTable) -> tuple[np.ndarray, list[tuple[Encap, ...]]]:
