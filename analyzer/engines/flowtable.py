@@ -31,6 +31,7 @@ Semantics
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -38,11 +39,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from analyzer.errors import InputError
 from analyzer.model.flow import Encap, FlowSummary, TCPSummary, endpoint_text, proto_name
 from analyzer.model.packet import fast_frozen, frozen_builder
 from analyzer.model.record import PacketRecord, QuotedPacket
 
 KIND_IP = 2  # analyzer.inputs.fastpath.KIND_IP (engines do not import inputs)
+_FIRST, _SPECIAL, _LAST = 1, 2, 4  # roles of a kept row (see FlowTable._np_keep)
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 _BIG = 1 << 42  # group offset for the segmented running maximum (sequence ends stay within +-2**34)
 _UNSET = -(1 << 40)
@@ -107,9 +110,12 @@ class _Slot:
 
 
 class FlowTable:
-    def __init__(self, *, intern: Callable[[str | None], int], sample: int = 0) -> None:
+    def __init__(self, *, intern: Callable[[str | None], int], sample: int = 0, frame_objects: bool = False) -> None:
+        """``frame_objects=True`` keeps every sample as a ``SampleFrame`` at once (the sampler of
+        batches without a file offset) even for batches with one: the same kept set, slower (tests)."""
         self.intern = intern
         self.sample = max(0, int(sample))
+        self._frame_objects = frame_objects
         self.files: list[str] = []
         self._file = -1
         # 64-bit key hashes, sorted, and their flow ids (verified against the key columns)
@@ -162,6 +168,16 @@ class FlowTable:
         self._enc_parts: list[np.ndarray] = []
         self._enc_rows = 0
         self._samples: dict[tuple[int, int, int], _Slot] = {}
+        # kept rows of batches with a file offset, as columns (see _np_keep); _np_parts are appended
+        # per batch, _np_store is the compacted part (sorted by slot key, then arrival)
+        self._np_parts: list[dict[str, np.ndarray]] = []
+        self._np_pending = 0
+        self._np_store: dict[str, np.ndarray] | None = None
+        self._np_files: set[int] = set()  # files with rows in the columns
+        self._mixed: set[int] = set()  # ... and frame objects in their slots' last-K lists
+        self._ifaces: dict[str | None, int] = {}
+        self._seq = 0  # rows given to _sample so far: the arrival order of kept rows
+        self._np_dirty = False  # frame objects joined a slot with columns since the last compaction
         self._recent = np.zeros(0, dtype=np.int64)  # data-segment hashes of the last batch (copy detection)
         self._grow(1024)
 
@@ -521,6 +537,15 @@ class FlowTable:
         last = rank >= gcount[gi] - k
         fl = b.flags[rows].astype(np.int64)
         special = (tcp & ((fl & (SYN | FIN | RST)) != 0)) | retrans
+        seq0 = self._seq
+        self._seq += len(rows)
+        offset = getattr(b, "file_offset", -1)
+        if offset >= 0 and not self._frame_objects:
+            self._np_keep(b, rows, slot, first, last, special, seq0, offset)
+            return
+        if self._file in self._np_files:
+            self._mixed.add(self._file)  # frame objects after columns in one file (the general reader took over)
+            self._np_dirty = True
         sel = np.flatnonzero(first | last | special)
         if len(sel) == 0:
             return
@@ -545,6 +570,128 @@ class FlowTable:
                 slot.first.append(frame)
             if la:
                 slot.last.append(frame)
+
+    # ---------------------------------------------------------------- sampled rows as columns
+
+    # A kept row of a batch with a file offset is one row of these columns, not a SampleFrame: its
+    # bytes stay in the file until a flow is materialised. ``key`` is the slot, (g * 2 + d) << 20 | f
+    # (f: file index); ``seq`` the arrival order (rows given to _sample before it); ``role`` the
+    # bits _FIRST (one of the slot's first K), _SPECIAL (SYN/FIN/RST or retransmission within the
+    # 8K cap) and _LAST (a candidate for the slot's last K, decided by compaction).
+    _NP_COLS = (("key", np.int64), ("seq", np.int64), ("frame", np.int64), ("ts", np.float64),
+                ("linktype", np.int32), ("wire_len", np.int64), ("cap_len", np.int64), ("off", np.int64),
+                ("iface", np.int32), ("role", np.uint8))
+    _NP_COMPACT_ROWS = 1 << 18  # appended rows that trigger a compaction (at least)
+
+    def _np_keep(self, b: ColumnBatch, rows: np.ndarray, slot: np.ndarray, first: np.ndarray, last: np.ndarray,
+                 special: np.ndarray, seq0: int, offset: int) -> None:
+        """The sampler of ``_sample`` for a batch whose frames can be read again from its file."""
+        special_n = self._a["special_n"]
+        sp = np.flatnonzero(special)
+        if len(sp):  # the 8K cap per slot, in row order: rank each special row within its slot
+            s_sp = slot[sp]
+            order = np.argsort(s_sp, kind="stable")
+            ss = s_sp[order]
+            rank = np.empty(len(sp), dtype=np.int64)
+            rank[order] = np.arange(len(sp)) - np.searchsorted(ss, ss, side="left")
+            ok = special_n[s_sp] + rank < 8 * self.sample
+            special = np.zeros(len(rows), dtype=bool)
+            special[sp[ok]] = True
+            np.add.at(special_n, s_sp[ok], 1)
+        role = first.astype(np.uint8) * _FIRST | special.astype(np.uint8) * _SPECIAL | last.astype(np.uint8) * _LAST
+        sel = np.flatnonzero(role)
+        if len(sel) == 0:
+            return
+        at = rows[sel]
+        iface = b.interface
+        code = self._ifaces.setdefault(iface, len(self._ifaces))
+        part = {
+            "key": (slot[sel] << 20) | self._file, "seq": seq0 + sel, "frame": b.frame[at],
+            "ts": b.ts[at], "linktype": b.linktype[at], "wire_len": b.wire_len[at], "cap_len": b.cap_len[at],
+            "off": b.start[at] + offset, "iface": np.full(len(sel), code, dtype=np.int32), "role": role[sel],
+        }
+        self._np_parts.append({name: np.asarray(part[name], dtype=dt) for name, dt in self._NP_COLS})
+        self._np_files.add(self._file)
+        self._np_pending += len(sel)
+        held = len(self._np_store["key"]) if self._np_store is not None else 0
+        if self._np_pending >= max(self._NP_COMPACT_ROWS, held):  # amortised: at least as many new rows as held
+            self._np_compact()
+
+    def _np_compact(self) -> dict[str, np.ndarray]:
+        """Merge the appended rows into the store, keep only each slot's last K of the last-K
+        candidates, drop rows with no role left; the store, sorted by (key, seq)."""
+        parts = ([self._np_store] if self._np_store is not None else []) + self._np_parts
+        if not parts:
+            return {name: np.zeros(0, dtype=dt) for name, dt in self._NP_COLS}
+        if not self._np_parts and not self._np_dirty and self._np_store is not None:
+            return self._np_store
+        self._np_dirty = False
+        cols = {name: np.concatenate([p[name] for p in parts]) for name, _dt in self._NP_COLS}
+        # the store's rows came before every appended row: a stable sort by key keeps arrival order
+        order = np.argsort(cols["key"], kind="stable")
+        cols = {name: col[order] for name, col in cols.items()}
+        key, role = cols["key"], cols["role"]
+        cand = np.flatnonzero(role & _LAST)
+        if len(cand):
+            ck = key[cand]
+            from_end = np.searchsorted(ck, ck, side="right") - np.arange(len(cand)) - 1
+            limit = np.full(len(cand), self.sample, dtype=np.int64)
+            if self._mixed:  # the slot's frame objects arrived later: they are its last ones first
+                later = [(((g * 2 + d) << 20) | f, len(sl.last)) for (g, d, f), sl in self._samples.items()
+                         if f in self._mixed and sl.last]
+                if later:
+                    lk = np.array(later, dtype=np.int64)
+                    lk = lk[np.argsort(lk[:, 0])]
+                    pos = np.minimum(np.searchsorted(lk[:, 0], ck), len(lk) - 1)
+                    hit = lk[pos, 0] == ck
+                    limit[hit] -= lk[pos[hit], 1]
+            drop = cand[from_end >= limit]
+            role[drop] &= ~np.uint8(_LAST)
+        keep = role != 0
+        if not keep.all():
+            cols = {name: col[keep] for name, col in cols.items()}
+        self._np_store, self._np_parts, self._np_pending = cols, [], 0
+        return cols
+
+    def _np_frames(self, cols: dict[str, np.ndarray], idx: np.ndarray, files: dict[int, int]) -> list[SampleFrame]:
+        """SampleFrames of the column rows ``idx``, their bytes read from the files (``files``: file
+        index -> open descriptor, filled as needed; the caller closes them)."""
+        if not len(idx):
+            return []
+        key, off, cap = cols["key"][idx], cols["off"][idx], cols["cap_len"][idx]
+        f_of = key & 0xFFFFF
+        data: list[bytes] = [b""] * len(idx)
+        names = self.files
+        for f in np.unique(f_of).tolist():
+            name = names[f]
+            fd = files.get(f)
+            if fd is None:
+                try:
+                    fd = files[f] = os.open(name, os.O_RDONLY)
+                except OSError as exc:
+                    raise InputError(name, f"cannot open it again to read the sampled packets: "
+                                           f"{exc.strerror or exc}") from exc
+            sel = np.flatnonzero(f_of == f)
+            sel = sel[np.argsort(off[sel], kind="stable")]
+            o, c = off[sel], cap[sel]
+            end = o + c
+            # runs of nearby frames are read at once (gaps under 64 KiB), each frame cut out of its run
+            brk = np.flatnonzero(o[1:] - np.maximum.accumulate(end)[:-1] > 65536) + 1
+            for lo, hi in zip([0, *brk.tolist()], [*brk.tolist(), len(sel)], strict=True):
+                start = int(o[lo])
+                want = int(end[lo:hi].max()) - start
+                blob = os.pread(fd, want, start)
+                if len(blob) != want:
+                    raise InputError(name, "changed since it was read: a sampled packet is past its end",
+                                     offset=start)
+                view = memoryview(blob)
+                for j, a, n in zip(sel[lo:hi].tolist(), (o[lo:hi] - start).tolist(), c[lo:hi].tolist(), strict=True):
+                    data[j] = bytes(view[a : a + n])
+        iface_names = list(self._ifaces)
+        file_l = [names[f] for f in f_of.tolist()]
+        return list(map(_sample_frame, file_l, cols["frame"][idx].tolist(), cols["ts"][idx].tolist(),
+                        cols["linktype"][idx].tolist(), cols["wire_len"][idx].tolist(),
+                        [iface_names[i] for i in cols["iface"][idx].tolist()], data))
 
     # ---------------------------------------------------------------- per-flow columns
 
@@ -602,18 +749,38 @@ class FlowTable:
         for (g, d, f), slot in self._samples.items():
             frames = {s.frame for s in (*slot.first, *slot.last, *slot.special)}
             if frames:
-                rows.append((g, d, f, len(frames), min(frames)))
-        arr = np.array(rows, dtype=np.int64).reshape(-1, 5)
-        arr = arr[np.lexsort((arr[:, 2], arr[:, 1], arr[:, 0]))]
-        return arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(), arr[:, 3].copy(), arr[:, 4].copy()
+                rows.append((((g * 2 + d) << 20) | f, len(frames), min(frames)))
+        arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        key, n, first = arr[:, 0], arr[:, 1], arr[:, 2]
+        if self._np_store is not None or self._np_parts:
+            # rows held as columns are distinct frames, and distinct from a slot's frame objects
+            # (those came later in the file, or are ICMP errors quoting the flow)
+            cols = self._np_compact()
+            key = np.concatenate((cols["key"], key))
+            n = np.concatenate((np.ones(len(cols["key"]), dtype=np.int64), n))
+            first = np.concatenate((cols["frame"], first))
+        order = np.argsort(key, kind="stable")
+        key, n, first = key[order], n[order], first[order]
+        uk, starts = np.unique(key, return_index=True)
+        if len(uk):
+            n, first = np.add.reduceat(n, starts), np.minimum.reduceat(first, starts)
+        return uk >> 21, (uk >> 20) & 1, uk & 0xFFFFF, n, first
 
     def sample_frames(self, g: int, d: int, f: int) -> list[SampleFrame]:
         """The distinct kept frames of flow ``g``, direction ``d`` (0: lo -> hi), file index ``f``,
         in frame order (empty when none are kept, or they were handed over)."""
         slot = self._samples.get((g, d, f))
-        if slot is None:
-            return []
-        uniq = {s.frame: s for s in (*slot.first, *slot.last, *slot.special)}
+        uniq = {s.frame: s for s in (*slot.first, *slot.last, *slot.special)} if slot is not None else {}
+        if self._np_store is not None or self._np_parts:
+            cols = self._np_compact()
+            key = ((g * 2 + d) << 20) | f
+            lo, hi = np.searchsorted(cols["key"], [key, key + 1])
+            fds: dict[int, int] = {}
+            try:
+                uniq.update((s.frame, s) for s in self._np_frames(cols, np.arange(lo, hi), fds))
+            finally:
+                for fd in fds.values():
+                    os.close(fd)
         return [uniq[n] for n in sorted(uniq)]
 
     # ---------------------------------------------------------------- results
@@ -713,8 +880,12 @@ class FlowTable:
         """
         only = self._only(only)
         ctx = _SummaryContext(self, addr_name, tunnel_name, materialise, only)
-        for sl in self._in_order(block, only):
-            yield self._rows(ctx, sl)
+        try:
+            for sl in self._in_order(block, only):
+                yield self._rows(ctx, sl)
+        finally:
+            for fd in ctx.fds.values():
+                os.close(fd)
 
     def _only(self, only: np.ndarray | None) -> np.ndarray | None:
         if only is None:
@@ -825,6 +996,12 @@ class FlowTable:
             encapsulations=[enc_values[c] for c in ctx.enc_code[sl].tolist()], tcp=tcp_col,
             icmp_errors=A["icmp_errors"][sl].tolist(), per_file=pf_col, samples=[()] * n,
         )
+        if ctx.np_cols is not None:  # this block's rows held as columns become frames now
+            lo, hi = np.searchsorted(ctx.np_g, sl, side="left"), np.searchsorted(ctx.np_g, sl, side="right")
+            counts = hi - lo
+            idx = np.arange(int(counts.sum())) + np.repeat(lo - (np.cumsum(counts) - counts), counts)
+            for g, frame in zip(ctx.np_g[idx].tolist(), self._np_frames(ctx.np_cols, idx, ctx.fds), strict=True):
+                samples.setdefault(g, []).append(frame)
         if materialise is not None:
             for j, g in enumerate(gids):
                 if g in samples:
@@ -973,6 +1150,20 @@ class _SummaryContext:
             # handed over: each flow's frames are let go once materialised (the bytes of the kept
             # frames and their records are not both held whole at the peak)
             table._samples = kept
+        # the kept rows held as columns: the handed-over flows' rows move here, read block by block
+        self.np_cols: dict[str, np.ndarray] | None = None
+        self.np_g = np.zeros(0, dtype=np.int64)
+        self.fds: dict[int, int] = {}
+        if materialise is not None and (table._np_store is not None or table._np_parts):
+            cols = table._np_compact()
+            g_of = cols["key"] >> 21
+            if only is not None:
+                mine = only[g_of]
+                table._np_store = {name: col[~mine] for name, col in cols.items()}
+                cols, g_of = {name: col[mine] for name, col in cols.items()}, g_of[mine]
+            else:
+                table._np_store = None
+            self.np_cols, self.np_g = cols, g_of
         self.fidx = {name: i for i, name in enumerate(table.files)}
 
     def _encap_codes(self, table: FlowTable) -> tuple[np.ndarray, list[tuple[Encap, ...]]]:

@@ -169,6 +169,10 @@ class Batch:
     start: np.ndarray  # int64
     interface_of: Callable[[], str | None] | None = None  # the capture's interface, looked up on demand
     records: dict[int, PacketRecord] = field(default_factory=dict)  # fallback rows -> their record
+    # the file offset of buf[0] when the batch comes straight from an uncompressed classic pcap file
+    # (frame i's bytes are then at file offset file_offset + start[i]); -1 otherwise (compressed
+    # files, pcapng, the general reader)
+    file_offset: int = -1
 
     @property
     def interface(self) -> str | None:
@@ -602,7 +606,8 @@ def iter_batches(
             try:
                 walker = fh is raw and os.fstat(raw.fileno()).st_size >= WALKER_MIN_BYTES and _core_free()
                 for batch in _pcap_batches(
-                    fh, name, head, spec, addrs, general, vxlan_arr, tunnel_arr, step, chunk_bytes, warn, walker
+                    fh, name, head, spec, addrs, general, vxlan_arr, tunnel_arr, step, chunk_bytes, warn, walker,
+                    plain=fh is raw,
                 ):
                     done = int(batch.frame[-1]) if batch.n else done
                     yield batch
@@ -775,10 +780,13 @@ def _pcap_batches(
     chunk_bytes: int,
     warn: Callable[[str], None] | None,
     walker: bool = False,
+    *,
+    plain: bool = False,
 ) -> Iterator[Batch]:
     """Classic pcap: chunks of whole records in a reused buffer; numpy does the rest.
 
-    A batch's ``buf`` is that buffer: it is valid until the next batch is requested.
+    A batch's ``buf`` is that buffer: it is valid until the next batch is requested. ``plain``:
+    ``fh`` is the file itself (not a decompressing stream), so the batches get their ``file_offset``.
     """
     order, scale = spec
     _, _, _, _, snaplen, network = struct.unpack(order + "HHiIII", head[4:24])
@@ -823,6 +831,8 @@ def _pcap_batches(
             tunnel_arr,
             classified=classified,
         )
+        if plain:
+            batch.file_offset = base
         number += k
         if progress is not None:
             progress(base + used)
