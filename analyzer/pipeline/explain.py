@@ -773,9 +773,13 @@ def explain_stream(
                     from analyzer.pipeline.plain import Documents
 
                     plain_docs[0] = Documents(topo, _endpoint)
-                d = plain_docs[0].doc(flow)
-            else:
-                d = _flow_doc(flow, topo, points, snaps, src, all_findings, sim, brief=brief)
+                d = plain_docs[0].doc(flow)  # (names no file: nothing to rename)
+                del flow
+                by_status["delivered"] += 1
+                by_kind[d["kind"]] += 1
+                yield d
+                continue
+            d = _flow_doc(flow, topo, points, snaps, src, all_findings, sim, brief=brief)
             if index is not None:
                 index.add(flow, d)
             del flow

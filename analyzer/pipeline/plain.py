@@ -14,7 +14,7 @@ down the general path. Conditions, each with the general-path rule it stands for
 * the run is captures only (no bundle, no kubectl: no simulator walk, no names from dumps), the
   report is the text one (brief documents), no ``--annotate``, and the capture is Ethernet
   (no cooked capture: no per-frame interface or packet type);
-* TCP or UDP over IPv4, not multicast/broadcast, seen in one capture file whose timestamps never
+* TCP or UDP, not multicast/broadcast, seen in one capture file whose timestamps never
   go back (then the first and last packets are the earliest and latest: what the samples hold);
 * packets both ways, no RST either way, no ICMP error about it, no frame the general decoder
   had to take (``slow``), TCP with its client's SYN seen, at most one SYN each way, no
@@ -24,8 +24,7 @@ down the general path. Conditions, each with the general-path rule it stands for
   (the encapsulation the report lists comes from the packets);
 * no packet identity shared with another conversation (``FlowTable.twin_candidates``: no NAT
   twin, so the flow is its own stitched flow);
-* after the topology is known: kind pod-to-pod (same node or across nodes) or pod-to-service,
-  a path that needs no inferred tunnel, no ICMP error elsewhere that names its addresses, and
+* after the topology is known: any kind but pod-to-external, a path that needs no inferred tunnel, no ICMP error elsewhere that names its addresses, and
   the captures of at most one node (no clock offsets).
 
 The global steps that read every packet (topology, capture placement, backend, placeholder
@@ -51,11 +50,13 @@ from analyzer.model.explain import CapturePoint, Topology
 from analyzer.model.flow import endpoint_text, proto_name
 
 PLAIN_ENV = "K8S_TRACE_EXPLAIN_PLAIN"
-#: the kinds the lane explains (their paths hold no hop the packets alone cannot place)
-PLAIN_KINDS = frozenset({"pod-to-pod-same-node", "pod-to-pod-cross-node", "pod-to-service"})
+#: the one kind the lane leaves to the general path: a delivered pod-to-external flow may carry a
+#: MISSING_MASQUERADE finding, which reads the path's observed hops (every other check of
+#: ``diagnose.diagnose_flow`` is silent on a delivered flow without an ICMP error or a dump)
+NOT_PLAIN_KINDS = frozenset({"pod-to-external"})
 _RST, _SYN = 0x04, 0x02
 _ETHERNET = 1
-_V4 = 1 << 32  # address ids below this are IPv4 addresses themselves (``fastpath.AddressTable``)
+_V4 = 1 << 32  # address ids below this are IPv4 addresses themselves, the others interned IPv6 ones
 
 
 def plain_lane_on() -> bool:
@@ -103,7 +104,7 @@ class Standin:
         self.src, self.dst, self.proto, self.sport, self.dport = src, dst, proto, sport, dport
         self.tunnel, self.vni, self.outer_src, self.outer_dst, self.outer_dport = tunnel, vni, outer_src, outer_dst, \
             outer_dport
-        self.ip_version = 4
+        self.ip_version = 6 if ":" in src else 4
         self.quoted = None
         self.sll_pkttype = None
 
@@ -160,7 +161,7 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
     one_tunnel = ((tun_pk == 0) | ((tun_pk == pk) & ~multi)).all(axis=1)
     ok = (
         ((proto == 6) | (proto == 17))
-        & (lo < _V4) & (hi < _V4) & (lo >= 0) & (hi >= 0)
+        & (lo >= 0) & (hi >= 0)
         & (in_files == 1) & ok_file[fidx]
         & (pk > 0).all(axis=1)
         & ((flags & _RST) == 0).all(axis=1)
@@ -175,6 +176,9 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
         ok &= ~table.twin_candidates()
     names = scan.addrs.name
     ok &= _not_group(lo) & _not_group(hi)
+    for g in np.flatnonzero(ok & ((lo >= _V4) | (hi >= _V4))).tolist():  # IPv6: as _is_multicast says
+        if _group_address(names(int(lo[g])) or "") or _group_address(names(int(hi[g])) or ""):
+            ok[g] = False
     if not ok.any():
         return empty
     general = ~ok
@@ -226,7 +230,14 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
 
 def _not_group(a: np.ndarray) -> np.ndarray:
     """Not IPv4 multicast (224/4) nor the limited broadcast: ``explain``'s ``_is_multicast`` skips those."""
-    return ((a >> 28) != 0xE) & (a != 0xFFFFFFFF)
+    v4 = a < _V4
+    return ~v4 | (((a >> 28) != 0xE) & (a != 0xFFFFFFFF))
+
+
+def _group_address(ip: str) -> bool:
+    from analyzer.pipeline.explain import _group_address as group
+
+    return group(ip)
 
 
 def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_port: np.ndarray, hi_port: np.ndarray,
@@ -288,23 +299,31 @@ def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, Capt
         kind = kinds.get(key)
         if kind is None:
             kind = kinds[key] = classify.flow_kind(pf, topo)  # type: ignore[arg-type]
-        if (kind not in PLAIN_KINDS or (quoted and (pf.client[0] in quoted or pf.server[0] in quoted
+        if (kind in NOT_PLAIN_KINDS or (quoted and (pf.client[0] in quoted or pf.server[0] in quoted
                                                     or any(a in quoted for pair in pf.outer for a in pair)))
-                or (pf.encap is None and _tunnel_expected(pf, topo))):
+                or (pf.encap is None and _tunnel_expected(pf, topo, points))):
             demoted.append(pf)
         else:
             kept.append(pf)
     return kept, demoted
 
 
-def _tunnel_expected(pf: PlainFlow, topo: Topology) -> bool:
+def _tunnel_expected(pf: PlainFlow, topo: Topology, points: Mapping[str, CapturePoint]) -> bool:
     """``paths.expected_path`` would put an encapsulation on the path (the report would then list
-    an inferred tunnel, or none if a capture missed it: the general path decides)."""
-    c_ip, r_ip = pf.client[0], pf.server[0]
+    an inferred tunnel, or none if a capture missed it: the general path decides). Its nodes:
+    the first where the packet enters (the client's, the NodePort's node, else the capture's),
+    the last the real server's."""
+    c_ip, s_ip, r_ip = pf.client[0], pf.server[0], pf.real_server[0]
     r_role = classify.role_of(r_ip, topo)
     if r_role not in ("pod", "node"):
         return False
-    first = classify.node_of(c_ip, topo)
+    if classify.role_of(c_ip, topo) in ("pod", "node"):
+        first = classify.node_of(c_ip, topo)
+    else:
+        first = classify.node_of(s_ip, topo) if classify.role_of(s_ip, topo) == "node" else None
+        if first is None:
+            pt = points.get(pf.file)
+            first = pt.node if pt is not None else None
     last = classify.node_of(r_ip, topo)
     if last is None or last == first:
         return False
@@ -314,7 +333,8 @@ def _tunnel_expected(pf: PlainFlow, topo: Topology) -> bool:
 
 
 class Documents:
-    """The brief documents of the lane's flows (``_flow_doc``'s, field for field)."""
+    """The brief documents of the lane's flows (``_flow_doc``'s, field for field). Flows with the
+    same endpoint or tunnel share that part's dict (read-only, like every document)."""
 
     def __init__(self, topo: Topology, endpoint: Callable[..., dict]) -> None:
         self.topo = topo
@@ -322,13 +342,14 @@ class Documents:
         self._eps: dict[tuple[str, int], dict] = {}
         self._kinds: dict[tuple, str] = {}
         self._texts: dict[tuple[str, int], str] = {}
+        self._encaps: dict[int, list[dict]] = {}
         self._status_text = {"en": STATUS_TEXT["delivered"][0], "zh": STATUS_TEXT["delivered"][1]}
 
     def _ep(self, ep: tuple[str, int]) -> dict:
         d = self._eps.get(ep)
         if d is None:
             d = self._eps[ep] = self._endpoint(ep[0], ep[1], self.topo)
-        return dict(d)
+        return d
 
     def _text(self, ep: tuple[str, int]) -> str:
         t = self._texts.get(ep)
@@ -345,6 +366,9 @@ class Documents:
 
     def doc(self, pf: PlainFlow) -> dict:
         pname = proto_name(pf.proto)
+        enc: list[dict] = []
+        if pf.encap is not None:
+            enc = self._encaps.get(id(pf.encap)) or self._encaps.setdefault(id(pf.encap), [pf.encap])
         return {
             "id": pf.id,
             "proto": pname,
@@ -353,7 +377,7 @@ class Documents:
             "kind": self.kind(pf),
             "status": "delivered",
             "translations": [],
-            "encapsulation": [dict(pf.encap)] if pf.encap is not None else [],
+            "encapsulation": enc,
             "findings": [],
             "packets": pf.packets,
             "bytes": pf.bytes,
@@ -361,6 +385,6 @@ class Documents:
             "last_seen": round(pf.last_ts, 6),
             "verdict": verdict(proto=pname, client=self._text(pf.client), server=self._text(pf.server),
                                status="delivered", reason="the server answered", last_seen=None, failed_at=None),
-            "status_text": dict(self._status_text),
+            "status_text": self._status_text,
             "brief": True,
         }

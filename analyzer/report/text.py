@@ -81,13 +81,21 @@ def _typed_key(d: Any) -> tuple | None:
 
 def _cached(cache: dict | None, tag: str, value: Any, make: Callable[[Any], str]) -> str:
     """``make(value)``, remembered in ``cache`` for equal scalar dicts (thousands of flows share
-    their endpoints and tunnels)."""
-    key = _typed_key(value) if cache is not None else None
+    their endpoints and tunnels). A dict object seen before is found by identity first (the
+    entry keeps the object, so its id cannot be taken by another): documents that share one dict
+    per endpoint cost one lookup each."""
+    if cache is None:
+        return make(value)
+    seen = cache.get((tag, id(value)))
+    if seen is not None and seen[0] is value:
+        return seen[1]
+    key = _typed_key(value)
     if key is None:
         return make(value)
     got = cache.get((tag, key))
     if got is None:
         got = cache[(tag, key)] = make(value)
+    cache[(tag, id(value))] = (value, got)
     return got
 
 
@@ -96,11 +104,33 @@ def _side(ep: Any) -> str:
     return fmt.endpoint(ep) + (f" ({name})" if name else "")
 
 
+def _side_cached(cache: dict | None, ep: Any) -> str:
+    """``_side(ep)`` from cached parts: an endpoint's address text and its naming part repeat over
+    thousands of flows while its port rarely does."""
+    if cache is None or type(ep) is not dict:
+        return _side(ep)
+    ip, port = ep.get("ip"), ep.get("port")
+    if type(ip) is not str or not (port is None or type(port) is int):
+        return _cached(cache, "ep", ep, _side)
+    key = ("side", ip, port is None, ep.get("role"), ep.get("name"), ep.get("node"))
+    parts = cache.get(key)
+    if parts is None:
+        bare = {"ip": ip, "port": None if port is None else 0, "role": ep.get("role"), "name": ep.get("name"),
+                "node": ep.get("node")}
+        text = _side(bare)
+        if port is None:
+            parts = cache[key] = (text, "")
+        else:  # "<host>:0 (<name>)" split around the port
+            head = fmt.endpoint(bare)
+            parts = cache[key] = (head[:-1], text[len(head):])
+    return parts[0] + (str(port) if port is not None else "") + parts[1]
+
+
 def _summary_rest(lang: str, flow: dict[str, Any], cache: dict | None = None) -> str:
     """The summary line after its status cell (``cache``: texts of endpoints and tunnels, kept by
     the caller across flows)."""
-    left = _cached(cache, "ep", flow.get("client"), _side)
-    right = _cached(cache, "ep", flow.get("server"), _side)
+    left = _side_cached(cache, flow.get("client"))
+    right = _side_cached(cache, flow.get("server"))
     bits = [
         f"{clean(flow.get('id')):<4}",
         f"{clean(flow.get('proto') or '?'):<4}",
