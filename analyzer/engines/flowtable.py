@@ -178,6 +178,12 @@ class FlowTable:
         self._ifaces: dict[str | None, int] = {}
         self._seq = 0  # rows given to _sample so far: the arrival order of kept rows
         self._np_dirty = False  # frame objects joined a slot with columns since the last compaction
+        # twin prefilter (see twin_candidates): (identity key, flow id) pairs, deduplicated per batch,
+        # and the flows with a row whose key is unknown
+        self._twin_keys: list[np.ndarray] = []
+        self._twin_flows: list[np.ndarray] = []
+        self._twin_unknown: list[np.ndarray] = []
+        self._heads_missing = False
         self._recent = np.zeros(0, dtype=np.int64)  # data-segment hashes of the last batch (copy detection)
         self._grow(1024)
 
@@ -350,6 +356,12 @@ class FlowTable:
             if len(slow):
                 np.add.at(a["slow"], g_row[slow], 1)
 
+        head = getattr(b, "head", None)
+        if head is None:
+            self._heads_missing = True
+        else:
+            self._twin_rows(b, rows, g_row, proto, head[rows])
+
         # first/last time
         np.minimum.at(a["first_ts"], g_row, ts)
         np.maximum.at(a["last_ts"], g_row, ts)
@@ -425,6 +437,67 @@ class FlowTable:
         if self.sample:
             self._sample(b, rows, g_row, d, tcp, retrans_rows)
             a["seen"][gslots] += cnt
+
+    def _twin_rows(self, b: ColumnBatch, rows: np.ndarray, g_row: np.ndarray, proto: np.ndarray,
+                   head: np.ndarray) -> None:
+        """Identity keys of the rows (see ``twin_candidates``), one (key, flow) pair each per batch."""
+        ip_id, seq, plen = b.ip_id[rows], b.seq[rows], b.payload_len[rows]
+        # packet_identity is None (links nothing) without an IP ID, a sequence number or payload
+        strong = (ip_id > 0) | (seq >= 0) | (plen > 0)
+        unknown = strong & (head == -1)
+        if unknown.any():
+            self._twin_unknown.append(np.unique(g_row[unknown]))
+        known = np.flatnonzero(strong & ~unknown)
+        if not len(known):
+            return
+        fl = np.where(proto[known] == 6, b.flags[rows][known].astype(np.int64), -1)
+        cols = (proto[known], ip_id[known], seq[known], b.ack[rows][known], fl, plen[known], head[known])
+        with np.errstate(over="ignore"):
+            h = np.zeros(len(known), dtype=np.uint64)
+            for i, col in enumerate(cols):
+                h = (h + col.astype(np.uint64)) * (_H1, _H2, _H3)[i % 3]
+            key = (h ^ (h >> np.uint64(31))).view(np.int64)
+        g = g_row[known]
+        order = np.lexsort((g, key))
+        key, g = key[order], g[order]
+        new = np.ones(len(key), dtype=bool)
+        new[1:] = (key[1:] != key[:-1]) | (g[1:] != g[:-1])
+        self._twin_keys.append(key[new])
+        self._twin_flows.append(g[new].astype(np.int32))
+
+    def twin_candidates(self) -> np.ndarray:
+        """Per flow id (``count`` long): whether the flow may hold a copy of a packet another flow
+        holds, i.e. a twin that ``stitch.stitch_flows`` could link through ``packet_identity``.
+
+        True when some row of the flow has the same identity key as a row of another flow (any
+        file, any time), or a row whose key is unknown (``Batch.head`` -1: a general decoder's
+        row), or when batches came without ``head`` (``iter_batches(heads=True)`` not asked: then
+        every flow). The key is a 64-bit hash of (proto, IP ID, seq, ack, TCP flags (TCP only),
+        payload length, ``head``); rows without IP ID, seq and payload (``packet_identity`` None)
+        have none. ``packet_identity`` holds the CRC-32 of the first 64 captured payload bytes
+        instead of ``head``: equal identities mean equal first 8 payload bytes, CRC-32 collisions
+        aside (two packets whose first 64 bytes differ but hash alike would be linked by stitch and
+        not be candidates here). Hash collisions of the key only add candidates. So the result is a
+        superset of the flows stitch_flows can put together with another one.
+        """
+        n = self.count
+        if self._heads_missing:
+            return np.ones(n, dtype=bool)
+        out = np.zeros(n, dtype=bool)
+        for part in self._twin_unknown:
+            out[part] = True
+        if self._twin_keys:
+            key, g = np.concatenate(self._twin_keys), np.concatenate(self._twin_flows)
+            order = np.lexsort((g, key))
+            key, g = key[order], g[order]
+            distinct = np.ones(len(key), dtype=bool)
+            distinct[1:] = (key[1:] != key[:-1]) | (g[1:] != g[:-1])
+            key, g = key[distinct], g[distinct]
+            self._twin_keys, self._twin_flows = [key], [g]  # (the next call starts from these)
+            shared = key[1:] == key[:-1]  # one key, two distinct flows
+            out[g[1:][shared]] = True
+            out[g[:-1][shared]] = True
+        return out
 
     def _retransmissions(self, tcp: np.ndarray, g_row: np.ndarray, d: np.ndarray, seq: np.ndarray,
                          plen: np.ndarray, ip_id: np.ndarray) -> np.ndarray:
@@ -580,7 +653,9 @@ class FlowTable:
     # 8K cap) and _LAST (a candidate for the slot's last K, decided by compaction).
     _NP_COLS = (("key", np.int64), ("seq", np.int64), ("frame", np.int64), ("ts", np.float64),
                 ("linktype", np.int32), ("wire_len", np.int64), ("cap_len", np.int64), ("off", np.int64),
-                ("iface", np.int32), ("role", np.uint8))
+                ("iface", np.int32), ("role", np.uint8),
+                # the TCP/IP fields the plain lane's retransmission check reads (see kept_columns)
+                ("tseq", np.int64), ("plen", np.int64), ("tflags", np.int16), ("ipid", np.int64))
     _NP_COMPACT_ROWS = 1 << 18  # appended rows that trigger a compaction (at least)
 
     def _np_keep(self, b: ColumnBatch, rows: np.ndarray, slot: np.ndarray, first: np.ndarray, last: np.ndarray,
@@ -609,6 +684,7 @@ class FlowTable:
             "key": (slot[sel] << 20) | self._file, "seq": seq0 + sel, "frame": b.frame[at],
             "ts": b.ts[at], "linktype": b.linktype[at], "wire_len": b.wire_len[at], "cap_len": b.cap_len[at],
             "off": b.start[at] + offset, "iface": np.full(len(sel), code, dtype=np.int32), "role": role[sel],
+            "tseq": b.seq[at], "plen": b.payload_len[at], "tflags": b.flags[at], "ipid": b.ip_id[at],
         }
         self._np_parts.append({name: np.asarray(part[name], dtype=dt) for name, dt in self._NP_COLS})
         self._np_files.add(self._file)
@@ -765,6 +841,25 @@ class FlowTable:
         if len(uk):
             n, first = np.add.reduceat(n, starts), np.minimum.reduceat(first, starts)
         return uk >> 21, (uk >> 20) & 1, uk & 0xFFFFF, n, first
+
+    def kept_columns(self, only: np.ndarray) -> dict[str, np.ndarray] | None:
+        """The kept rows of the flows ``only`` (bool per flow) as columns, one row per distinct
+        kept frame, sorted by (flow, frame): ``g``, ``d``, ``f``, ``frame``, ``ts``, ``tseq``
+        (TCP sequence number, -1 none), ``plen`` (L4 payload length), ``tflags`` (TCP flags, -1
+        none), ``ipid`` (IPv4 ID, -1 none). None when one of those flows also kept frame objects
+        (a compressed file, pcapng or the general reader): then only materialising tells."""
+        if any(only[g] for (g, _d, _f) in self._samples):
+            return None
+        cols = self._np_compact() if (self._np_store is not None or self._np_parts) else None
+        names = ("frame", "ts", "tseq", "plen", "tflags", "ipid")
+        if cols is None:
+            return {n: np.zeros(0, dtype=np.int64) for n in ("g", "d", "f", *names)}
+        key = cols["key"]
+        g = key >> 21
+        sel = np.flatnonzero(only[g])
+        out = {"g": g[sel], "d": (key[sel] >> 20) & 1, "f": key[sel] & 0xFFFFF, **{n: cols[n][sel] for n in names}}
+        order = np.lexsort((out["frame"], out["f"], out["g"]))
+        return {n: v[order] for n, v in out.items()}
 
     def sample_frames(self, g: int, d: int, f: int) -> list[SampleFrame]:
         """The distinct kept frames of flow ``g``, direction ``d`` (0: lo -> hi), file index ``f``,

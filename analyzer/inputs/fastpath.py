@@ -173,6 +173,11 @@ class Batch:
     # (frame i's bytes are then at file offset file_offset + start[i]); -1 otherwise (compressed
     # files, pcapng, the general reader)
     file_offset: int = -1
+    # with ``heads=True`` (iter_batches): int64, the first n = min(8, captured payload bytes,
+    # payload_len) bytes of the innermost L4 payload (after the TCP header, the 8-byte UDP/ICMP
+    # header) as a big-endian number (read as int64: 8 bytes 0xff.. give -1), 0 when n == 0; -1
+    # where unknown (rows of the general decoder, non-IP rows). None when not asked for.
+    head: np.ndarray | None = None
 
     @property
     def interface(self) -> str | None:
@@ -406,9 +411,11 @@ def _build_batch(
     tunnel_arr: np.ndarray,
     interfaces: list[str | None] | None = None,
     classified: dict[str, np.ndarray] | None = None,
+    heads: bool = False,
 ) -> Batch:
     """The batch of frames ``start``/``cap`` in ``buf``; ``classified`` is ``_classified``'s result
-    for them when a helper process has computed it already (one link type)."""
+    for them when a helper process has computed it already (one link type); ``heads``: fill
+    ``Batch.head``."""
     n = len(start)
     a = np.frombuffer(buf, dtype=np.uint8)
     parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] = []  # (rows, their classification)
@@ -461,7 +468,29 @@ def _build_batch(
             file, int(frame[i]), float(ts[i]), int(linktypes[i]), batch.raw(i), int(wire[i]), iface
         )
         _merge_record(batch, i, rec, addrs)
+    if heads:
+        batch.head = _heads(buf, start, cap, parts)
     return batch
+
+
+def _heads(buf: bytes | bytearray, start: np.ndarray, cap: np.ndarray,
+           parts: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> np.ndarray:
+    """``Batch.head`` of the fast-shape rows (see there); -1 elsewhere."""
+    head = np.full(len(start), -1, dtype=np.int64)
+    u64 = np.ndarray((len(buf) - 7,), dtype=">u8", buffer=buf, strides=(1,))  # like _u32_at
+    a = np.frombuffer(buf, dtype=np.uint8)
+    for sel, got in parts:
+        idx = np.flatnonzero(got["ok"])
+        if not len(idx):
+            continue
+        rows = sel[idx]
+        l4 = got["iip"][idx] + np.where(got["v6"][idx], 40, 20)  # fast shapes: no IP options, no extensions
+        p0 = l4 + np.where(got["proto"][idx] == 6, (a[l4 + 12] >> 4).astype(np.int64) * 4, 8)
+        n = np.clip(np.minimum(start[rows] + cap[rows] - p0, got["payload_len"][idx]), 0, 8)
+        raw = u64[np.minimum(p0, len(u64) - 1)]  # the bytes past the payload are shifted out below
+        shift = (8 * (8 - np.maximum(n, 1))).astype(np.uint64)
+        head[rows] = np.where(n > 0, raw >> shift, np.uint64(0)).view(np.int64)
+    return head
 
 
 def _classified(a: np.ndarray, start: np.ndarray, cap: np.ndarray, linktype: int, vxlan_arr: np.ndarray,
@@ -566,10 +595,12 @@ def iter_batches(
     warn: Callable[[str], None] | None = None,
     progress: Callable[[int], None] | None = None,
     chunk_bytes: int = CHUNK_BYTES,
+    heads: bool = False,
 ) -> Iterator[Batch]:
     """Yield column batches for every frame of ``path`` in file order.
 
-    ``progress(bytes_read)`` is called after each batch. Raises ``InputError`` when the file cannot
+    ``progress(bytes_read)`` is called after each batch. ``heads``: fill ``Batch.head`` (the first
+    payload bytes, for ``FlowTable.twin_candidates``; ``flows`` does not need them). Raises ``InputError`` when the file cannot
     be used at all; damaged records become warnings (through the general reader) and reading goes on.
     """
     addrs = addrs if addrs is not None else AddressTable()
@@ -607,7 +638,7 @@ def iter_batches(
                 walker = fh is raw and os.fstat(raw.fileno()).st_size >= WALKER_MIN_BYTES and _core_free()
                 for batch in _pcap_batches(
                     fh, name, head, spec, addrs, general, vxlan_arr, tunnel_arr, step, chunk_bytes, warn, walker,
-                    plain=fh is raw,
+                    plain=fh is raw, heads=heads,
                 ):
                     done = int(batch.frame[-1]) if batch.n else done
                     yield batch
@@ -615,7 +646,7 @@ def iter_batches(
             except (_Anomaly, *_STREAM_ERRORS):
                 pass  # the general reader reads the file again and reports the damage in its words
         yield from _general_batches(
-            path, name, done, addrs, general, vxlan_arr, tunnel_arr, warn, progress
+            path, name, done, addrs, general, vxlan_arr, tunnel_arr, warn, progress, heads=heads
         )
     finally:
         if fh is not raw:
@@ -782,6 +813,7 @@ def _pcap_batches(
     walker: bool = False,
     *,
     plain: bool = False,
+    heads: bool = False,
 ) -> Iterator[Batch]:
     """Classic pcap: chunks of whole records in a reused buffer; numpy does the rest.
 
@@ -830,6 +862,7 @@ def _pcap_batches(
             vxlan_arr,
             tunnel_arr,
             classified=classified,
+            heads=heads,
         )
         if plain:
             batch.file_offset = base
@@ -1029,6 +1062,8 @@ def _general_batches(
     tunnel_arr: np.ndarray,
     warn: Callable[[str], None] | None,
     progress: Callable[[int], None] | None,
+    *,
+    heads: bool = False,
 ) -> Iterator[Batch]:
     size = max(os.path.getsize(path), 1)
     frames: list[Any] = []
@@ -1039,12 +1074,12 @@ def _general_batches(
         frames.append(raw)
         seen += len(raw.data) + 16
         if len(frames) >= FALLBACK_BATCH:
-            yield _frames_batch(name, frames, addrs, general, vxlan_arr, tunnel_arr)
+            yield _frames_batch(name, frames, addrs, general, vxlan_arr, tunnel_arr, heads=heads)
             frames = []
             if progress is not None:
                 progress(min(size - 1, seen))
     if frames:
-        yield _frames_batch(name, frames, addrs, general, vxlan_arr, tunnel_arr)
+        yield _frames_batch(name, frames, addrs, general, vxlan_arr, tunnel_arr, heads=heads)
     if progress is not None:
         progress(size)
 
@@ -1056,6 +1091,8 @@ def _frames_batch(
     general: GeneralDecoder,
     vxlan_arr: np.ndarray,
     tunnel_arr: np.ndarray,
+    *,
+    heads: bool = False,
 ) -> Batch:
     datas = [bytes(f.data) for f in frames]
     cap = np.array([len(d) for d in datas], dtype=np.int64)
@@ -1081,6 +1118,7 @@ def _frames_batch(
         vxlan_arr,
         tunnel_arr,
         interfaces=ifaces,
+        heads=heads,
     )
 
 

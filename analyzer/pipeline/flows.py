@@ -113,8 +113,13 @@ def scan_table(
     sample: int = 0,
     progress: Callable[[int, int], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    heads: bool = False,
 ) -> TableScan:
-    """``scan_flows`` without building the ``FlowSummary`` objects (same arguments)."""
+    """``scan_flows`` without building the ``FlowSummary`` objects (same arguments).
+
+    ``heads=True`` reads the first payload bytes of every packet too (``Batch.head``), so that
+    ``table.twin_candidates()`` can tell the flows that may be copies of others (``explain``);
+    without it every flow is a candidate."""
     vxlan_ports = frozenset(vxlan_ports)
     warnings: list[str] = []
 
@@ -143,7 +148,7 @@ def scan_table(
                 progress(base + done, total)
 
         for batch in iter_batches(Path(path), vxlan_ports=vxlan_ports, addrs=addrs, warn=_warn,
-                                  progress=_progress):
+                                  progress=_progress, heads=heads):
             if batch.n == 0:
                 continue
             table.add(batch)
