@@ -824,6 +824,11 @@ def _refused(ctx: Context) -> list[Finding]:
         "how_zh": "TCP RST" if rst else "ICMP 端口不可达", "port": flow.real_server[1]}, ev, flow=flow.id)]
 
 
+def retransmission_findings(ctx: Context) -> list[Finding]:
+    """RETRANSMISSIONS alone (``ctx.flow.retransmissions``), for a flow nothing else can be said of."""
+    return _retransmissions(ctx)
+
+
 def _retransmissions(ctx: Context) -> list[Finding]:
     flow = ctx.flow
     if not flow.retransmissions:

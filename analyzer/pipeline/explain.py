@@ -170,6 +170,7 @@ class PacketSource:
     link: dict[str, str]
     split: Any = None  # pipeline.plain.Split: the plain lane's flows (with ``lane``)
     more: Callable[[Sequence[int]], list[PacketRecord]] | None = None  # those flows' records after all
+    record_of: Callable[[int, int, int, int], PacketRecord] | None = None  # (flow, direction, file, frame)
 
 
 def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: Warn,
@@ -184,7 +185,7 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
     """
     from analyzer.pipeline.flows import scan_table
 
-    kw = {"identity": True} if lane and "identity" in inspect.signature(scan_table).parameters else {}
+    kw = {"heads": True} if lane and "heads" in inspect.signature(scan_table).parameters else {}
     scan = scan_table([Path(f) for f in files], vxlan_ports=vxlan_ports, sample=SAMPLE, progress=progress, warn=warn,
                       **kw)
     general = scan.general  # the kept frames are decoded in full by the one general decoder
@@ -252,6 +253,9 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
             mask[list(flow_ids)] = True
             return take(mask)
 
+        def record_of(g: int, d: int, f: int, frame: int) -> PacketRecord:
+            return next(materialise(sf) for sf in scan.table.sample_frames(g, d, f) if sf.frame == frame)
+
     link_names = {1: "ethernet", 113: "sll", 276: "sll2", 101: "raw", 228: "raw", 229: "raw", 0: "loopback"}
     return PacketSource(
         records=records,
@@ -260,6 +264,7 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
         link={fs.path: link_names.get(fs.linktype, "unknown") if fs.linktype is not None else "mixed" for fs in scan.files},
         split=split,
         more=more,
+        record_of=record_of if split is not None else None,
     )
 
 
@@ -772,7 +777,7 @@ def explain_stream(
                 if plain_docs[0] is None:
                     from analyzer.pipeline.plain import Documents
 
-                    plain_docs[0] = Documents(topo, _endpoint)
+                    plain_docs[0] = Documents(topo, _endpoint, points, src.record_of, all_findings)
                 d = plain_docs[0].doc(flow)  # (names no file: nothing to rename)
                 del flow
                 by_status["delivered"] += 1

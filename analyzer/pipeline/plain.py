@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from analyzer.engines import classify
+from analyzer.engines import classify, diagnose, stitch
 from analyzer.engines.explain import STATUS_TEXT, verdict
-from analyzer.model.explain import CapturePoint, Topology
+from analyzer.model.explain import ANY_INTERFACE, CapturePoint, Sighting, StitchedFlow, Topology
 from analyzer.model.flow import endpoint_text, proto_name
 
 PLAIN_ENV = "K8S_TRACE_EXPLAIN_PLAIN"
@@ -81,6 +81,7 @@ class PlainFlow:
     outer: tuple[tuple[str, str], ...]  # the (outer src, outer dst) pairs of both directions
     id: str = ""
     nats: tuple = field(default=())  # (what ``classify.flow_kind`` asks of a stitched flow)
+    resent: tuple = ()  # the retransmitted copies find_retransmissions names: (direction, file index, frame)
 
     @property
     def real_server(self) -> tuple[str, int]:
@@ -167,13 +168,21 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
         & ((flags & _RST) == 0).all(axis=1)
         & (col("icmp_errors") == 0) & (col("slow") == 0)
         & (cdir >= 0)
-        & ~(tcp & ((col("syn_n") > 1).any(axis=1) | (col("retrans") > 0) | (col("dups") > 0)))
         & ~((proto == 17) & (s_port == 53) & (c_pk != 1))
         & (c_pk > 0) & (s_pk > 0)
         & one_tunnel
     )
     if ok.any():
         ok &= ~table.twin_candidates()
+    # a TCP flow with a repeated SYN or data segment: find_retransmissions run on its kept rows
+    check = ok & tcp & ((col("syn_n") > 1).any(axis=1) | (col("retrans") > 0) | (col("dups") > 0))
+    resent: dict[int, tuple] = {}
+    if check.any():
+        kept = table.kept_columns(check)
+        if kept is None:
+            ok &= ~check
+        else:
+            resent = _resent(kept, cdir)
     names = scan.addrs.name
     ok &= _not_group(lo) & _not_group(hi)
     for g in np.flatnonzero(ok & ((lo >= _V4) | (hi >= _V4))).tolist():  # IPv6: as _is_multicast says
@@ -221,11 +230,55 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
         _rev, rev_pair = tunnel(rt)
         file = files[fi]
         plain.append(PlainFlow(g, pr, client, server, file, t0, t1, npk, nby, fwd,
-                               tuple(p for p in (fwd_pair, rev_pair) if p is not None)))
+                               tuple(p for p in (fwd_pair, rev_pair) if p is not None),
+                               resent=resent.get(g, ())))
         was = span.get(file)
         span[file] = (t0, t1) if was is None else (min(was[0], t0), max(was[1], t1))
     standins, weights = _standins(table, ok, lo, hi, lo_port, hi_port, proto, tunnels, name, tunnel_name)
     return Split(plain, standins, weights, span, general)
+
+
+def _resent(kept: dict[str, np.ndarray], cdir: np.ndarray) -> dict[int, tuple]:
+    """Per flow, the copies ``stitch.find_retransmissions`` names among its sampled packets, run
+    on the kept rows' columns: the same sightings in the same order (time, then frame: one file),
+    the same keys and the same test for two copies of one packet."""
+    out: dict[int, tuple] = {}
+    g_all = kept["g"]
+    if not len(g_all):
+        return out
+    starts = np.flatnonzero(np.concatenate(([True], g_all[1:] != g_all[:-1])))
+    ends = np.append(starts[1:], len(g_all))
+    cols = [kept[n].tolist() for n in ("d", "f", "frame", "ts", "tseq", "plen", "tflags", "ipid")]
+    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+        g = int(g_all[a])
+        rows = sorted(range(a, b), key=lambda i: (cols[3][i], cols[2][i]))  # sightings: by time, then frame
+        seen: dict[tuple, list[int]] = {}
+        found: list[tuple] = []
+        for i in rows:
+            flags = cols[6][i] if cols[6][i] >= 0 else 0
+            plen = cols[5][i] if cols[5][i] >= 0 else 0
+            if not (plen > 0 or flags & _SYN) or flags & _RST:
+                continue
+            key = (cols[0][i], cols[4][i], plen, flags & (_SYN | 0x01))
+            earlier = seen.setdefault(key, [])
+            if any(_same_packet(cols, p, i) for p in earlier):
+                earlier.append(i)
+                continue
+            if earlier:
+                found.append((cols[0][i], cols[1][i], cols[2][i]))
+            earlier.append(i)
+        if found:
+            out[g] = tuple(found)
+    return out
+
+
+def _same_packet(cols: list[list], a: int, b: int) -> bool:
+    """``stitch._same_packet`` on two kept rows (IP ID -1: none, as None is)."""
+    ia, ib = cols[7][a], cols[7][b]
+    ta, tb = cols[3][a], cols[3][b]
+    if (ia if ia > 0 else 0) != 0 or (ib if ib > 0 else 0) != 0:
+        return ia == ib and abs(ta - tb) < 1.0
+    return abs(ta - tb) <= 0.1
 
 
 def _not_group(a: np.ndarray) -> np.ndarray:
@@ -336,9 +389,13 @@ class Documents:
     """The brief documents of the lane's flows (``_flow_doc``'s, field for field). Flows with the
     same endpoint or tunnel share that part's dict (read-only, like every document)."""
 
-    def __init__(self, topo: Topology, endpoint: Callable[..., dict]) -> None:
+    def __init__(self, topo: Topology, endpoint: Callable[..., dict], points: Mapping[str, CapturePoint],
+                 record_of: Callable[[int, int, int, int], Any], sink: list) -> None:
         self.topo = topo
         self._endpoint = endpoint
+        self._points = points
+        self._record_of = record_of  # (flow id, direction, file index, frame) -> its PacketRecord
+        self._sink = sink  # every finding of the run
         self._eps: dict[tuple[str, int], dict] = {}
         self._kinds: dict[tuple, str] = {}
         self._texts: dict[tuple[str, int], str] = {}
@@ -364,8 +421,26 @@ class Documents:
             k = self._kinds[key] = classify.flow_kind(pf, self.topo)  # type: ignore[arg-type]
         return k
 
+    def _findings(self, pf: PlainFlow, kind: str) -> list[dict]:
+        """RETRANSMISSIONS, from the copies find_retransmissions names (the records of those only)."""
+        sights = []
+        for d, f, frame in pf.resent:
+            r = self._record_of(pf.g, d, f, frame)
+            pt = self._points.get(r.file)
+            iface = r.interface if r.interface and r.interface != ANY_INTERFACE else (pt.interface if pt else None)
+            direction = "fwd" if (r.src, r.sport) == pf.client else "rev"
+            ident = stitch.packet_identity(r) or ("frame", r.file, r.frame)
+            sights.append(Sighting(r, pt.node if pt else None, iface, direction, r.ts, (direction, ident)))
+        flow = StitchedFlow(id=pf.id, proto=pf.proto, client=pf.client, server=pf.server, real_server=pf.server)
+        flow.retransmissions = sights
+        ctx = diagnose.Context(flow=flow, path=(), status="delivered", kind=kind, topo=self.topo, nodes={})
+        found = diagnose.retransmission_findings(ctx)
+        self._sink.extend(found)
+        return [f.to_json() for f in found]
+
     def doc(self, pf: PlainFlow) -> dict:
         pname = proto_name(pf.proto)
+        kind = self.kind(pf)
         enc: list[dict] = []
         if pf.encap is not None:
             enc = self._encaps.get(id(pf.encap)) or self._encaps.setdefault(id(pf.encap), [pf.encap])
@@ -374,11 +449,11 @@ class Documents:
             "proto": pname,
             "client": self._ep(pf.client),
             "server": self._ep(pf.server),
-            "kind": self.kind(pf),
+            "kind": kind,
             "status": "delivered",
             "translations": [],
             "encapsulation": enc,
-            "findings": [],
+            "findings": self._findings(pf, kind) if pf.resent else [],
             "packets": pf.packets,
             "bytes": pf.bytes,
             "first_seen": round(pf.first_ts, 6),
