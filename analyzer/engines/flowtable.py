@@ -178,11 +178,13 @@ class FlowTable:
         self._ifaces: dict[str | None, int] = {}
         self._seq = 0  # rows given to _sample so far: the arrival order of kept rows
         self._np_dirty = False  # frame objects joined a slot with columns since the last compaction
+        self._np_factor = 1  # compact when the appended rows reach this many times the rows held
         # twin prefilter (see twin_candidates): (identity key, flow id) pairs, deduplicated per batch,
         # and the flows with a row whose key is unknown
         self._twin_keys: list[np.ndarray] = []
         self._twin_flows: list[np.ndarray] = []
         self._twin_unknown: list[np.ndarray] = []
+        self._twin_times: list[np.ndarray] = []  # each pair's first and last time in its batch
         self._heads_missing = False
         self._recent = np.zeros(0, dtype=np.int64)  # data-segment hashes of the last batch (copy detection)
         self._grow(1024)
@@ -458,14 +460,18 @@ class FlowTable:
                 h = (h + col.astype(np.uint64)) * (_H1, _H2, _H3)[i % 3]
             key = (h ^ (h >> np.uint64(31))).view(np.int64)
         g = g_row[known]
-        order = np.lexsort((g, key))
-        key, g = key[order], g[order]
+        ts = b.ts[rows][known]
+        order = np.lexsort((ts, g, key))
+        key, g, ts = key[order], g[order], ts[order]
         new = np.ones(len(key), dtype=bool)
         new[1:] = (key[1:] != key[:-1]) | (g[1:] != g[:-1])
-        self._twin_keys.append(key[new])
-        self._twin_flows.append(g[new].astype(np.int32))
+        starts = np.flatnonzero(new)
+        last = np.append(starts[1:], len(key)) - 1
+        self._twin_keys.append(key[starts])
+        self._twin_flows.append(g[starts].astype(np.int32))
+        self._twin_times.append(np.stack([ts[starts], ts[last]], axis=1))  # first and last time of the pair
 
-    def twin_candidates(self) -> np.ndarray:
+    def twin_candidates(self, window: float | None = None) -> np.ndarray:
         """Per flow id (``count`` long): whether the flow may hold a copy of a packet another flow
         holds, i.e. a twin that ``stitch.stitch_flows`` could link through ``packet_identity``.
 
@@ -479,6 +485,14 @@ class FlowTable:
         aside (two packets whose first 64 bytes differ but hash alike would be linked by stitch and
         not be candidates here). Hash collisions of the key only add candidates. So the result is a
         superset of the flows stitch_flows can put together with another one.
+
+        ``window`` (seconds): only copies at most that far apart count (``stitch.NAT_TWIN_WINDOW``:
+        stitch links copies that far apart at most when their captures share one clock, which the
+        caller knows, not the table). Each (key, flow) of a batch is kept with its first and last
+        time: where every copy of a key is alone in its batch (the common case), the copies sorted
+        by time are checked neighbour by neighbour (two flows' copies within the window always have
+        neighbours of two flows within it between them); a key some flow repeated within a batch
+        marks every flow holding it.
         """
         n = self.count
         if self._heads_missing:
@@ -486,17 +500,28 @@ class FlowTable:
         out = np.zeros(n, dtype=bool)
         for part in self._twin_unknown:
             out[part] = True
-        if self._twin_keys:
-            key, g = np.concatenate(self._twin_keys), np.concatenate(self._twin_flows)
-            order = np.lexsort((g, key))
-            key, g = key[order], g[order]
-            distinct = np.ones(len(key), dtype=bool)
-            distinct[1:] = (key[1:] != key[:-1]) | (g[1:] != g[:-1])
-            key, g = key[distinct], g[distinct]
-            self._twin_keys, self._twin_flows = [key], [g]  # (the next call starts from these)
-            shared = key[1:] == key[:-1]  # one key, two distinct flows
-            out[g[1:][shared]] = True
-            out[g[:-1][shared]] = True
+        if not self._twin_keys:
+            return out
+        key, g = np.concatenate(self._twin_keys), np.concatenate(self._twin_flows).astype(np.int64)
+        times = np.concatenate(self._twin_times)
+        t0, t1 = times[:, 0], times[:, 1]
+        order = np.lexsort((t0, key))
+        key, g, t0, t1 = key[order], g[order], t0[order], t1[order]
+        same = key[1:] == key[:-1]
+        pair = same & (g[1:] != g[:-1])  # neighbours: one key, two flows
+        if window is None:
+            near = pair
+        else:
+            near = pair & (t0[1:] - t0[:-1] <= window)
+            # keys some flow repeated in a batch (an interval, not a point): every flow holding them
+            grp = np.concatenate(([0], np.cumsum(~same)))
+            spread = np.bincount(grp, weights=(t1 != t0), minlength=int(grp[-1]) + 1) > 0
+            multi = np.bincount(grp[1:], weights=pair, minlength=int(grp[-1]) + 1) > 0
+            wide = spread & multi
+            if wide.any():
+                out[g[wide[grp]]] = True
+        out[g[1:][near]] = True
+        out[g[:-1][near]] = True
         return out
 
     def _retransmissions(self, tcp: np.ndarray, g_row: np.ndarray, d: np.ndarray, seq: np.ndarray,
@@ -690,7 +715,9 @@ class FlowTable:
         self._np_files.add(self._file)
         self._np_pending += len(sel)
         held = len(self._np_store["key"]) if self._np_store is not None else 0
-        if self._np_pending >= max(self._NP_COMPACT_ROWS, held):  # amortised: at least as many new rows as held
+        # amortised: at least as many new rows as held; more while compacting drops little (short
+        # flows keep nearly every row), fewer passes over rows that stay anyway
+        if self._np_pending >= max(self._NP_COMPACT_ROWS, held * self._np_factor):
             self._np_compact()
 
     def _np_compact(self) -> dict[str, np.ndarray]:
@@ -724,6 +751,8 @@ class FlowTable:
             drop = cand[from_end >= limit]
             role[drop] &= ~np.uint8(_LAST)
         keep = role != 0
+        kept = int(np.count_nonzero(keep))
+        self._np_factor = 1 if kept < 0.75 * len(keep) else min(4, self._np_factor * 2)
         if not keep.all():
             cols = {name: col[keep] for name, col in cols.items()}
         self._np_store, self._np_parts, self._np_pending = cols, [], 0

@@ -22,8 +22,8 @@ down the general path. Conditions, each with the general-path rule it stands for
   a DNS query sent once (``_dns_race``);
 * in each direction either no packet tunnelled or every packet in one and the same tunnel
   (the encapsulation the report lists comes from the packets);
-* no packet identity shared with another conversation (``FlowTable.twin_candidates``: no NAT
-  twin, so the flow is its own stitched flow);
+* no packet identity shared with another conversation within ``stitch.NAT_TWIN_WINDOW``
+  (``FlowTable.twin_candidates``: no NAT twin, so the flow is its own stitched flow);
 * after the topology is known: any kind but pod-to-external, a path that needs no inferred tunnel, no ICMP error elsewhere that names its addresses, and
   the captures of at most one node (no clock offsets).
 
@@ -172,8 +172,8 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
         & (c_pk > 0) & (s_pk > 0)
         & one_tunnel
     )
-    if ok.any():
-        ok &= ~table.twin_candidates()
+    if ok.any():  # (one clock: ``demote`` sends every flow back when the captures' nodes differ)
+        ok &= ~table.twin_candidates(window=stitch.NAT_TWIN_WINDOW)
     # a TCP flow with a repeated SYN or data segment: find_retransmissions run on its kept rows
     check = ok & tcp & ((col("syn_n") > 1).any(axis=1) | (col("retrans") > 0) | (col("dups") > 0))
     resent: dict[int, tuple] = {}
@@ -342,8 +342,10 @@ def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, Capt
            ) -> tuple[list[PlainFlow], list[PlainFlow]]:
     """(kept, demoted): the lane's flows once the topology is known; the demoted ones go down the
     general path (``quoted``: addresses some captured ICMP error's quoted packet names)."""
-    if len({p.node for p in points.values() if p.node}) >= 2:
-        return [], list(plain)  # clock offsets between nodes: the general path aligns every packet
+    if len({p.node for p in points.values()}) > 1:
+        # captures of two nodes (or of a node and of an unknown place): clock offsets, and copies
+        # compared across clocks at any distance in time (stitch's ``near``): the general path
+        return [], list(plain)
     kept: list[PlainFlow] = []
     demoted: list[PlainFlow] = []
     kinds: dict[tuple, str] = {}

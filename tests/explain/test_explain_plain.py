@@ -1,0 +1,137 @@
+"""The plain lane (``pipeline.plain``): the same text report, from the flow table's columns.
+
+The report is rendered with the lane and without it (``K8S_TRACE_EXPLAIN_PLAIN=0``), en and zh,
+and compared byte for byte on generated flannel mixes, every lab sample and corpus captures
+(``test_explain_fastlane`` also compares it with the general path, lane off). Besides: the lane
+takes most flows of a mix (else it would prove nothing), its stand-ins carry exactly what the
+records they stand for carry, and the topology counted with weighted stand-ins is the one counted
+with every sampled record.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from operator import attrgetter
+from pathlib import Path
+
+import pytest
+
+from analyzer.commands.explain import _stream_text
+from analyzer.engines import classify
+from analyzer.model.explain import CapturePoint
+from analyzer.pipeline import plain
+from analyzer.pipeline.explain import read_packets
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = ROOT / "samples"
+PORTS = frozenset({4789, 8472})
+#: the fields the global steps read of a record (what a stand-in must carry)
+FIELDS = ("file", "frame", "interface", "ip_version", "src", "dst", "proto", "tunnel", "vni", "outer_src", "outer_dst",
+          "outer_dport", "quoted", "sll_pkttype")
+
+
+@pytest.fixture(scope="module")
+def mixes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    out = tmp_path_factory.mktemp("plainmix")
+    paths = []
+    for seed, n in ((3, 8000), (7, 30000)):
+        p = out / f"mix-{seed}.pcap"
+        subprocess.run([sys.executable, str(ROOT / "bench" / "gen_mix.py"), str(n), str(p), "--seed", str(seed)],
+                       check=True, capture_output=True)
+        paths.append(p)
+    return paths
+
+
+def _report(inputs: list[str], out: Path, lang: str, monkeypatch: pytest.MonkeyPatch, *, lane: bool) -> str:
+    monkeypatch.setenv(plain.PLAIN_ENV, "1" if lane else "0")
+    assert plain.plain_lane_on() is lane
+    warnings: list[str] = []
+    _stream_text(inputs, out, lang=lang, vxlan_ports=(), warn=warnings.append, progress=None, annotate_dir=None)
+    return out.read_text(encoding="utf-8") + "\n".join(warnings)
+
+
+def _same(inputs: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for lang in ("en", "zh"):
+        want = _report(inputs, tmp_path / f"off-{lang}.txt", lang, monkeypatch, lane=False)
+        got = _report(inputs, tmp_path / f"on-{lang}.txt", lang, monkeypatch, lane=True)
+        assert got == want, f"{inputs} ({lang}): the plain lane's report differs from the general path's"
+
+
+def _split(cap: Path) -> tuple[plain.Split, list]:
+    src = read_packets([str(cap)], vxlan_ports=PORTS, warn=lambda _line: None, lane=True)
+    assert src.split is not None and src.more is not None
+    return src.split, src.records
+
+
+def test_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(plain.PLAIN_ENV, raising=False)
+    assert plain.plain_lane_on()
+    monkeypatch.setenv(plain.PLAIN_ENV, "0")
+    assert not plain.plain_lane_on()
+
+
+def test_mix_reports_identical(mixes: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for cap in mixes:
+        _same([str(cap)], tmp_path, monkeypatch)
+
+
+def test_lab_samples_identical(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a capture alone is a captures-only run (given the node directories, their dumps come along
+    # and the lane stays off): each sample's NICs and node1's bridge; and node1's captures together
+    runs = [[str(c)] for c in sorted(SAMPLES.glob("*/node[12]/eth0.pcap")) + sorted(SAMPLES.glob("*/node1/cni0.pcap"))]
+    runs += [sorted(str(c) for c in d.glob("*.pcap") if c.name != "any.pcap") for d in sorted(SAMPLES.glob("*/node1"))]
+    assert len(runs) > 50, "the lab samples are missing"
+    for inputs in runs:
+        _same(inputs, tmp_path, monkeypatch)
+
+
+def test_corpus_identical(corpus_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("tcpdump/vxlan.pcap", "tcpdump/vxlan_port_8472.pcap", "tcpdump/tcp-handshake-nano.pcap",
+                 "PcapPlusPlus/Vxlan2.pcap", "PcapPlusPlus/IcmpPackets.pcap", "PcapPlusPlus/sll.pcap"):
+        cap = corpus_dir / name
+        if cap.exists():
+            _same([str(cap)], tmp_path, monkeypatch)
+
+
+def test_lane_takes_most_flows_of_a_mix(mixes: list[Path]) -> None:
+    split, records = _split(mixes[1])
+    n = len(split.general)
+    assert len(split.plain) >= 0.6 * n, f"the lane took {len(split.plain)} of {n} flows"
+    assert int(split.general.sum()) == n - len(split.plain)
+    # the general path got the others' sampled frames only
+    taken = {pf.g for pf in split.plain}
+    assert len(taken) == len(split.plain)
+    assert records and split.standins
+
+
+def test_standins_carry_what_their_records_carry(mixes: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    cap = mixes[0]
+    split, _ = _split(cap)
+    monkeypatch.setenv(plain.PLAIN_ENV, "0")
+    every = read_packets([str(cap)], vxlan_ports=PORTS, warn=lambda _line: None).records
+    by_frame = {(r.file, r.frame): r for r in every}
+    assert split.standins
+    for st in split.standins:
+        rec = by_frame[(st.file, st.frame)]
+        for name in FIELDS:
+            assert getattr(st, name) == getattr(rec, name), (st.frame, name)
+    # the weights add up to the lane's sampled frames
+    lane_frames = sum(split.weights.values())
+    plain_ends = {(pf.client, pf.server) for pf in split.plain} | {(pf.server, pf.client) for pf in split.plain}
+    theirs = [r for r in every if ((r.src, r.sport), (r.dst, r.dport)) in plain_ends]
+    assert lane_frames == len(theirs)
+
+
+def test_topology_with_standins_is_the_topology_of_every_record(mixes: list[Path], monkeypatch: pytest.MonkeyPatch
+                                                                 ) -> None:
+    for cap in mixes:
+        split, records = _split(cap)
+        monkeypatch.setenv(plain.PLAIN_ENV, "0")
+        every = read_packets([str(cap)], vxlan_ports=PORTS, warn=lambda _line: None).records
+        monkeypatch.setenv(plain.PLAIN_ENV, "1")
+        points = {str(cap): CapturePoint(file=str(cap), node=None, interface=None, frames=0)}
+        seen = sorted([*records, *split.standins], key=attrgetter("file", "frame"))
+        a = classify.infer_topology(seen, points, vxlan_ports=PORTS, weights=split.weights)
+        b = classify.infer_topology(every, points, vxlan_ports=PORTS)
+        assert a == b
