@@ -91,7 +91,7 @@ def test_compactions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(flows_mod, "iter_batches", functools.partial(iter_batches, chunk_bytes=4096))  # 512 KiB
     monkeypatch.setattr(FlowTable, "_np_compact", counting)
     _same([path], monkeypatch, sample=2)
-    assert sum(c >= 500 for c in calls) >= 5
+    assert sum(c >= 500 for c in calls) >= 3  # (fewer while compactions drop little: _np_factor)
 
 
 @pytest.mark.parametrize("name", sorted(p.parent.name for p in SAMPLES.glob("*/scenario.json")))

@@ -100,6 +100,7 @@ def test_heads_do_not_change_the_table(tmp_path: Path) -> None:
     for name in a.table.COLUMNS:
         assert np.array_equal(a.table.column(name), b.table.column(name)), name
     assert a.table.twin_candidates().all()  # no heads: every flow may have a twin
+    assert a.table._heads_missing and not b.table._heads_missing  # flows (no heads=) reads no payload bytes
     assert not b.table.twin_candidates().all()
 
 
