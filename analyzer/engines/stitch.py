@@ -248,14 +248,17 @@ def stitch_flows(
 
     convs: dict[ConvKey, list[PacketRecord]] = defaultdict(list)
     errors: list[PacketRecord] = []
-    by_ident: dict[tuple, list[tuple[ConvKey, float, str | None]]] = defaultdict(list)
+    by_ident: dict[tuple, list[tuple[ConvKey, float, str | None, str, str]]] = defaultdict(list)
     # nodes whose clock is aligned with the others (the reference, or an offset from shared packets)
     aligned = {o.node for o in offsets if o.samples > 0 or o.basis == "reference clock"}
 
-    def near(a: tuple[ConvKey, float, str | None], b: tuple[ConvKey, float, str | None]) -> bool:
+    def near(a: tuple, b: tuple) -> bool:
         """Two copies close enough in time to be one packet before and after a rewrite (an IP ID
         wraps every 65,536 packets: a repeated payload under a reused ID minutes apart is not a
-        twin). Copies on two nodes whose clocks could not be aligned are not compared."""
+        twin), and told apart by a rewrite Kubernetes makes (``nat_plausible``). Copies on two
+        nodes whose clocks could not be aligned are not compared in time."""
+        if not nat_plausible(a[3], a[4], b[3], b[4], topo):
+            return False
         if a[2] != b[2] and not (a[2] in aligned and b[2] in aligned):
             return True
         return abs(a[1] - b[1]) <= NAT_TWIN_WINDOW
@@ -272,7 +275,8 @@ def stitch_flows(
         convs[ck].append(r)
         ident = idents[id(r)] = packet_identity(r)
         if ident is not None:
-            by_ident[ident].append((ck, r.ts + file_shift.get(r.file, other_shift), file_node.get(r.file)))  # ts(r)
+            by_ident[ident].append((ck, r.ts + file_shift.get(r.file, other_shift), file_node.get(r.file),  # ts(r)
+                                    r.src, r.dst))
     uf = _UnionFind()
     for ck in convs:
         uf.find(ck)
@@ -424,6 +428,17 @@ def stitch_flows(
         f.id = f"f{i}"
         f.retransmissions = find_retransmissions(f)
     return flows
+
+
+def nat_plausible(a_src: str, a_dst: str, b_src: str, b_dst: str, topo: Topology) -> bool:
+    """Whether one packet seen as ``a_src > a_dst`` and as ``b_src > b_dst`` is a rewrite
+    Kubernetes makes: kube-proxy's DNAT turns a service, node or external address into a pod's,
+    SNAT/MASQUERADE a pod's into a node's; nothing turns one pod's address into another pod's.
+    (Two pods' DNS queries with one payload under one reused IP ID are not each other's SNAT.)"""
+    for x, y in ((a_src, b_src), (a_dst, b_dst)):
+        if x != y and is_pod(x, topo) and is_pod(y, topo):
+            return False
+    return True
 
 
 def _unique(flows: list[StitchedFlow]) -> list[StitchedFlow]:
