@@ -31,7 +31,9 @@ Semantics
 
 from __future__ import annotations
 
+import contextlib
 import os
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -179,12 +181,15 @@ class FlowTable:
         self._seq = 0  # rows given to _sample so far: the arrival order of kept rows
         self._np_dirty = False  # frame objects joined a slot with columns since the last compaction
         self._np_factor = 1  # compact when the appended rows reach this many times the rows held
+        self._fds: dict[int, int] = {}  # file index -> descriptor, for sample_frames
+        self._fds_closer: weakref.finalize | None = None
         # twin prefilter (see twin_candidates): (identity key, flow id) pairs, deduplicated per batch,
         # and the flows with a row whose key is unknown
         self._twin_keys: list[np.ndarray] = []
         self._twin_flows: list[np.ndarray] = []
         self._twin_unknown: list[np.ndarray] = []
-        self._twin_times: list[np.ndarray] = []  # each pair's first and last time in its batch
+        self._twin_times: list[np.ndarray] = []  # each entry's first and last time in its batch
+        self._twin_addrs: list[np.ndarray] = []  # each entry's (src, dst) address ids
         self._heads_missing = False
         self._recent = np.zeros(0, dtype=np.int64)  # data-segment hashes of the last batch (copy detection)
         self._grow(1024)
@@ -461,15 +466,17 @@ class FlowTable:
             key = (h ^ (h >> np.uint64(31))).view(np.int64)
         g = g_row[known]
         ts = b.ts[rows][known]
-        order = np.lexsort((ts, g, key))
-        key, g, ts = key[order], g[order], ts[order]
+        src, dst = b.src[rows][known], b.dst[rows][known]
+        order = np.lexsort((ts, src, g, key))
+        key, g, ts, src, dst = key[order], g[order], ts[order], src[order], dst[order]
         new = np.ones(len(key), dtype=bool)
-        new[1:] = (key[1:] != key[:-1]) | (g[1:] != g[:-1])
+        new[1:] = (key[1:] != key[:-1]) | (g[1:] != g[:-1]) | (src[1:] != src[:-1])
         starts = np.flatnonzero(new)
         last = np.append(starts[1:], len(key)) - 1
         self._twin_keys.append(key[starts])
         self._twin_flows.append(g[starts].astype(np.int32))
-        self._twin_times.append(np.stack([ts[starts], ts[last]], axis=1))  # first and last time of the pair
+        self._twin_times.append(np.stack([ts[starts], ts[last]], axis=1))  # first and last time of the entry
+        self._twin_addrs.append(np.stack([src[starts], dst[starts]], axis=1))  # its direction's addresses
 
     def twin_candidates(self, window: float | None = None) -> np.ndarray:
         """Per flow id (``count`` long): whether the flow may hold a copy of a packet another flow
@@ -488,41 +495,70 @@ class FlowTable:
 
         ``window`` (seconds): only copies at most that far apart count (``stitch.NAT_TWIN_WINDOW``:
         stitch links copies that far apart at most when their captures share one clock, which the
-        caller knows, not the table). Each (key, flow) of a batch is kept with its first and last
-        time: where every copy of a key is alone in its batch (the common case), the copies sorted
-        by time are checked neighbour by neighbour (two flows' copies within the window always have
-        neighbours of two flows within it between them); a key some flow repeated within a batch
-        marks every flow holding it.
+        caller knows, not the table). Each (key, flow, source) of a batch is an entry with its
+        first and last time: where every entry of a key is one point in time (the common case),
+        the entries sorted by time are checked neighbour by neighbour (two flows' copies within
+        the window always have neighbours of two flows within it between them); a key an entry
+        repeated within a batch marks every flow holding it.
         """
+        return self.twins(window)[0]
+
+    def twins(self, window: float | None = None, small: int = 16
+              ) -> tuple[np.ndarray, list[tuple[list[int], list[float], list[int], list[int]]]]:
+        """``(candidates, pairs)``: ``twin_candidates(window)`` (with ``window``) split in two.
+        ``candidates`` marks the flows that may have a twin whatever the addresses; ``pairs`` the
+        keys two flows share, each as one point per entry, at most ``small`` entries: (flows, times,
+        sources, destinations) of every entry, so the caller can ask of each cross pair what
+        stitch asks (within the window, a plausible rewrite) before calling them twins."""
         n = self.count
         if self._heads_missing:
-            return np.ones(n, dtype=bool)
+            return np.ones(n, dtype=bool), []
         out = np.zeros(n, dtype=bool)
         for part in self._twin_unknown:
             out[part] = True
         if not self._twin_keys:
-            return out
+            return out, []
         key, g = np.concatenate(self._twin_keys), np.concatenate(self._twin_flows).astype(np.int64)
         times = np.concatenate(self._twin_times)
+        addrs = np.concatenate(self._twin_addrs)
         t0, t1 = times[:, 0], times[:, 1]
         order = np.lexsort((t0, key))
-        key, g, t0, t1 = key[order], g[order], t0[order], t1[order]
+        key, g, t0, t1, addrs = key[order], g[order], t0[order], t1[order], addrs[order]
         same = key[1:] == key[:-1]
         pair = same & (g[1:] != g[:-1])  # neighbours: one key, two flows
         if window is None:
-            near = pair
-        else:
-            near = pair & (t0[1:] - t0[:-1] <= window)
-            # keys some flow repeated in a batch (an interval, not a point): every flow holding them
-            grp = np.concatenate(([0], np.cumsum(~same)))
-            spread = np.bincount(grp, weights=(t1 != t0), minlength=int(grp[-1]) + 1) > 0
-            multi = np.bincount(grp[1:], weights=pair, minlength=int(grp[-1]) + 1) > 0
-            wide = spread & multi
-            if wide.any():
-                out[g[wide[grp]]] = True
-        out[g[1:][near]] = True
-        out[g[:-1][near]] = True
-        return out
+            out[g[1:][pair]] = True
+            out[g[:-1][pair]] = True
+            return out, []
+        near = pair & (t0[1:] - t0[:-1] <= window)
+        grp = np.concatenate(([0], np.cumsum(~same)))
+        ngroups = int(grp[-1]) + 1
+        multi = np.bincount(grp[1:], weights=pair, minlength=ngroups) > 0
+        spread = np.bincount(grp, weights=(t1 != t0), minlength=ngroups) > 0
+        near_g = np.bincount(grp[1:], weights=near, minlength=ngroups) > 0
+        # distinct flows per key
+        fo = np.lexsort((g, grp))
+        gs, fs = grp[fo], g[fo]
+        first_of = np.ones(len(fs), dtype=bool)
+        first_of[1:] = (gs[1:] != gs[:-1]) | (fs[1:] != fs[:-1])
+        nflows = np.bincount(gs[first_of], minlength=ngroups)
+        size = np.bincount(grp, minlength=ngroups)
+        wide = spread & multi  # an interval: every flow holding the key
+        checkable = near_g & ~spread & (nflows == 2) & (size <= small)
+        out[g[wide[grp]]] = True
+        firm = near & ~checkable[grp[1:]]  # neighbours within the window, in a key not left to the caller
+        out[g[1:][firm]] = True
+        out[g[:-1][firm]] = True
+        pairs: list[tuple[list[int], list[float], list[int], list[int]]] = []
+        rows = np.flatnonzero(checkable[grp])
+        if len(rows):
+            rg = grp[rows]
+            cut = np.flatnonzero(np.concatenate(([True], rg[1:] != rg[:-1])))
+            gl, tl = g[rows].tolist(), t0[rows].tolist()
+            sl, dl = addrs[rows, 0].tolist(), addrs[rows, 1].tolist()
+            for a, b in zip(cut.tolist(), [*cut[1:].tolist(), len(rows)], strict=True):
+                pairs.append((gl[a:b], tl[a:b], sl[a:b], dl[a:b]))
+        return out, pairs
 
     def _retransmissions(self, tcp: np.ndarray, g_row: np.ndarray, d: np.ndarray, seq: np.ndarray,
                          plen: np.ndarray, ip_id: np.ndarray) -> np.ndarray:
@@ -767,15 +803,15 @@ class FlowTable:
         f_of = key & 0xFFFFF
         data: list[bytes] = [b""] * len(idx)
         names = self.files
-        for f in np.unique(f_of).tolist():
+        if len(idx) <= 16:  # one flow's slot: a read per frame costs less than planning runs
+            for j, (f, o, c) in enumerate(zip(f_of.tolist(), off.tolist(), cap.tolist(), strict=True)):
+                data[j] = blob = os.pread(self._open(f, files), c, o)
+                if len(blob) != c:
+                    raise InputError(names[f], "changed since it was read: a sampled packet is past its end",
+                                     offset=o)
+        for f in (np.unique(f_of).tolist() if len(idx) > 16 else ()):
             name = names[f]
-            fd = files.get(f)
-            if fd is None:
-                try:
-                    fd = files[f] = os.open(name, os.O_RDONLY)
-                except OSError as exc:
-                    raise InputError(name, f"cannot open it again to read the sampled packets: "
-                                           f"{exc.strerror or exc}") from exc
+            fd = self._open(f, files)
             sel = np.flatnonzero(f_of == f)
             sel = sel[np.argsort(off[sel], kind="stable")]
             o, c = off[sel], cap[sel]
@@ -797,6 +833,18 @@ class FlowTable:
         return list(map(_sample_frame, file_l, cols["frame"][idx].tolist(), cols["ts"][idx].tolist(),
                         cols["linktype"][idx].tolist(), cols["wire_len"][idx].tolist(),
                         [iface_names[i] for i in cols["iface"][idx].tolist()], data))
+
+    def _open(self, f: int, files: dict[int, int]) -> int:
+        """A read-only descriptor of file ``f`` from ``files`` (opened and added there if new)."""
+        fd = files.get(f)
+        if fd is None:
+            name = self.files[f]
+            try:
+                fd = files[f] = os.open(name, os.O_RDONLY)
+            except OSError as exc:
+                raise InputError(name, f"cannot open it again to read the sampled packets: "
+                                       f"{exc.strerror or exc}") from exc
+        return fd
 
     # ---------------------------------------------------------------- per-flow columns
 
@@ -899,13 +947,15 @@ class FlowTable:
             cols = self._np_compact()
             key = ((g * 2 + d) << 20) | f
             lo, hi = np.searchsorted(cols["key"], [key, key + 1])
-            fds: dict[int, int] = {}
-            try:
-                uniq.update((s.frame, s) for s in self._np_frames(cols, np.arange(lo, hi), fds))
-            finally:
-                for fd in fds.values():
-                    os.close(fd)
+            if hi > lo:
+                if self._fds_closer is None:  # the descriptors stay open for the next calls, closed with the table
+                    self._fds_closer = weakref.finalize(self, _close_all, self._fds)
+                uniq.update((s.frame, s) for s in self._np_frames(cols, np.arange(lo, hi), self._fds))
         return [uniq[n] for n in sorted(uniq)]
+
+    def close(self) -> None:
+        """Close the capture files ``sample_frames`` keeps open (it opens them again when asked)."""
+        _close_all(self._fds)
 
     # ---------------------------------------------------------------- results
 
@@ -1196,6 +1246,13 @@ class FlowRows:
                         self.server_ip, self.server_port, self.packets_c2s, self.packets_s2c, self.bytes_c2s,
                         self.bytes_s2c, self.first_ts, self.last_ts, self.encapsulations, self.tcp,
                         self.icmp_errors, self.per_file, self.samples))
+
+
+def _close_all(fds: dict[int, int]) -> None:
+    for fd in fds.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
 
 
 def _groups(s_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

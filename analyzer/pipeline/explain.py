@@ -743,7 +743,7 @@ def explain_stream(
 
         quoted = {a for r in records if r.quoted is not None
                   for a in (r.quoted.src, r.quoted.dst, r.quoted.inner_src, r.quoted.inner_dst) if a}
-        plain_flows, demoted = plain.demote(split.plain, topo, points, quoted)
+        plain_flows, demoted = plain.demote(split.plain, topo, points, quoted, split.shared)
         if demoted:  # down the general path after all
             records = sorted([*records, *src.more([pf.g for pf in demoted])], key=attrgetter("file", "frame"))
         split.standins, split.weights = [], {}

@@ -119,6 +119,7 @@ class Split:
     weights: dict[int, int]  # id(stand-in) -> sampled frames it stands for
     span: dict[str, tuple[float, float]]  # file -> first and last time of the lane's packets
     general: np.ndarray  # bool per table flow: explained by the general path
+    shared: list = field(default_factory=list)  # keys two flows share: (flow ids, times, sources, destinations)
 
 
 def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Callable[[int], str | None]) -> Split:
@@ -172,8 +173,10 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
         & (c_pk > 0) & (s_pk > 0)
         & one_tunnel
     )
+    pairs: list = []
     if ok.any():  # (one clock: ``demote`` sends every flow back when the captures' nodes differ)
-        ok &= ~table.twin_candidates(window=stitch.NAT_TWIN_WINDOW)
+        firm, pairs = table.twins(window=stitch.NAT_TWIN_WINDOW)
+        ok &= ~firm
     # a TCP flow with a repeated SYN or data segment: find_retransmissions run on its kept rows
     check = ok & tcp & ((col("syn_n") > 1).any(axis=1) | (col("retrans") > 0) | (col("dups") > 0))
     resent: dict[int, tuple] = {}
@@ -235,7 +238,10 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
         was = span.get(file)
         span[file] = (t0, t1) if was is None else (min(was[0], t0), max(was[1], t1))
     standins, weights = _standins(table, ok, lo, hi, lo_port, hi_port, proto, tunnels, name, tunnel_name)
-    return Split(plain, standins, weights, span, general)
+    # keys two flows share: twins if stitch would link them, known once the roles are
+    shared = [(gs, ts, [name(a) for a in srcs], [name(a) for a in dsts]) for gs, ts, srcs, dsts in pairs
+              if any(ok[x] for x in gs)]
+    return Split(plain, standins, weights, span, general, shared)
 
 
 def _resent(kept: dict[str, np.ndarray], cdir: np.ndarray) -> dict[int, tuple]:
@@ -338,10 +344,11 @@ def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_por
     return out, weights
 
 
-def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, CapturePoint], quoted: set[str]
-           ) -> tuple[list[PlainFlow], list[PlainFlow]]:
+def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, CapturePoint], quoted: set[str],
+           shared: Sequence[tuple] = ()) -> tuple[list[PlainFlow], list[PlainFlow]]:
     """(kept, demoted): the lane's flows once the topology is known; the demoted ones go down the
-    general path (``quoted``: addresses some captured ICMP error's quoted packet names)."""
+    general path (``quoted``: addresses some captured ICMP error's quoted packet names; ``shared``:
+    ``Split.shared``, keys two flows share)."""
     if len({p.node for p in points.values()}) > 1:
         # captures of two nodes (or of a node and of an unknown place): clock offsets, and copies
         # compared across clocks at any distance in time (stitch's ``near``): the general path
@@ -349,7 +356,11 @@ def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, Capt
     kept: list[PlainFlow] = []
     demoted: list[PlainFlow] = []
     kinds: dict[tuple, str] = {}
+    twins = _twins(shared, topo)
     for pf in plain:
+        if pf.g in twins:
+            demoted.append(pf)
+            continue
         key = (pf.client[0], pf.server[0], pf.server[1])
         kind = kinds.get(key)
         if kind is None:
@@ -361,6 +372,19 @@ def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, Capt
         else:
             kept.append(pf)
     return kept, demoted
+
+
+def _twins(shared: Sequence[tuple], topo: Topology) -> set[int]:
+    """The flows of keys two flows share whose copies stitch would link: two copies of the two
+    flows within ``stitch.NAT_TWIN_WINDOW`` told apart by a plausible rewrite (``nat_plausible``)."""
+    out: set[int] = set()
+    for gs, ts, srcs, dsts in shared:
+        n = len(gs)
+        if any(gs[i] != gs[j] and abs(ts[i] - ts[j]) <= stitch.NAT_TWIN_WINDOW
+               and stitch.nat_plausible(srcs[i], dsts[i], srcs[j], dsts[j], topo)
+               for i in range(n) for j in range(i + 1, n)):
+            out.update(gs)
+    return out
 
 
 def _tunnel_expected(pf: PlainFlow, topo: Topology, points: Mapping[str, CapturePoint]) -> bool:
