@@ -169,3 +169,23 @@ def test_a_file_that_vanished_is_an_input_error(tmp_path: Path) -> None:
     g, d, f, _n, _first = scan.table.slot_stats()
     with pytest.raises(InputError, match="cannot open it again"):
         scan.table.sample_frames(int(g[0]), int(d[0]), int(f[0]))
+
+
+def test_sample_frames_keeps_its_files_open_until_the_table_goes(tmp_path: Path) -> None:
+    import gc
+    import os
+
+    paths = [_mix(tmp_path / "a.pcap", 3000, 23), _mix(tmp_path / "b.pcap", 3000, 24)]
+    before = len(os.listdir("/proc/self/fd"))
+    scan = flows_mod.scan_table(paths, sample=2)
+    t = scan.table
+    g, d, f, n, _first = t.slot_stats()
+    got = [t.sample_frames(*slot) for slot in zip(g.tolist(), d.tolist(), f.tolist(), strict=True)]
+    assert [len(x) for x in got] == n.tolist()
+    assert len(os.listdir("/proc/self/fd")) == before + 2  # one descriptor per file, reused by every call
+    t.close()
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert t.sample_frames(int(g[-1]), int(d[-1]), int(f[-1])) == got[-1]  # opened again
+    del scan, t
+    gc.collect()
+    assert len(os.listdir("/proc/self/fd")) == before
