@@ -33,9 +33,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -111,6 +112,27 @@ class _Slot:
         self.special: list[SampleFrame] = []
 
 
+def _identity_keys(b: ColumnBatch, at: np.ndarray) -> np.ndarray:
+    """Per row: a 64-bit hash of what ``stitch.packet_identity`` holds, the payload's CRC-32 read
+    as its first 8 bytes (``Batch.head``); 0 where packet_identity is None (no IP ID, sequence
+    number or payload), -1 where unknown (no head: a general decoder's row, or no heads asked)."""
+    head = getattr(b, "head", None)
+    ip_id, seq, plen = b.ip_id[at], b.seq[at], b.payload_len[at]
+    strong = (ip_id > 0) | (seq >= 0) | (plen > 0)
+    if head is None:
+        return np.where(strong, -1, 0).astype(np.int64)
+    h8 = head[at]
+    proto = b.proto[at].astype(np.int64)
+    fl = np.where(proto == 6, b.flags[at].astype(np.int64), -1)
+    with np.errstate(over="ignore"):
+        h = np.zeros(len(at), dtype=np.uint64)
+        for i, col in enumerate((proto, ip_id, seq, b.ack[at], fl, plen, h8)):
+            h = (h + col.astype(np.uint64)) * (_H1, _H2, _H3)[i % 3]
+        key = (h ^ (h >> np.uint64(31))).view(np.int64)
+    key = np.where((key == 0) | (key == -1), 1, key)
+    return np.where(~strong, 0, np.where(h8 == -1, -1, key))
+
+
 class FlowTable:
     def __init__(self, *, intern: Callable[[str | None], int], sample: int = 0, frame_objects: bool = False) -> None:
         """``frame_objects=True`` keeps every sample as a ``SampleFrame`` at once (the sampler of
@@ -182,6 +204,7 @@ class FlowTable:
         self._np_dirty = False  # frame objects joined a slot with columns since the last compaction
         self._np_factor = 1  # compact when the appended rows reach this many times the rows held
         self._fds: dict[int, int] = {}  # file index -> descriptor, for sample_frames
+        self._orders: dict[int, str] = {}  # file index -> byte order of its pcap record headers
         self._fds_closer: weakref.finalize | None = None
         # twin prefilter (see twin_candidates): (identity key, flow id) pairs, deduplicated per batch,
         # and the flows with a row whose key is unknown
@@ -716,7 +739,9 @@ class FlowTable:
                 ("linktype", np.int32), ("wire_len", np.int64), ("cap_len", np.int64), ("off", np.int64),
                 ("iface", np.int32), ("role", np.uint8),
                 # the TCP/IP fields the plain lane's retransmission check reads (see kept_columns)
-                ("tseq", np.int64), ("plen", np.int64), ("tflags", np.int16), ("ipid", np.int64))
+                ("tseq", np.int64), ("plen", np.int64), ("tflags", np.int16), ("ipid", np.int64),
+                # its identity key (0: packet_identity None; -1: unknown, no head) and addresses (kept_twins)
+                ("ikey", np.int64), ("src", np.int64), ("dst", np.int64))
     _NP_COMPACT_ROWS = 1 << 18  # appended rows that trigger a compaction (at least)
 
     def _np_keep(self, b: ColumnBatch, rows: np.ndarray, slot: np.ndarray, first: np.ndarray, last: np.ndarray,
@@ -746,6 +771,7 @@ class FlowTable:
             "ts": b.ts[at], "linktype": b.linktype[at], "wire_len": b.wire_len[at], "cap_len": b.cap_len[at],
             "off": b.start[at] + offset, "iface": np.full(len(sel), code, dtype=np.int32), "role": role[sel],
             "tseq": b.seq[at], "plen": b.payload_len[at], "tflags": b.flags[at], "ipid": b.ip_id[at],
+            "ikey": _identity_keys(b, at), "src": b.src[at], "dst": b.dst[at],
         }
         self._np_parts.append({name: np.asarray(part[name], dtype=dt) for name, dt in self._NP_COLS})
         self._np_files.add(self._file)
@@ -796,21 +822,32 @@ class FlowTable:
 
     def _np_frames(self, cols: dict[str, np.ndarray], idx: np.ndarray, files: dict[int, int]) -> list[SampleFrame]:
         """SampleFrames of the column rows ``idx``, their bytes read from the files (``files``: file
-        index -> open descriptor, filled as needed; the caller closes them)."""
+        index -> open descriptor, filled as needed; the caller closes them).
+
+        Each frame's 16-byte pcap record header is read with it and must still give the captured
+        and wire lengths the scan saw: a capture replaced or rewritten since is an ``InputError``,
+        never another packet's bytes."""
         if not len(idx):
             return []
         key, off, cap = cols["key"][idx], cols["off"][idx], cols["cap_len"][idx]
         f_of = key & 0xFFFFF
+        frame_l, wire_l = cols["frame"][idx].tolist(), cols["wire_len"][idx].tolist()
         data: list[bytes] = [b""] * len(idx)
         names = self.files
+
+        def check(f: int, j: int, blob: bytes | memoryview, at: int, c: int) -> bytes:
+            """The frame after the record header at ``blob[at:]``, once the header agrees."""
+            if len(blob) >= at + 16 + c:
+                incl, orig = struct.unpack_from(self._orders[f] + "II", blob, at + 8)
+                if incl == c and max(orig, incl) == wire_l[j]:
+                    return bytes(blob[at + 16 : at + 16 + c])
+            raise InputError(names[f], "changed since it was read: the sampled packet's record is not there "
+                             "any more", packet=frame_l[j])
+
         if len(idx) <= 16:  # one flow's slot: a read per frame costs less than planning runs
             for j, (f, o, c) in enumerate(zip(f_of.tolist(), off.tolist(), cap.tolist(), strict=True)):
-                data[j] = blob = os.pread(self._open(f, files), c, o)
-                if len(blob) != c:
-                    raise InputError(names[f], "changed since it was read: a sampled packet is past its end",
-                                     offset=o)
+                data[j] = check(f, j, os.pread(self._open(f, files), 16 + c, o - 16), 0, c)
         for f in (np.unique(f_of).tolist() if len(idx) > 16 else ()):
-            name = names[f]
             fd = self._open(f, files)
             sel = np.flatnonzero(f_of == f)
             sel = sel[np.argsort(off[sel], kind="stable")]
@@ -819,20 +856,15 @@ class FlowTable:
             # runs of nearby frames are read at once (gaps under 64 KiB), each frame cut out of its run
             brk = np.flatnonzero(o[1:] - np.maximum.accumulate(end)[:-1] > 65536) + 1
             for lo, hi in zip([0, *brk.tolist()], [*brk.tolist(), len(sel)], strict=True):
-                start = int(o[lo])
-                want = int(end[lo:hi].max()) - start
-                blob = os.pread(fd, want, start)
-                if len(blob) != want:
-                    raise InputError(name, "changed since it was read: a sampled packet is past its end",
-                                     offset=start)
-                view = memoryview(blob)
-                for j, a, n in zip(sel[lo:hi].tolist(), (o[lo:hi] - start).tolist(), c[lo:hi].tolist(), strict=True):
-                    data[j] = bytes(view[a : a + n])
+                start = int(o[lo]) - 16  # from the first frame's record header
+                view = memoryview(os.pread(fd, int(end[lo:hi].max()) - start, start))
+                for j, a, n in zip(sel[lo:hi].tolist(), (o[lo:hi] - 16 - start).tolist(), c[lo:hi].tolist(),
+                                   strict=True):
+                    data[j] = check(f, j, view, a, n)
         iface_names = list(self._ifaces)
         file_l = [names[f] for f in f_of.tolist()]
-        return list(map(_sample_frame, file_l, cols["frame"][idx].tolist(), cols["ts"][idx].tolist(),
-                        cols["linktype"][idx].tolist(), cols["wire_len"][idx].tolist(),
-                        [iface_names[i] for i in cols["iface"][idx].tolist()], data))
+        return list(map(_sample_frame, file_l, frame_l, cols["ts"][idx].tolist(), cols["linktype"][idx].tolist(),
+                        wire_l, [iface_names[i] for i in cols["iface"][idx].tolist()], data))
 
     def _open(self, f: int, files: dict[int, int]) -> int:
         """A read-only descriptor of file ``f`` from ``files`` (opened and added there if new)."""
@@ -840,10 +872,14 @@ class FlowTable:
         if fd is None:
             name = self.files[f]
             try:
-                fd = files[f] = os.open(name, os.O_RDONLY)
+                fd = os.open(name, os.O_RDONLY)
+                magic = os.pread(fd, 4, 0)
             except OSError as exc:
                 raise InputError(name, f"cannot open it again to read the sampled packets: "
                                        f"{exc.strerror or exc}") from exc
+            files[f] = fd
+            # the byte order of the record headers (only classic pcap files have rows here)
+            self._orders[f] = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
         return fd
 
     # ---------------------------------------------------------------- per-flow columns
@@ -919,6 +955,58 @@ class FlowTable:
             n, first = np.add.reduceat(n, starts), np.minimum.reduceat(first, starts)
         return uk >> 21, (uk >> 20) & 1, uk & 0xFFFFF, n, first
 
+    def kept_twins(self, small: int = 64) -> tuple[np.ndarray, list[tuple[list[int], list[float], list[int], list[int]]]]:
+        """``stitch.stitch_flows``' NAT twins among the kept frames, as far as the columns tell:
+        ``(firm, pairs)``. Stitch links conversations whose sampled records share a packet
+        identity: at most four conversations per identity, copies within ``NAT_TWIN_WINDOW`` and
+        a plausible rewrite (``nat_plausible``, which needs the roles). Here, per identity key of
+        the kept rows (the sampled records themselves): one flow links nothing; five flows or more
+        without payload (the key is then the identity itself, hash collisions aside) link
+        nothing; the other keys several flows share are handed to the caller as ``pairs``
+        (flows, times, sources, destinations of each of their rows, at most ``small`` rows) to
+        check the window and the rewrite pair by pair (stitch compares the first conversation of
+        an identity with each other one: every pair is a superset); anything else (bigger keys,
+        unknown keys, frames kept as objects: those have no columns) is ``firm``.
+        """
+        n = self.count
+        firm = np.zeros(n, dtype=bool)
+        if any(slot.first or slot.last for slot in self._samples.values()):
+            return np.ones(n, dtype=bool), []  # frames kept as objects (no columns): every flow
+        if self._np_store is None and not self._np_parts:
+            return firm, []
+        cols = self._np_compact()
+        ikey = cols["ikey"]
+        g_all = cols["key"] >> 21
+        firm[g_all[ikey == -1]] = True
+        rows = np.flatnonzero(ikey > 0)
+        if not len(rows):
+            return firm, []
+        key, g, t = ikey[rows], g_all[rows], cols["ts"][rows]
+        order = np.lexsort((t, g, key))
+        rows, key, g, t = rows[order], key[order], g[order], t[order]
+        start = np.concatenate(([True], key[1:] != key[:-1]))
+        grp = np.cumsum(start) - 1
+        ng = int(grp[-1]) + 1
+        newflow = start | np.concatenate(([True], g[1:] != g[:-1]))
+        nflows = np.bincount(grp, weights=newflow, minlength=ng).astype(np.int64)
+        size = np.bincount(grp, minlength=ng)
+        payload = np.bincount(grp, weights=cols["plen"][rows] > 0, minlength=ng) > 0
+        silent = (nflows == 1) | ((nflows >= 5) & ~payload)
+        checkable = ~silent & (size <= small)
+        firm_g = ~silent & ~checkable
+        firm[g[firm_g[grp]]] = True
+        pairs: list[tuple[list[int], list[float], list[int], list[int]]] = []
+        sel = np.flatnonzero(checkable[grp])
+        if len(sel):
+            sg = grp[sel]
+            cut = np.flatnonzero(np.concatenate(([True], sg[1:] != sg[:-1])))
+            r = rows[sel]
+            gl, tl = g[sel].tolist(), t[sel].tolist()
+            sl, dl = cols["src"][r].tolist(), cols["dst"][r].tolist()
+            for a, b in zip(cut.tolist(), [*cut[1:].tolist(), len(sel)], strict=True):
+                pairs.append((gl[a:b], tl[a:b], sl[a:b], dl[a:b]))
+        return firm, pairs
+
     def kept_columns(self, only: np.ndarray) -> dict[str, np.ndarray] | None:
         """The kept rows of the flows ``only`` (bool per flow) as columns, one row per distinct
         kept frame, sorted by (flow, frame): ``g``, ``d``, ``f``, ``frame``, ``ts``, ``tseq``
@@ -938,19 +1026,25 @@ class FlowTable:
         order = np.lexsort((out["frame"], out["f"], out["g"]))
         return {n: v[order] for n, v in out.items()}
 
-    def sample_frames(self, g: int, d: int, f: int) -> list[SampleFrame]:
+    def sample_frames(self, g: int, d: int, f: int, frames: Collection[int] | None = None) -> list[SampleFrame]:
         """The distinct kept frames of flow ``g``, direction ``d`` (0: lo -> hi), file index ``f``,
-        in frame order (empty when none are kept, or they were handed over)."""
+        in frame order (empty when none are kept, or they were handed over); ``frames``: only
+        those frame numbers (the others' bytes are not read)."""
         slot = self._samples.get((g, d, f))
         uniq = {s.frame: s for s in (*slot.first, *slot.last, *slot.special)} if slot is not None else {}
+        if frames is not None:
+            uniq = {n: s for n, s in uniq.items() if n in frames}
         if self._np_store is not None or self._np_parts:
             cols = self._np_compact()
             key = ((g * 2 + d) << 20) | f
             lo, hi = np.searchsorted(cols["key"], [key, key + 1])
             if hi > lo:
+                idx = np.arange(lo, hi)
+                if frames is not None:
+                    idx = idx[np.isin(cols["frame"][lo:hi], np.fromiter(frames, dtype=np.int64))]
                 if self._fds_closer is None:  # the descriptors stay open for the next calls, closed with the table
                     self._fds_closer = weakref.finalize(self, _close_all, self._fds)
-                uniq.update((s.frame, s) for s in self._np_frames(cols, np.arange(lo, hi), self._fds))
+                uniq.update((s.frame, s) for s in self._np_frames(cols, idx, self._fds))
         return [uniq[n] for n in sorted(uniq)]
 
     def close(self) -> None:

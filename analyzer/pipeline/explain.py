@@ -254,7 +254,7 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
             return take(mask)
 
         def record_of(g: int, d: int, f: int, frame: int) -> PacketRecord:
-            return next(materialise(sf) for sf in scan.table.sample_frames(g, d, f) if sf.frame == frame)
+            return materialise(scan.table.sample_frames(g, d, f, frames=(frame,))[0])
 
     link_names = {1: "ethernet", 113: "sll", 276: "sll2", 101: "raw", 228: "raw", 229: "raw", 0: "loopback"}
     return PacketSource(

@@ -129,7 +129,7 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
     n = table.count
     general = np.ones(n, dtype=bool)
     empty = Split([], [], {}, {}, general)
-    if n == 0 or not all(hasattr(table, a) for a in ("column", "slot_stats", "sample_frames", "twin_candidates")):
+    if n == 0 or not all(hasattr(table, a) for a in ("column", "slot_stats", "sample_frames", "kept_twins")):
         return empty
     col = table.column
     files = table.files
@@ -175,7 +175,7 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
     )
     pairs: list = []
     if ok.any():  # (one clock: ``demote`` sends every flow back when the captures' nodes differ)
-        firm, pairs = table.twins(window=stitch.NAT_TWIN_WINDOW)
+        firm, pairs = table.kept_twins()
         ok &= ~firm
     # a TCP flow with a repeated SYN or data segment: find_retransmissions run on its kept rows
     check = ok & tcp & ((col("syn_n") > 1).any(axis=1) | (col("retrans") > 0) | (col("dups") > 0))
@@ -375,15 +375,19 @@ def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, Capt
 
 
 def _twins(shared: Sequence[tuple], topo: Topology) -> set[int]:
-    """The flows of keys two flows share whose copies stitch would link: two copies of the two
-    flows within ``stitch.NAT_TWIN_WINDOW`` told apart by a plausible rewrite (``nat_plausible``)."""
+    """The flows of keys several flows share that stitch may link: two copies of two flows
+    within ``stitch.NAT_TWIN_WINDOW`` told apart by a plausible rewrite (``nat_plausible``). Every
+    such pair counts (stitch links an identity's first conversation with each other one: a subset)."""
     out: set[int] = set()
+    window = stitch.NAT_TWIN_WINDOW
     for gs, ts, srcs, dsts in shared:
         n = len(gs)
-        if any(gs[i] != gs[j] and abs(ts[i] - ts[j]) <= stitch.NAT_TWIN_WINDOW
-               and stitch.nat_plausible(srcs[i], dsts[i], srcs[j], dsts[j], topo)
-               for i in range(n) for j in range(i + 1, n)):
-            out.update(gs)
+        for i in range(n):
+            for j in range(i + 1, n):
+                if gs[i] != gs[j] and abs(ts[i] - ts[j]) <= window \
+                        and stitch.nat_plausible(srcs[i], dsts[i], srcs[j], dsts[j], topo):
+                    out.add(gs[i])
+                    out.add(gs[j])
     return out
 
 
