@@ -189,3 +189,34 @@ def test_sample_frames_keeps_its_files_open_until_the_table_goes(tmp_path: Path)
     del scan, t
     gc.collect()
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_big_endian_and_nanosecond_pcaps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from builders import write_pcap
+
+    frames = [(fr.ts, bytes(fr.data)) for fr in read_capture(_mix(tmp_path / "m.pcap", 4000, 29))]
+    paths = [write_pcap(tmp_path / "be.pcap", frames, big_endian=True),
+             write_pcap(tmp_path / "ns.pcap", frames, nanos=True, big_endian=True),
+             write_pcap(tmp_path / "le-ns.pcap", frames, nanos=True)]
+    _stats, _slots, per_flow = _same(paths, monkeypatch)
+    assert sum(len(x) for _key, x in per_flow) > 1000
+
+
+@pytest.mark.parametrize("how", ["replaced", "truncated"])
+def test_a_capture_changed_after_the_scan_is_an_input_error(tmp_path: Path, how: str) -> None:
+    from analyzer.errors import InputError
+
+    path = _mix(tmp_path / "c.pcap", 3000, 31)
+    scan = flows_mod.scan_table([path], sample=2)
+    if how == "replaced":  # another capture under the same name (a rotated tcpdump -W file)
+        _mix(tmp_path / "other.pcap", 3000, 32).replace(path)
+    else:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    t = scan.table
+    g, d, f, _n, _first = t.slot_stats()
+    last = int(np.argmax(_first))  # a slot late in the file (past the cut)
+    with pytest.raises(InputError, match="changed since it was read") as err:
+        t.sample_frames(int(g[last]), int(d[last]), int(f[last]))
+    assert err.value.packet is not None and str(path) in str(err.value)
+    with pytest.raises(InputError, match="changed since it was read"):  # the whole materialising pass too
+        list(t.row_blocks(addr_name=scan.addrs.name, tunnel_name=scan._tunnel_name, materialise=lambda s: s))
