@@ -27,6 +27,14 @@ Semantics
 * The flows come out ordered by first packet time, then by first appearance.
 * Sampling (``sample=K``): per (flow, file, direction) the first K and last K packets plus every
   special packet (SYN/FIN/RST, retransmission, ICMP error quoting the flow), specials capped at 8*K.
+  Kept rows of a batch read straight from an uncompressed pcap file (``file_offset`` >= 0) stay
+  numpy columns (frame, time, lengths, file offset...) until a flow is materialised
+  (``row_blocks(materialise=...)``, ``sample_frames``): only then are its bytes read back from the
+  file, checked against their record header. Other batches (compressed files, pcapng, the general
+  reader) keep ``SampleFrame`` objects at once. Both keep the same frames.
+* Per-flow facts for a caller that needs no packet objects: ``column`` (the counters above, SYNs,
+  copies, tunneled packets, general-decoder rows), ``file_packets``, ``monotonic``, ``slot_stats``,
+  and ``twin_candidates`` (which flows may share a packet with another one; ``heads=True`` scans).
 """
 
 from __future__ import annotations
@@ -134,9 +142,13 @@ def _identity_keys(b: ColumnBatch, at: np.ndarray) -> np.ndarray:
 
 
 class FlowTable:
-    def __init__(self, *, intern: Callable[[str | None], int], sample: int = 0, frame_objects: bool = False) -> None:
+    def __init__(self, *, intern: Callable[[str | None], int], sample: int = 0, frame_objects: bool = False,
+                 row_twins: bool = True) -> None:
         """``frame_objects=True`` keeps every sample as a ``SampleFrame`` at once (the sampler of
-        batches without a file offset) even for batches with one: the same kept set, slower (tests)."""
+        batches without a file offset) even for batches with one: the same kept set, slower (tests).
+        ``row_twins=False``: no identity key per packet (``twin_candidates`` is then every flow;
+        ``kept_twins``, on the sampled rows, is what the explain lane uses)."""
+        self._row_twins = row_twins
         self.intern = intern
         self.sample = max(0, int(sample))
         self._frame_objects = frame_objects
@@ -387,7 +399,7 @@ class FlowTable:
                 np.add.at(a["slow"], g_row[slow], 1)
 
         head = getattr(b, "head", None)
-        if head is None:
+        if head is None or not self._row_twins:
             self._heads_missing = True
         else:
             self._twin_rows(b, rows, g_row, proto, head[rows])
