@@ -1053,7 +1053,8 @@ class FlowTable:
             if hi > lo:
                 idx = np.arange(lo, hi)
                 if frames is not None:
-                    idx = idx[np.isin(cols["frame"][lo:hi], np.fromiter(frames, dtype=np.int64))]
+                    have = cols["frame"][lo:hi]
+                    idx = idx[np.logical_or.reduce([have == n for n in frames]) if frames else have < 0]
                 if self._fds_closer is None:  # the descriptors stay open for the next calls, closed with the table
                     self._fds_closer = weakref.finalize(self, _close_all, self._fds)
                 uniq.update((s.frame, s) for s in self._np_frames(cols, idx, self._fds))

@@ -185,7 +185,7 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
     """
     from analyzer.pipeline.flows import scan_table
 
-    kw = {"heads": True} if lane and "heads" in inspect.signature(scan_table).parameters else {}
+    kw = {"heads": True, "row_twins": False} if lane and "heads" in inspect.signature(scan_table).parameters else {}
     scan = scan_table([Path(f) for f in files], vxlan_ports=vxlan_ports, sample=SAMPLE, progress=progress, warn=warn,
                       **kw)
     general = scan.general  # the kept frames are decoded in full by the one general decoder
@@ -752,9 +752,11 @@ def explain_stream(
     if plain_flows:
         plain_flows.sort(key=attrgetter("first_ts", "client", "server"))
         flows = list(heapq.merge(flows, plain_flows, key=_order_key))
-    skipped = [f for f in flows if _is_multicast(f)]
+    # (the lane's flows are never multicast: split_scan leaves those out)
+    skipped = [f for f in flows if type(f) is StitchedFlow and _is_multicast(f)]
     n_skipped = len(skipped)
-    flows = [f for f in flows if not _is_multicast(f)]
+    if skipped:
+        flows = [f for f in flows if type(f) is not StitchedFlow or not _is_multicast(f)]
     for n, f in enumerate(flows, 1):
         f.id = f"f{n}"
     # from here on the packets live only in the stitched flows, each let go once its document is made

@@ -235,8 +235,10 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
         plain.append(PlainFlow(g, pr, client, server, file, t0, t1, npk, nby, fwd,
                                tuple(p for p in (fwd_pair, rev_pair) if p is not None),
                                resent=resent.get(g, ())))
-        was = span.get(file)
-        span[file] = (t0, t1) if was is None else (min(was[0], t0), max(was[1], t1))
+    f_keep = fidx[keep]
+    for fi in np.unique(f_keep).tolist():
+        mine = keep[f_keep == fi]
+        span[files[fi]] = (float(col("first_ts")[mine].min()), float(col("last_ts")[mine].max()))
     standins, weights = _standins(table, ok, lo, hi, lo_port, hi_port, proto, tunnels, name, tunnel_name)
     # keys two flows share: twins if stitch would link them, known once the roles are
     shared = [(gs, ts, [name(a) for a in srcs], [name(a) for a in dsts]) for gs, ts, srcs, dsts in pairs
@@ -445,10 +447,15 @@ class Documents:
         return t
 
     def kind(self, pf: PlainFlow) -> str:
-        key = (pf.client[0], pf.server[0], pf.server[1])
+        # what flow_kind reads of a flow without NAT: the client's role, node and /24, whether it
+        # is the server, the server's address and port (its role, node, /24 and service follow)
+        c = pf.client[0]
+        topo = self.topo
+        key = (classify.role_of(c, topo), classify.node_of(c, topo), c.rsplit(".", 1)[0] if "." in c else c,
+               c == pf.server[0], pf.server)
         k = self._kinds.get(key)
         if k is None:
-            k = self._kinds[key] = classify.flow_kind(pf, self.topo)  # type: ignore[arg-type]
+            k = self._kinds[key] = classify.flow_kind(pf, topo)  # type: ignore[arg-type]
         return k
 
     def _findings(self, pf: PlainFlow, kind: str) -> list[dict]:

@@ -23,6 +23,8 @@ def clean(value: Any) -> str:
     if value is None:
         return ""
     s = str(value)
+    if s.isascii() and s.isprintable() and len(s) <= MAX_TEXT:  # nothing to show otherwise (the usual case)
+        return s
     if len(s) > MAX_TEXT:
         s = s[:MAX_TEXT] + f"… (+{len(s) - MAX_TEXT} characters)"
     s = s.replace("\r\n", "\n").replace("\n", " ").replace("\t", " ")

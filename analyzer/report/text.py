@@ -281,9 +281,11 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
         _header(out, lang, doc, by_status_seen, len(summaries))
         if not summaries:
             out.add(i18n.text(lang, "no_flows"))
-        width = max((_display_width(i18n.status_word(lang, st)) for st, _ in summaries), default=0)
+        words = {st: _display_width(i18n.status_word(lang, st)) for st in {st for st, _ in summaries}}
+        width = max(words.values(), default=0)
+        cells = {st: _status_cell(out, lang, st, width) + " " for st in words}
         for status, rest in summaries:
-            out.add(_status_cell(out, lang, status, width) + " " + rest)
+            out.add(cells[status] + rest)
         del summaries
         if n_failing:
             out.add()
