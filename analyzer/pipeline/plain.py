@@ -1,11 +1,12 @@
 """The plain lane of the text report: ordinary flows explained from the flow table's columns.
 
-Most flows of a big capture are ordinary: one conversation, answered, nothing resent, no reset,
-no ICMP error, one tunnel each way. Everything the text report says of such a flow (its kind,
-status, endpoints, encapsulation, counts, times, and that it has no finding) follows from the
-flow table's per-flow columns and the topology, so the lane never builds their ``PacketRecord``
-objects, never stitches them and never builds their paths: the general path's cost per flow is
-what kept ``explain`` at 10-20x the time of ``flows``.
+Most flows of a big capture are ordinary: one conversation, answered, no reset, no ICMP error,
+one tunnel each way. Everything the text report says of such a flow (its kind, status,
+endpoints, encapsulation, counts, times, and its findings: none, or RETRANSMISSIONS) follows from
+the flow table's per-flow columns, its kept rows and the topology, so the lane never builds the
+flow's sampled ``PacketRecord`` objects (only those a RETRANSMISSIONS finding cites), never
+stitches it and never builds its path: the general path's cost per flow is what kept
+``explain`` at 10-20x the time of ``flows``.
 
 The lane is exact by construction, not an approximation: a flow takes it only when every rule
 the general path would apply to it is decided by the columns alone, and any doubt sends the flow
@@ -14,18 +15,23 @@ down the general path. Conditions, each with the general-path rule it stands for
 * the run is captures only (no bundle, no kubectl: no simulator walk, no names from dumps), the
   report is the text one (brief documents), no ``--annotate``, and the capture is Ethernet
   (no cooked capture: no per-frame interface or packet type);
-* TCP or UDP, not multicast/broadcast, seen in one capture file whose timestamps never
-  go back (then the first and last packets are the earliest and latest: what the samples hold);
+* TCP or UDP, not multicast/broadcast, seen in one capture file whose timestamps never go back
+  (then the first and last packets are the earliest and latest: what the samples hold);
 * packets both ways, no RST either way, no ICMP error about it, no frame the general decoder
-  had to take (``slow``), TCP with its client's SYN seen, at most one SYN each way, no
-  retransmission or duplicate data segment (``stitch.find_retransmissions`` finds nothing),
-  a DNS query sent once (``_dns_race``);
+  had to take (``slow``), TCP with its client's SYN seen (``stitch._initiator``), a DNS query
+  sent once (``diagnose._dns_race``);
+* a TCP flow with a repeated SYN or data segment: ``stitch.find_retransmissions`` run on its kept
+  rows' columns (the sampled records' seq, length, flags, IP ID and time), RETRANSMISSIONS made
+  from the records of the copies it names (``diagnose.retransmission_findings``);
 * in each direction either no packet tunnelled or every packet in one and the same tunnel
   (the encapsulation the report lists comes from the packets);
-* no packet identity shared with another conversation within ``stitch.NAT_TWIN_WINDOW``
-  (``FlowTable.twin_candidates``: no NAT twin, so the flow is its own stitched flow);
-* after the topology is known: any kind but pod-to-external, a path that needs no inferred tunnel, no ICMP error elsewhere that names its addresses, and
-  the captures of at most one node (no clock offsets).
+* no NAT twin: ``FlowTable.kept_twins`` reads the identity keys of the kept rows (the sampled
+  records ``stitch_flows`` compares); a key shared with other flows is checked, once the roles
+  are known, for copies within ``stitch.NAT_TWIN_WINDOW`` told apart by a plausible rewrite
+  (``stitch.nat_plausible``), which is what ``stitch_flows`` links;
+* after the topology is known: any kind but pod-to-external (MISSING_MASQUERADE reads the path),
+  a path that needs no inferred tunnel, no ICMP error elsewhere that names its addresses, and
+  every capture placed on one node or none (one clock: no offsets, twins only within the window).
 
 The global steps that read every packet (topology, capture placement, backend, placeholder
 nodes) are given one *stand-in* per group of the lane's sampled frames that share the fields
