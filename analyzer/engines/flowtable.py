@@ -803,11 +803,13 @@ class FlowTable:
         if not self._np_parts and not self._np_dirty and self._np_store is not None:
             return self._np_store
         self._np_dirty = False
-        cols = {name: np.concatenate([p[name] for p in parts]) for name, _dt in self._NP_COLS}
+        def column(name: str) -> np.ndarray:
+            return parts[0][name] if len(parts) == 1 else np.concatenate([p[name] for p in parts])
+
         # the store's rows came before every appended row: a stable sort by key keeps arrival order
-        order = np.argsort(cols["key"], kind="stable")
-        cols = {name: col[order] for name, col in cols.items()}
-        key, role = cols["key"], cols["role"]
+        key = column("key")
+        order = np.argsort(key, kind="stable")
+        key, role = key[order], column("role")[order]
         cand = np.flatnonzero(role & _LAST)
         if len(cand):
             ck = key[cand]
@@ -827,8 +829,13 @@ class FlowTable:
         keep = role != 0
         kept = int(np.count_nonzero(keep))
         self._np_factor = 1 if kept < 0.75 * len(keep) else min(4, self._np_factor * 2)
-        if not keep.all():
-            cols = {name: col[keep] for name, col in cols.items()}
+        take = order[keep] if kept < len(keep) else order
+        # each other column gathered once, in its final order (the decision needed key and role only)
+        cols = {"key": key[keep] if kept < len(keep) else key, "role": role[keep] if kept < len(keep) else role}
+        for name, _dt in self._NP_COLS:
+            if name not in cols:
+                cols[name] = column(name)[take]
+        cols = {name: cols[name] for name, _dt in self._NP_COLS}
         self._np_store, self._np_parts, self._np_pending = cols, [], 0
         return cols
 
