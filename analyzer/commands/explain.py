@@ -170,7 +170,7 @@ def _stream_text(inputs: list[str], output: Path | None, *, lang: str, **kw) -> 
         return done[0]
 
     with _no_cyclic_gc():
-        flows, finish = explain_stream(inputs, brief=True, **kw)  # input errors surface here, before -o is opened
+        flows, finish = explain_stream(inputs, brief=True, rows=True, **kw)  # input errors surface here, before -o is opened
         if output is None:
             write_text(flows, lambda: finish_and_keep(finish), sys.stdout, lang=lang, color=sys.stdout.isatty())
             sys.stdout.flush()

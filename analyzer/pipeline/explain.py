@@ -661,6 +661,7 @@ def explain_stream(
     generated_at: str | None = None,
     brief: bool = False,
     annotate_dir: Path | None = None,
+    rows: bool = False,
 ) -> tuple[Iterator[dict], Callable[[], dict]]:
     """``explain_inputs`` a flow at a time: the captures are read and stitched now; the iterator
     yields each flow's document as it is explained (drop it once written: memory then holds the
@@ -672,6 +673,9 @@ def explain_stream(
     per-hop detail is computed only where the text report shows it: ``hops`` only for a failing
     flow (``is_failing``), and never ``graph``, ``reply`` or ``ladder``. Such a document carries
     ``"brief": true``.
+
+    ``rows`` (with ``brief``, for the text report): a flow of the plain lane comes as a
+    ``model.explain.SummaryRow`` (what its summary line reads; ``doc()`` gives its document).
 
     ``annotate_dir``: ``finish()`` also writes every input capture there as pcapng with each
     explained flow's verdict as packet comments (``pipeline.annotate``), listed in ``annotated``."""
@@ -780,11 +784,11 @@ def explain_stream(
                     from analyzer.pipeline.plain import Documents
 
                     plain_docs[0] = Documents(topo, _endpoint, points, src.record_of, all_findings)
-                d = plain_docs[0].doc(flow)  # (names no file: nothing to rename)
+                row = plain_docs[0].row(flow)  # (names no file: nothing to rename)
                 del flow
                 by_status["delivered"] += 1
-                by_kind[d["kind"]] += 1
-                yield d
+                by_kind[row.kind] += 1
+                yield row if rows else row.doc()
                 continue
             d = _flow_doc(flow, topo, points, snaps, src, all_findings, sim, brief=brief)
             if index is not None:

@@ -52,7 +52,7 @@ import numpy as np
 
 from analyzer.engines import classify, diagnose, stitch
 from analyzer.engines.explain import STATUS_TEXT, verdict
-from analyzer.model.explain import ANY_INTERFACE, CapturePoint, Sighting, StitchedFlow, Topology
+from analyzer.model.explain import ANY_INTERFACE, CapturePoint, Sighting, StitchedFlow, SummaryRow, Topology
 from analyzer.model.flow import endpoint_text, proto_name
 
 PLAIN_ENV = "K8S_TRACE_EXPLAIN_PLAIN"
@@ -438,6 +438,7 @@ class Documents:
         self._kinds: dict[tuple, str] = {}
         self._texts: dict[tuple[str, int], str] = {}
         self._encaps: dict[int, list[dict]] = {}
+        self._templates: dict[str, tuple] = {}
         self._status_text = {"en": STATUS_TEXT["delivered"][0], "zh": STATUS_TEXT["delivered"][1]}
 
     def _ep(self, ep: tuple[str, int]) -> dict:
@@ -481,22 +482,48 @@ class Documents:
         self._sink.extend(found)
         return [f.to_json() for f in found]
 
-    def doc(self, pf: PlainFlow) -> dict:
-        pname = proto_name(pf.proto)
+    def _client(self, ep: tuple[str, int]) -> dict:
+        """``_endpoint`` of an address whose port names nothing (a pod, external or unknown role:
+        the rest of the dict depends on the address alone), from a per-address template."""
+        t = self._templates.get(ep[0])
+        if t is None:
+            d = self._endpoint(ep[0], ep[1], self.topo)
+            t = self._templates[ep[0]] = (d["role"], d["name"], d["node"]) \
+                if d["role"] in ("pod", "external", "unknown") else ()
+            if not t:
+                return d
+        if not t:
+            return self._endpoint(ep[0], ep[1], self.topo)
+        return {"ip": ep[0], "port": ep[1], "role": t[0], "name": t[1], "node": t[2]}
+
+    def row(self, pf: PlainFlow) -> SummaryRow:
+        """What the text report's summary line reads of ``pf`` (``doc()`` builds the document)."""
         kind = self.kind(pf)
         enc: list[dict] = []
         if pf.encap is not None:
             enc = self._encaps.get(id(pf.encap)) or self._encaps.setdefault(id(pf.encap), [pf.encap])
+        findings = self._findings(pf, kind) if pf.resent else []
+        return SummaryRow(pf.id, proto_name(pf.proto), self._client(pf.client), self._ep(pf.server), kind, enc,
+                          findings, self._row_doc, pf)
+
+    def _row_doc(self, row: SummaryRow, pf: PlainFlow) -> dict:
+        return self._doc(pf, row.kind, row.encapsulation, row.findings, row.client, row.server)
+
+    def doc(self, pf: PlainFlow) -> dict:
+        return self.row(pf).doc()
+
+    def _doc(self, pf: PlainFlow, kind: str, enc: list, findings: list, client: dict, server: dict) -> dict:
+        pname = proto_name(pf.proto)
         return {
             "id": pf.id,
             "proto": pname,
-            "client": self._ep(pf.client),
-            "server": self._ep(pf.server),
+            "client": client,
+            "server": server,
             "kind": kind,
             "status": "delivered",
             "translations": [],
             "encapsulation": enc,
-            "findings": self._findings(pf, kind) if pf.resent else [],
+            "findings": findings,
             "packets": pf.packets,
             "bytes": pf.bytes,
             "first_seen": round(pf.first_ts, 6),

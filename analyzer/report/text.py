@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
+from analyzer.model.explain import SummaryRow
 from analyzer.report import fmt, i18n
 from analyzer.report.fmt import clean, dct, lst
 
@@ -262,6 +263,15 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
             tempfile.TemporaryFile("w+", encoding="utf-8") as others:
         n_failing = n_others = 0
         for f in flows:
+            if type(f) is SummaryRow:  # a delivered flow of one line (the plain lane's), unless an error
+                if not any(dct(x).get("severity") == "error" for x in f.findings):
+                    by_status_seen["delivered"] = by_status_seen.get("delivered", 0) + 1
+                    summaries.append(("delivered", _summary_rest(lang, f, texts)))  # type: ignore[arg-type]
+                    if f.findings:
+                        n_others += 1
+                        _others(_Spool(color, others), lang, f.id, f.findings)
+                    continue
+                f = f.doc()
             f = dct(f)
             status = f.get("status")
             by_status_seen[status or "incomplete"] = by_status_seen.get(status or "incomplete", 0) + 1
@@ -271,12 +281,7 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
                 _flow_detail(_Spool(color, details), lang, f)
             elif lst(f.get("findings")):
                 n_others += 1
-                spool = _Spool(color, others)
-                for finding in lst(f.get("findings")):
-                    lines = _finding_lines(spool, lang, dct(finding), indent="  ")
-                    lines[0] = f"  {clean(f.get('id'))}:" + lines[0][1:]
-                    for line in lines:
-                        spool.add(line)
+                _others(_Spool(color, others), lang, f.get("id"), lst(f.get("findings")))
         doc = finish()
         _header(out, lang, doc, by_status_seen, len(summaries))
         if not summaries:
@@ -297,6 +302,15 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
             _replay(others, out)
             out.add()
     _footer(out, lang, doc)
+
+
+def _others(spool: _Out, lang: str, flow_id: Any, findings: list) -> None:
+    """The findings of a flow that was delivered, each line of the first under the flow's id."""
+    for finding in findings:
+        lines = _finding_lines(spool, lang, dct(finding), indent="  ")
+        lines[0] = f"  {clean(flow_id)}:" + lines[0][1:]
+        for line in lines:
+            spool.add(line)
 
 
 class _Spool(_Out):
