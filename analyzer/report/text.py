@@ -146,6 +146,24 @@ def _summary_rest(lang: str, flow: dict[str, Any], cache: dict | None = None) ->
     return line + "  [" + "; ".join(x for x in extras if x) + "]"
 
 
+def _row_rest(lang: str, row: SummaryRow, cache: dict) -> str:
+    """``_summary_rest`` of a ``SummaryRow`` (the same text): its bracket is made once per kind,
+    tunnel list and finding codes (the row's tunnel list is shared by every flow in that tunnel,
+    and the entry keeps it, so its id stays its own)."""
+    enc = row.encapsulation
+    codes = tuple(sorted({clean(dct(f).get("code")) for f in row.findings if dct(f).get("code")})) \
+        if row.findings else ()
+    key = ("row", lang, row.kind, id(enc), codes)
+    got = cache.get(key)
+    if got is None or got[0] is not enc:
+        extras = [i18n.kind_word(lang, row.kind)]
+        extras += [_cached(cache, "enc", e, fmt.encapsulation) for e in lst(enc)]
+        extras += codes
+        got = cache[key] = (enc, "  [" + "; ".join(x for x in extras if x) + "]")
+    return (f"{clean(row.id):<4} {clean(row.proto or '?'):<4} {_side_cached(cache, row.client)} {fmt.ARROW} "
+            f"{_side_cached(cache, row.server)}" + got[1])
+
+
 def _pad(s: str, width: int) -> str:
     return s + " " * max(0, width - _display_width(s))
 
@@ -266,7 +284,7 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
             if type(f) is SummaryRow:  # a delivered flow of one line (the plain lane's), unless an error
                 if not any(dct(x).get("severity") == "error" for x in f.findings):
                     by_status_seen["delivered"] = by_status_seen.get("delivered", 0) + 1
-                    summaries.append(("delivered", _summary_rest(lang, f, texts)))  # type: ignore[arg-type]
+                    summaries.append(("delivered", _row_rest(lang, f, texts)))
                     if f.findings:
                         n_others += 1
                         _others(_Spool(color, others), lang, f.id, f.findings)
