@@ -153,9 +153,9 @@ def _row_rest(lang: str, row: SummaryRow, cache: dict) -> str:
     enc = row.encapsulation
     codes = tuple(sorted({clean(dct(f).get("code")) for f in row.findings if dct(f).get("code")})) \
         if row.findings else ()
-    key = ("row", lang, row.kind, id(enc), codes)
+    key = ("row", lang, row.kind, id(enc) if enc else None, codes)
     got = cache.get(key)
-    if got is None or got[0] is not enc:
+    if got is None or (enc and got[0] is not enc):
         extras = [i18n.kind_word(lang, row.kind)]
         extras += [_cached(cache, "enc", e, fmt.encapsulation) for e in lst(enc)]
         extras += codes
