@@ -88,6 +88,7 @@ class PlainFlow:
     id: str = ""
     nats: tuple = field(default=())  # (what ``classify.flow_kind`` asks of a stitched flow)
     resent: tuple = ()  # the retransmitted copies find_retransmissions names: (direction, file index, frame)
+    kind: str = ""  # classify.flow_kind's, once the topology is known (``demote``)
 
     @property
     def real_server(self) -> tuple[str, int]:
@@ -363,16 +364,13 @@ def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, Capt
         return [], list(plain)
     kept: list[PlainFlow] = []
     demoted: list[PlainFlow] = []
-    kinds: dict[tuple, str] = {}
+    kinds = Kinds(topo)
     twins = _twins(shared, topo)
     for pf in plain:
         if pf.g in twins:
             demoted.append(pf)
             continue
-        key = (pf.client[0], pf.server[0], pf.server[1])
-        kind = kinds.get(key)
-        if kind is None:
-            kind = kinds[key] = classify.flow_kind(pf, topo)  # type: ignore[arg-type]
+        pf.kind = kind = kinds.of(pf)
         if (kind in NOT_PLAIN_KINDS or (quoted and (pf.client[0] in quoted or pf.server[0] in quoted
                                                     or any(a in quoted for pair in pf.outer for a in pair)))
                 or (pf.encap is None and _tunnel_expected(pf, topo, points))):
@@ -380,6 +378,29 @@ def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, Capt
         else:
             kept.append(pf)
     return kept, demoted
+
+
+class Kinds:
+    """``classify.flow_kind`` of the lane's flows, kept by what it reads of a flow without NAT: the
+    client's role, node and /24, whether it is the server, and the server (address and port: its
+    role, node, /24 and service follow)."""
+
+    def __init__(self, topo: Topology) -> None:
+        self.topo = topo
+        self._client: dict[str, tuple] = {}
+        self._kinds: dict[tuple, str] = {}
+
+    def of(self, pf: PlainFlow) -> str:
+        c = pf.client[0]
+        info = self._client.get(c)
+        if info is None:
+            info = self._client[c] = (classify.role_of(c, self.topo), classify.node_of(c, self.topo),
+                                      c.rsplit(".", 1)[0] if "." in c else c)
+        key = (info, c == pf.server[0], pf.server)
+        k = self._kinds.get(key)
+        if k is None:
+            k = self._kinds[key] = classify.flow_kind(pf, self.topo)  # type: ignore[arg-type]
+        return k
 
 
 def _twins(shared: Sequence[tuple], topo: Topology) -> set[int]:
@@ -435,7 +456,7 @@ class Documents:
         self._record_of = record_of  # (flow id, direction, file index, frame) -> its PacketRecord
         self._sink = sink  # every finding of the run
         self._eps: dict[tuple[str, int], dict] = {}
-        self._kinds: dict[tuple, str] = {}
+        self._kinds = Kinds(topo)
         self._texts: dict[tuple[str, int], str] = {}
         self._encaps: dict[int, list[dict]] = {}
         self._templates: dict[str, tuple] = {}
@@ -454,16 +475,7 @@ class Documents:
         return t
 
     def kind(self, pf: PlainFlow) -> str:
-        # what flow_kind reads of a flow without NAT: the client's role, node and /24, whether it
-        # is the server, the server's address and port (its role, node, /24 and service follow)
-        c = pf.client[0]
-        topo = self.topo
-        key = (classify.role_of(c, topo), classify.node_of(c, topo), c.rsplit(".", 1)[0] if "." in c else c,
-               c == pf.server[0], pf.server)
-        k = self._kinds.get(key)
-        if k is None:
-            k = self._kinds[key] = classify.flow_kind(pf, topo)  # type: ignore[arg-type]
-        return k
+        return pf.kind or self._kinds.of(pf)
 
     def _findings(self, pf: PlainFlow, kind: str) -> list[dict]:
         """RETRANSMISSIONS, from the copies find_retransmissions names (the records of those only)."""
