@@ -85,6 +85,7 @@ class ColumnBatch(Protocol):
     outer_src: np.ndarray
     outer_dst: np.ndarray
     outer_port: np.ndarray
+    icmp_type: np.ndarray
     icmp_error: np.ndarray
     interface: str | None
 
@@ -189,6 +190,8 @@ class FlowTable:
             "syn_n": (np.int32, 0, 2),  # TCP packets with the SYN flag (SYN or SYN+ACK)
             "dups": (np.int32, 0, 1),  # TCP data segments skipped as copies (see _retransmissions)
             "tun_pk": (np.int64, 0, 2),  # packets that came through a tunnel
+            "echo_req": (np.int64, 0, 2),  # ICMP/ICMPv6 echo requests (8, 128)
+            "echo_rep": (np.int64, 0, 2),  # ICMP/ICMPv6 echo replies (0, 129)
             "slow": (np.int32, 0, 1),  # rows from the general decoder (fallback), ICMP errors included
             # per-file state, reset by begin_file
             "seq_base": (np.uint32, 0, 2),  # meaningful where max_end is set
@@ -403,6 +406,18 @@ class FlowTable:
             self._heads_missing = True
         else:
             self._twin_rows(b, rows, g_row, proto, head[rows])
+
+        it = getattr(b, "icmp_type", None)
+        if it is not None:
+            t = it[rows]
+            echo = (t >= 0) & ((proto == 1) | (proto == 58))
+            if echo.any():
+                req = np.flatnonzero(echo & ((t == 8) | (t == 128)))
+                rep = np.flatnonzero(echo & ((t == 0) | (t == 129)))
+                if len(req):
+                    a["echo_req"][gslots] += np.bincount(slot_local[req], minlength=2 * u)
+                if len(rep):
+                    a["echo_rep"][gslots] += np.bincount(slot_local[rep], minlength=2 * u)
 
         # first/last time
         np.minimum.at(a["first_ts"], g_row, ts)
@@ -905,7 +920,8 @@ class FlowTable:
 
     #: the per-flow columns ``column`` serves (width 2: one value per direction, see ``column``)
     COLUMNS = ("lo", "hi", "proto", "k3", "pk", "by", "first_ts", "last_ts", "first_dir", "syn_dir", "synack",
-               "handshake", "flags_or", "retrans", "icmp_errors", "syn_n", "dups", "tun_pk", "slow")
+               "handshake", "flags_or", "retrans", "icmp_errors", "syn_n", "dups", "tun_pk", "slow", "echo_req",
+               "echo_rep")
 
     def column(self, name: str) -> np.ndarray:
         """The values of the first ``count`` flows (index = flow id), a read-only view.
@@ -920,7 +936,8 @@ class FlowTable:
         flow, not in its packets), ``syn_n`` (2: TCP packets with SYN set, SYN+ACK included),
         ``dups`` (TCP data segments skipped as copies of one packet seen twice in a file),
         ``tun_pk`` (2: packets that came through a tunnel), ``slow`` (rows the general decoder
-        made: fallback frames, and every ICMP error counted on the flow).
+        made: fallback frames, and every ICMP error counted on the flow), ``echo_req`` /
+        ``echo_rep`` (2: ICMP/ICMPv6 echo requests and replies).
         """
         if name not in self.COLUMNS:
             raise KeyError(f"no per-flow column {name!r} (have: {', '.join(self.COLUMNS)})")

@@ -163,6 +163,7 @@ class Batch:
     outer_src: np.ndarray  # int64 address ids, -1 none
     outer_dst: np.ndarray
     outer_port: np.ndarray  # int32 outer UDP dport of UDP tunnels, -1 none
+    icmp_type: np.ndarray  # int16 ICMP/ICMPv6 type of the innermost packet (errors too), -1 none
     fallback: np.ndarray  # bool: row came from the general decoder
     icmp_error: np.ndarray  # bool: ICMP/ICMPv6 error with a quoted packet
     buf: bytes | bytearray  # frame i is buf[start[i]:start[i] + cap_len[i]]; valid until the next batch
@@ -343,6 +344,7 @@ def _classify(
         "outer_src": np.where(tunneled, _u32(a, ip + 12), -1),
         "outer_dst": np.where(tunneled, _u32(a, ip + 16), -1),
         "outer_port": np.where(vx, odp, -1),
+        "icmp_type": np.where(icmp, icmp_type, -1),
     }
 
 
@@ -362,6 +364,7 @@ _COLUMNS: tuple[tuple[str, Any, int], ...] = (
     ("outer_src", np.int64, -1),
     ("outer_dst", np.int64, -1),
     ("outer_port", np.int32, -1),
+    ("icmp_type", np.int16, -1),
 )
 
 
@@ -543,6 +546,7 @@ def _merge_record(batch: Batch, i: int, rec: PacketRecord, addrs: AddressTable) 
         ("payload_len", rec.payload_len),
         ("ip_id", rec.ip_id),
         ("vni", rec.vni),
+        ("icmp_type", rec.icmp_type),
     ):
         if value is not None:
             getattr(batch, name)[i] = value

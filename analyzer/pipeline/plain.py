@@ -154,13 +154,20 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
     lo_port = ((k3 >> 20) & 0xFFFFF) - 1
     hi_port = (k3 & 0xFFFFF) - 1
     tcp = proto == 6
+    icmp = (proto == 1) | (proto == 58)
+    req, rep = col("echo_req"), col("echo_rep")
+    rows = np.arange(n)
+    # ICMP echo: the requests one way, the replies the other, nothing else (the echo requests'
+    # sender is the client, and every packet back is a plain reply)
+    icmp_c = np.where(req[:, 0] > 0, 0, 1)
+    icmp_ok = icmp & (req[rows, icmp_c] == pk[rows, icmp_c]) & (req[rows, 1 - icmp_c] == 0) \
+        & (rep[rows, 1 - icmp_c] == pk[rows, 1 - icmp_c])
     # the client's direction (0: lo -> hi), as stitch._initiator decides it
-    cdir = np.where(tcp, syn_dir, first_dir)
+    cdir = np.where(tcp, syn_dir, np.where(icmp, icmp_c, first_dir))
     a_port = np.where(cdir == 0, lo_port, hi_port)  # the first packet's source port (UDP)
     b_port = np.where(cdir == 0, hi_port, lo_port)
-    swap = ~tcp & (a_port < 1024) & (b_port >= 1024)  # a well-known port is the server's
+    swap = (proto == 17) & (a_port < 1024) & (b_port >= 1024)  # a well-known port is the server's
     cdir = np.where(swap, 1 - cdir, cdir)
-    rows = np.arange(n)
     c_pk = pk[rows, np.clip(cdir, 0, 1)]
     s_pk = pk[rows, np.clip(1 - cdir, 0, 1)]
     s_port = np.where(cdir == 0, hi_port, lo_port)
@@ -169,7 +176,7 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
     multi = multi.reshape(n, 2)
     one_tunnel = ((tun_pk == 0) | ((tun_pk == pk) & ~multi)).all(axis=1)
     ok = (
-        ((proto == 6) | (proto == 17))
+        ((proto == 6) | (proto == 17) | icmp_ok)
         & (lo >= 0) & (hi >= 0)
         & (in_files == 1) & ok_file[fidx]
         & (pk > 0).all(axis=1)
@@ -234,7 +241,7 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
                hi_port[keep].tolist(), proto[keep].tolist(), fidx[keep].tolist(), first_ts, last_ts,
                (pk[keep, 0] + pk[keep, 1]).tolist(), (by[keep, 0] + by[keep, 1]).tolist(), fwd_t, rev_t, strict=True)
     for g, c, lo_g, hi_g, lp, hp, pr, fi, t0, t1, npk, nby, ft, rt in cols:
-        ends = ((name(lo_g), lp), (name(hi_g), hp))
+        ends = ((name(lo_g), lp if lp >= 0 else None), (name(hi_g), hp if hp >= 0 else None))
         client, server = (ends[0], ends[1]) if c == 0 else (ends[1], ends[0])
         fwd, fwd_pair = tunnel(ft)
         _rev, rev_pair = tunnel(rt)
@@ -343,8 +350,9 @@ def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_por
     for _m, gi, di, fi, frame, s, dd, t, w in cols:
         if fi not in iface:  # the capture's interface, as its sampled frames carry it
             iface[fi] = table.sample_frames(gi, di, fi)[0].interface
-        sp, dp = (lo_port[gi], hi_port[gi]) if di == 0 else (hi_port[gi], lo_port[gi])
-        st = Standin(files[fi], frame, iface[fi], name(s), name(dd), int(proto[gi]), int(sp), int(dp),
+        sp, dp = (int(lo_port[gi]), int(hi_port[gi])) if di == 0 else (int(hi_port[gi]), int(lo_port[gi]))
+        st = Standin(files[fi], frame, iface[fi], name(s), name(dd), int(proto[gi]), sp if sp >= 0 else None,
+                     dp if dp >= 0 else None,
                      tunnel_name(t[0]) if t[0] > 0 else None, None if t[1] < 0 else t[1],
                      name(t[2]) if t[0] > 0 else None, name(t[3]) if t[0] > 0 else None,
                      None if t[4] < 0 else t[4])
@@ -366,17 +374,24 @@ def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, Capt
     demoted: list[PlainFlow] = []
     kinds = Kinds(topo)
     twins = _twins(shared, topo)
+    tunnels: dict[tuple, dict] = {}  # one dict per inferred tunnel
     for pf in plain:
         if pf.g in twins:
             demoted.append(pf)
             continue
         pf.kind = kind = kinds.of(pf)
-        if (kind in NOT_PLAIN_KINDS or (quoted and (pf.client[0] in quoted or pf.server[0] in quoted
-                                                    or any(a in quoted for pair in pf.outer for a in pair)))
-                or (pf.encap is None and _tunnel_expected(pf, topo, points))):
+        if kind in NOT_PLAIN_KINDS or (quoted and (pf.client[0] in quoted or pf.server[0] in quoted
+                                                   or any(a in quoted for pair in pf.outer for a in pair))):
             demoted.append(pf)
-        else:
-            kept.append(pf)
+            continue
+        if pf.encap is None:
+            inferred = _inferred_tunnel(pf, topo, points)
+            if inferred is False:
+                demoted.append(pf)
+                continue
+            if inferred is not None:
+                pf.encap = tunnels.setdefault(tuple(inferred.values()), inferred)
+        kept.append(pf)
     return kept, demoted
 
 
@@ -420,15 +435,17 @@ def _twins(shared: Sequence[tuple], topo: Topology) -> set[int]:
     return out
 
 
-def _tunnel_expected(pf: PlainFlow, topo: Topology, points: Mapping[str, CapturePoint]) -> bool:
-    """``paths.expected_path`` would put an encapsulation on the path (the report would then list
-    an inferred tunnel, or none if a capture missed it: the general path decides). Its nodes:
-    the first where the packet enters (the client's, the NodePort's node, else the capture's),
-    the last the real server's."""
+def _inferred_tunnel(pf: PlainFlow, topo: Topology, points: Mapping[str, CapturePoint]) -> dict | None | bool:
+    """What ``_encapsulation`` lists for a flow whose packets were not seen tunnelled: None when
+    ``paths.expected_path`` puts no VXLAN on its path, the tunnel it infers (``observed`` None)
+    when it does and no capture covers the sending NIC (so that hop cannot be ``observed``
+    False), False when one does (the general path decides). Its nodes: the first where the
+    packet enters (the client's, the NodePort's node, else the capture's), the last the real
+    server's."""
     c_ip, s_ip, r_ip = pf.client[0], pf.server[0], pf.real_server[0]
     r_role = classify.role_of(r_ip, topo)
     if r_role not in ("pod", "node"):
-        return False
+        return None
     if classify.role_of(c_ip, topo) in ("pod", "node"):
         first = classify.node_of(c_ip, topo)
     else:
@@ -438,10 +455,16 @@ def _tunnel_expected(pf: PlainFlow, topo: Topology, points: Mapping[str, Capture
             first = pt.node if pt is not None else None
     last = classify.node_of(r_ip, topo)
     if last is None or last == first:
-        return False
+        return None
     facts = topo.node_named(first)
     backend = (facts.backend if facts and facts.backend != "unknown" else None) or topo.overlay
-    return backend == "vxlan"
+    if backend != "vxlan":
+        return None
+    if first is not None and any(p.node == first for p in points.values()):
+        return False  # a capture on the sending node: whether it saw the packet leave decides
+    port = topo.overlay_port or 8472
+    return {"type": "vxlan", "vni": topo.vni, "port": port, "outer_src": None, "outer_dst": topo.node_ip(last),
+            "observed": None}
 
 
 class Documents:
