@@ -263,34 +263,51 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
 def _resent(kept: dict[str, np.ndarray], cdir: np.ndarray) -> dict[int, tuple]:
     """Per flow, the copies ``stitch.find_retransmissions`` names among its sampled packets, run
     on the kept rows' columns: the same sightings in the same order (time, then frame: one file),
-    the same keys and the same test for two copies of one packet."""
+    the same keys and the same test for two copies of one packet. A key held by one row names
+    nothing: only keys held by several rows are walked."""
     out: dict[int, tuple] = {}
     g_all = kept["g"]
     if not len(g_all):
         return out
-    starts = np.flatnonzero(np.concatenate(([True], g_all[1:] != g_all[:-1])))
-    ends = np.append(starts[1:], len(g_all))
-    cols = [kept[n].tolist() for n in ("d", "f", "frame", "ts", "tseq", "plen", "tflags", "ipid")]
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        g = int(g_all[a])
-        rows = sorted(range(a, b), key=lambda i: (cols[3][i], cols[2][i]))  # sightings: by time, then frame
-        seen: dict[tuple, list[int]] = {}
-        found: list[tuple] = []
-        for i in rows:
-            flags = cols[6][i] if cols[6][i] >= 0 else 0
-            plen = cols[5][i] if cols[5][i] >= 0 else 0
-            if not (plen > 0 or flags & _SYN) or flags & _RST:
-                continue
-            key = (cols[0][i], cols[4][i], plen, flags & (_SYN | 0x01))
-            earlier = seen.setdefault(key, [])
-            if any(_same_packet(cols, p, i) for p in earlier):
+    flags = np.where(kept["tflags"] >= 0, kept["tflags"], 0).astype(np.int64)
+    plen = np.where(kept["plen"] >= 0, kept["plen"], 0)
+    # what find_retransmissions looks at: data or SYN, no RST; its key (direction, seq, length, SYN/FIN)
+    looked = np.flatnonzero(((plen > 0) | ((flags & _SYN) != 0)) & ((flags & _RST) == 0))
+    if not len(looked):
+        return out
+    cols = (g_all[looked], kept["d"][looked], kept["tseq"][looked], plen[looked], flags[looked] & (_SYN | 0x01))
+    order = np.lexsort(cols[::-1])
+    keys = np.stack([c[order] for c in cols], axis=1)
+    start = np.concatenate(([True], (keys[1:] != keys[:-1]).any(axis=1)))
+    grp = np.cumsum(start) - 1
+    size = np.bincount(grp)
+    multi = order[size[grp] > 1]  # rows whose key another row holds
+    if not len(multi):
+        return out
+    rows = looked[multi]
+    names = ("d", "f", "frame", "ts", "tseq", "plen", "tflags", "ipid")
+    vals = {n: kept[n][rows].tolist() for n in names}
+    plen_l, fl_l, g_l = plen[rows].tolist(), flags[rows].tolist(), g_all[rows].tolist()
+    ts_l, frame_l = vals["ts"], vals["frame"]
+    # each key's rows in sighting order (time, then frame)
+    by_key: dict[tuple, list[int]] = {}
+    for i in range(len(rows)):
+        by_key.setdefault((g_l[i], vals["d"][i], vals["tseq"][i], plen_l[i], fl_l[i] & (_SYN | 0x01)), []).append(i)
+    cols_l = [vals[n] for n in names]
+    found: dict[int, list[tuple]] = {}
+    for members in by_key.values():
+        members.sort(key=lambda i: (ts_l[i], frame_l[i]))
+        earlier: list[int] = []
+        for i in members:
+            if any(_same_packet(cols_l, p, i) for p in earlier):
                 earlier.append(i)
                 continue
             if earlier:
-                found.append((cols[0][i], cols[1][i], cols[2][i]))
+                found.setdefault(g_l[i], []).append((ts_l[i], frame_l[i], (vals["d"][i], vals["f"][i], frame_l[i])))
             earlier.append(i)
-        if found:
-            out[g] = tuple(found)
+    for g, hits in found.items():
+        hits.sort()
+        out[g] = tuple(h[2] for h in hits)
     return out
 
 
