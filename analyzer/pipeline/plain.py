@@ -234,21 +234,26 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
         return d, (d["outer_src"], d["outer_dst"])
 
     span: dict[str, tuple[float, float]] = {}
-    c_l = cdir[keep].tolist()
+    ck = cdir[keep] == 0
+    c_id, s_id = np.where(ck, lo[keep], hi[keep]), np.where(ck, hi[keep], lo[keep])
+    c_port, s_port_k = np.where(ck, lo_port[keep], hi_port[keep]), np.where(ck, hi_port[keep], lo_port[keep])
+    ids = np.unique(np.concatenate((c_id, s_id))).tolist()
+    for a in ids:  # every address named once
+        name(a)
+    c_names, s_names = list(map(addr.__getitem__, c_id.tolist())), list(map(addr.__getitem__, s_id.tolist()))
     fwd_t = [tuple(r) for r in tunnels[keep * 2 + cdir[keep]].tolist()]
     rev_t = [tuple(r) for r in tunnels[keep * 2 + 1 - cdir[keep]].tolist()]
-    cols = zip(keep.tolist(), c_l, lo[keep].tolist(), hi[keep].tolist(), lo_port[keep].tolist(),
-               hi_port[keep].tolist(), proto[keep].tolist(), fidx[keep].tolist(), first_ts, last_ts,
-               (pk[keep, 0] + pk[keep, 1]).tolist(), (by[keep, 0] + by[keep, 1]).tolist(), fwd_t, rev_t, strict=True)
-    for g, c, lo_g, hi_g, lp, hp, pr, fi, t0, t1, npk, nby, ft, rt in cols:
-        ends = ((name(lo_g), lp if lp >= 0 else None), (name(hi_g), hp if hp >= 0 else None))
-        client, server = (ends[0], ends[1]) if c == 0 else (ends[1], ends[0])
-        fwd, fwd_pair = tunnel(ft)
-        _rev, rev_pair = tunnel(rt)
-        file = files[fi]
-        plain.append(PlainFlow(g, pr, client, server, file, t0, t1, npk, nby, fwd,
-                               tuple(p for p in (fwd_pair, rev_pair) if p is not None),
-                               resent=resent.get(g, ())))
+    cols = zip(keep.tolist(), c_names, c_port.tolist(), s_names, s_port_k.tolist(), proto[keep].tolist(),
+               fidx[keep].tolist(), first_ts, last_ts, (pk[keep, 0] + pk[keep, 1]).tolist(),
+               (by[keep, 0] + by[keep, 1]).tolist(), fwd_t, rev_t, strict=True)
+    no_resent: tuple = ()
+    for g, cn, cp, sn, sp, pr, fi, t0, t1, npk, nby, ft, rt in cols:
+        fwd, fwd_pair = tunnel(ft) if ft[0] >= 0 else (None, None)
+        rev_pair = tunnel(rt)[1] if rt[0] >= 0 else None
+        outer = (fwd_pair, rev_pair) if fwd_pair and rev_pair else (fwd_pair,) if fwd_pair else \
+            (rev_pair,) if rev_pair else ()
+        plain.append(PlainFlow(g, pr, (cn, cp if cp >= 0 else None), (sn, sp if sp >= 0 else None), files[fi], t0, t1,
+                               npk, nby, fwd, outer, resent=resent.get(g, no_resent)))
     f_keep = fidx[keep]
     for fi in np.unique(f_keep).tolist():
         mine = keep[f_keep == fi]
@@ -362,17 +367,26 @@ def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_por
     out: list[Standin] = []
     weights: dict[int, int] = {}
     files = table.files
-    cols = zip(m_all.tolist(), g[m_all].tolist(), d[m_all].tolist(), f[m_all].tolist(), first[m_all].tolist(),
-               src[m_all].tolist(), dst[m_all].tolist(), tun[m_all].tolist(), weight.tolist(), strict=True)
-    for _m, gi, di, fi, frame, s, dd, t, w in cols:
+    gm, dm = g[m_all], d[m_all]
+    sport = np.where(dm == 0, lo_port[gm], hi_port[gm])
+    dport = np.where(dm == 0, hi_port[gm], lo_port[gm])
+    kinds: dict[int, str | None] = {}
+    cols = zip(gm.tolist(), dm.tolist(), f[m_all].tolist(), first[m_all].tolist(), src[m_all].tolist(),
+               dst[m_all].tolist(), proto[gm].tolist(), sport.tolist(), dport.tolist(), tun[m_all].tolist(),
+               weight.tolist(), strict=True)
+    for gi, di, fi, frame, s, dd, pr, sp, dp, t, w in cols:
         if fi not in iface:  # the capture's interface, as its sampled frames carry it
             iface[fi] = table.sample_frames(gi, di, fi)[0].interface
-        sp, dp = (int(lo_port[gi]), int(hi_port[gi])) if di == 0 else (int(hi_port[gi]), int(lo_port[gi]))
-        st = Standin(files[fi], frame, iface[fi], name(s), name(dd), int(proto[gi]), sp if sp >= 0 else None,
-                     dp if dp >= 0 else None,
-                     tunnel_name(t[0]) if t[0] > 0 else None, None if t[1] < 0 else t[1],
-                     name(t[2]) if t[0] > 0 else None, name(t[3]) if t[0] > 0 else None,
-                     None if t[4] < 0 else t[4])
+        if t[0] > 0:
+            tn = kinds.get(t[0])
+            if tn is None:
+                tn = kinds[t[0]] = tunnel_name(t[0])
+            st = Standin(files[fi], frame, iface[fi], name(s), name(dd), pr, sp if sp >= 0 else None,
+                         dp if dp >= 0 else None, tn, None if t[1] < 0 else t[1], name(t[2]), name(t[3]),
+                         None if t[4] < 0 else t[4])
+        else:
+            st = Standin(files[fi], frame, iface[fi], name(s), name(dd), pr, sp if sp >= 0 else None,
+                         dp if dp >= 0 else None, None, None, None, None, None)
         out.append(st)
         weights[id(st)] = w
     return out, weights
