@@ -768,7 +768,7 @@ class FlowTable:
                 # the TCP/IP fields the plain lane's retransmission check reads (see kept_columns)
                 ("tseq", np.int64), ("plen", np.int64), ("tflags", np.int16), ("ipid", np.int64),
                 # its identity key (0: packet_identity None; -1: unknown, no head) and addresses (kept_twins)
-                ("ikey", np.int64), ("src", np.int64), ("dst", np.int64))
+                ("ikey", np.int64), ("src", np.int64), ("dst", np.int64), ("ack", np.int64), ("itype", np.int16))
     _NP_COMPACT_ROWS = 1 << 18  # appended rows that trigger a compaction (at least)
 
     def _np_keep(self, b: ColumnBatch, rows: np.ndarray, slot: np.ndarray, first: np.ndarray, last: np.ndarray,
@@ -798,7 +798,8 @@ class FlowTable:
             "ts": b.ts[at], "linktype": b.linktype[at], "wire_len": b.wire_len[at], "cap_len": b.cap_len[at],
             "off": b.start[at] + offset, "iface": np.full(len(sel), code, dtype=np.int32), "role": role[sel],
             "tseq": b.seq[at], "plen": b.payload_len[at], "tflags": b.flags[at], "ipid": b.ip_id[at],
-            "ikey": _identity_keys(b, at), "src": b.src[at], "dst": b.dst[at],
+            "ikey": _identity_keys(b, at), "src": b.src[at], "dst": b.dst[at], "ack": b.ack[at],
+            "itype": getattr(b, "icmp_type", np.full(len(b.ack), -1, dtype=np.int16))[at],
         }
         self._np_parts.append({name: np.asarray(part[name], dtype=dt) for name, dt in self._NP_COLS})
         self._np_files.add(self._file)
@@ -991,32 +992,55 @@ class FlowTable:
             n, first = np.add.reduceat(n, starts), np.minimum.reduceat(first, starts)
         return uk >> 21, (uk >> 20) & 1, uk & 0xFFFFF, n, first
 
-    def kept_twins(self, small: int = 64) -> tuple[np.ndarray, list[tuple[list[int], list[float], list[int], list[int]]]]:
-        """``stitch.stitch_flows``' NAT twins among the kept frames, as far as the columns tell:
-        ``(firm, pairs)``. Stitch links conversations whose sampled records share a packet
-        identity: at most four conversations per identity, copies within ``NAT_TWIN_WINDOW`` and
-        a plausible rewrite (``nat_plausible``, which needs the roles). Here, per identity key of
-        the kept rows (the sampled records themselves): one flow links nothing; five flows or more
-        without payload (the key is then the identity itself, hash collisions aside) link
-        nothing; the other keys several flows share are handed to the caller as ``pairs``
-        (flows, times, sources, destinations of each of their rows, at most ``small`` rows) to
-        check the window and the rewrite pair by pair (stitch compares the first conversation of
-        an identity with each other one: every pair is a superset); anything else (bigger keys,
-        unknown keys, frames kept as objects: those have no columns) is ``firm``.
+    def kept_twins(self, small: int = 64) -> tuple[np.ndarray, list[tuple[list[int], list[float], list[int], list[int]]],
+                                                 set[tuple]]:
+        """What the kept frames tell of ``stitch.stitch_flows``' NAT twins: ``(firm, groups, crowded)``.
+
+        Stitch links conversations whose sampled records (the kept rows) share a packet identity:
+        an identity of more than four conversations links nothing; otherwise its first
+        conversation is linked with each other one that has a copy within ``NAT_TWIN_WINDOW`` told
+        apart by a plausible rewrite (``nat_plausible``, which needs the roles). Which
+        conversations share an identity decides, so a caller that explains some flows without
+        stitching must let stitch see every conversation of an identity that may link, or tell it
+        that the identity is crowded. Per identity key of the kept rows:
+
+        * one flow: nothing;
+        * five flows or more without payload (the key is the identity itself, hash collisions
+          aside): never linked; the identities go to ``crowded`` (``packet_identity`` tuples) for
+          stitch to honour when it sees only some of those flows;
+        * other keys of several flows, at most ``small`` rows: ``groups`` (flows, times, sources,
+          destinations of each row) for the caller to check, pair by pair, for a copy within the
+          window and a plausible rewrite: if any pair passes, stitch may link within the key, and
+          every flow of it must be stitched;
+        * bigger keys: ``firm`` (every flow of the key must be stitched);
+        * rows whose key is unknown (no head: a general decoder's row): every flow with a row of
+          the same (protocol, IP ID, seq, ack, flags, length) is ``firm``;
+        * frames kept as objects (compressed, pcapng...: no columns): every flow ``firm``.
         """
         n = self.count
         firm = np.zeros(n, dtype=bool)
+        crowded: set[tuple] = set()
         if any(slot.first or slot.last for slot in self._samples.values()):
-            return np.ones(n, dtype=bool), []  # frames kept as objects (no columns): every flow
+            return np.ones(n, dtype=bool), [], crowded  # frames kept as objects (no columns): every flow
         if self._np_store is None and not self._np_parts:
-            return firm, []
+            return firm, [], crowded
         cols = self._np_compact()
         ikey = cols["ikey"]
         g_all = cols["key"] >> 21
-        firm[g_all[ikey == -1]] = True
-        rows = np.flatnonzero(ikey > 0)
+        unknown = ikey == -1
+        if unknown.any():  # every flow sharing the identity's fields but the payload with such a row
+            proto = self._a["proto"][g_all].astype(np.int64)
+            fl = np.where(proto == 6, cols["tflags"].astype(np.int64), -1)
+            with np.errstate(over="ignore"):
+                h = np.zeros(len(ikey), dtype=np.uint64)
+                for c in (proto, cols["ipid"], cols["tseq"], cols["ack"], fl, cols["plen"], cols["itype"]):
+                    h = (h + c.astype(np.uint64)) * _H2
+            pk = h.view(np.int64)
+            bad = np.isin(pk, pk[unknown]) & (ikey != 0)
+            firm[g_all[bad | unknown]] = True
+        rows = np.flatnonzero((ikey != 0) & ~unknown)  # (a key is any other value, negative ones too)
         if not len(rows):
-            return firm, []
+            return firm, [], crowded
         key, g, t = ikey[rows], g_all[rows], cols["ts"][rows]
         order = np.lexsort((t, g, key))
         rows, key, g, t = rows[order], key[order], g[order], t[order]
@@ -1027,11 +1051,21 @@ class FlowTable:
         nflows = np.bincount(grp, weights=newflow, minlength=ng).astype(np.int64)
         size = np.bincount(grp, minlength=ng)
         payload = np.bincount(grp, weights=cols["plen"][rows] > 0, minlength=ng) > 0
-        silent = (nflows == 1) | ((nflows >= 5) & ~payload)
-        checkable = ~silent & (size <= small)
-        firm_g = ~silent & ~checkable
-        firm[g[firm_g[grp]]] = True
-        pairs: list[tuple[list[int], list[float], list[int], list[int]]] = []
+        crowd = (nflows >= 5) & ~payload
+        checkable = (nflows >= 2) & ~crowd & (size <= small)
+        big = (nflows >= 2) & ~crowd & ~checkable
+        firm[g[big[grp]]] = True
+        c_rows = rows[crowd[grp]]
+        if len(c_rows):
+            proto = self._a["proto"][g_all[c_rows]].tolist()
+            vals = zip(proto, cols["ipid"][c_rows].tolist(), cols["tseq"][c_rows].tolist(), cols["ack"][c_rows].tolist(),
+                       cols["tflags"][c_rows].tolist(), cols["plen"][c_rows].tolist(), cols["itype"][c_rows].tolist(),
+                       strict=True)
+            for pr, ip_id, seq, ack, fl, plen, it in vals:  # packet_identity's tuple, as the record gives it
+                crowded.add((pr, None if ip_id < 0 else ip_id, None if seq < 0 else seq, None if ack < 0 else ack,
+                             fl if pr == 6 and fl >= 0 else None, None if plen < 0 else plen, None,
+                             None if it < 0 else it))
+        groups: list[tuple[list[int], list[float], list[int], list[int]]] = []
         sel = np.flatnonzero(checkable[grp])
         if len(sel):
             sg = grp[sel]
@@ -1040,8 +1074,8 @@ class FlowTable:
             gl, tl = g[sel].tolist(), t[sel].tolist()
             sl, dl = cols["src"][r].tolist(), cols["dst"][r].tolist()
             for a, b in zip(cut.tolist(), [*cut[1:].tolist(), len(sel)], strict=True):
-                pairs.append((gl[a:b], tl[a:b], sl[a:b], dl[a:b]))
-        return firm, pairs
+                groups.append((gl[a:b], tl[a:b], sl[a:b], dl[a:b]))
+        return firm, groups, crowded
 
     def kept_columns(self, only: np.ndarray) -> dict[str, np.ndarray] | None:
         """The kept rows of the flows ``only`` (bool per flow) as columns, one row per distinct

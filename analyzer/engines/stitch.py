@@ -13,7 +13,7 @@ delta in each direction); every timestamp is corrected before it is used for ord
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 from analyzer.engines.classify import TCP_ACK, TCP_RST, TCP_SYN, is_pod, node_of, role_of
 from analyzer.model.explain import (
@@ -235,8 +235,13 @@ def stitch_flows(
     offsets: Sequence[ClockOffset] = (),
     *,
     warn: Warn | None = None,
+    crowded: Collection[tuple] = (),
 ) -> list[StitchedFlow]:
-    """Group every copy of every packet into flows, through encapsulation and NAT."""
+    """Group every copy of every packet into flows, through encapsulation and NAT.
+
+    ``crowded``: packet identities known to be shared by more than four conversations, of which
+    ``records`` may hold only some (the explain lane's flows are not stitched): they link nothing,
+    as they would with every conversation present."""
     shift = {o.node: o.offset for o in offsets}
     file_shift = {f: shift.get(pt.node if pt else None, 0.0) for f, pt in points.items()}
     other_shift = shift.get(None, 0.0)
@@ -281,11 +286,11 @@ def stitch_flows(
     for ck in convs:
         uf.find(ck)
     linked: set[tuple[ConvKey, ConvKey]] = set()
-    for hits in by_ident.values():
+    for ident, hits in by_ident.items():
         if len(hits) < 2:  # (an identity seen once links nothing)
             continue
         cks = {h[0] for h in hits}
-        if len(cks) > 1:
+        if len(cks) > 1 and not (crowded and ident in crowded):
             ordered = sorted(cks)
             for other in ordered[1:]:
                 if len(cks) <= 4 and any(near(a, b) for a in hits if a[0] == ordered[0] for b in hits if b[0] == other):

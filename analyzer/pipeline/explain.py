@@ -752,7 +752,8 @@ def explain_stream(
             records = sorted([*records, *src.more([pf.g for pf in demoted])], key=attrgetter("file", "frame"))
         split.standins, split.weights = [], {}
     offsets = stitch.estimate_offsets(records, points, topo)
-    flows: list[Any] = stitch.stitch_flows(records, points, topo, offsets, warn=_warn)
+    flows: list[Any] = stitch.stitch_flows(records, points, topo, offsets, warn=_warn,
+                                           crowded=split.crowded if split is not None else ())
     if plain_flows:
         plain_flows.sort(key=attrgetter("first_ts", "client", "server"))
         flows = list(heapq.merge(flows, plain_flows, key=_order_key))

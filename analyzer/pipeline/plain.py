@@ -127,6 +127,7 @@ class Split:
     span: dict[str, tuple[float, float]]  # file -> first and last time of the lane's packets
     general: np.ndarray  # bool per table flow: explained by the general path
     shared: list = field(default_factory=list)  # keys two flows share: (flow ids, times, sources, destinations)
+    crowded: set = field(default_factory=set)  # identities of five flows or more: stitch links none (kept_twins)
 
 
 def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Callable[[int], str | None]) -> Split:
@@ -188,8 +189,9 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
         & one_tunnel
     )
     pairs: list = []
+    crowded: set[tuple] = set()
     if ok.any():  # (one clock: ``demote`` sends every flow back when the captures' nodes differ)
-        firm, pairs = table.kept_twins()
+        firm, pairs, crowded = table.kept_twins()
         ok &= ~firm
     # a TCP flow with a repeated SYN or data segment: find_retransmissions run on its kept rows
     check = ok & tcp & ((col("syn_n") > 1).any(axis=1) | (col("retrans") > 0) | (col("dups") > 0))
@@ -262,7 +264,7 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
     # keys two flows share: twins if stitch would link them, known once the roles are
     shared = [(gs, ts, [name(a) for a in srcs], [name(a) for a in dsts]) for gs, ts, srcs, dsts in pairs
               if any(ok[x] for x in gs)]
-    return Split(plain, standins, weights, span, general, shared)
+    return Split(plain, standins, weights, span, general, shared, crowded)
 
 
 def _resent(kept: dict[str, np.ndarray], cdir: np.ndarray) -> dict[int, tuple]:
@@ -450,19 +452,17 @@ class Kinds:
 
 
 def _twins(shared: Sequence[tuple], topo: Topology) -> set[int]:
-    """The flows of keys several flows share that stitch may link: two copies of two flows
-    within ``stitch.NAT_TWIN_WINDOW`` told apart by a plausible rewrite (``nat_plausible``). Every
-    such pair counts (stitch links an identity's first conversation with each other one: a subset)."""
+    """The flows of keys several flows share where stitch may link: two copies of two flows within
+    ``stitch.NAT_TWIN_WINDOW`` told apart by a plausible rewrite (``nat_plausible``). Every flow of
+    such a key goes to stitch (which conversations hold an identity decides what it links)."""
     out: set[int] = set()
     window = stitch.NAT_TWIN_WINDOW
     for gs, ts, srcs, dsts in shared:
         n = len(gs)
-        for i in range(n):
-            for j in range(i + 1, n):
-                if gs[i] != gs[j] and abs(ts[i] - ts[j]) <= window \
-                        and stitch.nat_plausible(srcs[i], dsts[i], srcs[j], dsts[j], topo):
-                    out.add(gs[i])
-                    out.add(gs[j])
+        if any(gs[i] != gs[j] and abs(ts[i] - ts[j]) <= window
+               and stitch.nat_plausible(srcs[i], dsts[i], srcs[j], dsts[j], topo)
+               for i in range(n) for j in range(i + 1, n)):
+            out.update(gs)
     return out
 
 
