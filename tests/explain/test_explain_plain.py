@@ -135,3 +135,42 @@ def test_topology_with_standins_is_the_topology_of_every_record(mixes: list[Path
         a = classify.infer_topology(seen, points, vxlan_ports=PORTS, weights=split.weights)
         b = classify.infer_topology(every, points, vxlan_ports=PORTS)
         assert a == b
+
+
+def test_kept_twins_cover_every_shared_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every packet identity the sampled records of two conversations or more share is seen by
+    ``FlowTable.kept_twins``: its flows are firm, in a group to check, or the identity is crowded.
+    150,000 packets: the mix's IPv4 ID counter wraps, so DNS flows share identities."""
+    from collections import defaultdict
+
+    import numpy as np
+
+    from analyzer.engines.stitch import conv_key_of, packet_identity
+    from analyzer.pipeline.flows import scan_table
+
+    cap = tmp_path / "mix.pcap"
+    subprocess.run([sys.executable, str(ROOT / "bench" / "gen_mix.py"), "150000", str(cap), "--seed", "4"],
+                   check=True, capture_output=True)
+    scan = scan_table([cap], sample=4, heads=True, row_twins=False)
+    table = scan.table
+    firm, groups, crowded = table.kept_twins()
+    col, name = table.column, scan.addrs.name
+    lo, hi, k3, proto = col("lo"), col("hi"), col("k3"), col("proto")
+    conv_g = {}
+    for g in range(table.count):
+        lp, hp = int(k3[g] >> 20 & 0xFFFFF) - 1, int(k3[g] & 0xFFFFF) - 1
+        conv_g[conv_key_of(int(proto[g]), (name(int(lo[g])), lp if lp >= 0 else None),
+                           (name(int(hi[g])), hp if hp >= 0 else None))] = g
+    monkeypatch.setenv(plain.PLAIN_ENV, "0")
+    records = read_packets([str(cap)], vxlan_ports=PORTS, warn=lambda _line: None).records
+    by_ident: dict[tuple, set[int]] = defaultdict(set)
+    for r in records:
+        ident = packet_identity(r) if r.quoted is None else None
+        if ident is not None:
+            by_ident[ident].add(conv_g[conv_key_of(r.proto, (r.src, r.sport), (r.dst, r.dport))])
+    in_groups = {g for gs, _t, _s, _d in groups for g in gs}
+    shared = [(ident, gs) for ident, gs in by_ident.items() if len(gs) > 1]
+    assert len(shared) > 20, "the mix shares too few identities to test anything"
+    for ident, gs in shared:
+        assert ident in crowded or all(firm[g] or g in in_groups for g in gs), (ident, sorted(gs))
+    assert np.count_nonzero(firm) < 0.05 * table.count
