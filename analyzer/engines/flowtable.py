@@ -407,7 +407,7 @@ class FlowTable:
         else:
             self._twin_rows(b, rows, g_row, proto, head[rows])
 
-        it = getattr(b, "icmp_type", None)
+        it = getattr(b, "icmp_type", None) if self.sample else None
         if it is not None:
             t = it[rows]
             echo = (t >= 0) & ((proto == 1) | (proto == 58))
@@ -427,7 +427,8 @@ class FlowTable:
         tun = b.tunnel[rows]
         trows = np.flatnonzero(tun > 0)
         if len(trows):
-            a["tun_pk"][gslots] += np.bincount(slot_local[trows], minlength=2 * u)
+            if self.sample:  # (what the explain lane reads; ``flows`` does not pay for it)
+                a["tun_pk"][gslots] += np.bincount(slot_local[trows], minlength=2 * u)
             cols = [g_row[trows], tun[trows].astype(np.int64), b.vni[rows][trows].astype(np.int64),
                     b.outer_src[rows][trows], b.outer_dst[rows][trows], b.outer_port[rows][trows].astype(np.int64)]
             with np.errstate(over="ignore"):
@@ -435,12 +436,13 @@ class FlowTable:
                       + cols[3].astype(np.uint64) * _H3 + cols[4].astype(np.uint64) * _H1
                       + cols[5].astype(np.uint64)).view(np.int64) | 1
             eslot = g_row[trows] * 2 + d[trows]
-            us, ufirst = np.unique(eslot, return_index=True)
-            unset = a["enc_first"][us] == 0
-            a["enc_first"][us[unset]] = eh[ufirst[unset]]
-            other = a["enc_first"][eslot] != eh
-            if other.any():
-                a["enc_multi"][eslot[other]] = True
+            if self.sample:  # each direction's first tunnel, and whether another followed (the lane's)
+                us, ufirst = np.unique(eslot, return_index=True)
+                unset = a["enc_first"][us] == 0
+                a["enc_first"][us[unset]] = eh[ufirst[unset]]
+                other = a["enc_first"][eslot] != eh
+                if other.any():
+                    a["enc_multi"][eslot[other]] = True
             fresh = np.flatnonzero(a["enc_h"][eslot] != eh)
             if len(fresh):
                 with np.errstate(over="ignore"):
@@ -938,7 +940,9 @@ class FlowTable:
         ``dups`` (TCP data segments skipped as copies of one packet seen twice in a file),
         ``tun_pk`` (2: packets that came through a tunnel), ``slow`` (rows the general decoder
         made: fallback frames, and every ICMP error counted on the flow), ``echo_req`` /
-        ``echo_rep`` (2: ICMP/ICMPv6 echo requests and replies).
+        ``echo_rep`` (2: ICMP/ICMPv6 echo requests and replies). ``tun_pk``, ``echo_req``,
+        ``echo_rep`` and ``direction_tunnels`` are counted only by a table with samples (the
+        explain lane's; ``flows`` does not pay for them): zero otherwise.
         """
         if name not in self.COLUMNS:
             raise KeyError(f"no per-flow column {name!r} (have: {', '.join(self.COLUMNS)})")
