@@ -34,7 +34,7 @@ Semantics
   reader) keep ``SampleFrame`` objects at once. Both keep the same frames.
 * Per-flow facts for a caller that needs no packet objects: ``column`` (the counters above, SYNs,
   copies, tunneled packets, general-decoder rows), ``file_packets``, ``monotonic``, ``slot_stats``,
-  and ``twin_candidates`` (which flows may share a packet with another one; ``heads=True`` scans).
+  and ``kept_twins`` (which sampled packets other flows may share; ``heads=True`` scans).
 """
 
 from __future__ import annotations
@@ -143,13 +143,9 @@ def _identity_keys(b: ColumnBatch, at: np.ndarray) -> np.ndarray:
 
 
 class FlowTable:
-    def __init__(self, *, intern: Callable[[str | None], int], sample: int = 0, frame_objects: bool = False,
-                 row_twins: bool = True) -> None:
+    def __init__(self, *, intern: Callable[[str | None], int], sample: int = 0, frame_objects: bool = False) -> None:
         """``frame_objects=True`` keeps every sample as a ``SampleFrame`` at once (the sampler of
-        batches without a file offset) even for batches with one: the same kept set, slower (tests).
-        ``row_twins=False``: no identity key per packet (``twin_candidates`` is then every flow;
-        ``kept_twins``, on the sampled rows, is what the explain lane uses)."""
-        self._row_twins = row_twins
+        batches without a file offset) even for batches with one: the same kept set, slower (tests)."""
         self.intern = intern
         self.sample = max(0, int(sample))
         self._frame_objects = frame_objects
@@ -221,14 +217,6 @@ class FlowTable:
         self._fds: dict[int, int] = {}  # file index -> descriptor, for sample_frames
         self._orders: dict[int, str] = {}  # file index -> byte order of its pcap record headers
         self._fds_closer: weakref.finalize | None = None
-        # twin prefilter (see twin_candidates): (identity key, flow id) pairs, deduplicated per batch,
-        # and the flows with a row whose key is unknown
-        self._twin_keys: list[np.ndarray] = []
-        self._twin_flows: list[np.ndarray] = []
-        self._twin_unknown: list[np.ndarray] = []
-        self._twin_times: list[np.ndarray] = []  # each entry's first and last time in its batch
-        self._twin_addrs: list[np.ndarray] = []  # each entry's (src, dst) address ids
-        self._heads_missing = False
         self._recent = np.zeros(0, dtype=np.int64)  # data-segment hashes of the last batch (copy detection)
         self._grow(1024)
 
@@ -401,12 +389,6 @@ class FlowTable:
             if len(slow):
                 np.add.at(a["slow"], g_row[slow], 1)
 
-        head = getattr(b, "head", None)
-        if head is None or not self._row_twins:
-            self._heads_missing = True
-        else:
-            self._twin_rows(b, rows, g_row, proto, head[rows])
-
         it = getattr(b, "icmp_type", None) if self.sample else None
         if it is not None:
             t = it[rows]
@@ -496,121 +478,6 @@ class FlowTable:
         if self.sample:
             self._sample(b, rows, g_row, d, tcp, retrans_rows)
             a["seen"][gslots] += cnt
-
-    def _twin_rows(self, b: ColumnBatch, rows: np.ndarray, g_row: np.ndarray, proto: np.ndarray,
-                   head: np.ndarray) -> None:
-        """Identity keys of the rows (see ``twin_candidates``), one (key, flow) pair each per batch."""
-        ip_id, seq, plen = b.ip_id[rows], b.seq[rows], b.payload_len[rows]
-        # packet_identity is None (links nothing) without an IP ID, a sequence number or payload
-        strong = (ip_id > 0) | (seq >= 0) | (plen > 0)
-        unknown = strong & (head == -1)
-        if unknown.any():
-            self._twin_unknown.append(np.unique(g_row[unknown]))
-        known = np.flatnonzero(strong & ~unknown)
-        if not len(known):
-            return
-        fl = np.where(proto[known] == 6, b.flags[rows][known].astype(np.int64), -1)
-        cols = (proto[known], ip_id[known], seq[known], b.ack[rows][known], fl, plen[known], head[known])
-        with np.errstate(over="ignore"):
-            h = np.zeros(len(known), dtype=np.uint64)
-            for i, col in enumerate(cols):
-                h = (h + col.astype(np.uint64)) * (_H1, _H2, _H3)[i % 3]
-            key = (h ^ (h >> np.uint64(31))).view(np.int64)
-        g = g_row[known]
-        ts = b.ts[rows][known]
-        src, dst = b.src[rows][known], b.dst[rows][known]
-        order = np.lexsort((ts, src, g, key))
-        key, g, ts, src, dst = key[order], g[order], ts[order], src[order], dst[order]
-        new = np.ones(len(key), dtype=bool)
-        new[1:] = (key[1:] != key[:-1]) | (g[1:] != g[:-1]) | (src[1:] != src[:-1])
-        starts = np.flatnonzero(new)
-        last = np.append(starts[1:], len(key)) - 1
-        self._twin_keys.append(key[starts])
-        self._twin_flows.append(g[starts].astype(np.int32))
-        self._twin_times.append(np.stack([ts[starts], ts[last]], axis=1))  # first and last time of the entry
-        self._twin_addrs.append(np.stack([src[starts], dst[starts]], axis=1))  # its direction's addresses
-
-    def twin_candidates(self, window: float | None = None) -> np.ndarray:
-        """Per flow id (``count`` long): whether the flow may hold a copy of a packet another flow
-        holds, i.e. a twin that ``stitch.stitch_flows`` could link through ``packet_identity``.
-
-        True when some row of the flow has the same identity key as a row of another flow (any
-        file, any time), or a row whose key is unknown (``Batch.head`` -1: a general decoder's
-        row), or when batches came without ``head`` (``iter_batches(heads=True)`` not asked: then
-        every flow). The key is a 64-bit hash of (proto, IP ID, seq, ack, TCP flags (TCP only),
-        payload length, ``head``); rows without IP ID, seq and payload (``packet_identity`` None)
-        have none. ``packet_identity`` holds the CRC-32 of the first 64 captured payload bytes
-        instead of ``head``: equal identities mean equal first 8 payload bytes, CRC-32 collisions
-        aside (two packets whose first 64 bytes differ but hash alike would be linked by stitch and
-        not be candidates here). Hash collisions of the key only add candidates. So the result is a
-        superset of the flows stitch_flows can put together with another one.
-
-        ``window`` (seconds): only copies at most that far apart count (``stitch.NAT_TWIN_WINDOW``:
-        stitch links copies that far apart at most when their captures share one clock, which the
-        caller knows, not the table). Each (key, flow, source) of a batch is an entry with its
-        first and last time: where every entry of a key is one point in time (the common case),
-        the entries sorted by time are checked neighbour by neighbour (two flows' copies within
-        the window always have neighbours of two flows within it between them); a key an entry
-        repeated within a batch marks every flow holding it.
-        """
-        return self.twins(window)[0]
-
-    def twins(self, window: float | None = None, small: int = 16
-              ) -> tuple[np.ndarray, list[tuple[list[int], list[float], list[int], list[int]]]]:
-        """``(candidates, pairs)``: ``twin_candidates(window)`` (with ``window``) split in two.
-        ``candidates`` marks the flows that may have a twin whatever the addresses; ``pairs`` the
-        keys two flows share, each as one point per entry, at most ``small`` entries: (flows, times,
-        sources, destinations) of every entry, so the caller can ask of each cross pair what
-        stitch asks (within the window, a plausible rewrite) before calling them twins."""
-        n = self.count
-        if self._heads_missing:
-            return np.ones(n, dtype=bool), []
-        out = np.zeros(n, dtype=bool)
-        for part in self._twin_unknown:
-            out[part] = True
-        if not self._twin_keys:
-            return out, []
-        key, g = np.concatenate(self._twin_keys), np.concatenate(self._twin_flows).astype(np.int64)
-        times = np.concatenate(self._twin_times)
-        addrs = np.concatenate(self._twin_addrs)
-        t0, t1 = times[:, 0], times[:, 1]
-        order = np.lexsort((t0, key))
-        key, g, t0, t1, addrs = key[order], g[order], t0[order], t1[order], addrs[order]
-        same = key[1:] == key[:-1]
-        pair = same & (g[1:] != g[:-1])  # neighbours: one key, two flows
-        if window is None:
-            out[g[1:][pair]] = True
-            out[g[:-1][pair]] = True
-            return out, []
-        near = pair & (t0[1:] - t0[:-1] <= window)
-        grp = np.concatenate(([0], np.cumsum(~same)))
-        ngroups = int(grp[-1]) + 1
-        multi = np.bincount(grp[1:], weights=pair, minlength=ngroups) > 0
-        spread = np.bincount(grp, weights=(t1 != t0), minlength=ngroups) > 0
-        near_g = np.bincount(grp[1:], weights=near, minlength=ngroups) > 0
-        # distinct flows per key
-        fo = np.lexsort((g, grp))
-        gs, fs = grp[fo], g[fo]
-        first_of = np.ones(len(fs), dtype=bool)
-        first_of[1:] = (gs[1:] != gs[:-1]) | (fs[1:] != fs[:-1])
-        nflows = np.bincount(gs[first_of], minlength=ngroups)
-        size = np.bincount(grp, minlength=ngroups)
-        wide = spread & multi  # an interval: every flow holding the key
-        checkable = near_g & ~spread & (nflows == 2) & (size <= small)
-        out[g[wide[grp]]] = True
-        firm = near & ~checkable[grp[1:]]  # neighbours within the window, in a key not left to the caller
-        out[g[1:][firm]] = True
-        out[g[:-1][firm]] = True
-        pairs: list[tuple[list[int], list[float], list[int], list[int]]] = []
-        rows = np.flatnonzero(checkable[grp])
-        if len(rows):
-            rg = grp[rows]
-            cut = np.flatnonzero(np.concatenate(([True], rg[1:] != rg[:-1])))
-            gl, tl = g[rows].tolist(), t0[rows].tolist()
-            sl, dl = addrs[rows, 0].tolist(), addrs[rows, 1].tolist()
-            for a, b in zip(cut.tolist(), [*cut[1:].tolist(), len(rows)], strict=True):
-                pairs.append((gl[a:b], tl[a:b], sl[a:b], dl[a:b]))
-        return out, pairs
 
     def _retransmissions(self, tcp: np.ndarray, g_row: np.ndarray, d: np.ndarray, seq: np.ndarray,
                          plen: np.ndarray, ip_id: np.ndarray) -> np.ndarray:

@@ -604,7 +604,7 @@ def iter_batches(
     """Yield column batches for every frame of ``path`` in file order.
 
     ``progress(bytes_read)`` is called after each batch. ``heads``: fill ``Batch.head`` (the first
-    payload bytes, for ``FlowTable.twin_candidates``; ``flows`` does not need them). Raises ``InputError`` when the file cannot
+    payload bytes, for ``FlowTable.kept_twins``; ``flows`` does not need them). Raises ``InputError`` when the file cannot
     be used at all; damaged records become warnings (through the general reader) and reading goes on.
     """
     addrs = addrs if addrs is not None else AddressTable()

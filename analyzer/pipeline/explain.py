@@ -13,7 +13,6 @@ import contextlib
 import datetime as _dt
 import gc
 import heapq
-import inspect
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -185,7 +184,7 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
     """
     from analyzer.pipeline.flows import scan_table
 
-    kw = {"heads": True, "row_twins": False} if lane and "heads" in inspect.signature(scan_table).parameters else {}
+    kw = {"heads": True} if lane else {}
     scan = scan_table([Path(f) for f in files], vxlan_ports=vxlan_ports, sample=SAMPLE, progress=progress, warn=warn,
                       **kw)
     general = scan.general  # the kept frames are decoded in full by the one general decoder

@@ -114,14 +114,12 @@ def scan_table(
     progress: Callable[[int, int], None] | None = None,
     warn: Callable[[str], None] | None = None,
     heads: bool = False,
-    row_twins: bool = True,
 ) -> TableScan:
     """``scan_flows`` without building the ``FlowSummary`` objects (same arguments).
 
     ``heads=True`` reads the first payload bytes of every packet too (``Batch.head``), so that
-    ``table.twin_candidates()`` can tell the flows that may be copies of others (``explain``);
-    without it every flow is a candidate. ``row_twins=False``: no identity key per packet
-    (``twin_candidates`` is then every flow; ``kept_twins``, on the sampled rows, still works).
+    ``table.kept_twins()`` can tell which sampled packets may be copies of others (``explain``);
+    without it every key is unknown.
     """
     vxlan_ports = frozenset(vxlan_ports)
     warnings: list[str] = []
@@ -133,7 +131,7 @@ def scan_table(
 
     addrs = AddressTable()
     general = GeneralDecoder(vxlan_ports)
-    table = FlowTable(intern=addrs.intern, sample=sample, row_twins=row_twins)
+    table = FlowTable(intern=addrs.intern, sample=sample)
     sizes = [_size(p) for p in paths]
     total = sum(sizes)
     done_before = 0

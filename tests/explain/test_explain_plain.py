@@ -151,7 +151,7 @@ def test_kept_twins_cover_every_shared_identity(tmp_path: Path, monkeypatch: pyt
     cap = tmp_path / "mix.pcap"
     subprocess.run([sys.executable, str(ROOT / "bench" / "gen_mix.py"), "150000", str(cap), "--seed", "4"],
                    check=True, capture_output=True)
-    scan = scan_table([cap], sample=4, heads=True, row_twins=False)
+    scan = scan_table([cap], sample=4, heads=True)
     table = scan.table
     firm, groups, crowded = table.kept_twins()
     col, name = table.column, scan.addrs.name

@@ -1,6 +1,6 @@
-"""The twin prefilter: ``Batch.head`` (the first payload bytes, only when asked for) and
-``FlowTable.twin_candidates``, a superset of the conversations ``stitch_flows`` links through
-``packet_identity``; on a flannel mix most flows are not candidates."""
+"""The twin check of the explain lane: ``Batch.head`` (the first payload bytes, only when asked
+for) and ``FlowTable.kept_twins``, which hands over (firm, or in a group to check) a superset of
+the conversations ``stitch_flows`` links among the sampled records; on a flannel mix few flows."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from analyzer.inputs.capture import read_capture
 from analyzer.inputs.decode import decode_frame, to_record
 from analyzer.inputs.fastpath import AddressTable, iter_batches
 from analyzer.model.explain import Topology
+from analyzer.pipeline.explain import read_packets
 from analyzer.pipeline.flows import scan_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -99,9 +100,8 @@ def test_heads_do_not_change_the_table(tmp_path: Path) -> None:
     a, b = scan_table([path], sample=2), scan_table([path], sample=2, heads=True)
     for name in a.table.COLUMNS:
         assert np.array_equal(a.table.column(name), b.table.column(name)), name
-    assert a.table.twin_candidates().all()  # no heads: every flow may have a twin
-    assert a.table._heads_missing and not b.table._heads_missing  # flows (no heads=) reads no payload bytes
-    assert not b.table.twin_candidates().all()
+    assert a.table.kept_twins()[0].all()  # no heads (flows reads no payload bytes): every key unknown
+    assert not b.table.kept_twins()[0].any()
 
 
 def _linked(records: list, *, stitched: bool) -> set[tuple]:
@@ -123,29 +123,16 @@ def _linked(records: list, *, stitched: bool) -> set[tuple]:
     return {ck for cks in by_ident.values() if len(cks) > 1 for ck in cks}
 
 
-def _near_linked(records: list, window: float) -> set[tuple]:
-    """Conversations with a record whose ``packet_identity`` another conversation's record has at
-    most ``window`` seconds away (what stitch's ``near`` allows on one clock), by brute force."""
-    by_ident: dict[tuple, list] = {}
-    for r in records:
-        ident, ck = stitch.packet_identity(r), stitch.conv_key(r)
-        if ident is not None and ck is not None and r.quoted is None:
-            by_ident.setdefault(ident, []).append((r.ts, ck))
-    out = set()
-    for hits in by_ident.values():
-        for ta, a in hits:
-            for tb, b in hits:
-                if a != b and abs(ta - tb) <= window:
-                    out |= {a, b}
-    return out
-
-
-def _candidates(paths: list[Path], window: float | None = None) -> tuple[set[tuple], int, list]:
-    """The candidates' conversation keys, the number of flows, every decoded record."""
-    scan = scan_table(paths, heads=True)
+def _candidates(paths: list[Path]) -> tuple[set[tuple], int, list]:
+    """The conversation keys ``kept_twins`` hands over (firm, or in a group to check), the number
+    of flows, every decoded record."""
+    scan = scan_table(paths, sample=4, heads=True)
     t = scan.table
-    cand = t.twin_candidates() if window is None else t.twin_candidates(window=window)
-    assert cand.shape == (t.count,) and cand.dtype == bool
+    firm, groups, _crowded = t.kept_twins()
+    assert firm.shape == (t.count,) and firm.dtype == bool
+    cand = firm.copy()
+    for gs, _ts, _srcs, _dsts in groups:
+        cand[gs] = True
     name = scan.addrs.name
     picked = set()
     for g in np.flatnonzero(cand).tolist():
@@ -153,7 +140,8 @@ def _candidates(paths: list[Path], window: float | None = None) -> tuple[set[tup
         plo, phi = ((k3 >> 20) & 0xFFFFF) - 1, (k3 & 0xFFFFF) - 1
         picked.add(stitch.conv_key_of(int(t.column("proto")[g]), (name(int(t.column("lo")[g])), plo if plo >= 0 else None),
                                       (name(int(t.column("hi")[g])), phi if phi >= 0 else None)))
-    records = [to_record(raw, decode_frame(raw.data, raw.linktype)) for p in paths for raw in read_capture(p)]
+    # the sampled records: what stitch compares in explain
+    records = read_packets([str(p) for p in paths], vxlan_ports=frozenset({4789, 8472}), warn=lambda _line: None).records
     return picked, t.count, records
 
 
@@ -176,58 +164,13 @@ def test_a_nat_twin_is_a_candidate_and_the_rest_are_not(tmp_path: Path) -> None:
 def test_mix_twins_are_a_superset_and_few(tmp_path: Path, seed: int) -> None:
     path = _mix(tmp_path / "m.pcap", 12000, seed)
     picked, count, records = _candidates([path])
-    assert _linked(records, stitched=False) <= picked
     assert _linked(records, stitched=True) <= picked
-    assert len(picked) < 0.2 * count, f"{len(picked)} of {count} flows are twin candidates"
+    # (gen_mix's IPv6 flows share their handshake's identities: five flows or more, crowded, not handed over)
+    assert len(picked) < 0.05 * count, f"{len(picked)} of {count} flows are twin candidates"
 
 
 @pytest.mark.parametrize("name", sorted(p.parent.name for p in SAMPLES.glob("*/scenario.json")))
 def test_lab_sample_twins_are_a_superset(name: str) -> None:
     caps = sorted((SAMPLES / name).glob("node*/*.pcap"))
-    picked, count, records = _candidates(caps)
-    assert _linked(records, stitched=False) <= picked
+    picked, _count, records = _candidates(caps)
     assert _linked(records, stitched=True) <= picked
-
-
-@pytest.mark.parametrize(("seed", "n"), [(1, 12000), (5, 30000)])
-def test_window_narrows_and_stays_a_superset(tmp_path: Path, seed: int, n: int) -> None:
-    """gen_mix's IP IDs wrap every 65,536 packets and its DNS questions repeat: without the time
-    window those look like twins; within stitch's window (one clock) nearly none are."""
-    path = _mix(tmp_path / "m.pcap", n, seed)
-    anytime, count, records = _candidates([path])
-    near, _count, _records = _candidates([path], window=stitch.NAT_TWIN_WINDOW)
-    assert near <= anytime
-    assert _near_linked(records, stitch.NAT_TWIN_WINDOW) <= near
-    assert _linked(records, stitched=True) <= near
-    # (what remains: gen_mix's IPv6 flows, whose identical segments really share identities)
-    assert len(near) < 0.05 * count, f"{len(near)} of {count} flows are twin candidates within the window"
-
-
-@pytest.mark.parametrize("name", ["two-endpoints", "three-node", "hairpin", "nodeport"])
-def test_window_on_lab_samples(name: str) -> None:
-    caps = sorted((SAMPLES / name).glob("node*/*.pcap"))
-    near, _count, records = _candidates(caps, window=stitch.NAT_TWIN_WINDOW)
-    want = _linked(records, stitched=True)
-    assert want and want <= near
-    assert _near_linked(records, stitch.NAT_TWIN_WINDOW) <= near
-
-
-def test_repeated_key_within_a_batch_marks_every_flow_holding_it(tmp_path: Path) -> None:
-    """A key one flow repeats in a batch is kept as an interval: the other flow with it 5 s later is
-    a candidate even though the first copies are farther apart than the window (a superset)."""
-    c, s = "10.244.1.5", "10.244.2.7"
-    pkt = tcp(b"same bytes", flags="PA", sport=40000, dport=80, seq=5, ack=9)
-    t0 = 1_700_000_000.0
-    a = ether(ipv4(pkt, src=c, dst=s, ident=77))
-    b = ether(ipv4(tcp(b"same bytes", flags="PA", sport=40000, dport=8080, seq=5, ack=9), src=c, dst=s, ident=77))
-    lone = ether(ipv4(tcp(b"other", flags="PA", sport=40001, dport=80, seq=5, ack=9), src=c, dst=s, ident=78))
-    frames = [(t0, a), (t0 + 9.5, a), (t0 + 5.0, b), (t0 + 20.0, lone)]
-    scan = scan_table([write_pcap(tmp_path / "r.pcap", frames)], heads=True)
-    t = scan.table
-    assert t.count == 3
-    near = t.twin_candidates(window=1.0)
-    assert sorted(near.tolist()) == [False, True, True]
-    # points only (one copy per flow and batch): 5 s apart is not near
-    scan2 = scan_table([write_pcap(tmp_path / "p.pcap", [(t0, a), (t0 + 5.0, b)])], heads=True)
-    assert not scan2.table.twin_candidates(window=1.0).any()
-    assert scan2.table.twin_candidates().all()
