@@ -863,8 +863,8 @@ class FlowTable:
             n, first = np.add.reduceat(n, starts), np.minimum.reduceat(first, starts)
         return uk >> 21, (uk >> 20) & 1, uk & 0xFFFFF, n, first
 
-    def kept_twins(self, small: int = 64) -> tuple[np.ndarray, list[tuple[list[int], list[float], list[int], list[int]]],
-                                                 set[tuple]]:
+    def kept_twins(self, small: int = 64, interest: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, list[tuple[list[int], list[float], list[int], list[int]]], set[tuple]]:
         """What the kept frames tell of ``stitch.stitch_flows``' NAT twins: ``(firm, groups, crowded)``.
 
         Stitch links conversations whose sampled records (the kept rows) share a packet identity:
@@ -887,6 +887,8 @@ class FlowTable:
         * rows whose key is unknown (no head: a general decoder's row): every flow with a row of
           the same (protocol, IP ID, seq, ack, flags, length) is ``firm``;
         * frames kept as objects (compressed, pcapng...: no columns): every flow ``firm``.
+
+        ``interest`` (bool per flow): ``groups`` only lists keys that hold one of those flows.
         """
         n = self.count
         firm = np.zeros(n, dtype=bool)
@@ -937,6 +939,8 @@ class FlowTable:
                              fl if pr == 6 and fl >= 0 else None, None if plen < 0 else plen, None,
                              None if it < 0 else it))
         groups: list[tuple[list[int], list[float], list[int], list[int]]] = []
+        if interest is not None:  # keys without a flow of interest need no check
+            checkable &= np.bincount(grp, weights=interest[g], minlength=ng) > 0
         sel = np.flatnonzero(checkable[grp])
         if len(sel):
             sg = grp[sel]

@@ -61,6 +61,7 @@ PLAIN_ENV = "K8S_TRACE_EXPLAIN_PLAIN"
 #: ``diagnose.diagnose_flow`` is silent on a delivered flow without an ICMP error or a dump)
 NOT_PLAIN_KINDS = frozenset({"pod-to-external"})
 _RST, _SYN = 0x04, 0x02
+_UNSET = object()
 _ETHERNET = 1
 _V4 = 1 << 32  # address ids below this are IPv4 addresses themselves, the others interned IPv6 ones
 
@@ -191,7 +192,7 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
     pairs: list = []
     crowded: set[tuple] = set()
     if ok.any():  # (one clock: ``demote`` sends every flow back when the captures' nodes differ)
-        firm, pairs, crowded = table.kept_twins()
+        firm, pairs, crowded = table.kept_twins(interest=ok)
         ok &= ~firm
     # a TCP flow with a repeated SYN or data segment: find_retransmissions run on its kept rows
     check = ok & tcp & ((col("syn_n") > 1).any(axis=1) | (col("retrans") > 0) | (col("dups") > 0))
@@ -408,6 +409,7 @@ def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, Capt
     kinds = Kinds(topo)
     twins = _twins(shared, topo)
     tunnels: dict[tuple, dict] = {}  # one dict per inferred tunnel
+    inferred_of: dict[tuple, object] = {}
     for pf in plain:
         if pf.g in twins:
             demoted.append(pf)
@@ -418,7 +420,10 @@ def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, Capt
             demoted.append(pf)
             continue
         if pf.encap is None:
-            inferred = _inferred_tunnel(pf, topo, points)
+            at = (pf.client[0], pf.server[0], pf.file)  # (all _inferred_tunnel reads of the flow)
+            inferred = inferred_of.get(at, _UNSET)
+            if inferred is _UNSET:
+                inferred = inferred_of[at] = _inferred_tunnel(pf, topo, points)
             if inferred is False:
                 demoted.append(pf)
                 continue
