@@ -205,8 +205,8 @@ class Finding:
 
 class SummaryRow:
     """A delivered flow the text report lists in one line and nothing more (``pipeline.plain``'s
-    lane): what its brief document's summary line reads, without building the document.
-    ``get`` answers like that document for those keys; ``doc()`` builds the whole document."""
+    lane): what its brief document's summary line reads, without building the document;
+    ``doc()`` builds the whole document."""
 
     __slots__ = ("_make", "_src", "client", "encapsulation", "findings", "id", "kind", "proto", "server")
 
@@ -215,17 +215,5 @@ class SummaryRow:
         self.id, self.proto, self.client, self.server, self.kind = id, proto, client, server, kind
         self.encapsulation, self.findings, self._make, self._src = encapsulation, findings, make, src
 
-    status = "delivered"
-    translations: tuple = ()
-
-    def get(self, key: str, default: object = None) -> object:
-        if key == "translations":
-            return []
-        return getattr(self, key, default) if key in _ROW_KEYS else default
-
     def doc(self) -> dict:
         return self._make(self, self._src)  # type: ignore[operator]
-
-
-_ROW_KEYS = frozenset({"id", "proto", "client", "server", "kind", "status", "encapsulation", "findings"})
-

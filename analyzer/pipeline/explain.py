@@ -42,6 +42,7 @@ from analyzer.model.explain import (
 from analyzer.model.flow import endpoint_text, proto_name
 from analyzer.model.node import KubeInventory, NodeSnapshot
 from analyzer.model.record import PacketRecord
+from analyzer.pipeline import plain
 
 SCHEMA = "k8s-trace.explain/1"
 SAMPLE = 4  # packets kept per (flow, file, direction) at each end (SYN/FIN/RST/errors always)
@@ -142,14 +143,6 @@ def _add_bundle(out: Inputs, snap: NodeSnapshot, given: Path, warn: Warn) -> Non
 GENERAL_ENV = "K8S_TRACE_EXPLAIN_GENERAL"
 
 
-def plain_lane_on() -> bool:
-    """Whether the plain lane (``pipeline.plain``) is on: with the fast lanes, unless
-    ``K8S_TRACE_EXPLAIN_PLAIN=0``."""
-    from analyzer.pipeline.plain import plain_lane_on as on
-
-    return on()
-
-
 def fast_lane() -> bool:
     """Whether the fast lanes are on (they are unless ``GENERAL_ENV`` says otherwise)."""
     return os.environ.get(GENERAL_ENV, "") in ("", "0")
@@ -236,8 +229,6 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
     split = None
     more = None
     if lane:
-        from analyzer.pipeline import plain
-
         split = plain.split_scan(scan, {fs.path: fs.linktype for fs in scan.files}, scan.addrs.tunnels.name)
         if not split.plain:
             split = None
@@ -703,7 +694,7 @@ def explain_stream(
     index_names = {s.name: {i.index: i.name for i in s.interfaces if i.index is not None} for s in given.bundles}
     ifnames = {path: index_names[node] for path, node, _i, _s in given.captures if index_names.get(node)}
     # the plain lane (pipeline.plain): the text report of a captures-only run
-    lane = brief and index is None and not given.bundles and given.kube is None and fast_lane() and plain_lane_on()
+    lane = brief and index is None and not given.bundles and given.kube is None and fast_lane() and plain.plain_lane_on()
     src = read_packets([p for p, *_ in given.captures], vxlan_ports=ports, warn=_warn, progress=_prog, ifnames=ifnames,
                        lane=lane)
     records = src.records
@@ -742,8 +733,6 @@ def explain_stream(
         for p in points.values() if p.is_underlay))
     plain_flows: list[Any] = []
     if split is not None and src.more is not None:
-        from analyzer.pipeline import plain
-
         quoted = {a for r in records if r.quoted is not None
                   for a in (r.quoted.src, r.quoted.dst, r.quoted.inner_src, r.quoted.inner_dst) if a}
         plain_flows, demoted = plain.demote(split.plain, topo, points, quoted, split.shared)
@@ -781,9 +770,7 @@ def explain_stream(
             flow, flows[i] = flows[i], None  # type: ignore[call-overload]
             if type(flow) is not StitchedFlow:  # the plain lane's (pipeline.plain.PlainFlow)
                 if plain_docs[0] is None:
-                    from analyzer.pipeline.plain import Documents
-
-                    plain_docs[0] = Documents(topo, _endpoint, points, src.record_of, all_findings)
+                    plain_docs[0] = plain.Documents(topo, _endpoint, points, src.record_of, all_findings)
                 row = plain_docs[0].row(flow)  # (names no file: nothing to rename)
                 del flow
                 by_status["delivered"] += 1

@@ -95,10 +95,6 @@ class PlainFlow:
     def real_server(self) -> tuple[str, int]:
         return self.server
 
-    def sort_key(self) -> tuple:
-        """``stitch_flows``' order: first packet time, client, server."""
-        return (self.first_ts, self.client, self.server)
-
 
 class Standin:
     """What the global steps read of a sampled record, for a group of the lane's sampled frames."""
@@ -515,7 +511,6 @@ class Documents:
         self._record_of = record_of  # (flow id, direction, file index, frame) -> its PacketRecord
         self._sink = sink  # every finding of the run
         self._eps: dict[tuple[str, int], dict] = {}
-        self._kinds = Kinds(topo)
         self._texts: dict[tuple[str, int], str] = {}
         self._encaps: dict[int, list[dict]] = {}
         self._templates: dict[str, tuple] = {}
@@ -532,9 +527,6 @@ class Documents:
         if t is None:
             t = self._texts[ep] = endpoint_text(*ep)
         return t
-
-    def kind(self, pf: PlainFlow) -> str:
-        return pf.kind or self._kinds.of(pf)
 
     def _findings(self, pf: PlainFlow, kind: str) -> list[dict]:
         """RETRANSMISSIONS, from the copies find_retransmissions names (the records of those only)."""
@@ -568,8 +560,9 @@ class Documents:
         return {"ip": ep[0], "port": ep[1], "role": t[0], "name": t[1], "node": t[2]}
 
     def row(self, pf: PlainFlow) -> SummaryRow:
-        """What the text report's summary line reads of ``pf`` (``doc()`` builds the document)."""
-        kind = self.kind(pf)
+        """What the text report's summary line reads of ``pf`` (``doc()`` builds the document);
+        its kind is ``demote``'s."""
+        kind = pf.kind
         enc: list[dict] = []
         if pf.encap is not None:
             enc = self._encaps.get(id(pf.encap)) or self._encaps.setdefault(id(pf.encap), [pf.encap])
@@ -579,9 +572,6 @@ class Documents:
 
     def _row_doc(self, row: SummaryRow, pf: PlainFlow) -> dict:
         return self._doc(pf, row.kind, row.encapsulation, row.findings, row.client, row.server)
-
-    def doc(self, pf: PlainFlow) -> dict:
-        return self.row(pf).doc()
 
     def _doc(self, pf: PlainFlow, kind: str, enc: list, findings: list, client: dict, server: dict) -> dict:
         pname = proto_name(pf.proto)
