@@ -427,12 +427,16 @@ def stitch_flows(
         for f in targets:
             f.errors.append(Sighting(r, node, iface, "rev", ts(r), ("err", r.file, r.frame)))
     # ids: stable, in order of first appearance
-    flows.sort(key=lambda f: (f.sightings[0].ts if f.sightings else f.errors[0].ts if f.errors else 0.0,
-                              f.client, f.server))
+    flows.sort(key=flow_order)
     for i, f in enumerate(flows, 1):
         f.id = f"f{i}"
         f.retransmissions = find_retransmissions(f)
     return flows
+
+
+def flow_order(f: StitchedFlow) -> tuple:
+    """The order of stitched flows (their ids): first copy's time, client, server."""
+    return (f.sightings[0].ts if f.sightings else f.errors[0].ts if f.errors else 0.0, f.client, f.server)
 
 
 def nat_plausible(a_src: str, a_dst: str, b_src: str, b_dst: str, topo: Topology) -> bool:

@@ -805,7 +805,7 @@ def explain_stream(
 def _order_key(f: Any) -> tuple:
     """``stitch_flows``' order of a stitched flow or a plain lane's flow."""
     if type(f) is StitchedFlow:
-        return (f.sightings[0].ts if f.sightings else f.errors[0].ts if f.errors else 0.0, f.client, f.server)
+        return stitch.flow_order(f)
     return (f.first_ts, f.client, f.server)
 
 

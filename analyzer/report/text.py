@@ -130,20 +130,9 @@ def _side_cached(cache: dict | None, ep: Any) -> str:
 def _summary_rest(lang: str, flow: dict[str, Any], cache: dict | None = None) -> str:
     """The summary line after its status cell (``cache``: texts of endpoints and tunnels, kept by
     the caller across flows)."""
-    left = _side_cached(cache, flow.get("client"))
-    right = _side_cached(cache, flow.get("server"))
-    bits = [
-        f"{clean(flow.get('id')):<4}",
-        f"{clean(flow.get('proto') or '?'):<4}",
-        f"{left} {fmt.ARROW} {right}",
-    ]
-    line = " ".join(bits)
-    extras = [i18n.kind_word(lang, flow.get("kind"))]
-    extras += [_cached(cache, "nat", t, fmt.translation) for t in lst(flow.get("translations"))]
-    extras += [_cached(cache, "enc", e, fmt.encapsulation) for e in lst(flow.get("encapsulation"))]
-    codes = sorted({clean(dct(f).get("code")) for f in lst(flow.get("findings")) if dct(f).get("code")})
-    extras += codes
-    return line + "  [" + "; ".join(x for x in extras if x) + "]"
+    return _head(flow.get("id"), flow.get("proto"), flow.get("client"), flow.get("server"), cache) + _bracket(
+        lang, flow.get("kind"), lst(flow.get("translations")), lst(flow.get("encapsulation")), _codes(flow.get("findings")),
+        cache)
 
 
 def _row_rest(lang: str, row: SummaryRow, cache: dict) -> str:
@@ -151,17 +140,31 @@ def _row_rest(lang: str, row: SummaryRow, cache: dict) -> str:
     tunnel list and finding codes (the row's tunnel list is shared by every flow in that tunnel,
     and the entry keeps it, so its id stays its own)."""
     enc = row.encapsulation
-    codes = tuple(sorted({clean(dct(f).get("code")) for f in row.findings if dct(f).get("code")})) \
-        if row.findings else ()
+    codes = _codes(row.findings) if row.findings else ()
     key = ("row", lang, row.kind, id(enc) if enc else None, codes)
     got = cache.get(key)
     if got is None or (enc and got[0] is not enc):
-        extras = [i18n.kind_word(lang, row.kind)]
-        extras += [_cached(cache, "enc", e, fmt.encapsulation) for e in lst(enc)]
-        extras += codes
-        got = cache[key] = (enc, "  [" + "; ".join(x for x in extras if x) + "]")
-    return (f"{clean(row.id):<4} {clean(row.proto or '?'):<4} {_side_cached(cache, row.client)} {fmt.ARROW} "
-            f"{_side_cached(cache, row.server)}" + got[1])
+        got = cache[key] = (enc, _bracket(lang, row.kind, [], lst(enc), codes, cache))
+    return _head(row.id, row.proto, row.client, row.server, cache) + got[1]
+
+
+def _head(flow_id: Any, proto: Any, client: Any, server: Any, cache: dict | None) -> str:
+    return (f"{clean(flow_id):<4} {clean(proto or '?'):<4} {_side_cached(cache, client)} {fmt.ARROW} "
+            f"{_side_cached(cache, server)}")
+
+
+def _codes(findings: Any) -> tuple[str, ...]:
+    return tuple(sorted({clean(dct(f).get("code")) for f in lst(findings) if dct(f).get("code")}))
+
+
+def _bracket(lang: str, kind: Any, translations: list, encapsulation: list, codes: tuple[str, ...],
+             cache: dict | None) -> str:
+    """``  [kind; NATs; tunnels; finding codes]`` after the endpoints."""
+    extras = [i18n.kind_word(lang, kind)]
+    extras += [_cached(cache, "nat", t, fmt.translation) for t in translations]
+    extras += [_cached(cache, "enc", e, fmt.encapsulation) for e in encapsulation]
+    extras += codes
+    return "  [" + "; ".join(x for x in extras if x) + "]"
 
 
 def _pad(s: str, width: int) -> str:
