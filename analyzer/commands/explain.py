@@ -11,6 +11,7 @@ reached its destination and counts as neither.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -91,6 +92,8 @@ def command(inputs: tuple[Path, ...], fmt: str | None, output: Path | None, lang
       k8s-trace explain lab-out/ --format json --fail-on-drop
       k8s-trace explain node1/ node2/ --annotate annotated/   # then: wireshark annotated/*.pcapng
     """
+    # no BLAS here either: numpy's import would start an OpenBLAS thread per CPU (see flows)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from analyzer.pipeline.explain import explain_inputs
 
     fmt = pick_format(fmt, output)
