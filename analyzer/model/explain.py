@@ -217,3 +217,36 @@ class SummaryRow:
 
     def doc(self) -> dict:
         return self._make(self, self._src)  # type: ignore[operator]
+
+
+
+class RowBlock:
+    """A run of consecutive flows (``f{first}``, ``f{first + 1}``...) that the text report lists
+    in one line each and nothing more: delivered, without findings (``pipeline.plain``'s lane).
+    Per flow ``i`` of the run (0-based): its protocol name ``protos[i]``, client
+    ``client_eps[clients[i]]`` (with ``ports[i]`` for its port: the naming of a client whose
+    ``client_by_port`` is False does not depend on it; ``client(i)`` gives the flow's own endpoint),
+    server ``server_eps[servers[i]]``, kind and tunnel list ``tail_defs[tails[i]]``. The ``*_eps``
+    and ``*_defs`` lists are shared by the blocks of a run of ``explain``; ``doc(i)`` gives the
+    flow's whole (brief) document."""
+
+    __slots__ = ("_client", "_doc", "client_by_port", "client_eps", "clients", "first", "ports", "protos",
+                 "server_eps", "servers", "tail_defs", "tails")
+
+    def __init__(self, first: int, protos: list[str], clients: list[int], ports: list[int | None], servers: list[int],
+                 tails: list[int], client_eps: list[dict], client_by_port: list[bool], server_eps: list[dict],
+                 tail_defs: list[tuple[str, list]], client: object, doc: object) -> None:
+        self.first, self.protos, self.clients, self.ports, self.servers, self.tails = (
+            first, protos, clients, ports, servers, tails)
+        self.client_eps, self.client_by_port, self.server_eps, self.tail_defs = (
+            client_eps, client_by_port, server_eps, tail_defs)
+        self._client, self._doc = client, doc
+
+    def __len__(self) -> int:
+        return len(self.protos)
+
+    def client(self, i: int) -> dict:
+        return self._client(i)  # type: ignore[operator]
+
+    def doc(self, i: int) -> dict:
+        return self._doc(i)  # type: ignore[operator]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import gc
-import heapq
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -37,6 +36,7 @@ from analyzer.model.explain import (
     ObservedNat,
     Service,
     StitchedFlow,
+    SummaryRow,
     Topology,
 )
 from analyzer.model.flow import endpoint_text, proto_name
@@ -664,8 +664,10 @@ def explain_stream(
     flow (``is_failing``), and never ``graph``, ``reply`` or ``ladder``. Such a document carries
     ``"brief": true``.
 
-    ``rows`` (with ``brief``, for the text report): a flow of the plain lane comes as a
-    ``model.explain.SummaryRow`` (what its summary line reads; ``doc()`` gives its document).
+    ``rows`` (with ``brief``, for the text report): the plain lane's flows come as
+    ``model.explain.RowBlock``s (runs of flows of one summary line and nothing more: what those
+    lines read, ``doc(i)`` gives a document) and ``model.explain.SummaryRow``s (one flow with
+    findings, ``doc()`` gives its document).
 
     ``annotate_dir``: ``finish()`` also writes every input capture there as pcapng with each
     explained flow's verdict as packet comments (``pipeline.annotate``), listed in ``annotated``."""
@@ -731,30 +733,36 @@ def explain_stream(
     topo = replace(topo, inferred=topo.inferred + tuple(
         f"{display.get(p.file, p.file)} holds tunnel packets of several node pairs: taken between the nodes (underlay)"
         for p in points.values() if p.is_underlay))
-    plain_flows: list[Any] = []
+    kept: Any = None  # the plain lane's flows (pipeline.plain.PlainSet), in the report's order
     if split is not None and src.more is not None:
         quoted = {a for r in records if r.quoted is not None
                   for a in (r.quoted.src, r.quoted.dst, r.quoted.inner_src, r.quoted.inner_dst) if a}
-        plain_flows, demoted = plain.demote(split.plain, topo, points, quoted, split.shared)
+        kept, demoted = plain.demote(split.plain, topo, points, quoted, split.shared)
         if demoted:  # down the general path after all
-            records = sorted([*records, *src.more([pf.g for pf in demoted])], key=attrgetter("file", "frame"))
-        split.standins, split.weights = [], {}
+            records = sorted([*records, *src.more(demoted)], key=attrgetter("file", "frame"))
+        split.standins, split.weights, split.plain = [], {}, []
     offsets = stitch.estimate_offsets(records, points, topo)
     flows: list[Any] = stitch.stitch_flows(records, points, topo, offsets, warn=_warn,
                                            crowded=split.crowded if split is not None else ())
-    if plain_flows:
-        plain_flows.sort(key=attrgetter("first_ts", "client", "server"))
-        flows = list(heapq.merge(flows, plain_flows, key=_order_key))
-    # (the lane's flows are never multicast: split_scan leaves those out)
-    skipped = [f for f in flows if type(f) is StitchedFlow and _is_multicast(f)]
+    skipped = [f for f in flows if _is_multicast(f)]
     n_skipped = len(skipped)
     if skipped:
-        flows = [f for f in flows if type(f) is not StitchedFlow or not _is_multicast(f)]
-    for n, f in enumerate(flows, 1):
-        f.id = f"f{n}"
+        flows = [f for f in flows if not _is_multicast(f)]
+    # (the lane's flows are never multicast: split_scan leaves those out); the lane's rows go
+    # between the stitched flows as ``(first row, end row)`` runs, in stitch.flow_order's order
+    if kept is not None and len(kept):
+        flows = _merged(flows, kept)
+    n = 0
+    for f in flows:
+        if type(f) is StitchedFlow:
+            n += 1
+            f.id = f"f{n}"
+        else:
+            n += f[1] - f[0]
+    n_flows = n
     # from here on the packets live only in the stitched flows, each let go once its document is made
     src.records = []
-    del records, skipped, plain_flows
+    del records, skipped
 
     all_findings: list[Finding] = []
     by_status: Counter[str] = Counter()
@@ -764,19 +772,29 @@ def explain_stream(
     plain_docs: list[Any] = [None]
 
     def flow_docs() -> Iterator[dict]:
+        number = 0  # the flows done
         for i in range(len(flows)):
             if progress is not None:
-                progress("explaining flows", i, len(flows))
+                progress("explaining flows", number, n_flows)
             flow, flows[i] = flows[i], None  # type: ignore[call-overload]
-            if type(flow) is not StitchedFlow:  # the plain lane's (pipeline.plain.PlainFlow)
+            if type(flow) is not StitchedFlow:  # a run of the plain lane's rows
                 if plain_docs[0] is None:
                     plain_docs[0] = plain.Documents(topo, _endpoint, points, src.record_of, all_findings)
-                row = plain_docs[0].row(flow)  # (names no file: nothing to rename)
-                del flow
-                by_status["delivered"] += 1
-                by_kind[row.kind] += 1
-                yield row if rows else row.doc()
+                for piece in plain_docs[0].segment(kept, flow[0], flow[1], number + 1):  # (names no file)
+                    if type(piece) is SummaryRow:
+                        by_kind[piece.kind] += 1
+                        yield piece if rows else piece.doc()
+                        continue
+                    for t, times in Counter(piece.tails).items():
+                        by_kind[piece.tail_defs[t][0]] += times
+                    if rows:
+                        yield piece
+                    else:
+                        yield from (piece.doc(j) for j in range(len(piece)))
+                by_status["delivered"] += flow[1] - flow[0]
+                number += flow[1] - flow[0]
                 continue
+            number += 1
             d = _flow_doc(flow, topo, points, snaps, src, all_findings, sim, brief=brief)
             if index is not None:
                 index.add(flow, d)
@@ -802,11 +820,39 @@ def explain_stream(
     return flow_docs(), finish
 
 
-def _order_key(f: Any) -> tuple:
-    """``stitch_flows``' order of a stitched flow or a plain lane's flow."""
-    if type(f) is StitchedFlow:
-        return stitch.flow_order(f)
-    return (f.first_ts, f.client, f.server)
+def _merged(flows: list[StitchedFlow], kept: Any) -> list[Any]:
+    """The stitched ``flows`` and the plain lane's ``kept`` rows (``pipeline.plain.PlainSet``, both
+    in ``stitch.flow_order``'s order) in that order, the rows as ``(first, end)`` runs between the
+    flows; a flow goes before the rows of an equal key (as ``heapq.merge`` puts its first
+    iterable's). Ports compare with no port first."""
+    ts = kept.first_ts
+    names, c_id, c_port, s_id, s_port = kept.names, kept.c_id, kept.c_port, kept.s_id, kept.s_port
+
+    def key(ep: tuple) -> tuple:
+        return ep[0], -1 if ep[1] is None else ep[1]
+
+    out: list[Any] = []
+    at = 0
+    for f in flows:
+        t, client, server = stitch.flow_order(f)
+        want = (t, key(client), key(server))
+        lo = int(np.searchsorted(ts, t, side="left"))
+        hi = int(np.searchsorted(ts, t, side="right"))
+        while lo < hi:  # the rows of the same first time, by client and server
+            mid = (lo + hi) // 2
+            row = (float(ts[mid]), (names[int(c_id[mid])], int(c_port[mid])), (names[int(s_id[mid])], int(s_port[mid])))
+            if row < want:
+                lo = mid + 1
+            else:
+                hi = mid
+        pos = max(lo, at)
+        if pos > at:
+            out.append((at, pos))
+            at = pos
+        out.append(f)
+    if at < len(kept):
+        out.append((at, len(kept)))
+    return out
 
 
 def _finish(given: Inputs, topo: Topology, points: dict[str, CapturePoint], offsets: Sequence, warnings: list[str],

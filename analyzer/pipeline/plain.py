@@ -44,7 +44,7 @@ off; tests compare both ways byte for byte.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +52,15 @@ import numpy as np
 
 from analyzer.engines import classify, diagnose, stitch
 from analyzer.engines.explain import STATUS_TEXT, verdict
-from analyzer.model.explain import ANY_INTERFACE, CapturePoint, Sighting, StitchedFlow, SummaryRow, Topology
+from analyzer.model.explain import (
+    ANY_INTERFACE,
+    CapturePoint,
+    RowBlock,
+    Sighting,
+    StitchedFlow,
+    SummaryRow,
+    Topology,
+)
 from analyzer.model.flow import endpoint_text, proto_name
 
 PLAIN_ENV = "K8S_TRACE_EXPLAIN_PLAIN"
@@ -61,7 +69,6 @@ PLAIN_ENV = "K8S_TRACE_EXPLAIN_PLAIN"
 #: ``diagnose.diagnose_flow`` is silent on a delivered flow without an ICMP error or a dump)
 NOT_PLAIN_KINDS = frozenset({"pod-to-external"})
 _RST, _SYN = 0x04, 0x02
-_UNSET = object()
 _ETHERNET = 1
 _V4 = 1 << 32  # address ids below this are IPv4 addresses themselves, the others interned IPv6 ones
 
@@ -96,6 +103,68 @@ class PlainFlow:
         return self.server
 
 
+@dataclass(slots=True)
+class PlainSet:
+    """The lane's flows as columns, one row per flow (``flow(i)`` gives row ``i`` as a
+    ``PlainFlow``). Ports and tunnel indexes are -1 for none; ``fwd_t``/``rev_t`` index
+    ``tunnels``, the tunnels of the client's and the server's direction. After ``demote``: rows
+    in the report's order (``stitch.flow_order``'s: first time, client, server), each row's
+    ``kind_i`` indexing ``kinds`` and ``encap_i`` ``encaps`` (its encapsulation entry: seen, or
+    inferred; -1: none)."""
+
+    g: np.ndarray  # the flow table's flow ids
+    proto: np.ndarray
+    c_id: np.ndarray  # client and server address ids (``names``), ports
+    c_port: np.ndarray
+    s_id: np.ndarray
+    s_port: np.ndarray
+    fidx: np.ndarray  # index of the one file (``files``)
+    first_ts: np.ndarray
+    last_ts: np.ndarray
+    packets: np.ndarray
+    bytes: np.ndarray
+    fwd_t: np.ndarray
+    rev_t: np.ndarray
+    tunnels: list[dict | None]
+    names: dict[int, str]
+    files: list[str]
+    resent: dict[int, tuple]  # flow id -> the retransmitted copies find_retransmissions names
+    kind_i: np.ndarray | None = None
+    kinds: list[str] = field(default_factory=list)
+    encap_i: np.ndarray | None = None
+    encaps: list[dict | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.g)
+
+    def __iter__(self) -> Iterator[PlainFlow]:
+        return (self.flow(i) for i in range(len(self.g)))
+
+    def take(self, idx: np.ndarray) -> PlainSet:
+        """The rows ``idx`` (indexes, in their order)."""
+        return PlainSet(self.g[idx], self.proto[idx], self.c_id[idx], self.c_port[idx], self.s_id[idx], self.s_port[idx],
+                        self.fidx[idx], self.first_ts[idx], self.last_ts[idx], self.packets[idx], self.bytes[idx],
+                        self.fwd_t[idx], self.rev_t[idx], self.tunnels, self.names, self.files, self.resent,
+                        self.kind_i[idx] if self.kind_i is not None else None, self.kinds,
+                        self.encap_i[idx] if self.encap_i is not None else None, self.encaps)
+
+    def flow(self, i: int) -> PlainFlow:
+        names, tunnels = self.names, self.tunnels
+        cp, sp = int(self.c_port[i]), int(self.s_port[i])
+        ft, rt = int(self.fwd_t[i]), int(self.rev_t[i])
+        fwd, rev = tunnels[ft] if ft >= 0 else None, tunnels[rt] if rt >= 0 else None
+        outer = tuple((t["outer_src"], t["outer_dst"]) for t in (fwd, rev) if t is not None)
+        g = int(self.g[i])
+        pf = PlainFlow(g, int(self.proto[i]), (names[int(self.c_id[i])], cp if cp >= 0 else None),
+                       (names[int(self.s_id[i])], sp if sp >= 0 else None), self.files[int(self.fidx[i])],
+                       float(self.first_ts[i]), float(self.last_ts[i]), int(self.packets[i]), int(self.bytes[i]),
+                       fwd, outer, resent=self.resent.get(g, ()))
+        if self.kind_i is not None and self.encap_i is not None:
+            e = int(self.encap_i[i])
+            pf.kind, pf.encap = self.kinds[int(self.kind_i[i])], self.encaps[e] if e >= 0 else None
+        return pf
+
+
 class Standin:
     """What the global steps read of a sampled record, for a group of the lane's sampled frames."""
 
@@ -118,7 +187,7 @@ class Standin:
 class Split:
     """The lane's share of a scan: its flows, their stand-ins and the rest's mask."""
 
-    plain: list[PlainFlow]
+    plain: PlainSet | list  # (an empty list when the lane takes nothing)
     standins: list[Standin]
     weights: dict[int, int]  # id(stand-in) -> sampled frames it stands for
     span: dict[str, tuple[float, float]]  # file -> first and last time of the lane's packets
@@ -207,10 +276,8 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
     if not ok.any():
         return empty
     general = ~ok
-    # the lane's flows (columns as lists first: no numpy scalar per value)
+    # the lane's flows, as columns
     keep = np.flatnonzero(ok)
-    first_ts, last_ts = col("first_ts")[keep].tolist(), col("last_ts")[keep].tolist()
-    plain: list[PlainFlow] = []
     addr: dict[int, str] = {}
 
     def name(a: int) -> str:
@@ -219,40 +286,26 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
             s = addr[a] = names(a) or ""
         return s
 
-    tun_cache: dict[tuple, dict] = {}
-
-    def tunnel(t: tuple) -> tuple[dict | None, tuple[str, str] | None]:
-        if t[0] < 0:
-            return None, None
-        d = tun_cache.get(t)
-        if d is None:
-            kind, vni, osrc, odst, port = t
-            d = tun_cache[t] = {"type": tunnel_name(kind), "vni": None if vni < 0 else vni,
-                                "port": None if port < 0 else port, "outer_src": name(osrc),
-                                "outer_dst": name(odst), "observed": True}
-        return d, (d["outer_src"], d["outer_dst"])
-
-    span: dict[str, tuple[float, float]] = {}
     ck = cdir[keep] == 0
     c_id, s_id = np.where(ck, lo[keep], hi[keep]), np.where(ck, hi[keep], lo[keep])
-    c_port, s_port_k = np.where(ck, lo_port[keep], hi_port[keep]), np.where(ck, hi_port[keep], lo_port[keep])
-    ids = np.unique(np.concatenate((c_id, s_id))).tolist()
-    for a in ids:  # every address named once
+    for a in np.unique(np.concatenate((c_id, s_id))).tolist():  # every address named once
         name(a)
-    c_names, s_names = list(map(addr.__getitem__, c_id.tolist())), list(map(addr.__getitem__, s_id.tolist()))
-    fwd_t = [tuple(r) for r in tunnels[keep * 2 + cdir[keep]].tolist()]
-    rev_t = [tuple(r) for r in tunnels[keep * 2 + 1 - cdir[keep]].tolist()]
-    cols = zip(keep.tolist(), c_names, c_port.tolist(), s_names, s_port_k.tolist(), proto[keep].tolist(),
-               fidx[keep].tolist(), first_ts, last_ts, (pk[keep, 0] + pk[keep, 1]).tolist(),
-               (by[keep, 0] + by[keep, 1]).tolist(), fwd_t, rev_t, strict=True)
-    no_resent: tuple = ()
-    for g, cn, cp, sn, sp, pr, fi, t0, t1, npk, nby, ft, rt in cols:
-        fwd, fwd_pair = tunnel(ft) if ft[0] >= 0 else (None, None)
-        rev_pair = tunnel(rt)[1] if rt[0] >= 0 else None
-        outer = (fwd_pair, rev_pair) if fwd_pair and rev_pair else (fwd_pair,) if fwd_pair else \
-            (rev_pair,) if rev_pair else ()
-        plain.append(PlainFlow(g, pr, (cn, cp if cp >= 0 else None), (sn, sp if sp >= 0 else None), files[fi], t0, t1,
-                               npk, nby, fwd, outer, resent=resent.get(g, no_resent)))
+    # the tunnels of both directions, one dict each (``_encapsulation``'s entry of the client's)
+    both = np.concatenate((tunnels[keep * 2 + cdir[keep]], tunnels[keep * 2 + 1 - cdir[keep]]))
+    t_first, inv = _groups(*both.T)
+    t_dicts: list[dict | None] = []
+    for kind, vni, osrc, odst, port in both[t_first].tolist():
+        t_dicts.append(None if kind < 0 else {
+            "type": tunnel_name(kind), "vni": None if vni < 0 else vni, "port": None if port < 0 else port,
+            "outer_src": name(osrc), "outer_dst": name(odst), "observed": True})
+    t_idx = np.array([-1 if d is None else i for i, d in enumerate(t_dicts)], dtype=np.int64)[inv]
+    plain = PlainSet(
+        g=keep, proto=proto[keep], c_id=c_id, c_port=np.where(ck, lo_port[keep], hi_port[keep]), s_id=s_id,
+        s_port=np.where(ck, hi_port[keep], lo_port[keep]), fidx=fidx[keep], first_ts=col("first_ts")[keep],
+        last_ts=col("last_ts")[keep], packets=pk[keep, 0] + pk[keep, 1], bytes=by[keep, 0] + by[keep, 1],
+        fwd_t=t_idx[: len(keep)], rev_t=t_idx[len(keep):], tunnels=t_dicts, names=addr, files=list(files),
+        resent=resent)
+    span: dict[str, tuple[float, float]] = {}
     f_keep = fidx[keep]
     for fi in np.unique(f_keep).tolist():
         mine = keep[f_keep == fi]
@@ -391,65 +444,103 @@ def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_por
     return out, weights
 
 
-def demote(plain: Sequence[PlainFlow], topo: Topology, points: Mapping[str, CapturePoint], quoted: set[str],
-           shared: Sequence[tuple] = ()) -> tuple[list[PlainFlow], list[PlainFlow]]:
-    """(kept, demoted): the lane's flows once the topology is known; the demoted ones go down the
-    general path (``quoted``: addresses some captured ICMP error's quoted packet names; ``shared``:
-    ``Split.shared``, keys two flows share)."""
+def demote(plain: PlainSet, topo: Topology, points: Mapping[str, CapturePoint], quoted: set[str],
+           shared: Sequence[tuple] = ()) -> tuple[PlainSet | None, list[int]]:
+    """(kept, demoted): the lane's flows once the topology is known, the kept ones with their
+    kinds and encapsulations and in the report's order (``in_order``); the demoted ones (flow
+    ids) go down the general path (``quoted``: addresses some captured ICMP error's quoted packet
+    names; ``shared``: ``Split.shared``, keys two flows share). Each rule is decided once per
+    distinct value of what it reads (``classify.flow_kind``: the client's role, node and /24, the server;
+    ``_inferred_tunnel``: both ends' roles and nodes, the file)."""
     if len({p.node for p in points.values()}) > 1:
         # captures of two nodes (or of a node and of an unknown place): clock offsets, and copies
         # compared across clocks at any distance in time (stitch's ``near``): the general path
-        return [], list(plain)
-    kept: list[PlainFlow] = []
-    demoted: list[PlainFlow] = []
-    kinds = Kinds(topo)
-    twins = _twins(shared, topo)
-    tunnels: dict[tuple, dict] = {}  # one dict per inferred tunnel
-    inferred_of: dict[tuple, object] = {}
-    for pf in plain:
-        if pf.g in twins:
-            demoted.append(pf)
-            continue
-        pf.kind = kind = kinds.of(pf)
-        if kind in NOT_PLAIN_KINDS or (quoted and (pf.client[0] in quoted or pf.server[0] in quoted
-                                                   or any(a in quoted for pair in pf.outer for a in pair))):
-            demoted.append(pf)
-            continue
-        if pf.encap is None:
-            at = (pf.client[0], pf.server[0], pf.file)  # (all _inferred_tunnel reads of the flow)
-            inferred = inferred_of.get(at, _UNSET)
-            if inferred is _UNSET:
-                inferred = inferred_of[at] = _inferred_tunnel(pf, topo, points)
-            if inferred is False:
-                demoted.append(pf)
+        return None, plain.g.tolist()
+    names = plain.names
+    role_of, node_of = classify.role_of, classify.node_of
+    # per client address: what the kind reads of it, and what _inferred_tunnel reads
+    cu, c_inv = np.unique(plain.c_id, return_inverse=True)
+    c_text = [names[a] for a in cu.tolist()]
+    c_roles = [(role_of(ip, topo), node_of(ip, topo)) for ip in c_text]
+    c_kind_info = _codes([(*rn, ip.rsplit(".", 1)[0] if "." in ip else ip) for rn, ip in zip(c_roles, c_text, strict=True)])
+    c_ends = _codes(c_roles)
+    _s_first, s_inv = _groups(plain.s_id, plain.s_port)
+    s_ids = np.unique(plain.s_id)
+    s_ends = _codes([(role_of(names[a], topo), node_of(names[a], topo)) for a in s_ids.tolist()])
+    # the kinds, once per (client's role/node//24, client is the server, server address and port)
+    k_first, kind_i = _groups(c_kind_info[c_inv], plain.c_id == plain.s_id, s_inv)
+    kinds = [classify.flow_kind(plain.flow(i), topo) for i in k_first.tolist()]  # type: ignore[arg-type]
+    bad = np.isin(kind_i, [k for k, kind in enumerate(kinds) if kind in NOT_PLAIN_KINDS])
+    if quoted:  # an ICMP error elsewhere names one of its addresses (its own or its tunnels')
+        q_ids = np.array([a for a, ip in names.items() if ip in quoted], dtype=np.int64)
+        t_quoted = np.array([t is not None and (t["outer_src"] in quoted or t["outer_dst"] in quoted)
+                             for t in plain.tunnels] + [False], dtype=bool)  # (index -1: no tunnel)
+        bad |= np.isin(plain.c_id, q_ids) | np.isin(plain.s_id, q_ids) | t_quoted[plain.fwd_t] | t_quoted[plain.rev_t]
+    encaps: list[dict | None] = list(plain.tunnels)
+    encap_i = plain.fwd_t.copy()
+    ask = np.flatnonzero(~bad & (plain.fwd_t < 0))
+    if len(ask):  # not seen tunnelled: the tunnel the path infers, once per (ends' roles and nodes, file)
+        i_first, i_inv = _groups(c_ends[c_inv[ask]], s_ends[np.searchsorted(s_ids, plain.s_id[ask])], plain.fidx[ask])
+        shared_dicts: dict[tuple, int] = {}
+        code = []
+        for i in ask[i_first].tolist():
+            inferred = _inferred_tunnel(plain.flow(i), topo, points)
+            if inferred is None or inferred is False:
+                code.append(-1 if inferred is None else -2)
                 continue
-            if inferred is not None:
-                pf.encap = tunnels.setdefault(tuple(inferred.values()), inferred)
-        kept.append(pf)
+            at = shared_dicts.get(tuple(inferred.values()))  # one dict per inferred tunnel
+            if at is None:
+                at = shared_dicts[tuple(inferred.values())] = len(encaps)
+                encaps.append(inferred)
+            code.append(at)
+        got = np.array(code, dtype=np.int64)[i_inv]
+        bad[ask[got == -2]] = True  # a capture on the sending node: the general path decides
+        encap_i[ask] = np.where(got == -2, -1, got)
+    twins = _twins(shared, topo)
+    if twins:
+        bad |= np.isin(plain.g, np.fromiter(twins, dtype=np.int64, count=len(twins)))
+    demoted = plain.g[bad].tolist()
+    idx = in_order(plain, np.flatnonzero(~bad))
+    kept = plain.take(idx)
+    kept.kind_i, kept.kinds, kept.encap_i, kept.encaps = kind_i[idx], kinds, encap_i[idx], encaps
     return kept, demoted
 
 
-class Kinds:
-    """``classify.flow_kind`` of the lane's flows, kept by what it reads of a flow without NAT: the
-    client's role, node and /24, whether it is the server, and the server (address and port: its
-    role, node, /24 and service follow)."""
+def _groups(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of equal values in every column of ``cols`` (aligned arrays): ``(first, group)``,
+    each group's first row (groups in the order of their values) and each row's group."""
+    n = len(cols[0])
+    order = np.lexsort(cols[::-1])
+    change = np.zeros(n, dtype=bool)
+    if n:
+        change[0] = True
+        for c in cols:
+            cs = c[order]
+            change[1:] |= cs[1:] != cs[:-1]
+    group = np.empty(n, dtype=np.int64)
+    group[order] = np.cumsum(change) - 1
+    return order[change], group
 
-    def __init__(self, topo: Topology) -> None:
-        self.topo = topo
-        self._client: dict[str, tuple] = {}
-        self._kinds: dict[tuple, str] = {}
 
-    def of(self, pf: PlainFlow) -> str:
-        c = pf.client[0]
-        info = self._client.get(c)
-        if info is None:
-            info = self._client[c] = (classify.role_of(c, self.topo), classify.node_of(c, self.topo),
-                                      c.rsplit(".", 1)[0] if "." in c else c)
-        key = (info, c == pf.server[0], pf.server)
-        k = self._kinds.get(key)
-        if k is None:
-            k = self._kinds[key] = classify.flow_kind(pf, self.topo)  # type: ignore[arg-type]
-        return k
+def _codes(values: Sequence[tuple]) -> np.ndarray:
+    """A small integer per distinct value, in an array aligned with ``values``."""
+    seen: dict[tuple, int] = {}
+    return np.array([seen.setdefault(v, len(seen)) for v in values], dtype=np.int64).reshape(-1)
+
+
+def in_order(plain: PlainSet, idx: np.ndarray) -> np.ndarray:
+    """The rows ``idx`` in ``stitch.flow_order``'s order: first time, client, server (address text,
+    then port, no port first)."""
+    if not len(idx):
+        return idx
+    names = plain.names
+    ids = np.unique(np.concatenate((plain.c_id[idx], plain.s_id[idx])))
+    text = [names[a] for a in ids.tolist()]
+    rank = np.empty(len(ids), dtype=np.int64)
+    rank[sorted(range(len(ids)), key=text.__getitem__)] = np.arange(len(ids))
+    c_rank = rank[np.searchsorted(ids, plain.c_id[idx])]
+    s_rank = rank[np.searchsorted(ids, plain.s_id[idx])]
+    return idx[np.lexsort((plain.s_port[idx], s_rank, plain.c_port[idx], c_rank, plain.first_ts[idx]))]
 
 
 def _twins(shared: Sequence[tuple], topo: Topology) -> set[int]:
@@ -515,6 +606,8 @@ class Documents:
         self._encaps: dict[int, list[dict]] = {}
         self._templates: dict[str, tuple] = {}
         self._status_text = {"en": STATUS_TEXT["delivered"][0], "zh": STATUS_TEXT["delivered"][1]}
+        self._parts: tuple | None = None  # (kept, what its RowBlocks index: ``_shared_parts``)
+        self._resent_g: np.ndarray | None = None
 
     def _ep(self, ep: tuple[str, int]) -> dict:
         d = self._eps.get(ep)
@@ -558,6 +651,67 @@ class Documents:
         if not t:
             return self._endpoint(ep[0], ep[1], self.topo)
         return {"ip": ep[0], "port": ep[1], "role": t[0], "name": t[1], "node": t[2]}
+
+    def segment(self, kept: PlainSet, a: int, b: int, first: int) -> Iterator[SummaryRow | RowBlock]:
+        """Rows ``a`` to ``b - 1`` of ``kept`` (``demote``'s), flows ``f{first}`` on: a flow with
+        retransmitted copies as a ``SummaryRow`` (its findings made now), each run of the others
+        as one ``RowBlock``."""
+        if self._resent_g is None:
+            self._resent_g = np.fromiter(kept.resent, dtype=np.int64, count=len(kept.resent))
+        cuts = (np.flatnonzero(np.isin(kept.g[a:b], self._resent_g)) + a).tolist() if len(self._resent_g) else []
+        x = a
+        for r in [*cuts, b]:
+            if r > x:
+                yield self._block(kept, x, r, first + x - a)
+            if r < b:
+                pf = kept.flow(r)
+                pf.id = f"f{first + r - a}"
+                yield self.row(pf)
+            x = r + 1
+
+    def _block(self, kept: PlainSet, a: int, b: int, first: int) -> RowBlock:
+        if self._parts is None or self._parts[0] is not kept:
+            self._parts = (kept, *self._shared_parts(kept))
+        _k, protos, clients, servers, tails, client_eps, by_port, server_eps, tail_defs = self._parts
+        cl = clients[a:b].tolist()
+        ports = [p if p >= 0 else None for p in kept.c_port[a:b].tolist()]
+        for i, c in enumerate(cl):
+            if client_eps[c] is None:  # the client's endpoint, from its first flow's
+                ep = (kept.names[int(kept.c_id[a + i])], ports[i])
+                client_eps[c] = self._client(ep)
+                by_port[c] = self._templates.get(ep[0]) == ()
+        names, c_id = kept.names, kept.c_id
+
+        def client(i: int) -> dict:
+            return self._client((names[int(c_id[a + i])], ports[i]))
+
+        def doc(i: int) -> dict:
+            kind, enc = tail_defs[int(tails[a + i])]
+            pf = kept.flow(a + i)
+            pf.id = f"f{first + i}"
+            return self._doc(pf, kind, enc, [], client(i), server_eps[int(servers[a + i])])
+
+        return RowBlock(first, [protos[p] for p in kept.proto[a:b].tolist()], cl, ports, servers[a:b].tolist(),
+                        tails[a:b].tolist(), client_eps, by_port, server_eps, tail_defs, client, doc)
+
+    def _shared_parts(self, kept: PlainSet) -> tuple:
+        """What ``RowBlock``s index, for every row of ``kept``: protocol names (by number), client,
+        server and (kind, tunnel list) indexes per row and the lists they index (clients' filled
+        in as the blocks meet them)."""
+        protos = {p: proto_name(p) for p in np.unique(kept.proto).tolist()}
+        _cu, clients = np.unique(kept.c_id, return_inverse=True)
+        s_first, servers = _groups(kept.s_id, kept.s_port)
+        server_eps = [self._ep((kept.names[s], p if p >= 0 else None))
+                      for s, p in zip(kept.s_id[s_first].tolist(), kept.s_port[s_first].tolist(), strict=True)]
+        t_first, tails = _groups(kept.kind_i, kept.encap_i)  # type: ignore[arg-type]
+        tail_defs = []
+        for k, e in zip(kept.kind_i[t_first].tolist(), kept.encap_i[t_first].tolist(), strict=True):  # type: ignore[index]
+            enc = kept.encaps[e] if e >= 0 else None
+            tail_defs.append((kept.kinds[k], [] if enc is None else self._encaps.get(id(enc))
+                              or self._encaps.setdefault(id(enc), [enc])))
+        n_clients = len(_cu)
+        return (protos, clients.reshape(-1), servers, tails, [None] * n_clients,
+                [False] * n_clients, server_eps, tail_defs)
 
     def row(self, pf: PlainFlow) -> SummaryRow:
         """What the text report's summary line reads of ``pf`` (``doc()`` builds the document);

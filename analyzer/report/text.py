@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
-from analyzer.model.explain import SummaryRow
+from analyzer.model.explain import RowBlock, SummaryRow
 from analyzer.report import fmt, i18n
 from analyzer.report.fmt import clean, dct, lst
 
@@ -113,18 +113,25 @@ def _side_cached(cache: dict | None, ep: Any) -> str:
     ip, port = ep.get("ip"), ep.get("port")
     if type(ip) is not str or not (port is None or type(port) is int):
         return _cached(cache, "ep", ep, _side)
-    key = ("side", ip, port is None, ep.get("role"), ep.get("name"), ep.get("node"))
+    parts = _side_parts(cache, ep, ip, port is None)
+    return parts[0] + (str(port) if port is not None else "") + parts[1]
+
+
+def _side_parts(cache: dict, ep: dict, ip: str, no_port: bool) -> tuple[str, str]:
+    """``_side`` of endpoint ``ep`` (address ``ip``) as the text before its port and after it
+    (``no_port``: its port is None, and the text is all in the first part)."""
+    key = ("side", ip, no_port, ep.get("role"), ep.get("name"), ep.get("node"))
     parts = cache.get(key)
     if parts is None:
-        bare = {"ip": ip, "port": None if port is None else 0, "role": ep.get("role"), "name": ep.get("name"),
+        bare = {"ip": ip, "port": None if no_port else 0, "role": ep.get("role"), "name": ep.get("name"),
                 "node": ep.get("node")}
         text = _side(bare)
-        if port is None:
+        if no_port:
             parts = cache[key] = (text, "")
         else:  # "<host>:0 (<name>)" split around the port
             head = fmt.endpoint(bare)
             parts = cache[key] = (head[:-1], text[len(head):])
-    return parts[0] + (str(port) if port is not None else "") + parts[1]
+    return parts
 
 
 def _summary_rest(lang: str, flow: dict[str, Any], cache: dict | None = None) -> str:
@@ -146,6 +153,51 @@ def _row_rest(lang: str, row: SummaryRow, cache: dict) -> str:
     if got is None or (enc and got[0] is not enc):
         got = cache[key] = (enc, _bracket(lang, row.kind, [], lst(enc), codes, cache))
     return _head(row.id, row.proto, row.client, row.server, cache) + got[1]
+
+
+def _block_lines(lang: str, block: RowBlock, cache: dict) -> list[str]:
+    """The summary lines (after their status cells) of a ``RowBlock``'s flows: ``_row_rest``'s
+    text, each line made of the parts its flow shares with others (the protocol cell, the
+    client's text around its port, the server's, the bracket) and its number and port."""
+    # the parts of the block's shared lists, kept for the next blocks (each entry keeps its list)
+    got = cache.get(("block", lang, id(block.server_eps)))
+    if got is None or got[0] is not block.server_eps:
+        got = cache[("block", lang, id(block.server_eps))] = (block.server_eps, {}, {}, {}, {})
+    _eps, c_parts, s_text, t_text, p_cell = got
+    protos, clients, ports, servers, tails = block.protos, block.clients, block.ports, block.servers, block.tails
+    client_eps, by_port = block.client_eps, block.client_by_port
+    first = block.first
+    out: list[str] = []
+    add = out.append
+    for i in range(len(protos)):
+        c, port = clients[i], ports[i]
+        cp = c_parts.get(c)
+        if cp is None:
+            ep = client_eps[c]
+            ip = ep.get("ip")
+            cp = c_parts[c] = () if by_port[c] or type(ip) is not str else (
+                _side_parts(cache, ep, ip, False), _side_parts(cache, ep, ip, True))
+        s = servers[i]
+        st = s_text.get(s)
+        if st is None:
+            st = s_text[s] = f" {fmt.ARROW} {_side_cached(cache, block.server_eps[s])}"
+        t = tails[i]
+        tt = t_text.get(t)
+        if tt is None:
+            kind, enc = block.tail_defs[t]
+            tt = t_text[t] = _bracket(lang, kind, [], lst(enc), (), cache)
+        pr = protos[i]
+        pc = p_cell.get(pr)
+        if pc is None:
+            pc = p_cell[pr] = f"{clean(pr or '?'):<4}"
+        fid = f"f{first + i}"
+        if not cp:  # the client's naming may depend on its port: the whole endpoint
+            add(f"{fid:<4} {pc} {_side_cached(cache, block.client(i))}{st}{tt}")
+        elif port is None:
+            add(f"{fid:<4} {pc} {cp[1][0]}{st}{tt}")
+        else:
+            add(f"{fid:<4} {pc} {cp[0][0]}{port}{cp[0][1]}{st}{tt}")
+    return out
 
 
 def _head(flow_id: Any, proto: Any, client: Any, server: Any, cache: dict | None) -> str:
@@ -284,6 +336,11 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
             tempfile.TemporaryFile("w+", encoding="utf-8") as others:
         n_failing = n_others = 0
         for f in flows:
+            if type(f) is RowBlock:  # delivered flows of one line each, without findings (the plain lane's)
+                lines = _block_lines(lang, f, texts)
+                by_status_seen["delivered"] = by_status_seen.get("delivered", 0) + len(lines)
+                summaries.extend([("delivered", line) for line in lines])
+                continue
             if type(f) is SummaryRow:  # a delivered flow of one line (the plain lane's), unless an error
                 if not any(dct(x).get("severity") == "error" for x in f.findings):
                     by_status_seen["delivered"] = by_status_seen.get("delivered", 0) + 1
