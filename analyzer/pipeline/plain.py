@@ -46,7 +46,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import starmap
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -165,22 +166,26 @@ class PlainSet:
         return pf
 
 
-class Standin:
-    """What the global steps read of a sampled record, for a group of the lane's sampled frames."""
+class Standin(NamedTuple):
+    """What the global steps read of a sampled record, for a group of the lane's sampled frames
+    (no ``ts``: never read)."""
 
-    __slots__ = ("dport", "dst", "file", "frame", "interface", "ip_version", "outer_dport", "outer_dst", "outer_src",
-                 "proto", "quoted", "sll_pkttype", "sport", "src", "tunnel", "vni")  # (no ``ts``: never read)
-
-    def __init__(self, file: str, frame: int, interface: str | None, src: str, dst: str, proto: int,
-                 sport: int, dport: int, tunnel: str | None, vni: int | None, outer_src: str | None,
-                 outer_dst: str | None, outer_dport: int | None) -> None:
-        self.file, self.frame, self.interface = file, frame, interface
-        self.src, self.dst, self.proto, self.sport, self.dport = src, dst, proto, sport, dport
-        self.tunnel, self.vni, self.outer_src, self.outer_dst, self.outer_dport = tunnel, vni, outer_src, outer_dst, \
-            outer_dport
-        self.ip_version = 6 if ":" in src else 4
-        self.quoted = None
-        self.sll_pkttype = None
+    file: str
+    frame: int
+    interface: str | None
+    src: str
+    dst: str
+    proto: int
+    sport: int | None
+    dport: int | None
+    tunnel: str | None
+    vni: int | None
+    outer_src: str | None
+    outer_dst: str | None
+    outer_dport: int | None
+    ip_version: int
+    quoted: None = None
+    sll_pkttype: None = None
 
 
 @dataclass(slots=True)
@@ -415,32 +420,34 @@ def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_por
     by_first = order[np.lexsort((first[order], grp))]
     lead = np.flatnonzero(start)
     m_all = by_first[lead]
-    iface: dict[int, str | None] = {}
-    out: list[Standin] = []
-    weights: dict[int, int] = {}
     files = table.files
-    gm, dm = g[m_all], d[m_all]
+    gm, dm, fm = g[m_all], d[m_all], f[m_all]
     sport = np.where(dm == 0, lo_port[gm], hi_port[gm])
     dport = np.where(dm == 0, hi_port[gm], lo_port[gm])
+    t = tun[m_all]
+    iface: dict[int, str | None] = {}
+    for fi in np.unique(fm).tolist():  # the capture's interface, as its sampled frames carry it
+        at = int(np.argmax(fm == fi))
+        iface[fi] = table.sample_frames(int(gm[at]), int(dm[at]), fi)[0].interface
+    fl = fm.tolist()
+    srcs = [name(a) for a in src[m_all].tolist()]
     kinds: dict[int, str | None] = {}
-    cols = zip(gm.tolist(), dm.tolist(), f[m_all].tolist(), first[m_all].tolist(), src[m_all].tolist(),
-               dst[m_all].tolist(), proto[gm].tolist(), sport.tolist(), dport.tolist(), tun[m_all].tolist(),
-               weight.tolist(), strict=True)
-    for gi, di, fi, frame, s, dd, pr, sp, dp, t, w in cols:
-        if fi not in iface:  # the capture's interface, as its sampled frames carry it
-            iface[fi] = table.sample_frames(gi, di, fi)[0].interface
-        if t[0] > 0:
-            tn = kinds.get(t[0])
-            if tn is None:
-                tn = kinds[t[0]] = tunnel_name(t[0])
-            st = Standin(files[fi], frame, iface[fi], name(s), name(dd), pr, sp if sp >= 0 else None,
-                         dp if dp >= 0 else None, tn, None if t[1] < 0 else t[1], name(t[2]), name(t[3]),
-                         None if t[4] < 0 else t[4])
-        else:
-            st = Standin(files[fi], frame, iface[fi], name(s), name(dd), pr, sp if sp >= 0 else None,
-                         dp if dp >= 0 else None, None, None, None, None, None)
-        out.append(st)
-        weights[id(st)] = w
+    tn = [None if k <= 0 else kinds[k] if k in kinds else kinds.setdefault(k, tunnel_name(k)) for k in t[:, 0].tolist()]
+    has = t[:, 0] > 0
+
+    def opt(col: np.ndarray, named: bool = False) -> list:  # a tunnel field, None where none or -1
+        vals = col.tolist()
+        if named:
+            return [name(v) if h else None for v, h in zip(vals, has.tolist(), strict=True)]
+        return [v if h and v >= 0 else None for v, h in zip(vals, has.tolist(), strict=True)]
+
+    out = list(starmap(Standin, zip(
+        [files[fi] for fi in fl], first[m_all].tolist(), [iface[fi] for fi in fl], srcs,
+        [name(a) for a in dst[m_all].tolist()], proto[gm].tolist(),
+        [p if p >= 0 else None for p in sport.tolist()], [p if p >= 0 else None for p in dport.tolist()],
+        tn, opt(t[:, 1]), opt(t[:, 2], True), opt(t[:, 3], True), opt(t[:, 4]),
+        [6 if ":" in a else 4 for a in srcs], strict=True)))
+    weights = dict(zip(map(id, out), weight.tolist(), strict=True))
     return out, weights
 
 

@@ -55,6 +55,22 @@ class _Out:
         self.write("\n" * self.pending + line + "\n")
         self.pending = 0
 
+    def add_lines(self, lines: Iterable[str]) -> None:
+        """``add`` each line, written in chunks."""
+        buf: list[str] = []
+        for line in lines:
+            line = line.rstrip()
+            if not line:
+                self.pending += 1
+                continue
+            buf.append("\n" * self.pending + line + "\n")
+            self.pending = 0
+            if len(buf) >= 4096:
+                self.write("".join(buf))
+                buf.clear()
+        if buf:
+            self.write("".join(buf))
+
 
 def _status_cell(out: _Out, lang: str, status: str | None, width: int) -> str:
     word = i18n.status_word(lang, status).upper()
@@ -367,8 +383,7 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
         words = {st: _display_width(i18n.status_word(lang, st)) for st in {st for st, _ in summaries}}
         width = max(words.values(), default=0)
         cells = {st: _status_cell(out, lang, st, width) + " " for st in words}
-        for status, rest in summaries:
-            out.add(cells[status] + rest)
+        out.add_lines(cells[status] + rest for status, rest in summaries)
         del summaries
         if n_failing:
             out.add()
