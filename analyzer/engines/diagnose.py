@@ -11,21 +11,18 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
-from analyzer.engines import netfilter as nf
-from analyzer.engines.backends import backend_split
 from analyzer.engines.classify import in_cidr, node_of, role_of, service_at, unnatted_replies
 from analyzer.engines.explain import finding_text
-from analyzer.engines.nft_lower import no_endpoint_elements
-from analyzer.engines.nft_walk import NftPacket
-from analyzer.engines.nft_walk import hook_verdict as nft_hook_verdict
 from analyzer.engines.paths import describe, sighting_text
-from analyzer.engines.routing import forwarding_off, lookup_route, rp_filter_mode
-from analyzer.engines.simulate import node_addresses, ruleset_for
 from analyzer.model.explain import Evidence, Finding, PathHop, Sighting, StitchedFlow, Topology
 from analyzer.model.flow import endpoint_text
-from analyzer.model.node import NodeSnapshot, RouteDecision
 from analyzer.model.refs import SourceRef
+
+if TYPE_CHECKING:  # the dumps' model and engines: imported where dumps are read
+    from analyzer.engines import netfilter as nf
+    from analyzer.model.node import NodeSnapshot, RouteDecision
 
 ADMIN_PROHIBITED = {(3, 9), (3, 10), (3, 13)}
 FRAG_NEEDED = (3, 4)
@@ -80,6 +77,8 @@ def hook_verdict(node: NodeSnapshot | None, hook: str, src: str | None, dst: str
     """The DROP/REJECT that netfilter's ``hook`` on ``node`` gives a first packet, walked by the netfilter
     engine (every table, jumps, marks, addrtype); None when no way through the hook drops it or the dumps
     do not say. ``uncertain``: other ways through the hook (rules on unknown fields) let it pass."""
+    from analyzer.engines import netfilter as nf  # (the dumps' engines: imported when dumps are read)
+    from analyzer.engines.simulate import node_addresses, ruleset_for
     num = nf.proto_number(proto)
     if node is None or src is None or dst is None or num is None:
         return None
@@ -164,6 +163,7 @@ def _dumps_disagree(ctx: Context, found: Sequence[Finding]) -> list[Finding]:
                                                                                     "DELIVERED")]
     ev = [_ev_packet(s) for s in seen[-2:]] + [_ev_line(ref) for h in passed[-2:] for ref in h.evidence[:1]]
     snap = ctx.nodes[node]
+    from analyzer.engines.backends import backend_split
     split = backend_split(snap)
     if split is not None:
         hidden = _hidden_verdict(snap, split.hidden_rules, failed, flow)
@@ -295,6 +295,8 @@ def _input_rule(snap: NodeSnapshot | None, src: str | None, dst: str | None, por
     if snap.nft is None or src is None or dst is None:
         return None
     owner = snap.interface_of_address(dst)  # the NIC it arrives on (firewalld picks the zone by it)
+    from analyzer.engines.nft_walk import NftPacket
+    from analyzer.engines.nft_walk import hook_verdict as nft_hook_verdict
     nv = nft_hook_verdict(snap.nft, "input", NftPacket(src, dst, "udp", None, port,
                                                        iif=owner.name if owner is not None else None))
     return nv.rule if nv is not None and nv.verdict in ("drop", "reject") else None
@@ -331,6 +333,7 @@ def _no_endpoints(ctx: Context) -> list[Finding]:
     snap = ctx.nodes.get(first or "")
     refs = _service_rules(snap, s_ip, "has no endpoints")
     if snap is not None:  # kube-proxy's nftables mode: the service's @no-endpoint-services element
+        from analyzer.engines.nft_lower import no_endpoint_elements
         refs += no_endpoint_elements(snap.nft, s_ip, s_port)
     svc = service_at(s_ip, s_port, topo)
     # kube-proxy's REJECT answers from the service address or from the node itself (its cni0/eth0)
@@ -456,6 +459,7 @@ def _sender_tables(ctx: Context) -> list[Finding]:
     bridge = _bridge(ctx.path, node)
     decision = _lookup(snap, dst, flow.client[0], bridge)
     seen_ev = [_ev_packet(s) for s in flow.sightings if s.direction == "fwd" and s.node == node][:1]
+    from analyzer.engines.routing import forwarding_off
     if decision is None or decision.kind == "rp-filter" or (decision.dropped and forwarding_off(snap, bridge)):
         return []  # a route exists: the input device's forwarding or rp_filter refused it (their own findings)
     chosen = decision.chosen
@@ -518,6 +522,7 @@ def _bridge(path: Sequence[PathHop], node: str | None) -> str:
 def _lookup(snap: NodeSnapshot, dst: str, src: str, iif: str) -> RouteDecision | None:
     """The route lookup of a pod's packet, arriving from the pod bridge ``iif``."""
     try:
+        from analyzer.engines.routing import lookup_route
         return lookup_route(snap, dst, src=src, iif=iif)
     except (ValueError, TypeError, AttributeError):
         return None
@@ -628,6 +633,7 @@ def _ip_forward_off(ctx: Context) -> list[Finding]:
                    if gone else f"在 {node} 的 {entry.interface or iif} 上看到 {n_copies} 个包，没有 ICMP 差错。")
     params = {"node": node, "src": src, "dst": dst, "iif": iif, "observed": observed, "observed_zh": observed_zh}
     if snap is not None and snap.sysctl:
+        from analyzer.engines.routing import forwarding_off
         off = forwarding_off(snap, iif)
         if off is None:
             return []  # forwarding is on: some other cause (FORWARD_BLOCKED, MISSING_ROUTE...)
@@ -678,6 +684,7 @@ def _rp_filter(ctx: Context) -> list[Finding]:
     if hop is None or p is None or snap is None or not p.in_interface:
         return []
     node, iif = hop.node, p.in_interface
+    from analyzer.engines.routing import lookup_route, rp_filter_mode
     mode, refs = rp_filter_mode(snap, iif)
     back = lookup_route(snap, p.src, src=p.dst)  # the kernel's reverse lookup (from lo, no mark)
     if not mode or back.kind != "unicast" or back.out_interface == iif:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,9 +40,11 @@ from analyzer.model.explain import (
     Topology,
 )
 from analyzer.model.flow import endpoint_text, proto_name
-from analyzer.model.node import KubeInventory, NodeSnapshot
 from analyzer.model.record import PacketRecord
 from analyzer.pipeline import plain
+
+if TYPE_CHECKING:  # (the dumps' model: imported where dumps are read)
+    from analyzer.model.node import KubeInventory, NodeSnapshot
 
 SCHEMA = "k8s-trace.explain/1"
 SAMPLE = 4  # packets kept per (flow, file, direction) at each end (SYN/FIN/RST/errors always)
