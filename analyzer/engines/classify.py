@@ -139,7 +139,10 @@ def infer_topology(
     for underlay, inner in sorted(pod_of_underlay.items()):
         if not _is_underlay_candidate(underlay):
             continue
-        cidrs = Counter(c for ip, k in inner.items() if (c := _slash24(ip)) for _ in range(k))
+        cidrs: Counter[str] = Counter()  # (each /24 in the order its first address came)
+        for ip, k in inner.items():
+            if k > 0 and (c := _slash24(ip)):
+                cidrs[c] += k
         pod_cidr = cidrs.most_common(1)[0][0] if cidrs else None
         owner = addr_owner.get(underlay)
         if owner is not None:

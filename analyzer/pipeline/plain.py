@@ -315,7 +315,7 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
     for fi in np.unique(f_keep).tolist():
         mine = keep[f_keep == fi]
         span[files[fi]] = (float(col("first_ts")[mine].min()), float(col("last_ts")[mine].max()))
-    standins, weights = _standins(table, ok, lo, hi, lo_port, hi_port, proto, tunnels, name, tunnel_name)
+    standins, weights = _standins(table, ok, lo, hi, lo_port, hi_port, proto, tunnels, name, addr, tunnel_name)
     # keys two flows share: twins if stitch would link them, known once the roles are
     shared = [(gs, ts, [name(a) for a in srcs], [name(a) for a in dsts]) for gs, ts, srcs, dsts in pairs
               if any(ok[x] for x in gs)]
@@ -395,11 +395,12 @@ def _group_address(ip: str) -> bool:
 
 
 def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_port: np.ndarray, hi_port: np.ndarray,
-              proto: np.ndarray, tunnels: np.ndarray, name: Callable[[int], str],
+              proto: np.ndarray, tunnels: np.ndarray, name: Callable[[int], str], known: Mapping[int, str],
               tunnel_name: Callable[[int], str | None]) -> tuple[list[Standin], dict[int, int]]:
     """One stand-in per group of the lane's (flow, direction, file) sample slots that agree on
     every field the global steps read (file, addresses, protocol, tunnel), weighted by the
-    group's distinct sampled frames and placed at its first one."""
+    group's distinct sampled frames and placed at its first one (``known``: the addresses ``name``
+    has named)."""
     g, d, f, cnt, first = table.slot_stats()
     sel = ok[g]
     g, d, f, cnt, first = g[sel], d[sel], f[sel], cnt[sel], first[sel]
@@ -430,22 +431,27 @@ def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_por
         at = int(np.argmax(fm == fi))
         iface[fi] = table.sample_frames(int(gm[at]), int(dm[at]), fi)[0].interface
     fl = fm.tolist()
-    srcs = [name(a) for a in src[m_all].tolist()]
+    for a in np.unique(np.concatenate((src[m_all], dst[m_all], t[:, 2], t[:, 3]))).tolist():
+        name(a)  # every address named once: the columns below are dictionary lookups
+    def named(col: np.ndarray) -> list[str]:
+        return list(map(known.__getitem__, col.tolist()))
+
+    srcs = named(src[m_all])
     kinds: dict[int, str | None] = {}
     tn = [None if k <= 0 else kinds[k] if k in kinds else kinds.setdefault(k, tunnel_name(k)) for k in t[:, 0].tolist()]
     has = t[:, 0] > 0
 
-    def opt(col: np.ndarray, named: bool = False) -> list:  # a tunnel field, None where none or -1
+    def opt(col: np.ndarray, address: bool = False) -> list:  # a tunnel field, None where none or -1
         vals = col.tolist()
-        if named:
-            return [name(v) if h else None for v, h in zip(vals, has.tolist(), strict=True)]
+        if address:
+            return [v if h else None for v, h in zip(named(col), has.tolist(), strict=True)]
         return [v if h and v >= 0 else None for v, h in zip(vals, has.tolist(), strict=True)]
 
     out = list(starmap(Standin, zip(
         [files[fi] for fi in fl], first[m_all].tolist(), [iface[fi] for fi in fl], srcs,
-        [name(a) for a in dst[m_all].tolist()], proto[gm].tolist(),
+        named(dst[m_all]), proto[gm].tolist(),
         [p if p >= 0 else None for p in sport.tolist()], [p if p >= 0 else None for p in dport.tolist()],
-        tn, opt(t[:, 1]), opt(t[:, 2], True), opt(t[:, 3], True), opt(t[:, 4]),
+        tn, opt(t[:, 1]), opt(t[:, 2], address=True), opt(t[:, 3], address=True), opt(t[:, 4]),
         [6 if ":" in a else 4 for a in srcs], strict=True)))
     weights = dict(zip(map(id, out), weight.tolist(), strict=True))
     return out, weights
