@@ -38,6 +38,7 @@ _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @lru_cache(maxsize=4096)
+@lru_cache(maxsize=4096)
 def _net(cidr: str | None) -> _Net | None:
     if not cidr:
         return None
