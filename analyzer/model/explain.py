@@ -222,7 +222,8 @@ class SummaryRow:
 
 class RowBlock:
     """A run of consecutive flows (``f{first}``, ``f{first + 1}``...) that the text report lists
-    in one line each and nothing more: delivered, without findings (``pipeline.plain``'s lane).
+    in one line each: delivered (``pipeline.plain``'s lane); those with findings are in ``special``
+    (index in the run -> its ``SummaryRow``), the others have none.
     Per flow ``i`` of the run (0-based): its protocol name ``protos[i]``, client
     ``client_eps[clients[i]]`` (with ``ports[i]`` for its port: the naming of a client whose
     ``client_by_port`` is False does not depend on it; ``client(i)`` gives the flow's own endpoint),
@@ -231,16 +232,18 @@ class RowBlock:
     flow's whole (brief) document."""
 
     __slots__ = ("_client", "_doc", "client_by_port", "client_eps", "clients", "first", "ports", "protos",
-                 "server_eps", "servers", "tail_defs", "tails")
+                 "server_eps", "servers", "special", "tail_defs", "tails")
 
     def __init__(self, first: int, protos: list[str], clients: list[int], ports: list[int | None], servers: list[int],
                  tails: list[int], client_eps: list[dict], client_by_port: list[bool], server_eps: list[dict],
-                 tail_defs: list[tuple[str, list]], client: object, doc: object) -> None:
+                 tail_defs: list[tuple[str, list]], client: object, doc: object,
+                 special: dict[int, SummaryRow] | None = None) -> None:
         self.first, self.protos, self.clients, self.ports, self.servers, self.tails = (
             first, protos, clients, ports, servers, tails)
         self.client_eps, self.client_by_port, self.server_eps, self.tail_defs = (
             client_eps, client_by_port, server_eps, tail_defs)
         self._client, self._doc = client, doc
+        self.special = special or {}
 
     def __len__(self) -> int:
         return len(self.protos)
@@ -249,4 +252,5 @@ class RowBlock:
         return self._client(i)  # type: ignore[operator]
 
     def doc(self, i: int) -> dict:
-        return self._doc(i)  # type: ignore[operator]
+        row = self.special.get(i)
+        return row.doc() if row is not None else self._doc(i)  # type: ignore[operator]

@@ -36,7 +36,6 @@ from analyzer.model.explain import (
     ObservedNat,
     Service,
     StitchedFlow,
-    SummaryRow,
     Topology,
 )
 from analyzer.model.flow import endpoint_text, proto_name
@@ -782,17 +781,13 @@ def explain_stream(
             if type(flow) is not StitchedFlow:  # a run of the plain lane's rows
                 if plain_docs[0] is None:
                     plain_docs[0] = plain.Documents(topo, _endpoint, points, src.record_of, all_findings)
-                for piece in plain_docs[0].segment(kept, flow[0], flow[1], number + 1):  # (names no file)
-                    if type(piece) is SummaryRow:
-                        by_kind[piece.kind] += 1
-                        yield piece if rows else piece.doc()
-                        continue
-                    for t, times in Counter(piece.tails).items():
-                        by_kind[piece.tail_defs[t][0]] += times
-                    if rows:
-                        yield piece
-                    else:
-                        yield from (piece.doc(j) for j in range(len(piece)))
+                block = plain_docs[0].segment(kept, flow[0], flow[1], number + 1)  # (names no file)
+                for t, times in Counter(block.tails).items():
+                    by_kind[block.tail_defs[t][0]] += times
+                if rows:
+                    yield block
+                else:
+                    yield from (block.doc(j) for j in range(len(block)))
                 by_status["delivered"] += flow[1] - flow[0]
                 number += flow[1] - flow[0]
                 continue

@@ -665,22 +665,19 @@ class Documents:
             return self._endpoint(ep[0], ep[1], self.topo)
         return {"ip": ep[0], "port": ep[1], "role": t[0], "name": t[1], "node": t[2]}
 
-    def segment(self, kept: PlainSet, a: int, b: int, first: int) -> Iterator[SummaryRow | RowBlock]:
-        """Rows ``a`` to ``b - 1`` of ``kept`` (``demote``'s), flows ``f{first}`` on: a flow with
-        retransmitted copies as a ``SummaryRow`` (its findings made now), each run of the others
-        as one ``RowBlock``."""
+    def segment(self, kept: PlainSet, a: int, b: int, first: int) -> RowBlock:
+        """Rows ``a`` to ``b - 1`` of ``kept`` (``demote``'s), flows ``f{first}`` on, as one
+        ``RowBlock``; a flow with retransmitted copies is also a ``SummaryRow`` in its ``special``
+        (its findings made now)."""
         if self._resent_g is None:
             self._resent_g = np.fromiter(kept.resent, dtype=np.int64, count=len(kept.resent))
-        cuts = (np.flatnonzero(np.isin(kept.g[a:b], self._resent_g)) + a).tolist() if len(self._resent_g) else []
-        x = a
-        for r in [*cuts, b]:
-            if r > x:
-                yield self._block(kept, x, r, first + x - a)
-            if r < b:
-                pf = kept.flow(r)
-                pf.id = f"f{first + r - a}"
-                yield self.row(pf)
-            x = r + 1
+        block = self._block(kept, a, b, first)
+        if len(self._resent_g):
+            for r in (np.flatnonzero(np.isin(kept.g[a:b], self._resent_g))).tolist():
+                pf = kept.flow(a + r)
+                pf.id = f"f{first + r}"
+                block.special[r] = self.row(pf)
+        return block
 
     def _block(self, kept: PlainSet, a: int, b: int, first: int) -> RowBlock:
         if self._parts is None or self._parts[0] is not kept:

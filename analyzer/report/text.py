@@ -178,41 +178,40 @@ def _block_lines(lang: str, block: RowBlock, cache: dict) -> list[str]:
     # the parts of the block's shared lists, kept for the next blocks (each entry keeps its list)
     got = cache.get(("block", lang, id(block.server_eps)))
     if got is None or got[0] is not block.server_eps:
-        got = cache[("block", lang, id(block.server_eps))] = (block.server_eps, {}, {}, {}, {})
-    _eps, c_parts, s_text, t_text, p_cell = got
-    protos, clients, ports, servers, tails = block.protos, block.clients, block.ports, block.servers, block.tails
-    client_eps, by_port = block.client_eps, block.client_by_port
-    first = block.first
-    out: list[str] = []
-    add = out.append
-    for i in range(len(protos)):
-        c, port = clients[i], ports[i]
-        cp = c_parts.get(c)
-        if cp is None:
-            ep = client_eps[c]
-            ip = ep.get("ip")
-            cp = c_parts[c] = () if by_port[c] or type(ip) is not str else (
-                _side_parts(cache, ep, ip, False), _side_parts(cache, ep, ip, True))
-        s = servers[i]
-        st = s_text.get(s)
-        if st is None:
-            st = s_text[s] = f" {fmt.ARROW} {_side_cached(cache, block.server_eps[s])}"
-        t = tails[i]
-        tt = t_text.get(t)
-        if tt is None:
-            kind, enc = block.tail_defs[t]
-            tt = t_text[t] = _bracket(lang, kind, [], lst(enc), (), cache)
-        pr = protos[i]
-        pc = p_cell.get(pr)
-        if pc is None:
-            pc = p_cell[pr] = f"{clean(pr or '?'):<4}"
-        fid = f"f{first + i}"
-        if not cp:  # the client's naming may depend on its port: the whole endpoint
-            add(f"{fid:<4} {pc} {_side_cached(cache, block.client(i))}{st}{tt}")
-        elif port is None:
-            add(f"{fid:<4} {pc} {cp[1][0]}{st}{tt}")
+        got = cache[("block", lang, id(block.server_eps))] = (block.server_eps, {}, {}, {}, {}, set())
+    _eps, pre, post, s_text, t_text, whole = got  # whole: clients named with their port (by_port)
+    for c in set(block.clients).difference(pre):
+        ep = block.client_eps[c]
+        ip = ep.get("ip")
+        if block.client_by_port[c] or type(ip) is not str:
+            pre[c] = post[c] = ""
+            whole.add(c)
         else:
-            add(f"{fid:<4} {pc} {cp[0][0]}{port}{cp[0][1]}{st}{tt}")
+            pre[c], post[c] = _side_parts(cache, ep, ip, False)
+    for i in set(block.servers).difference(s_text):
+        s_text[i] = f" {fmt.ARROW} {_side_cached(cache, block.server_eps[i])}"
+    for t in set(block.tails).difference(t_text):
+        kind, enc = block.tail_defs[t]
+        t_text[t] = _bracket(lang, kind, [], lst(enc), (), cache)
+    cells = {p: f"{clean(p or '?'):<4}" for p in set(block.protos)}
+    clients, ports = block.clients, block.ports
+    # "f{n:<3}" is "f{n}" padded to four, as _head pads the flow id
+    out = [f"f{n:<3} {pc} {a}{p}{b}{st}{tt}" for n, pc, a, p, b, st, tt in zip(
+        range(block.first, block.first + len(clients)), map(cells.__getitem__, block.protos),
+        map(pre.__getitem__, clients), ports, map(post.__getitem__, clients), map(s_text.__getitem__, block.servers),
+        map(t_text.__getitem__, block.tails), strict=True)]
+    odd = [i for i, p in enumerate(ports) if p is None]
+    if whole:
+        odd += [i for i, c in enumerate(clients) if c in whole]
+    for i in odd:  # no port (its text is the endpoint's alone), or a naming that depends on it
+        c = clients[i]
+        if c in whole:
+            side = _side_cached(cache, block.client(i))
+        else:
+            ep = block.client_eps[c]
+            side = _side_parts(cache, ep, ep["ip"], True)[0]
+        out[i] = (f"f{block.first + i:<3} {cells[block.protos[i]]} {side}{s_text[block.servers[i]]}"
+                  f"{t_text[block.tails[i]]}")
     return out
 
 
@@ -351,22 +350,22 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
     with tempfile.TemporaryFile("w+", encoding="utf-8") as details, \
             tempfile.TemporaryFile("w+", encoding="utf-8") as others:
         n_failing = n_others = 0
-        for f in flows:
-            if type(f) is RowBlock:  # delivered flows of one line each, without findings (the plain lane's)
-                lines = _block_lines(lang, f, texts)
-                by_status_seen["delivered"] = by_status_seen.get("delivered", 0) + len(lines)
-                summaries.extend([("delivered", line) for line in lines])
-                continue
-            if type(f) is SummaryRow:  # a delivered flow of one line (the plain lane's), unless an error
-                if not any(dct(x).get("severity") == "error" for x in f.findings):
-                    by_status_seen["delivered"] = by_status_seen.get("delivered", 0) + 1
-                    summaries.append(("delivered", _row_rest(lang, f, texts)))
-                    if f.findings:
-                        n_others += 1
-                        _others(_Spool(color, others), lang, f.id, f.findings)
-                    continue
-                f = f.doc()
-            f = dct(f)
+
+        def row(f: SummaryRow) -> dict | None:
+            """A delivered flow of one line (the plain lane's), unless a finding is an error: then its
+            document, taken like the others'."""
+            nonlocal n_others
+            if any(dct(x).get("severity") == "error" for x in f.findings):
+                return f.doc()
+            by_status_seen["delivered"] = by_status_seen.get("delivered", 0) + 1
+            summaries.append(("delivered", _row_rest(lang, f, texts)))
+            if f.findings:
+                n_others += 1
+                _others(_Spool(color, others), lang, f.id, f.findings)
+            return None
+
+        def take(f: dict) -> None:
+            nonlocal n_failing, n_others
             status = f.get("status")
             by_status_seen[status or "incomplete"] = by_status_seen.get(status or "incomplete", 0) + 1
             summaries.append((status, _summary_rest(lang, f, texts)))
@@ -376,6 +375,27 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
             elif lst(f.get("findings")):
                 n_others += 1
                 _others(_Spool(color, others), lang, f.get("id"), lst(f.get("findings")))
+
+        for f in flows:
+            if type(f) is RowBlock:  # delivered flows of one line each (the plain lane's)
+                lines = _block_lines(lang, f, texts)
+                at = 0
+                for i in sorted(f.special):  # those with findings, each as a SummaryRow
+                    summaries.extend([("delivered", line) for line in lines[at:i]])
+                    by_status_seen["delivered"] = by_status_seen.get("delivered", 0) + i - at
+                    d = row(f.special[i])
+                    if d is not None:
+                        take(dct(d))
+                    at = i + 1
+                summaries.extend([("delivered", line) for line in lines[at:]])
+                by_status_seen["delivered"] = by_status_seen.get("delivered", 0) + len(lines) - at
+                continue
+            if type(f) is SummaryRow:
+                d = row(f)
+                if d is not None:
+                    take(dct(d))
+                continue
+            take(dct(f))
         doc = finish()
         _header(out, lang, doc, by_status_seen, len(summaries))
         if not summaries:
@@ -384,7 +404,7 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
         width = max(words.values(), default=0)
         cells = {st: _status_cell(out, lang, st, width) + " " for st in words}
         out.add_lines(cells[status] + rest for status, rest in summaries)
-        del summaries
+        summaries.clear()
         if n_failing:
             out.add()
             _replay(details, out)
