@@ -49,14 +49,20 @@ def _net(cidr: str | None) -> _Net | None:
 
 
 @lru_cache(maxsize=1 << 16)
+def _addr(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+
+
+@lru_cache(maxsize=1 << 16)
 def _in(ip: str | None, cidr: str | None) -> bool:
     net = _net(cidr)
     if ip is None or net is None:
         return False
-    try:
-        return ipaddress.ip_address(ip) in net
-    except ValueError:
-        return False
+    addr = _addr(ip)
+    return addr is not None and addr in net
 
 
 @lru_cache(maxsize=1 << 16)

@@ -477,11 +477,19 @@ def demote(plain: PlainSet, topo: Topology, points: Mapping[str, CapturePoint], 
     c_roles = [(role_of(ip, topo), node_of(ip, topo)) for ip in c_text]
     c_kind_info = _codes([(*rn, ip.rsplit(".", 1)[0] if "." in ip else ip) for rn, ip in zip(c_roles, c_text, strict=True)])
     c_ends = _codes(c_roles)
-    _s_first, s_inv = _groups(plain.s_id, plain.s_port)
+    s_first, s_inv = _groups(plain.s_id, plain.s_port)
     s_ids = np.unique(plain.s_id)
     s_ends = _codes([(role_of(names[a], topo), node_of(names[a], topo)) for a in s_ids.tolist()])
-    # the kinds, once per (client's role/node//24, client is the server, server address and port)
-    k_first, kind_i = _groups(c_kind_info[c_inv], plain.c_id == plain.s_id, s_inv)
+    # per server (address and port): what the kind reads of it (its role, a NodePort a service's)
+    s_kind_info = []
+    for a, port in zip(plain.s_id[s_first].tolist(), plain.s_port[s_first].tolist(), strict=True):
+        ip = names[a]
+        role = role_of(ip, topo)
+        if role == "node" and classify.service_at(ip, port if port >= 0 else None, topo) is not None:
+            role = "service"
+        s_kind_info.append((role, node_of(ip, topo), ip.rsplit(".", 1)[0] if "." in ip else ip))
+    # the kinds, once per (client's role/node//24, client is the server, server's role/node//24)
+    k_first, kind_i = _groups(c_kind_info[c_inv], plain.c_id == plain.s_id, _codes(s_kind_info)[s_inv])
     kinds = [classify.flow_kind(plain.flow(i), topo) for i in k_first.tolist()]  # type: ignore[arg-type]
     bad = np.isin(kind_i, [k for k, kind in enumerate(kinds) if kind in NOT_PLAIN_KINDS])
     if quoted:  # an ICMP error elsewhere names one of its addresses (its own or its tunnels')
