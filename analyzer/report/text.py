@@ -55,21 +55,13 @@ class _Out:
         self.write("\n" * self.pending + line + "\n")
         self.pending = 0
 
-    def add_lines(self, lines: Iterable[str]) -> None:
-        """``add`` each line, written in chunks."""
-        buf: list[str] = []
-        for line in lines:
-            line = line.rstrip()
-            if not line:
-                self.pending += 1
-                continue
-            buf.append("\n" * self.pending + line + "\n")
+    def add_run(self, prefix: str, lines: list[str]) -> None:
+        """``add(prefix + line)`` for each of ``lines``, which are neither empty nor end in a
+        blank (a ``RowBlock``'s summary lines), written in chunks."""
+        glue = "\n" + prefix
+        for at in range(0, len(lines), 4096):
+            self.write("\n" * self.pending + prefix + glue.join(lines[at:at + 4096]) + "\n")
             self.pending = 0
-            if len(buf) >= 4096:
-                self.write("".join(buf))
-                buf.clear()
-        if buf:
-            self.write("".join(buf))
 
 
 def _status_cell(out: _Out, lang: str, status: str | None, width: int) -> str:
@@ -344,7 +336,8 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
     document once ``flows`` is exhausted."""
     lang = i18n.check_lang(lang)
     out = _Out(color, fh.write)
-    summaries: list[tuple[str | None, str]] = []  # status, the summary line after its status cell
+    # status, the summary line after its status cell (or a run of a RowBlock's lines, all delivered)
+    summaries: list[tuple[str | None, str | list[str]]] = []
     by_status_seen: dict[str, int] = {}
     texts: dict = {}  # _summary_rest's cache
     with tempfile.TemporaryFile("w+", encoding="utf-8") as details, \
@@ -381,13 +374,15 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
                 lines = _block_lines(lang, f, texts)
                 at = 0
                 for i in sorted(f.special):  # those with findings, each as a SummaryRow
-                    summaries.extend([("delivered", line) for line in lines[at:i]])
+                    if i > at:
+                        summaries.append(("delivered", lines[at:i]))
                     by_status_seen["delivered"] = by_status_seen.get("delivered", 0) + i - at
                     d = row(f.special[i])
                     if d is not None:
                         take(dct(d))
                     at = i + 1
-                summaries.extend([("delivered", line) for line in lines[at:]])
+                if len(lines) > at:
+                    summaries.append(("delivered", lines[at:] if at else lines))
                 by_status_seen["delivered"] = by_status_seen.get("delivered", 0) + len(lines) - at
                 continue
             if type(f) is SummaryRow:
@@ -397,13 +392,17 @@ def write_text(flows: Iterable[dict], finish: Callable[[], dict], fh: IO[str], *
                 continue
             take(dct(f))
         doc = finish()
-        _header(out, lang, doc, by_status_seen, len(summaries))
+        _header(out, lang, doc, by_status_seen, sum(by_status_seen.values()))
         if not summaries:
             out.add(i18n.text(lang, "no_flows"))
         words = {st: _display_width(i18n.status_word(lang, st)) for st in {st for st, _ in summaries}}
         width = max(words.values(), default=0)
         cells = {st: _status_cell(out, lang, st, width) + " " for st in words}
-        out.add_lines(cells[status] + rest for status, rest in summaries)
+        for status, rest in summaries:
+            if type(rest) is list:
+                out.add_run(cells[status], rest)
+            else:
+                out.add(cells[status] + rest)
         summaries.clear()
         if n_failing:
             out.add()
