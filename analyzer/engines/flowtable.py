@@ -213,6 +213,8 @@ class FlowTable:
         self._ifaces: dict[str | None, int] = {}
         self._seq = 0  # rows given to _sample so far: the arrival order of kept rows
         self._np_dirty = False  # frame objects joined a slot with columns since the last compaction
+        self._np_sorted = False  # the store is sorted by (key, seq) (else in arrival order within each key)
+        self._np_due = False  # enough rows were appended: prune once the batch is counted
         self._np_factor = 1  # compact when the appended rows reach this many times the rows held
         self._fds: dict[int, int] = {}  # file index -> descriptor, for sample_frames
         self._orders: dict[int, str] = {}  # file index -> byte order of its pcap record headers
@@ -239,6 +241,8 @@ class FlowTable:
         self._cap = cap
 
     def begin_file(self, name: str) -> None:
+        if self._np_parts or self._np_store is not None:  # the last file's last-K candidates, decided by its counts
+            self._np_resolve()
         self.files.append(name)
         self._file = len(self.files) - 1
         self._per_file.append(np.zeros(self._cap, dtype=np.int32))
@@ -476,8 +480,10 @@ class FlowTable:
             retrans_rows = self._retransmissions(tcp, g_row, d, seq, b.payload_len[rows], b.ip_id[rows])
 
         if self.sample:
-            self._sample(b, rows, g_row, d, tcp, retrans_rows)
+            self._sample(b, rows, g_row, d, tcp, retrans_rows, slot_local, cnt)
             a["seen"][gslots] += cnt
+            if self._np_due:  # (after ``seen``: pruning reads each slot's packets so far)
+                self._np_prune()
 
     def _retransmissions(self, tcp: np.ndarray, g_row: np.ndarray, d: np.ndarray, seq: np.ndarray,
                          plen: np.ndarray, ip_id: np.ndarray) -> np.ndarray:
@@ -574,27 +580,28 @@ class FlowTable:
             self._slot(g, d).special.append(self._frame(b, i))
 
     def _sample(self, b: ColumnBatch, rows: np.ndarray, g_row: np.ndarray, d: np.ndarray, tcp: np.ndarray,
-                retrans: np.ndarray) -> None:
+                retrans: np.ndarray, slot_local: np.ndarray, cnt: np.ndarray) -> None:
+        """Keep the batch's sampled rows. ``slot_local``: each row's (flow, direction) numbered within
+        the batch (``2 * group + d``), ``cnt``: the rows of each such number."""
         k = self.sample
         slot = g_row * 2 + d
-        order = np.argsort(slot, kind="stable")
-        s_sorted = slot[order]
-        us, gstart, gcount = np.unique(s_sorted, return_index=True, return_counts=True)
-        grp = np.repeat(np.arange(len(us)), gcount)
-        rank = np.empty(len(slot), dtype=np.int64)
-        rank[order] = np.arange(len(slot)) - gstart[grp]
-        gi = np.empty(len(slot), dtype=np.int64)
-        gi[order] = grp
-        before = self._a["seen"][slot]
-        first = before + rank < k
-        last = rank >= gcount[gi] - k
+        n = len(rows)
+        # each row's rank among its slot's rows of the batch (arrival order): one stable sort of the
+        # batch's own slot numbers (a radix sort while they fit 16 bits), minus where its group starts
+        local = slot_local.astype(np.uint16) if len(cnt) <= 1 << 16 else slot_local
+        order = np.argsort(local, kind="stable")
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        pos = self._a["seen"][slot] + rank  # its place among the slot's packets in this file
+        first = pos < k
+        last = rank >= cnt[slot_local] - k
         fl = b.flags[rows].astype(np.int64)
         special = (tcp & ((fl & (SYN | FIN | RST)) != 0)) | retrans
         seq0 = self._seq
         self._seq += len(rows)
         offset = getattr(b, "file_offset", -1)
         if offset >= 0 and not self._frame_objects:
-            self._np_keep(b, rows, slot, first, last, special, seq0, offset)
+            self._np_keep(b, rows, slot, first, last, special, seq0, offset, pos)
             return
         if self._file in self._np_files:
             self._mixed.add(self._file)  # frame objects after columns in one file (the general reader took over)
@@ -630,19 +637,22 @@ class FlowTable:
     # bytes stay in the file until a flow is materialised. ``key`` is the slot, (g * 2 + d) << 20 | f
     # (f: file index); ``seq`` the arrival order (rows given to _sample before it); ``role`` the
     # bits _FIRST (one of the slot's first K), _SPECIAL (SYN/FIN/RST or retransmission within the
-    # 8K cap) and _LAST (a candidate for the slot's last K, decided by compaction).
+    # 8K cap) and _LAST (one of the last K of the slot's rows in its batch: a candidate for the
+    # slot's last K, decided by ``_np_resolve``); ``lpos`` the row's place among the slot's packets
+    # in its file (0-based), which decides it.
     _NP_COLS = (("key", np.int64), ("seq", np.int64), ("frame", np.int64), ("ts", np.float64),
                 ("linktype", np.int32), ("wire_len", np.int64), ("cap_len", np.int64), ("off", np.int64),
-                ("iface", np.int32), ("role", np.uint8),
+                ("iface", np.int32), ("role", np.uint8), ("lpos", np.int64),
                 # the TCP/IP fields the plain lane's retransmission check reads (see kept_columns)
                 ("tseq", np.int64), ("plen", np.int64), ("tflags", np.int16), ("ipid", np.int64),
                 # its identity key (0: packet_identity None; -1: unknown, no head) and addresses (kept_twins)
                 ("ikey", np.int64), ("src", np.int64), ("dst", np.int64), ("ack", np.int64), ("itype", np.int16))
-    _NP_COMPACT_ROWS = 1 << 18  # appended rows that trigger a compaction (at least)
+    _NP_COMPACT_ROWS = 1 << 18  # appended rows that trigger a pruning (at least)
 
     def _np_keep(self, b: ColumnBatch, rows: np.ndarray, slot: np.ndarray, first: np.ndarray, last: np.ndarray,
-                 special: np.ndarray, seq0: int, offset: int) -> None:
-        """The sampler of ``_sample`` for a batch whose frames can be read again from its file."""
+                 special: np.ndarray, seq0: int, offset: int, pos: np.ndarray) -> None:
+        """The sampler of ``_sample`` for a batch whose frames can be read again from its file
+        (``pos``: each row's place among its slot's packets in the file)."""
         special_n = self._a["special_n"]
         sp = np.flatnonzero(special)
         if len(sp):  # the 8K cap per slot, in row order: rank each special row within its slot
@@ -655,7 +665,8 @@ class FlowTable:
             special = np.zeros(len(rows), dtype=bool)
             special[sp[ok]] = True
             np.add.at(special_n, s_sp[ok], 1)
-        role = first.astype(np.uint8) * _FIRST | special.astype(np.uint8) * _SPECIAL | last.astype(np.uint8) * _LAST
+        role = first.view(np.uint8) * np.uint8(_FIRST) | special.view(np.uint8) * np.uint8(_SPECIAL) \
+            | last.view(np.uint8) * np.uint8(_LAST)
         sel = np.flatnonzero(role)
         if len(sel) == 0:
             return
@@ -666,62 +677,94 @@ class FlowTable:
             "key": (slot[sel] << 20) | self._file, "seq": seq0 + sel, "frame": b.frame[at],
             "ts": b.ts[at], "linktype": b.linktype[at], "wire_len": b.wire_len[at], "cap_len": b.cap_len[at],
             "off": b.start[at] + offset, "iface": np.full(len(sel), code, dtype=np.int32), "role": role[sel],
-            "tseq": b.seq[at], "plen": b.payload_len[at], "tflags": b.flags[at], "ipid": b.ip_id[at],
-            "ikey": _identity_keys(b, at), "src": b.src[at], "dst": b.dst[at], "ack": b.ack[at],
-            "itype": getattr(b, "icmp_type", np.full(len(b.ack), -1, dtype=np.int16))[at],
+            "lpos": pos[sel], "tseq": b.seq[at], "plen": b.payload_len[at], "tflags": b.flags[at],
+            "ipid": b.ip_id[at], "ikey": _identity_keys(b, at), "src": b.src[at], "dst": b.dst[at],
+            "ack": b.ack[at], "itype": getattr(b, "icmp_type", np.full(len(b.ack), -1, dtype=np.int16))[at],
         }
         self._np_parts.append({name: np.asarray(part[name], dtype=dt) for name, dt in self._NP_COLS})
         self._np_files.add(self._file)
         self._np_pending += len(sel)
         held = len(self._np_store["key"]) if self._np_store is not None else 0
-        # amortised: at least as many new rows as held; more while compacting drops little (short
-        # flows keep nearly every row), fewer passes over rows that stay anyway
+        # amortised: at least as many new rows as held; more while pruning drops little (short
+        # flows keep nearly every row), fewer passes over rows that stay anyway. (The pruning waits
+        # for the batch's packets to be counted: see _add_rows.)
         if self._np_pending >= max(self._NP_COMPACT_ROWS, held * self._np_factor):
-            self._np_compact()
+            self._np_due = True
+
+    def _np_resolve(self) -> None:
+        """Decide the current file's last-K candidates held so far: a candidate is one of its slot's
+        last K while fewer than K of the slot's packets came after it in the file (its ``lpos``
+        against the slot's ``seen``); the others lose the role. Candidates of earlier files were
+        decided when their file ended (``begin_file``).
+
+        The same rows as keeping the last K candidates of each slot: the slot's last K packets are
+        all candidates (fewer than K packets follow each, in its batch too), and a general reader
+        taking over the rest of a file (its frames kept as objects, counted in ``seen`` as well)
+        only takes the last places."""
+        k, seen, f = self.sample, self._a["seen"], self._file
+        if self._np_store is not None:
+            role = self._decided(self._np_store, k, seen, f)
+            if role is not None:  # a new dict: callers may hold the old one
+                self._np_store = {**self._np_store, "role": role}
+        for part in self._np_parts:
+            role = self._decided(part, k, seen, f)
+            if role is not None:
+                part["role"] = role
+
+    @staticmethod
+    def _decided(cols: dict[str, np.ndarray], k: int, seen: np.ndarray, f: int) -> np.ndarray | None:
+        """``cols``' roles with the file ``f``'s lost last-K candidates cleared, None if none lost it."""
+        role, key = cols["role"], cols["key"]
+        cand = np.flatnonzero(role & _LAST)
+        if not len(cand):
+            return None
+        ck = key[cand]
+        mine = (ck & 0xFFFFF) == f
+        cand, ck = cand[mine], ck[mine]
+        drop = cand[cols["lpos"][cand] < seen[ck >> 20] - k]
+        if not len(drop):
+            return None
+        role = role.copy()
+        role[drop] &= np.uint8(~_LAST & 0xFF)
+        return role
+
+    def _np_prune(self) -> None:
+        """During the scan: the held rows merged into the store, those with no role left dropped
+        (arrival order kept: no sort until an accessor needs one, ``_np_compact``)."""
+        self._np_due = False
+        self._np_merge(sort=False)
 
     def _np_compact(self) -> dict[str, np.ndarray]:
-        """Merge the appended rows into the store, keep only each slot's last K of the last-K
-        candidates, drop rows with no role left; the store, sorted by (key, seq)."""
-        parts = ([self._np_store] if self._np_store is not None else []) + self._np_parts
-        if not parts:
+        """The store with every appended row merged, each candidate decided, rows with no role
+        dropped; sorted by (key, seq)."""
+        if self._np_store is None and not self._np_parts:
             return {name: np.zeros(0, dtype=dt) for name, dt in self._NP_COLS}
-        if not self._np_parts and not self._np_dirty and self._np_store is not None:
-            return self._np_store
+        if not self._np_parts and not self._np_dirty and self._np_sorted:
+            return self._np_store  # type: ignore[return-value]
         self._np_dirty = False
+        return self._np_merge(sort=True)
+
+    def _np_merge(self, *, sort: bool) -> dict[str, np.ndarray]:
+        self._np_resolve()
+        parts = ([self._np_store] if self._np_store is not None else []) + self._np_parts
+        was_sorted = self._np_sorted and len(parts) == 1 and self._np_store is not None
+
         def column(name: str) -> np.ndarray:
             return parts[0][name] if len(parts) == 1 else np.concatenate([p[name] for p in parts])
 
-        # the store's rows came before every appended row: a stable sort by key keeps arrival order
-        key = column("key")
-        order = np.argsort(key, kind="stable")
-        key, role = key[order], column("role")[order]
-        cand = np.flatnonzero(role & _LAST)
-        if len(cand):
-            ck = key[cand]
-            from_end = np.searchsorted(ck, ck, side="right") - np.arange(len(cand)) - 1
-            limit = np.full(len(cand), self.sample, dtype=np.int64)
-            if self._mixed:  # the slot's frame objects arrived later: they are its last ones first
-                later = [(((g * 2 + d) << 20) | f, len(sl.last)) for (g, d, f), sl in self._samples.items()
-                         if f in self._mixed and sl.last]
-                if later:
-                    lk = np.array(later, dtype=np.int64)
-                    lk = lk[np.argsort(lk[:, 0])]
-                    pos = np.minimum(np.searchsorted(lk[:, 0], ck), len(lk) - 1)
-                    hit = lk[pos, 0] == ck
-                    limit[hit] -= lk[pos[hit], 1]
-            drop = cand[from_end >= limit]
-            role[drop] &= ~np.uint8(_LAST)
-        keep = role != 0
+        keep = column("role") != 0
         kept = int(np.count_nonzero(keep))
         self._np_factor = 1 if kept < 0.75 * len(keep) else min(4, self._np_factor * 2)
-        take = order[keep] if kept < len(keep) else order
-        # each other column gathered once, in its final order (the decision needed key and role only)
-        cols = {"key": key[keep] if kept < len(keep) else key, "role": role[keep] if kept < len(keep) else role}
-        for name, _dt in self._NP_COLS:
-            if name not in cols:
-                cols[name] = column(name)[take]
-        cols = {name: cols[name] for name, _dt in self._NP_COLS}
+        take = np.flatnonzero(keep) if kept < len(keep) else None
+        if sort and not was_sorted:
+            # each slot's rows are in arrival order, and the appended parts came after the store:
+            # a stable sort by key gives (key, seq)
+            key = column("key")
+            order = np.argsort(key if take is None else key[take], kind="stable")
+            take = order if take is None else take[order]
+        cols = {name: column(name) if take is None else column(name)[take] for name, _dt in self._NP_COLS}
         self._np_store, self._np_parts, self._np_pending = cols, [], 0
+        self._np_sorted = sort or was_sorted
         return cols
 
     def _np_frames(self, cols: dict[str, np.ndarray], idx: np.ndarray, files: dict[int, int]) -> list[SampleFrame]:
@@ -853,14 +896,22 @@ class FlowTable:
             # rows held as columns are distinct frames, and distinct from a slot's frame objects
             # (those came later in the file, or are ICMP errors quoting the flow)
             cols = self._np_compact()
-            key = np.concatenate((cols["key"], key))
-            n = np.concatenate((np.ones(len(cols["key"]), dtype=np.int64), n))
-            first = np.concatenate((cols["frame"], first))
-        order = np.argsort(key, kind="stable")
-        key, n, first = key[order], n[order], first[order]
-        uk, starts = np.unique(key, return_index=True)
+            if len(key):
+                key = np.concatenate((cols["key"], key))
+                n = np.concatenate((np.ones(len(cols["key"]), dtype=np.int64), n))
+                first = np.concatenate((cols["frame"], first))
+            else:  # the columns alone: sorted by key already
+                key, n, first = cols["key"], None, cols["frame"]
+        if n is not None:
+            order = np.argsort(key, kind="stable")
+            key, n, first = key[order], n[order], first[order]
+        starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))) if len(key) else key
+        uk = key[starts]
         if len(uk):
-            n, first = np.add.reduceat(n, starts), np.minimum.reduceat(first, starts)
+            n = np.add.reduceat(n, starts) if n is not None else np.diff(np.append(starts, len(key)))
+            first = np.minimum.reduceat(first, starts)
+        else:
+            n = first = np.zeros(0, dtype=np.int64)
         return uk >> 21, (uk >> 20) & 1, uk & 0xFFFFF, n, first
 
     def kept_twins(self, small: int = 64, interest: np.ndarray | None = None
@@ -912,6 +963,14 @@ class FlowTable:
             bad = np.isin(pk, pk[unknown]) & (ikey != 0)
             firm[g_all[bad | unknown]] = True
         rows = np.flatnonzero((ikey != 0) & ~unknown)  # (a key is any other value, negative ones too)
+        # a key of one row links nothing: only the rows of keys held twice or more go on (store order kept)
+        by_key = np.argsort(ikey[rows])
+        ks = ikey[rows][by_key]
+        twice = np.flatnonzero(ks[1:] == ks[:-1])
+        held = np.zeros(len(rows), dtype=bool)
+        held[by_key[twice]] = True
+        held[by_key[twice + 1]] = True
+        rows = rows[held]
         if not len(rows):
             return firm, [], crowded
         key, g, t = ikey[rows], g_all[rows], cols["ts"][rows]

@@ -78,10 +78,11 @@ def test_mixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int, seed: in
 
 
 def test_compactions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many compactions of the last-K candidates (every 500 rows instead of 2**18), over many batches."""
+    """Many prunings of the last-K candidates during the scan (every 500 rows instead of 2**18),
+    over many batches, then the final sorted compaction."""
     path = _mix(tmp_path / "c.pcap", 30000, 3)
     calls = []
-    real = FlowTable._np_compact
+    real = FlowTable._np_prune
 
     def counting(self):  # noqa: ANN001, ANN202
         calls.append(self._np_pending)
@@ -89,9 +90,9 @@ def test_compactions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(FlowTable, "_NP_COMPACT_ROWS", 500)
     monkeypatch.setattr(flows_mod, "iter_batches", functools.partial(iter_batches, chunk_bytes=4096))  # 512 KiB
-    monkeypatch.setattr(FlowTable, "_np_compact", counting)
+    monkeypatch.setattr(FlowTable, "_np_prune", counting)
     _same([path], monkeypatch, sample=2)
-    assert sum(c >= 500 for c in calls) >= 3  # (fewer while compactions drop little: _np_factor)
+    assert sum(c >= 500 for c in calls) >= 3  # (fewer while pruning drops little: _np_factor)
 
 
 @pytest.mark.parametrize("name", sorted(p.parent.name for p in SAMPLES.glob("*/scenario.json")))
