@@ -140,7 +140,8 @@ def _identity_keys(b: ColumnBatch, at: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
         h = np.zeros(len(at), dtype=np.uint64)
         for i, col in enumerate((proto, ip_id, seq, b.ack[at], fl, plen, h8)):
-            h = (h + col.astype(np.uint64)) * (_H1, _H2, _H3)[i % 3]
+            h += col.astype(np.int64, copy=False).view(np.uint64)  # (as astype(uint64): two's complement)
+            h *= (_H1, _H2, _H3)[i % 3]
         key = (h ^ (h >> np.uint64(31))).view(np.int64)
     key = np.where((key == 0) | (key == -1), 1, key)
     return np.where(~strong, 0, np.where(h8 == -1, -1, key))
@@ -278,10 +279,10 @@ class FlowTable:
         self._enc_rows = 0
         self._samples: dict[tuple[int, int, int], _Slot] = {}
         # kept rows of batches with a file offset, as columns (see _np_keep): appended per batch to
-        # a growing buffer (arrival order: _np_len rows, the first _np_old of earlier files, the
-        # first _np_held already pruned); _np_store: the rows sorted by slot key, then arrival,
-        # once an accessor asked (_np_compact)
-        self._np_buf: dict[str, np.ndarray] = {}
+        # chunks of rows (arrival order: one per batch, and the last pruning's; _np_len rows, the
+        # first _np_old of earlier files, the first _np_held already pruned); _np_store: the rows
+        # sorted by slot key, then arrival, once an accessor asked (_np_compact)
+        self._np_chunks: list[dict[str, np.ndarray]] = []
         self._np_len = self._np_old = self._np_held = 0
         self._np_store: Mapping[str, np.ndarray] | None = None
         self._np_files: set[int] = set()  # files with rows in the columns
@@ -725,10 +726,10 @@ class FlowTable:
                 ("iface", np.int32), ("role", np.uint8), ("lpos", np.int64),
                 # the TCP/IP fields the plain lane's retransmission check reads (see kept_columns)
                 ("tseq", np.int64), ("plen", np.int64), ("tflags", np.int16), ("ipid", np.int64),
-                # its identity key (0: packet_identity None; -1: unknown, no head) and addresses (kept_twins)
-                ("ikey", np.int64), ("src", np.int64), ("dst", np.int64), ("ack", np.int64), ("itype", np.int16))
+                # its identity key (0: packet_identity None; -1: unknown, no head) and what kept_twins reads
+                # (its source and destination are the flow's ends, by the direction in ``key``)
+                ("ikey", np.int64), ("ack", np.int64), ("itype", np.int16))
     _NP_COMPACT_ROWS = 1 << 18  # appended rows that trigger a pruning (at least)
-    _NP_BUF_ROWS = 1 << 18  # the row buffer's first capacity
 
     def _np_keep(self, b: ColumnBatch, rows: np.ndarray, slot: np.ndarray, first: np.ndarray, last: np.ndarray,
                  special: np.ndarray, offset: int, pos: np.ndarray, slot_local: np.ndarray, gslots: np.ndarray
@@ -759,20 +760,16 @@ class FlowTable:
         at = rows[sel]
         iface = b.interface
         code = self._ifaces.setdefault(iface, len(self._ifaces))
-        buf, n, m = self._np_room(len(sel)), self._np_len, len(sel)
         part = {
             "key": (slot[sel] << 20) | self._file, "ts": b.ts[at], "linktype": b.linktype[at],
-            "wire_len": b.wire_len[at], "cap_len": b.cap_len[at], "off": b.start[at] + offset, "iface": code,
-            "role": role[sel], "lpos": pos[sel], "ikey": _identity_keys(b, at),
-            "itype": getattr(b, "icmp_type", np.full(len(b.ack), -1, dtype=np.int16))[at],
+            "wire_len": b.wire_len[at], "cap_len": b.cap_len[at], "off": b.start[at] + offset,
+            "iface": np.full(len(sel), code, dtype=np.int32), "role": role[sel], "lpos": pos[sel],
+            "ikey": _identity_keys(b, at), "itype": getattr(b, "icmp_type", np.full(len(b.ack), -1, dtype=np.int16))[at],
         }
-        for name, _dt in self._NP_COLS:  # (straight into the buffer where the batch has the column as it is)
-            src = self._NP_BATCH.get(name)
-            col = getattr(b, src) if src is not None else None
-            if col is not None and col.dtype == buf[name].dtype:
-                np.take(col, at, out=buf[name][n : n + m], mode="clip")  # (``at`` is in range)
-            else:
-                buf[name][n : n + m] = col[at] if col is not None else part[name]
+        for name, src in self._NP_BATCH.items():
+            part[name] = getattr(b, src)[at]
+        self._np_chunks.append({name: np.asarray(part[name], dtype=dt) for name, dt in self._NP_COLS})
+        m = len(sel)
         self._np_len += m
         self._np_files.add(self._file)
         # amortised: at least as many new rows as held; more while pruning drops little (short
@@ -781,31 +778,14 @@ class FlowTable:
         if self._np_pending >= max(self._NP_COMPACT_ROWS, self._np_held * self._np_factor):
             self._np_due = True
 
-    #: columns copied from the batch's own column of that name, when its dtype is the same
+    #: columns gathered from the batch's column of that name
     _NP_BATCH = {"frame": "frame", "tseq": "seq", "plen": "payload_len", "tflags": "flags", "ipid": "ip_id",
-                 "src": "src", "dst": "dst", "ack": "ack"}
+                 "ack": "ack"}
 
     @property
     def _np_pending(self) -> int:
         """Rows appended since the last pruning."""
         return self._np_len - self._np_held
-
-    def _np_room(self, m: int) -> dict[str, np.ndarray]:
-        """The row buffer, with room for ``m`` more rows (grown by half when full)."""
-        buf, need = self._np_buf, self._np_len + m
-        cap = len(buf["key"]) if buf else 0
-        if need > cap:
-            # doubled (few copies); untouched capacity costs address space, not memory
-            cap = max(need, cap * 2, self._NP_BUF_ROWS)
-            new = {name: np.empty(cap, dtype=dt) for name, dt in self._NP_COLS}
-            for name, col in buf.items():
-                new[name][: self._np_len] = col[: self._np_len]
-            self._np_buf = buf = new
-        return buf
-
-    def _np_view(self) -> dict[str, np.ndarray]:
-        """The buffer's rows (views)."""
-        return {name: col[: self._np_len] for name, col in self._np_buf.items()}
 
     def _np_any(self) -> bool:
         return self._np_store is not None or self._np_len > 0
@@ -827,12 +807,16 @@ class FlowTable:
             if role is not None:  # a new store: callers may hold the old one
                 self._np_store = store.with_column("role", role) if isinstance(store, _Rows) \
                     else {**store, "role": role}
-        if self._np_len > self._np_old:  # the buffer's rows of this file: its last ones (arrival order)
-            lo, hi, buf = self._np_old, self._np_len, self._np_buf
-            role = buf["role"][lo:hi]  # (a view: decided in place)
-            cand = np.flatnonzero(role & _LAST)
-            drop = cand[buf["lpos"][lo:hi][cand] < seen[buf["key"][lo:hi][cand] >> 20] - k]
-            role[drop] &= np.uint8(~_LAST & 0xFF)
+        start = 0
+        for chunk in self._np_chunks:  # this file's rows: the last ones (arrival order)
+            n = len(chunk["key"])
+            if start + n > self._np_old:
+                lo = max(0, self._np_old - start)
+                role = chunk["role"][lo:]  # (a view of our own chunk: decided in place)
+                cand = np.flatnonzero(role & _LAST)
+                drop = cand[chunk["lpos"][lo:][cand] < seen[chunk["key"][lo:][cand] >> 20] - k]
+                role[drop] &= np.uint8(~_LAST & 0xFF)
+            start += n
 
     @staticmethod
     def _decided(cols: Mapping[str, np.ndarray], k: int, seen: np.ndarray, f: int) -> np.ndarray | None:
@@ -852,19 +836,25 @@ class FlowTable:
         return role
 
     def _np_prune(self) -> None:
-        """During the scan: the buffer's rows with no role left dropped, in place (arrival order
-        kept: no sort until an accessor needs one, ``_np_compact``)."""
+        """During the scan: the rows with no role left dropped, the chunks joined into one (arrival
+        order kept: no sort until an accessor needs one, ``_np_compact``). Only when that frees a
+        quarter of the rows or more: short flows keep nearly every row, and their chunks are joined
+        once, by the first accessor."""
         self._np_due = False
         self._np_resolve()
-        n, buf = self._np_len, self._np_buf
-        keep = buf["role"][:n] != 0
-        kept = int(np.count_nonzero(keep))
-        self._np_factor = 1 if kept < 0.75 * n else min(4, self._np_factor * 2)
-        if kept < n:
-            idx = np.flatnonzero(keep)
-            for col in buf.values():
-                col[:kept] = col[idx]
-            self._np_old = int(np.count_nonzero(keep[: self._np_old]))
+        chunks = self._np_chunks
+        n = self._np_len
+        kept = sum(int(np.count_nonzero(c["role"])) for c in chunks)
+        if kept >= 0.75 * n:
+            self._np_factor = min(4, self._np_factor * 2)
+            self._np_held = n
+            return
+        self._np_factor = 1
+        rows = _Rows(chunks, None, tuple(name for name, _dt in self._NP_COLS))
+        keep = rows.flat("role") != 0
+        idx = np.flatnonzero(keep)
+        self._np_chunks = [{name: rows.flat(name)[idx] for name in rows}]
+        self._np_old = int(np.count_nonzero(keep[: self._np_old]))
         self._np_len = self._np_held = kept
 
     def _np_compact(self) -> Mapping[str, np.ndarray]:
@@ -878,8 +868,7 @@ class FlowTable:
         self._np_dirty = False
         self._np_resolve()
         parts: list[Mapping[str, np.ndarray]] = [self._np_store] if self._np_store is not None else []
-        if self._np_len:
-            parts.append(self._np_view())
+        parts += self._np_chunks
         names = tuple(name for name, _dt in self._NP_COLS)
         rows = _Rows(parts, None, names)
         keep = rows.flat("role") != 0
@@ -887,7 +876,7 @@ class FlowTable:
         take = np.flatnonzero(keep) if kept < len(keep) else None
         got: dict[str, np.ndarray] = {}
         if self._np_len:
-            # each slot's rows are in arrival order, and the buffer's came after the store's: a
+            # each slot's rows are in arrival order, and the chunks' came after the store's: a
             # stable sort by key gives (key, arrival)
             key = rows.flat("key")
             kk = key if take is None else key[take]
@@ -895,8 +884,7 @@ class FlowTable:
             take = order if take is None else take[order]
             got["key"] = kk[order]
         cols = parts[0] if take is None and len(parts) == 1 else rows.taken(take, got)
-        # the store owns the buffer's arrays now: rows appended later go to a new one
-        self._np_store, self._np_buf, self._np_len, self._np_held, self._np_old = cols, {}, 0, 0, 0
+        self._np_store, self._np_chunks, self._np_len, self._np_held, self._np_old = cols, [], 0, 0, 0
         return cols
 
     def _np_frames(self, cols: Mapping[str, np.ndarray], idx: np.ndarray, files: dict[int, int]
@@ -1131,9 +1119,11 @@ class FlowTable:
         if len(sel):
             sg = grp[sel]
             cut = np.flatnonzero(np.concatenate(([True], sg[1:] != sg[:-1])))
-            r = rows[sel]
-            gl, tl = g[sel].tolist(), t[sel].tolist()
-            sl, dl = _at(cols, "src", r).tolist(), _at(cols, "dst", r).tolist()
+            gs = g[sel]
+            flip = ((_at(cols, "key", rows[sel]) >> 20) & 1) == 1  # direction 1: from hi to lo
+            lo, hi = self._a["lo"][gs], self._a["hi"][gs]
+            gl, tl = gs.tolist(), t[sel].tolist()
+            sl, dl = np.where(flip, hi, lo).tolist(), np.where(flip, lo, hi).tolist()
             groups = [(gl[a:b], tl[a:b], sl[a:b], dl[a:b])
                       for a, b in zip(cut.tolist(), [*cut[1:].tolist(), len(sel)], strict=True)]
         return firm, groups, crowded
