@@ -153,13 +153,15 @@ class _Rows(Mapping[str, np.ndarray]):
     accessor pays only for the columns it reads; ``at`` reads some rows of a column without
     gathering the rest."""
 
-    __slots__ = ("_parts", "_take", "_flat", "_got", "_names")
+    __slots__ = ("_parts", "_take", "_flat", "_got", "_names", "_starts")
+    JOIN_SHARE = 2  # ``at`` joins a column whole for more than 1/JOIN_SHARE of the rows
 
     def __init__(self, parts: list[Mapping[str, np.ndarray]], take: np.ndarray | None,
                  names: tuple[str, ...]) -> None:
         self._parts, self._take, self._names = parts, take, names
         self._flat: dict[str, np.ndarray] = {}  # joined, not yet gathered
         self._got: dict[str, np.ndarray] = {}
+        self._starts: np.ndarray | None = None  # where each part starts, end to end
 
     def flat(self, name: str) -> np.ndarray:
         """The column of every row of the parts, end to end (before ``take``)."""
@@ -173,7 +175,7 @@ class _Rows(Mapping[str, np.ndarray]):
     def taken(self, take: np.ndarray | None, got: dict[str, np.ndarray] | None = None) -> _Rows:
         """These parts through another index (the joined columns shared); ``got``: columns already gathered."""
         rows = _Rows(self._parts, take, self._names)
-        rows._flat = self._flat
+        rows._flat, rows._starts = self._flat, self._starts
         rows._got = dict(got or {})
         return rows
 
@@ -192,10 +194,42 @@ class _Rows(Mapping[str, np.ndarray]):
 
     def at(self, name: str, idx: np.ndarray) -> np.ndarray:
         """``self[name][idx]``, gathering only those rows."""
-        col = self._got.get(name)
-        if col is not None:
-            return col[idx]
-        return self.flat(name)[idx if self._take is None else self._take[idx]]
+        return self.at_many((name,), idx)[0]
+
+    def at_many(self, names: Collection[str], idx: np.ndarray) -> list[np.ndarray]:
+        """``[self[name][idx] for name in names]``, gathering only those rows: a column not joined
+        yet is read from the parts the rows lie in while they are a small share of the rows."""
+        pos = idx if self._take is None else self._take[idx]
+        out: list[np.ndarray | None] = [None] * len(names)
+        plan = None
+        for j, name in enumerate(names):
+            col = self._got.get(name)
+            if col is not None:
+                out[j] = col[idx]
+                continue
+            parts = self._parts
+            if name in self._flat or len(parts) == 1 or len(pos) * self.JOIN_SHARE > self._ends()[-1]:
+                out[j] = self.flat(name)[pos]
+                continue
+            if plan is None:  # the rows by part: one stable sort of their part numbers (few parts: radix)
+                which = np.searchsorted(self._ends(), pos, side="right")
+                order = np.argsort(which.astype(np.uint16) if len(parts) <= 1 << 16 else which, kind="stable")
+                ws = which[order]
+                cut = np.flatnonzero(np.concatenate(([True], ws[1:] != ws[:-1]))).tolist()
+                start = np.concatenate(([0], self._ends()))
+                plan = [(order[a:b], parts[w], pos[order[a:b]] - start[w])
+                        for a, b, w in zip(cut, [*cut[1:], len(ws)], ws[cut].tolist(), strict=True)]
+            got = np.empty(len(pos), dtype=parts[0][name].dtype)
+            for at, part, local in plan:
+                got[at] = part[name][local]
+            out[j] = got
+        return out  # type: ignore[return-value]
+
+    def _ends(self) -> np.ndarray:
+        """Where each part ends, end to end."""
+        if self._starts is None:
+            self._starts = np.cumsum([len(p[self._names[0]]) for p in self._parts])
+        return self._starts
 
     def with_column(self, name: str, col: np.ndarray) -> _Rows:
         """These rows with column ``name`` replaced by ``col`` (one value per row, in this order)."""
@@ -215,6 +249,11 @@ class _Rows(Mapping[str, np.ndarray]):
 def _at(cols: Mapping[str, np.ndarray], name: str, idx: np.ndarray) -> np.ndarray:
     """``cols[name][idx]`` without gathering a lazy column whole."""
     return cols.at(name, idx) if isinstance(cols, _Rows) else cols[name][idx]
+
+
+def _at_many(cols: Mapping[str, np.ndarray], names: Collection[str], idx: np.ndarray) -> list[np.ndarray]:
+    """``[cols[name][idx] for name in names]`` without gathering lazy columns whole."""
+    return cols.at_many(names, idx) if isinstance(cols, _Rows) else [cols[name][idx] for name in names]
 
 
 class FlowTable:
@@ -897,9 +936,10 @@ class FlowTable:
         never another packet's bytes."""
         if not len(idx):
             return []
-        key, off, cap = _at(cols, "key", idx), _at(cols, "off", idx), _at(cols, "cap_len", idx)
+        key, off, cap, frame, wire, ts, lt, ifc = _at_many(cols, ("key", "off", "cap_len", "frame", "wire_len", "ts",
+                                                                "linktype", "iface"), idx)
         f_of = key & 0xFFFFF
-        frame_l, wire_l = _at(cols, "frame", idx).tolist(), _at(cols, "wire_len", idx).tolist()
+        frame_l, wire_l = frame.tolist(), wire.tolist()
         data: list[bytes] = [b""] * len(idx)
         names = self.files
 
@@ -931,9 +971,8 @@ class FlowTable:
                     data[j] = check(f, j, view, a, n)
         iface_names = list(self._ifaces)
         file_l = [names[f] for f in f_of.tolist()]
-        return list(map(_sample_frame, file_l, frame_l, _at(cols, "ts", idx).tolist(),
-                        _at(cols, "linktype", idx).tolist(), wire_l,
-                        [iface_names[i] for i in _at(cols, "iface", idx).tolist()], data))
+        return list(map(_sample_frame, file_l, frame_l, ts.tolist(), lt.tolist(), wire_l,
+                        [iface_names[i] for i in ifc.tolist()], data))
 
     def _open(self, f: int, files: dict[int, int]) -> int:
         """A read-only descriptor of file ``f`` from ``files`` (opened and added there if new)."""
@@ -1105,8 +1144,8 @@ class FlowTable:
         c_rows = rows[crowd[grp]]
         if len(c_rows):
             fields = np.stack([self._a["proto"][g_all[c_rows]].astype(np.int64),
-                               *(_at(cols, name, c_rows).astype(np.int64) for name in ("ipid", "tseq", "ack", "tflags",
-                                                                                         "plen", "itype"))], axis=1)
+                               *(c.astype(np.int64) for c in _at_many(cols, ("ipid", "tseq", "ack", "tflags", "plen",
+                                                                             "itype"), c_rows))], axis=1)
             first = np.sort(np.unique(fields, axis=0, return_index=True)[1])  # each distinct row once, in order
             for pr, ip_id, seq, ack, fl, plen, it in fields[first].tolist():  # packet_identity's tuple, as the record gives it
                 crowded.add((pr, None if ip_id < 0 else ip_id, None if seq < 0 else seq, None if ack < 0 else ack,
@@ -1143,7 +1182,8 @@ class FlowTable:
         key = cols["key"]
         g = key >> 21
         sel = np.flatnonzero(only[g])
-        out = {"g": g[sel], "d": (key[sel] >> 20) & 1, "f": key[sel] & 0xFFFFF, **{n: _at(cols, n, sel) for n in names}}
+        out = {"g": g[sel], "d": (key[sel] >> 20) & 1, "f": key[sel] & 0xFFFFF,
+               **dict(zip(names, _at_many(cols, names, sel), strict=True))}
         order = np.lexsort((out["frame"], out["f"], out["g"]))
         return {n: v[order] for n, v in out.items()}
 
