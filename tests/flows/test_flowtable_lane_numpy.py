@@ -263,3 +263,36 @@ def test_a_capture_changed_after_the_scan_is_an_input_error(tmp_path: Path, how:
     assert err.value.packet is not None and str(path) in str(err.value)
     with pytest.raises(InputError, match="changed since it was read"):  # the whole materialising pass too
         list(t.row_blocks(addr_name=scan.addrs.name, tunnel_name=scan._tunnel_name, materialise=lambda s: s))
+
+
+def test_accessors_between_batches_change_nothing(tmp_path: Path) -> None:
+    """An accessor asked while the scan goes on (the store sorted, its columns gathered lazily,
+    then more rows and another file appended) leaves the same kept frames, twins and slots as a
+    table asked only at the end."""
+    paths = [_mix(tmp_path / "a.pcap", 12000, 41), _mix(tmp_path / "b.pcap", 6000, 42)]
+    addrs = AddressTable()
+    tables = [FlowTable(intern=addrs.intern, sample=2) for _ in range(2)]
+    asked = 0
+    for path in paths:
+        for t in tables:
+            t.begin_file(str(path))
+        for i, b in enumerate(iter_batches(path, addrs=addrs, chunk_bytes=4096, heads=True)):
+            for t in tables:
+                t.add(b)
+            if i % 2 == 1:  # the first table is asked after every other batch
+                t = tables[0]
+                g, d, f, _n, _first = t.slot_stats()
+                t.sample_frames(int(g[-1]), int(d[-1]), int(f[-1]))
+                t.kept_twins()
+                asked += 1
+    assert asked >= 4
+    mid, end = tables
+    assert [c.tolist() for c in mid.slot_stats()] == [c.tolist() for c in end.slot_stats()]
+    twins = [mid.kept_twins(), end.kept_twins()]
+    assert twins[0][0].tolist() == twins[1][0].tolist() and twins[0][1] == twins[1][1] and twins[0][2] == twins[1][2]
+    only = np.ones(end.count, dtype=bool)
+    kc = [t.kept_columns(only) for t in tables]
+    assert {k: v.tolist() for k, v in kc[0].items()} == {k: v.tolist() for k, v in kc[1].items()}
+    g, d, f, _n, _first = end.slot_stats()
+    for slot in list(zip(g.tolist(), d.tolist(), f.tolist(), strict=True))[::7]:
+        assert [_frame(s) for s in mid.sample_frames(*slot)] == [_frame(s) for s in end.sample_frames(*slot)]
