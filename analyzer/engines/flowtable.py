@@ -803,8 +803,10 @@ class FlowTable:
             "key": (slot[sel] << 20) | self._file, "ts": b.ts[at], "linktype": b.linktype[at],
             "wire_len": b.wire_len[at], "cap_len": b.cap_len[at], "off": b.start[at] + offset,
             "iface": np.full(len(sel), code, dtype=np.int32), "role": role[sel], "lpos": pos[sel],
-            "ikey": _identity_keys(b, at), "itype": getattr(b, "icmp_type", np.full(len(b.ack), -1, dtype=np.int16))[at],
+            "ikey": _identity_keys(b, at),
         }
+        itype = getattr(b, "icmp_type", None)
+        part["itype"] = itype[at] if itype is not None else np.full(len(at), -1, dtype=np.int16)
         for name, src in self._NP_BATCH.items():
             part[name] = getattr(b, src)[at]
         self._np_chunks.append({name: np.asarray(part[name], dtype=dt) for name, dt in self._NP_COLS})
