@@ -121,25 +121,32 @@ class _Slot:
         self.special: list[SampleFrame] = []
 
 
-def _identity_keys(b: ColumnBatch, at: np.ndarray) -> np.ndarray:
+def _identity_keys(b: ColumnBatch, at: np.ndarray, got: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Per row: a 64-bit hash of what ``stitch.packet_identity`` holds, the payload's CRC-32 read
     as its first 8 bytes (``Batch.head``); 0 where packet_identity is None (no IP ID, sequence
-    number or payload), -1 where unknown (no head: a general decoder's row, or no heads asked)."""
+    number or payload), -1 where unknown (no head: a general decoder's row, or no heads asked).
+    ``got``: batch columns already gathered for the rows ``at`` (by column name)."""
+    got = got or {}
+
+    def column(name: str) -> np.ndarray:
+        col = got.get(name)
+        return col if col is not None else getattr(b, name)[at]
+
     heads_of = getattr(b, "heads_of", None)  # (reads only those rows' bytes)
     if heads_of is not None:
         h8 = heads_of(at)
     else:
         head = getattr(b, "head", None)
         h8 = None if head is None else head[at]
-    ip_id, seq, plen = b.ip_id[at], b.seq[at], b.payload_len[at]
+    ip_id, seq, plen = column("ip_id"), column("seq"), column("payload_len")
     strong = (ip_id > 0) | (seq >= 0) | (plen > 0)
     if h8 is None:
         return np.where(strong, -1, 0).astype(np.int64)
     proto = b.proto[at].astype(np.int64)
-    fl = np.where(proto == 6, b.flags[at].astype(np.int64), -1)
+    fl = np.where(proto == 6, column("flags").astype(np.int64), -1)
     with np.errstate(over="ignore"):
         h = np.zeros(len(at), dtype=np.uint64)
-        for i, col in enumerate((proto, ip_id, seq, b.ack[at], fl, plen, h8)):
+        for i, col in enumerate((proto, ip_id, seq, column("ack"), fl, plen, h8)):
             h += col.astype(np.int64, copy=False).view(np.uint64)  # (as astype(uint64): two's complement)
             h *= (_H1, _H2, _H3)[i % 3]
         key = (h ^ (h >> np.uint64(31))).view(np.int64)
@@ -803,12 +810,13 @@ class FlowTable:
             "key": (slot[sel] << 20) | self._file, "ts": b.ts[at], "linktype": b.linktype[at],
             "wire_len": b.wire_len[at], "cap_len": b.cap_len[at], "off": b.start[at] + offset,
             "iface": np.full(len(sel), code, dtype=np.int32), "role": role[sel], "lpos": pos[sel],
-            "ikey": _identity_keys(b, at),
         }
         itype = getattr(b, "icmp_type", None)
         part["itype"] = itype[at] if itype is not None else np.full(len(at), -1, dtype=np.int16)
+        got = {src: getattr(b, src)[at] for src in self._NP_BATCH.values()}
         for name, src in self._NP_BATCH.items():
-            part[name] = getattr(b, src)[at]
+            part[name] = got[src]
+        part["ikey"] = _identity_keys(b, at, got)
         self._np_chunks.append({name: np.asarray(part[name], dtype=dt) for name, dt in self._NP_COLS})
         m = len(sel)
         self._np_len += m
