@@ -44,7 +44,7 @@ import os
 import struct
 import weakref
 from collections import deque
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -121,25 +121,146 @@ class _Slot:
         self.special: list[SampleFrame] = []
 
 
-def _identity_keys(b: ColumnBatch, at: np.ndarray) -> np.ndarray:
+def _identity_keys(b: ColumnBatch, at: np.ndarray, got: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """Per row: a 64-bit hash of what ``stitch.packet_identity`` holds, the payload's CRC-32 read
     as its first 8 bytes (``Batch.head``); 0 where packet_identity is None (no IP ID, sequence
-    number or payload), -1 where unknown (no head: a general decoder's row, or no heads asked)."""
-    head = getattr(b, "head", None)
-    ip_id, seq, plen = b.ip_id[at], b.seq[at], b.payload_len[at]
+    number or payload), -1 where unknown (no head: a general decoder's row, or no heads asked).
+    ``got``: batch columns already gathered for the rows ``at`` (by column name)."""
+    got = got or {}
+
+    def column(name: str) -> np.ndarray:
+        col = got.get(name)
+        return col if col is not None else getattr(b, name)[at]
+
+    heads_of = getattr(b, "heads_of", None)  # (reads only those rows' bytes)
+    if heads_of is not None:
+        h8 = heads_of(at)
+    else:
+        head = getattr(b, "head", None)
+        h8 = None if head is None else head[at]
+    ip_id, seq, plen = column("ip_id"), column("seq"), column("payload_len")
     strong = (ip_id > 0) | (seq >= 0) | (plen > 0)
-    if head is None:
+    if h8 is None:
         return np.where(strong, -1, 0).astype(np.int64)
-    h8 = head[at]
     proto = b.proto[at].astype(np.int64)
-    fl = np.where(proto == 6, b.flags[at].astype(np.int64), -1)
+    fl = np.where(proto == 6, column("flags").astype(np.int64), -1)
     with np.errstate(over="ignore"):
         h = np.zeros(len(at), dtype=np.uint64)
-        for i, col in enumerate((proto, ip_id, seq, b.ack[at], fl, plen, h8)):
-            h = (h + col.astype(np.uint64)) * (_H1, _H2, _H3)[i % 3]
+        for i, col in enumerate((proto, ip_id, seq, column("ack"), fl, plen, h8)):
+            h += col.astype(np.int64, copy=False).view(np.uint64)  # (as astype(uint64): two's complement)
+            h *= (_H1, _H2, _H3)[i % 3]
         key = (h ^ (h >> np.uint64(31))).view(np.int64)
     key = np.where((key == 0) | (key == -1), 1, key)
     return np.where(~strong, 0, np.where(h8 == -1, -1, key))
+
+
+class _Rows(Mapping[str, np.ndarray]):
+    """Kept-row columns (``FlowTable._NP_COLS``) read through an index: the rows ``take`` (all when
+    None) of ``parts`` put end to end. Each column is joined and gathered on first use, so an
+    accessor pays only for the columns it reads; ``at`` reads some rows of a column without
+    gathering the rest."""
+
+    __slots__ = ("_parts", "_take", "_flat", "_got", "_names", "_starts")
+    JOIN_SHARE = 2  # ``at`` joins a column whole for more than 1/JOIN_SHARE of the rows
+
+    def __init__(self, parts: list[Mapping[str, np.ndarray]], take: np.ndarray | None,
+                 names: tuple[str, ...]) -> None:
+        self._parts, self._take, self._names = parts, take, names
+        self._flat: dict[str, np.ndarray] = {}  # joined, not yet gathered
+        self._got: dict[str, np.ndarray] = {}
+        self._starts: np.ndarray | None = None  # where each part starts, end to end
+
+    def flat(self, name: str) -> np.ndarray:
+        """The column of every row of the parts, end to end (before ``take``)."""
+        col = self._flat.get(name)
+        if col is None:
+            parts = self._parts
+            col = parts[0][name] if len(parts) == 1 else np.concatenate([p[name] for p in parts])
+            self._flat[name] = col
+        return col
+
+    def taken(self, take: np.ndarray | None, got: dict[str, np.ndarray] | None = None) -> _Rows:
+        """These parts through another index (the joined columns shared); ``got``: columns already gathered."""
+        rows = _Rows(self._parts, take, self._names)
+        rows._flat, rows._starts = self._flat, self._starts
+        rows._got = dict(got or {})
+        return rows
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        col = self._got.get(name)
+        if col is None:
+            if name not in self._names:
+                raise KeyError(name)
+            col = self.flat(name)
+            if self._take is not None:
+                col = col[self._take]
+            self._got[name] = col
+            if len(self._got) == len(self._names):  # every column gathered: the parts can go
+                self._parts, self._flat, self._take = [self._got], {}, None
+        return col
+
+    def at(self, name: str, idx: np.ndarray) -> np.ndarray:
+        """``self[name][idx]``, gathering only those rows."""
+        return self.at_many((name,), idx)[0]
+
+    def at_many(self, names: Collection[str], idx: np.ndarray) -> list[np.ndarray]:
+        """``[self[name][idx] for name in names]``, gathering only those rows: a column not joined
+        yet is read from the parts the rows lie in while they are a small share of the rows."""
+        pos = idx if self._take is None else self._take[idx]
+        out: list[np.ndarray | None] = [None] * len(names)
+        plan = None
+        for j, name in enumerate(names):
+            col = self._got.get(name)
+            if col is not None:
+                out[j] = col[idx]
+                continue
+            parts = self._parts
+            if name in self._flat or len(parts) == 1 or len(pos) * self.JOIN_SHARE > self._ends()[-1]:
+                out[j] = self.flat(name)[pos]
+                continue
+            if plan is None:  # the rows by part: one stable sort of their part numbers (few parts: radix)
+                which = np.searchsorted(self._ends(), pos, side="right")
+                order = np.argsort(which.astype(np.uint16) if len(parts) <= 1 << 16 else which, kind="stable")
+                ws = which[order]
+                cut = np.flatnonzero(np.concatenate(([True], ws[1:] != ws[:-1]))).tolist()
+                start = np.concatenate(([0], self._ends()))
+                plan = [(order[a:b], parts[w], pos[order[a:b]] - start[w])
+                        for a, b, w in zip(cut, [*cut[1:], len(ws)], ws[cut].tolist(), strict=True)]
+            got = np.empty(len(pos), dtype=parts[0][name].dtype)
+            for at, part, local in plan:
+                got[at] = part[name][local]
+            out[j] = got
+        return out  # type: ignore[return-value]
+
+    def _ends(self) -> np.ndarray:
+        """Where each part ends, end to end."""
+        if self._starts is None:
+            self._starts = np.cumsum([len(p[self._names[0]]) for p in self._parts])
+        return self._starts
+
+    def with_column(self, name: str, col: np.ndarray) -> _Rows:
+        """These rows with column ``name`` replaced by ``col`` (one value per row, in this order)."""
+        return self.taken(self._take, {**self._got, name: col})
+
+    def subset(self, idx: np.ndarray) -> _Rows:
+        """The rows ``idx`` (positions in this index), nothing gathered."""
+        return self.taken(idx if self._take is None else self._take[idx])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+def _at(cols: Mapping[str, np.ndarray], name: str, idx: np.ndarray) -> np.ndarray:
+    """``cols[name][idx]`` without gathering a lazy column whole."""
+    return cols.at(name, idx) if isinstance(cols, _Rows) else cols[name][idx]
+
+
+def _at_many(cols: Mapping[str, np.ndarray], names: Collection[str], idx: np.ndarray) -> list[np.ndarray]:
+    """``[cols[name][idx] for name in names]`` without gathering lazy columns whole."""
+    return cols.at_many(names, idx) if isinstance(cols, _Rows) else [cols[name][idx] for name in names]
 
 
 class FlowTable:
@@ -203,16 +324,18 @@ class FlowTable:
         self._enc_parts: list[np.ndarray] = []
         self._enc_rows = 0
         self._samples: dict[tuple[int, int, int], _Slot] = {}
-        # kept rows of batches with a file offset, as columns (see _np_keep); _np_parts are appended
-        # per batch, _np_store is the compacted part (sorted by slot key, then arrival)
-        self._np_parts: list[dict[str, np.ndarray]] = []
-        self._np_pending = 0
-        self._np_store: dict[str, np.ndarray] | None = None
+        # kept rows of batches with a file offset, as columns (see _np_keep): appended per batch to
+        # chunks of rows (arrival order: one per batch, and the last pruning's; _np_len rows, the
+        # first _np_old of earlier files, the first _np_held already pruned); _np_store: the rows
+        # sorted by slot key, then arrival, once an accessor asked (_np_compact)
+        self._np_chunks: list[dict[str, np.ndarray]] = []
+        self._np_len = self._np_old = self._np_held = 0
+        self._np_store: Mapping[str, np.ndarray] | None = None
         self._np_files: set[int] = set()  # files with rows in the columns
         self._mixed: set[int] = set()  # ... and frame objects in their slots' last-K lists
         self._ifaces: dict[str | None, int] = {}
-        self._seq = 0  # rows given to _sample so far: the arrival order of kept rows
         self._np_dirty = False  # frame objects joined a slot with columns since the last compaction
+        self._np_due = False  # enough rows were appended: prune once the batch is counted
         self._np_factor = 1  # compact when the appended rows reach this many times the rows held
         self._fds: dict[int, int] = {}  # file index -> descriptor, for sample_frames
         self._orders: dict[int, str] = {}  # file index -> byte order of its pcap record headers
@@ -239,6 +362,9 @@ class FlowTable:
         self._cap = cap
 
     def begin_file(self, name: str) -> None:
+        if self._np_any():  # the last file's last-K candidates, decided by its counts
+            self._np_resolve()
+            self._np_old = self._np_len
         self.files.append(name)
         self._file = len(self.files) - 1
         self._per_file.append(np.zeros(self._cap, dtype=np.int32))
@@ -418,14 +544,21 @@ class FlowTable:
                       + cols[3].astype(np.uint64) * _H3 + cols[4].astype(np.uint64) * _H1
                       + cols[5].astype(np.uint64)).view(np.int64) | 1
             eslot = g_row[trows] * 2 + d[trows]
-            if self.sample:  # each direction's first tunnel, and whether another followed (the lane's)
-                us, ufirst = np.unique(eslot, return_index=True)
-                unset = a["enc_first"][us] == 0
-                a["enc_first"][us[unset]] = eh[ufirst[unset]]
-                other = a["enc_first"][eslot] != eh
+            fresh = np.flatnonzero(a["enc_h"][eslot] != eh)  # (a tunnel other than the direction's last)
+            if self.sample and len(fresh):
+                # each direction's first tunnel, and whether another followed (the lane's). Only the
+                # fresh rows can tell: a row with the last tunnel of the direction adds nothing (that
+                # tunnel was compared with the first when it was fresh), and a direction without a
+                # tunnel yet has no last one either (all its rows are fresh)
+                fs, fe = eslot[fresh], eh[fresh]
+                new = np.flatnonzero(a["enc_first"][fs] == 0)
+                if len(new):  # the first row of each such direction (by its number within the batch)
+                    first = _first_rows(slot_local[trows[fresh[new]]], 2 * u)
+                    first = new[first[first < len(new)]]
+                    a["enc_first"][fs[first]] = fe[first]
+                other = a["enc_first"][fs] != fe
                 if other.any():
-                    a["enc_multi"][eslot[other]] = True
-            fresh = np.flatnonzero(a["enc_h"][eslot] != eh)
+                    a["enc_multi"][fs[other]] = True
             if len(fresh):
                 with np.errstate(over="ignore"):
                     pair = eh[fresh] ^ (eslot[fresh].astype(np.uint64) * _H3).view(np.int64)
@@ -476,8 +609,10 @@ class FlowTable:
             retrans_rows = self._retransmissions(tcp, g_row, d, seq, b.payload_len[rows], b.ip_id[rows])
 
         if self.sample:
-            self._sample(b, rows, g_row, d, tcp, retrans_rows)
+            self._sample(b, rows, g_row, d, tcp, retrans_rows, slot_local, cnt, gslots)
             a["seen"][gslots] += cnt
+            if self._np_due:  # (after ``seen``: pruning reads each slot's packets so far)
+                self._np_prune()
 
     def _retransmissions(self, tcp: np.ndarray, g_row: np.ndarray, d: np.ndarray, seq: np.ndarray,
                          plen: np.ndarray, ip_id: np.ndarray) -> np.ndarray:
@@ -574,27 +709,26 @@ class FlowTable:
             self._slot(g, d).special.append(self._frame(b, i))
 
     def _sample(self, b: ColumnBatch, rows: np.ndarray, g_row: np.ndarray, d: np.ndarray, tcp: np.ndarray,
-                retrans: np.ndarray) -> None:
+                retrans: np.ndarray, slot_local: np.ndarray, cnt: np.ndarray, gslots: np.ndarray) -> None:
+        """Keep the batch's sampled rows. ``slot_local``: each row's (flow, direction) numbered within
+        the batch (``2 * group + d``), ``cnt``: the rows of each such number, ``gslots``: its slot."""
         k = self.sample
         slot = g_row * 2 + d
-        order = np.argsort(slot, kind="stable")
-        s_sorted = slot[order]
-        us, gstart, gcount = np.unique(s_sorted, return_index=True, return_counts=True)
-        grp = np.repeat(np.arange(len(us)), gcount)
-        rank = np.empty(len(slot), dtype=np.int64)
-        rank[order] = np.arange(len(slot)) - gstart[grp]
-        gi = np.empty(len(slot), dtype=np.int64)
-        gi[order] = grp
-        before = self._a["seen"][slot]
-        first = before + rank < k
-        last = rank >= gcount[gi] - k
+        n = len(rows)
+        # each row's rank among its slot's rows of the batch (arrival order): one stable sort of the
+        # batch's own slot numbers (a radix sort while they fit 16 bits), minus where its group starts
+        local = slot_local.astype(np.uint16) if len(cnt) <= 1 << 16 else slot_local
+        order = np.argsort(local, kind="stable")
+        rank = np.empty(n, dtype=np.int64)
+        rank[order] = np.arange(n) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        pos = self._a["seen"][slot] + rank  # its place among the slot's packets in this file
+        first = pos < k
+        last = rank >= cnt[slot_local] - k
         fl = b.flags[rows].astype(np.int64)
         special = (tcp & ((fl & (SYN | FIN | RST)) != 0)) | retrans
-        seq0 = self._seq
-        self._seq += len(rows)
         offset = getattr(b, "file_offset", -1)
         if offset >= 0 and not self._frame_objects:
-            self._np_keep(b, rows, slot, first, last, special, seq0, offset)
+            self._np_keep(b, rows, slot, first, last, special, offset, pos, slot_local, gslots)
             return
         if self._file in self._np_files:
             self._mixed.add(self._file)  # frame objects after columns in one file (the general reader took over)
@@ -628,34 +762,44 @@ class FlowTable:
 
     # A kept row of a batch with a file offset is one row of these columns, not a SampleFrame: its
     # bytes stay in the file until a flow is materialised. ``key`` is the slot, (g * 2 + d) << 20 | f
-    # (f: file index); ``seq`` the arrival order (rows given to _sample before it); ``role`` the
+    # (f: file index); each slot's rows are held in arrival order; ``role`` the
     # bits _FIRST (one of the slot's first K), _SPECIAL (SYN/FIN/RST or retransmission within the
-    # 8K cap) and _LAST (a candidate for the slot's last K, decided by compaction).
-    _NP_COLS = (("key", np.int64), ("seq", np.int64), ("frame", np.int64), ("ts", np.float64),
+    # 8K cap) and _LAST (one of the last K of the slot's rows in its batch: a candidate for the
+    # slot's last K, decided by ``_np_resolve``); ``lpos`` the row's place among the slot's packets
+    # in its file (0-based), which decides it.
+    _NP_COLS = (("key", np.int64), ("frame", np.int64), ("ts", np.float64),
                 ("linktype", np.int32), ("wire_len", np.int64), ("cap_len", np.int64), ("off", np.int64),
-                ("iface", np.int32), ("role", np.uint8),
+                ("iface", np.int32), ("role", np.uint8), ("lpos", np.int64),
                 # the TCP/IP fields the plain lane's retransmission check reads (see kept_columns)
                 ("tseq", np.int64), ("plen", np.int64), ("tflags", np.int16), ("ipid", np.int64),
-                # its identity key (0: packet_identity None; -1: unknown, no head) and addresses (kept_twins)
-                ("ikey", np.int64), ("src", np.int64), ("dst", np.int64), ("ack", np.int64), ("itype", np.int16))
-    _NP_COMPACT_ROWS = 1 << 18  # appended rows that trigger a compaction (at least)
+                # its identity key (0: packet_identity None; -1: unknown, no head) and what kept_twins reads
+                # (its source and destination are the flow's ends, by the direction in ``key``)
+                ("ikey", np.int64), ("ack", np.int64), ("itype", np.int16))
+    _NP_COMPACT_ROWS = 1 << 18  # appended rows that trigger a pruning (at least)
 
     def _np_keep(self, b: ColumnBatch, rows: np.ndarray, slot: np.ndarray, first: np.ndarray, last: np.ndarray,
-                 special: np.ndarray, seq0: int, offset: int) -> None:
-        """The sampler of ``_sample`` for a batch whose frames can be read again from its file."""
+                 special: np.ndarray, offset: int, pos: np.ndarray, slot_local: np.ndarray, gslots: np.ndarray
+                 ) -> None:
+        """The sampler of ``_sample`` for a batch whose frames can be read again from its file
+        (``pos``: each row's place among its slot's packets in the file; ``slot_local``, ``gslots``:
+        see ``_sample``)."""
         special_n = self._a["special_n"]
         sp = np.flatnonzero(special)
-        if len(sp):  # the 8K cap per slot, in row order: rank each special row within its slot
-            s_sp = slot[sp]
-            order = np.argsort(s_sp, kind="stable")
-            ss = s_sp[order]
-            rank = np.empty(len(sp), dtype=np.int64)
-            rank[order] = np.arange(len(sp)) - np.searchsorted(ss, ss, side="left")
-            ok = special_n[s_sp] + rank < 8 * self.sample
-            special = np.zeros(len(rows), dtype=bool)
-            special[sp[ok]] = True
-            np.add.at(special_n, s_sp[ok], 1)
-        role = first.astype(np.uint8) * _FIRST | special.astype(np.uint8) * _SPECIAL | last.astype(np.uint8) * _LAST
+        if len(sp):  # the 8K cap per slot, in row order
+            n_sp = np.bincount(slot_local[sp], minlength=len(gslots))
+            if (special_n[gslots] + n_sp > 8 * self.sample).any():  # a slot reaches it: rank its rows
+                s_sp = slot[sp]
+                order = np.argsort(s_sp, kind="stable")
+                ss = s_sp[order]
+                rank = np.empty(len(sp), dtype=np.int64)
+                rank[order] = np.arange(len(sp)) - np.searchsorted(ss, ss, side="left")
+                ok = special_n[s_sp] + rank < 8 * self.sample
+                special = np.zeros(len(rows), dtype=bool)
+                special[sp[ok]] = True
+                n_sp = np.bincount(slot_local[sp[ok]], minlength=len(gslots))
+            special_n[gslots] += n_sp.astype(special_n.dtype)
+        role = first.view(np.uint8) * np.uint8(_FIRST) | special.view(np.uint8) * np.uint8(_SPECIAL) \
+            | last.view(np.uint8) * np.uint8(_LAST)
         sel = np.flatnonzero(role)
         if len(sel) == 0:
             return
@@ -663,68 +807,137 @@ class FlowTable:
         iface = b.interface
         code = self._ifaces.setdefault(iface, len(self._ifaces))
         part = {
-            "key": (slot[sel] << 20) | self._file, "seq": seq0 + sel, "frame": b.frame[at],
-            "ts": b.ts[at], "linktype": b.linktype[at], "wire_len": b.wire_len[at], "cap_len": b.cap_len[at],
-            "off": b.start[at] + offset, "iface": np.full(len(sel), code, dtype=np.int32), "role": role[sel],
-            "tseq": b.seq[at], "plen": b.payload_len[at], "tflags": b.flags[at], "ipid": b.ip_id[at],
-            "ikey": _identity_keys(b, at), "src": b.src[at], "dst": b.dst[at], "ack": b.ack[at],
-            "itype": getattr(b, "icmp_type", np.full(len(b.ack), -1, dtype=np.int16))[at],
+            "key": (slot[sel] << 20) | self._file, "ts": b.ts[at], "linktype": b.linktype[at],
+            "wire_len": b.wire_len[at], "cap_len": b.cap_len[at], "off": b.start[at] + offset,
+            "iface": np.full(len(sel), code, dtype=np.int32), "role": role[sel], "lpos": pos[sel],
         }
-        self._np_parts.append({name: np.asarray(part[name], dtype=dt) for name, dt in self._NP_COLS})
+        itype = getattr(b, "icmp_type", None)
+        part["itype"] = itype[at] if itype is not None else np.full(len(at), -1, dtype=np.int16)
+        got = {src: getattr(b, src)[at] for src in self._NP_BATCH.values()}
+        for name, src in self._NP_BATCH.items():
+            part[name] = got[src]
+        part["ikey"] = _identity_keys(b, at, got)
+        self._np_chunks.append({name: np.asarray(part[name], dtype=dt) for name, dt in self._NP_COLS})
+        m = len(sel)
+        self._np_len += m
         self._np_files.add(self._file)
-        self._np_pending += len(sel)
-        held = len(self._np_store["key"]) if self._np_store is not None else 0
-        # amortised: at least as many new rows as held; more while compacting drops little (short
-        # flows keep nearly every row), fewer passes over rows that stay anyway
-        if self._np_pending >= max(self._NP_COMPACT_ROWS, held * self._np_factor):
-            self._np_compact()
+        # amortised: at least as many new rows as held; more while pruning drops little (short
+        # flows keep nearly every row), fewer passes over rows that stay anyway. (The pruning waits
+        # for the batch's packets to be counted: see _add_rows.)
+        if self._np_pending >= max(self._NP_COMPACT_ROWS, self._np_held * self._np_factor):
+            self._np_due = True
 
-    def _np_compact(self) -> dict[str, np.ndarray]:
-        """Merge the appended rows into the store, keep only each slot's last K of the last-K
-        candidates, drop rows with no role left; the store, sorted by (key, seq)."""
-        parts = ([self._np_store] if self._np_store is not None else []) + self._np_parts
-        if not parts:
-            return {name: np.zeros(0, dtype=dt) for name, dt in self._NP_COLS}
-        if not self._np_parts and not self._np_dirty and self._np_store is not None:
-            return self._np_store
-        self._np_dirty = False
-        def column(name: str) -> np.ndarray:
-            return parts[0][name] if len(parts) == 1 else np.concatenate([p[name] for p in parts])
+    #: columns gathered from the batch's column of that name
+    _NP_BATCH = {"frame": "frame", "tseq": "seq", "plen": "payload_len", "tflags": "flags", "ipid": "ip_id",
+                 "ack": "ack"}
 
-        # the store's rows came before every appended row: a stable sort by key keeps arrival order
-        key = column("key")
-        order = np.argsort(key, kind="stable")
-        key, role = key[order], column("role")[order]
+    @property
+    def _np_pending(self) -> int:
+        """Rows appended since the last pruning."""
+        return self._np_len - self._np_held
+
+    def _np_any(self) -> bool:
+        return self._np_store is not None or self._np_len > 0
+
+    def _np_resolve(self) -> None:
+        """Decide the current file's last-K candidates held so far: a candidate is one of its slot's
+        last K while fewer than K of the slot's packets came after it in the file (its ``lpos``
+        against the slot's ``seen``); the others lose the role. Candidates of earlier files were
+        decided when their file ended (``begin_file``).
+
+        The same rows as keeping the last K candidates of each slot: the slot's last K packets are
+        all candidates (fewer than K packets follow each, in its batch too), and a general reader
+        taking over the rest of a file (its frames kept as objects, counted in ``seen`` as well)
+        only takes the last places."""
+        k, seen, f = self.sample, self._a["seen"], self._file
+        store = self._np_store
+        if store is not None:  # (rows of this file only when an accessor ran before its end)
+            role = self._decided(store, k, seen, f)
+            if role is not None:  # a new store: callers may hold the old one
+                self._np_store = store.with_column("role", role) if isinstance(store, _Rows) \
+                    else {**store, "role": role}
+        start = 0
+        for chunk in self._np_chunks:  # this file's rows: the last ones (arrival order)
+            n = len(chunk["key"])
+            if start + n > self._np_old:
+                lo = max(0, self._np_old - start)
+                role = chunk["role"][lo:]  # (a view of our own chunk: decided in place)
+                cand = np.flatnonzero(role & _LAST)
+                drop = cand[chunk["lpos"][lo:][cand] < seen[chunk["key"][lo:][cand] >> 20] - k]
+                role[drop] &= np.uint8(~_LAST & 0xFF)
+            start += n
+
+    @staticmethod
+    def _decided(cols: Mapping[str, np.ndarray], k: int, seen: np.ndarray, f: int) -> np.ndarray | None:
+        """``cols``' roles with the file ``f``'s lost last-K candidates cleared, None if none lost it."""
+        role, key = cols["role"], cols["key"]
         cand = np.flatnonzero(role & _LAST)
-        if len(cand):
-            ck = key[cand]
-            from_end = np.searchsorted(ck, ck, side="right") - np.arange(len(cand)) - 1
-            limit = np.full(len(cand), self.sample, dtype=np.int64)
-            if self._mixed:  # the slot's frame objects arrived later: they are its last ones first
-                later = [(((g * 2 + d) << 20) | f, len(sl.last)) for (g, d, f), sl in self._samples.items()
-                         if f in self._mixed and sl.last]
-                if later:
-                    lk = np.array(later, dtype=np.int64)
-                    lk = lk[np.argsort(lk[:, 0])]
-                    pos = np.minimum(np.searchsorted(lk[:, 0], ck), len(lk) - 1)
-                    hit = lk[pos, 0] == ck
-                    limit[hit] -= lk[pos[hit], 1]
-            drop = cand[from_end >= limit]
-            role[drop] &= ~np.uint8(_LAST)
-        keep = role != 0
+        if not len(cand):
+            return None
+        ck = key[cand]
+        mine = (ck & 0xFFFFF) == f
+        cand, ck = cand[mine], ck[mine]
+        drop = cand[cols["lpos"][cand] < seen[ck >> 20] - k]
+        if not len(drop):
+            return None
+        role = role.copy()
+        role[drop] &= np.uint8(~_LAST & 0xFF)
+        return role
+
+    def _np_prune(self) -> None:
+        """During the scan: the rows with no role left dropped, the chunks joined into one (arrival
+        order kept: no sort until an accessor needs one, ``_np_compact``). Only when that frees a
+        quarter of the rows or more: short flows keep nearly every row, and their chunks are joined
+        once, by the first accessor."""
+        self._np_due = False
+        self._np_resolve()
+        chunks = self._np_chunks
+        n = self._np_len
+        kept = sum(int(np.count_nonzero(c["role"])) for c in chunks)
+        if kept >= 0.75 * n:
+            self._np_factor = min(4, self._np_factor * 2)
+            self._np_held = n
+            return
+        self._np_factor = 1
+        rows = _Rows(chunks, None, tuple(name for name, _dt in self._NP_COLS))
+        keep = rows.flat("role") != 0
+        idx = np.flatnonzero(keep)
+        self._np_chunks = [{name: rows.flat(name)[idx] for name in rows}]
+        self._np_old = int(np.count_nonzero(keep[: self._np_old]))
+        self._np_len = self._np_held = kept
+
+    def _np_compact(self) -> Mapping[str, np.ndarray]:
+        """Every held row, each candidate decided, rows with no role dropped; sorted by key, then
+        arrival. Each column is gathered on first use (``_Rows``: an accessor pays for the columns
+        it reads)."""
+        if not self._np_any():
+            return {name: np.zeros(0, dtype=dt) for name, dt in self._NP_COLS}
+        if not self._np_len and not self._np_dirty:
+            return self._np_store  # type: ignore[return-value]
+        self._np_dirty = False
+        self._np_resolve()
+        parts: list[Mapping[str, np.ndarray]] = [self._np_store] if self._np_store is not None else []
+        parts += self._np_chunks
+        names = tuple(name for name, _dt in self._NP_COLS)
+        rows = _Rows(parts, None, names)
+        keep = rows.flat("role") != 0
         kept = int(np.count_nonzero(keep))
-        self._np_factor = 1 if kept < 0.75 * len(keep) else min(4, self._np_factor * 2)
-        take = order[keep] if kept < len(keep) else order
-        # each other column gathered once, in its final order (the decision needed key and role only)
-        cols = {"key": key[keep] if kept < len(keep) else key, "role": role[keep] if kept < len(keep) else role}
-        for name, _dt in self._NP_COLS:
-            if name not in cols:
-                cols[name] = column(name)[take]
-        cols = {name: cols[name] for name, _dt in self._NP_COLS}
-        self._np_store, self._np_parts, self._np_pending = cols, [], 0
+        take = np.flatnonzero(keep) if kept < len(keep) else None
+        got: dict[str, np.ndarray] = {}
+        if self._np_len:
+            # each slot's rows are in arrival order, and the chunks' came after the store's: a
+            # stable sort by key gives (key, arrival)
+            key = rows.flat("key")
+            kk = key if take is None else key[take]
+            order = np.argsort(kk, kind="stable")
+            take = order if take is None else take[order]
+            got["key"] = kk[order]
+        cols = parts[0] if take is None and len(parts) == 1 else rows.taken(take, got)
+        self._np_store, self._np_chunks, self._np_len, self._np_held, self._np_old = cols, [], 0, 0, 0
         return cols
 
-    def _np_frames(self, cols: dict[str, np.ndarray], idx: np.ndarray, files: dict[int, int]) -> list[SampleFrame]:
+    def _np_frames(self, cols: Mapping[str, np.ndarray], idx: np.ndarray, files: dict[int, int]
+                   ) -> list[SampleFrame]:
         """SampleFrames of the column rows ``idx``, their bytes read from the files (``files``: file
         index -> open descriptor, filled as needed; the caller closes them).
 
@@ -733,9 +946,10 @@ class FlowTable:
         never another packet's bytes."""
         if not len(idx):
             return []
-        key, off, cap = cols["key"][idx], cols["off"][idx], cols["cap_len"][idx]
+        key, off, cap, frame, wire, ts, lt, ifc = _at_many(cols, ("key", "off", "cap_len", "frame", "wire_len", "ts",
+                                                                "linktype", "iface"), idx)
         f_of = key & 0xFFFFF
-        frame_l, wire_l = cols["frame"][idx].tolist(), cols["wire_len"][idx].tolist()
+        frame_l, wire_l = frame.tolist(), wire.tolist()
         data: list[bytes] = [b""] * len(idx)
         names = self.files
 
@@ -767,8 +981,8 @@ class FlowTable:
                     data[j] = check(f, j, view, a, n)
         iface_names = list(self._ifaces)
         file_l = [names[f] for f in f_of.tolist()]
-        return list(map(_sample_frame, file_l, frame_l, cols["ts"][idx].tolist(), cols["linktype"][idx].tolist(),
-                        wire_l, [iface_names[i] for i in cols["iface"][idx].tolist()], data))
+        return list(map(_sample_frame, file_l, frame_l, ts.tolist(), lt.tolist(), wire_l,
+                        [iface_names[i] for i in ifc.tolist()], data))
 
     def _open(self, f: int, files: dict[int, int]) -> int:
         """A read-only descriptor of file ``f`` from ``files`` (opened and added there if new)."""
@@ -849,18 +1063,26 @@ class FlowTable:
                 rows.append((((g * 2 + d) << 20) | f, len(frames), min(frames)))
         arr = np.array(rows, dtype=np.int64).reshape(-1, 3)
         key, n, first = arr[:, 0], arr[:, 1], arr[:, 2]
-        if self._np_store is not None or self._np_parts:
+        if self._np_any():
             # rows held as columns are distinct frames, and distinct from a slot's frame objects
             # (those came later in the file, or are ICMP errors quoting the flow)
             cols = self._np_compact()
-            key = np.concatenate((cols["key"], key))
-            n = np.concatenate((np.ones(len(cols["key"]), dtype=np.int64), n))
-            first = np.concatenate((cols["frame"], first))
-        order = np.argsort(key, kind="stable")
-        key, n, first = key[order], n[order], first[order]
-        uk, starts = np.unique(key, return_index=True)
+            if len(key):
+                key = np.concatenate((cols["key"], key))
+                n = np.concatenate((np.ones(len(cols["key"]), dtype=np.int64), n))
+                first = np.concatenate((cols["frame"], first))
+            else:  # the columns alone: sorted by key already
+                key, n, first = cols["key"], None, cols["frame"]
+        if n is not None:
+            order = np.argsort(key, kind="stable")
+            key, n, first = key[order], n[order], first[order]
+        starts = np.flatnonzero(np.concatenate(([True], key[1:] != key[:-1]))) if len(key) else key
+        uk = key[starts]
         if len(uk):
-            n, first = np.add.reduceat(n, starts), np.minimum.reduceat(first, starts)
+            n = np.add.reduceat(n, starts) if n is not None else np.diff(np.append(starts, len(key)))
+            first = np.minimum.reduceat(first, starts)
+        else:
+            n = first = np.zeros(0, dtype=np.int64)
         return uk >> 21, (uk >> 20) & 1, uk & 0xFFFFF, n, first
 
     def kept_twins(self, small: int = 64, interest: np.ndarray | None = None
@@ -895,7 +1117,7 @@ class FlowTable:
         crowded: set[tuple] = set()
         if any(slot.first or slot.last for slot in self._samples.values()):
             return np.ones(n, dtype=bool), [], crowded  # frames kept as objects (no columns): every flow
-        if self._np_store is None and not self._np_parts:
+        if not self._np_any():
             return firm, [], crowded
         cols = self._np_compact()
         ikey = cols["ikey"]
@@ -912,9 +1134,10 @@ class FlowTable:
             bad = np.isin(pk, pk[unknown]) & (ikey != 0)
             firm[g_all[bad | unknown]] = True
         rows = np.flatnonzero((ikey != 0) & ~unknown)  # (a key is any other value, negative ones too)
+        rows = rows[_held_twice(ikey[rows])]  # a key of one row links nothing (store order kept)
         if not len(rows):
             return firm, [], crowded
-        key, g, t = ikey[rows], g_all[rows], cols["ts"][rows]
+        key, g, t = ikey[rows], g_all[rows], _at(cols, "ts", rows)
         order = np.lexsort((t, g, key))
         rows, key, g, t = rows[order], key[order], g[order], t[order]
         start = np.concatenate(([True], key[1:] != key[:-1]))
@@ -923,18 +1146,18 @@ class FlowTable:
         newflow = start | np.concatenate(([True], g[1:] != g[:-1]))
         nflows = np.bincount(grp, weights=newflow, minlength=ng).astype(np.int64)
         size = np.bincount(grp, minlength=ng)
-        payload = np.bincount(grp, weights=cols["plen"][rows] > 0, minlength=ng) > 0
+        payload = np.bincount(grp, weights=_at(cols, "plen", rows) > 0, minlength=ng) > 0
         crowd = (nflows >= 5) & ~payload
         checkable = (nflows >= 2) & ~crowd & (size <= small)
         big = (nflows >= 2) & ~crowd & ~checkable
         firm[g[big[grp]]] = True
         c_rows = rows[crowd[grp]]
         if len(c_rows):
-            proto = self._a["proto"][g_all[c_rows]].tolist()
-            vals = zip(proto, cols["ipid"][c_rows].tolist(), cols["tseq"][c_rows].tolist(), cols["ack"][c_rows].tolist(),
-                       cols["tflags"][c_rows].tolist(), cols["plen"][c_rows].tolist(), cols["itype"][c_rows].tolist(),
-                       strict=True)
-            for pr, ip_id, seq, ack, fl, plen, it in vals:  # packet_identity's tuple, as the record gives it
+            fields = np.stack([self._a["proto"][g_all[c_rows]].astype(np.int64),
+                               *(c.astype(np.int64) for c in _at_many(cols, ("ipid", "tseq", "ack", "tflags", "plen",
+                                                                             "itype"), c_rows))], axis=1)
+            first = np.sort(np.unique(fields, axis=0, return_index=True)[1])  # each distinct row once, in order
+            for pr, ip_id, seq, ack, fl, plen, it in fields[first].tolist():  # packet_identity's tuple, as the record gives it
                 crowded.add((pr, None if ip_id < 0 else ip_id, None if seq < 0 else seq, None if ack < 0 else ack,
                              fl if pr == 6 and fl >= 0 else None, None if plen < 0 else plen, None,
                              None if it < 0 else it))
@@ -945,11 +1168,13 @@ class FlowTable:
         if len(sel):
             sg = grp[sel]
             cut = np.flatnonzero(np.concatenate(([True], sg[1:] != sg[:-1])))
-            r = rows[sel]
-            gl, tl = g[sel].tolist(), t[sel].tolist()
-            sl, dl = cols["src"][r].tolist(), cols["dst"][r].tolist()
-            for a, b in zip(cut.tolist(), [*cut[1:].tolist(), len(sel)], strict=True):
-                groups.append((gl[a:b], tl[a:b], sl[a:b], dl[a:b]))
+            gs = g[sel]
+            flip = ((_at(cols, "key", rows[sel]) >> 20) & 1) == 1  # direction 1: from hi to lo
+            lo, hi = self._a["lo"][gs], self._a["hi"][gs]
+            gl, tl = gs.tolist(), t[sel].tolist()
+            sl, dl = np.where(flip, hi, lo).tolist(), np.where(flip, lo, hi).tolist()
+            groups = [(gl[a:b], tl[a:b], sl[a:b], dl[a:b])
+                      for a, b in zip(cut.tolist(), [*cut[1:].tolist(), len(sel)], strict=True)]
         return firm, groups, crowded
 
     def kept_columns(self, only: np.ndarray) -> dict[str, np.ndarray] | None:
@@ -960,14 +1185,15 @@ class FlowTable:
         (a compressed file, pcapng or the general reader): then only materialising tells."""
         if any(only[g] for (g, _d, _f) in self._samples):
             return None
-        cols = self._np_compact() if (self._np_store is not None or self._np_parts) else None
+        cols = self._np_compact() if self._np_any() else None
         names = ("frame", "ts", "tseq", "plen", "tflags", "ipid")
         if cols is None:
             return {n: np.zeros(0, dtype=np.int64) for n in ("g", "d", "f", *names)}
         key = cols["key"]
         g = key >> 21
         sel = np.flatnonzero(only[g])
-        out = {"g": g[sel], "d": (key[sel] >> 20) & 1, "f": key[sel] & 0xFFFFF, **{n: cols[n][sel] for n in names}}
+        out = {"g": g[sel], "d": (key[sel] >> 20) & 1, "f": key[sel] & 0xFFFFF,
+               **dict(zip(names, _at_many(cols, names, sel), strict=True))}
         order = np.lexsort((out["frame"], out["f"], out["g"]))
         return {n: v[order] for n, v in out.items()}
 
@@ -979,14 +1205,14 @@ class FlowTable:
         uniq = {s.frame: s for s in (*slot.first, *slot.last, *slot.special)} if slot is not None else {}
         if frames is not None:
             uniq = {n: s for n, s in uniq.items() if n in frames}
-        if self._np_store is not None or self._np_parts:
+        if self._np_any():
             cols = self._np_compact()
             key = ((g * 2 + d) << 20) | f
             lo, hi = np.searchsorted(cols["key"], [key, key + 1])
             if hi > lo:
                 idx = np.arange(lo, hi)
                 if frames is not None:
-                    have = cols["frame"][lo:hi]
+                    have = _at(cols, "frame", idx)
                     idx = idx[np.logical_or.reduce([have == n for n in frames]) if frames else have < 0]
                 if self._fds_closer is None:  # the descriptors stay open for the next calls, closed with the table
                     self._fds_closer = weakref.finalize(self, _close_all, self._fds)
@@ -1303,6 +1529,23 @@ def _groups(s_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return s_sorted[starts], starts, np.cumsum(grp)
 
 
+def _held_twice(keys: np.ndarray) -> np.ndarray:
+    """Per entry of ``keys`` (int64): whether another entry holds the same value. A count by the
+    low bits first (a bincount), then one sort of the entries that may share theirs."""
+    out = np.zeros(len(keys), dtype=bool)
+    if len(keys) < 2:
+        return out
+    bits = min(22, max(10, len(keys).bit_length() + 1))
+    low = keys & ((1 << bits) - 1)
+    maybe = np.flatnonzero(np.bincount(low, minlength=1 << bits)[low] > 1)
+    by_key = np.argsort(keys[maybe])
+    ks = keys[maybe][by_key]
+    twice = np.flatnonzero(ks[1:] == ks[:-1])
+    out[maybe[by_key[twice]]] = True
+    out[maybe[by_key[twice + 1]]] = True
+    return out
+
+
 def _first_rows(inv: np.ndarray, groups: int) -> np.ndarray:
     """The first row of each group, given each row's group number (``np.unique``'s ``return_index``
     without the stable sort it needs)."""
@@ -1372,16 +1615,21 @@ class _SummaryContext:
             # frames and their records are not both held whole at the peak)
             table._samples = kept
         # the kept rows held as columns: the handed-over flows' rows move here, read block by block
-        self.np_cols: dict[str, np.ndarray] | None = None
+        self.np_cols: Mapping[str, np.ndarray] | None = None
         self.np_g = np.zeros(0, dtype=np.int64)
         self.fds: dict[int, int] = {}
-        if materialise is not None and (table._np_store is not None or table._np_parts):
+        if materialise is not None and table._np_any():
             cols = table._np_compact()
             g_of = cols["key"] >> 21
             if only is not None:
                 mine = only[g_of]
-                table._np_store = {name: col[~mine] for name, col in cols.items()}
-                cols, g_of = {name: col[mine] for name, col in cols.items()}, g_of[mine]
+                if isinstance(cols, _Rows):  # (the others' columns stay ungathered)
+                    table._np_store = cols.subset(np.flatnonzero(~mine))
+                    cols = cols.subset(np.flatnonzero(mine))
+                else:
+                    table._np_store = {name: col[~mine] for name, col in cols.items()}
+                    cols = {name: col[mine] for name, col in cols.items()}
+                g_of = g_of[mine]
             else:
                 table._np_store = None
             self.np_cols, self.np_g = cols, g_of

@@ -174,11 +174,27 @@ class Batch:
     # (frame i's bytes are then at file offset file_offset + start[i]); -1 otherwise (compressed
     # files, pcapng, the general reader)
     file_offset: int = -1
-    # with ``heads=True`` (iter_batches): int64, the first n = min(8, captured payload bytes,
-    # payload_len) bytes of the innermost L4 payload (after the TCP header, the 8-byte UDP/ICMP
-    # header) as a big-endian number (read as int64: 8 bytes 0xff.. give -1), 0 when n == 0; -1
-    # where unknown (rows of the general decoder, non-IP rows). None when not asked for.
-    head: np.ndarray | None = None
+    # with ``heads=True`` (iter_batches): what ``head`` and ``heads_of`` read (the classification
+    # of the batch's rows), None otherwise
+    head_parts: list[tuple[np.ndarray, dict[str, np.ndarray]]] | None = None
+    _head: np.ndarray | None = None
+
+    @property
+    def head(self) -> np.ndarray | None:
+        """With ``heads=True`` (iter_batches): int64 per row, the first n = min(8, captured payload
+        bytes, payload_len) bytes of the innermost L4 payload (after the TCP header, the 8-byte
+        UDP/ICMP header) as a big-endian number (read as int64: 8 bytes 0xff.. give -1), 0 when
+        n == 0; -1 where unknown (rows of the general decoder, non-IP rows). None when not asked
+        for. Read from ``buf`` on first use: like ``buf``, valid until the next batch."""
+        if self._head is None and self.head_parts is not None:
+            self._head = _heads(self.buf, self.start, self.cap_len, self.head_parts)
+        return self._head
+
+    def heads_of(self, rows: np.ndarray) -> np.ndarray | None:
+        """``head[rows]``, reading only those rows' bytes (while the batch is current)."""
+        if self._head is not None or self.head_parts is None:
+            return None if self._head is None else self._head[rows]
+        return _heads(self.buf, self.start, self.cap_len, self.head_parts, rows)
 
     @property
     def interface(self) -> str | None:
@@ -472,24 +488,36 @@ def _build_batch(
         )
         _merge_record(batch, i, rec, addrs)
     if heads:
-        batch.head = _heads(buf, start, cap, parts)
+        batch.head_parts = parts  # (``Batch.head`` reads them on first use, ``heads_of`` for some rows)
     return batch
 
 
 def _heads(buf: bytes | bytearray, start: np.ndarray, cap: np.ndarray,
-           parts: list[tuple[np.ndarray, dict[str, np.ndarray]]]) -> np.ndarray:
-    """``Batch.head`` of the fast-shape rows (see there); -1 elsewhere."""
-    head = np.full(len(start), -1, dtype=np.int64)
+           parts: list[tuple[np.ndarray, dict[str, np.ndarray]]], only: np.ndarray | None = None) -> np.ndarray:
+    """``Batch.head`` of the fast-shape rows (see there); -1 elsewhere. ``only``: of those rows
+    alone (``head[only]``), the other rows' bytes not read."""
+    if only is not None and not (len(parts) == 1 and len(parts[0][0]) == len(start)):
+        return _heads(buf, start, cap, parts)[only]  # several link types (pcapng): all rows first
+    head = np.full(len(start) if only is None else len(only), -1, dtype=np.int64)
     u64 = np.ndarray((len(buf) - 7,), dtype=">u8", buffer=buf, strides=(1,))  # like _u32_at
     a = np.frombuffer(buf, dtype=np.uint8)
     for sel, got in parts:
-        idx = np.flatnonzero(got["ok"])
-        if not len(idx):
+        # the fast-shape rows: 0 without payload, the others read below
+        if only is None:
+            ok = got["ok"]
+            head[sel[ok]] = 0
+            idx = np.flatnonzero(ok & (got["payload_len"] > 0))  # rows of the part's columns
+            rows = at = sel[idx]  # where their heads go, their rows in the batch
+        else:  # one part of every row (``sel`` is 0..n-1)
+            ok = got["ok"][only]
+            head[ok] = 0
+            rows = np.flatnonzero(ok & (got["payload_len"][only] > 0))
+            idx = at = only[rows]
+        if not len(rows):
             continue
-        rows = sel[idx]
         l4 = got["iip"][idx] + np.where(got["v6"][idx], 40, 20)  # fast shapes: no IP options, no extensions
         p0 = l4 + np.where(got["proto"][idx] == 6, (a[l4 + 12] >> 4).astype(np.int64) * 4, 8)
-        n = np.clip(np.minimum(start[rows] + cap[rows] - p0, got["payload_len"][idx]), 0, 8)
+        n = np.clip(np.minimum(start[at] + cap[at] - p0, got["payload_len"][idx]), 0, 8)
         raw = u64[np.minimum(p0, len(u64) - 1)]  # the bytes past the payload are shifted out below
         shift = (8 * (8 - np.maximum(n, 1))).astype(np.uint64)
         head[rows] = np.where(n > 0, raw >> shift, np.uint64(0)).view(np.int64)

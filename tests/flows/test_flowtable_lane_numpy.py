@@ -78,10 +78,11 @@ def test_mixes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, n: int, seed: in
 
 
 def test_compactions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many compactions of the last-K candidates (every 500 rows instead of 2**18), over many batches."""
+    """Many prunings of the last-K candidates during the scan (every 500 rows instead of 2**18),
+    over many batches, then the final sorted compaction."""
     path = _mix(tmp_path / "c.pcap", 30000, 3)
     calls = []
-    real = FlowTable._np_compact
+    real = FlowTable._np_prune
 
     def counting(self):  # noqa: ANN001, ANN202
         calls.append(self._np_pending)
@@ -89,9 +90,51 @@ def test_compactions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(FlowTable, "_NP_COMPACT_ROWS", 500)
     monkeypatch.setattr(flows_mod, "iter_batches", functools.partial(iter_batches, chunk_bytes=4096))  # 512 KiB
-    monkeypatch.setattr(FlowTable, "_np_compact", counting)
+    monkeypatch.setattr(FlowTable, "_np_prune", counting)
     _same([path], monkeypatch, sample=2)
-    assert sum(c >= 500 for c in calls) >= 3  # (fewer while compactions drop little: _np_factor)
+    assert sum(c >= 500 for c in calls) >= 2  # (fewer while pruning drops little: _np_factor)
+
+
+def _long_flows(path: Path, flows: int, packets: int) -> Path:
+    """``flows`` TCP conversations of ``packets`` data segments each way, interleaved."""
+    from builders import ether, ipv4, tcp, write_pcap
+
+    frames = []
+    seq = [[1000 * (f + 1), 5000 * (f + 1)] for f in range(flows)]
+    for i in range(packets):
+        for f in range(flows):
+            for d in (0, 1):
+                a, b = (f"10.244.1.{f + 2}", 40000 + f), (f"10.244.2.{f + 2}", 8080)
+                (src, sport), (dst, dport) = (a, b) if d == 0 else (b, a)
+                body = bytes([i % 251, f, d]) * 300
+                seg = tcp(body, sport=sport, dport=dport, flags="PA", seq=seq[f][d], ack=seq[f][1 - d])
+                seq[f][d] += len(body)
+                frames.append((1.0 + 0.001 * len(frames), bytes(ether(ipv4(seg, src=src, dst=dst,
+                                                                             ident=(i * 7 + d) & 0xFFFF)))))
+    return write_pcap(path, frames)
+
+
+def test_pruning_long_flows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Few long conversations: each batch's last K of every slot are candidates, and all but the
+    last K of each slot die. The pruning drops them during the scan (the rows held stay bounded
+    by the slots, not the packets), with the same kept frames as the SampleFrame sampler."""
+    path = _long_flows(tmp_path / "long.pcap", 6, 500)  # 6,000 packets of ~950 bytes, 12 slots
+    held = []
+    real = FlowTable._np_prune
+
+    def counting(self):  # noqa: ANN001, ANN202
+        before = self._np_len
+        real(self)
+        held.append((before, self._np_len, len(self._np_chunks)))
+
+    monkeypatch.setattr(FlowTable, "_NP_COMPACT_ROWS", 60)
+    monkeypatch.setattr(flows_mod, "iter_batches", functools.partial(iter_batches, chunk_bytes=4096))
+    monkeypatch.setattr(FlowTable, "_np_prune", counting)
+    stats, _slots, per_flow = _same([path], monkeypatch, sample=2)
+    assert len(per_flow) == 6 and sum(stats[3]) == 6 * 2 * 4  # first 2 and last 2 of each direction
+    dropped = [(b, a) for b, a, chunks in held if a < b]
+    assert len(dropped) >= 3 and all(chunks == 1 for b, a, chunks in held if a < b)
+    assert max(a for _b, a in dropped) == 12 * 4  # what stays: 12 slots' first 2 and last 2 so far
 
 
 @pytest.mark.parametrize("name", sorted(p.parent.name for p in SAMPLES.glob("*/scenario.json")))
@@ -220,3 +263,36 @@ def test_a_capture_changed_after_the_scan_is_an_input_error(tmp_path: Path, how:
     assert err.value.packet is not None and str(path) in str(err.value)
     with pytest.raises(InputError, match="changed since it was read"):  # the whole materialising pass too
         list(t.row_blocks(addr_name=scan.addrs.name, tunnel_name=scan._tunnel_name, materialise=lambda s: s))
+
+
+def test_accessors_between_batches_change_nothing(tmp_path: Path) -> None:
+    """An accessor asked while the scan goes on (the store sorted, its columns gathered lazily,
+    then more rows and another file appended) leaves the same kept frames, twins and slots as a
+    table asked only at the end."""
+    paths = [_mix(tmp_path / "a.pcap", 12000, 41), _mix(tmp_path / "b.pcap", 6000, 42)]
+    addrs = AddressTable()
+    tables = [FlowTable(intern=addrs.intern, sample=2) for _ in range(2)]
+    asked = 0
+    for path in paths:
+        for t in tables:
+            t.begin_file(str(path))
+        for i, b in enumerate(iter_batches(path, addrs=addrs, chunk_bytes=4096, heads=True)):
+            for t in tables:
+                t.add(b)
+            if i % 2 == 1:  # the first table is asked after every other batch
+                t = tables[0]
+                g, d, f, _n, _first = t.slot_stats()
+                t.sample_frames(int(g[-1]), int(d[-1]), int(f[-1]))
+                t.kept_twins()
+                asked += 1
+    assert asked >= 4
+    mid, end = tables
+    assert [c.tolist() for c in mid.slot_stats()] == [c.tolist() for c in end.slot_stats()]
+    twins = [mid.kept_twins(), end.kept_twins()]
+    assert twins[0][0].tolist() == twins[1][0].tolist() and twins[0][1] == twins[1][1] and twins[0][2] == twins[1][2]
+    only = np.ones(end.count, dtype=bool)
+    kc = [t.kept_columns(only) for t in tables]
+    assert {k: v.tolist() for k, v in kc[0].items()} == {k: v.tolist() for k, v in kc[1].items()}
+    g, d, f, _n, _first = end.slot_stats()
+    for slot in list(zip(g.tolist(), d.tolist(), f.tolist(), strict=True))[::7]:
+        assert [_frame(s) for s in mid.sample_frames(*slot)] == [_frame(s) for s in end.sample_frames(*slot)]
