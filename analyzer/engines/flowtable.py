@@ -44,7 +44,7 @@ import os
 import struct
 import weakref
 from collections import deque
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -1218,6 +1218,41 @@ class FlowTable:
                     self._fds_closer = weakref.finalize(self, _close_all, self._fds)
                 uniq.update((s.frame, s) for s in self._np_frames(cols, idx, self._fds))
         return [uniq[n] for n in sorted(uniq)]
+
+    def frames_at(self, wanted: Sequence[tuple[int, int, int, int]]) -> list[SampleFrame | None]:
+        """``sample_frames(g, d, f, frames=(frame,))[0]`` for each ``(g, d, f, frame)`` of
+        ``wanted`` at once (None where that frame is not kept): one search of the kept rows for
+        all of them, their bytes read together."""
+        out: list[SampleFrame | None] = [None] * len(wanted)
+        rest = []
+        for i, (g, d, f, frame) in enumerate(wanted):
+            slot = self._samples.get((g, d, f))
+            hit = next((s for s in (*slot.first, *slot.last, *slot.special) if s.frame == frame), None) \
+                if slot is not None else None
+            if hit is not None:
+                out[i] = hit
+            else:
+                rest.append(i)
+        if not rest or not self._np_any():
+            return out
+        cols = self._np_compact()
+        req = np.array([wanted[i] for i in rest], dtype=np.int64).reshape(-1, 4)
+        keys = ((req[:, 0] * 2 + req[:, 1]) << 20) | req[:, 2]
+        lo = np.searchsorted(cols["key"], keys, side="left")
+        hi = np.searchsorted(cols["key"], keys, side="right")
+        # every kept row of the slots asked, then the one of each request's frame
+        n = hi - lo
+        rows = np.repeat(lo - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
+        owner = np.repeat(np.arange(len(rest)), n)
+        match = _at(cols, "frame", rows) == req[owner, 3]
+        rows, owner = rows[match], owner[match]
+        _u, first = np.unique(owner, return_index=True)  # (a frame is one kept row of its slot)
+        rows, owner = rows[first], owner[first]
+        if self._fds_closer is None:  # the descriptors stay open for the next calls, closed with the table
+            self._fds_closer = weakref.finalize(self, _close_all, self._fds)
+        for j, sf in zip(owner.tolist(), self._np_frames(cols, rows, self._fds), strict=True):
+            out[rest[j]] = sf
+        return out
 
     def close(self) -> None:
         """Close the capture files ``sample_frames`` keeps open (it opens them again when asked)."""

@@ -163,7 +163,8 @@ class PacketSource:
     link: dict[str, str]
     split: Any = None  # pipeline.plain.Split: the plain lane's flows (with ``lane``)
     more: Callable[[Sequence[int]], list[PacketRecord]] | None = None  # those flows' records after all
-    record_of: Callable[[int, int, int, int], PacketRecord] | None = None  # (flow, direction, file, frame)
+    # the records of some kept frames: [(flow, direction, file, frame), ...] -> their PacketRecords
+    records_of: Callable[[Sequence[tuple[int, int, int, int]]], list[PacketRecord]] | None = None
 
 
 def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: Warn,
@@ -244,8 +245,12 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
             mask[list(flow_ids)] = True
             return take(mask)
 
-        def record_of(g: int, d: int, f: int, frame: int) -> PacketRecord:
-            return materialise(scan.table.sample_frames(g, d, f, frames=(frame,))[0])
+        def records_of(wanted: Sequence[tuple[int, int, int, int]]) -> list[PacketRecord]:
+            got = scan.table.frames_at(wanted)
+            missing = next((w for w, sf in zip(wanted, got, strict=True) if sf is None), None)
+            if missing is not None:  # (the lane asks only for frames the table kept)
+                raise RuntimeError(f"frame {missing[3]} of flow {missing[0]} is not kept")
+            return [materialise(sf) for sf in got]
 
     link_names = {1: "ethernet", 113: "sll", 276: "sll2", 101: "raw", 228: "raw", 229: "raw", 0: "loopback"}
     return PacketSource(
@@ -255,7 +260,7 @@ def read_packets(files: Sequence[str], *, vxlan_ports: frozenset[int], warn: War
         link={fs.path: link_names.get(fs.linktype, "unknown") if fs.linktype is not None else "mixed" for fs in scan.files},
         split=split,
         more=more,
-        record_of=record_of if split is not None else None,
+        records_of=records_of if split is not None else None,
     )
 
 
@@ -780,7 +785,7 @@ def explain_stream(
             flow, flows[i] = flows[i], None  # type: ignore[call-overload]
             if type(flow) is not StitchedFlow:  # a run of the plain lane's rows
                 if plain_docs[0] is None:
-                    plain_docs[0] = plain.Documents(topo, _endpoint, points, src.record_of, all_findings)
+                    plain_docs[0] = plain.Documents(topo, _endpoint, points, src.records_of, all_findings)
                 block = plain_docs[0].segment(kept, flow[0], flow[1], number + 1)  # (names no file)
                 for t, times in Counter(block.tails).items():
                     by_kind[block.tail_defs[t][0]] += times

@@ -616,11 +616,12 @@ class Documents:
     same endpoint or tunnel share that part's dict (read-only, like every document)."""
 
     def __init__(self, topo: Topology, endpoint: Callable[..., dict], points: Mapping[str, CapturePoint],
-                 record_of: Callable[[int, int, int, int], Any], sink: list) -> None:
+                 records_of: Callable[[Sequence[tuple[int, int, int, int]]], list], sink: list) -> None:
         self.topo = topo
         self._endpoint = endpoint
         self._points = points
-        self._record_of = record_of  # (flow id, direction, file index, frame) -> its PacketRecord
+        self._records_of = records_of  # [(flow id, direction, file index, frame)...] -> their PacketRecords
+        self._fetched: dict[tuple[int, int, int, int], Any] = {}  # the records of a block's copies, read at once
         self._sink = sink  # every finding of the run
         self._eps: dict[tuple[str, int], dict] = {}
         self._texts: dict[tuple[str, int], str] = {}
@@ -646,7 +647,8 @@ class Documents:
         """RETRANSMISSIONS, from the copies find_retransmissions names (the records of those only)."""
         sights = []
         for d, f, frame in pf.resent:
-            r = self._record_of(pf.g, d, f, frame)
+            key = (pf.g, d, f, frame)
+            r = self._fetched.pop(key, None) or self._records_of([key])[0]
             pt = self._points.get(r.file)
             iface = r.interface if r.interface and r.interface != ANY_INTERFACE else (pt.interface if pt else None)
             direction = "fwd" if (r.src, r.sport) == pf.client else "rev"
@@ -681,10 +683,14 @@ class Documents:
             self._resent_g = np.fromiter(kept.resent, dtype=np.int64, count=len(kept.resent))
         block = self._block(kept, a, b, first)
         if len(self._resent_g):
-            for r in (np.flatnonzero(np.isin(kept.g[a:b], self._resent_g))).tolist():
+            hits = np.flatnonzero(np.isin(kept.g[a:b], self._resent_g)).tolist()
+            wanted = [(int(g), *copy) for g in kept.g[a:b][hits].tolist() for copy in kept.resent[g]]
+            self._fetched = dict(zip(wanted, self._records_of(wanted), strict=True))
+            for r in hits:
                 pf = kept.flow(a + r)
                 pf.id = f"f{first + r}"
                 block.special[r] = self.row(pf)
+            self._fetched = {}
         return block
 
     def _block(self, kept: PlainSet, a: int, b: int, first: int) -> RowBlock:
