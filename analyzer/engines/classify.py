@@ -106,39 +106,65 @@ def infer_topology(
     for n in known:
         for a in n.addresses:
             addr_owner[a] = n.name
-    pod_of_underlay: dict[str, Counter[str]] = defaultdict(Counter)
-    tunnel_of: dict[str, Counter[str]] = defaultdict(Counter)  # underlay address -> tunnel types
-    overlay_ports: Counter[int] = Counter()
-    vnis: Counter[int] = Counter()
-    file_outer: dict[str, Counter[str]] = defaultdict(Counter)
-    file_count: Counter[str] = Counter()
+    # counted in plain dicts (each key in the order the records first show it), made Counters after
+    pou: dict[str, dict[str, int]] = {}  # underlay address -> inner addresses behind it
+    tun: dict[str, dict[str, int]] = {}  # underlay address -> tunnel types
+    ports_n: dict[int, int] = {}
+    vnis_n: dict[int, int] = {}
+    f_outer: dict[str, dict[str, int]] = {}
+    f_count: dict[str, int] = {}
     dsts: set[str] = set()
     srcs: set[str] = set()
     pod_side_addrs: set[str] = set()
+    wget = weights.get if weights else None
     for r in records:
-        w = weights.get(id(r), 1) if weights else 1
-        if r.tunnel and r.outer_src and r.outer_dst:
-            if r.outer_dport is not None and (r.tunnel == "vxlan" or r.outer_dport in ports):
-                overlay_ports[r.outer_dport] += w
+        w = wget(id(r), 1) if wget is not None else 1
+        tunnel, osrc, odst, quoted, src = r.tunnel, r.outer_src, r.outer_dst, r.quoted, r.src
+        if tunnel and osrc and odst:
+            oport = r.outer_dport
+            if oport is not None and (tunnel == "vxlan" or oport in ports):
+                ports_n[oport] = ports_n.get(oport, 0) + w
             if r.vni is not None:
-                vnis[r.vni] += w
-            tunnel_of[r.outer_src][r.tunnel] += w
-            tunnel_of[r.outer_dst][r.tunnel] += w
-            if r.src and r.quoted is None:
-                pod_of_underlay[r.outer_src][r.src] += w
-            if r.dst and r.quoted is None:
-                pod_of_underlay[r.outer_dst][r.dst] += w
-            file_outer[r.file][r.outer_src] += w
-            file_outer[r.file][r.outer_dst] += w
-            file_count[r.file] += w
-        if r.src and r.quoted is None and r.ip_version:
-            srcs.add(r.src)
+                vnis_n[r.vni] = vnis_n.get(r.vni, 0) + w
+            c = tun.get(osrc)
+            if c is None:
+                c = tun[osrc] = {}
+            c[tunnel] = c.get(tunnel, 0) + w
+            c = tun.get(odst)
+            if c is None:
+                c = tun[odst] = {}
+            c[tunnel] = c.get(tunnel, 0) + w
+            if src and quoted is None:
+                c = pou.get(osrc)
+                if c is None:
+                    c = pou[osrc] = {}
+                c[src] = c.get(src, 0) + w
+            dst = r.dst
+            if dst and quoted is None:
+                c = pou.get(odst)
+                if c is None:
+                    c = pou[odst] = {}
+                c[dst] = c.get(dst, 0) + w
+            c = f_outer.get(r.file)
+            if c is None:
+                c = f_outer[r.file] = {}
+            c[osrc] = c.get(osrc, 0) + w
+            c[odst] = c.get(odst, 0) + w
+            f_count[r.file] = f_count.get(r.file, 0) + w
+        if src and quoted is None and r.ip_version:
+            srcs.add(src)
             if r.dst:
                 dsts.add(r.dst)
             iface = r.interface or ""
             if iface.startswith(("cni", "veth", "cbr", "flannel")):
-                pod_side_addrs.add(r.src)
-                pod_side_addrs.add(r.dst or r.src)
+                pod_side_addrs.add(src)
+                pod_side_addrs.add(r.dst or src)
+    pod_of_underlay: dict[str, Counter[str]] = defaultdict(Counter, ((k, Counter(v)) for k, v in pou.items()))
+    tunnel_of: dict[str, Counter[str]] = defaultdict(Counter, ((k, Counter(v)) for k, v in tun.items()))
+    overlay_ports: Counter[int] = Counter(ports_n)
+    vnis: Counter[int] = Counter(vnis_n)
+    file_outer: dict[str, Counter[str]] = defaultdict(Counter, ((k, Counter(v)) for k, v in f_outer.items()))
+    file_count: Counter[str] = Counter(f_count)
     inferred: list[str] = []
     tunnelled: set[str] = set()  # nodes known only from tunnel headers
     # nodes seen as VXLAN endpoints

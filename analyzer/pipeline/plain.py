@@ -46,7 +46,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from itertools import starmap
+from functools import partial
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -447,12 +448,13 @@ def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_por
             return [v if h else None for v, h in zip(named(col), has.tolist(), strict=True)]
         return [v if h and v >= 0 else None for v, h in zip(vals, has.tolist(), strict=True)]
 
-    out = list(starmap(Standin, zip(
+    # (each tuple made in C: ``Standin(*row)`` would run the named tuple's __new__ per row)
+    out = list(map(partial(tuple.__new__, Standin), zip(
         [files[fi] for fi in fl], first[m_all].tolist(), [iface[fi] for fi in fl], srcs,
         named(dst[m_all]), proto[gm].tolist(),
         [p if p >= 0 else None for p in sport.tolist()], [p if p >= 0 else None for p in dport.tolist()],
         tn, opt(t[:, 1]), opt(t[:, 2], address=True), opt(t[:, 3], address=True), opt(t[:, 4]),
-        [6 if ":" in a else 4 for a in srcs], strict=True)))
+        [6 if ":" in a else 4 for a in srcs], repeat(None), repeat(None))))
     weights = dict(zip(map(id, out), weight.tolist(), strict=True))
     return out, weights
 
