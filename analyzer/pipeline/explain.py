@@ -419,34 +419,33 @@ def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[Pac
     as ``classify.infer_topology``'s)."""
     # counted in plain dicts (in the packets' order), then made Counters with that same order
     outer_n: dict[str, dict[str, int]] = {}
-    total: Counter[str] = Counter()
+    total_n: dict[str, int] = {}
     pods_n: dict[str, dict[str, int]] = {}
+    wget = weights.get if weights else None
     if any(p.node is None for p in points.values()):  # (nothing to place otherwise)
         for r in records:
             if r.quoted is not None:
                 continue
-            w = weights.get(id(r), 1) if weights else 1
-            if r.tunnel and r.outer_src and r.outer_dst:
-                if r.sll_pkttype == 4:  # sent by the node the cooked capture was taken on
-                    mine: tuple[str, ...] = (r.outer_src,)
-                elif r.sll_pkttype == 0:  # addressed to it
-                    mine = (r.outer_dst,)
-                else:
-                    mine = (r.outer_src, r.outer_dst)
+            w = wget(id(r), 1) if wget is not None else 1
+            osrc, odst, pkttype = r.outer_src, r.outer_dst, r.sll_pkttype
+            if r.tunnel and osrc and odst:
                 c = outer_n.get(r.file)
                 if c is None:
                     c = outer_n[r.file] = {}
-                for a in mine:
-                    c[a] = c.get(a, 0) + w
-                total[r.file] += w
+                if pkttype != 0:  # (4: sent by the node the cooked capture was taken on)
+                    c[osrc] = c.get(osrc, 0) + w
+                if pkttype != 4:  # (0: addressed to it)
+                    c[odst] = c.get(odst, 0) + w
+                total_n[r.file] = total_n.get(r.file, 0) + w
             elif r.src:
                 # a cooked capture holds a local pod's packets entering the node more often (its veth,
                 # cni0) than leaving it (the NIC); a remote pod's the other way round
-                weight = {0: 1, 4: -1}.get(r.sll_pkttype, 1) if r.sll_pkttype is not None else 1
+                weight = -1 if pkttype == 4 else 1
                 c = pods_n.get(r.file)
                 if c is None:
                     c = pods_n[r.file] = {}
                 c[r.src] = c.get(r.src, 0) + weight * w
+    total: Counter[str] = Counter(total_n)
     outer = {f: Counter(c) for f, c in outer_n.items()}
     pods = {f: Counter(c) for f, c in pods_n.items()}
     out = dict(points)
