@@ -411,17 +411,12 @@ def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_por
     dst = np.where(d == 0, hi[g], lo[g])
     tun = tunnels[g * 2 + d]
     # the global steps read no port: the group ignores them (the stand-in carries its first member's)
-    keys = np.column_stack([f, src, dst, proto[g], tun])
-    order = np.lexsort(keys.T[::-1])
-    ks = keys[order]
-    start = np.concatenate(([True], (ks[1:] != ks[:-1]).any(axis=1)))
-    grp = np.cumsum(start) - 1
-    ngroups = int(grp[-1]) + 1
-    weight = np.bincount(grp, weights=cnt[order], minlength=ngroups).astype(np.int64)
-    # the member with the earliest first frame in each group (by group, then first frame)
-    by_first = order[np.lexsort((first[order], grp))]
-    lead = np.flatnonzero(start)
-    m_all = by_first[lead]
+    _lead, grp = _groups(f, src, dst, proto[g], _row_codes(tun))
+    ngroups = len(_lead)
+    weight = np.bincount(grp, weights=cnt, minlength=ngroups).astype(np.int64)
+    # the member with the earliest first frame in each group: by group, then first frame (one sort)
+    by_first = np.argsort(grp * (int(first.max()) + 1) + first, kind="stable")
+    m_all = by_first[np.concatenate(([True], grp[by_first][1:] != grp[by_first][:-1]))]
     files = table.files
     gm, dm, fm = g[m_all], d[m_all], f[m_all]
     sport = np.where(dm == 0, lo_port[gm], hi_port[gm])
@@ -543,6 +538,22 @@ def _groups(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     group = np.empty(n, dtype=np.int64)
     group[order] = np.cumsum(change) - 1
     return order[change], group
+
+
+def _row_codes(rows: np.ndarray) -> np.ndarray:
+    """A small integer per distinct row of ``rows`` (2-D int64): rows hashed to one column, the
+    hash checked against each group's first row (a collision falls back to sorting the rows)."""
+    if not len(rows):
+        return np.zeros(0, dtype=np.int64)
+    with np.errstate(over="ignore"):
+        h = np.zeros(len(rows), dtype=np.uint64)
+        for c in rows.T:
+            h = (h ^ c.astype(np.uint64)) * np.uint64(0x100000001B3)
+    _u, first, code = np.unique(h, return_index=True, return_inverse=True)
+    code = code.reshape(-1)
+    if (rows == rows[first[code]]).all():
+        return code
+    return _groups(*rows.T)[1]
 
 
 def _codes(values: Sequence[tuple]) -> np.ndarray:
