@@ -23,8 +23,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from analyzer.engines.classify import node_of, role_of
 from analyzer.engines.explain import hop_explanation, reason_zh
@@ -40,6 +39,9 @@ from analyzer.model.explain import (
     Topology,
 )
 from analyzer.model.flow import endpoint_text, proto_name
+
+if TYPE_CHECKING:  # (networkx is imported when a graph is first needed)
+    import networkx as nx
 
 CAPTURABLE = frozenset({"veth", "bridge", "vtep", "nic", "underlay"})
 #: tunnels carried directly in IP (no UDP port): their IP protocol number
@@ -552,6 +554,8 @@ def describe(hop: PathHop) -> str:
 
 
 def path_graph(path: Sequence[PathHop]) -> nx.DiGraph:
+    import networkx as nx  # (imported by the first flow that needs a graph)
+
     g = nx.DiGraph()
     for i, h in enumerate(path):
         g.add_node(h.id, label=h.label, kind=h.kind, node=h.node, interface=h.interface,
@@ -600,6 +604,8 @@ def last_seen_on_path(path: Sequence[PathHop]) -> str | None:
 
 def last_seen_on_graph(g: nx.DiGraph) -> str | None:
     """The graph node farthest along the path where the packet was captured."""
+    import networkx as nx
+
     seen = [n for n in nx.topological_sort(g) if g.nodes[n]["observed"] is True and g.nodes[n]["kind"] in CAPTURABLE]
     return seen[-1] if seen else None
 
