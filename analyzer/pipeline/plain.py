@@ -417,6 +417,7 @@ def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_por
     # the member with the earliest first frame in each group: by group, then first frame (one sort)
     by_first = np.argsort(grp * (int(first.max()) + 1) + first, kind="stable")
     m_all = by_first[np.concatenate(([True], grp[by_first][1:] != grp[by_first][:-1]))]
+    m_all = m_all[np.lexsort((first[m_all], f[m_all]))]  # in (file, frame) order, as the records are sorted
     files = table.files
     gm, dm, fm = g[m_all], d[m_all], f[m_all]
     sport = np.where(dm == 0, lo_port[gm], hi_port[gm])
@@ -450,7 +451,7 @@ def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_por
         [p if p >= 0 else None for p in sport.tolist()], [p if p >= 0 else None for p in dport.tolist()],
         tn, opt(t[:, 1]), opt(t[:, 2], address=True), opt(t[:, 3], address=True), opt(t[:, 4]),
         [6 if ":" in a else 4 for a in srcs], repeat(None), repeat(None))))
-    weights = dict(zip(map(id, out), weight.tolist(), strict=True))
+    weights = dict(zip(map(id, out), weight[grp[m_all]].tolist(), strict=True))
     return out, weights
 
 

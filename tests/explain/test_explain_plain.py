@@ -121,6 +121,18 @@ def test_standins_carry_what_their_records_carry(mixes: list[Path], monkeypatch:
     plain_ends = {(pf.client, pf.server) for pf in split.plain} | {(pf.server, pf.client) for pf in split.plain}
     theirs = [r for r in every if ((r.src, r.sport), (r.dst, r.dport)) in plain_ends]
     assert lane_frames == len(theirs)
+    # each stand-in weighs the sampled records of its group (file, addresses, protocol, tunnel) and
+    # sits at the group's first one
+    def key(r) -> tuple:  # noqa: ANN001 - a record or a stand-in
+        return (r.file, r.src, r.dst, r.proto, r.tunnel, r.vni, r.outer_src, r.outer_dst, r.outer_dport)
+
+    groups: dict[tuple, list[int]] = {}
+    for r in theirs:
+        groups.setdefault(key(r), []).append(r.frame)
+    assert len(groups) == len(split.standins)
+    for st in split.standins:
+        frames = groups[key(st)]
+        assert (split.weights[id(st)], st.frame) == (len(frames), min(frames)), key(st)
 
 
 def test_topology_with_standins_is_the_topology_of_every_record(mixes: list[Path], monkeypatch: pytest.MonkeyPatch
