@@ -713,7 +713,8 @@ class Documents:
         _k, protos, clients, servers, tails, client_eps, by_port, server_eps, tail_defs = self._parts
         cl = clients[a:b].tolist()
         ports = [p if p >= 0 else None for p in kept.c_port[a:b].tolist()]
-        for i, c in enumerate(cl):
+        u, at = np.unique(clients[a:b], return_index=True)
+        for c, i in zip(u.tolist(), at.tolist(), strict=True):
             if client_eps[c] is None:  # the client's endpoint, from its first flow's
                 ep = (kept.names[int(kept.c_id[a + i])], ports[i])
                 client_eps[c] = self._client(ep)
@@ -729,7 +730,7 @@ class Documents:
             pf.id = f"f{first + i}"
             return self._doc(pf, kind, enc, [], client(i), server_eps[int(servers[a + i])])
 
-        return RowBlock(first, [protos[p] for p in kept.proto[a:b].tolist()], cl, ports, servers[a:b].tolist(),
+        return RowBlock(first, list(map(protos.__getitem__, kept.proto[a:b].tolist())), cl, ports, servers[a:b].tolist(),
                         tails[a:b].tolist(), client_eps, by_port, server_eps, tail_defs, client, doc)
 
     def _shared_parts(self, kept: PlainSet) -> tuple:
