@@ -39,6 +39,10 @@ those steps read, with the group's count as its weight, placed where the group's
 frame was: the counts and the first-seen orders those steps use are the same as with every
 sampled record. ``K8S_TRACE_EXPLAIN_PLAIN=0`` (or ``K8S_TRACE_EXPLAIN_GENERAL=1``) turns the lane
 off; tests compare both ways byte for byte.
+
+The lane's flows stay columns (``PlainSet``) to the end: ``demote`` decides each rule once per
+distinct value of what the rule reads, and the text report receives runs of them as
+``model.explain.RowBlock``s, whose summary lines it makes from the parts the flows share.
 """
 
 from __future__ import annotations
