@@ -25,23 +25,15 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from run_bench import byte_compile  # noqa: E402 - a sibling script's helper
+
 DATA = HERE / "data"
 
 
 def _k8s_trace() -> list[str]:
     exe = Path(sys.executable).parent / "k8s-trace"
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "analyzer"]
-
-
-def byte_compile() -> None:
-    """Byte-compile the package first, as ``pip install`` does: where PYTHONDONTWRITEBYTECODE is
-    set (this VM sets it) no run would write its ``.pyc`` files, and each would compile every module
-    it imports from source again (0.2-0.3 s for ``explain``), which no installed copy does."""
-    import compileall
-
-    import analyzer
-
-    compileall.compile_dir(str(Path(analyzer.__file__).resolve().parent), quiet=1)
 
 
 def run_once(argv: list[str]) -> tuple[float, float, float, int]:
