@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from analyzer.engines.explain import ICMP_MEANING
@@ -84,29 +84,33 @@ def _is_underlay_candidate(ip: str) -> bool:
     return not (addr.is_multicast or addr.is_unspecified or addr.is_loopback)
 
 
-def infer_topology(
-    records: Iterable[PacketRecord],
-    points: Mapping[str, CapturePoint],
-    known: Sequence[NodeFacts] = (),
-    *,
-    services: Sequence[Service] = (),
-    cluster_cidr: str | None = None,
-    service_cidr: str | None = None,
-    pod_names: Mapping[str, str] | None = None,
-    vxlan_ports: Iterable[int] = (8472, 4789),
-    weights: Mapping[int, int] | None = None,
-) -> Topology:
-    """Combine node facts from dumps with what the packets show.
+@dataclass(slots=True)
+class TopoCounts:
+    """What ``infer_topology`` counts over the sampled records, each dict (and each dict in a dict)
+    in the order the records first show its keys: tunnel ports and VNIs, tunnel types per
+    underlay address, the inner addresses behind each underlay address, the underlay addresses
+    per file and the tunnelled records per file; and the addresses seen as sources, as
+    destinations and on pod-side interfaces."""
 
-    ``weights`` (``id(record)`` -> count): a record that stands for that many sampled records
-    with the same addresses and tunnel (the plain lane's stand-ins); the others count once."""
-    ports = set(vxlan_ports)
-    has_dumps = any(n.from_dumps for n in known)
-    addr_owner: dict[str, str] = {}
-    for n in known:
-        for a in n.addresses:
-            addr_owner[a] = n.name
-    # counted in plain dicts (each key in the order the records first show it), made Counters after
+    ports: dict[int, int]
+    vnis: dict[int, int]
+    tunnel_of: dict[str, dict[str, int]]
+    pod_of_underlay: dict[str, dict[str, int]]
+    file_outer: dict[str, dict[str, int]]
+    file_count: dict[str, int]
+    srcs: set[str]
+    dsts: set[str]
+    pod_side: set[str]
+
+
+#: the interfaces whose packets are a pod's (its veth, the bridge, the VTEP): their addresses are pods'
+POD_SIDE_PREFIXES = ("cni", "veth", "cbr", "flannel")
+
+
+def topology_counts(records: Iterable[PacketRecord], ports: Collection[int],
+                    weights: Mapping[int, int] | None = None) -> TopoCounts:
+    """``TopoCounts`` of ``records`` (``ports``: the UDP ports taken as VXLAN; ``weights``: as
+    ``infer_topology``'s)."""
     pou: dict[str, dict[str, int]] = {}  # underlay address -> inner addresses behind it
     tun: dict[str, dict[str, int]] = {}  # underlay address -> tunnel types
     ports_n: dict[int, int] = {}
@@ -156,9 +160,42 @@ def infer_topology(
             if r.dst:
                 dsts.add(r.dst)
             iface = r.interface or ""
-            if iface.startswith(("cni", "veth", "cbr", "flannel")):
+            if iface.startswith(POD_SIDE_PREFIXES):
                 pod_side_addrs.add(src)
                 pod_side_addrs.add(r.dst or src)
+    return TopoCounts(ports_n, vnis_n, tun, pou, f_outer, f_count, srcs, dsts, pod_side_addrs)
+
+
+def infer_topology(
+    records: Iterable[PacketRecord],
+    points: Mapping[str, CapturePoint],
+    known: Sequence[NodeFacts] = (),
+    *,
+    services: Sequence[Service] = (),
+    cluster_cidr: str | None = None,
+    service_cidr: str | None = None,
+    pod_names: Mapping[str, str] | None = None,
+    vxlan_ports: Iterable[int] = (8472, 4789),
+    weights: Mapping[int, int] | None = None,
+    counts: TopoCounts | None = None,
+) -> Topology:
+    """Combine node facts from dumps with what the packets show.
+
+    ``weights`` (``id(record)`` -> count): a record that stands for that many sampled records
+    with the same addresses and tunnel; the others count once. ``counts``: what
+    ``topology_counts`` gives of the records, counted already (the plain lane counts its flows'
+    sampled packets from columns); ``records`` and ``weights`` are not read then."""
+    ports = set(vxlan_ports)
+    has_dumps = any(n.from_dumps for n in known)
+    addr_owner: dict[str, str] = {}
+    for n in known:
+        for a in n.addresses:
+            addr_owner[a] = n.name
+    if counts is None:
+        counts = topology_counts(records, ports, weights)
+    pou, tun, ports_n, vnis_n = counts.pod_of_underlay, counts.tunnel_of, counts.ports, counts.vnis
+    f_outer, f_count = counts.file_outer, counts.file_count
+    srcs, dsts, pod_side_addrs = counts.srcs, counts.dsts, counts.pod_side
     pod_of_underlay: dict[str, Counter[str]] = defaultdict(Counter, ((k, Counter(v)) for k, v in pou.items()))
     tunnel_of: dict[str, Counter[str]] = defaultdict(Counter, ((k, Counter(v)) for k, v in tun.items()))
     overlay_ports: Counter[int] = Counter(ports_n)

@@ -413,38 +413,52 @@ def pod_names(kube: KubeInventory | None) -> dict[str, str]:
     return out
 
 
-def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[PacketRecord], topo: Topology,
-                          weights: Mapping[int, int] | None = None) -> dict[str, CapturePoint]:
-    """Give a bare capture (no bundle) the node it was taken on, from what it holds (``weights``:
-    as ``classify.infer_topology``'s)."""
-    # counted in plain dicts (in the packets' order), then made Counters with that same order
+def placement_counts(records: Iterable[PacketRecord], weights: Mapping[int, int] | None = None
+                     ) -> tuple[dict[str, dict[str, int]], dict[str, int], dict[str, dict[str, int]]]:
+    """What ``_assign_capture_nodes`` counts per file, each dict in the order the records first
+    show its keys: the tunnel endpoints (those of the capture's own node for a cooked capture),
+    the tunnelled packets, and the pod-side senders (``weights``: as ``classify.infer_topology``'s)."""
+    # counted in plain dicts (in the packets' order), made Counters with that same order
     outer_n: dict[str, dict[str, int]] = {}
     total_n: dict[str, int] = {}
     pods_n: dict[str, dict[str, int]] = {}
     wget = weights.get if weights else None
+    for r in records:
+        if r.quoted is not None:
+            continue
+        w = wget(id(r), 1) if wget is not None else 1
+        osrc, odst, pkttype = r.outer_src, r.outer_dst, r.sll_pkttype
+        if r.tunnel and osrc and odst:
+            c = outer_n.get(r.file)
+            if c is None:
+                c = outer_n[r.file] = {}
+            if pkttype != 0:  # (4: sent by the node the cooked capture was taken on)
+                c[osrc] = c.get(osrc, 0) + w
+            if pkttype != 4:  # (0: addressed to it)
+                c[odst] = c.get(odst, 0) + w
+            total_n[r.file] = total_n.get(r.file, 0) + w
+        elif r.src:
+            # a cooked capture holds a local pod's packets entering the node more often (its veth,
+            # cni0) than leaving it (the NIC); a remote pod's the other way round
+            weight = -1 if pkttype == 4 else 1
+            c = pods_n.get(r.file)
+            if c is None:
+                c = pods_n[r.file] = {}
+            c[r.src] = c.get(r.src, 0) + weight * w
+    return outer_n, total_n, pods_n
+
+
+def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[PacketRecord], topo: Topology,
+                          weights: Mapping[int, int] | None = None, counts: tuple | None = None
+                          ) -> dict[str, CapturePoint]:
+    """Give a bare capture (no bundle) the node it was taken on, from what it holds (``weights``:
+    as ``classify.infer_topology``'s; ``counts``: ``placement_counts`` of the records, counted
+    already)."""
+    outer_n: dict[str, dict[str, int]] = {}
+    total_n: dict[str, int] = {}
+    pods_n: dict[str, dict[str, int]] = {}
     if any(p.node is None for p in points.values()):  # (nothing to place otherwise)
-        for r in records:
-            if r.quoted is not None:
-                continue
-            w = wget(id(r), 1) if wget is not None else 1
-            osrc, odst, pkttype = r.outer_src, r.outer_dst, r.sll_pkttype
-            if r.tunnel and osrc and odst:
-                c = outer_n.get(r.file)
-                if c is None:
-                    c = outer_n[r.file] = {}
-                if pkttype != 0:  # (4: sent by the node the cooked capture was taken on)
-                    c[osrc] = c.get(osrc, 0) + w
-                if pkttype != 4:  # (0: addressed to it)
-                    c[odst] = c.get(odst, 0) + w
-                total_n[r.file] = total_n.get(r.file, 0) + w
-            elif r.src:
-                # a cooked capture holds a local pod's packets entering the node more often (its veth,
-                # cni0) than leaving it (the NIC); a remote pod's the other way round
-                weight = -1 if pkttype == 4 else 1
-                c = pods_n.get(r.file)
-                if c is None:
-                    c = pods_n[r.file] = {}
-                c[r.src] = c.get(r.src, 0) + weight * w
+        outer_n, total_n, pods_n = counts if counts is not None else placement_counts(records, weights)
     total: Counter[str] = Counter(total_n)
     outer = {f: Counter(c) for f, c in outer_n.items()}
     pods = {f: Counter(c) for f, c in pods_n.items()}
@@ -473,17 +487,24 @@ def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[Pac
     return out
 
 
-def _infer_backend(topo: Topology, records: Sequence[PacketRecord]) -> Topology:
+def _infer_backend(topo: Topology, records: Sequence[PacketRecord], tunnelled: bool | None = None,
+                   pairs: Iterable[tuple[str, str]] | None = None) -> Topology:
     """No overlay packet in any capture and no dumps: host-gw when a remote pod answered without
-    encapsulation, else flannel's default (VXLAN), said so in ``inferred``."""
-    if topo.overlay is not None or topo.has_dumps or any(r.tunnel for r in records):
+    encapsulation, else flannel's default (VXLAN), said so in ``inferred``. (``tunnelled``: whether
+    a record was tunnelled, ``pairs``: the (source, destination) of the records but ICMP errors'
+    quotes, known already.)"""
+    if topo.overlay is not None or topo.has_dumps:
         return topo
-    pods = [r for r in records if r.quoted is None and classify.role_of(r.src, topo) == "pod"
-            and classify.role_of(r.dst, topo) == "pod" and classify.node_of(r.src, topo) != classify.node_of(r.dst, topo)]
+    if tunnelled if tunnelled is not None else any(r.tunnel for r in records):
+        return topo
+    if pairs is None:
+        pairs = ((r.src, r.dst) for r in records if r.quoted is None)
+    pods = [(s, d) for s, d in pairs if classify.role_of(s, topo) == "pod" and classify.role_of(d, topo) == "pod"
+            and classify.node_of(s, topo) != classify.node_of(d, topo)]
     if not pods:
         return topo
-    answered = {(r.dst, r.src) for r in pods}
-    if any((r.src, r.dst) in answered for r in pods):
+    answered = {(d, s) for s, d in pods}
+    if any(p in answered for p in pods):
         backend, why = "host-gw", "pod packets cross between nodes unencapsulated and get answers"
     else:
         backend, why = "vxlan", "flannel's default; no overlay packet was captured"
@@ -492,15 +513,23 @@ def _infer_backend(topo: Topology, records: Sequence[PacketRecord]) -> Topology:
                    inferred=topo.inferred + (f"backend assumed to be {backend} ({why})",))
 
 
-def _placeholder_nodes(topo: Topology, records: Iterable[PacketRecord]) -> Topology:
-    """Pods seen in subnets no node claims get a node named after the subnet (inferred)."""
+def seen_addresses(records: Iterable[PacketRecord]) -> list[str]:
+    """Each source and destination address of the records (but ICMP errors' quotes) once, in the
+    order the packets first show it."""
+    return list(dict.fromkeys(ip for r in records if r.quoted is None for ip in (r.src, r.dst) if ip is not None))
+
+
+def _placeholder_nodes(topo: Topology, records: Iterable[PacketRecord], addrs: Iterable[str] | None = None
+                       ) -> Topology:
+    """Pods seen in subnets no node claims get a node named after the subnet (inferred).
+    (``addrs``: ``seen_addresses`` of the records, known already.)"""
     cidr = topo.cluster_cidr
     if cidr is None:
         return topo
     claimed = {n.pod_cidr for n in topo.nodes if n.pod_cidr}
     extra: dict[str, NodeFacts] = {}
-    # each distinct address once, in the order the packets first show it
-    addrs = dict.fromkeys(ip for r in records if r.quoted is None for ip in (r.src, r.dst) if ip is not None)
+    if addrs is None:
+        addrs = seen_addresses(records)
     for ip in addrs:
         if not classify.in_cidr(ip, cidr):
             continue
@@ -721,20 +750,21 @@ def explain_stream(
     known = [facts_from_snapshot(s) for s in given.bundles]
     cluster_cidr = next((str(s.subnet_env.network) for s in given.bundles
                          if s.subnet_env is not None and s.subnet_env.network is not None), None)
-    # every sampled record, the lane's as weighted stand-ins, in the records' order
-    seen: Sequence[Any] = records
-    weights = None
-    if split is not None:
-        seen = sorted([*records, *split.standins], key=attrgetter("file", "frame"))
-        weights = split.weights
-    topo = classify.infer_topology(
-        seen, points, known, services=services_from_dumps(given.bundles, given.kube),
-        cluster_cidr=cluster_cidr, pod_names=pod_names(given.kube), vxlan_ports=ports, weights=weights,
-    )
-    topo = _placeholder_nodes(topo, seen)
-    topo = _infer_backend(topo, seen)
-    points = _assign_capture_nodes(points, seen, topo, weights)
-    del seen
+    services = services_from_dumps(given.bundles, given.kube)
+    if split is not None:  # the lane's sampled packets as weighted stand-ins, counted from columns
+        counts = split.standins.counts(records, ports)
+        topo = classify.infer_topology((), points, known, services=services, cluster_cidr=cluster_cidr,
+                                       pod_names=pod_names(given.kube), vxlan_ports=ports, counts=counts.topology)
+        topo = _placeholder_nodes(topo, (), counts.addresses)
+        topo = _infer_backend(topo, (), counts.tunnelled, counts.pairs)
+        points = _assign_capture_nodes(points, (), topo, counts=counts.placement)
+        del counts
+    else:
+        topo = classify.infer_topology(records, points, known, services=services, cluster_cidr=cluster_cidr,
+                                       pod_names=pod_names(given.kube), vxlan_ports=ports)
+        topo = _placeholder_nodes(topo, records)
+        topo = _infer_backend(topo, records)
+        points = _assign_capture_nodes(points, records, topo)
     topo = replace(topo, inferred=topo.inferred + tuple(
         f"{display.get(p.file, p.file)} holds tunnel packets of several node pairs: taken between the nodes (underlay)"
         for p in points.values() if p.is_underlay))
@@ -745,7 +775,7 @@ def explain_stream(
         kept, demoted = plain.demote(split.plain, topo, points, quoted, split.shared)
         if demoted:  # down the general path after all
             records = sorted([*records, *src.more(demoted)], key=attrgetter("file", "frame"))
-        split.standins, split.weights, split.plain = [], {}, []
+        split.standins, split.plain = None, []
     offsets = stitch.estimate_offsets(records, points, topo)
     flows: list[Any] = stitch.stitch_flows(records, points, topo, offsets, warn=_warn,
                                            crowded=split.crowded if split is not None else ())

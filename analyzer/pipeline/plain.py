@@ -48,7 +48,7 @@ distinct value of what the rule reads, and the text report receives runs of them
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
@@ -198,8 +198,7 @@ class Split:
     """The lane's share of a scan: its flows, their stand-ins and the rest's mask."""
 
     plain: PlainSet | list  # (an empty list when the lane takes nothing)
-    standins: list[Standin]
-    weights: dict[int, int]  # id(stand-in) -> sampled frames it stands for
+    standins: Standins | None
     span: dict[str, tuple[float, float]]  # file -> first and last time of the lane's packets
     general: np.ndarray  # bool per table flow: explained by the general path
     shared: list = field(default_factory=list)  # keys two flows share: (flow ids, times, sources, destinations)
@@ -212,7 +211,7 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
     table = scan.table
     n = table.count
     general = np.ones(n, dtype=bool)
-    empty = Split([], [], {}, {}, general)
+    empty = Split([], None, {}, general)
     if n == 0 or not all(hasattr(table, a) for a in ("column", "slot_stats", "sample_frames", "kept_twins")):
         return empty
     col = table.column
@@ -320,11 +319,11 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
     for fi in np.unique(f_keep).tolist():
         mine = keep[f_keep == fi]
         span[files[fi]] = (float(col("first_ts")[mine].min()), float(col("last_ts")[mine].max()))
-    standins, weights = _standins(table, ok, lo, hi, lo_port, hi_port, proto, tunnels, name, addr, tunnel_name)
+    standins = _standins(table, ok, lo, hi, lo_port, hi_port, proto, tunnels, name, addr, tunnel_name)
     # keys two flows share: twins if stitch would link them, known once the roles are
     shared = [(gs, ts, [name(a) for a in srcs], [name(a) for a in dsts]) for gs, ts, srcs, dsts in pairs
               if any(ok[x] for x in gs)]
-    return Split(plain, standins, weights, span, general, shared, crowded)
+    return Split(plain, standins, span, general, shared, crowded)
 
 
 def _resent(kept: dict[str, np.ndarray], cdir: np.ndarray) -> dict[int, tuple]:
@@ -399,18 +398,95 @@ def _group_address(ip: str) -> bool:
     return group(ip)
 
 
+@dataclass(slots=True)
+class Standins:
+    """The lane's sampled frames in groups that agree on every field the global steps read (file,
+    addresses, protocol, tunnel), as columns: per group its file index, first frame (where it
+    stands), count of distinct sampled frames (its weight), addresses (``names``' ids), protocol,
+    its first member's ports (-1: none) and the tunnel (``FlowTable.direction_tunnels``' row: type
+    code, VNI, outer source and destination, port; type <= 0: none). ``rows()`` gives them as
+    ``Standin``s; ``counts()`` what the global steps count of them and of the general path's
+    records together."""
+
+    fidx: np.ndarray
+    frame: np.ndarray
+    weight: np.ndarray
+    src: np.ndarray
+    dst: np.ndarray
+    proto: np.ndarray
+    sport: np.ndarray
+    dport: np.ndarray
+    tun: np.ndarray
+    files: list[str]
+    iface: dict[int, str | None]  # file index -> the capture's interface
+    names: dict[int, str]
+    tunnel_name: Callable[[int], str | None]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def _tunnels(self) -> list[str | None]:
+        kinds: dict[int, str | None] = {}
+        return [None if k <= 0 else kinds[k] if k in kinds else kinds.setdefault(k, self.tunnel_name(k))
+                for k in self.tun[:, 0].tolist()]
+
+    def rows(self) -> tuple[list[Standin], dict[int, int]]:
+        """The stand-ins as records the global steps read, and their weights (``id`` -> count)."""
+        names, t = self.names, self.tun
+        has = (t[:, 0] > 0).tolist()
+
+        def named(col: np.ndarray) -> list[str]:
+            return list(map(names.__getitem__, col.tolist()))
+
+        def opt(col: np.ndarray, address: bool = False) -> list:  # a tunnel field, None where none or -1
+            if address:
+                return [v if h else None for v, h in zip(named(col), has, strict=True)]
+            return [v if h and v >= 0 else None for v, h in zip(col.tolist(), has, strict=True)]
+
+        fl = self.fidx.tolist()
+        srcs = named(self.src)
+        # (each tuple made in C: ``Standin(*row)`` would run the named tuple's __new__ per row)
+        out = list(map(partial(tuple.__new__, Standin), zip(
+            [self.files[fi] for fi in fl], self.frame.tolist(), [self.iface[fi] for fi in fl], srcs,
+            named(self.dst), self.proto.tolist(), [p if p >= 0 else None for p in self.sport.tolist()],
+            [p if p >= 0 else None for p in self.dport.tolist()], self._tunnels(), opt(t[:, 1]),
+            opt(t[:, 2], address=True), opt(t[:, 3], address=True), opt(t[:, 4]),
+            [6 if ":" in a else 4 for a in srcs], repeat(None), repeat(None))))
+        return out, dict(zip(map(id, out), self.weight.tolist(), strict=True))
+
+    def counts(self, records: Sequence[Any], ports: Collection[int]) -> Counts:
+        """What ``classify.topology_counts``, ``explain.placement_counts``, ``explain.seen_addresses``
+        and ``explain._infer_backend`` read of the stand-ins (weighted) and ``records`` (the
+        general path's sampled records) sorted together by (file, frame): the same counts, each
+        dict's keys in the same order, from columns."""
+        return _lane_counts(self, records, ports)
+
+
+@dataclass(slots=True)
+class Counts:
+    """The global steps' counts (``Standins.counts``)."""
+
+    topology: Any  # classify.TopoCounts
+    placement: tuple  # explain.placement_counts'
+    addresses: list[str]  # explain.seen_addresses'
+    tunnelled: bool  # a record was tunnelled (ICMP errors included)
+    pairs: list[tuple[str | None, str | None]]  # (source, destination) of the records, each once
+
+
 def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_port: np.ndarray, hi_port: np.ndarray,
-              proto: np.ndarray, tunnels: np.ndarray, name: Callable[[int], str], known: Mapping[int, str],
-              tunnel_name: Callable[[int], str | None]) -> tuple[list[Standin], dict[int, int]]:
-    """One stand-in per group of the lane's (flow, direction, file) sample slots that agree on
-    every field the global steps read (file, addresses, protocol, tunnel), weighted by the
-    group's distinct sampled frames and placed at its first one (``known``: the addresses ``name``
-    has named)."""
+              proto: np.ndarray, tunnels: np.ndarray, name: Callable[[int], str], known: dict[int, str],
+              tunnel_name: Callable[[int], str | None]) -> Standins:
+    """The stand-ins: one per group of the lane's (flow, direction, file) sample slots that agree
+    on every field the global steps read (file, addresses, protocol, tunnel), weighted by the
+    group's distinct sampled frames and placed at its first one, in (file, frame) order
+    (``known``: the addresses ``name`` has named)."""
     g, d, f, cnt, first = table.slot_stats()
     sel = ok[g]
     g, d, f, cnt, first = g[sel], d[sel], f[sel], cnt[sel], first[sel]
+    empty = np.zeros(0, dtype=np.int64)
     if len(g) == 0:
-        return [], {}
+        return Standins(empty, empty, empty, empty, empty, empty, empty, empty, np.zeros((0, 5), dtype=np.int64),
+                        list(table.files), {}, known, tunnel_name)
     src = np.where(d == 0, lo[g], hi[g])
     dst = np.where(d == 0, hi[g], lo[g])
     tun = tunnels[g * 2 + d]
@@ -422,41 +498,174 @@ def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_por
     by_first = np.argsort(grp * (int(first.max()) + 1) + first, kind="stable")
     m_all = by_first[np.concatenate(([True], grp[by_first][1:] != grp[by_first][:-1]))]
     m_all = m_all[np.lexsort((first[m_all], f[m_all]))]  # in (file, frame) order, as the records are sorted
-    files = table.files
     gm, dm, fm = g[m_all], d[m_all], f[m_all]
-    sport = np.where(dm == 0, lo_port[gm], hi_port[gm])
-    dport = np.where(dm == 0, hi_port[gm], lo_port[gm])
     t = tun[m_all]
     iface: dict[int, str | None] = {}
     for fi in np.unique(fm).tolist():  # the capture's interface, as its sampled frames carry it
         at = int(np.argmax(fm == fi))
         iface[fi] = table.sample_frames(int(gm[at]), int(dm[at]), fi)[0].interface
-    fl = fm.tolist()
     for a in np.unique(np.concatenate((src[m_all], dst[m_all], t[:, 2], t[:, 3]))).tolist():
-        name(a)  # every address named once: the columns below are dictionary lookups
-    def named(col: np.ndarray) -> list[str]:
-        return list(map(known.__getitem__, col.tolist()))
+        name(a)  # every address named once (``known`` then holds them)
+    return Standins(fm, first[m_all], weight[grp[m_all]], src[m_all], dst[m_all], proto[gm],
+                    np.where(dm == 0, lo_port[gm], hi_port[gm]), np.where(dm == 0, hi_port[gm], lo_port[gm]), t,
+                    list(table.files), iface, known, tunnel_name)
 
-    srcs = named(src[m_all])
-    kinds: dict[int, str | None] = {}
-    tn = [None if k <= 0 else kinds[k] if k in kinds else kinds.setdefault(k, tunnel_name(k)) for k in t[:, 0].tolist()]
-    has = t[:, 0] > 0
 
-    def opt(col: np.ndarray, address: bool = False) -> list:  # a tunnel field, None where none or -1
-        vals = col.tolist()
-        if address:
-            return [v if h else None for v, h in zip(named(col), has.tolist(), strict=True)]
-        return [v if h and v >= 0 else None for v, h in zip(vals, has.tolist(), strict=True)]
+def _lane_counts(st: Standins, records: Sequence[Any], ports: Collection[int]) -> Counts:
+    """``Standins.counts``: every count made of events (which dict, which key, weight, place),
+    the places (file name's rank, frame, then first/second address of the record) deciding each
+    key's order in its dict, as the loops over the sorted records would have met them."""
+    from analyzer.engines.classify import POD_SIDE_PREFIXES, TopoCounts
 
-    # (each tuple made in C: ``Standin(*row)`` would run the named tuple's __new__ per row)
-    out = list(map(partial(tuple.__new__, Standin), zip(
-        [files[fi] for fi in fl], first[m_all].tolist(), [iface[fi] for fi in fl], srcs,
-        named(dst[m_all]), proto[gm].tolist(),
-        [p if p >= 0 else None for p in sport.tolist()], [p if p >= 0 else None for p in dport.tolist()],
-        tn, opt(t[:, 1]), opt(t[:, 2], address=True), opt(t[:, 3], address=True), opt(t[:, 4]),
-        [6 if ":" in a else 4 for a in srcs], repeat(None), repeat(None))))
-    weights = dict(zip(map(id, out), weight[grp[m_all]].tolist(), strict=True))
-    return out, weights
+    # strings as ids: the stand-ins' addresses keep ``names``' ids, the records' get ids after them
+    text: dict[int, str] = dict(st.names)
+    ids: dict[str, int] = {v: k for k, v in text.items()}
+    nxt = [max(text, default=0) + 1]
+
+    def sid(v: str | None) -> int:
+        if v is None:
+            return -1
+        i = ids.get(v)
+        if i is None:
+            i = ids[v] = nxt[0]
+            text[i] = v
+            nxt[0] += 1
+        return i
+
+    empty_ids = np.array([k for k, v in text.items() if v == ""] or [-2], dtype=np.int64)  # (not None, and false)
+    tcode: dict[str | None, int] = {None: -1}
+    ttext: list[str | None] = []
+
+    def tid(v: str | None) -> int:
+        c = tcode.get(v)
+        if c is None:
+            c = tcode[v] = len(ttext)
+            ttext.append(v)
+        return c
+
+    rank = {f: i for i, f in enumerate(sorted(set(st.files) | {r.file for r in records}))}
+    f_rank = [rank[f] for f in st.files]
+    has = st.tun[:, 0] > 0
+    t_names = st._tunnels()
+    iface_of = [st.iface.get(fi) for fi in range(len(st.files))]
+    n_r = len(records)
+    rec = list(records)
+    cols = {
+        "file": np.concatenate((np.array(f_rank, dtype=np.int64)[st.fidx] if len(st) else np.zeros(0, dtype=np.int64),
+                                np.array([rank[r.file] for r in rec], dtype=np.int64))),
+        "frame": np.concatenate((st.frame, np.array([r.frame for r in rec], dtype=np.int64))),
+        "w": np.concatenate((st.weight, np.ones(n_r, dtype=np.int64))),
+        "src": np.concatenate((st.src, np.array([sid(r.src) for r in rec], dtype=np.int64))),
+        "dst": np.concatenate((st.dst, np.array([sid(r.dst) for r in rec], dtype=np.int64))),
+        "ttype": np.array([tid(v) for v in t_names] + [tid(r.tunnel or None) if r.tunnel else -1 for r in rec],
+                          dtype=np.int64),
+        "vni": np.concatenate((np.where(has, st.tun[:, 1], -1), np.array(
+            [-1 if r.vni is None else r.vni for r in rec], dtype=np.int64))),
+        "osrc": np.concatenate((np.where(has, st.tun[:, 2], -1), np.array([sid(r.outer_src) for r in rec],
+                                                                           dtype=np.int64))),
+        "odst": np.concatenate((np.where(has, st.tun[:, 3], -1), np.array([sid(r.outer_dst) for r in rec],
+                                                                           dtype=np.int64))),
+        "oport": np.concatenate((np.where(has, st.tun[:, 4], -1), np.array(
+            [-1 if r.outer_dport is None else r.outer_dport for r in rec], dtype=np.int64))),
+        "quoted": np.concatenate((np.zeros(len(st), dtype=bool), np.array([r.quoted is not None for r in rec],
+                                                                           dtype=bool))),
+        "ipv": np.concatenate((np.ones(len(st), dtype=bool), np.array([bool(r.ip_version) for r in rec], dtype=bool))),
+        "podside": np.array([(iface_of[fi] or "").startswith(POD_SIDE_PREFIXES) for fi in st.fidx.tolist()]
+                            + [(r.interface or "").startswith(POD_SIDE_PREFIXES) for r in rec], dtype=bool),
+        "pkttype": np.concatenate((np.full(len(st), -1, dtype=np.int64), np.array(
+            [-1 if r.sll_pkttype is None else r.sll_pkttype for r in rec], dtype=np.int64))),
+    }
+    file_text = sorted(rank)  # rank -> file name
+    pos = (cols["file"] << 40 | cols["frame"]) * 2  # (second address of a record: +1)
+
+    def truthy(a: np.ndarray) -> np.ndarray:  # an address that is neither None nor empty
+        return (a >= 0) & ~np.isin(a, empty_ids)
+
+    src_ok, dst_ok = truthy(cols["src"]), truthy(cols["dst"])
+    t1 = (cols["ttype"] >= 0) & truthy(cols["osrc"]) & truthy(cols["odst"])
+    t1 &= np.array([bool(ttext[c]) if c >= 0 else False for c in cols["ttype"].tolist()], dtype=bool) \
+        if len(ttext) else t1
+    unq = ~cols["quoted"]
+    w = cols["w"]
+
+    def tally(parts: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]) -> list[tuple]:
+        """(outer key, inner key, weight) summed per (outer, inner), in the order of each pair's
+        first place; parts: (rows, outer keys, inner keys, weights, places) of each event kind."""
+        if not parts:
+            return []
+        ok_ = np.concatenate([p[1] for p in parts])
+        ik = np.concatenate([p[2] for p in parts])
+        ww = np.concatenate([p[3] for p in parts])
+        pp = np.concatenate([p[4] for p in parts])
+        if not len(ok_):
+            return []
+        _f, grp = _groups(ok_, ik)
+        n = int(grp.max()) + 1
+        tot = np.bincount(grp, weights=ww, minlength=n).astype(np.int64)
+        first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(first, grp, pp)
+        order = np.argsort(first, kind="stable")
+        okg = np.empty(n, dtype=np.int64)
+        ikg = np.empty(n, dtype=np.int64)
+        okg[grp], ikg[grp] = ok_, ik
+        return list(zip(okg[order].tolist(), ikg[order].tolist(), tot[order].tolist(), strict=True))
+
+    def ev(mask: np.ndarray, outer: np.ndarray | int, inner: np.ndarray, weight: np.ndarray, sub: int) -> tuple:
+        rows = np.flatnonzero(mask)
+        o = np.full(len(rows), outer, dtype=np.int64) if isinstance(outer, int) else outer[rows]
+        return rows, o, inner[rows], weight[rows], pos[rows] + sub
+
+    def nested(entries: list[tuple], outer: Callable[[int], Any], inner: Callable[[int], Any]) -> dict:
+        out: dict = {}
+        for o, i, n in entries:
+            d = out.get(outer(o))
+            if d is None:
+                d = out[outer(o)] = {}
+            d[inner(i)] = n
+        return out
+
+    def flat(entries: list[tuple], key: Callable[[int], Any]) -> dict:
+        return {key(i): n for _o, i, n in entries}
+
+    addr = text.__getitem__
+    ftext = file_text.__getitem__
+    is_vxlan = np.array([ttext[c] == "vxlan" if c >= 0 else False for c in cols["ttype"].tolist()], dtype=bool) \
+        if len(ttext) else np.zeros(len(w), dtype=bool)
+    port_ok = (cols["oport"] >= 0) & (is_vxlan | np.isin(cols["oport"], np.array(sorted(ports), dtype=np.int64)))
+    topo = TopoCounts(
+        ports=flat(tally([ev(t1 & port_ok, 0, cols["oport"], w, 0)]), int),
+        vnis=flat(tally([ev(t1 & (cols["vni"] >= 0), 0, cols["vni"], w, 0)]), int),
+        tunnel_of=nested(tally([ev(t1, cols["osrc"], cols["ttype"], w, 0), ev(t1, cols["odst"], cols["ttype"], w, 1)]),
+                         addr, ttext.__getitem__),
+        pod_of_underlay=nested(tally([ev(t1 & src_ok & unq, cols["osrc"], cols["src"], w, 0),
+                                      ev(t1 & dst_ok & unq, cols["odst"], cols["dst"], w, 1)]), addr, addr),
+        file_outer=nested(tally([ev(t1, cols["file"], cols["osrc"], w, 0), ev(t1, cols["file"], cols["odst"], w, 1)]),
+                          ftext, addr),
+        file_count=flat(tally([ev(t1, 0, cols["file"], w, 0)]), ftext),
+        srcs=set(), dsts=set(), pod_side=set())
+    seen = src_ok & unq & cols["ipv"]
+    topo.srcs = {text[i] for i in np.unique(cols["src"][seen]).tolist()}
+    topo.dsts = {text[i] for i in np.unique(cols["dst"][seen & dst_ok]).tolist()}
+    side = seen & cols["podside"]
+    topo.pod_side = {text[i] for i in np.unique(np.concatenate(
+        (cols["src"][side], np.where(dst_ok[side], cols["dst"][side], cols["src"][side])))).tolist()}
+    # explain.placement_counts
+    pk = cols["pkttype"]
+    sign = np.where(pk == 4, -1, 1) * w
+    placement = (
+        nested(tally([ev(unq & t1 & (pk != 0), cols["file"], cols["osrc"], w, 0),
+                      ev(unq & t1 & (pk != 4), cols["file"], cols["odst"], w, 1)]), ftext, addr),
+        flat(tally([ev(unq & t1, 0, cols["file"], w, 0)]), ftext),
+        nested(tally([ev(unq & ~t1 & src_ok, cols["file"], cols["src"], sign, 0)]), ftext, addr),
+    )
+    # explain.seen_addresses: each address (None aside) by its first place
+    firsts = tally([ev(unq & (cols["src"] >= 0), 0, cols["src"], w, 0), ev(unq & (cols["dst"] >= 0), 0, cols["dst"], w, 1)])
+    addresses = [text[i] for _o, i, _n in firsts]
+    tunnelled = bool((cols["ttype"] >= 0).any() and any(ttext))
+    pair_ids = np.unique(np.column_stack((cols["src"][unq], cols["dst"][unq])), axis=0) if unq.any() \
+        else np.zeros((0, 2), dtype=np.int64)
+    pairs = [(text.get(a), text.get(b)) for a, b in pair_ids.tolist()]
+    return Counts(topo, placement, addresses, tunnelled, pairs)
 
 
 def demote(plain: PlainSet, topo: Topology, points: Mapping[str, CapturePoint], quoted: set[str],

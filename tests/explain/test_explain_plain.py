@@ -102,22 +102,23 @@ def test_lane_takes_most_flows_of_a_mix(mixes: list[Path]) -> None:
     # the general path got the others' sampled frames only
     taken = {pf.g for pf in split.plain}
     assert len(taken) == len(split.plain)
-    assert records and split.standins
+    assert records and len(split.standins)
 
 
 def test_standins_carry_what_their_records_carry(mixes: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
     cap = mixes[0]
     split, _ = _split(cap)
+    standins, weights = split.standins.rows()
     monkeypatch.setenv(plain.PLAIN_ENV, "0")
     every = read_packets([str(cap)], vxlan_ports=PORTS, warn=lambda _line: None).records
     by_frame = {(r.file, r.frame): r for r in every}
-    assert split.standins
-    for st in split.standins:
+    assert standins
+    for st in standins:
         rec = by_frame[(st.file, st.frame)]
         for name in FIELDS:
             assert getattr(st, name) == getattr(rec, name), (st.frame, name)
     # the weights add up to the lane's sampled frames
-    lane_frames = sum(split.weights.values())
+    lane_frames = sum(weights.values())
     plain_ends = {(pf.client, pf.server) for pf in split.plain} | {(pf.server, pf.client) for pf in split.plain}
     theirs = [r for r in every if ((r.src, r.sport), (r.dst, r.dport)) in plain_ends]
     assert lane_frames == len(theirs)
@@ -129,10 +130,10 @@ def test_standins_carry_what_their_records_carry(mixes: list[Path], monkeypatch:
     groups: dict[tuple, list[int]] = {}
     for r in theirs:
         groups.setdefault(key(r), []).append(r.frame)
-    assert len(groups) == len(split.standins)
-    for st in split.standins:
+    assert len(groups) == len(standins)
+    for st in standins:
         frames = groups[key(st)]
-        assert (split.weights[id(st)], st.frame) == (len(frames), min(frames)), key(st)
+        assert (weights[id(st)], st.frame) == (len(frames), min(frames)), key(st)
 
 
 def test_topology_with_standins_is_the_topology_of_every_record(mixes: list[Path], monkeypatch: pytest.MonkeyPatch
@@ -143,10 +144,44 @@ def test_topology_with_standins_is_the_topology_of_every_record(mixes: list[Path
         every = read_packets([str(cap)], vxlan_ports=PORTS, warn=lambda _line: None).records
         monkeypatch.setenv(plain.PLAIN_ENV, "1")
         points = {str(cap): CapturePoint(file=str(cap), node=None, interface=None, frames=0)}
-        seen = sorted([*records, *split.standins], key=attrgetter("file", "frame"))
-        a = classify.infer_topology(seen, points, vxlan_ports=PORTS, weights=split.weights)
+        standins, weights = split.standins.rows()
+        seen = sorted([*records, *standins], key=attrgetter("file", "frame"))
+        a = classify.infer_topology(seen, points, vxlan_ports=PORTS, weights=weights)
         b = classify.infer_topology(every, points, vxlan_ports=PORTS)
         assert a == b
+        counts = split.standins.counts(records, PORTS)
+        assert classify.infer_topology((), points, vxlan_ports=PORTS, counts=counts.topology) == b
+
+
+def _ordered(x: object) -> object:
+    """A count as a comparable value that keeps each dict's key order."""
+    if isinstance(x, dict):
+        return [(k, _ordered(v)) for k, v in x.items()]
+    if isinstance(x, tuple | list):
+        return [_ordered(v) for v in x]
+    return x
+
+
+def test_lane_counts_are_the_counts_of_every_record(mixes: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the global steps count (topology, capture placement, addresses first seen, backend):
+    from the stand-in columns and the general path's records, the same counts in the same key
+    orders as from every sampled record."""
+    from analyzer.pipeline.explain import placement_counts, seen_addresses
+
+    for cap in mixes:
+        split, records = _split(cap)
+        got = split.standins.counts(records, PORTS)
+        monkeypatch.setenv(plain.PLAIN_ENV, "0")
+        every = read_packets([str(cap)], vxlan_ports=PORTS, warn=lambda _line: None).records
+        monkeypatch.setenv(plain.PLAIN_ENV, "1")
+        want = classify.topology_counts(every, PORTS)
+        for name in ("ports", "vnis", "tunnel_of", "pod_of_underlay", "file_outer", "file_count"):
+            assert _ordered(getattr(got.topology, name)) == _ordered(getattr(want, name)), name
+        assert (got.topology.srcs, got.topology.dsts, got.topology.pod_side) == (want.srcs, want.dsts, want.pod_side)
+        assert _ordered(got.placement) == _ordered(placement_counts(every))
+        assert got.addresses == seen_addresses(every)
+        assert got.tunnelled == any(r.tunnel for r in every)
+        assert set(got.pairs) == {(r.src, r.dst) for r in every if r.quoted is None}
 
 
 def test_kept_twins_cover_every_shared_identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
