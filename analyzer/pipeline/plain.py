@@ -34,10 +34,10 @@ down the general path. Conditions, each with the general-path rule it stands for
   every capture placed on one node or none (one clock: no offsets, twins only within the window).
 
 The global steps that read every packet (topology, capture placement, backend, placeholder
-nodes) are given one *stand-in* per group of the lane's sampled frames that share the fields
-those steps read, with the group's count as its weight, placed where the group's first sampled
-frame was: the counts and the first-seen orders those steps use are the same as with every
-sampled record. ``K8S_TRACE_EXPLAIN_PLAIN=0`` (or ``K8S_TRACE_EXPLAIN_GENERAL=1``) turns the lane
+nodes) count the lane's sampled frames as *stand-ins*: one per group of frames that share the
+fields those steps read, with the group's count as its weight, placed where the group's first
+sampled frame was. ``Standins.counts`` makes those counts from columns, merged with the general
+path's records: the same counts and the same first-seen orders as with every sampled record. ``K8S_TRACE_EXPLAIN_PLAIN=0`` (or ``K8S_TRACE_EXPLAIN_GENERAL=1``) turns the lane
 off; tests compare both ways byte for byte.
 
 The lane's flows stay columns (``PlainSet``) to the end: ``demote`` decides each rule once per
