@@ -1435,7 +1435,7 @@ class FlowTable:
         bits = np.where(A["proto"][sl] == 6, bits, 1 << 9)  # 1 << 9: not TCP
         key = bits | (A["retrans"][sl].astype(np.int64) << 10)
         errors = A["icmp_errors"][sl].astype(np.int64)
-        ids, first = _row_ids([key, errors])
+        ids, first = row_ids([key, errors])
         codes = np.array([ctx.tcp_code(int(key[i]), int(errors[i])) for i in first.tolist()], dtype=np.int64)
         return codes[ids]
 
@@ -1589,20 +1589,21 @@ def _first_rows(inv: np.ndarray, groups: int) -> np.ndarray:
     return first
 
 
-def _row_ids(cols: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Numbers for the distinct rows of equal-length integer columns: each row's number (0..m-1)
-    and the first row of each number. Exact (one column at a time), no hashing. (``return_index``'s
-    stable sort is kept here: on the encapsulation rows, sorted runs, it beats ``_first_rows``.)"""
-    _, first, ids = np.unique(cols[0], return_index=True, return_inverse=True)
-    ids = np.asarray(ids).ravel()
-    if not len(ids):
-        return ids, first
-    for col in cols[1:]:
-        _, inv = np.unique(col, return_inverse=True)
-        _, first, ids = np.unique(ids * (int(inv.max()) + 1) + np.asarray(inv).ravel(), return_index=True,
-                                  return_inverse=True)
-        ids = np.asarray(ids).ravel()
-    return ids, first
+def row_ids(cols: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers for the distinct rows of equal-length integer columns: each row's number (0..m-1,
+    in the order of the rows' values) and the first row of each number. Exact (one ``lexsort`` of
+    the columns, then where any column changes), no hashing."""
+    n = len(cols[0])
+    order = np.lexsort(tuple(cols)[::-1])
+    change = np.zeros(n, dtype=bool)
+    if n:
+        change[0] = True
+        for col in cols:
+            c = col[order]
+            change[1:] |= c[1:] != c[:-1]
+    ids = np.empty(n, dtype=np.int64)
+    ids[order] = np.cumsum(change) - 1
+    return ids, order[change]
 
 
 def _tcp_summary(syn: bool, syn_ack: bool, handshake: bool, fc: int, fs: int, retrans: int) -> TCPSummary:
@@ -1682,7 +1683,7 @@ class _SummaryContext:
         values: list[tuple[Encap, ...]] = [()]
         if not len(rows):
             return code, values
-        eid, first = _row_ids([rows[:, c] for c in range(1, 6)])
+        eid, first = row_ids([rows[:, c] for c in range(1, 6)])
         encs = [Encap(self.tunnel_name(t), None if vni < 0 else vni, self.addr_name(src), self.addr_name(dst),
                       None if port < 0 else port) for t, vni, src, dst, port in rows[first, 1:].tolist()]
         flow = rows[:, 0]

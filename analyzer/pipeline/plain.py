@@ -58,6 +58,7 @@ import numpy as np
 
 from analyzer.engines import classify, diagnose, stitch
 from analyzer.engines.explain import STATUS_TEXT, verdict
+from analyzer.engines.flowtable import row_ids
 from analyzer.model.explain import (
     ANY_INTERFACE,
     CapturePoint,
@@ -301,7 +302,7 @@ def split_scan(scan: Any, linktypes: Mapping[str, int | None], tunnel_name: Call
         name(a)
     # the tunnels of both directions, one dict each (``_encapsulation``'s entry of the client's)
     both = np.concatenate((tunnels[keep * 2 + cdir[keep]], tunnels[keep * 2 + 1 - cdir[keep]]))
-    t_first, inv = _groups(*both.T)
+    inv, t_first = row_ids(both.T)
     t_dicts: list[dict | None] = []
     for kind, vni, osrc, odst, port in both[t_first].tolist():
         t_dicts.append(None if kind < 0 else {
@@ -341,13 +342,9 @@ def _resent(kept: dict[str, np.ndarray], cdir: np.ndarray) -> dict[int, tuple]:
     looked = np.flatnonzero(((plen > 0) | ((flags & _SYN) != 0)) & ((flags & _RST) == 0))
     if not len(looked):
         return out
-    cols = (g_all[looked], kept["d"][looked], kept["tseq"][looked], plen[looked], flags[looked] & (_SYN | 0x01))
-    order = np.lexsort(cols[::-1])
-    keys = np.stack([c[order] for c in cols], axis=1)
-    start = np.concatenate(([True], (keys[1:] != keys[:-1]).any(axis=1)))
-    grp = np.cumsum(start) - 1
-    size = np.bincount(grp)
-    multi = order[size[grp] > 1]  # rows whose key another row holds
+    grp, _first = row_ids((g_all[looked], kept["d"][looked], kept["tseq"][looked], plen[looked],
+                           flags[looked] & (_SYN | 0x01)))
+    multi = np.flatnonzero(np.bincount(grp)[grp] > 1)  # rows whose key another row holds
     if not len(multi):
         return out
     rows = looked[multi]
@@ -491,8 +488,8 @@ def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_por
     dst = np.where(d == 0, hi[g], lo[g])
     tun = tunnels[g * 2 + d]
     # the global steps read no port: the group ignores them (the stand-in carries its first member's)
-    _lead, grp = _groups(f, src, dst, proto[g], _row_codes(tun))
-    ngroups = len(_lead)
+    grp, lead = row_ids((f, src, dst, proto[g], *tun.T))
+    ngroups = len(lead)
     weight = np.bincount(grp, weights=cnt, minlength=ngroups).astype(np.int64)
     # the member with the earliest first frame in each group: by group, then first frame (one sort)
     by_first = np.argsort(grp * (int(first.max()) + 1) + first, kind="stable")
@@ -599,7 +596,7 @@ def _lane_counts(st: Standins, records: Sequence[Any], ports: Collection[int]) -
         pp = np.concatenate([p[4] for p in parts])
         if not len(ok_):
             return []
-        _f, grp = _groups(ok_, ik)
+        grp, _first = row_ids((ok_, ik))
         n = int(grp.max()) + 1
         tot = np.bincount(grp, weights=ww, minlength=n).astype(np.int64)
         first = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
@@ -688,7 +685,7 @@ def demote(plain: PlainSet, topo: Topology, points: Mapping[str, CapturePoint], 
     c_roles = [(role_of(ip, topo), node_of(ip, topo)) for ip in c_text]
     c_kind_info = _codes([(*rn, ip.rsplit(".", 1)[0] if "." in ip else ip) for rn, ip in zip(c_roles, c_text, strict=True)])
     c_ends = _codes(c_roles)
-    s_first, s_inv = _groups(plain.s_id, plain.s_port)
+    s_inv, s_first = row_ids((plain.s_id, plain.s_port))
     s_ids = np.unique(plain.s_id)
     s_ends = _codes([(role_of(names[a], topo), node_of(names[a], topo)) for a in s_ids.tolist()])
     # per server (address and port): what the kind reads of it (its role, a NodePort a service's)
@@ -700,7 +697,7 @@ def demote(plain: PlainSet, topo: Topology, points: Mapping[str, CapturePoint], 
             role = "service"
         s_kind_info.append((role, node_of(ip, topo), ip.rsplit(".", 1)[0] if "." in ip else ip))
     # the kinds, once per (client's role/node//24, client is the server, server's role/node//24)
-    k_first, kind_i = _groups(c_kind_info[c_inv], plain.c_id == plain.s_id, _codes(s_kind_info)[s_inv])
+    kind_i, k_first = row_ids((c_kind_info[c_inv], plain.c_id == plain.s_id, _codes(s_kind_info)[s_inv]))
     kinds = [classify.flow_kind(plain.flow(i), topo) for i in k_first.tolist()]  # type: ignore[arg-type]
     bad = np.isin(kind_i, [k for k, kind in enumerate(kinds) if kind in NOT_PLAIN_KINDS])
     if quoted:  # an ICMP error elsewhere names one of its addresses (its own or its tunnels')
@@ -712,7 +709,8 @@ def demote(plain: PlainSet, topo: Topology, points: Mapping[str, CapturePoint], 
     encap_i = plain.fwd_t.copy()
     ask = np.flatnonzero(~bad & (plain.fwd_t < 0))
     if len(ask):  # not seen tunnelled: the tunnel the path infers, once per (ends' roles and nodes, file)
-        i_first, i_inv = _groups(c_ends[c_inv[ask]], s_ends[np.searchsorted(s_ids, plain.s_id[ask])], plain.fidx[ask])
+        i_inv, i_first = row_ids((c_ends[c_inv[ask]], s_ends[np.searchsorted(s_ids, plain.s_id[ask])],
+                                  plain.fidx[ask]))
         shared_dicts: dict[tuple, int] = {}
         code = []
         for i in ask[i_first].tolist():
@@ -736,38 +734,6 @@ def demote(plain: PlainSet, topo: Topology, points: Mapping[str, CapturePoint], 
     kept = plain.take(idx)
     kept.kind_i, kept.kinds, kept.encap_i, kept.encaps = kind_i[idx], kinds, encap_i[idx], encaps
     return kept, demoted
-
-
-def _groups(*cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rows of equal values in every column of ``cols`` (aligned arrays): ``(first, group)``,
-    each group's first row (groups in the order of their values) and each row's group."""
-    n = len(cols[0])
-    order = np.lexsort(cols[::-1])
-    change = np.zeros(n, dtype=bool)
-    if n:
-        change[0] = True
-        for c in cols:
-            cs = c[order]
-            change[1:] |= cs[1:] != cs[:-1]
-    group = np.empty(n, dtype=np.int64)
-    group[order] = np.cumsum(change) - 1
-    return order[change], group
-
-
-def _row_codes(rows: np.ndarray) -> np.ndarray:
-    """A small integer per distinct row of ``rows`` (2-D int64): rows hashed to one column, the
-    hash checked against each group's first row (a collision falls back to sorting the rows)."""
-    if not len(rows):
-        return np.zeros(0, dtype=np.int64)
-    with np.errstate(over="ignore"):
-        h = np.zeros(len(rows), dtype=np.uint64)
-        for c in rows.T:
-            h = (h ^ c.astype(np.uint64)) * np.uint64(0x100000001B3)
-    _u, first, code = np.unique(h, return_index=True, return_inverse=True)
-    code = code.reshape(-1)
-    if (rows == rows[first[code]]).all():
-        return code
-    return _groups(*rows.T)[1]
 
 
 def _codes(values: Sequence[tuple]) -> np.ndarray:
@@ -952,10 +918,10 @@ class Documents:
         in as the blocks meet them)."""
         protos = {p: proto_name(p) for p in np.unique(kept.proto).tolist()}
         _cu, clients = np.unique(kept.c_id, return_inverse=True)
-        s_first, servers = _groups(kept.s_id, kept.s_port)
+        servers, s_first = row_ids((kept.s_id, kept.s_port))
         server_eps = [self._ep((kept.names[s], p if p >= 0 else None))
                       for s, p in zip(kept.s_id[s_first].tolist(), kept.s_port[s_first].tolist(), strict=True)]
-        t_first, tails = _groups(kept.kind_i, kept.encap_i)  # type: ignore[arg-type]
+        tails, t_first = row_ids((kept.kind_i, kept.encap_i))  # type: ignore[arg-type]
         tail_defs = []
         for k, e in zip(kept.kind_i[t_first].tolist(), kept.encap_i[t_first].tolist(), strict=True):  # type: ignore[index]
             enc = kept.encaps[e] if e >= 0 else None
