@@ -48,7 +48,7 @@ distinct value of what the rule reads, and the text report receives runs of them
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import repeat
@@ -467,7 +467,24 @@ class Counts:
     placement: tuple  # explain.placement_counts'
     addresses: list[str]  # explain.seen_addresses'
     tunnelled: bool  # a record was tunnelled (ICMP errors included)
-    pairs: list[tuple[str | None, str | None]]  # (source, destination) of the records, each once
+    pairs: Iterable[tuple[str | None, str | None]]  # (source, destination) of the records, each once
+
+
+class _Pairs:
+    """The distinct (source, destination) pairs of some rows (address ids, ``text`` their names),
+    found when first iterated: only ``explain._infer_backend`` reads them, and only when no packet
+    was tunnelled."""
+
+    __slots__ = ("_dst", "_src", "_text")
+
+    def __init__(self, src: np.ndarray, dst: np.ndarray, text: Mapping[int, str]) -> None:
+        self._src, self._dst, self._text = src, dst, text
+
+    def __iter__(self) -> Iterator[tuple[str | None, str | None]]:
+        _ids, first = row_ids((self._src, self._dst))
+        text = self._text
+        return ((text.get(a), text.get(b)) for a, b in zip(self._src[first].tolist(), self._dst[first].tolist(),
+                                                            strict=True))
 
 
 def _standins(table: Any, ok: np.ndarray, lo: np.ndarray, hi: np.ndarray, lo_port: np.ndarray, hi_port: np.ndarray,
@@ -554,7 +571,7 @@ def _lane_counts(st: Standins, records: Sequence[Any], ports: Collection[int]) -
         "w": np.concatenate((st.weight, np.ones(n_r, dtype=np.int64))),
         "src": np.concatenate((st.src, np.array([sid(r.src) for r in rec], dtype=np.int64))),
         "dst": np.concatenate((st.dst, np.array([sid(r.dst) for r in rec], dtype=np.int64))),
-        "ttype": np.array([tid(v) for v in t_names] + [tid(r.tunnel or None) if r.tunnel else -1 for r in rec],
+        "ttype": np.array([tid(v) for v in t_names] + [tid(r.tunnel) if r.tunnel else -1 for r in rec],
                           dtype=np.int64),
         "vni": np.concatenate((np.where(has, st.tun[:, 1], -1), np.array(
             [-1 if r.vni is None else r.vni for r in rec], dtype=np.int64))),
@@ -579,9 +596,10 @@ def _lane_counts(st: Standins, records: Sequence[Any], ports: Collection[int]) -
         return (a >= 0) & ~np.isin(a, empty_ids)
 
     src_ok, dst_ok = truthy(cols["src"]), truthy(cols["dst"])
-    t1 = (cols["ttype"] >= 0) & truthy(cols["osrc"]) & truthy(cols["odst"])
-    t1 &= np.array([bool(ttext[c]) if c >= 0 else False for c in cols["ttype"].tolist()], dtype=bool) \
-        if len(ttext) else t1
+    # per tunnel type code (-1: none, the last entry): a tunnel at all, VXLAN
+    of_type = np.array([[bool(t), t == "vxlan"] for t in ttext] + [[False, False]], dtype=bool)
+    tunnelled_row, is_vxlan = of_type[cols["ttype"]].T
+    t1 = tunnelled_row & truthy(cols["osrc"]) & truthy(cols["odst"])
     unq = ~cols["quoted"]
     w = cols["w"]
 
@@ -626,8 +644,6 @@ def _lane_counts(st: Standins, records: Sequence[Any], ports: Collection[int]) -
 
     addr = text.__getitem__
     ftext = file_text.__getitem__
-    is_vxlan = np.array([ttext[c] == "vxlan" if c >= 0 else False for c in cols["ttype"].tolist()], dtype=bool) \
-        if len(ttext) else np.zeros(len(w), dtype=bool)
     port_ok = (cols["oport"] >= 0) & (is_vxlan | np.isin(cols["oport"], np.array(sorted(ports), dtype=np.int64)))
     topo = TopoCounts(
         ports=flat(tally([ev(t1 & port_ok, 0, cols["oport"], w, 0)]), int),
@@ -658,11 +674,8 @@ def _lane_counts(st: Standins, records: Sequence[Any], ports: Collection[int]) -
     # explain.seen_addresses: each address (None aside) by its first place
     firsts = tally([ev(unq & (cols["src"] >= 0), 0, cols["src"], w, 0), ev(unq & (cols["dst"] >= 0), 0, cols["dst"], w, 1)])
     addresses = [text[i] for _o, i, _n in firsts]
-    tunnelled = bool((cols["ttype"] >= 0).any() and any(ttext))
-    pair_ids = np.unique(np.column_stack((cols["src"][unq], cols["dst"][unq])), axis=0) if unq.any() \
-        else np.zeros((0, 2), dtype=np.int64)
-    pairs = [(text.get(a), text.get(b)) for a, b in pair_ids.tolist()]
-    return Counts(topo, placement, addresses, tunnelled, pairs)
+    tunnelled = bool(tunnelled_row.any())
+    return Counts(topo, placement, addresses, tunnelled, _Pairs(cols["src"][unq], cols["dst"][unq], text))
 
 
 def demote(plain: PlainSet, topo: Topology, points: Mapping[str, CapturePoint], quoted: set[str],
@@ -671,8 +684,9 @@ def demote(plain: PlainSet, topo: Topology, points: Mapping[str, CapturePoint], 
     kinds and encapsulations and in the report's order (``in_order``); the demoted ones (flow
     ids) go down the general path (``quoted``: addresses some captured ICMP error's quoted packet
     names; ``shared``: ``Split.shared``, keys two flows share). Each rule is decided once per
-    distinct value of what it reads (``classify.flow_kind``: the client's role, node and /24, the server;
-    ``_inferred_tunnel``: both ends' roles and nodes, the file)."""
+    distinct value of what it reads (``classify.flow_kind``: both ends' role, node and /24, a
+    NodePort's service, whether they are one address; ``_inferred_tunnel``: both ends' roles and
+    nodes, the file)."""
     if len({p.node for p in points.values()}) > 1:
         # captures of two nodes (or of a node and of an unknown place): clock offsets, and copies
         # compared across clocks at any distance in time (stitch's ``near``): the general path
