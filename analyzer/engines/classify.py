@@ -109,8 +109,8 @@ POD_SIDE_PREFIXES = ("cni", "veth", "cbr", "flannel")
 
 def topology_counts(records: Iterable[PacketRecord], ports: Collection[int],
                     weights: Mapping[int, int] | None = None) -> TopoCounts:
-    """``TopoCounts`` of ``records`` (``ports``: the UDP ports taken as VXLAN; ``weights``: as
-    ``infer_topology``'s)."""
+    """``TopoCounts`` of ``records`` (``ports``: the UDP ports taken as VXLAN; ``weights``:
+    ``id(record)`` -> the sampled records it stands for, one where absent)."""
     pou: dict[str, dict[str, int]] = {}  # underlay address -> inner addresses behind it
     tun: dict[str, dict[str, int]] = {}  # underlay address -> tunnel types
     ports_n: dict[int, int] = {}
@@ -176,15 +176,12 @@ def infer_topology(
     service_cidr: str | None = None,
     pod_names: Mapping[str, str] | None = None,
     vxlan_ports: Iterable[int] = (8472, 4789),
-    weights: Mapping[int, int] | None = None,
     counts: TopoCounts | None = None,
 ) -> Topology:
     """Combine node facts from dumps with what the packets show.
 
-    ``weights`` (``id(record)`` -> count): a record that stands for that many sampled records
-    with the same addresses and tunnel; the others count once. ``counts``: what
-    ``topology_counts`` gives of the records, counted already (the plain lane counts its flows'
-    sampled packets from columns); ``records`` and ``weights`` are not read then."""
+    ``counts``: what ``topology_counts`` gives of the records, counted already (the plain lane
+    counts its flows' sampled packets from columns); ``records`` is not read then."""
     ports = set(vxlan_ports)
     has_dumps = any(n.from_dumps for n in known)
     addr_owner: dict[str, str] = {}
@@ -192,7 +189,7 @@ def infer_topology(
         for a in n.addresses:
             addr_owner[a] = n.name
     if counts is None:
-        counts = topology_counts(records, ports, weights)
+        counts = topology_counts(records, ports)
     pou, tun, ports_n, vnis_n = counts.pod_of_underlay, counts.tunnel_of, counts.ports, counts.vnis
     f_outer, f_count = counts.file_outer, counts.file_count
     srcs, dsts, pod_side_addrs = counts.srcs, counts.dsts, counts.pod_side

@@ -417,7 +417,7 @@ def placement_counts(records: Iterable[PacketRecord], weights: Mapping[int, int]
                      ) -> tuple[dict[str, dict[str, int]], dict[str, int], dict[str, dict[str, int]]]:
     """What ``_assign_capture_nodes`` counts per file, each dict in the order the records first
     show its keys: the tunnel endpoints (those of the capture's own node for a cooked capture),
-    the tunnelled packets, and the pod-side senders (``weights``: as ``classify.infer_topology``'s)."""
+    the tunnelled packets, and the pod-side senders (``weights``: as ``classify.topology_counts``')."""
     # counted in plain dicts (in the packets' order), made Counters with that same order
     outer_n: dict[str, dict[str, int]] = {}
     total_n: dict[str, int] = {}
@@ -449,16 +449,14 @@ def placement_counts(records: Iterable[PacketRecord], weights: Mapping[int, int]
 
 
 def _assign_capture_nodes(points: dict[str, CapturePoint], records: Iterable[PacketRecord], topo: Topology,
-                          weights: Mapping[int, int] | None = None, counts: tuple | None = None
-                          ) -> dict[str, CapturePoint]:
-    """Give a bare capture (no bundle) the node it was taken on, from what it holds (``weights``:
-    as ``classify.infer_topology``'s; ``counts``: ``placement_counts`` of the records, counted
-    already)."""
+                          counts: tuple | None = None) -> dict[str, CapturePoint]:
+    """Give a bare capture (no bundle) the node it was taken on, from what it holds (``counts``:
+    ``placement_counts`` of the records, counted already)."""
     outer_n: dict[str, dict[str, int]] = {}
     total_n: dict[str, int] = {}
     pods_n: dict[str, dict[str, int]] = {}
     if any(p.node is None for p in points.values()):  # (nothing to place otherwise)
-        outer_n, total_n, pods_n = counts if counts is not None else placement_counts(records, weights)
+        outer_n, total_n, pods_n = counts if counts is not None else placement_counts(records)
     total: Counter[str] = Counter(total_n)
     outer = {f: Counter(c) for f, c in outer_n.items()}
     pods = {f: Counter(c) for f, c in pods_n.items()}

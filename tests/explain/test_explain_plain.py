@@ -146,7 +146,7 @@ def test_topology_with_standins_is_the_topology_of_every_record(mixes: list[Path
         points = {str(cap): CapturePoint(file=str(cap), node=None, interface=None, frames=0)}
         standins, weights = split.standins.rows()
         seen = sorted([*records, *standins], key=attrgetter("file", "frame"))
-        a = classify.infer_topology(seen, points, vxlan_ports=PORTS, weights=weights)
+        a = classify.infer_topology((), points, vxlan_ports=PORTS, counts=classify.topology_counts(seen, PORTS, weights))
         b = classify.infer_topology(every, points, vxlan_ports=PORTS)
         assert a == b
         counts = split.standins.counts(records, PORTS)
